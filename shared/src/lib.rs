@@ -1,0 +1,18 @@
+//! Pure core of to11: domain types, the versioned snapshot format, compilation of a snapshot into
+//! lookup tables, top-down model resolution, secrets sealing, key formats and error codes.
+//!
+//! Architecture invariant: nothing in this crate does I/O (no sockets, files, clocks other than
+//! timestamps passed in, no environment). Both planes call the same `compile` so a snapshot a
+//! replica receives was checked by the very function the replica uses.
+
+pub mod body;
+pub mod catalog;
+pub mod crypto;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod resolve;
+pub mod snapshot;
+pub mod upstream_url;
+
+pub use error::ErrorCode;

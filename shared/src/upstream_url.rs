@@ -1,0 +1,141 @@
+//! Save-time checks of a tenant-supplied upstream base URL (SSRF guard). Host parsing follows the
+//! WHATWG URL rules (`url` crate), so `http://2852039166/`, `http://0x7f.1/` and `http://127.1/`
+//! are seen as the IPv4 addresses they are.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use url::{Host, Url};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlProblem {
+    #[error("base URL is not a valid absolute URL")]
+    Invalid,
+    #[error("base URL scheme must be http or https")]
+    Scheme,
+    #[error("base URL must not carry a username or password")]
+    Userinfo,
+    #[error("base URL must not carry a query or fragment")]
+    QueryOrFragment,
+    #[error("base URL points at a loopback, private, link-local or metadata address; the operator must set TO11_ALLOW_PRIVATE_UPSTREAMS=true to allow that")]
+    PrivateAddress,
+}
+
+/// Checks a base URL and returns it normalised (no trailing slash).
+pub fn check_base_url(raw: &str, allow_private: bool) -> Result<String, UrlProblem> {
+    let url = Url::parse(raw.trim()).map_err(|_| UrlProblem::Invalid)?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(UrlProblem::Scheme);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlProblem::Userinfo);
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(UrlProblem::QueryOrFragment);
+    }
+    let host = url.host().ok_or(UrlProblem::Invalid)?;
+    if !allow_private && host_is_private(&host) {
+        return Err(UrlProblem::PrivateAddress);
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+fn host_is_private(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost"
+                || d.ends_with(".localhost")
+                || d.ends_with(".internal")
+                || d.ends_with(".local")
+                || d == "metadata.google.internal"
+        }
+        Host::Ipv4(ip) => ipv4_is_private(*ip),
+        Host::Ipv6(ip) => ip_is_private(IpAddr::V6(*ip)),
+    }
+}
+
+/// Whether an address must not be reached without the operator's private-network allowance.
+pub fn ip_is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => ipv4_is_private(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return ipv4_is_private(v4);
+            }
+            ipv6_is_private(v6)
+        }
+    }
+}
+
+fn ipv4_is_private(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) // benchmarking
+        || o[0] >= 240
+}
+
+fn ipv6_is_private(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (incl. fd00:ec2::254)
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 can reach v4 private space
+        || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0) // v4-compatible
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_private_in_any_encoding() {
+        for bad in [
+            "http://169.254.169.254/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://2852039166/",
+            "http://0x7f.1/",
+            "http://127.1/",
+            "http://localhost/",
+            "http://LOCALHOST./v1",
+            "http://[::1]/",
+            "http://10.0.0.1/",
+            "http://100.64.0.1/",
+            "http://[fd00:ec2::254]/",
+            "http://192.168.1.10:8000/v1",
+            "http://0.0.0.0/",
+            "http://metadata.google.internal/",
+        ] {
+            assert_eq!(check_base_url(bad, false), Err(UrlProblem::PrivateAddress), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_forms() {
+        assert_eq!(check_base_url("file:///etc/passwd", true), Err(UrlProblem::Scheme));
+        assert_eq!(check_base_url("gopher://x/", true), Err(UrlProblem::Scheme));
+        assert_eq!(check_base_url("https://u:p@api.x.com/", true), Err(UrlProblem::Userinfo));
+        assert_eq!(check_base_url("https://api.x.com/?a=1", true), Err(UrlProblem::QueryOrFragment));
+        assert_eq!(check_base_url("not a url", true), Err(UrlProblem::Invalid));
+    }
+
+    #[test]
+    fn allows_public_and_allowed_private() {
+        assert_eq!(
+            check_base_url("https://api.openai.com/v1/", false).as_deref(),
+            Ok("https://api.openai.com/v1")
+        );
+        assert_eq!(
+            check_base_url("http://127.0.0.1:9000/v1", true).as_deref(),
+            Ok("http://127.0.0.1:9000/v1")
+        );
+    }
+}
