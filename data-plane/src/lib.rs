@@ -1,1 +1,130 @@
+//! to11 data plane: a stateless gateway replica. It follows configuration snapshots (see `sync`),
+//! keeps everything derived from them in one `ArcSwap` (see `state`), authenticates callers by a
+//! keyed-hash lookup (see `auth`) and streams requests to upstreams with awc (see `proxy`).
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod proxy;
+pub mod state;
+pub mod sync;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use to11_shared::crypto::Keyring;
+
+pub use config::Settings;
+use state::Live;
+use sync::{Follower, SnapshotSource, SyncStatus};
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: Counter,
+    pub errors: Counter,
+    pub upstream_errors: Counter,
+}
+
+/// Everything a request handler needs, shared by all workers.
+pub struct Ctx {
+    pub live: Live,
+    pub keyring: Keyring,
+    pub settings: Settings,
+    pub metrics: Metrics,
+    pub sync: Arc<SyncStatus>,
+}
+
+/// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
+fn upstream_client(s: &Settings) -> awc::Client {
+    awc::Client::builder()
+        .disable_redirects()
+        .no_default_headers()
+        .timeout(s.upstream_timeout)
+        .connector(
+            awc::Connector::new()
+                .timeout(s.upstream_connect_timeout)
+                .limit(s.max_upstream_connections),
+        )
+        .finish()
+}
+
+/// Routes of the gateway, shared by `main`, embedded mode and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use proxy::forward::forward;
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/v1/models", web::get().to(proxy::models::list_models))
+        .route("/v1/chat/completions", web::post().to(forward))
+        .route("/v1/completions", web::post().to(forward))
+        .route("/v1/embeddings", web::post().to(forward))
+        .route("/v1/responses", web::post().to(forward))
+        .default_service(web::to(health::not_found));
+}
+
+/// A running replica.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub live: Live,
+    pub status: Arc<SyncStatus>,
+}
+
+/// Starts the sync task and the HTTP server. Must run inside an actix system; the caller awaits
+/// `server`.
+pub fn start(settings: Settings, keyring: Keyring, source: Arc<dyn SnapshotSource>) -> std::io::Result<Gateway> {
+    let live = Live::default();
+    let status = Arc::new(SyncStatus::default());
+    let follower = Follower {
+        source,
+        live: live.clone(),
+        keyring: keyring.clone(),
+        status: status.clone(),
+        reconcile_interval: settings.reconcile_interval,
+        op_timeout: settings.source_timeout,
+    };
+    actix_rt::spawn(follower.run());
+
+    let workers = settings.workers;
+    let listen = settings.listen.clone();
+    let ctx = web::Data::new(Ctx {
+        live: live.clone(),
+        keyring,
+        settings,
+        metrics: Metrics::default(),
+        sync: status.clone(),
+    });
+    let server = HttpServer::new(move || {
+        let client = web::Data::new(upstream_client(&ctx.settings));
+        App::new()
+            .app_data(ctx.clone())
+            .app_data(client)
+            .configure(configure)
+    })
+    .workers(workers)
+    .backlog(4096)
+    .bind(&listen)?;
+    let addr = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no address bound"))?;
+    tracing::info!(%addr, "gateway listening");
+    Ok(Gateway {
+        addr,
+        server: server.run(),
+        live,
+        status,
+    })
+}

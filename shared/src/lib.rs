@@ -6,6 +6,7 @@
 //! replica receives was checked by the very function the replica uses.
 
 pub mod body;
+pub mod bus;
 pub mod catalog;
 pub mod crypto;
 pub mod error;

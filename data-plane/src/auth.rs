@@ -1,0 +1,81 @@
+//! Client authentication and BYOK. The to11 key comes only from `x-to11-authorization`; its keyed
+//! hash is one hash-map lookup in the live state (no scan, no lock). `Authorization`/`x-api-key`
+//! carry the client's own upstream key (BYOK); a to11 key found there is dropped, never forwarded.
+
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderMap;
+use chrono::Utc;
+use to11_shared::crypto::Keyring;
+use to11_shared::keys::{looks_like_to11_key, strip_bearer};
+use to11_shared::model::ByokPolicy;
+use to11_shared::ErrorCode;
+
+use crate::error::GatewayError;
+use crate::state::{KeyEntry, ProjectLive, State};
+
+pub const TO11_AUTH_HEADER: &str = "x-to11-authorization";
+
+pub struct Caller {
+    pub project: Arc<ProjectLive>,
+    pub key: Arc<KeyEntry>,
+}
+
+pub fn authenticate(state: &State, headers: &HeaderMap, keyring: &Keyring) -> Result<Caller, GatewayError> {
+    let Some(raw) = headers.get(TO11_AUTH_HEADER) else {
+        let hint = ["authorization", "x-api-key"]
+            .iter()
+            .any(|h| headers.get(*h).and_then(|v| v.to_str().ok()).is_some_and(looks_like_to11_key));
+        let msg = if hint {
+            "to11 keys go in the x-to11-authorization header; Authorization and x-api-key are reserved for your own upstream key"
+        } else {
+            "missing to11 key: send it as 'x-to11-authorization: Bearer <key>'"
+        };
+        return Err(GatewayError::new(ErrorCode::MissingKey, msg));
+    };
+    let invalid = || GatewayError::new(ErrorCode::InvalidKey, "invalid to11 key");
+    let key = raw.to_str().map_err(|_| invalid())?;
+    let key = strip_bearer(key);
+    if key.is_empty() || key.len() > 256 {
+        return Err(invalid());
+    }
+    let entry = state.keys.get(&keyring.key_hash(key)).ok_or_else(invalid)?;
+    if entry.expires_at.is_some_and(|t| t <= Utc::now()) {
+        return Err(GatewayError::new(ErrorCode::ExpiredKey, "this to11 key has expired"));
+    }
+    let project = state.projects.get(&entry.project).ok_or_else(invalid)?;
+    Ok(Caller {
+        project: project.clone(),
+        key: entry.clone(),
+    })
+}
+
+impl Caller {
+    pub fn model_allowed(&self, name: &str) -> bool {
+        self.key.models.as_ref().is_none_or(|m| m.contains(name))
+    }
+
+    fn byok_policy(&self) -> ByokPolicy {
+        self.key.byok.unwrap_or(self.project.byok)
+    }
+
+    /// The client's own upstream key to use instead of the stored credential, if any.
+    pub fn byok<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, GatewayError> {
+        let policy = self.byok_policy();
+        if policy == ByokPolicy::Ignored {
+            return Ok(None);
+        }
+        let found = ["authorization", "x-api-key"].iter().find_map(|h| {
+            let v = headers.get(*h)?.to_str().ok()?;
+            let v = strip_bearer(v);
+            (!v.is_empty() && !looks_like_to11_key(v)).then_some(v)
+        });
+        if found.is_none() && policy == ByokPolicy::Required {
+            return Err(GatewayError::new(
+                ErrorCode::ByokRequired,
+                "this project requires your own upstream key in Authorization or x-api-key",
+            ));
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,175 @@
+//! The replica's live state: one `ArcSwap` holding everything derived from the snapshots, prepared
+//! off the hot path and swapped in one store. A request loads it once.
+//!
+//! Only the sync task writes it (single writer), so `apply`/`remove` are load–modify–store.
+//! Maps are persistent (`imbl`), so a change costs O(log n) in the number of projects and keys and
+//! work per change is proportional to the project that changed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderValue;
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use to11_shared::crypto::{KeyHash, Keyring};
+use to11_shared::model::{ByokPolicy, CredentialSecret};
+use to11_shared::resolve::{compile, Tables};
+use to11_shared::snapshot::{credential_owner, Snapshot};
+use uuid::Uuid;
+
+/// A credential ready to present upstream.
+pub struct UpstreamAuth {
+    /// `Bearer <key>` for bearer-style providers; `None` for a credential with no key.
+    pub authorization: Option<HeaderValue>,
+}
+
+pub struct ProjectLive {
+    pub id: Uuid,
+    pub slug: String,
+    pub version: u64,
+    pub byok: ByokPolicy,
+    pub tables: Tables,
+    /// Per provider index: credential id → prepared auth.
+    pub credentials: Vec<HashMap<String, UpstreamAuth>>,
+    key_hashes: Vec<KeyHash>,
+}
+
+pub struct KeyEntry {
+    pub project: Uuid,
+    pub key_id: Uuid,
+    pub models: Option<HashSet<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub byok: Option<ByokPolicy>,
+}
+
+#[derive(Clone, Default)]
+pub struct State {
+    /// True once the first full load from the source succeeded.
+    pub loaded: bool,
+    pub projects: imbl::HashMap<Uuid, Arc<ProjectLive>>,
+    pub keys: imbl::HashMap<KeyHash, Arc<KeyEntry>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("snapshot does not compile: {0}")]
+    Compile(String),
+    #[error("credential {0} does not open with this replica's master key")]
+    Credential(String),
+    #[error("key {0} has a malformed hash")]
+    KeyHash(Uuid),
+}
+
+/// Decodes, compiles and decrypts a snapshot into a ready project. Pure CPU work, off the hot path.
+pub fn prepare(s: &Snapshot, keyring: &Keyring) -> Result<(ProjectLive, Vec<(KeyHash, KeyEntry)>), PrepareError> {
+    let tables = compile(s).map_err(|problems| {
+        PrepareError::Compile(
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.at, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let mut credentials = Vec::with_capacity(s.providers.len());
+    for p in &s.providers {
+        let mut map = HashMap::new();
+        for c in &p.credentials {
+            let owner = credential_owner(&s.project.id, &p.slug, &c.id);
+            let clear = keyring
+                .open(&owner, &c.sealed)
+                .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
+            let secret: CredentialSecret = serde_json::from_slice(&clear)
+                .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
+            let authorization = match secret.api_key() {
+                Some(k) if !k.is_empty() => {
+                    let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
+                        .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
+                    v.set_sensitive(true);
+                    Some(v)
+                }
+                _ => None,
+            };
+            map.insert(c.id.clone(), UpstreamAuth { authorization });
+        }
+        credentials.push(map);
+    }
+    let mut keys = Vec::with_capacity(s.keys.len());
+    for k in &s.keys {
+        let hash = KeyHash::from_hex(&k.hash).ok_or(PrepareError::KeyHash(k.id))?;
+        keys.push((
+            hash,
+            KeyEntry {
+                project: s.project.id,
+                key_id: k.id,
+                models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
+                expires_at: k.expires_at,
+                byok: k.byok,
+            },
+        ));
+    }
+    Ok((
+        ProjectLive {
+            id: s.project.id,
+            slug: s.project.slug.clone(),
+            version: s.version,
+            byok: s.project.byok,
+            tables,
+            credentials,
+            key_hashes: keys.iter().map(|(h, _)| *h).collect(),
+        },
+        keys,
+    ))
+}
+
+/// Handle on the live state, cheap to clone.
+#[derive(Clone, Default)]
+pub struct Live(Arc<ArcSwap<State>>);
+
+impl Live {
+    pub fn load(&self) -> arc_swap::Guard<Arc<State>> {
+        self.0.load()
+    }
+
+    pub fn project_version(&self, project: &Uuid) -> Option<u64> {
+        self.0.load().projects.get(project).map(|p| p.version)
+    }
+
+    /// Highest version among applied projects.
+    pub fn max_version(&self) -> u64 {
+        self.0.load().projects.values().map(|p| p.version).max().unwrap_or(0)
+    }
+
+    /// Swaps in a prepared project (replacing its previous keys).
+    pub fn apply(&self, project: ProjectLive, keys: Vec<(KeyHash, KeyEntry)>) {
+        let mut next = State::clone(&self.0.load());
+        if let Some(old) = next.projects.get(&project.id).cloned() {
+            for h in &old.key_hashes {
+                next.keys.remove(h);
+            }
+        }
+        for (h, k) in keys {
+            next.keys.insert(h, Arc::new(k));
+        }
+        next.projects.insert(project.id, Arc::new(project));
+        self.0.store(Arc::new(next));
+    }
+
+    pub fn remove(&self, project: &Uuid) {
+        let mut next = State::clone(&self.0.load());
+        if let Some(old) = next.projects.remove(project) {
+            for h in &old.key_hashes {
+                next.keys.remove(h);
+            }
+            self.0.store(Arc::new(next));
+        }
+    }
+
+    pub fn mark_loaded(&self) {
+        if !self.0.load().loaded {
+            let mut next = State::clone(&self.0.load());
+            next.loaded = true;
+            self.0.store(Arc::new(next));
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Following the control plane: subscribe, then load current state; apply new versions as
+//! notifications arrive; reconcile (compare versions with the source's index) on every
+//! (re)connect and on an interval, so a missed notification delays a replica by at most one
+//! interval. A snapshot that does not verify, decode, compile or decrypt is refused and the last
+//! good one stays in service.
+//!
+//! Architecture invariant: the data plane never writes configuration; sources are read-only.
+
+pub mod redis;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use to11_shared::bus::Change;
+use to11_shared::crypto::Keyring;
+use uuid::Uuid;
+
+use crate::state::{prepare, Live};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Where snapshots come from: Redis in a multi-replica deployment, the in-process store in
+/// embedded mode.
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// Subscribes to change notifications. The stream ends when the subscription is lost.
+    fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>>;
+    /// Project id → current snapshot version, for every project.
+    fn index(&self) -> BoxFuture<'_, Result<HashMap<Uuid, u64>, SourceError>>;
+    /// The sealed snapshot envelope of one project, `None` if it has none (deleted).
+    fn fetch(&self, project: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>>;
+    /// Liveness check of the subscription's server (the watchdog); `Ok` if it answers.
+    fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+}
+
+/// What the sync task reports on `/readyz` and `/metrics`.
+#[derive(Default)]
+pub struct SyncStatus {
+    pub subscribed: AtomicBool,
+    pub applied: AtomicU64,
+    pub refused: AtomicU64,
+    pub reconciles: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl SyncStatus {
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = e;
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+pub struct Follower {
+    pub source: Arc<dyn SnapshotSource>,
+    pub live: Live,
+    pub keyring: Keyring,
+    pub status: Arc<SyncStatus>,
+    pub reconcile_interval: Duration,
+    pub op_timeout: Duration,
+}
+
+impl Follower {
+    /// Runs forever: the sync task of a replica.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.timed(self.source.subscribe()).await {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(50);
+                    self.status.subscribed.store(true, Ordering::Relaxed);
+                    tracing::info!("subscribed to configuration changes");
+                    self.follow(stream).await;
+                    self.status.subscribed.store(false, Ordering::Relaxed);
+                    tracing::warn!("configuration subscription lost; reconnecting");
+                }
+                Err(e) => {
+                    self.status.set_error(Some(format!("subscribe: {e}")));
+                    tracing::warn!(error = %e, "cannot subscribe to configuration changes");
+                    // Still try to load what is there, so a replica can serve from the store.
+                    let _ = self.reconcile().await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn follow(&self, mut stream: BoxStream<'static, Change>) {
+        // Subscribed first, then load: a change published in between is seen by one or the other.
+        let _ = self.reconcile().await;
+        let mut tick = tokio::time::interval(self.reconcile_interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(change) => self.on_change(change).await,
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.timed(self.source.ping()).await {
+                        tracing::warn!(error = %e, "configuration source does not answer PING");
+                        return;
+                    }
+                    let _ = self.reconcile().await;
+                }
+            }
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        match tokio::time::timeout(self.op_timeout, f).await {
+            Ok(r) => r,
+            Err(_) => Err(SourceError("configuration source timed out".into())),
+        }
+    }
+
+    async fn on_change(&self, change: Change) {
+        let current = self.live.project_version(&change.project).unwrap_or(0);
+        if change.version > current {
+            if let Err(e) = self.load_project(change.project, current).await {
+                self.status.set_error(Some(e.0.clone()));
+                tracing::warn!(project = %change.project, error = %e, "cannot load snapshot");
+            }
+        }
+    }
+
+    /// Compares every project's version with the source and loads what differs.
+    pub async fn reconcile(&self) -> Result<(), SourceError> {
+        self.status.reconciles.fetch_add(1, Ordering::Relaxed);
+        let index = match self.timed(self.source.index()).await {
+            Ok(i) => i,
+            Err(e) => {
+                self.status.set_error(Some(format!("reconcile: {e}")));
+                return Err(e);
+            }
+        };
+        let state = self.live.load();
+        let mut ok = true;
+        for (project, version) in &index {
+            let current = state.projects.get(project).map(|p| p.version).unwrap_or(0);
+            if *version > current && self.load_project(*project, current).await.is_err() {
+                ok = false;
+            }
+        }
+        let gone: Vec<Uuid> = state
+            .projects
+            .keys()
+            .filter(|p| !index.contains_key(p))
+            .copied()
+            .collect();
+        drop(state);
+        for p in gone {
+            tracing::info!(project = %p, "project removed");
+            self.live.remove(&p);
+        }
+        self.live.mark_loaded();
+        if ok {
+            self.status.set_error(None);
+        }
+        Ok(())
+    }
+
+    async fn load_project(&self, project: Uuid, current: u64) -> Result<(), SourceError> {
+        let bytes = self.timed(self.source.fetch(project)).await?;
+        let Some(bytes) = bytes else {
+            self.live.remove(&project);
+            return Ok(());
+        };
+        let snap = match to11_shared::snapshot::open(&bytes, &self.keyring) {
+            Ok(s) => s,
+            Err(e) => return Err(self.refuse(project, e.to_string())),
+        };
+        if snap.version <= current {
+            return Ok(());
+        }
+        match prepare(&snap, &self.keyring) {
+            Ok((p, keys)) => {
+                self.live.apply(p, keys);
+                self.status.applied.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(project = %project, version = snap.version, "applied snapshot");
+                Ok(())
+            }
+            Err(e) => Err(self.refuse(project, e.to_string())),
+        }
+    }
+
+    fn refuse(&self, project: Uuid, why: String) -> SourceError {
+        self.status.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(project = %project, error = %why, "refused snapshot; keeping the last good one");
+        SourceError(format!("refused snapshot of project {project}: {why}"))
+    }
+}

@@ -1,0 +1,56 @@
+//! Names and message format of the configuration channel between the control plane and replicas.
+//! Both the Redis store and the in-process bus use them, so the two modes cannot drift apart.
+
+use uuid::Uuid;
+
+/// Key of one project's sealed snapshot envelope.
+pub fn snapshot_key(prefix: &str, project: &Uuid) -> String {
+    format!("{prefix}snapshot:{project}")
+}
+
+/// Hash of project id → version of its current snapshot (what reconciliation compares).
+pub fn snapshot_index_key(prefix: &str) -> String {
+    format!("{prefix}snapshot-index")
+}
+
+/// Pub/sub channel carrying change notifications.
+pub fn changes_channel(prefix: &str) -> String {
+    format!("{prefix}changes")
+}
+
+/// A change notification: project `project` now has snapshot `version` (absent = deleted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub project: Uuid,
+    pub version: u64,
+}
+
+impl Change {
+    pub fn encode(&self) -> String {
+        format!("{} {}", self.project, self.version)
+    }
+
+    pub fn decode(s: &str) -> Option<Change> {
+        let (p, v) = s.split_once(' ')?;
+        Some(Change {
+            project: p.parse().ok()?,
+            version: v.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_roundtrip() {
+        let c = Change {
+            project: Uuid::new_v4(),
+            version: 42,
+        };
+        assert_eq!(Change::decode(&c.encode()), Some(c));
+        assert_eq!(Change::decode("x 1"), None);
+        assert_eq!(Change::decode(""), None);
+    }
+}
