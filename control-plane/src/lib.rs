@@ -1,1 +1,117 @@
+//! to11 control plane: the REST API (`api`), the actors that own configuration and talk to
+//! providers (`actors`, `providers`), persistence (`store`) and embedded mode (`embedded`).
+//!
+//! Architecture invariant: every configuration write goes through `ProjectRegistry`, which
+//! compiles the resulting snapshot with `to11_shared::resolve::compile` (the function replicas
+//! use) before it is stored and published.
 
+pub mod actors;
+pub mod api;
+pub mod embedded;
+pub mod error;
+pub mod providers;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::{web, App, HttpServer};
+use to11_data_plane::config::Env;
+use to11_shared::crypto::{KeyHash, Keyring};
+
+use actors::prober::ProviderProber;
+use actors::registry::ProjectRegistry;
+use providers::ProbeTimeouts;
+use store::Store;
+
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub keyring: Keyring,
+    /// Keyed hash of the operator token (the token itself is not kept).
+    pub admin_token_hash: KeyHash,
+    pub allow_private_upstreams: bool,
+    pub probe_connect_timeout: Duration,
+    pub probe_timeout: Duration,
+    pub workers: usize,
+}
+
+impl Settings {
+    pub fn new(listen: &str, keyring: Keyring, admin_token: &str) -> Self {
+        let admin_token_hash = keyring.key_hash(admin_token);
+        Settings {
+            listen: listen.to_string(),
+            keyring,
+            admin_token_hash,
+            allow_private_upstreams: false,
+            probe_connect_timeout: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(15),
+            workers: 1,
+        }
+    }
+
+    /// Reads the optional settings shared by both binaries.
+    pub fn apply_env(mut self, env: &mut Env) -> Self {
+        self.allow_private_upstreams = env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS");
+        self.probe_connect_timeout = env.millis("TO11_PROBE_CONNECT_TIMEOUT_MS", 5_000);
+        self.probe_timeout = env.millis("TO11_PROBE_TIMEOUT_MS", 15_000);
+        self.workers = env.number("TO11_API_WORKERS", 1).max(1) as usize;
+        self
+    }
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    pub addr: SocketAddr,
+    pub server: actix_web::dev::Server,
+    pub registry: Addr<ProjectRegistry>,
+    /// Fault injection for tests: set false to store changes without announcing them.
+    pub publish: Arc<AtomicBool>,
+}
+
+/// Loads all state from the store, starts the actors and the HTTP server. Must run inside an
+/// actix system; the caller awaits `server`.
+pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<ControlPlane> {
+    let publish = Arc::new(AtomicBool::new(true));
+    let registry = ProjectRegistry::load(store, settings.keyring.clone(), publish.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?
+        .start();
+    let prober = ProviderProber::new(ProbeTimeouts {
+        connect: settings.probe_connect_timeout,
+        total: settings.probe_timeout,
+    })
+    .start();
+    let api = web::Data::new(api::Api {
+        registry: registry.clone(),
+        prober,
+        keyring: settings.keyring.clone(),
+        admin_token_hash: settings.admin_token_hash,
+        allow_private_upstreams: settings.allow_private_upstreams,
+        metrics: Default::default(),
+    });
+    let server = HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
+        .workers(settings.workers)
+        .bind(&settings.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no address bound"))?;
+    tracing::info!(%addr, "control plane listening");
+    Ok(ControlPlane {
+        addr,
+        server: server.run(),
+        registry,
+        publish,
+    })
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TO11_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

@@ -1,0 +1,62 @@
+//! `/healthz`, `/readyz` (the store answers), `/metrics`, the OpenAPI document and the index.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use to11_shared::ErrorCode;
+
+use super::Api;
+use crate::actors::registry::{ListProjects, PingStore};
+use crate::error::ApiError;
+
+#[derive(Default)]
+pub struct ApiMetrics {
+    pub store_errors: AtomicU64,
+}
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
+    match api.registry.send(PingStore).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"ready": true})),
+        Ok(Err(e)) => {
+            api.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"ready": false, "error": e.message}))
+        }
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"ready": false, "error": e.to_string()})),
+    }
+}
+
+pub async fn metrics(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+    let projects = api.registry.send(ListProjects { only: None }).await?;
+    let version = projects.iter().map(|p| p.version).max().unwrap_or(0);
+    let text = format!(
+        "# TYPE to11_cp_projects gauge\nto11_cp_projects {}\n\
+         # TYPE to11_cp_config_version gauge\nto11_cp_config_version {}\n\
+         # TYPE to11_cp_store_errors_total counter\nto11_cp_store_errors_total {}\n",
+        projects.len(),
+        version,
+        api.metrics.store_errors.load(Ordering::Relaxed)
+    );
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(include_str!("openapi.json"))
+}
+
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "name": "to11 control plane",
+        "api": "/api/v1",
+        "openapi": "/api/v1/openapi.json",
+    }))
+}
+
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
+}

@@ -1,0 +1,98 @@
+//! Gateway keys ("to11 keys"): created and shown once, stored only as a keyed hash, revoked by id.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use to11_shared::keys::{hint, new_gateway_key};
+use to11_shared::model::{ByokPolicy, GatewayKey};
+use uuid::Uuid;
+
+use super::auth::project;
+use super::views::{KeyView, Written};
+use super::Api;
+use crate::actors::registry::UpdateProject;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    /// Limit the key to these model names (as clients call them).
+    models: Option<Vec<String>>,
+    expires_at: Option<DateTime<Utc>>,
+    byok: Option<ByokPolicy>,
+}
+
+pub async fn create(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let body = body.into_inner();
+    if body.name.trim().is_empty() {
+        return Err(ApiError::bad_request("'name' must not be empty"));
+    }
+    if body.expires_at.is_some_and(|t| t <= Utc::now()) {
+        return Err(ApiError::bad_request("'expires_at' is in the past"));
+    }
+    if body.models.as_ref().is_some_and(|m| m.is_empty()) {
+        return Err(ApiError::bad_request("'models' must name at least one model, or be omitted for all"));
+    }
+    let secret = new_gateway_key();
+    let key = GatewayKey {
+        id: Uuid::new_v4(),
+        name: body.name.trim().to_string(),
+        hash: api.keyring.key_hash(&secret).to_hex(),
+        hint: hint(&secret),
+        models: body.models,
+        expires_at: body.expires_at,
+        byok: body.byok,
+        created_at: Utc::now(),
+    };
+    let view = serde_json::to_value(KeyView::from(&key)).unwrap_or_default();
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |st, _| {
+                st.keys.push(key);
+                Ok(())
+            }),
+        })
+        .await??;
+    let mut value = view;
+    value["key"] = secret.into();
+    Ok(HttpResponse::Created().json(Written {
+        value,
+        version: c.version,
+        warnings: vec![],
+    }))
+}
+
+pub async fn list(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let data: Vec<KeyView> = s.keys.iter().map(KeyView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+pub async fn revoke(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, Uuid)>) -> Result<HttpResponse, ApiError> {
+    let (p, id) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |st, _| {
+                let before = st.keys.len();
+                st.keys.retain(|k| k.id != id);
+                if st.keys.len() == before {
+                    return Err(ApiError::not_found("key"));
+                }
+                Ok(())
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": id, "version": c.version })))
+}

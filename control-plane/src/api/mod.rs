@@ -1,0 +1,69 @@
+//! The REST API under `/api/v1`: thin handlers that authenticate, parse, and send a verb to an
+//! actor. Views (what responses show) live beside the handlers and never include a secret.
+
+mod auth;
+mod health;
+mod keys;
+mod projects;
+mod providers;
+mod views;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::web;
+use to11_shared::crypto::{KeyHash, Keyring};
+
+use crate::actors::prober::ProviderProber;
+use crate::actors::registry::ProjectRegistry;
+
+pub use auth::Principal;
+
+/// Shared by every handler.
+pub struct Api {
+    pub registry: Addr<ProjectRegistry>,
+    pub prober: Addr<ProviderProber>,
+    pub keyring: Keyring,
+    pub admin_token_hash: KeyHash,
+    pub allow_private_upstreams: bool,
+    pub metrics: Arc<health::ApiMetrics>,
+}
+
+/// Routes of the control plane, shared by `main`, embedded mode and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/", web::get().to(health::index))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(health::openapi))
+                .route("/catalog", web::get().to(providers::catalog))
+                .route("/projects", web::post().to(projects::create))
+                .route("/projects", web::get().to(projects::list))
+                .route("/projects/{p}", web::get().to(projects::get))
+                .route("/projects/{p}", web::patch().to(projects::update))
+                .route("/projects/{p}", web::delete().to(projects::delete))
+                .route("/projects/{p}/management-keys", web::post().to(projects::create_management_key))
+                .route("/projects/{p}/management-keys", web::get().to(projects::list_management_keys))
+                .route("/projects/{p}/management-keys/{id}", web::delete().to(projects::delete_management_key))
+                .route("/projects/{p}/providers/discover", web::post().to(providers::discover))
+                .route("/projects/{p}/providers", web::post().to(providers::connect))
+                .route("/projects/{p}/providers", web::get().to(providers::list))
+                .route("/projects/{p}/providers/{slug}", web::get().to(providers::get))
+                .route("/projects/{p}/providers/{slug}", web::delete().to(providers::disconnect))
+                .route("/projects/{p}/providers/{slug}/models", web::put().to(providers::set_models))
+                .route("/projects/{p}/providers/{slug}/refresh", web::post().to(providers::refresh))
+                .route("/projects/{p}/keys", web::post().to(keys::create))
+                .route("/projects/{p}/keys", web::get().to(keys::list))
+                .route("/projects/{p}/keys/{id}", web::delete().to(keys::revoke))
+                .route("/projects/{p}/resolve", web::get().to(projects::resolve))
+                .default_service(web::to(health::not_found)),
+        )
+        .app_data(web::JsonConfig::default().limit(1024 * 1024).error_handler(|e, _| {
+            crate::error::ApiError::new(to11_shared::ErrorCode::InvalidJson, format!("invalid JSON body: {e}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|e, _| {
+            crate::error::ApiError::bad_request(format!("invalid path: {e}")).into()
+        }));
+}

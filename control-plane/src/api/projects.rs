@@ -1,0 +1,294 @@
+//! Projects, management keys and `resolve`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use to11_shared::keys::{hint, new_management_key};
+use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey, Project, ProjectState};
+use to11_shared::resolve::compile;
+use to11_shared::snapshot::Snapshot;
+use to11_shared::ErrorCode;
+use uuid::Uuid;
+
+use super::auth::{project, Principal};
+use super::views::{KeyView, ProjectView, Written};
+use super::Api;
+use crate::actors::registry::{CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    slug: Option<String>,
+    #[serde(default)]
+    byok: ByokPolicy,
+}
+
+fn slug_from_name(name: &str) -> String {
+    let mut s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    s.trim_matches('-').chars().take(64).collect()
+}
+
+fn check_slug(slug: &str) -> Result<(), ApiError> {
+    if valid_slug(slug) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid slug '{slug}': use lowercase letters, digits and '-', at most 64 characters"
+        )))
+    }
+}
+
+pub async fn create(req: HttpRequest, api: web::Data<Api>, body: web::Json<CreateBody>) -> Result<HttpResponse, ApiError> {
+    Principal::from_request(&req, &api).await?.require_operator()?;
+    let body = body.into_inner();
+    if body.name.trim().is_empty() {
+        return Err(ApiError::bad_request("'name' must not be empty"));
+    }
+    let slug = body.slug.unwrap_or_else(|| slug_from_name(&body.name));
+    check_slug(&slug)?;
+    let state = ProjectState {
+        project: Project {
+            id: Uuid::new_v4(),
+            slug,
+            name: body.name.trim().to_string(),
+            byok: body.byok,
+            created_at: Utc::now(),
+        },
+        version: 0,
+        providers: vec![],
+        keys: vec![],
+        management_keys: vec![],
+        routes: vec![],
+        functions: vec![],
+    };
+    let c = api.registry.send(CreateProject { state }).await??;
+    Ok(HttpResponse::Created().json(Written {
+        value: ProjectView::from(&c.state),
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+    let only = match Principal::from_request(&req, &api).await? {
+        Principal::Operator => None,
+        Principal::Project(p) => Some(p),
+    };
+    let all = api.registry.send(ListProjects { only }).await?;
+    let data: Vec<ProjectView> = all.iter().map(ProjectView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+pub async fn get(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    Ok(HttpResponse::Ok().json(ProjectView::from(&s)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    name: Option<String>,
+    slug: Option<String>,
+    byok: Option<ByokPolicy>,
+    /// A permutation of the connected providers' slugs: decides which provider serves a bare
+    /// model name several expose.
+    provider_order: Option<Vec<String>>,
+}
+
+pub async fn update(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<UpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (who, s) = project(&req, &api, &path).await?;
+    let body = body.into_inner();
+    let id = s.project.id;
+    if let Some(slug) = &body.slug {
+        who.require_operator()?;
+        check_slug(slug)?;
+        if *slug != s.project.slug {
+            api.registry
+                .send(RenameProject {
+                    project: id,
+                    slug: slug.clone(),
+                })
+                .await??;
+        }
+    }
+    if let Some(name) = &body.name {
+        if name.trim().is_empty() {
+            return Err(ApiError::bad_request("'name' must not be empty"));
+        }
+    }
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: id,
+            change: Box::new(move |s, _| {
+                if let Some(n) = body.name {
+                    s.project.name = n.trim().to_string();
+                }
+                if let Some(b) = body.byok {
+                    s.project.byok = b;
+                }
+                if let Some(order) = body.provider_order {
+                    let mut want = order.clone();
+                    want.sort();
+                    let mut have: Vec<String> = s.providers.iter().map(|p| p.slug.clone()).collect();
+                    have.sort();
+                    if want != have {
+                        return Err(ApiError::bad_request(format!(
+                            "provider_order must list every connected provider exactly once: {}",
+                            have.join(", ")
+                        )));
+                    }
+                    s.providers.sort_by_key(|p| order.iter().position(|o| *o == p.slug));
+                }
+                Ok(())
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(Written {
+        value: ProjectView::from(&c.state),
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+pub async fn delete(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (who, s) = project(&req, &api, &path).await?;
+    who.require_operator()?;
+    let version = api.registry.send(DeleteProject { project: s.project.id }).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": s.project.id, "version": version })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    name: String,
+}
+
+pub async fn create_management_key(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<KeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let name = body.into_inner().name;
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("'name' must not be empty"));
+    }
+    let secret = new_management_key();
+    let key = ManagementKey {
+        id: Uuid::new_v4(),
+        name: name.trim().to_string(),
+        hash: api.keyring.key_hash(&secret).to_hex(),
+        hint: hint(&secret),
+        created_at: Utc::now(),
+    };
+    let view = KeyView::from(&key);
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |s, _| {
+                s.management_keys.push(key);
+                Ok(())
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(Written {
+        value: serde_json::json!({ "key": secret, "id": view.id, "name": view.name, "hint": view.hint, "created_at": view.created_at }),
+        version: c.version,
+        warnings: vec![],
+    }))
+}
+
+pub async fn list_management_keys(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let data: Vec<KeyView> = s.management_keys.iter().map(KeyView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+pub async fn delete_management_key(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |s, _| {
+                let before = s.management_keys.len();
+                s.management_keys.retain(|k| k.id != id);
+                if s.management_keys.len() == before {
+                    return Err(ApiError::not_found("management key"));
+                }
+                Ok(())
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
+}
+
+#[derive(Deserialize)]
+pub struct ResolveQuery {
+    model: String,
+}
+
+/// Explains what a model name resolves to, through which layer, and which targets a request would
+/// try in what order — computed by the same compile/resolve code the replicas run.
+pub async fn resolve(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    q: web::Query<ResolveQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let tables = compile(&Snapshot::from_state(&s)).map_err(|problems| {
+        ApiError::new(ErrorCode::Internal, "the stored configuration does not compile")
+            .with_details(serde_json::json!({ "problems": problems }))
+    })?;
+    let Some(r) = tables.resolve(&q.model) else {
+        return Err(ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("model '{}' is not known to this project: no function, route or connected provider serves it", q.model),
+        ));
+    };
+    let targets: Vec<serde_json::Value> = r
+        .targets
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "provider": tables.providers[t.provider].slug,
+                "model": t.model,
+                "credential": t.credential,
+                "weight": t.weight,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "model": q.model,
+        "layer": r.layer,
+        "function": r.function,
+        "route": r.route,
+        "strategy": r.strategy,
+        "targets": targets,
+        "version": s.version,
+        "warnings": tables.warnings,
+    })))
+}

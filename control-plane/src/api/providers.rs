@@ -1,0 +1,345 @@
+//! The catalog and the connect flow: discover (validate + list, saves nothing) → connect
+//! (validate again, save with the chosen models exposed) → change the exposed set, refresh,
+//! disconnect.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use to11_shared::catalog::{self, AuthForm, CatalogEntry};
+use to11_shared::model::{valid_slug, CredentialSecret, ModelInfo, ProviderConnection, StoredCredential};
+use to11_shared::snapshot::credential_owner;
+use to11_shared::upstream_url::check_base_url;
+use to11_shared::ErrorCode;
+
+use super::auth::project;
+use super::views::{ProviderView, Written};
+use super::Api;
+use crate::actors::prober::DiscoverModels;
+use crate::actors::registry::{OpenProviderCredential, UpdateProject};
+use crate::error::ApiError;
+
+pub async fn catalog() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "data": catalog::entries() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectBody {
+    kind: String,
+    slug: Option<String>,
+    base_url: Option<String>,
+    #[serde(default)]
+    account: serde_json::Map<String, serde_json::Value>,
+    credential: Option<serde_json::Value>,
+    /// Models to expose (connect only). Omitted: every discovered model.
+    models: Option<Vec<String>>,
+}
+
+/// What discover and connect both check before calling the provider.
+struct Checked {
+    entry: CatalogEntry,
+    base_url: String,
+    secret: CredentialSecret,
+}
+
+fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
+    let entry = catalog::entry(&body.kind).ok_or_else(|| {
+        let known: Vec<&str> = catalog::entries().iter().map(|e| e.id).collect();
+        ApiError::bad_request(format!("unknown provider kind '{}'; the catalog has: {}", body.kind, known.join(", ")))
+    })?;
+    let raw_base = match (&body.base_url, entry.default_base_url) {
+        (Some(b), _) => b.clone(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            return Err(ApiError::bad_request(format!("provider '{}' needs a 'base_url'", entry.id)));
+        }
+    };
+    let base_url = check_base_url(&raw_base, api.allow_private_upstreams)
+        .map_err(|e| ApiError::new(ErrorCode::UpstreamUrlRefused, format!("base_url refused: {e}")))?;
+    let secret = match &body.credential {
+        Some(v) => serde_json::from_value::<CredentialSecret>(v.clone())
+            .map_err(|_| ApiError::bad_request("'credential' must be {\"api_key\":\"…\"} for this provider"))?,
+        None => CredentialSecret::ApiKey { api_key: String::new() },
+    };
+    match (&secret, entry.auth) {
+        (CredentialSecret::ApiKey { api_key }, AuthForm::Bearer) if api_key.trim().is_empty() => {
+            return Err(ApiError::bad_request(format!("provider '{}' needs 'credential': {{\"api_key\":\"…\"}}", entry.id)));
+        }
+        (CredentialSecret::ApiKey { .. }, AuthForm::Bearer | AuthForm::OptionalBearer) => {}
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "provider '{}' takes an API key credential: {{\"api_key\":\"…\"}}",
+                entry.id
+            )))
+        }
+    }
+    Ok(Checked { entry, base_url, secret })
+}
+
+async fn probe(api: &Api, c: &Checked) -> Result<Vec<ModelInfo>, ApiError> {
+    api.prober
+        .send(DiscoverModels {
+            entry: c.entry.clone(),
+            base_url: c.base_url.clone(),
+            secret: c.secret.clone(),
+        })
+        .await?
+        .map_err(ApiError::from)
+}
+
+pub async fn discover(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<ConnectBody>,
+) -> Result<HttpResponse, ApiError> {
+    project(&req, &api, &path).await?;
+    let c = check(&api, &body)?;
+    let models = probe(&api, &c).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "kind": c.entry.id,
+        "base_url": c.base_url,
+        "count": models.len(),
+        "models": models,
+    })))
+}
+
+fn unknown_models(wanted: &[String], discovered: &[ModelInfo]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|m| !discovered.iter().any(|d| d.id == **m))
+        .cloned()
+        .collect()
+}
+
+fn refuse_unknown(unknown: Vec<String>) -> Result<(), ApiError> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::Validation,
+        format!("the provider does not offer: {}", unknown.join(", ")),
+    )
+    .with_details(serde_json::json!({ "unknown_models": unknown })))
+}
+
+pub async fn connect(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<ConnectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let body = body.into_inner();
+    let slug = body.slug.clone().unwrap_or_else(|| body.kind.clone());
+    if !valid_slug(&slug) {
+        return Err(ApiError::bad_request(format!(
+            "invalid provider slug '{slug}': use lowercase letters, digits and '-'"
+        )));
+    }
+    if s.provider(&slug).is_some() {
+        return Err(conflict(&slug));
+    }
+    let c = check(&api, &body)?;
+    let discovered = probe(&api, &c).await?;
+    let exposed = match body.models {
+        Some(m) => {
+            refuse_unknown(unknown_models(&m, &discovered))?;
+            let mut m = m;
+            m.dedup();
+            m
+        }
+        None => discovered.iter().map(|d| d.id.clone()).collect(),
+    };
+    let now = Utc::now();
+    let project_id = s.project.id;
+    let secret = c.secret;
+    let has_key = secret.api_key().is_some_and(|k| !k.is_empty());
+    let plain = serde_json::to_vec(&secret).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let committed = api
+        .registry
+        .send(UpdateProject {
+            project: project_id,
+            change: Box::new(move |st, keyring| {
+                if st.provider(&slug).is_some() {
+                    return Err(conflict(&slug));
+                }
+                let credentials = if has_key {
+                    vec![StoredCredential {
+                        id: "default".into(),
+                        name: "default".into(),
+                        hint: secret.hint(),
+                        sealed: keyring.seal(&credential_owner(&project_id, &slug, "default"), &plain),
+                        created_at: now,
+                    }]
+                } else {
+                    vec![]
+                };
+                st.providers.push(ProviderConnection {
+                    slug: slug.clone(),
+                    kind: c.entry.id.to_string(),
+                    base_url: c.base_url,
+                    account: body.account,
+                    default_credential: if has_key { "default".into() } else { String::new() },
+                    credentials,
+                    discovered,
+                    exposed,
+                    validated_at: Some(now),
+                    discovered_at: Some(now),
+                    last_error: None,
+                    created_at: now,
+                });
+                Ok(slug)
+            }),
+        })
+        .await??;
+    let p = committed.state.provider(&committed.value).ok_or_else(|| ApiError::not_found("provider"))?;
+    Ok(HttpResponse::Created().json(Written {
+        value: ProviderView::from(p),
+        version: committed.version,
+        warnings: committed.warnings,
+    }))
+}
+
+fn conflict(slug: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("a provider with slug '{slug}' is already connected; pass another 'slug' (e.g. '{slug}-2') to connect a second one"),
+    )
+}
+
+pub async fn list(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let data: Vec<ProviderView> = s.providers.iter().map(ProviderView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+pub async fn get(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (p, slug) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let pr = s.provider(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
+    Ok(HttpResponse::Ok().json(ProviderView::from(pr)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsBody {
+    exposed: Vec<String>,
+}
+
+pub async fn set_models(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, String)>,
+    body: web::Json<ModelsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, slug) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let mut exposed = body.into_inner().exposed;
+    exposed.dedup();
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |st, _| {
+                let pr = st.provider_mut(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
+                refuse_unknown(unknown_models(&exposed, &pr.discovered))?;
+                pr.exposed = exposed;
+                Ok(slug)
+            }),
+        })
+        .await??;
+    let pr = c.state.provider(&c.value).ok_or_else(|| ApiError::not_found("provider"))?;
+    Ok(HttpResponse::Ok().json(Written {
+        value: ProviderView::from(pr),
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+/// Rediscovers the provider's models with its stored credential and reports what changed. The
+/// exposed set is left as the project chose it; models it names that the provider no longer
+/// lists are reported in `exposed_missing`.
+pub async fn refresh(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (p, slug) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let project_id = s.project.id;
+    let (kind, base_url, secret) = api
+        .registry
+        .send(OpenProviderCredential {
+            project: project_id,
+            provider: slug.clone(),
+        })
+        .await??;
+    let entry = catalog::entry(&kind).ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("kind '{kind}' left the catalog")))?;
+    // The stored base URL was checked when saved; check again, the operator's allowance may differ now.
+    let base_url = check_base_url(&base_url, api.allow_private_upstreams)
+        .map_err(|e| ApiError::new(ErrorCode::UpstreamUrlRefused, format!("base_url refused: {e}")))?;
+    let result = probe(&api, &Checked { entry, base_url, secret }).await;
+    let now = Utc::now();
+    let outcome = result.as_ref().map(|m| m.clone()).map_err(|e| e.message.clone());
+    let slug_out = slug.clone();
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: project_id,
+            change: Box::new(move |st, _| {
+                let pr = st.provider_mut(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
+                match outcome {
+                    Ok(models) => {
+                        let added: Vec<String> = models
+                            .iter()
+                            .filter(|m| !pr.discovered.iter().any(|d| d.id == m.id))
+                            .map(|m| m.id.clone())
+                            .collect();
+                        let removed: Vec<String> = pr
+                            .discovered
+                            .iter()
+                            .filter(|d| !models.iter().any(|m| m.id == d.id))
+                            .map(|d| d.id.clone())
+                            .collect();
+                        let missing = unknown_models(&pr.exposed, &models);
+                        pr.discovered = models;
+                        pr.discovered_at = Some(now);
+                        pr.validated_at = Some(now);
+                        pr.last_error = None;
+                        Ok(serde_json::json!({ "added": added, "removed": removed, "exposed_missing": missing }))
+                    }
+                    Err(msg) => {
+                        pr.last_error = Some(msg);
+                        Ok(serde_json::Value::Null)
+                    }
+                }
+            }),
+        })
+        .await??;
+    // Discovery failed: the error is recorded on the provider (`last_error`) and returned.
+    result?;
+    let mut out = c.value;
+    if let Some(pr) = c.state.provider(&slug_out) {
+        out["provider"] = serde_json::to_value(ProviderView::from(pr)).unwrap_or_default();
+    }
+    out["version"] = c.version.into();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Disconnects a provider. Refused, with the problems listed, while a route or function uses it.
+pub async fn disconnect(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (p, slug) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |st, _| {
+                let before = st.providers.len();
+                st.providers.retain(|pr| pr.slug != slug);
+                if st.providers.len() == before {
+                    return Err(ApiError::not_found("provider"));
+                }
+                Ok(slug)
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "disconnected": c.value, "version": c.version })))
+}

@@ -1,0 +1,122 @@
+//! Persistence. The only code that knows Redis commands or file layout. A commit stores a
+//! project's state and its sealed snapshot together (atomically), then the caller publishes.
+//!
+//! Two back ends: Redis for multi-replica deployments, and a local directory for embedded mode.
+
+pub mod local;
+pub mod redis;
+
+use std::time::Duration;
+
+use to11_shared::bus::Change;
+use to11_shared::model::ProjectState;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store timed out")]
+    Timeout,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub enum Store {
+    Redis(redis::RedisStore),
+    Local(local::LocalStore),
+}
+
+async fn timed<T>(d: Duration, f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(d, f).await.unwrap_or(Err(StoreError::Timeout))
+}
+
+impl Store {
+    fn op_timeout(&self) -> Duration {
+        match self {
+            Store::Redis(r) => r.op_timeout,
+            Store::Local(_) => Duration::from_secs(30),
+        }
+    }
+
+    /// Every project's state, at start-up.
+    pub async fn load_all(&self) -> Result<Vec<ProjectState>, StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.load_all().await,
+                Store::Local(l) => l.load_all().await,
+            }
+        })
+        .await
+    }
+
+    pub async fn load(&self, project: Uuid) -> Result<Option<ProjectState>, StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.load(project).await,
+                Store::Local(l) => l.load(project).await,
+            }
+        })
+        .await
+    }
+
+    /// A new configuration version, greater than every version handed out before.
+    pub async fn next_version(&self) -> Result<u64, StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.next_version().await,
+                Store::Local(l) => l.next_version().await,
+            }
+        })
+        .await
+    }
+
+    /// Durably stores the state and its sealed snapshot, together.
+    pub async fn commit(&self, state: &ProjectState, snapshot: &[u8]) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.commit(state.project.id, state.version, &json, snapshot).await,
+                Store::Local(l) => l.commit(state.project.id, state.version, &json, snapshot).await,
+            }
+        })
+        .await
+    }
+
+    pub async fn delete(&self, project: Uuid, version: u64) -> Result<(), StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.delete(project).await,
+                Store::Local(l) => l.delete(project, version).await,
+            }
+        })
+        .await
+    }
+
+    /// Announces a change. Best effort: replicas reconcile, so a lost notification only delays.
+    pub async fn publish(&self, change: Change) {
+        let r = timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.publish(change).await,
+                Store::Local(l) => {
+                    l.publish(change);
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, project = %change.project, version = change.version, "publish failed; replicas will reconcile");
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.ping().await,
+                Store::Local(_) => Ok(()),
+            }
+        })
+        .await
+    }
+}
