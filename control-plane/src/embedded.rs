@@ -65,7 +65,13 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
     }
     let master = match s.master_key {
         Some(k) => k,
-        None => read_or_create(&s.data_dir.join("master.key"), Keyring::generate_master_base64)?.0,
+        None => {
+            read_or_create(
+                &s.data_dir.join("master.key"),
+                Keyring::generate_master_base64,
+            )?
+            .0
+        }
     };
     let keyring = Keyring::from_base64(&master).map_err(|e| anyhow::anyhow!("master key: {e}"))?;
 
@@ -76,13 +82,20 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
         Some(t) => keyring.key_hash(&t),
         None => {
             let (hex, _) = read_or_create(&admin_hash_path, || {
-                let token = format!("to11_op_{}", &Keyring::generate_master_base64().replace(['+', '/', '='], "")[..40]);
+                let token = format!(
+                    "to11_op_{}",
+                    &Keyring::generate_master_base64().replace(['+', '/', '='], "")[..40]
+                );
                 let hex = keyring.key_hash(&token).to_hex();
                 generated_admin_token = Some(token);
                 hex
             })?;
-            to11_shared::crypto::KeyHash::from_hex(&hex)
-                .ok_or_else(|| anyhow::anyhow!("{} is corrupt; delete it to generate a new token", admin_hash_path.display()))?
+            to11_shared::crypto::KeyHash::from_hex(&hex).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is corrupt; delete it to generate a new token",
+                    admin_hash_path.display()
+                )
+            })?
         }
     };
 

@@ -47,7 +47,9 @@ impl std::fmt::Display for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Corrupt(m) => ApiError::new(ErrorCode::Internal, format!("stored data is corrupt: {m}")),
+            StoreError::Corrupt(m) => {
+                ApiError::new(ErrorCode::Internal, format!("stored data is corrupt: {m}"))
+            }
             other => ApiError::new(
                 ErrorCode::StoreUnavailable,
                 format!("the configuration store is unavailable; nothing was changed ({other})"),
@@ -58,7 +60,10 @@ impl From<StoreError> for ApiError {
 
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
-        ApiError::new(ErrorCode::Internal, format!("internal actor unavailable: {e}"))
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("internal actor unavailable: {e}"),
+        )
     }
 }
 

@@ -93,9 +93,10 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         allow_private_upstreams: settings.allow_private_upstreams,
         metrics: Default::default(),
     });
-    let server = HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
-        .workers(settings.workers)
-        .bind(&settings.listen)?;
+    let server =
+        HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
+            .workers(settings.workers)
+            .bind(&settings.listen)?;
     let addr = server
         .addrs()
         .first()

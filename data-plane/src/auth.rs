@@ -21,11 +21,18 @@ pub struct Caller {
     pub key: Arc<KeyEntry>,
 }
 
-pub fn authenticate(state: &State, headers: &HeaderMap, keyring: &Keyring) -> Result<Caller, GatewayError> {
+pub fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    keyring: &Keyring,
+) -> Result<Caller, GatewayError> {
     let Some(raw) = headers.get(TO11_AUTH_HEADER) else {
-        let hint = ["authorization", "x-api-key"]
-            .iter()
-            .any(|h| headers.get(*h).and_then(|v| v.to_str().ok()).is_some_and(looks_like_to11_key));
+        let hint = ["authorization", "x-api-key"].iter().any(|h| {
+            headers
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(looks_like_to11_key)
+        });
         let msg = if hint {
             "to11 keys go in the x-to11-authorization header; Authorization and x-api-key are reserved for your own upstream key"
         } else {
@@ -41,7 +48,10 @@ pub fn authenticate(state: &State, headers: &HeaderMap, keyring: &Keyring) -> Re
     }
     let entry = state.keys.get(&keyring.key_hash(key)).ok_or_else(invalid)?;
     if entry.expires_at.is_some_and(|t| t <= Utc::now()) {
-        return Err(GatewayError::new(ErrorCode::ExpiredKey, "this to11 key has expired"));
+        return Err(GatewayError::new(
+            ErrorCode::ExpiredKey,
+            "this to11 key has expired",
+        ));
     }
     let project = state.projects.get(&entry.project).ok_or_else(invalid)?;
     Ok(Caller {

@@ -20,7 +20,8 @@ impl Env {
     pub fn number(&mut self, name: &str, default: u64) -> u64 {
         match std::env::var(name) {
             Ok(v) => v.parse().unwrap_or_else(|_| {
-                self.problems.push(format!("{name} must be a whole number, got {v:?}"));
+                self.problems
+                    .push(format!("{name} must be a whole number, got {v:?}"));
                 default
             }),
             Err(_) => default,
@@ -36,7 +37,8 @@ impl Env {
             Ok("true" | "1" | "yes") => true,
             Ok("false" | "0" | "no" | "") | Err(_) => false,
             Ok(v) => {
-                self.problems.push(format!("{name} must be true or false, got {v:?}"));
+                self.problems
+                    .push(format!("{name} must be true or false, got {v:?}"));
                 false
             }
         }
@@ -65,7 +67,9 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env(env: &mut Env) -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Settings {
             listen: env.string("TO11_GATEWAY_LISTEN", "127.0.0.1:8080"),
             workers: env.number("TO11_GATEWAY_WORKERS", cpus as u64).max(1) as usize,

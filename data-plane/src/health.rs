@@ -60,9 +60,14 @@ pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
         s.reconciles.load(Ordering::Relaxed),
         u8::from(s.subscribed.load(Ordering::Relaxed)),
     );
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, GatewayError> {
-    Err(GatewayError::new(ErrorCode::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
+    Err(GatewayError::new(
+        ErrorCode::NotFound,
+        format!("no such endpoint: {} {}", req.method(), req.path()),
+    ))
 }

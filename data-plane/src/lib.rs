@@ -87,7 +87,11 @@ pub struct Gateway {
 
 /// Starts the sync task and the HTTP server. Must run inside an actix system; the caller awaits
 /// `server`.
-pub fn start(settings: Settings, keyring: Keyring, source: Arc<dyn SnapshotSource>) -> std::io::Result<Gateway> {
+pub fn start(
+    settings: Settings,
+    keyring: Keyring,
+    source: Arc<dyn SnapshotSource>,
+) -> std::io::Result<Gateway> {
     let live = Live::default();
     let status = Arc::new(SyncStatus::default());
     let follower = Follower {
@@ -119,7 +123,11 @@ pub fn start(settings: Settings, keyring: Keyring, source: Arc<dyn SnapshotSourc
     .workers(workers)
     .backlog(4096)
     .bind(&listen)?;
-    let addr = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no address bound"))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("no address bound"))?;
     tracing::info!(%addr, "gateway listening");
     Ok(Gateway {
         addr,

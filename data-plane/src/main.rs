@@ -20,10 +20,17 @@ async fn main() -> anyhow::Result<()> {
     let redis_url = env.string("TO11_REDIS_URL", "redis://127.0.0.1:6379");
     let prefix = env.string("TO11_REDIS_PREFIX", "to11:");
     let master = env.optional("TO11_MASTER_KEY");
-    env.finish().map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
-    let master = master.ok_or_else(|| anyhow::anyhow!("TO11_MASTER_KEY is required (the control plane's master key, base64 of 32 bytes)"))?;
-    let keyring = Keyring::from_base64(&master).map_err(|e| anyhow::anyhow!("TO11_MASTER_KEY: {e}"))?;
-    let source = RedisSource::new(&redis_url, &prefix).map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    env.finish()
+        .map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
+    let master = master.ok_or_else(|| {
+        anyhow::anyhow!(
+            "TO11_MASTER_KEY is required (the control plane's master key, base64 of 32 bytes)"
+        )
+    })?;
+    let keyring =
+        Keyring::from_base64(&master).map_err(|e| anyhow::anyhow!("TO11_MASTER_KEY: {e}"))?;
+    let source = RedisSource::new(&redis_url, &prefix)
+        .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
     let gw = to11_data_plane::start(settings, keyring, Arc::new(source))?;
     println!("to11-data-plane listening on {}", gw.addr);
     gw.server.await?;

@@ -61,7 +61,10 @@ pub enum PrepareError {
 }
 
 /// Decodes, compiles and decrypts a snapshot into a ready project. Pure CPU work, off the hot path.
-pub fn prepare(s: &Snapshot, keyring: &Keyring) -> Result<(ProjectLive, Vec<(KeyHash, KeyEntry)>), PrepareError> {
+pub fn prepare(
+    s: &Snapshot,
+    keyring: &Keyring,
+) -> Result<(ProjectLive, Vec<(KeyHash, KeyEntry)>), PrepareError> {
     let tables = compile(s).map_err(|problems| {
         PrepareError::Compile(
             problems
@@ -137,7 +140,13 @@ impl Live {
 
     /// Highest version among applied projects.
     pub fn max_version(&self) -> u64 {
-        self.0.load().projects.values().map(|p| p.version).max().unwrap_or(0)
+        self.0
+            .load()
+            .projects
+            .values()
+            .map(|p| p.version)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Swaps in a prepared project (replacing its previous keys).

@@ -125,7 +125,10 @@ mod tests {
         let b = br#"{"model":"openai/gpt-4o",  "n":1.50,"z":{"model":"inner"}}"#;
         let p = peek(b).expect("ok");
         let out = replace_model(b, p.model_span.expect("span"), "gpt-4o");
-        assert_eq!(out, br#"{"model":"gpt-4o",  "n":1.50,"z":{"model":"inner"}}"#.to_vec());
+        assert_eq!(
+            out,
+            br#"{"model":"gpt-4o",  "n":1.50,"z":{"model":"inner"}}"#.to_vec()
+        );
     }
 
     #[test]

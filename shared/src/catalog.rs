@@ -122,6 +122,8 @@ mod tests {
         assert_eq!(ids.len(), all.len());
         assert!(entry("openai").is_some());
         assert!(entry("nope").is_none());
-        assert!(entry("openai-compatible").and_then(|e| e.default_base_url).is_none());
+        assert!(entry("openai-compatible")
+            .and_then(|e| e.default_base_url)
+            .is_none());
     }
 }

@@ -203,7 +203,10 @@ mod tests {
         let k = ring();
         let s = k.seal("p1/openai/default", b"sk-secret");
         assert!(!s.ct.contains("sk-secret"));
-        assert_eq!(k.open("p1/openai/default", &s).as_deref(), Ok(&b"sk-secret"[..]));
+        assert_eq!(
+            k.open("p1/openai/default", &s).as_deref(),
+            Ok(&b"sk-secret"[..])
+        );
         assert_eq!(k.open("p2/openai/default", &s), Err(CryptoError::Open));
         let other = Keyring::from_master(&[8u8; 32]);
         assert_eq!(other.open("p1/openai/default", &s), Err(CryptoError::Open));

@@ -81,7 +81,9 @@ impl CredentialSecret {
         let s = match self {
             CredentialSecret::ApiKey { api_key } => api_key.as_str(),
             CredentialSecret::Aws { access_key_id, .. } => access_key_id.as_str(),
-            CredentialSecret::GoogleServiceAccount { service_account_json } => service_account_json
+            CredentialSecret::GoogleServiceAccount {
+                service_account_json,
+            } => service_account_json
                 .get("client_email")
                 .and_then(|v| v.as_str())
                 .unwrap_or(""),

@@ -173,7 +173,10 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
     for (i, p) in s.providers.iter().enumerate() {
         let at = format!("providers[{}]", p.slug);
         if !valid_slug(&p.slug) {
-            problems.push(problem(&at, "slug must be lowercase letters, digits and '-' (max 64)"));
+            problems.push(problem(
+                &at,
+                "slug must be lowercase letters, digits and '-' (max 64)",
+            ));
         }
         if by_slug.insert(&p.slug, i).is_some() {
             problems.push(problem(&at, "duplicate provider slug"));
@@ -264,7 +267,10 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
             if !p.exposed.iter().any(|m| *m == tg.model) {
                 problems.push(problem(
                     format!("{tat}.model"),
-                    format!("model '{}' is not exposed by provider '{}'", tg.model, tg.provider),
+                    format!(
+                        "model '{}' is not exposed by provider '{}'",
+                        tg.model, tg.provider
+                    ),
                 ));
             }
             let credential = tg
@@ -274,11 +280,17 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
             if !credential.is_empty() && !p.credentials.iter().any(|c| c.id == credential) {
                 problems.push(problem(
                     format!("{tat}.credential"),
-                    format!("credential '{credential}' does not exist on provider '{}'", p.slug),
+                    format!(
+                        "credential '{credential}' does not exist on provider '{}'",
+                        p.slug
+                    ),
                 ));
             }
             if tg.weight == Some(0) && r.strategy == Strategy::Loadbalance {
-                problems.push(problem(format!("{tat}.weight"), "weight must be at least 1"));
+                problems.push(problem(
+                    format!("{tat}.weight"),
+                    "weight must be at least 1",
+                ));
             }
             targets.push(CompiledTarget {
                 provider: pi,
@@ -308,7 +320,10 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
         let dest = match (&f.route, &f.model) {
             (Some(r), None) => {
                 if !t.routes.contains_key(r) {
-                    problems.push(problem(format!("{at}.route"), format!("route '{r}' does not exist")));
+                    problems.push(problem(
+                        format!("{at}.route"),
+                        format!("route '{r}' does not exist"),
+                    ));
                 }
                 FunctionDest::Route(r.clone())
             }
@@ -327,7 +342,10 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
                 FunctionDest::Model(m.clone())
             }
             _ => {
-                problems.push(problem(&at, "a function names exactly one of 'route' or 'model'"));
+                problems.push(problem(
+                    &at,
+                    "a function names exactly one of 'route' or 'model'",
+                ));
                 continue;
             }
         };

@@ -164,8 +164,8 @@ pub fn open(bytes: &[u8], keyring: &Keyring) -> Result<Snapshot, DecodeError> {
     if !keyring.verify_snapshot_mac(env.snapshot.get().as_bytes(), &env.mac) {
         return Err(DecodeError::Mac);
     }
-    let snap: Snapshot = serde_json::from_str(env.snapshot.get())
-        .map_err(|e| DecodeError::Json(e.to_string()))?;
+    let snap: Snapshot =
+        serde_json::from_str(env.snapshot.get()).map_err(|e| DecodeError::Json(e.to_string()))?;
     if snap.project.id != env.project_id || snap.version != env.version {
         return Err(DecodeError::Mismatch {
             envelope: env.project_id,
@@ -214,7 +214,10 @@ mod tests {
         let other = Keyring::from_master(&[2; 32]);
         assert_eq!(open(&bytes, &other).err(), Some(DecodeError::Mac));
         let newer = text.replacen("\"schema_version\":1", "\"schema_version\":99", 1);
-        assert_eq!(open(newer.as_bytes(), &k).err(), Some(DecodeError::NewerSchema(99)));
+        assert_eq!(
+            open(newer.as_bytes(), &k).err(),
+            Some(DecodeError::NewerSchema(99))
+        );
         assert!(matches!(open(b"{nope", &k), Err(DecodeError::Json(_))));
     }
 

@@ -89,7 +89,8 @@ fn ipv6_is_private(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (incl. fd00:ec2::254)
         || (s[0] & 0xffc0) == 0xfe80 // link-local
         || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 can reach v4 private space
-        || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0) // v4-compatible
+        || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)
+    // v4-compatible
 }
 
 #[cfg(test)]
@@ -114,16 +115,29 @@ mod tests {
             "http://0.0.0.0/",
             "http://metadata.google.internal/",
         ] {
-            assert_eq!(check_base_url(bad, false), Err(UrlProblem::PrivateAddress), "{bad}");
+            assert_eq!(
+                check_base_url(bad, false),
+                Err(UrlProblem::PrivateAddress),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn refuses_bad_forms() {
-        assert_eq!(check_base_url("file:///etc/passwd", true), Err(UrlProblem::Scheme));
+        assert_eq!(
+            check_base_url("file:///etc/passwd", true),
+            Err(UrlProblem::Scheme)
+        );
         assert_eq!(check_base_url("gopher://x/", true), Err(UrlProblem::Scheme));
-        assert_eq!(check_base_url("https://u:p@api.x.com/", true), Err(UrlProblem::Userinfo));
-        assert_eq!(check_base_url("https://api.x.com/?a=1", true), Err(UrlProblem::QueryOrFragment));
+        assert_eq!(
+            check_base_url("https://u:p@api.x.com/", true),
+            Err(UrlProblem::Userinfo)
+        );
+        assert_eq!(
+            check_base_url("https://api.x.com/?a=1", true),
+            Err(UrlProblem::QueryOrFragment)
+        );
         assert_eq!(check_base_url("not a url", true), Err(UrlProblem::Invalid));
     }
 

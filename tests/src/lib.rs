@@ -1,1 +1,28 @@
+//! The to11 test sandbox: a real `redis-server` on a free port, mock upstreams on port 0, and both
+//! planes started in-process (each in its own thread and actix system, so they can be stopped and
+//! restarted) with the same `start` functions the binaries use.
 
+pub mod client;
+pub mod mock;
+pub mod redis_server;
+pub mod sandbox;
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `secs` seconds. Tests wait on
+/// signals (a replica's reported version, a recorded request) this way, never on fixed sleeps.
+pub async fn wait_until<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -46,6 +46,8 @@ impl Handler<DiscoverModels> for ProviderProber {
     fn handle(&mut self, msg: DiscoverModels, _: &mut Context<Self>) -> Self::Result {
         let client = self.client.clone();
         let timeouts = self.timeouts.clone();
-        Box::pin(async move { discover(&client, &msg.entry, &msg.base_url, &msg.secret, &timeouts).await })
+        Box::pin(async move {
+            discover(&client, &msg.entry, &msg.base_url, &msg.secret, &timeouts).await
+        })
     }
 }

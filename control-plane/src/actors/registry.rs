@@ -44,7 +44,11 @@ type Mutation<T> = Box<dyn FnOnce(&mut ProjectState, &Keyring) -> Result<T, ApiE
 
 impl ProjectRegistry {
     /// Loads every project from the store.
-    pub async fn load(store: Arc<Store>, keyring: Keyring, publish: Arc<AtomicBool>) -> Result<Self, ApiError> {
+    pub async fn load(
+        store: Arc<Store>,
+        keyring: Keyring,
+        publish: Arc<AtomicBool>,
+    ) -> Result<Self, ApiError> {
         let all = store.load_all().await?;
         let mut r = ProjectRegistry {
             store,
@@ -58,7 +62,10 @@ impl ProjectRegistry {
             r.check_credentials_open(&s)?;
             r.put(s);
         }
-        tracing::info!(projects = r.projects.len(), "loaded configuration from the store");
+        tracing::info!(
+            projects = r.projects.len(),
+            "loaded configuration from the store"
+        );
         Ok(r)
     }
 
@@ -110,7 +117,10 @@ impl ProjectRegistry {
             Ok(t) => Ok(t.warnings),
             Err(problems) => Err(ApiError::new(
                 ErrorCode::Validation,
-                format!("the change leaves the configuration invalid ({} problem(s))", problems.len()),
+                format!(
+                    "the change leaves the configuration invalid ({} problem(s))",
+                    problems.len()
+                ),
             )
             .with_details(serde_json::json!({ "problems": problems }))),
         }
@@ -266,10 +276,14 @@ impl Handler<RenameProject> for ProjectRegistry {
             )))));
         }
         let slug = msg.slug;
-        self.write(msg.project, None, Box::new(move |s, _| {
-            s.project.slug = slug;
-            Ok(())
-        }))
+        self.write(
+            msg.project,
+            None,
+            Box::new(move |s, _| {
+                s.project.slug = slug;
+                Ok(())
+            }),
+        )
     }
 }
 
@@ -294,7 +308,12 @@ impl Handler<DeleteProject> for ProjectRegistry {
             let version = store.next_version().await?;
             store.delete(id, version).await?;
             if publish {
-                store.publish(Change { project: id, version }).await;
+                store
+                    .publish(Change {
+                        project: id,
+                        version,
+                    })
+                    .await;
             }
             Ok::<_, ApiError>(version)
         }
@@ -376,19 +395,26 @@ impl Handler<OpenProviderCredential> for ProjectRegistry {
     type Result = Result<(String, String, CredentialSecret), ApiError>;
 
     fn handle(&mut self, msg: OpenProviderCredential, _: &mut Context<Self>) -> Self::Result {
-        let state = self.projects.get(&msg.project).ok_or_else(|| ApiError::not_found("project"))?;
-        let p = state.provider(&msg.provider).ok_or_else(|| ApiError::not_found("provider"))?;
+        let state = self
+            .projects
+            .get(&msg.project)
+            .ok_or_else(|| ApiError::not_found("project"))?;
+        let p = state
+            .provider(&msg.provider)
+            .ok_or_else(|| ApiError::not_found("provider"))?;
         let secret = match p.credentials.iter().find(|c| c.id == p.default_credential) {
             Some(c) => {
                 let owner = credential_owner(&msg.project, &p.slug, &c.id);
-                let clear = self
-                    .keyring
-                    .open(&owner, &c.sealed)
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stored credential: {e}")))?;
-                serde_json::from_slice(&clear)
-                    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stored credential: {e}")))?
+                let clear = self.keyring.open(&owner, &c.sealed).map_err(|e| {
+                    ApiError::new(ErrorCode::Internal, format!("stored credential: {e}"))
+                })?;
+                serde_json::from_slice(&clear).map_err(|e| {
+                    ApiError::new(ErrorCode::Internal, format!("stored credential: {e}"))
+                })?
             }
-            None => CredentialSecret::ApiKey { api_key: String::new() },
+            None => CredentialSecret::ApiKey {
+                api_key: String::new(),
+            },
         };
         Ok((p.kind.clone(), p.base_url.clone(), secret))
     }

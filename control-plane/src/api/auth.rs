@@ -40,7 +40,11 @@ impl Principal {
         if secret_eq(&hash.0, &api.admin_token_hash.0) {
             return Ok(Principal::Operator);
         }
-        match api.registry.send(AuthenticateManagementKey { hash }).await? {
+        match api
+            .registry
+            .send(AuthenticateManagementKey { hash })
+            .await?
+        {
             Some(p) => Ok(Principal::Project(p)),
             None => Err(unauthorized()),
         }
@@ -49,17 +53,26 @@ impl Principal {
     pub fn require_operator(self) -> Result<(), ApiError> {
         match self {
             Principal::Operator => Ok(()),
-            Principal::Project(_) => Err(ApiError::new(ErrorCode::Forbidden, "only the operator may do this")),
+            Principal::Project(_) => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only the operator may do this",
+            )),
         }
     }
 }
 
 /// Authenticates and loads the project named in the path (id or slug), or 404.
-pub async fn project(req: &HttpRequest, api: &Api, key: &str) -> Result<(Principal, ProjectState), ApiError> {
+pub async fn project(
+    req: &HttpRequest,
+    api: &Api,
+    key: &str,
+) -> Result<(Principal, ProjectState), ApiError> {
     let who = Principal::from_request(req, api).await?;
     let state = api
         .registry
-        .send(GetProject { key: key.to_string() })
+        .send(GetProject {
+            key: key.to_string(),
+        })
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
     match who {

@@ -23,9 +23,11 @@ pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"ready": true})),
         Ok(Err(e)) => {
             api.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({"ready": false, "error": e.message}))
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"ready": false, "error": e.message}))
         }
-        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"ready": false, "error": e.to_string()})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"ready": false, "error": e.to_string()})),
     }
 }
 
@@ -40,7 +42,9 @@ pub async fn metrics(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
         version,
         api.metrics.store_errors.load(Ordering::Relaxed)
     );
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
 }
 
 pub async fn openapi() -> HttpResponse {
@@ -58,5 +62,8 @@ pub async fn index() -> HttpResponse {
 }
 
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no such endpoint: {} {}", req.method(), req.path()),
+    ))
 }

@@ -38,7 +38,9 @@ pub async fn create(
         return Err(ApiError::bad_request("'expires_at' is in the past"));
     }
     if body.models.as_ref().is_some_and(|m| m.is_empty()) {
-        return Err(ApiError::bad_request("'models' must name at least one model, or be omitted for all"));
+        return Err(ApiError::bad_request(
+            "'models' must name at least one model, or be omitted for all",
+        ));
     }
     let secret = new_gateway_key();
     let key = GatewayKey {
@@ -71,13 +73,21 @@ pub async fn create(
     }))
 }
 
-pub async fn list(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path).await?;
     let data: Vec<KeyView> = s.keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
-pub async fn revoke(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, Uuid)>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
     let (p, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let c = api

@@ -44,25 +44,60 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{p}", web::get().to(projects::get))
                 .route("/projects/{p}", web::patch().to(projects::update))
                 .route("/projects/{p}", web::delete().to(projects::delete))
-                .route("/projects/{p}/management-keys", web::post().to(projects::create_management_key))
-                .route("/projects/{p}/management-keys", web::get().to(projects::list_management_keys))
-                .route("/projects/{p}/management-keys/{id}", web::delete().to(projects::delete_management_key))
-                .route("/projects/{p}/providers/discover", web::post().to(providers::discover))
-                .route("/projects/{p}/providers", web::post().to(providers::connect))
+                .route(
+                    "/projects/{p}/management-keys",
+                    web::post().to(projects::create_management_key),
+                )
+                .route(
+                    "/projects/{p}/management-keys",
+                    web::get().to(projects::list_management_keys),
+                )
+                .route(
+                    "/projects/{p}/management-keys/{id}",
+                    web::delete().to(projects::delete_management_key),
+                )
+                .route(
+                    "/projects/{p}/providers/discover",
+                    web::post().to(providers::discover),
+                )
+                .route(
+                    "/projects/{p}/providers",
+                    web::post().to(providers::connect),
+                )
                 .route("/projects/{p}/providers", web::get().to(providers::list))
-                .route("/projects/{p}/providers/{slug}", web::get().to(providers::get))
-                .route("/projects/{p}/providers/{slug}", web::delete().to(providers::disconnect))
-                .route("/projects/{p}/providers/{slug}/models", web::put().to(providers::set_models))
-                .route("/projects/{p}/providers/{slug}/refresh", web::post().to(providers::refresh))
+                .route(
+                    "/projects/{p}/providers/{slug}",
+                    web::get().to(providers::get),
+                )
+                .route(
+                    "/projects/{p}/providers/{slug}",
+                    web::delete().to(providers::disconnect),
+                )
+                .route(
+                    "/projects/{p}/providers/{slug}/models",
+                    web::put().to(providers::set_models),
+                )
+                .route(
+                    "/projects/{p}/providers/{slug}/refresh",
+                    web::post().to(providers::refresh),
+                )
                 .route("/projects/{p}/keys", web::post().to(keys::create))
                 .route("/projects/{p}/keys", web::get().to(keys::list))
                 .route("/projects/{p}/keys/{id}", web::delete().to(keys::revoke))
                 .route("/projects/{p}/resolve", web::get().to(projects::resolve))
                 .default_service(web::to(health::not_found)),
         )
-        .app_data(web::JsonConfig::default().limit(1024 * 1024).error_handler(|e, _| {
-            crate::error::ApiError::new(to11_shared::ErrorCode::InvalidJson, format!("invalid JSON body: {e}")).into()
-        }))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(1024 * 1024)
+                .error_handler(|e, _| {
+                    crate::error::ApiError::new(
+                        to11_shared::ErrorCode::InvalidJson,
+                        format!("invalid JSON body: {e}"),
+                    )
+                    .into()
+                }),
+        )
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             crate::error::ApiError::bad_request(format!("invalid path: {e}")).into()
         }));

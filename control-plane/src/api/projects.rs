@@ -13,7 +13,9 @@ use uuid::Uuid;
 use super::auth::{project, Principal};
 use super::views::{KeyView, ProjectView, Written};
 use super::Api;
-use crate::actors::registry::{CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject};
+use crate::actors::registry::{
+    CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject,
+};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -47,8 +49,14 @@ fn check_slug(slug: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn create(req: HttpRequest, api: web::Data<Api>, body: web::Json<CreateBody>) -> Result<HttpResponse, ApiError> {
-    Principal::from_request(&req, &api).await?.require_operator()?;
+pub async fn create(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    Principal::from_request(&req, &api)
+        .await?
+        .require_operator()?;
     let body = body.into_inner();
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
@@ -88,7 +96,11 @@ pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
-pub async fn get(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path).await?;
     Ok(HttpResponse::Ok().json(ProjectView::from(&s)))
 }
@@ -144,7 +156,8 @@ pub async fn update(
                 if let Some(order) = body.provider_order {
                     let mut want = order.clone();
                     want.sort();
-                    let mut have: Vec<String> = s.providers.iter().map(|p| p.slug.clone()).collect();
+                    let mut have: Vec<String> =
+                        s.providers.iter().map(|p| p.slug.clone()).collect();
                     have.sort();
                     if want != have {
                         return Err(ApiError::bad_request(format!(
@@ -152,7 +165,8 @@ pub async fn update(
                             have.join(", ")
                         )));
                     }
-                    s.providers.sort_by_key(|p| order.iter().position(|o| *o == p.slug));
+                    s.providers
+                        .sort_by_key(|p| order.iter().position(|o| *o == p.slug));
                 }
                 Ok(())
             }),
@@ -165,10 +179,19 @@ pub async fn update(
     }))
 }
 
-pub async fn delete(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (who, s) = project(&req, &api, &path).await?;
     who.require_operator()?;
-    let version = api.registry.send(DeleteProject { project: s.project.id }).await??;
+    let version = api
+        .registry
+        .send(DeleteProject {
+            project: s.project.id,
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": s.project.id, "version": version })))
 }
 
@@ -215,7 +238,11 @@ pub async fn create_management_key(
     }))
 }
 
-pub async fn list_management_keys(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list_management_keys(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path).await?;
     let data: Vec<KeyView> = s.management_keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
@@ -260,8 +287,11 @@ pub async fn resolve(
 ) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path).await?;
     let tables = compile(&Snapshot::from_state(&s)).map_err(|problems| {
-        ApiError::new(ErrorCode::Internal, "the stored configuration does not compile")
-            .with_details(serde_json::json!({ "problems": problems }))
+        ApiError::new(
+            ErrorCode::Internal,
+            "the stored configuration does not compile",
+        )
+        .with_details(serde_json::json!({ "problems": problems }))
     })?;
     let Some(r) = tables.resolve(&q.model) else {
         return Err(ApiError::new(

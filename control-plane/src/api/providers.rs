@@ -6,7 +6,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::catalog::{self, AuthForm, CatalogEntry};
-use to11_shared::model::{valid_slug, CredentialSecret, ModelInfo, ProviderConnection, StoredCredential};
+use to11_shared::model::{
+    valid_slug, CredentialSecret, ModelInfo, ProviderConnection, StoredCredential,
+};
 use to11_shared::snapshot::credential_owner;
 use to11_shared::upstream_url::check_base_url;
 use to11_shared::ErrorCode;
@@ -45,25 +47,42 @@ struct Checked {
 fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
     let entry = catalog::entry(&body.kind).ok_or_else(|| {
         let known: Vec<&str> = catalog::entries().iter().map(|e| e.id).collect();
-        ApiError::bad_request(format!("unknown provider kind '{}'; the catalog has: {}", body.kind, known.join(", ")))
+        ApiError::bad_request(format!(
+            "unknown provider kind '{}'; the catalog has: {}",
+            body.kind,
+            known.join(", ")
+        ))
     })?;
     let raw_base = match (&body.base_url, entry.default_base_url) {
         (Some(b), _) => b.clone(),
         (None, Some(d)) => d.to_string(),
         (None, None) => {
-            return Err(ApiError::bad_request(format!("provider '{}' needs a 'base_url'", entry.id)));
+            return Err(ApiError::bad_request(format!(
+                "provider '{}' needs a 'base_url'",
+                entry.id
+            )));
         }
     };
-    let base_url = check_base_url(&raw_base, api.allow_private_upstreams)
-        .map_err(|e| ApiError::new(ErrorCode::UpstreamUrlRefused, format!("base_url refused: {e}")))?;
+    let base_url = check_base_url(&raw_base, api.allow_private_upstreams).map_err(|e| {
+        ApiError::new(
+            ErrorCode::UpstreamUrlRefused,
+            format!("base_url refused: {e}"),
+        )
+    })?;
     let secret = match &body.credential {
-        Some(v) => serde_json::from_value::<CredentialSecret>(v.clone())
-            .map_err(|_| ApiError::bad_request("'credential' must be {\"api_key\":\"…\"} for this provider"))?,
-        None => CredentialSecret::ApiKey { api_key: String::new() },
+        Some(v) => serde_json::from_value::<CredentialSecret>(v.clone()).map_err(|_| {
+            ApiError::bad_request("'credential' must be {\"api_key\":\"…\"} for this provider")
+        })?,
+        None => CredentialSecret::ApiKey {
+            api_key: String::new(),
+        },
     };
     match (&secret, entry.auth) {
         (CredentialSecret::ApiKey { api_key }, AuthForm::Bearer) if api_key.trim().is_empty() => {
-            return Err(ApiError::bad_request(format!("provider '{}' needs 'credential': {{\"api_key\":\"…\"}}", entry.id)));
+            return Err(ApiError::bad_request(format!(
+                "provider '{}' needs 'credential': {{\"api_key\":\"…\"}}",
+                entry.id
+            )));
         }
         (CredentialSecret::ApiKey { .. }, AuthForm::Bearer | AuthForm::OptionalBearer) => {}
         _ => {
@@ -73,7 +92,11 @@ fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
             )))
         }
     }
-    Ok(Checked { entry, base_url, secret })
+    Ok(Checked {
+        entry,
+        base_url,
+        secret,
+    })
 }
 
 async fn probe(api: &Api, c: &Checked) -> Result<Vec<ModelInfo>, ApiError> {
@@ -155,7 +178,8 @@ pub async fn connect(
     let project_id = s.project.id;
     let secret = c.secret;
     let has_key = secret.api_key().is_some_and(|k| !k.is_empty());
-    let plain = serde_json::to_vec(&secret).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let plain = serde_json::to_vec(&secret)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let committed = api
         .registry
         .send(UpdateProject {
@@ -169,7 +193,8 @@ pub async fn connect(
                         id: "default".into(),
                         name: "default".into(),
                         hint: secret.hint(),
-                        sealed: keyring.seal(&credential_owner(&project_id, &slug, "default"), &plain),
+                        sealed: keyring
+                            .seal(&credential_owner(&project_id, &slug, "default"), &plain),
                         created_at: now,
                     }]
                 } else {
@@ -180,7 +205,11 @@ pub async fn connect(
                     kind: c.entry.id.to_string(),
                     base_url: c.base_url,
                     account: body.account,
-                    default_credential: if has_key { "default".into() } else { String::new() },
+                    default_credential: if has_key {
+                        "default".into()
+                    } else {
+                        String::new()
+                    },
                     credentials,
                     discovered,
                     exposed,
@@ -193,7 +222,10 @@ pub async fn connect(
             }),
         })
         .await??;
-    let p = committed.state.provider(&committed.value).ok_or_else(|| ApiError::not_found("provider"))?;
+    let p = committed
+        .state
+        .provider(&committed.value)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(HttpResponse::Created().json(Written {
         value: ProviderView::from(p),
         version: committed.version,
@@ -208,16 +240,26 @@ fn conflict(slug: &str) -> ApiError {
     )
 }
 
-pub async fn list(req: HttpRequest, api: web::Data<Api>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path).await?;
     let data: Vec<ProviderView> = s.providers.iter().map(ProviderView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
-pub async fn get(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
-    let pr = s.provider(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
+    let pr = s
+        .provider(&slug)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(HttpResponse::Ok().json(ProviderView::from(pr)))
 }
 
@@ -242,14 +284,19 @@ pub async fn set_models(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                let pr = st.provider_mut(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
+                let pr = st
+                    .provider_mut(&slug)
+                    .ok_or_else(|| ApiError::not_found("provider"))?;
                 refuse_unknown(unknown_models(&exposed, &pr.discovered))?;
                 pr.exposed = exposed;
                 Ok(slug)
             }),
         })
         .await??;
-    let pr = c.state.provider(&c.value).ok_or_else(|| ApiError::not_found("provider"))?;
+    let pr = c
+        .state
+        .provider(&c.value)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(HttpResponse::Ok().json(Written {
         value: ProviderView::from(pr),
         version: c.version,
@@ -260,7 +307,11 @@ pub async fn set_models(
 /// Rediscovers the provider's models with its stored credential and reports what changed. The
 /// exposed set is left as the project chose it; models it names that the provider no longer
 /// lists are reported in `exposed_missing`.
-pub async fn refresh(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let project_id = s.project.id;
@@ -271,13 +322,33 @@ pub async fn refresh(req: HttpRequest, api: web::Data<Api>, path: web::Path<(Str
             provider: slug.clone(),
         })
         .await??;
-    let entry = catalog::entry(&kind).ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("kind '{kind}' left the catalog")))?;
+    let entry = catalog::entry(&kind).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("kind '{kind}' left the catalog"),
+        )
+    })?;
     // The stored base URL was checked when saved; check again, the operator's allowance may differ now.
-    let base_url = check_base_url(&base_url, api.allow_private_upstreams)
-        .map_err(|e| ApiError::new(ErrorCode::UpstreamUrlRefused, format!("base_url refused: {e}")))?;
-    let result = probe(&api, &Checked { entry, base_url, secret }).await;
+    let base_url = check_base_url(&base_url, api.allow_private_upstreams).map_err(|e| {
+        ApiError::new(
+            ErrorCode::UpstreamUrlRefused,
+            format!("base_url refused: {e}"),
+        )
+    })?;
+    let result = probe(
+        &api,
+        &Checked {
+            entry,
+            base_url,
+            secret,
+        },
+    )
+    .await;
     let now = Utc::now();
-    let outcome = result.as_ref().map(|m| m.clone()).map_err(|e| e.message.clone());
+    let outcome = result
+        .as_ref()
+        .map(|m| m.clone())
+        .map_err(|e| e.message.clone());
     let slug_out = slug.clone();
     let c = api
         .registry
@@ -324,7 +395,11 @@ pub async fn refresh(req: HttpRequest, api: web::Data<Api>, path: web::Path<(Str
 }
 
 /// Disconnects a provider. Refused, with the problems listed, while a route or function uses it.
-pub async fn disconnect(req: HttpRequest, api: web::Data<Api>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn disconnect(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let c = api
@@ -341,5 +416,6 @@ pub async fn disconnect(req: HttpRequest, api: web::Data<Api>, path: web::Path<(
             }),
         })
         .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "disconnected": c.value, "version": c.version })))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "disconnected": c.value, "version": c.version })))
 }

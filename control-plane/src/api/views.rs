@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use to11_shared::model::{ByokPolicy, GatewayKey, ManagementKey, ModelInfo, ProjectState, ProviderConnection};
+use to11_shared::model::{
+    ByokPolicy, GatewayKey, ManagementKey, ModelInfo, ProjectState, ProviderConnection,
+};
 use to11_shared::resolve::Problem;
 use uuid::Uuid;
 

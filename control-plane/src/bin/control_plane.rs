@@ -20,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let admin = env.optional("TO11_ADMIN_TOKEN");
     let master = env.optional("TO11_MASTER_KEY");
     if admin.is_none() {
-        env.problems.push("TO11_ADMIN_TOKEN is required (the operator token)".into());
+        env.problems
+            .push("TO11_ADMIN_TOKEN is required (the operator token)".into());
     }
     if master.is_none() {
         env.problems.push("TO11_MASTER_KEY is required (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)".into());
@@ -30,7 +31,8 @@ async fn main() -> anyhow::Result<()> {
         env.problems.push(format!("TO11_MASTER_KEY: {e}"));
     }
     let partial = Settings::new(&listen, Keyring::from_master(&[0; 32]), "").apply_env(&mut env);
-    env.finish().map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
+    env.finish()
+        .map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
     let (Some(Ok(keyring)), Some(admin)) = (keyring, admin) else {
         anyhow::bail!("unreachable: settings were checked");
     };
@@ -41,7 +43,8 @@ async fn main() -> anyhow::Result<()> {
     settings.workers = partial.workers;
 
     let store = Arc::new(Store::Redis(
-        RedisStore::new(&redis_url, &prefix, store_timeout).map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?,
+        RedisStore::new(&redis_url, &prefix, store_timeout)
+            .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?,
     ));
     // Wait for the store: the control plane serves nothing it has not loaded.
     let mut wait = Duration::from_millis(200);

@@ -8,11 +8,15 @@ async fn main() -> anyhow::Result<()> {
     to11_control_plane::init_tracing();
     let mut env = Env::default();
     let settings = EmbeddedSettings::from_env(&mut env);
-    env.finish().map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
+    env.finish()
+        .map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
     let data_dir = settings.data_dir.clone();
     let e = embedded::start(settings).await?;
     println!("to11 (embedded) data directory: {}", data_dir.display());
-    println!("gateway  http://{}  (send your to11 key as x-to11-authorization)", e.gateway.addr);
+    println!(
+        "gateway  http://{}  (send your to11 key as x-to11-authorization)",
+        e.gateway.addr
+    );
     println!("API      http://{}/api/v1", e.control_plane.addr);
     if let Some(t) = &e.generated_admin_token {
         println!("operator token (shown once, keep it safe): {t}");

@@ -37,22 +37,29 @@ pub async fn list_models(
     t: &ProbeTimeouts,
 ) -> Result<Vec<ModelInfo>, ProbeError> {
     let url = format!("{}/models", base_url.trim_end_matches('/'));
-    let mut req = client.get(&url).timeout(t.total).insert_header(("accept", "application/json"));
+    let mut req = client
+        .get(&url)
+        .timeout(t.total)
+        .insert_header(("accept", "application/json"));
     if let Some(k) = secret.api_key().filter(|k| !k.is_empty()) {
         req = req.bearer_auth(k);
     }
     let mut resp = req.send().await.map_err(|e| match e {
-        SendRequestError::Timeout => ProbeError::Timeout(format!("{base_url} did not answer within {:?}", t.total)),
-        SendRequestError::Connect(c) => ProbeError::Unreachable(format!("cannot reach {base_url}: {c}")),
+        SendRequestError::Timeout => {
+            ProbeError::Timeout(format!("{base_url} did not answer within {:?}", t.total))
+        }
+        SendRequestError::Connect(c) => {
+            ProbeError::Unreachable(format!("cannot reach {base_url}: {c}"))
+        }
         other => ProbeError::Unreachable(format!("request to {base_url} failed: {other}")),
     })?;
     let status = resp.status();
-    let body = resp
-        .body()
-        .limit(16 * 1024 * 1024)
-        .await
-        .map_err(|e| ProbeError::Unexpected(format!("reading the model list from {base_url}: {e}")))?;
-    let detail = upstream_message(&body).map(|m| format!(" (provider says: {m})")).unwrap_or_default();
+    let body = resp.body().limit(16 * 1024 * 1024).await.map_err(|e| {
+        ProbeError::Unexpected(format!("reading the model list from {base_url}: {e}"))
+    })?;
+    let detail = upstream_message(&body)
+        .map(|m| format!(" (provider says: {m})"))
+        .unwrap_or_default();
     match status {
         s if s.is_success() => {}
         StatusCode::UNAUTHORIZED => {

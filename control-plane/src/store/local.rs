@@ -54,7 +54,9 @@ fn io(e: std::io::Error) -> StoreError {
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut opts = std::fs::OpenOptions::new();
@@ -77,7 +79,10 @@ impl LocalStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir.join("projects")).map_err(io)?;
         let meta: Option<Meta> = match std::fs::read(dir.join("meta.json")) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(format!("meta.json: {e}")))?),
+            Ok(b) => Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("meta.json: {e}")))?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(e)),
         };
@@ -93,10 +98,16 @@ impl LocalStore {
         let files = store.read_files()?;
         let mut snaps = HashMap::new();
         for f in &files {
-            store.inner.version.fetch_max(f.state.version, Ordering::SeqCst);
+            store
+                .inner
+                .version
+                .fetch_max(f.state.version, Ordering::SeqCst);
             snaps.insert(
                 f.state.project.id,
-                (f.state.version, Arc::new(f.snapshot.get().as_bytes().to_vec())),
+                (
+                    f.state.version,
+                    Arc::new(f.snapshot.get().as_bytes().to_vec()),
+                ),
             );
         }
         if let Ok(mut g) = store.inner.snapshots.write() {
@@ -144,12 +155,19 @@ impl LocalStore {
     pub async fn next_version(&self) -> Result<u64, StoreError> {
         let v = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
         let path = self.inner.dir.join("meta.json");
-        let bytes = serde_json::to_vec(&Meta { version: v }).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec(&Meta { version: v })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         blocking(move || write_atomic(&path, &bytes).map_err(io)).await?;
         Ok(v)
     }
 
-    pub async fn commit(&self, project: Uuid, version: u64, state: &[u8], snapshot: &[u8]) -> Result<(), StoreError> {
+    pub async fn commit(
+        &self,
+        project: Uuid,
+        version: u64,
+        state: &[u8],
+        snapshot: &[u8],
+    ) -> Result<(), StoreError> {
         let mut file = Vec::with_capacity(state.len() + snapshot.len() + 32);
         file.extend_from_slice(b"{\"state\":");
         file.extend_from_slice(state);
@@ -184,7 +202,9 @@ impl LocalStore {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("store task failed: {e}"))))

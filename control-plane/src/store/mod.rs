@@ -27,8 +27,13 @@ pub enum Store {
     Local(local::LocalStore),
 }
 
-async fn timed<T>(d: Duration, f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::time::timeout(d, f).await.unwrap_or(Err(StoreError::Timeout))
+async fn timed<T>(
+    d: Duration,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(d, f)
+        .await
+        .unwrap_or(Err(StoreError::Timeout))
 }
 
 impl Store {
@@ -76,8 +81,14 @@ impl Store {
         let json = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         timed(self.op_timeout(), async {
             match self {
-                Store::Redis(r) => r.commit(state.project.id, state.version, &json, snapshot).await,
-                Store::Local(l) => l.commit(state.project.id, state.version, &json, snapshot).await,
+                Store::Redis(r) => {
+                    r.commit(state.project.id, state.version, &json, snapshot)
+                        .await
+                }
+                Store::Local(l) => {
+                    l.commit(state.project.id, state.version, &json, snapshot)
+                        .await
+                }
             }
         })
         .await

@@ -39,7 +39,9 @@ impl RedisStore {
             },
             ..Default::default()
         });
-        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(unavailable)?;
         Ok(Self {
             pool,
             prefix: prefix.to_string(),
@@ -57,10 +59,15 @@ impl RedisStore {
 
     pub async fn load_all(&self) -> Result<Vec<ProjectState>, StoreError> {
         let mut c = self.conn().await?;
-        let ids: Vec<String> = c.smembers(self.key("projects")).await.map_err(unavailable)?;
+        let ids: Vec<String> = c
+            .smembers(self.key("projects"))
+            .await
+            .map_err(unavailable)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let id: Uuid = id.parse().map_err(|_| StoreError::Corrupt(format!("project id {id:?}")))?;
+            let id: Uuid = id
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("project id {id:?}")))?;
             if let Some(s) = self.load(id).await? {
                 out.push(s);
             }
@@ -70,9 +77,15 @@ impl RedisStore {
 
     pub async fn load(&self, project: Uuid) -> Result<Option<ProjectState>, StoreError> {
         let mut c = self.conn().await?;
-        let raw: Option<Vec<u8>> = c.get(self.key(&format!("state:{project}"))).await.map_err(unavailable)?;
-        raw.map(|r| serde_json::from_slice(&r).map_err(|e| StoreError::Corrupt(format!("state of {project}: {e}"))))
-            .transpose()
+        let raw: Option<Vec<u8>> = c
+            .get(self.key(&format!("state:{project}")))
+            .await
+            .map_err(unavailable)?;
+        raw.map(|r| {
+            serde_json::from_slice(&r)
+                .map_err(|e| StoreError::Corrupt(format!("state of {project}: {e}")))
+        })
+        .transpose()
     }
 
     pub async fn next_version(&self) -> Result<u64, StoreError> {
@@ -80,7 +93,13 @@ impl RedisStore {
         c.incr(self.key("version"), 1u64).await.map_err(unavailable)
     }
 
-    pub async fn commit(&self, project: Uuid, version: u64, state: &[u8], snapshot: &[u8]) -> Result<(), StoreError> {
+    pub async fn commit(
+        &self,
+        project: Uuid,
+        version: u64,
+        state: &[u8],
+        snapshot: &[u8],
+    ) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
         let id = project.to_string();
         let () = redis::pipe()
@@ -129,7 +148,10 @@ impl RedisStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        let _: String = redis::cmd("PING").query_async(&mut *c).await.map_err(unavailable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut *c)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

@@ -47,13 +47,26 @@ fn skip_request_header(name: &HeaderName) -> bool {
 fn skip_response_header(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "content-length" | "te" | "trailer" | "upgrade"
-            | "proxy-authenticate" | "proxy-connection" | "set-cookie"
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "content-length"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-connection"
+            | "set-cookie"
     )
 }
 
 /// `POST /v1/{chat/completions,completions,embeddings,responses}`.
-pub async fn forward(req: HttpRequest, payload: web::Payload, ctx: web::Data<Ctx>, client: web::Data<awc::Client>) -> HttpResponse {
+pub async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: web::Data<Ctx>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
     let request_id = uuid::Uuid::new_v4().to_string();
     ctx.metrics.requests.inc();
     let resp = match forward_inner(&req, payload, &ctx, &client, &request_id).await {
@@ -75,15 +88,22 @@ async fn forward_inner(
 ) -> Result<HttpResponse, GatewayError> {
     let state = ctx.live.load();
     if !state.loaded {
-        return Err(GatewayError::new(ErrorCode::NotConfigured, "the gateway has not loaded its configuration yet"));
+        return Err(GatewayError::new(
+            ErrorCode::NotConfigured,
+            "the gateway has not loaded its configuration yet",
+        ));
     }
     let caller = authenticate(&state, req.headers(), &ctx.keyring)?;
     drop(state);
     let byok = caller.byok(req.headers())?;
     let body = read_body(req, payload, ctx.settings.max_body_bytes).await?;
-    let peeked = peek(&body).map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    let peeked =
+        peek(&body).map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?;
     let Some(model) = peeked.model.as_deref() else {
-        return Err(GatewayError::new(ErrorCode::MissingModel, "the request body has no 'model'"));
+        return Err(GatewayError::new(
+            ErrorCode::MissingModel,
+            "the request body has no 'model'",
+        ));
     };
     if !caller.model_allowed(model) {
         return Err(GatewayError::new(
@@ -99,14 +119,22 @@ async fn forward_inner(
         )
     })?;
     let target = resolution.targets.first().ok_or_else(|| {
-        GatewayError::new(ErrorCode::ModelNotFound, format!("model '{model}' has no target"))
+        GatewayError::new(
+            ErrorCode::ModelNotFound,
+            format!("model '{model}' has no target"),
+        )
     })?;
     let provider = &project.tables.providers[target.provider];
 
     let upstream_body = if target.model != model {
         match peeked.model_span {
             Some(span) => replace_model(&body, span, &target.model).into(),
-            None => return Err(GatewayError::new(ErrorCode::InvalidJson, "could not locate 'model' in the body")),
+            None => {
+                return Err(GatewayError::new(
+                    ErrorCode::InvalidJson,
+                    "could not locate 'model' in the body",
+                ))
+            }
         }
     } else {
         body.clone()
@@ -131,8 +159,12 @@ async fn forward_inner(
     }
     match byok {
         Some(k) => {
-            let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
-                .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "your upstream key is not a valid header value"))?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
+                GatewayError::new(
+                    ErrorCode::BadRequest,
+                    "your upstream key is not a valid header value",
+                )
+            })?;
             v.set_sensitive(true);
             h.insert(actix_web::http::header::AUTHORIZATION, v);
         }
@@ -153,7 +185,9 @@ async fn forward_inner(
         .map_err(|e| upstream_error(e, &provider.slug))?;
 
     let status = upstream.status();
-    let mut out = HttpResponse::build(StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY));
+    let mut out = HttpResponse::build(
+        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+    );
     let length = upstream
         .headers()
         .get(CONTENT_LENGTH)
@@ -164,7 +198,15 @@ async fn forward_inner(
             out.append_header((name.clone(), value.clone()));
         }
     }
-    let out_headers = out_headers(request_id, resolution.layer, resolution.function, resolution.route, &provider.slug, &target.model, project.version);
+    let out_headers = out_headers(
+        request_id,
+        resolution.layer,
+        resolution.function,
+        resolution.route,
+        &provider.slug,
+        &target.model,
+        project.version,
+    );
     for (name, value) in out_headers {
         out.insert_header((name, value));
     }
@@ -206,7 +248,6 @@ fn out_headers(
     put("x-to11-config-version", &version.to_string());
     h
 }
-
 
 fn upstream_error(e: SendRequestError, provider: &str) -> GatewayError {
     match e {

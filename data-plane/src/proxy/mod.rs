@@ -14,7 +14,11 @@ use crate::error::GatewayError;
 
 /// Reads a request body, refusing with 413 as soon as it exceeds `limit` (a declared
 /// Content-Length over the limit is refused before reading anything).
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, GatewayError> {
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
     let too_large = || {
         GatewayError::new(
             ErrorCode::PayloadTooLarge,
@@ -31,7 +35,9 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("reading request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            GatewayError::new(ErrorCode::BadRequest, format!("reading request body: {e}"))
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }

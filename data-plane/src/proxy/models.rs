@@ -18,10 +18,16 @@ struct ModelEntry<'a> {
     to11_layer: &'static str,
 }
 
-pub async fn list_models(req: HttpRequest, ctx: web::Data<Ctx>) -> Result<HttpResponse, GatewayError> {
+pub async fn list_models(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+) -> Result<HttpResponse, GatewayError> {
     let state = ctx.live.load();
     if !state.loaded {
-        return Err(GatewayError::new(ErrorCode::NotConfigured, "the gateway has not loaded its configuration yet"));
+        return Err(GatewayError::new(
+            ErrorCode::NotConfigured,
+            "the gateway has not loaded its configuration yet",
+        ));
     }
     let caller = authenticate(&state, req.headers(), &ctx.keyring)?;
     let t = &caller.project.tables;

@@ -90,9 +90,8 @@ impl SnapshotSource for RedisSource {
     fn index(&self) -> BoxFuture<'_, Result<HashMap<Uuid, u64>, SourceError>> {
         async move {
             let key = snapshot_index_key(&self.prefix);
-            let raw: HashMap<String, u64> = self
-                .with_conn(async |mut c| c.hgetall(&key).await)
-                .await?;
+            let raw: HashMap<String, u64> =
+                self.with_conn(async |mut c| c.hgetall(&key).await).await?;
             Ok(raw
                 .into_iter()
                 .filter_map(|(k, v)| Some((k.parse().ok()?, v)))

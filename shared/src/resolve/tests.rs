@@ -23,7 +23,11 @@ fn provider(slug: &str, models: &[&str]) -> SnapshotProvider {
     }
 }
 
-fn snap(providers: Vec<SnapshotProvider>, routes: Vec<Route>, functions: Vec<Function>) -> Snapshot {
+fn snap(
+    providers: Vec<SnapshotProvider>,
+    routes: Vec<Route>,
+    functions: Vec<Function>,
+) -> Snapshot {
     Snapshot {
         version: 1,
         project: Project {
@@ -69,47 +73,76 @@ fn func(name: &str, route: Option<&str>, model: Option<&str>) -> Function {
 #[test]
 fn top_down_order() {
     let s = snap(
-        vec![provider("openai", &["gpt-4o", "gpt-4o-mini"]), provider("groq", &["llama"])],
         vec![
-            route("smart", vec![target("groq", "llama"), target("openai", "gpt-4o")]),
+            provider("openai", &["gpt-4o", "gpt-4o-mini"]),
+            provider("groq", &["llama"]),
+        ],
+        vec![
+            route(
+                "smart",
+                vec![target("groq", "llama"), target("openai", "gpt-4o")],
+            ),
             // A route that shares its name with a provider model wins over passthrough.
             route("gpt-4o-mini", vec![target("groq", "llama")]),
         ],
-        vec![func("summarize", Some("smart"), None), func("cheap", None, Some("gpt-4o"))],
+        vec![
+            func("summarize", Some("smart"), None),
+            func("cheap", None, Some("gpt-4o")),
+        ],
     );
     let t = compile(&s).expect("compiles");
 
     let r = t.resolve("summarize").expect("function");
-    assert_eq!((r.layer, r.function, r.route), (Layer::Function, Some("summarize"), Some("smart")));
+    assert_eq!(
+        (r.layer, r.function, r.route),
+        (Layer::Function, Some("summarize"), Some("smart"))
+    );
     assert_eq!(r.targets[0].model, "llama");
 
     let r = t.resolve("cheap").expect("function to model");
     assert_eq!((r.layer, r.route), (Layer::Function, None));
-    assert_eq!((r.targets[0].provider, r.targets[0].model.as_str()), (0, "gpt-4o"));
+    assert_eq!(
+        (r.targets[0].provider, r.targets[0].model.as_str()),
+        (0, "gpt-4o")
+    );
 
     let r = t.resolve("gpt-4o-mini").expect("route beats passthrough");
     assert_eq!(r.layer, Layer::Route);
 
-    let r = t.resolve("openai/gpt-4o-mini").expect("explicit passthrough");
-    assert_eq!((r.layer, r.targets[0].model.as_str()), (Layer::Passthrough, "gpt-4o-mini"));
+    let r = t
+        .resolve("openai/gpt-4o-mini")
+        .expect("explicit passthrough");
+    assert_eq!(
+        (r.layer, r.targets[0].model.as_str()),
+        (Layer::Passthrough, "gpt-4o-mini")
+    );
 
     let r = t.resolve("llama").expect("bare passthrough");
     assert_eq!((r.layer, r.targets[0].provider), (Layer::Passthrough, 1));
 
     assert!(t.resolve("nope").is_none());
-    assert!(t.resolve("groq/gpt-4o").is_none(), "explicit name of a model that provider does not expose");
+    assert!(
+        t.resolve("groq/gpt-4o").is_none(),
+        "explicit name of a model that provider does not expose"
+    );
 }
 
 #[test]
 fn overlap_first_provider_wins_with_warning() {
     let s = snap(
-        vec![provider("openai", &["gpt-4o"]), provider("openai-eu", &["gpt-4o"])],
+        vec![
+            provider("openai", &["gpt-4o"]),
+            provider("openai-eu", &["gpt-4o"]),
+        ],
         vec![],
         vec![],
     );
     let t = compile(&s).expect("compiles");
     assert_eq!(t.resolve("gpt-4o").map(|r| r.targets[0].provider), Some(0));
-    assert_eq!(t.resolve("openai-eu/gpt-4o").map(|r| r.targets[0].provider), Some(1));
+    assert_eq!(
+        t.resolve("openai-eu/gpt-4o").map(|r| r.targets[0].provider),
+        Some(1)
+    );
     assert_eq!(t.warnings.len(), 1);
     assert!(t.warnings[0].message.contains("openai-eu/gpt-4o"));
 }
@@ -121,7 +154,10 @@ fn every_problem_reported_at_once() {
     let s = snap(
         vec![provider("openai", &["gpt-4o"]), provider("openai", &[])],
         vec![
-            route("r1", vec![target("nope", "x"), target("openai", "gpt-5"), bad_cred]),
+            route(
+                "r1",
+                vec![target("nope", "x"), target("openai", "gpt-5"), bad_cred],
+            ),
             route("empty", vec![]),
         ],
         vec![
@@ -158,21 +194,38 @@ fn names_lists_each_once_with_top_layer() {
     let t = compile(&s).expect("compiles");
     assert_eq!(
         t.names(),
-        vec![("gpt-4o", Layer::Route), ("openai/gpt-4o", Layer::Passthrough), ("sum", Layer::Function)]
+        vec![
+            ("gpt-4o", Layer::Route),
+            ("openai/gpt-4o", Layer::Passthrough),
+            ("sum", Layer::Function)
+        ]
     );
 }
 
 fn arb_snapshot() -> impl proptest::strategy::Strategy<Value = Snapshot> {
     let names = prop::sample::select(vec!["a", "b", "c", "m1", "m2", "a/m1"]);
     let providers = prop::collection::vec(
-        (prop::sample::select(vec!["a", "b", "c"]), prop::collection::vec(names.clone(), 0..3)),
+        (
+            prop::sample::select(vec!["a", "b", "c"]),
+            prop::collection::vec(names.clone(), 0..3),
+        ),
         0..4,
     );
     let routes = prop::collection::vec(
-        (names.clone(), prop::collection::vec((names.clone(), names.clone()), 0..3)),
+        (
+            names.clone(),
+            prop::collection::vec((names.clone(), names.clone()), 0..3),
+        ),
         0..3,
     );
-    let functions = prop::collection::vec((names.clone(), prop::option::of(names.clone()), prop::option::of(names)), 0..3);
+    let functions = prop::collection::vec(
+        (
+            names.clone(),
+            prop::option::of(names.clone()),
+            prop::option::of(names),
+        ),
+        0..3,
+    );
     (providers, routes, functions).prop_map(|(ps, rs, fs)| {
         snap(
             ps.into_iter()

@@ -1,0 +1,317 @@
+//! A mock OpenAI-compatible upstream that answers in OpenAI's real wire format, checks the bearer
+//! key, and records every request it receives.
+//!
+//! Streaming can be *gated*: with request header `x-mock-gate: <id>`, the mock sends one SSE chunk,
+//! then waits until the test has released the gate before sending the next. A gateway that buffered
+//! the stream would never hand the test the first chunk, so the test fails instead of passing by
+//! timing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|s| s.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Default)]
+pub struct MockState {
+    pub api_key: String,
+    pub models: Mutex<Vec<String>>,
+    pub requests: Mutex<Vec<Recorded>>,
+    pub gates: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl MockState {
+    pub fn gate(&self, id: &str) -> Arc<Semaphore> {
+        self.gates
+            .lock()
+            .expect("lock")
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(0)))
+            .clone()
+    }
+}
+
+/// The SSE chunks the mock streams for a chat completion of `model`, exactly as sent.
+pub fn stream_chunks(model: &str) -> Vec<String> {
+    let words = ["Hello", " from", " the", " mock"];
+    let mut out: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let delta = if i == 0 {
+                serde_json::json!({"role": "assistant", "content": w})
+            } else {
+                serde_json::json!({"content": w})
+            };
+            format!(
+                "data: {}\n\n",
+                serde_json::json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+            )
+        })
+        .collect();
+    out.push(format!(
+        "data: {}\n\n",
+        serde_json::json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    ));
+    out.push("data: [DONE]\n\n".to_string());
+    out
+}
+
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized().json(serde_json::json!({"error": {
+        "message": "Incorrect API key provided: sk-***. You can find your API key at https://platform.openai.com/account/api-keys.",
+        "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}))
+}
+
+fn record(state: &MockState, req: &HttpRequest, body: &[u8]) {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                v.to_str().unwrap_or("<binary>").to_string(),
+            )
+        })
+        .collect();
+    state.requests.lock().expect("lock").push(Recorded {
+        method: req.method().to_string(),
+        path: req.uri().to_string(),
+        headers,
+        body: body.to_vec(),
+    });
+}
+
+fn authorized(state: &MockState, req: &HttpRequest) -> bool {
+    let got = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    // Any key starting with "sk-byok" is accepted too, standing for a client's own key.
+    got == Some(format!("Bearer {}", state.api_key).as_str())
+        || got.is_some_and(|g| g.starts_with("Bearer sk-byok"))
+}
+
+async fn list_models(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, b"");
+    if !authorized(&state, &req) {
+        return unauthorized();
+    }
+    let data: Vec<serde_json::Value> = state
+        .models
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 1700000000, "owned_by": "mock"}))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": data}))
+}
+
+async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, &body);
+    if !authorized(&state, &req) {
+        return unauthorized();
+    }
+    let v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return HttpResponse::BadRequest().json(serde_json::json!({"error": {"message": "We could not parse the JSON body of your request.", "type": "invalid_request_error", "param": null, "code": null}}))
+        }
+    };
+    let model = v["model"].as_str().unwrap_or("").to_string();
+    if v["stream"].as_bool() == Some(true) {
+        let chunks = stream_chunks(&model);
+        let gate = req
+            .headers()
+            .get("x-mock-gate")
+            .and_then(|g| g.to_str().ok())
+            .map(|id| state.gate(id));
+        let s =
+            futures_util::stream::unfold((0usize, chunks, gate), |(i, chunks, gate)| async move {
+                if i >= chunks.len() {
+                    return None;
+                }
+                if i > 0 {
+                    if let Some(g) = &gate {
+                        // Wait (bounded) for the test to confirm it received the previous chunk.
+                        if let Ok(Ok(p)) =
+                            tokio::time::timeout(Duration::from_secs(20), g.acquire()).await
+                        {
+                            p.forget();
+                        }
+                    }
+                }
+                let c = Bytes::from(chunks[i].clone());
+                Some((Ok::<_, actix_web::Error>(c), (i + 1, chunks, gate)))
+            });
+        return HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(s);
+    }
+    HttpResponse::Ok().insert_header(("x-request-id", "req_mock")).json(serde_json::json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock"}, "finish_reason": "stop", "logprobs": null}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+    }))
+}
+
+async fn echo(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, &body);
+    if !authorized(&state, &req) {
+        return unauthorized();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let model = v["model"].as_str().unwrap_or("").to_string();
+    let object = match req.path() {
+        "/v1/embeddings" => serde_json::json!({"object": "list", "model": model,
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+            "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
+        "/v1/completions" => {
+            serde_json::json!({"id": "cmpl-mock", "object": "text_completion", "model": model,
+            "choices": [{"index": 0, "text": "mock", "finish_reason": "stop"}]})
+        }
+        _ => {
+            serde_json::json!({"id": "resp_mock", "object": "response", "model": model, "status": "completed",
+            "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "mock"}]}]})
+        }
+    };
+    HttpResponse::Ok().json(object)
+}
+
+/// Benchmark fast path: a fixed answer, no recording, no parsing.
+async fn fast(body: Bytes) -> HttpResponse {
+    let _ = body;
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(FAST_BODY)
+}
+
+pub const FAST_BODY: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MockUpstream {
+    /// Starts the mock on 127.0.0.1:0 with the key it accepts and the models it lists.
+    pub fn start(api_key: &str, models: &[&str]) -> MockUpstream {
+        Self::start_on("127.0.0.1:0", api_key, models, 1, false)
+    }
+
+    pub fn start_on(
+        listen: &str,
+        api_key: &str,
+        models: &[&str],
+        workers: usize,
+        fast_only: bool,
+    ) -> MockUpstream {
+        let state = Arc::new(MockState {
+            api_key: api_key.to_string(),
+            models: Mutex::new(models.iter().map(|m| m.to_string()).collect()),
+            ..Default::default()
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        let listen = listen.to_string();
+        let thread = std::thread::spawn(move || {
+            let sys = actix_rt::System::new();
+            sys.block_on(async move {
+                let data = web::Data::from(st);
+                let server = HttpServer::new(move || {
+                    let app = App::new().app_data(data.clone());
+                    if fast_only {
+                        app.default_service(web::to(fast))
+                    } else {
+                        app.route("/v1/models", web::get().to(list_models))
+                            .route("/v1/chat/completions", web::post().to(chat))
+                            .route("/v1/embeddings", web::post().to(echo))
+                            .route("/v1/completions", web::post().to(echo))
+                            .route("/v1/responses", web::post().to(echo))
+                    }
+                })
+                .workers(workers)
+                .backlog(4096)
+                .bind(&listen)
+                .expect("bind mock");
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).expect("send");
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx.recv().expect("mock started");
+        MockUpstream {
+            addr,
+            state,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().expect("lock").clone()
+    }
+
+    pub fn last_request(&self, path: &str) -> Option<Recorded> {
+        self.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.path.starts_with(path))
+    }
+
+    pub fn set_models(&self, models: &[&str]) {
+        *self.state.models.lock().expect("lock") = models.iter().map(|m| m.to_string()).collect();
+    }
+
+    /// Lets a gated stream send its next chunk.
+    pub fn release(&self, gate: &str) {
+        self.state.gate(gate).add_permits(1);
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        // Stop without waiting for graceful shutdown of in-flight streams.
+        std::thread::spawn(move || {
+            let rt = actix_rt::System::new();
+            rt.block_on(h.stop(false));
+        })
+        .join()
+        .ok();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

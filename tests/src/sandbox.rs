@@ -1,0 +1,184 @@
+//! Starting the planes in-process, each in its own thread and actix system (as separate processes
+//! would be), with the same `start` functions the binaries use, on port 0.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use to11_control_plane::store::redis::RedisStore;
+use to11_control_plane::store::Store;
+use to11_data_plane::sync::redis::RedisSource;
+use to11_shared::crypto::Keyring;
+
+pub const ADMIN_TOKEN: &str = "test-operator-token";
+
+/// A fixed master key for tests (base64 of 32 bytes).
+pub fn master_key() -> String {
+    "dG8xMS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=".to_string()
+}
+
+/// Something running in its own thread and actix system; stopped on drop.
+pub struct Spawned<T> {
+    pub info: T,
+    handles: Vec<ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Started<T> = anyhow::Result<(T, Vec<Server>)>;
+
+pub fn spawn<T, F, Fut>(f: F) -> anyhow::Result<Spawned<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Started<T>> + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(T, Vec<ServerHandle>), String>>();
+    let thread = std::thread::spawn(move || {
+        let sys = actix_rt::System::new();
+        sys.block_on(async move {
+            match f().await {
+                Ok((info, servers)) => {
+                    let handles = servers.iter().map(|s| s.handle()).collect();
+                    let _ = tx.send(Ok((info, handles)));
+                    futures_util::future::join_all(servers).await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("{e:#}")));
+                }
+            }
+        });
+    });
+    match rx.recv() {
+        Ok(Ok((info, handles))) => Ok(Spawned {
+            info,
+            handles,
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(anyhow::anyhow!(e))
+        }
+        Err(_) => Err(anyhow::anyhow!("start-up thread died")),
+    }
+}
+
+impl<T> Spawned<T> {
+    /// Stops the servers and the system (actors, sync task) and waits for the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let handles = std::mem::take(&mut self.handles);
+        if !handles.is_empty() {
+            std::thread::spawn(move || {
+                let rt = actix_rt::System::new();
+                rt.block_on(async move {
+                    for h in handles {
+                        h.stop(false).await;
+                    }
+                });
+            })
+            .join()
+            .ok();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub struct ControlPlaneInfo {
+    pub addr: SocketAddr,
+    pub publish: Arc<AtomicBool>,
+}
+
+impl ControlPlaneInfo {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A control plane over Redis, private upstreams allowed (the mocks are on loopback).
+pub fn control_plane(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<ControlPlaneInfo>> {
+    let redis_url = redis_url.to_string();
+    let prefix = prefix.to_string();
+    spawn(move || async move {
+        let keyring = Keyring::from_base64(&master_key())?;
+        let mut settings = to11_control_plane::Settings::new("127.0.0.1:0", keyring, ADMIN_TOKEN);
+        settings.allow_private_upstreams = true;
+        settings.probe_timeout = Duration::from_secs(3);
+        settings.probe_connect_timeout = Duration::from_secs(2);
+        let store = RedisStore::new(&redis_url, &prefix, Duration::from_secs(2))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cp = to11_control_plane::start(settings, Arc::new(Store::Redis(store))).await?;
+        Ok((
+            ControlPlaneInfo {
+                addr: cp.addr,
+                publish: cp.publish,
+            },
+            vec![cp.server],
+        ))
+    })
+}
+
+/// Gateway settings for tests: short reconcile interval, small body limit, one worker.
+pub fn gateway_settings() -> to11_data_plane::Settings {
+    let mut s = to11_data_plane::Settings::with_listen("127.0.0.1:0");
+    s.workers = 1;
+    s.reconcile_interval = Duration::from_millis(300);
+    s.max_body_bytes = 64 * 1024;
+    s.upstream_timeout = Duration::from_secs(30);
+    s
+}
+
+/// A data-plane replica following Redis.
+pub fn replica(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<SocketAddr>> {
+    let redis_url = redis_url.to_string();
+    let prefix = prefix.to_string();
+    spawn(move || async move {
+        let keyring = Keyring::from_base64(&master_key())?;
+        let source = RedisSource::new(&redis_url, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let gw = to11_data_plane::start(gateway_settings(), keyring, Arc::new(source))?;
+        Ok((gw.addr, vec![gw.server]))
+    })
+}
+
+pub struct EmbeddedInfo {
+    pub api: SocketAddr,
+    pub gateway: SocketAddr,
+    pub generated_admin_token: Option<String>,
+}
+
+/// Embedded mode on a data directory, as `to11` runs it (token and key generated there).
+pub fn embedded(data_dir: &Path) -> anyhow::Result<Spawned<EmbeddedInfo>> {
+    let data_dir = data_dir.to_path_buf();
+    spawn(move || async move {
+        let s = to11_control_plane::embedded::EmbeddedSettings {
+            data_dir,
+            api_listen: "127.0.0.1:0".into(),
+            gateway: gateway_settings(),
+            admin_token: None,
+            master_key: None,
+            allow_private_upstreams: true,
+        };
+        let e = to11_control_plane::embedded::start(s).await?;
+        Ok((
+            EmbeddedInfo {
+                api: e.control_plane.addr,
+                gateway: e.gateway.addr,
+                generated_admin_token: e.generated_admin_token,
+            },
+            vec![e.control_plane.server, e.gateway.server],
+        ))
+    })
+}
