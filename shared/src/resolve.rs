@@ -264,7 +264,7 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
                 continue;
             };
             let p = &s.providers[pi];
-            if !p.exposed.iter().any(|m| *m == tg.model) {
+            if !p.exposed.contains(&tg.model) {
                 problems.push(problem(
                     format!("{tat}.model"),
                     format!(

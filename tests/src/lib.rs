@@ -2,6 +2,9 @@
 //! planes started in-process (each in its own thread and actix system, so they can be stopped and
 //! restarted) with the same `start` functions the binaries use.
 
+// Test support: panicking on a broken set-up is the point, so `expect` is allowed here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod client;
 pub mod mock;
 pub mod redis_server;

@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 //! End to end over a real Redis: control plane, two replicas (then a third, late one), a mock
 //! OpenAI-compatible upstream. The whole connect → serve → change → restart → heal flow.
 

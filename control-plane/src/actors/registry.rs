@@ -363,7 +363,7 @@ impl Handler<ListProjects> for ProjectRegistry {
             .filter(|p| msg.only.is_none_or(|o| o == p.project.id))
             .cloned()
             .collect();
-        v.sort_by(|a, b| a.project.created_at.cmp(&b.project.created_at));
+        v.sort_by_key(|p| p.project.created_at);
         v
     }
 }

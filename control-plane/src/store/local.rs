@@ -30,10 +30,13 @@ pub struct LocalStore {
     inner: Arc<Inner>,
 }
 
+/// Project id → (version, sealed snapshot envelope).
+type Snapshots = HashMap<Uuid, (u64, Arc<Vec<u8>>)>;
+
 struct Inner {
     dir: PathBuf,
     version: AtomicU64,
-    snapshots: RwLock<HashMap<Uuid, (u64, Arc<Vec<u8>>)>>,
+    snapshots: RwLock<Snapshots>,
     tx: broadcast::Sender<Change>,
 }
 
@@ -215,15 +218,9 @@ impl SnapshotSource for LocalStore {
     fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>> {
         let rx = self.inner.tx.subscribe();
         async move {
+            // Lagged or closed ends the stream, so the follower resubscribes and reconciles.
             let s = futures_util::stream::unfold(rx, |mut rx| async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(c) => return Some((c, rx)),
-                        // Lagged: end the stream so the follower reconnects and reconciles.
-                        Err(broadcast::error::RecvError::Lagged(_)) => return None,
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
+                rx.recv().await.ok().map(|c| (c, rx))
             })
             .boxed();
             Ok(s)

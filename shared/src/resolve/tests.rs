@@ -234,9 +234,7 @@ fn arb_snapshot() -> impl proptest::strategy::Strategy<Value = Snapshot> {
             rs.into_iter()
                 .map(|(n, ts)| route(n, ts.into_iter().map(|(p, m)| target(p, m)).collect()))
                 .collect(),
-            fs.into_iter()
-                .map(|(n, r, m)| func(n, r.as_deref(), m.as_deref()))
-                .collect(),
+            fs.into_iter().map(|(n, r, m)| func(n, r, m)).collect(),
         )
     })
 }

@@ -1,1 +1,2 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 fn main() {}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole to11 test suite, as CI runs it: installs what it needs (redis-server), then checks
+# formatting and lints, and runs every test (unit, property, end to end over a private Redis, and
+# embedded mode). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (the end-to-end tests start their own on a free port)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

@@ -1,0 +1,142 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! Embedded mode end to end: both planes in one process with no Redis, a local durable store and an
+//! in-process bus; the same connect → serve flow, then a restart that keeps everything.
+
+use serde_json::json;
+use to11_tests::client::{chat, gated_stream, replica_version, ApiClient};
+use to11_tests::mock::{stream_chunks, MockUpstream};
+use to11_tests::sandbox::embedded;
+use to11_tests::wait_until;
+
+const UPSTREAM_KEY: &str = "sk-embedded-upstream-7777";
+
+#[actix_rt::test]
+async fn embedded_flow_survives_restart() {
+    let dir = std::env::temp_dir().join(format!("to11-embedded-{}", uuid::Uuid::new_v4()));
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o", "gpt-4o-mini"]);
+
+    let e = embedded(&dir).expect("embedded starts");
+    let token = e
+        .info
+        .generated_admin_token
+        .clone()
+        .expect("a token is generated on first start");
+    let api = ApiClient::new(e.info.api, &token);
+    assert_eq!(api.with_token("nope").get("/projects").await.0, 401);
+
+    let (s, p) = api.post("/projects", json!({"name": "Laptop"})).await;
+    assert_eq!(s, 201, "{p}");
+    let project = p["id"].as_str().expect("id").to_string();
+    let (s, prov) = api
+        .post(
+            "/projects/laptop/providers",
+            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}, "models": ["gpt-4o"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{prov}");
+    let (_, k) = api
+        .post("/projects/laptop/keys", json!({"name": "dev"}))
+        .await;
+    let key = k["key"].as_str().expect("key").to_string();
+    let version = k["version"].as_u64().expect("version");
+    wait_until("embedded gateway applies the change", 10, || async {
+        (replica_version(e.info.gateway, &project).await >= version).then_some(())
+    })
+    .await;
+
+    let r = chat(e.info.gateway, &key, "gpt-4o").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        mock.last_request("/v1/chat/completions")
+            .expect("rec")
+            .header("authorization"),
+        Some(format!("Bearer {UPSTREAM_KEY}").as_str())
+    );
+    let (status, _, events) = gated_stream(e.info.gateway, &key, "gpt-4o", "emb", |_| {
+        mock.release("emb")
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(events, stream_chunks("gpt-4o"));
+    assert_eq!(chat(e.info.gateway, &key, "gpt-4o-mini").await.status, 404);
+    e.stop();
+
+    // On disk: the master key is private, the token is kept only as a hash, no secret in clear.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("master.key"))
+            .expect("master.key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "master.key must not be readable by others");
+    }
+    let mut stored = String::new();
+    for entry in walk(&dir) {
+        if entry.file_name().is_some_and(|n| n != "master.key") {
+            stored.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&entry).expect("read"),
+            ));
+        }
+    }
+    for secret in [UPSTREAM_KEY, key.as_str(), token.as_str()] {
+        assert!(!stored.contains(secret), "a secret is stored in clear");
+    }
+
+    // A crash mid-write leaves at most a temporary file beside the real ones: it is ignored.
+    std::fs::write(
+        dir.join("store/projects").join(format!("{project}.tmp999")),
+        b"{\"state\":{\"trunc",
+    )
+    .expect("write");
+
+    let e = embedded(&dir).expect("embedded restarts");
+    assert!(
+        e.info.generated_admin_token.is_none(),
+        "the token is shown only once"
+    );
+    let api = ApiClient::new(e.info.api, &token);
+    let (s, got) = api
+        .get("/projects/laptop/providers/openai-compatible")
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["exposed"], json!(["gpt-4o"]));
+    wait_until(
+        "embedded gateway loads the stored configuration",
+        10,
+        || async { (replica_version(e.info.gateway, &project).await >= version).then_some(()) },
+    )
+    .await;
+    assert_eq!(chat(e.info.gateway, &key, "gpt-4o").await.status, 200);
+
+    // Writes after the restart get newer versions and reach the gateway.
+    let (s, m) = api
+        .put(
+            "/projects/laptop/providers/openai-compatible/models",
+            json!({"exposed": ["gpt-4o", "gpt-4o-mini"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert!(m["version"].as_u64().expect("v") > version);
+    let v2 = m["version"].as_u64().expect("v");
+    wait_until("embedded gateway applies the change", 10, || async {
+        (replica_version(e.info.gateway, &project).await >= v2).then_some(())
+    })
+    .await;
+    assert_eq!(chat(e.info.gateway, &key, "gpt-4o-mini").await.status, 200);
+    e.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
