@@ -247,7 +247,8 @@ impl MockUpstream {
                 let server = HttpServer::new(move || {
                     let app = App::new().app_data(data.clone());
                     if fast_only {
-                        app.default_service(web::to(fast))
+                        app.route("/v1/models", web::get().to(list_models))
+                            .default_service(web::to(fast))
                     } else {
                         app.route("/v1/models", web::get().to(list_models))
                             .route("/v1/chat/completions", web::post().to(chat))

@@ -1,2 +1,402 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
-fn main() {}
+//! `to11-bench`: one proxy hop, side by side in one run — direct to a fast mock upstream, through
+//! nginx `proxy_pass` (upstream keepalive) and through a to11 data-plane replica — printing
+//! requests/s (closed loop), p50/p99 latency at a fixed request rate (open loop, measured from the
+//! intended send time), and CPU time per request of the proxy process, with the ratios.
+//!
+//! Run it with `tests/bench.sh`, which builds in release mode, installs nginx if missing and pins
+//! the proxies to core 0 and this load generator and the mock to core 1.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use to11_tests::client::{replica_version, ApiClient};
+use to11_tests::redis_server::{free_port, RedisServer};
+use to11_tests::sandbox::{control_plane, master_key, ADMIN_TOKEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Opts {
+    connections: usize,
+    seconds: u64,
+    rate: u64,
+}
+
+fn opts() -> Opts {
+    let n = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    Opts {
+        connections: n("BENCH_CONNECTIONS", 32) as usize,
+        seconds: n("BENCH_SECONDS", 5),
+        rate: n("BENCH_RATE", 5000),
+    }
+}
+
+const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":5}"#;
+
+fn request_bytes(addr: SocketAddr, auth: &str) -> Vec<u8> {
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    )
+    .into_bytes()
+}
+
+/// Reads one HTTP/1.1 response with a content-length body; returns false on a non-200.
+async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+            let ok = head.starts_with("HTTP/1.1 200");
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .ok_or_else(|| std::io::Error::other(format!("no content-length in: {head}")))?;
+            let total = end + 4 + len;
+            while buf.len() < total {
+                read_more(s, buf).await?;
+            }
+            buf.drain(..total);
+            return Ok(ok);
+        }
+        read_more(s, buf).await?;
+    }
+}
+
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut tmp = [0u8; 16384];
+    let n = s.read(&mut tmp).await?;
+    if n == 0 {
+        return Err(std::io::Error::other("connection closed"));
+    }
+    buf.extend_from_slice(&tmp[..n]);
+    Ok(())
+}
+
+/// Closed loop: every connection sends as fast as answers come back. Returns completed requests.
+async fn closed_loop(addr: SocketAddr, req: &[u8], conns: usize, dur: Duration) -> (u64, u64) {
+    let deadline = Instant::now() + dur;
+    let mut tasks = vec![];
+    for _ in 0..conns {
+        let req = req.to_vec();
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            s.set_nodelay(true).ok();
+            let mut buf = Vec::with_capacity(4096);
+            let (mut ok, mut bad) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                s.write_all(&req).await.expect("write");
+                match read_response(&mut s, &mut buf).await {
+                    Ok(true) => ok += 1,
+                    Ok(false) => bad += 1,
+                    // A server may close a keep-alive connection between requests: reconnect.
+                    Err(_) if buf.is_empty() => {
+                        s = TcpStream::connect(addr).await.expect("reconnect");
+                        s.set_nodelay(true).ok();
+                    }
+                    Err(e) => panic!("{addr}: {e}"),
+                }
+            }
+            (ok, bad)
+        }));
+    }
+    let mut total = (0, 0);
+    for t in tasks {
+        let (o, b) = t.await.expect("task");
+        total.0 += o;
+        total.1 += b;
+    }
+    total
+}
+
+/// Open loop at a fixed rate spread over the connections; latency from the intended send time.
+async fn fixed_rate(
+    addr: SocketAddr,
+    req: &[u8],
+    conns: usize,
+    rate: u64,
+    dur: Duration,
+) -> Vec<Duration> {
+    let per_conn = Duration::from_secs_f64(conns as f64 / rate as f64);
+    let start = Instant::now() + Duration::from_millis(50);
+    let total = (rate as f64 * dur.as_secs_f64()) as u64 / conns as u64;
+    let mut tasks = vec![];
+    for c in 0..conns {
+        let req = req.to_vec();
+        let offset = per_conn.mul_f64(c as f64 / conns as f64);
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            s.set_nodelay(true).ok();
+            let mut buf = Vec::with_capacity(4096);
+            let mut lat = Vec::with_capacity(total as usize);
+            let mut prev_done = Instant::now();
+            for i in 0..total {
+                let intended = start + offset + per_conn.mul_f64(i as f64);
+                // Late because the previous answer was late: count from the intended time (no
+                // coordinated omission). On time: count from the actual send, so the timer's
+                // millisecond granularity is not charged to the server.
+                let from = if prev_done >= intended {
+                    intended
+                } else {
+                    tokio::time::sleep_until(intended.into()).await;
+                    Instant::now()
+                };
+                s.write_all(&req).await.expect("write");
+                read_response(&mut s, &mut buf).await.expect("response");
+                prev_done = Instant::now();
+                lat.push(prev_done - from);
+            }
+            lat
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort();
+    all
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// utime + stime of a process and its threads, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .filter_map(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+struct Row {
+    name: &'static str,
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    cpu_us: Option<f64>,
+}
+
+async fn measure(name: &'static str, addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -> Row {
+    eprintln!("measuring {name} at {addr}");
+    // Warm up connection pools.
+    closed_loop(addr, req, o.connections, Duration::from_secs(1)).await;
+    let t0 = cpu_ticks(pids);
+    let started = Instant::now();
+    let (ok, bad) = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(pids) - t0;
+    assert_eq!(bad, 0, "{name}: non-200 answers");
+    let lat = fixed_rate(
+        addr,
+        req,
+        o.connections,
+        o.rate,
+        Duration::from_secs(o.seconds),
+    )
+    .await;
+    Row {
+        name,
+        rps: ok as f64 / elapsed,
+        p50: pct(&lat, 0.50),
+        p99: pct(&lat, 0.99),
+        cpu_us: (!pids.is_empty()).then(|| ticks as f64 * 10_000.0 / ok as f64),
+    }
+}
+
+fn sibling(bin: &str) -> std::path::PathBuf {
+    std::env::current_exe().expect("exe").with_file_name(bin)
+}
+
+fn pinned(core: &str, program: &std::path::Path) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(core).arg(program);
+    c
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        // SIGTERM first, so nginx's master takes its workers down with it.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_mock() -> (Kill, SocketAddr) {
+    let mut child = pinned("1", &sibling("to11-mock-upstream"))
+        .arg("127.0.0.1:0")
+        .arg("--fast")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mock");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("addr");
+    (Kill(child), line.trim().parse().expect("mock addr"))
+}
+
+fn start_nginx(upstream: SocketAddr) -> (Kill, SocketAddr, Vec<u32>) {
+    let dir = std::env::temp_dir().join(format!("to11-bench-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\nmaster_process on;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  keepalive_requests 100000000;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n\
+           upstream mock {{ server {upstream}; keepalive 64; keepalive_requests 100000000; }}\n\
+           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://mock;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
+    let child = pinned("0", std::path::Path::new("nginx"))
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (install it: apt-get install nginx)");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    wait_port(addr);
+    // taskset execs nginx: its pid is the master; the worker is its child.
+    let master = child.id();
+    let mut pids = vec![master];
+    for _ in 0..100 {
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        let kids: Vec<u32> = children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if !kids.is_empty() {
+            pids.extend(kids);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Kill(child), addr, pids)
+}
+
+fn wait_port(addr: SocketAddr) {
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{addr} never opened");
+}
+
+fn main() {
+    let o = opts();
+    let redis = RedisServer::start(false);
+    let (_mock, mock_addr) = start_mock();
+    let (_nginx, nginx_addr, nginx_pids) = start_nginx(mock_addr);
+
+    let cp = control_plane(&redis.url(), "bench:").expect("control plane");
+    let sys = actix_rt::System::new();
+    let (key, project, version) = sys.block_on(async {
+        let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+        let (_, p) = api.post("/projects", json!({"name": "Bench"})).await;
+        let (s, prov) = api
+            .post(
+                "/projects/bench/providers",
+                json!({"kind": "openai-compatible", "base_url": format!("http://{mock_addr}/v1"), "credential": {"api_key": "sk-mock"}, "models": ["gpt-4o"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{prov}");
+        let (_, k) = api.post("/projects/bench/keys", json!({"name": "bench"})).await;
+        (k["key"].as_str().expect("key").to_string(), p["id"].as_str().expect("id").to_string(), k["version"].as_u64().expect("v"))
+    });
+
+    let gw_port = free_port();
+    let gw_addr: SocketAddr = format!("127.0.0.1:{gw_port}").parse().expect("addr");
+    let gw = pinned("0", &sibling("to11-data-plane"))
+        .env("TO11_REDIS_URL", redis.url())
+        .env("TO11_REDIS_PREFIX", "bench:")
+        .env("TO11_MASTER_KEY", master_key())
+        .env("TO11_GATEWAY_LISTEN", gw_addr.to_string())
+        .env("TO11_GATEWAY_WORKERS", "1")
+        .env("TO11_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("to11-data-plane");
+    let gw_pid = gw.id();
+    let _gw = Kill(gw);
+
+    let rows = sys.block_on(async {
+        to11_tests::wait_until("replica ready", 20, || async {
+            (replica_version(gw_addr, &project).await >= version).then_some(())
+        })
+        .await;
+        let direct = request_bytes(mock_addr, "authorization: Bearer sk-mock");
+        let via_nginx = request_bytes(nginx_addr, "authorization: Bearer sk-mock");
+        let via_to11 = request_bytes(gw_addr, &format!("x-to11-authorization: Bearer {key}"));
+        vec![
+            measure("direct (no hop)", mock_addr, &direct, &[], &o).await,
+            measure("nginx proxy_pass", nginx_addr, &via_nginx, &nginx_pids, &o).await,
+            measure("to11 data plane", gw_addr, &via_to11, &[gw_pid], &o).await,
+        ]
+    });
+
+    println!(
+        "\none proxy hop, {} connections, {} s closed loop for req/s, {} req/s open loop for latency, proxies on core 0\n",
+        o.connections, o.seconds, o.rate
+    );
+    println!(
+        "{:<18} {:>10} {:>10} {:>10} {:>14}",
+        "target", "req/s", "p50 ms", "p99 ms", "CPU µs/req"
+    );
+    for r in &rows {
+        let cpu = r
+            .cpu_us
+            .map(|c| format!("{c:.1}"))
+            .unwrap_or_else(|| "—".into());
+        println!(
+            "{:<18} {:>10.0} {:>10.3} {:>10.3} {:>14}",
+            r.name, r.rps, r.p50, r.p99, cpu
+        );
+    }
+    let (n, t) = (&rows[1], &rows[2]);
+    println!(
+        "\nto11 / nginx: throughput {:.2}×, p50 {:.2}×, p99 {:.2}×, CPU per request {:.2}×",
+        t.rps / n.rps,
+        t.p50 / n.p50,
+        t.p99 / n.p99,
+        t.cpu_us.unwrap_or(f64::NAN) / n.cpu_us.unwrap_or(f64::NAN)
+    );
+    println!("to11 / direct: throughput {:.2}×", t.rps / rows[0].rps);
+    drop(cp);
+}

@@ -1,2 +1,21 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
-fn main() {}
+//! `to11-mock-upstream [LISTEN] [--fast]`: the mock OpenAI-compatible upstream as a process.
+//! `--fast` answers every request with a fixed chat completion (the benchmark's upstream).
+//! Prints the bound address on its first line.
+
+use to11_tests::mock::MockUpstream;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let fast = args.iter().any(|a| a == "--fast");
+    let listen = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:0".into());
+    let mock = MockUpstream::start_on(&listen, "sk-mock", &["gpt-4o", "gpt-4o-mini"], 1, fast);
+    println!("{}", mock.addr);
+    loop {
+        std::thread::park();
+    }
+}
