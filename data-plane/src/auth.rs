@@ -89,3 +89,109 @@ impl Caller {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{prepare, Live};
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use to11_shared::crypto::Keyring;
+
+    fn setup(byok: ByokPolicy) -> (Live, Keyring) {
+        let keyring = Keyring::from_master(&[9; 32]);
+        let live = Live::default();
+        let snap = crate::state::tests::snapshot(1, &["to11_gk_good"], byok);
+        let (p, keys) = prepare(&snap, &keyring).unwrap();
+        live.apply(p, keys);
+        (live, keyring)
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn key_only_from_the_to11_header() {
+        let (live, k) = setup(ByokPolicy::Allowed);
+        let s = live.load();
+        assert!(authenticate(
+            &s,
+            &headers(&[(TO11_AUTH_HEADER, "Bearer to11_gk_good")]),
+            &k
+        )
+        .is_ok());
+        assert!(authenticate(&s, &headers(&[(TO11_AUTH_HEADER, "to11_gk_good")]), &k).is_ok());
+        let err = authenticate(
+            &s,
+            &headers(&[("authorization", "Bearer to11_gk_good")]),
+            &k,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.code, ErrorCode::MissingKey);
+        assert!(err.message.contains("x-to11-authorization"));
+        let err = authenticate(&s, &headers(&[(TO11_AUTH_HEADER, "Bearer nope")]), &k)
+            .err()
+            .unwrap();
+        assert_eq!(err.code, ErrorCode::InvalidKey);
+        // The stored hash presented as a key is not a key.
+        let hash = k.key_hash("to11_gk_good").to_hex();
+        let err = authenticate(&s, &headers(&[(TO11_AUTH_HEADER, &hash)]), &k)
+            .err()
+            .unwrap();
+        assert_eq!(err.code, ErrorCode::InvalidKey);
+    }
+
+    #[test]
+    fn byok_policies() {
+        for (policy, hdrs, want) in [
+            (
+                ByokPolicy::Allowed,
+                vec![("authorization", "Bearer sk-own")],
+                Ok(Some("sk-own")),
+            ),
+            (
+                ByokPolicy::Allowed,
+                vec![("x-api-key", "sk-own")],
+                Ok(Some("sk-own")),
+            ),
+            (
+                ByokPolicy::Allowed,
+                vec![("authorization", "Bearer to11_gk_good")],
+                Ok(None),
+            ),
+            (ByokPolicy::Allowed, vec![], Ok(None)),
+            (
+                ByokPolicy::Ignored,
+                vec![("authorization", "Bearer sk-own")],
+                Ok(None),
+            ),
+            (
+                ByokPolicy::Required,
+                vec![("x-api-key", "sk-own")],
+                Ok(Some("sk-own")),
+            ),
+            (
+                ByokPolicy::Required,
+                vec![("authorization", "Bearer to11_gk_good")],
+                Err(ErrorCode::ByokRequired),
+            ),
+        ] {
+            let (live, k) = setup(policy);
+            let s = live.load();
+            let mut h = hdrs.clone();
+            h.push((TO11_AUTH_HEADER, "to11_gk_good"));
+            let h = headers(&h);
+            let caller = authenticate(&s, &h, &k).unwrap();
+            let got = caller.byok(&h).map_err(|e| e.code);
+            assert_eq!(got, want, "{policy:?} {hdrs:?}");
+        }
+    }
+}

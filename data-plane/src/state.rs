@@ -182,3 +182,104 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use to11_shared::model::Project;
+    use to11_shared::snapshot::{SnapshotCredential, SnapshotKey, SnapshotProvider};
+
+    pub(crate) fn keyring() -> Keyring {
+        Keyring::from_master(&[9; 32])
+    }
+
+    /// A snapshot with one provider, one credential and the given keys.
+    pub(crate) fn snapshot(version: u64, keys: &[&str], byok: ByokPolicy) -> Snapshot {
+        let k = keyring();
+        let id = Uuid::from_u128(1);
+        let secret = serde_json::to_vec(&CredentialSecret::ApiKey {
+            api_key: "sk-stored".into(),
+        })
+        .unwrap();
+        Snapshot {
+            version,
+            project: Project {
+                id,
+                slug: "p".into(),
+                name: "P".into(),
+                byok,
+                created_at: DateTime::from_timestamp(0, 0).unwrap(),
+            },
+            providers: vec![SnapshotProvider {
+                slug: "openai".into(),
+                kind: "openai".into(),
+                base_url: "http://up/v1".into(),
+                default_credential: "default".into(),
+                credentials: vec![SnapshotCredential {
+                    id: "default".into(),
+                    sealed: k.seal(&credential_owner(&id, "openai", "default"), &secret),
+                }],
+                exposed: vec!["gpt-4o".into()],
+            }],
+            routes: vec![],
+            functions: vec![],
+            keys: keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| SnapshotKey {
+                    id: Uuid::from_u128(100 + i as u128),
+                    hash: k.key_hash(key).to_hex(),
+                    models: None,
+                    expires_at: None,
+                    byok: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn prepare_decrypts_credentials_into_bearer_headers() {
+        let (p, keys) = prepare(
+            &snapshot(1, &["to11_gk_a"], ByokPolicy::Allowed),
+            &keyring(),
+        )
+        .unwrap();
+        let auth = p.credentials[0]["default"].authorization.as_ref().unwrap();
+        assert_eq!(auth.to_str().unwrap(), "Bearer sk-stored");
+        assert!(auth.is_sensitive());
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn prepare_refuses_a_foreign_master_key() {
+        let other = Keyring::from_master(&[1; 32]);
+        let err = prepare(&snapshot(1, &[], ByokPolicy::Allowed), &other)
+            .err()
+            .unwrap();
+        assert!(matches!(err, PrepareError::Credential(_)));
+    }
+
+    #[test]
+    fn apply_replaces_a_projects_keys_and_remove_drops_them() {
+        let live = Live::default();
+        let k = keyring();
+        let (p, keys) = prepare(
+            &snapshot(1, &["to11_gk_a", "to11_gk_b"], ByokPolicy::Allowed),
+            &k,
+        )
+        .unwrap();
+        live.apply(p, keys);
+        assert_eq!(live.load().keys.len(), 2);
+        // Key b revoked in version 2.
+        let (p, keys) = prepare(&snapshot(2, &["to11_gk_a"], ByokPolicy::Allowed), &k).unwrap();
+        live.apply(p, keys);
+        let s = live.load();
+        assert!(s.keys.contains_key(&k.key_hash("to11_gk_a")));
+        assert!(!s.keys.contains_key(&k.key_hash("to11_gk_b")));
+        assert_eq!(live.project_version(&Uuid::from_u128(1)), Some(2));
+        drop(s);
+        live.remove(&Uuid::from_u128(1));
+        assert!(live.load().keys.is_empty() && live.load().projects.is_empty());
+    }
+}

@@ -15,8 +15,10 @@ pub enum UrlProblem {
     Userinfo,
     #[error("base URL must not carry a query or fragment")]
     QueryOrFragment,
-    #[error("base URL points at a loopback, private, link-local or metadata address; the operator must set TO11_ALLOW_PRIVATE_UPSTREAMS=true to allow that")]
+    #[error("base URL points at a loopback or private address; the operator must set TO11_ALLOW_PRIVATE_UPSTREAMS=true to allow that")]
     PrivateAddress,
+    #[error("base URL points at a link-local or cloud metadata address, which is never allowed")]
+    MetadataAddress,
 }
 
 /// Checks a base URL and returns it normalised (no trailing slash).
@@ -32,10 +34,31 @@ pub fn check_base_url(raw: &str, allow_private: bool) -> Result<String, UrlProbl
         return Err(UrlProblem::QueryOrFragment);
     }
     let host = url.host().ok_or(UrlProblem::Invalid)?;
+    if host_is_metadata(&host) {
+        return Err(UrlProblem::MetadataAddress);
+    }
     if !allow_private && host_is_private(&host) {
         return Err(UrlProblem::PrivateAddress);
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Link-local and cloud metadata endpoints: refused even with the private-network allowance, since
+/// no self-hosted model lives there and they hand out the host's cloud credentials.
+fn host_is_metadata(host: &Host<&str>) -> bool {
+    let v4_link_local = |ip: Ipv4Addr| ip.is_link_local();
+    match host {
+        Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
+        }
+        Host::Ipv4(ip) => v4_link_local(*ip),
+        Host::Ipv6(ip) => {
+            ip.to_ipv4_mapped().is_some_and(v4_link_local)
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || *ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
 }
 
 fn host_is_private(host: &Host<&str>) -> bool {
@@ -98,11 +121,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_private_in_any_encoding() {
+    fn refuses_metadata_even_with_the_allowance() {
         for bad in [
             "http://169.254.169.254/",
             "http://[::ffff:169.254.169.254]/",
             "http://2852039166/",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/",
+            "http://metadata.google.internal/",
+        ] {
+            assert_eq!(
+                check_base_url(bad, true),
+                Err(UrlProblem::MetadataAddress),
+                "{bad}"
+            );
+            assert_eq!(
+                check_base_url(bad, false),
+                Err(UrlProblem::MetadataAddress),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_private_in_any_encoding() {
+        for bad in [
             "http://0x7f.1/",
             "http://127.1/",
             "http://localhost/",
@@ -110,10 +153,10 @@ mod tests {
             "http://[::1]/",
             "http://10.0.0.1/",
             "http://100.64.0.1/",
-            "http://[fd00:ec2::254]/",
+            "http://[fd00::1]/",
             "http://192.168.1.10:8000/v1",
             "http://0.0.0.0/",
-            "http://metadata.google.internal/",
+            "http://gpu-box.internal/",
         ] {
             assert_eq!(
                 check_base_url(bad, false),

@@ -140,6 +140,18 @@ async fn full_flow_over_redis() {
         )
         .await;
     assert_eq!(s, 400, "{e}");
+    // A metadata address is refused before any connection is made, even with the allowance.
+    let (s, e) = mgmt
+        .post(
+            "/projects/acme/providers/discover",
+            discover("http://169.254.169.254/v1".into(), UPSTREAM_KEY),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("upstream_url_refused")),
+        "{e}"
+    );
     let (s, d) = mgmt
         .post(
             "/projects/acme/providers/discover",

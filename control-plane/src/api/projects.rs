@@ -79,11 +79,8 @@ pub async fn create(
         functions: vec![],
     };
     let c = api.registry.send(CreateProject { state }).await??;
-    Ok(HttpResponse::Created().json(Written {
-        value: ProjectView::from(&c.state),
-        version: c.version,
-        warnings: c.warnings,
-    }))
+    // The view carries the version the write produced.
+    Ok(HttpResponse::Created().json(ProjectView::from(&c.state)))
 }
 
 pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
@@ -172,11 +169,13 @@ pub async fn update(
             }),
         })
         .await??;
-    Ok(HttpResponse::Ok().json(Written {
-        value: ProjectView::from(&c.state),
-        version: c.version,
-        warnings: c.warnings,
-    }))
+    // The view carries the version the write produced; warnings (e.g. a reordering that changes
+    // which provider serves a shared model name) are added beside it.
+    let mut out = serde_json::to_value(ProjectView::from(&c.state)).unwrap_or_default();
+    if !c.warnings.is_empty() {
+        out["warnings"] = serde_json::to_value(&c.warnings).unwrap_or_default();
+    }
+    Ok(HttpResponse::Ok().json(out))
 }
 
 pub async fn delete(
