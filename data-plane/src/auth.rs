@@ -21,11 +21,19 @@ pub struct Caller {
     pub key: Arc<KeyEntry>,
 }
 
+/// Authenticates a caller against the live state. Before the first configuration is loaded every
+/// request gets 503 `not_configured`, not a misleading 401.
 pub fn authenticate(
     state: &State,
     headers: &HeaderMap,
     keyring: &Keyring,
 ) -> Result<Caller, GatewayError> {
+    if !state.loaded {
+        return Err(GatewayError::new(
+            ErrorCode::NotConfigured,
+            "the gateway has not loaded its configuration yet",
+        ));
+    }
     let Some(raw) = headers.get(TO11_AUTH_HEADER) else {
         let hint = ["authorization", "x-api-key"].iter().any(|h| {
             headers
@@ -103,6 +111,7 @@ mod tests {
         let snap = crate::state::tests::snapshot(1, &["to11_gk_good"], byok);
         let (p, keys) = prepare(&snap, &keyring).unwrap();
         live.apply(p, keys);
+        live.mark_loaded();
         (live, keyring)
     }
 
@@ -115,6 +124,16 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn not_configured_before_the_first_load() {
+        let live = Live::default();
+        let k = Keyring::from_master(&[9; 32]);
+        let err = authenticate(&live.load(), &headers(&[(TO11_AUTH_HEADER, "x")]), &k)
+            .err()
+            .unwrap();
+        assert_eq!(err.code, ErrorCode::NotConfigured);
     }
 
     #[test]

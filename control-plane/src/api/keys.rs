@@ -8,7 +8,7 @@ use to11_shared::model::{ByokPolicy, GatewayKey};
 use uuid::Uuid;
 
 use super::auth::project;
-use super::views::{KeyView, Written};
+use super::views::{remove_one, KeyView, Written};
 use super::Api;
 use crate::actors::registry::UpdateProject;
 use crate::error::ApiError;
@@ -94,14 +94,7 @@ pub async fn revoke(
         .registry
         .send(UpdateProject {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                let before = st.keys.len();
-                st.keys.retain(|k| k.id != id);
-                if st.keys.len() == before {
-                    return Err(ApiError::not_found("key"));
-                }
-                Ok(())
-            }),
+            change: Box::new(move |st, _| remove_one(&mut st.keys, |k| k.id == id, "key")),
         })
         .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": id, "version": c.version })))

@@ -11,7 +11,7 @@ use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use super::auth::{project, Principal};
-use super::views::{KeyView, ProjectView, Written};
+use super::views::{remove_one, KeyView, ProjectView, Written};
 use super::Api;
 use crate::actors::registry::{
     CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject,
@@ -259,12 +259,7 @@ pub async fn delete_management_key(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |s, _| {
-                let before = s.management_keys.len();
-                s.management_keys.retain(|k| k.id != id);
-                if s.management_keys.len() == before {
-                    return Err(ApiError::not_found("management key"));
-                }
-                Ok(())
+                remove_one(&mut s.management_keys, |k| k.id == id, "management key")
             }),
         })
         .await??;

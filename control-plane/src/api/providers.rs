@@ -14,7 +14,7 @@ use to11_shared::upstream_url::check_base_url;
 use to11_shared::ErrorCode;
 
 use super::auth::project;
-use super::views::{ProviderView, Written};
+use super::views::{remove_one, ProviderView, Written};
 use super::Api;
 use crate::actors::prober::DiscoverModels;
 use crate::actors::registry::{OpenProviderCredential, UpdateProject};
@@ -407,11 +407,7 @@ pub async fn disconnect(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                let before = st.providers.len();
-                st.providers.retain(|pr| pr.slug != slug);
-                if st.providers.len() == before {
-                    return Err(ApiError::not_found("provider"));
-                }
+                remove_one(&mut st.providers, |pr| pr.slug == slug, "provider")?;
                 Ok(slug)
             }),
         })

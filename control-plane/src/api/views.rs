@@ -130,6 +130,20 @@ impl From<&ManagementKey> for KeyView {
     }
 }
 
+/// Removes the one item `matches` selects, or answers 404 naming `what`.
+pub fn remove_one<T>(
+    items: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    what: &str,
+) -> Result<(), crate::error::ApiError> {
+    let before = items.len();
+    items.retain(|i| !matches(i));
+    if items.len() == before {
+        return Err(crate::error::ApiError::not_found(what));
+    }
+    Ok(())
+}
+
 /// A write's answer: the object, the configuration version it produced, and any warnings.
 #[derive(Serialize)]
 pub struct Written<T: Serialize> {

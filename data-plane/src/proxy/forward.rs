@@ -90,12 +90,6 @@ async fn forward_inner(
     request_id: &str,
 ) -> Result<HttpResponse, GatewayError> {
     let state = ctx.live.load();
-    if !state.loaded {
-        return Err(GatewayError::new(
-            ErrorCode::NotConfigured,
-            "the gateway has not loaded its configuration yet",
-        ));
-    }
     let caller = authenticate(&state, req.headers(), &ctx.keyring)?;
     drop(state);
     let byok = caller.byok(req.headers())?;

@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use to11_shared::ErrorCode;
 
 use crate::auth::authenticate;
 use crate::error::GatewayError;
@@ -23,12 +22,6 @@ pub async fn list_models(
     ctx: web::Data<Ctx>,
 ) -> Result<HttpResponse, GatewayError> {
     let state = ctx.live.load();
-    if !state.loaded {
-        return Err(GatewayError::new(
-            ErrorCode::NotConfigured,
-            "the gateway has not loaded its configuration yet",
-        ));
-    }
     let caller = authenticate(&state, req.headers(), &ctx.keyring)?;
     let t = &caller.project.tables;
     let data: Vec<ModelEntry<'_>> = t
