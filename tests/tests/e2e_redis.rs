@@ -357,6 +357,71 @@ async fn full_flow_over_redis() {
         (json!(["o3"]), json!(["text-embedding-3-small"]))
     );
 
+    // A second connection exposing the same model: the write warns, existing traffic stays put,
+    // `slug/model` reaches the new one, and reordering the providers moves the bare name.
+    let mut second = discover(mock.base_url(), UPSTREAM_KEY);
+    second["slug"] = json!("second");
+    second["models"] = json!(["gpt-4o"]);
+    let (s, c2) = mgmt.post("/projects/acme/providers", second).await;
+    assert_eq!(s, 201, "{c2}");
+    let warning = c2["warnings"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        warning.contains("gpt-4o") && warning.contains("second/gpt-4o"),
+        "{c2}"
+    );
+    let (_, rs) = mgmt.get("/projects/acme/resolve?model=gpt-4o").await;
+    assert_eq!(
+        (rs["layer"].as_str(), rs["targets"][0]["provider"].as_str()),
+        (Some("passthrough"), Some("openai-compatible")),
+        "{rs}"
+    );
+    let (_, k_after) = mgmt
+        .post("/projects/acme/keys", json!({"name": "no-new-warning"}))
+        .await;
+    assert!(
+        k_after.get("warnings").is_none(),
+        "warnings are not repeated: {k_after}"
+    );
+    wait_version(&replicas, &project, k_after["version"].as_u64().expect("v")).await;
+    assert_eq!(
+        chat(dp1.info, &key, "gpt-4o")
+            .await
+            .header("x-to11-provider"),
+        Some("openai-compatible")
+    );
+    assert_eq!(
+        chat(dp1.info, &key, "second/gpt-4o")
+            .await
+            .header("x-to11-provider"),
+        Some("second")
+    );
+    let (s, po) = mgmt
+        .patch(
+            "/projects/acme",
+            json!({"provider_order": ["openai-compatible"]}),
+        )
+        .await;
+    assert_eq!(s, 400, "a partial order is refused: {po}");
+    let (s, po) = mgmt
+        .patch(
+            "/projects/acme",
+            json!({"provider_order": ["second", "openai-compatible"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{po}");
+    wait_version(&replicas, &project, po["version"].as_u64().expect("v")).await;
+    assert_eq!(
+        chat(dp2.info, &key, "gpt-4o")
+            .await
+            .header("x-to11-provider"),
+        Some("second")
+    );
+    assert_eq!(mgmt.delete("/projects/acme/providers/second").await.0, 200);
+    assert_eq!(mgmt.get("/projects/acme/resolve?model=nope").await.0, 404);
+
     // Bad, missing and misplaced keys → 401.
     let r = chat(dp1.info, "to11_gk_not-a-real-key", "gpt-4o").await;
     assert_eq!(
@@ -542,7 +607,7 @@ async fn full_flow_over_redis() {
         api.get("/projects/acme/keys").await.1["data"]
             .as_array()
             .map(|a| a.len()),
-        Some(1)
+        Some(2)
     );
     assert_eq!(
         api.get("/projects").await.1["data"]
@@ -613,22 +678,41 @@ async fn full_flow_over_redis() {
 #[actix_rt::test]
 async fn store_outage_refuses_writes_and_loses_nothing_acknowledged() {
     let mut redis = RedisServer::start(true);
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
     let cp = control_plane(&redis.url(), "outage:").expect("control plane");
+    let dp = replica(&redis.url(), "outage:").expect("replica");
     let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
-    let (s, _) = api
+    let (s, p) = api
         .post("/projects", json!({"name": "Durable", "slug": "durable"}))
         .await;
     assert_eq!(s, 201);
+    let project = p["id"].as_str().expect("id").to_string();
+    let (s, _) = api
+        .post(
+            "/projects/durable/providers",
+            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
+        )
+        .await;
+    assert_eq!(s, 201);
     let mut acknowledged = vec![];
+    let mut gateway_key = String::new();
+    let mut last_version = 0;
     for i in 0..5 {
         let (s, k) = api
             .post("/projects/durable/keys", json!({"name": format!("k{i}")}))
             .await;
         assert_eq!(s, 201);
         acknowledged.push(k["id"].as_str().expect("id").to_string());
+        gateway_key = k["key"].as_str().expect("key").to_string();
+        last_version = k["version"].as_u64().expect("v");
     }
+    wait_version(&[dp.info], &project, last_version).await;
 
     redis.kill();
+    // The replica keeps serving its last good configuration while the store is gone.
+    for _ in 0..5 {
+        assert_eq!(chat(dp.info, &gateway_key, "gpt-4o").await.status, 200);
+    }
     let (s, e) = api
         .post("/projects/durable/keys", json!({"name": "during-outage"}))
         .await;
@@ -656,6 +740,14 @@ async fn store_outage_refuses_writes_and_loses_nothing_acknowledged() {
     })
     .await;
     assert_eq!(s, 201, "{k}");
+    // The replica reconnects and picks up the change made after recovery.
+    wait_version(&[dp.info], &project, k["version"].as_u64().expect("v")).await;
+    assert_eq!(
+        chat(dp.info, k["key"].as_str().expect("key"), "gpt-4o")
+            .await
+            .status,
+        200
+    );
 
     drop(cp);
     let cp = control_plane(&redis.url(), "outage:").expect("control plane again");

@@ -156,13 +156,16 @@ impl ProjectRegistry {
                     }
                     None => {}
                 }
-                let mut next = match (act.projects.get(&project), create) {
-                    (Some(s), _) => s.clone(),
-                    (None, Some(new)) => new,
+                let (mut next, before) = match (act.projects.get(&project), create) {
+                    (Some(s), _) => (s.clone(), Self::check(s).unwrap_or_default()),
+                    (None, Some(new)) => (new, vec![]),
                     (None, None) => return Err(ApiError::not_found("project")),
                 };
                 let value = mutate(&mut next, &act.keyring)?;
-                let warnings = Self::check(&next)?;
+                // Only what this write introduced: an overlap is announced by the write that
+                // creates it, not repeated by every later one (`resolve` shows it any time).
+                let mut warnings = Self::check(&next)?;
+                warnings.retain(|w| !before.contains(w));
                 Ok((next, value, warnings))
             })();
             let store = act.store.clone();
