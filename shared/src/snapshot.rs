@@ -106,25 +106,24 @@ impl Snapshot {
         }
     }
 
-    /// Serializes into the MAC'd envelope.
+    /// Serializes into the MAC'd envelope. The envelope's own fields are a number, a UUID and
+    /// base64url text, so it is written directly around the snapshot's exact bytes.
     pub fn seal(&self, keyring: &Keyring) -> Vec<u8> {
-        // Serializing plain data structs to a Vec cannot fail.
+        // Serializing plain data structs cannot fail.
         let body = serde_json::to_vec(self).unwrap_or_default();
         let mac = keyring.snapshot_mac(&body);
-        let body = String::from_utf8(body).unwrap_or_default();
-        let raw = RawValue::from_string(body).unwrap_or_else(|_| unreachable!());
-        serde_json::to_vec(&Envelope {
-            schema_version: SCHEMA_VERSION,
-            project_id: self.project.id,
-            version: self.version,
-            mac,
-            snapshot: &raw,
-        })
-        .unwrap_or_default()
+        let mut out = format!(
+            r#"{{"schema_version":{SCHEMA_VERSION},"project_id":"{}","version":{},"mac":"{mac}","snapshot":"#,
+            self.project.id, self.version
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out.push(b'}');
+        out
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Envelope<'a> {
     schema_version: u32,
     project_id: Uuid,

@@ -189,3 +189,13 @@ pub async fn replica_version(addr: SocketAddr, project: &str) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// Waits until every replica has applied `version` (or later) of `project`.
+pub async fn wait_version(replicas: &[SocketAddr], project: &str, version: u64) {
+    for a in replicas {
+        crate::wait_until(&format!("replica {a} at version {version}"), 10, || async {
+            (replica_version(*a, project).await >= version).then_some(())
+        })
+        .await;
+    }
+}

@@ -3,10 +3,9 @@
 //! in-process bus; the same connect → serve flow, then a restart that keeps everything.
 
 use serde_json::json;
-use to11_tests::client::{chat, gated_stream, replica_version, ApiClient};
+use to11_tests::client::{chat, gated_stream, wait_version, ApiClient};
 use to11_tests::mock::{stream_chunks, MockUpstream};
 use to11_tests::sandbox::embedded;
-use to11_tests::wait_until;
 
 const UPSTREAM_KEY: &str = "sk-embedded-upstream-7777";
 
@@ -39,10 +38,7 @@ async fn embedded_flow_survives_restart() {
         .await;
     let key = k["key"].as_str().expect("key").to_string();
     let version = k["version"].as_u64().expect("version");
-    wait_until("embedded gateway applies the change", 10, || async {
-        (replica_version(e.info.gateway, &project).await >= version).then_some(())
-    })
-    .await;
+    wait_version(&[e.info.gateway], &project, version).await;
 
     let r = chat(e.info.gateway, &key, "gpt-4o").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -101,12 +97,7 @@ async fn embedded_flow_survives_restart() {
         .await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["exposed"], json!(["gpt-4o"]));
-    wait_until(
-        "embedded gateway loads the stored configuration",
-        10,
-        || async { (replica_version(e.info.gateway, &project).await >= version).then_some(()) },
-    )
-    .await;
+    wait_version(&[e.info.gateway], &project, version).await;
     assert_eq!(chat(e.info.gateway, &key, "gpt-4o").await.status, 200);
 
     // Writes after the restart get newer versions and reach the gateway.
@@ -119,10 +110,7 @@ async fn embedded_flow_survives_restart() {
     assert_eq!(s, 200, "{m}");
     assert!(m["version"].as_u64().expect("v") > version);
     let v2 = m["version"].as_u64().expect("v");
-    wait_until("embedded gateway applies the change", 10, || async {
-        (replica_version(e.info.gateway, &project).await >= v2).then_some(())
-    })
-    .await;
+    wait_version(&[e.info.gateway], &project, v2).await;
     assert_eq!(chat(e.info.gateway, &key, "gpt-4o-mini").await.status, 200);
     e.stop();
     let _ = std::fs::remove_dir_all(&dir);
