@@ -88,6 +88,12 @@ async fn embedded_flow_survives_restart() {
 
     let e = embedded(&dir).expect("embedded restarts");
     assert!(
+        !dir.join("store/projects")
+            .join(format!("{project}.tmp999"))
+            .exists(),
+        "the leftover is cleaned up"
+    );
+    assert!(
         e.info.generated_admin_token.is_none(),
         "the token is shown only once"
     );

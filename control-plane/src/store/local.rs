@@ -128,7 +128,16 @@ impl LocalStore {
         for entry in std::fs::read_dir(self.inner.dir.join("projects")).map_err(io)? {
             let path = entry.map_err(io)?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue; // leftovers of an interrupted write
+                // The temporary file of a write interrupted before its rename: the old file is
+                // intact beside it, so the leftover is only removed.
+                if path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e.starts_with("tmp"))
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
             }
             let bytes = std::fs::read(&path).map_err(io)?;
             let f: ProjectFile = serde_json::from_slice(&bytes)
