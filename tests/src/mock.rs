@@ -259,6 +259,8 @@ impl MockUpstream {
                 })
                 .workers(workers)
                 .backlog(4096)
+                // SIGTERM ends a mock process at once (its owner stops it; no graceful drain).
+                .disable_signals()
                 .bind(&listen)
                 .expect("bind mock");
                 let addr = server.addrs()[0];
