@@ -118,6 +118,18 @@ pub async fn gateway(
     }
 }
 
+/// `POST /v1/chat/completions` with exactly these headers and this body.
+pub async fn post_chat(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> GatewayResponse {
+    gateway(
+        addr,
+        Method::POST,
+        "/v1/chat/completions",
+        headers,
+        Some(Bytes::copy_from_slice(body.as_bytes())),
+    )
+    .await
+}
+
 /// `POST /v1/chat/completions` with a to11 key.
 pub async fn chat(addr: SocketAddr, key: &str, model: &str) -> GatewayResponse {
     let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});

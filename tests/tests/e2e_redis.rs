@@ -4,7 +4,7 @@
 
 use awc::http::Method;
 use serde_json::json;
-use to11_tests::client::{chat, gated_stream, gateway, wait_version, ApiClient};
+use to11_tests::client::{chat, gated_stream, gateway, post_chat, wait_version, ApiClient};
 use to11_tests::mock::{stream_chunks, MockUpstream};
 use to11_tests::redis_server::{free_port, RedisServer};
 use to11_tests::sandbox::{control_plane, replica, ADMIN_TOKEN};
@@ -419,26 +419,12 @@ async fn full_flow_over_redis() {
         (401, Some("invalid_api_key"))
     );
     let body = json!({"model": "gpt-4o", "messages": []}).to_string();
-    let r = gateway(
-        dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
-        &[],
-        Some(body.clone().into()),
-    )
-    .await;
+    let r = post_chat(dp1.info, &[], &body).await;
     assert_eq!(
         (r.status, r.error_code().as_deref()),
         (401, Some("missing_api_key"))
     );
-    let r = gateway(
-        dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        Some(body.clone().into()),
-    )
-    .await;
+    let r = post_chat(dp1.info, &[("authorization", &auth)], &body).await;
     assert_eq!(
         r.status, 401,
         "a to11 key in Authorization is not accepted as one"
@@ -452,54 +438,31 @@ async fn full_flow_over_redis() {
     );
 
     // Bad input.
-    let r = gateway(
-        dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
-        &[("x-to11-authorization", &auth)],
-        Some("{not json".into()),
-    )
-    .await;
+    let r = post_chat(dp1.info, &[("x-to11-authorization", &auth)], "{not json").await;
     assert_eq!(
         (r.status, r.error_code().as_deref()),
         (400, Some("invalid_json"))
     );
-    let r = gateway(
-        dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
-        &[("x-to11-authorization", &auth)],
-        Some("{}".into()),
-    )
-    .await;
+    let r = post_chat(dp1.info, &[("x-to11-authorization", &auth)], "{}").await;
     assert_eq!(
         (r.status, r.error_code().as_deref()),
         (400, Some("missing_model"))
     );
     let big = json!({"model": "gpt-4o", "pad": "x".repeat(100 * 1024)}).to_string();
-    let r = gateway(
-        dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
-        &[("x-to11-authorization", &auth)],
-        Some(big.into()),
-    )
-    .await;
+    let r = post_chat(dp1.info, &[("x-to11-authorization", &auth)], &big).await;
     assert_eq!(
         (r.status, r.error_code().as_deref()),
         (413, Some("payload_too_large"))
     );
 
     // BYOK: the client's own key reaches the upstream; a to11 key in Authorization never does.
-    let r = gateway(
+    let r = post_chat(
         dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
         &[
             ("x-to11-authorization", &auth),
             ("authorization", "Bearer sk-byok-client-9"),
         ],
-        Some(body.clone().into()),
+        &body,
     )
     .await;
     assert_eq!(r.status, 200);
@@ -509,12 +472,10 @@ async fn full_flow_over_redis() {
             .header("authorization"),
         Some("Bearer sk-byok-client-9")
     );
-    let r = gateway(
+    let r = post_chat(
         dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
         &[("x-to11-authorization", &auth), ("authorization", &auth)],
-        Some(body.clone().into()),
+        &body,
     )
     .await;
     assert_eq!(r.status, 200);
@@ -524,15 +485,13 @@ async fn full_flow_over_redis() {
             .header("authorization"),
         Some(format!("Bearer {UPSTREAM_KEY}").as_str())
     );
-    let r = gateway(
+    let r = post_chat(
         dp1.info,
-        Method::POST,
-        "/v1/chat/completions",
         &[
             ("x-to11-authorization", &auth),
             ("x-api-key", "sk-byok-xapi"),
         ],
-        Some(body.clone().into()),
+        &body,
     )
     .await;
     assert_eq!(r.status, 200);

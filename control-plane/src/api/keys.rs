@@ -3,12 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use to11_shared::keys::{hint, new_gateway_key};
+use to11_shared::keys::new_gateway_key;
 use to11_shared::model::{ByokPolicy, GatewayKey};
 use uuid::Uuid;
 
 use super::auth::project;
-use super::views::{remove_one, KeyView, Written};
+use super::views::{mint, remove_one, KeyView, Minted, Written};
 use super::Api;
 use crate::actors::registry::UpdateProject;
 use crate::error::ApiError;
@@ -42,12 +42,12 @@ pub async fn create(
             "'models' must name at least one model, or be omitted for all",
         ));
     }
-    let secret = new_gateway_key();
+    let Minted { secret, hash, hint } = mint(&api.keyring, new_gateway_key);
     let key = GatewayKey {
         id: Uuid::new_v4(),
         name: body.name.trim().to_string(),
-        hash: api.keyring.key_hash(&secret).to_hex(),
-        hint: hint(&secret),
+        hash,
+        hint,
         models: body.models,
         expires_at: body.expires_at,
         byok: body.byok,

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
-use to11_shared::keys::{hint, new_management_key};
+use to11_shared::keys::new_management_key;
 use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey, Project, ProjectState};
 use to11_shared::resolve::compile;
 use to11_shared::snapshot::Snapshot;
@@ -11,7 +11,7 @@ use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use super::auth::{project, Principal};
-use super::views::{remove_one, KeyView, ProjectView, Written};
+use super::views::{mint, remove_one, KeyView, Minted, ProjectView, Written};
 use super::Api;
 use crate::actors::registry::{
     CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject,
@@ -211,12 +211,12 @@ pub async fn create_management_key(
     if name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
     }
-    let secret = new_management_key();
+    let Minted { secret, hash, hint } = mint(&api.keyring, new_management_key);
     let key = ManagementKey {
         id: Uuid::new_v4(),
         name: name.trim().to_string(),
-        hash: api.keyring.key_hash(&secret).to_hex(),
-        hint: hint(&secret),
+        hash,
+        hint,
         created_at: Utc::now(),
     };
     let view = KeyView::from(&key);

@@ -17,7 +17,7 @@ use super::auth::project;
 use super::views::{remove_one, ProviderView, Written};
 use super::Api;
 use crate::actors::prober::DiscoverModels;
-use crate::actors::registry::{OpenProviderCredential, UpdateProject};
+use crate::actors::registry::{Committed, OpenProviderCredential, UpdateProject};
 use crate::error::ApiError;
 
 pub async fn catalog() -> HttpResponse {
@@ -222,15 +222,20 @@ pub async fn connect(
             }),
         })
         .await??;
-    let p = committed
+    Ok(HttpResponse::Created().json(written_provider(committed)?))
+}
+
+/// The answer to a write that produced provider `c.value`: its view, the version, the warnings.
+fn written_provider(c: Committed<String>) -> Result<Written<ProviderView>, ApiError> {
+    let p = c
         .state
-        .provider(&committed.value)
+        .provider(&c.value)
         .ok_or_else(|| ApiError::not_found("provider"))?;
-    Ok(HttpResponse::Created().json(Written {
+    Ok(Written {
         value: ProviderView::from(p),
-        version: committed.version,
-        warnings: committed.warnings,
-    }))
+        version: c.version,
+        warnings: c.warnings,
+    })
 }
 
 fn conflict(slug: &str) -> ApiError {
@@ -293,15 +298,7 @@ pub async fn set_models(
             }),
         })
         .await??;
-    let pr = c
-        .state
-        .provider(&c.value)
-        .ok_or_else(|| ApiError::not_found("provider"))?;
-    Ok(HttpResponse::Ok().json(Written {
-        value: ProviderView::from(pr),
-        version: c.version,
-        warnings: c.warnings,
-    }))
+    Ok(HttpResponse::Ok().json(written_provider(c)?))
 }
 
 /// Rediscovers the provider's models with its stored credential and reports what changed. The

@@ -130,6 +130,22 @@ impl From<&ManagementKey> for KeyView {
     }
 }
 
+/// A freshly minted key: the secret (shown once), its keyed hash (stored) and its hint.
+pub struct Minted {
+    pub secret: String,
+    pub hash: String,
+    pub hint: String,
+}
+
+pub fn mint(keyring: &to11_shared::crypto::Keyring, new_key: fn() -> String) -> Minted {
+    let secret = new_key();
+    Minted {
+        hash: keyring.key_hash(&secret).to_hex(),
+        hint: to11_shared::keys::hint(&secret),
+        secret,
+    }
+}
+
 /// Removes the one item `matches` selects, or answers 404 naming `what`.
 pub fn remove_one<T>(
     items: &mut Vec<T>,
