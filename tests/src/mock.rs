@@ -80,9 +80,18 @@ pub fn stream_chunks(model: &str) -> Vec<String> {
     out
 }
 
-fn unauthorized() -> HttpResponse {
+/// OpenAI's 401. A presented key starting `sk-echo` is echoed back in full, as a careless or
+/// hostile upstream might, to prove the gateway never repeats it.
+fn unauthorized(req: &HttpRequest) -> HttpResponse {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|k| k.starts_with("sk-echo"))
+        .unwrap_or("sk-***");
     HttpResponse::Unauthorized().json(serde_json::json!({"error": {
-        "message": "Incorrect API key provided: sk-***. You can find your API key at https://platform.openai.com/account/api-keys.",
+        "message": format!("Incorrect API key provided: {presented}. You can find your API key at https://platform.openai.com/account/api-keys."),
         "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}))
 }
 
@@ -118,7 +127,7 @@ fn authorized(state: &MockState, req: &HttpRequest) -> bool {
 async fn list_models(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, b"");
     if !authorized(&state, &req) {
-        return unauthorized();
+        return unauthorized(&req);
     }
     let data: Vec<serde_json::Value> = state
         .models
@@ -133,7 +142,7 @@ async fn list_models(req: HttpRequest, state: web::Data<MockState>) -> HttpRespo
 async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, &body);
     if !authorized(&state, &req) {
-        return unauthorized();
+        return unauthorized(&req);
     }
     let v: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -182,7 +191,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
 async fn echo(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, &body);
     if !authorized(&state, &req) {
-        return unauthorized();
+        return unauthorized(&req);
     }
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = v["model"].as_str().unwrap_or("").to_string();

@@ -99,6 +99,22 @@ async fn full_flow_over_redis() {
         "{e}"
     );
     no_secret_in(&e, "sk-wrong");
+    // An upstream that echoes the key in its error does not make the gateway repeat it.
+    let (s, e) = mgmt
+        .post(
+            "/projects/acme/providers/discover",
+            discover(mock.base_url(), "sk-echo-secret-4242"),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("***"),
+        "{e}"
+    );
+    no_secret_in(&e, "sk-echo-secret-4242");
     let dead = format!("http://127.0.0.1:{}/v1", free_port());
     let (s, e) = mgmt
         .post(

@@ -57,7 +57,12 @@ pub async fn list_models(
     let body = resp.body().limit(16 * 1024 * 1024).await.map_err(|e| {
         ProbeError::Unexpected(format!("reading the model list from {base_url}: {e}"))
     })?;
+    // A provider that echoes the key in its message must not make us echo it: redact it.
     let detail = upstream_message(&body)
+        .map(|m| match secret.api_key().filter(|k| k.len() >= 4) {
+            Some(k) => m.replace(k, "***"),
+            None => m,
+        })
         .map(|m| format!(" (provider says: {m})"))
         .unwrap_or_default();
     match status {

@@ -67,10 +67,7 @@ pub async fn forward(
     ctx: web::Data<Ctx>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
-    // A v4 UUID from the thread-local generator (no syscall per request).
-    let request_id = uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string();
+    let request_id = super::new_request_id();
     ctx.metrics.requests.inc();
     let resp = match forward_inner(&req, payload, &ctx, &client, &request_id).await {
         Ok(r) => r,

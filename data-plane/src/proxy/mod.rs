@@ -12,6 +12,13 @@ use to11_shared::ErrorCode;
 
 use crate::error::GatewayError;
 
+/// A v4 UUID from the thread-local generator (no syscall per request).
+pub fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// Reads a request body, refusing with 413 as soon as it exceeds `limit` (a declared
 /// Content-Length over the limit is refused before reading anything).
 pub async fn read_body(

@@ -21,8 +21,10 @@ pub async fn list_models(
     req: HttpRequest,
     ctx: web::Data<Ctx>,
 ) -> Result<HttpResponse, GatewayError> {
+    let request_id = super::new_request_id();
     let state = ctx.live.load();
-    let caller = authenticate(&state, req.headers(), &ctx.keyring)?;
+    let caller = authenticate(&state, req.headers(), &ctx.keyring)
+        .map_err(|e| e.with_request_id(&request_id))?;
     let t = &caller.project.tables;
     let data: Vec<ModelEntry<'_>> = t
         .names()
@@ -44,5 +46,8 @@ pub async fn list_models(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": data})))
+    Ok(HttpResponse::Ok()
+        .insert_header(("x-to11-request-id", request_id))
+        .insert_header(("x-to11-config-version", caller.project.version.to_string()))
+        .json(serde_json::json!({"object": "list", "data": data})))
 }
