@@ -82,10 +82,7 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
         Some(t) => keyring.key_hash(&t),
         None => {
             let (hex, _) = read_or_create(&admin_hash_path, || {
-                let token = format!(
-                    "to11_op_{}",
-                    &Keyring::generate_master_base64().replace(['+', '/', '='], "")[..40]
-                );
+                let token = to11_shared::keys::new_operator_token();
                 let hex = keyring.key_hash(&token).to_hex();
                 generated_admin_token = Some(token);
                 hex

@@ -52,6 +52,7 @@ fn value_after(lines: &[String], marker: &str) -> String {
 #[test]
 fn embedded_binary_starts_with_no_external_service_and_prints_token_once() {
     let dir = std::env::temp_dir().join(format!("to11-bin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_to11"))
             .env("TO11_DATA_DIR", &dir)
@@ -60,8 +61,9 @@ fn embedded_binary_starts_with_no_external_service_and_prints_token_once() {
             .env("TO11_REDIS_URL", "redis://127.0.0.1:1")
             .env_remove("TO11_ADMIN_TOKEN")
             .env_remove("TO11_MASTER_KEY")
+            .env("TO11_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn to11")
     };
