@@ -300,7 +300,16 @@ fn start_mock() -> (Kill, SocketAddr) {
     (Kill(child), line.trim().parse().expect("mock addr"))
 }
 
-fn start_nginx(upstream: SocketAddr) -> (Kill, SocketAddr, Vec<u32>) {
+/// A temporary directory removed on drop.
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// nginx as the yardstick; stopped (then its directory removed) when the guards drop.
+fn start_nginx(upstream: SocketAddr) -> ((Kill, TempDir), SocketAddr, Vec<u32>) {
     let dir = std::env::temp_dir().join(format!("to11-bench-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let port = free_port();
@@ -339,7 +348,7 @@ fn start_nginx(upstream: SocketAddr) -> (Kill, SocketAddr, Vec<u32>) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (Kill(child), addr, pids)
+    ((Kill(child), TempDir(dir)), addr, pids)
 }
 
 fn wait_port(addr: SocketAddr) {
