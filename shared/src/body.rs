@@ -61,6 +61,39 @@ pub fn replace_model(body: &[u8], span: (usize, usize), new_model: &str) -> Vec<
     out
 }
 
+/// Adds each `(key, value)` of `defaults` the body's top-level object does not already have,
+/// keeping every existing byte; the request's own values always win. `body` must be a JSON object
+/// (as `peek` checked).
+pub fn apply_defaults(
+    body: &[u8],
+    defaults: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<u8>, BodyError> {
+    let top: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
+    let missing: Vec<(&String, &serde_json::Value)> = defaults
+        .iter()
+        .filter(|(k, _)| !top.contains_key(*k))
+        .collect();
+    let close = body
+        .iter()
+        .rposition(|b| *b == b'}')
+        .ok_or(BodyError::NotObject)?;
+    let mut out = Vec::with_capacity(body.len() + 64 * missing.len());
+    out.extend_from_slice(&body[..close]);
+    let mut need_comma = !top.is_empty();
+    for (k, v) in missing {
+        if need_comma {
+            out.push(b',');
+        }
+        need_comma = true;
+        out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+        out.push(b':');
+        out.extend_from_slice(serde_json::to_string(v).unwrap_or_default().as_bytes());
+    }
+    out.extend_from_slice(&body[close..]);
+    Ok(out)
+}
+
 /// Finds the byte span of the top-level `"model"` string value with serde_json's own tokenizer:
 /// the top-level object is walked with each value deserialized as a `RawValue`, whose position in
 /// the input gives the span.
@@ -140,7 +173,55 @@ mod tests {
         assert_eq!(peek(b"{}").map(|p| p.model), Ok(None));
     }
 
+    #[test]
+    fn defaults_fill_only_what_is_missing() {
+        let mut d = serde_json::Map::new();
+        d.insert("temperature".into(), serde_json::json!(0.2));
+        d.insert("max_tokens".into(), serde_json::json!(100));
+        let out = apply_defaults(br#"{"model":"m", "temperature":1}"#, &d).expect("ok");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["temperature"], 1, "the request's own value wins");
+        assert_eq!(v["max_tokens"], 100);
+        assert!(
+            out.starts_with(br#"{"model":"m", "temperature":1"#),
+            "existing bytes kept"
+        );
+        let out = apply_defaults(b"{ }", &d).expect("ok");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(
+            (v["temperature"].clone(), v["max_tokens"].clone()),
+            (serde_json::json!(0.2), serde_json::json!(100))
+        );
+        assert_eq!(
+            apply_defaults(br#"{"a":1}"#, &serde_json::Map::new()).expect("ok"),
+            br#"{"a":1}"#.to_vec()
+        );
+    }
+
     proptest::proptest! {
+        #[test]
+        fn defaults_keep_the_body_valid(keys in proptest::collection::vec("[a-z\\\"]{1,6}", 0..4), present in proptest::collection::vec("[a-z]{1,6}", 0..4)) {
+            let mut body = serde_json::Map::new();
+            for k in &present {
+                body.insert(k.clone(), serde_json::json!(k));
+            }
+            let raw = serde_json::to_vec(&body).expect("json");
+            let mut d = serde_json::Map::new();
+            for k in &keys {
+                d.insert(k.clone(), serde_json::json!([1, {"x": k}]));
+            }
+            let out = apply_defaults(&raw, &d).expect("ok");
+            let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).expect("valid json");
+            for k in &present {
+                proptest::prop_assert_eq!(&v[k], &serde_json::json!(k));
+            }
+            for k in &keys {
+                if !present.contains(k) {
+                    proptest::prop_assert_eq!(&v[k], &serde_json::json!([1, {"x": k}]));
+                }
+            }
+        }
+
         #[test]
         fn replace_model_roundtrips(name in ".{0,20}", other in "[a-z]{0,8}") {
             let body = serde_json::json!({"a": other, "model": "m", "b": [1, {"model": "x"}]}).to_string();

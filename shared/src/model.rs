@@ -225,9 +225,28 @@ pub fn valid_slug(s: &str) -> bool {
         && !s.starts_with('-')
 }
 
+/// Names of routes and functions: what clients send as `model`. 1..=128 characters of ASCII
+/// letters, digits and `.`, `_`, `:`, `-`; no `/`, which belongs to `provider/model` passthrough.
+pub fn valid_alias(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases() {
+        for ok in ["smart", "gpt-4o", "claude-3.5:latest", "Summarize_v2"] {
+            assert!(valid_alias(ok), "{ok}");
+        }
+        for bad in ["", "a/b", "a b", "a*", "é", &"x".repeat(129)] {
+            assert!(!valid_alias(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn slugs() {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::model::{valid_slug, Strategy};
+use crate::model::{valid_alias, valid_slug, Strategy};
 use crate::snapshot::Snapshot;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -102,6 +102,8 @@ pub struct Resolution<'a> {
     /// The targets a request would try, in order. Strategies beyond "first target" belong to the
     /// data plane's routing; the order here is the route's own.
     pub targets: &'a [CompiledTarget],
+    /// A function's request defaults (fields the request does not set).
+    pub defaults: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Tables {
@@ -115,6 +117,7 @@ impl Tables {
             return Some(Resolution {
                 layer: Layer::Function,
                 function: Some(fname),
+                defaults: f.defaults.as_ref(),
                 ..inner
             });
         }
@@ -129,6 +132,7 @@ impl Tables {
                 route: Some(rname),
                 strategy: Some(r.strategy),
                 targets: &r.targets,
+                defaults: None,
             });
         }
         self.passthrough.get(name).map(|t| Resolution {
@@ -137,6 +141,7 @@ impl Tables {
             route: None,
             strategy: None,
             targets: std::slice::from_ref(t),
+            defaults: None,
         })
     }
 
@@ -243,8 +248,11 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
 
     for r in &s.routes {
         let at = format!("routes[{}]", r.name);
-        if r.name.is_empty() {
-            problems.push(problem(&at, "route name must not be empty"));
+        if !valid_alias(&r.name) {
+            problems.push(problem(
+                &at,
+                "route name must be 1-128 letters, digits, '.', '_', ':' or '-' (no '/')",
+            ));
         }
         if t.routes.contains_key(&r.name) {
             problems.push(problem(&at, "duplicate route name"));
@@ -310,8 +318,20 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
 
     for f in &s.functions {
         let at = format!("functions[{}]", f.name);
-        if f.name.is_empty() {
-            problems.push(problem(&at, "function name must not be empty"));
+        if !valid_alias(&f.name) {
+            problems.push(problem(
+                &at,
+                "function name must be 1-128 letters, digits, '.', '_', ':' or '-' (no '/')",
+            ));
+        }
+        if f.defaults
+            .as_ref()
+            .is_some_and(|d| d.contains_key("model") || d.contains_key("stream"))
+        {
+            problems.push(problem(
+                format!("{at}.defaults"),
+                "defaults may not set 'model' or 'stream'",
+            ));
         }
         if t.functions.contains_key(&f.name) {
             problems.push(problem(&at, "duplicate function name"));

@@ -2,10 +2,12 @@
 //! actor. Views (what responses show) live beside the handlers and never include a secret.
 
 mod auth;
+mod credentials;
 mod health;
 mod keys;
 mod projects;
 mod providers;
+mod routing;
 mod views;
 
 use std::sync::Arc;
@@ -84,6 +86,59 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{p}/keys", web::post().to(keys::create))
                 .route("/projects/{p}/keys", web::get().to(keys::list))
                 .route("/projects/{p}/keys/{id}", web::delete().to(keys::revoke))
+                .route(
+                    "/projects/{p}/credentials",
+                    web::post().to(credentials::add),
+                )
+                .route(
+                    "/projects/{p}/credentials",
+                    web::get().to(credentials::list),
+                )
+                .route(
+                    "/projects/{p}/credentials/{provider}/{id}",
+                    web::put().to(credentials::update),
+                )
+                .route(
+                    "/projects/{p}/credentials/{provider}/{id}",
+                    web::delete().to(credentials::delete),
+                )
+                .route(
+                    "/projects/{p}/routes",
+                    web::post().to(routing::create_route),
+                )
+                .route("/projects/{p}/routes", web::get().to(routing::list_routes))
+                .route(
+                    "/projects/{p}/routes/{name}",
+                    web::get().to(routing::get_route),
+                )
+                .route(
+                    "/projects/{p}/routes/{name}",
+                    web::put().to(routing::replace_route),
+                )
+                .route(
+                    "/projects/{p}/routes/{name}",
+                    web::delete().to(routing::delete_route),
+                )
+                .route(
+                    "/projects/{p}/functions",
+                    web::post().to(routing::create_function),
+                )
+                .route(
+                    "/projects/{p}/functions",
+                    web::get().to(routing::list_functions),
+                )
+                .route(
+                    "/projects/{p}/functions/{name}",
+                    web::get().to(routing::get_function),
+                )
+                .route(
+                    "/projects/{p}/functions/{name}",
+                    web::put().to(routing::replace_function),
+                )
+                .route(
+                    "/projects/{p}/functions/{name}",
+                    web::delete().to(routing::delete_function),
+                )
                 .route("/projects/{p}/resolve", web::get().to(projects::resolve))
                 .default_service(web::to(health::not_found)),
         )

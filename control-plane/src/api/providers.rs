@@ -37,11 +37,41 @@ pub struct ConnectBody {
     models: Option<Vec<String>>,
 }
 
+/// Parses a credential in the form the catalog entry takes it.
+pub(super) fn parse_secret(
+    entry: &CatalogEntry,
+    value: Option<&serde_json::Value>,
+) -> Result<CredentialSecret, ApiError> {
+    let secret = match value {
+        Some(v) => serde_json::from_value::<CredentialSecret>(v.clone()).map_err(|_| {
+            ApiError::bad_request("'credential' must be {\"api_key\":\"…\"} for this provider")
+        })?,
+        None => CredentialSecret::ApiKey {
+            api_key: String::new(),
+        },
+    };
+    match (&secret, entry.auth) {
+        (CredentialSecret::ApiKey { api_key }, AuthForm::Bearer) if api_key.trim().is_empty() => {
+            Err(ApiError::bad_request(format!(
+                "provider '{}' needs 'credential': {{\"api_key\":\"…\"}}",
+                entry.id
+            )))
+        }
+        (CredentialSecret::ApiKey { .. }, AuthForm::Bearer | AuthForm::OptionalBearer) => {
+            Ok(secret)
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "provider '{}' takes an API key credential: {{\"api_key\":\"…\"}}",
+            entry.id
+        ))),
+    }
+}
+
 /// What discover and connect both check before calling the provider.
-struct Checked {
-    entry: CatalogEntry,
-    base_url: String,
-    secret: CredentialSecret,
+pub(super) struct Checked {
+    pub entry: CatalogEntry,
+    pub base_url: String,
+    pub secret: CredentialSecret,
 }
 
 fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
@@ -69,29 +99,7 @@ fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
             format!("base_url refused: {e}"),
         )
     })?;
-    let secret = match &body.credential {
-        Some(v) => serde_json::from_value::<CredentialSecret>(v.clone()).map_err(|_| {
-            ApiError::bad_request("'credential' must be {\"api_key\":\"…\"} for this provider")
-        })?,
-        None => CredentialSecret::ApiKey {
-            api_key: String::new(),
-        },
-    };
-    match (&secret, entry.auth) {
-        (CredentialSecret::ApiKey { api_key }, AuthForm::Bearer) if api_key.trim().is_empty() => {
-            return Err(ApiError::bad_request(format!(
-                "provider '{}' needs 'credential': {{\"api_key\":\"…\"}}",
-                entry.id
-            )));
-        }
-        (CredentialSecret::ApiKey { .. }, AuthForm::Bearer | AuthForm::OptionalBearer) => {}
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "provider '{}' takes an API key credential: {{\"api_key\":\"…\"}}",
-                entry.id
-            )))
-        }
-    }
+    let secret = parse_secret(&entry, body.credential.as_ref())?;
     Ok(Checked {
         entry,
         base_url,
@@ -99,7 +107,7 @@ fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
     })
 }
 
-async fn probe(api: &Api, c: &Checked) -> Result<Vec<ModelInfo>, ApiError> {
+pub(super) async fn probe(api: &Api, c: &Checked) -> Result<Vec<ModelInfo>, ApiError> {
     api.prober
         .send(DiscoverModels {
             entry: c.entry.clone(),

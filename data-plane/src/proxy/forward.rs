@@ -6,7 +6,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
-use to11_shared::body::{peek, replace_model};
+use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::resolve::Layer;
 use to11_shared::ErrorCode;
 
@@ -120,7 +120,7 @@ async fn forward_inner(
     })?;
     let provider = &project.tables.providers[target.provider];
 
-    let upstream_body = if target.model != model {
+    let mut upstream_body = if target.model != model {
         match peeked.model_span {
             Some(span) => replace_model(&body, span, &target.model).into(),
             None => {
@@ -133,6 +133,11 @@ async fn forward_inner(
     } else {
         body.clone()
     };
+    if let Some(defaults) = resolution.defaults {
+        upstream_body = apply_defaults(&upstream_body, defaults)
+            .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
+            .into();
+    }
 
     // `/v1/chat/completions` → `{base}/chat/completions`, query string kept.
     let suffix = req.path().strip_prefix("/v1").unwrap_or(req.path());

@@ -1,0 +1,286 @@
+//! Stored credentials: several per provider connection (rotation, spreading load across
+//! accounts). Added and rotated credentials are validated with the provider first. Write-only:
+//! answers show the name and a hint. A credential that is a provider's default or that a route
+//! uses is not deleted; the answer names what uses it.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use to11_shared::catalog;
+use to11_shared::model::{valid_slug, ProjectState, StoredCredential};
+use to11_shared::snapshot::credential_owner;
+use to11_shared::upstream_url::check_base_url;
+use to11_shared::ErrorCode;
+
+use super::auth::project;
+use super::providers::{parse_secret, probe, Checked};
+use super::views::{remove_one, Written};
+use super::Api;
+use crate::actors::registry::UpdateProject;
+use crate::error::ApiError;
+
+#[derive(Serialize)]
+pub struct CredentialEntry {
+    pub provider: String,
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub default: bool,
+    /// Routes whose targets use this credential explicitly or as the provider's default.
+    pub used_by: Vec<String>,
+}
+
+fn entries(s: &ProjectState) -> Vec<CredentialEntry> {
+    let mut out = vec![];
+    for p in &s.providers {
+        for c in &p.credentials {
+            let is_default = p.default_credential == c.id;
+            let used_by = s
+                .routes
+                .iter()
+                .filter(|r| {
+                    r.targets.iter().any(|t| {
+                        t.provider == p.slug
+                            && t.credential.as_deref().map_or(is_default, |id| id == c.id)
+                    })
+                })
+                .map(|r| r.name.clone())
+                .collect();
+            out.push(CredentialEntry {
+                provider: p.slug.clone(),
+                id: c.id.clone(),
+                name: c.name.clone(),
+                hint: c.hint.clone(),
+                created_at: c.created_at,
+                default: is_default,
+                used_by,
+            });
+        }
+    }
+    out
+}
+
+fn entry_of(s: &ProjectState, provider: &str, id: &str) -> Result<CredentialEntry, ApiError> {
+    entries(s)
+        .into_iter()
+        .find(|e| e.provider == provider && e.id == id)
+        .ok_or_else(|| ApiError::not_found("credential"))
+}
+
+pub async fn list(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": entries(&s) })))
+}
+
+/// Validates `value` as a credential of `provider` with a real call to the provider.
+async fn validated(
+    api: &Api,
+    s: &ProjectState,
+    provider: &str,
+    value: &serde_json::Value,
+) -> Result<Vec<u8>, ApiError> {
+    let p = s
+        .provider(provider)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    let entry = catalog::entry(&p.kind).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("kind '{}' left the catalog", p.kind),
+        )
+    })?;
+    let secret = parse_secret(&entry, Some(value))?;
+    let base_url = check_base_url(&p.base_url, api.allow_private_upstreams).map_err(|e| {
+        ApiError::new(
+            ErrorCode::UpstreamUrlRefused,
+            format!("base_url refused: {e}"),
+        )
+    })?;
+    let checked = Checked {
+        entry,
+        base_url,
+        secret,
+    };
+    probe(api, &checked).await?;
+    serde_json::to_vec(&checked.secret)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddBody {
+    provider: String,
+    /// Identifier used by route targets (lowercase letters, digits, '-').
+    id: String,
+    name: Option<String>,
+    credential: serde_json::Value,
+    /// Make it the provider's default credential.
+    #[serde(default)]
+    default: bool,
+}
+
+pub async fn add(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<AddBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path).await?;
+    let body = body.into_inner();
+    if !valid_slug(&body.id) {
+        return Err(ApiError::bad_request(
+            "'id' must be lowercase letters, digits and '-'",
+        ));
+    }
+    let plain = validated(&api, &s, &body.provider, &body.credential).await?;
+    let hint = serde_json::from_slice::<to11_shared::model::CredentialSecret>(&plain)
+        .map(|c| c.hint())
+        .unwrap_or_default();
+    let project_id = s.project.id;
+    let (provider, id) = (body.provider.clone(), body.id.clone());
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: project_id,
+            change: Box::new(move |st, keyring| {
+                let p = st
+                    .provider_mut(&body.provider)
+                    .ok_or_else(|| ApiError::not_found("provider"))?;
+                if p.credentials.iter().any(|c| c.id == body.id) {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "provider '{}' already has a credential '{}'; rotate it with PUT",
+                            p.slug, body.id
+                        ),
+                    ));
+                }
+                p.credentials.push(StoredCredential {
+                    id: body.id.clone(),
+                    name: body.name.unwrap_or_else(|| body.id.clone()),
+                    hint,
+                    sealed: keyring.seal(
+                        &credential_owner(&project_id, &body.provider, &body.id),
+                        &plain,
+                    ),
+                    created_at: Utc::now(),
+                });
+                if body.default || p.default_credential.is_empty() {
+                    p.default_credential = body.id;
+                }
+                Ok(())
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(Written {
+        value: entry_of(&c.state, &provider, &id)?,
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    /// A new secret (rotation); validated with the provider first.
+    credential: Option<serde_json::Value>,
+    name: Option<String>,
+    /// `true` makes it the provider's default credential.
+    default: Option<bool>,
+}
+
+pub async fn update(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<UpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, provider, id) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    entry_of(&s, &provider, &id)?;
+    let body = body.into_inner();
+    if body.default == Some(false) {
+        return Err(ApiError::bad_request(
+            "a provider always has a default credential: make another one the default instead",
+        ));
+    }
+    let plain = match &body.credential {
+        Some(v) => Some(validated(&api, &s, &provider, v).await?),
+        None => None,
+    };
+    let project_id = s.project.id;
+    let (prov, cid) = (provider.clone(), id.clone());
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: project_id,
+            change: Box::new(move |st, keyring| {
+                let p = st
+                    .provider_mut(&prov)
+                    .ok_or_else(|| ApiError::not_found("provider"))?;
+                let c = p
+                    .credentials
+                    .iter_mut()
+                    .find(|c| c.id == cid)
+                    .ok_or_else(|| ApiError::not_found("credential"))?;
+                if let Some(plain) = plain {
+                    c.hint = serde_json::from_slice::<to11_shared::model::CredentialSecret>(&plain)
+                        .map(|s| s.hint())
+                        .unwrap_or_default();
+                    c.sealed = keyring.seal(&credential_owner(&project_id, &prov, &cid), &plain);
+                }
+                if let Some(n) = body.name {
+                    c.name = n;
+                }
+                if body.default == Some(true) {
+                    p.default_credential = cid;
+                }
+                Ok(())
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(Written {
+        value: entry_of(&c.state, &provider, &id)?,
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, provider, id) = path.into_inner();
+    let (_, s) = project(&req, &api, &p).await?;
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |st, _| {
+                let e = entry_of(st, &provider, &id)?;
+                if e.default {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!("'{id}' is the default credential of '{provider}'; make another one the default first"),
+                    ));
+                }
+                if !e.used_by.is_empty() {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!("credential '{id}' is used by route(s): {}", e.used_by.join(", ")),
+                    )
+                    .with_details(serde_json::json!({ "used_by": e.used_by })));
+                }
+                let p = st.provider_mut(&provider).ok_or_else(|| ApiError::not_found("provider"))?;
+                remove_one(&mut p.credentials, |c| c.id == id, "credential")?;
+                Ok(id)
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+}
