@@ -50,6 +50,10 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt(m) => {
                 ApiError::new(ErrorCode::Internal, format!("stored data is corrupt: {m}"))
             }
+            StoreError::EpochLost => ApiError::new(
+                ErrorCode::StoreReset,
+                "the configuration store was flushed or replaced; the control plane is restoring it from memory. Nothing was changed: retry in a moment",
+            ),
             other => ApiError::new(
                 ErrorCode::StoreUnavailable,
                 format!("the configuration store is unavailable; nothing was changed ({other})"),

@@ -37,6 +37,8 @@ pub struct Settings {
     pub probe_connect_timeout: Duration,
     pub probe_timeout: Duration,
     pub workers: usize,
+    /// How often the control plane checks that the store still carries its epoch.
+    pub epoch_check_interval: Duration,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             probe_connect_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(15),
             workers: 1,
+            epoch_check_interval: Duration::from_secs(2),
         }
     }
 
@@ -59,6 +62,7 @@ impl Settings {
         self.probe_connect_timeout = env.millis("TO11_PROBE_CONNECT_TIMEOUT_MS", 5_000);
         self.probe_timeout = env.millis("TO11_PROBE_TIMEOUT_MS", 15_000);
         self.workers = env.number("TO11_API_WORKERS", 1).max(1) as usize;
+        self.epoch_check_interval = env.millis("TO11_EPOCH_CHECK_INTERVAL_MS", 2_000);
         self
     }
 }
@@ -76,10 +80,15 @@ pub struct ControlPlane {
 /// actix system; the caller awaits `server`.
 pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<ControlPlane> {
     let publish = Arc::new(AtomicBool::new(true));
-    let registry = ProjectRegistry::load(store, settings.keyring.clone(), publish.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?
-        .start();
+    let registry = ProjectRegistry::load(
+        store,
+        settings.keyring.clone(),
+        publish.clone(),
+        settings.epoch_check_interval,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?
+    .start();
     let prober = ProviderProber::new(ProbeTimeouts {
         connect: settings.probe_connect_timeout,
         total: settings.probe_timeout,

@@ -101,6 +101,7 @@ pub fn start(
         status: status.clone(),
         reconcile_interval: settings.reconcile_interval,
         op_timeout: settings.source_timeout,
+        epoch: Default::default(),
     };
     actix_rt::spawn(follower.run());
 

@@ -13,6 +13,12 @@ pub fn snapshot_index_key(prefix: &str) -> String {
     format!("{prefix}snapshot-index")
 }
 
+/// The store's epoch marker: a random id the control plane writes when it initialises a store.
+/// Missing means the store was flushed or replaced; a different value means a new store.
+pub fn epoch_key(prefix: &str) -> String {
+    format!("{prefix}epoch")
+}
+
 /// Pub/sub channel carrying change notifications.
 pub fn changes_channel(prefix: &str) -> String {
     format!("{prefix}changes")

@@ -36,6 +36,7 @@ codes! {
     Conflict            => 409, "conflict",                 "invalid_request_error", Client;
     PayloadTooLarge     => 413, "payload_too_large",        "invalid_request_error", Client;
     StoreUnavailable    => 503, "store_unavailable",        "api_error",             Gateway;
+    StoreReset          => 503, "store_reset",              "api_error",             Gateway;
     Internal            => 500, "internal_error",           "api_error",             Gateway;
     // Data plane.
     MissingModel        => 400, "missing_model",            "invalid_request_error", Client;

@@ -110,6 +110,15 @@ impl ControlPlaneInfo {
 
 /// A control plane over Redis, private upstreams allowed (the mocks are on loopback).
 pub fn control_plane(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<ControlPlaneInfo>> {
+    control_plane_with(redis_url, prefix, |_| {})
+}
+
+/// `control_plane` with settings adjusted by `tweak`.
+pub fn control_plane_with(
+    redis_url: &str,
+    prefix: &str,
+    tweak: impl FnOnce(&mut to11_control_plane::Settings) + Send + 'static,
+) -> anyhow::Result<Spawned<ControlPlaneInfo>> {
     let redis_url = redis_url.to_string();
     let prefix = prefix.to_string();
     spawn(move || async move {
@@ -118,6 +127,8 @@ pub fn control_plane(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<Co
         settings.allow_private_upstreams = true;
         settings.probe_timeout = Duration::from_secs(3);
         settings.probe_connect_timeout = Duration::from_secs(2);
+        settings.epoch_check_interval = Duration::from_millis(200);
+        tweak(&mut settings);
         let store = RedisStore::new(&redis_url, &prefix, Duration::from_secs(2))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let cp = to11_control_plane::start(settings, Arc::new(Store::Redis(store))).await?;

@@ -7,7 +7,7 @@ use serde_json::json;
 use to11_tests::client::{chat, gateway, replica_version, wait_version, ApiClient};
 use to11_tests::mock::MockUpstream;
 use to11_tests::redis_server::{free_port, RedisServer};
-use to11_tests::sandbox::{control_plane, replica, ADMIN_TOKEN};
+use to11_tests::sandbox::{control_plane, control_plane_with, replica, ADMIN_TOKEN};
 use to11_tests::wait_until;
 
 const UPSTREAM_KEY: &str = "sk-mock-valid-0001";
@@ -194,4 +194,130 @@ async fn replica_refuses_tampered_snapshot_and_keeps_serving() {
         "kept the last good snapshot"
     );
     assert_eq!(chat(dp.info, &key, "gpt-4o").await.status, 200);
+}
+
+/// The store is flushed under running planes (C7): replicas keep serving their last good
+/// configuration; the control plane notices (on a write, or its epoch watchdog), answers the write
+/// it cannot store with 503 `store_reset`, re-seeds Redis from memory with versions that keep
+/// increasing, and everything carries on.
+#[actix_rt::test]
+async fn flushed_store_is_reseeded_and_replicas_never_drop_configuration() {
+    let redis = RedisServer::start(false);
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    // A long watchdog interval, so the write below is what discovers the flush.
+    let cp = control_plane_with(&redis.url(), "flush:", |s| {
+        s.epoch_check_interval = std::time::Duration::from_secs(3600);
+    })
+    .expect("control plane");
+    let dp = replica(&redis.url(), "flush:").expect("replica");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let (_, p) = api.post("/projects", json!({"name": "F"})).await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (s, _) = api
+        .post(
+            "/projects/f/providers",
+            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, k) = api.post("/projects/f/keys", json!({"name": "k"})).await;
+    let key = k["key"].as_str().expect("key").to_string();
+    let v1 = k["version"].as_u64().expect("v");
+    wait_version(&[dp.info], &project, v1).await;
+
+    let mut conn = redis::Client::open(redis.url())
+        .expect("client")
+        .get_connection()
+        .expect("conn");
+    let () = redis::cmd("FLUSHALL").query(&mut conn).expect("flushall");
+
+    // Several reconcile intervals pass: the replica keeps serving and keeps its version.
+    let reconciles = |body: &serde_json::Value| {
+        body["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("epoch")
+    };
+    wait_until("the replica notices the missing epoch", 10, || async {
+        let r = gateway(dp.info, Method::GET, "/readyz", &[], None).await;
+        reconciles(&r.json()).then_some(())
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(chat(dp.info, &key, "gpt-4o").await.status, 200);
+    }
+    assert_eq!(replica_version(dp.info, &project).await, v1);
+
+    // The first write after the flush is refused, not half-stored, and starts the re-seed.
+    let (s, e) = api.post("/projects/f/keys", json!({"name": "lost"})).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (503, Some("store_reset")),
+        "{e}"
+    );
+    let (s, k2) = wait_until("writes accepted after the re-seed", 10, || async {
+        let (s, k) = api.post("/projects/f/keys", json!({"name": "after"})).await;
+        (s == 201).then_some((s, k))
+    })
+    .await;
+    assert_eq!(s, 201);
+    let v2 = k2["version"].as_u64().expect("v");
+    assert!(
+        v2 > v1,
+        "versions keep increasing across the reset ({v1} → {v2})"
+    );
+    wait_version(&[dp.info], &project, v2).await;
+    assert_eq!(
+        chat(dp.info, k2["key"].as_str().expect("key"), "gpt-4o")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(chat(dp.info, &key, "gpt-4o").await.status, 200);
+
+    // Everything is back in Redis: a restarted control plane finds it.
+    drop(cp);
+    let cp = control_plane(&redis.url(), "flush:").expect("control plane again");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let (_, keys) = api.get("/projects/f/keys").await;
+    let names: Vec<&str> = keys["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    assert_eq!(names, ["k", "after"]);
+}
+
+/// The watchdog alone re-seeds a flushed store (no write needed), so a replica started after the
+/// flush finds the configuration.
+#[actix_rt::test]
+async fn epoch_watchdog_reseeds_without_a_write() {
+    let redis = RedisServer::start(false);
+    let cp = control_plane(&redis.url(), "watch:").expect("control plane");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let (_, p) = api.post("/projects", json!({"name": "W"})).await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (_, k) = api.post("/projects/w/keys", json!({"name": "k"})).await;
+    let v = k["version"].as_u64().expect("v");
+    let mut conn = redis::Client::open(redis.url())
+        .expect("client")
+        .get_connection()
+        .expect("conn");
+    let () = redis::cmd("FLUSHALL").query(&mut conn).expect("flushall");
+    wait_until("the watchdog re-seeds", 10, || async {
+        let mut c = redis::Client::open(redis.url())
+            .ok()?
+            .get_connection()
+            .ok()?;
+        let v: Option<u64> = redis::cmd("HGET")
+            .arg("watch:snapshot-index")
+            .arg(&project)
+            .query(&mut c)
+            .ok()?;
+        v.map(|_| ())
+    })
+    .await;
+    let dp = replica(&redis.url(), "watch:").expect("replica after the flush");
+    wait_version(&[dp.info], &project, v).await;
 }

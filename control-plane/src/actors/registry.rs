@@ -19,7 +19,7 @@ use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::store::{Seed, Store, StoreError};
 
 pub struct ProjectRegistry {
     store: Arc<Store>,
@@ -29,6 +29,8 @@ pub struct ProjectRegistry {
     stale: HashSet<Uuid>,
     /// Fault injection for tests: when false, changes are stored but not announced.
     publish: Arc<AtomicBool>,
+    /// How often the store's epoch is checked (a flushed or replaced store is re-seeded).
+    epoch_check: std::time::Duration,
 }
 
 /// What a successful write returns.
@@ -48,7 +50,9 @@ impl ProjectRegistry {
         store: Arc<Store>,
         keyring: Keyring,
         publish: Arc<AtomicBool>,
+        epoch_check: std::time::Duration,
     ) -> Result<Self, ApiError> {
+        store.join_epoch().await?;
         let all = store.load_all().await?;
         let mut r = ProjectRegistry {
             store,
@@ -57,6 +61,7 @@ impl ProjectRegistry {
             management_keys: HashMap::new(),
             stale: HashSet::new(),
             publish,
+            epoch_check,
         };
         for s in all {
             r.check_credentials_open(&s)?;
@@ -136,11 +141,15 @@ impl ProjectRegistry {
         let store = self.store.clone();
         let needs_reload = self.stale.contains(&project);
         let fut = async move {
-            if needs_reload {
-                store.load(project).await.map(Some)
-            } else {
-                Ok(None)
+            if !needs_reload {
+                return Ok(None);
             }
+            // Never reload from a store that lost its epoch: an emptied store would read as
+            // "project deleted". The watchdog re-seeds it first.
+            if !store.epoch_intact().await? {
+                return Err(StoreError::EpochLost);
+            }
+            store.load(project).await.map(Some)
         }
         .into_actor(self)
         .then(move |reloaded, act, _| {
@@ -188,7 +197,7 @@ impl ProjectRegistry {
             }
             .into_actor(act)
         })
-        .map(move |res: Result<_, ApiError>, act, _| match res {
+        .map(move |res: Result<_, ApiError>, act, ctx| match res {
             Ok((next, value, warnings)) => {
                 let version = next.version;
                 act.put(next.clone());
@@ -204,15 +213,77 @@ impl ProjectRegistry {
                 if matches!(e.code, ErrorCode::StoreUnavailable | ErrorCode::Internal) {
                     act.stale.insert(project);
                 }
+                if e.code == ErrorCode::StoreReset {
+                    act.reseed(ctx);
+                }
                 Err(e)
             }
         });
         AtomicResponse::new(Box::pin(fut))
     }
+
+    /// Writes the whole in-memory model into a store that lost its epoch, then announces every
+    /// project. Runs with the mailbox paused, so no write interleaves.
+    fn reseed(&mut self, ctx: &mut Context<Self>) {
+        let seeds: Vec<Seed> = self
+            .projects
+            .values()
+            .map(|s| Seed {
+                project: s.project.id,
+                version: s.version,
+                state: serde_json::to_vec(s).unwrap_or_default(),
+                snapshot: Snapshot::from_state(s).seal(&self.keyring),
+            })
+            .collect();
+        let max_version = self.projects.values().map(|p| p.version).max().unwrap_or(0);
+        let store = self.store.clone();
+        let publish = self.publish.load(Ordering::Relaxed);
+        let fut = async move {
+            store.reseed(&seeds, max_version).await?;
+            if publish {
+                for s in &seeds {
+                    store
+                        .publish(Change {
+                            project: s.project,
+                            version: s.version,
+                        })
+                        .await;
+                }
+            }
+            Ok::<usize, StoreError>(seeds.len())
+        }
+        .into_actor(self)
+        .map(|res, _, _| match res {
+            Ok(n) => tracing::warn!(
+                projects = n,
+                "configuration store had lost its epoch; re-seeded it from memory"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "re-seeding the configuration store failed; will retry")
+            }
+        });
+        ctx.wait(fut);
+    }
+
+    fn check_epoch(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let fut = async move { store.epoch_intact().await }
+            .into_actor(self)
+            .map(|intact, act, ctx| {
+                if let Ok(false) = intact {
+                    act.reseed(ctx);
+                }
+            });
+        ctx.wait(fut);
+    }
 }
 
 impl Actor for ProjectRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.epoch_check, |act, ctx| act.check_epoch(ctx));
+    }
 }
 
 /// Apply a change to one project (the generic verb every API write uses through a named command).

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     settings.probe_connect_timeout = partial.probe_connect_timeout;
     settings.probe_timeout = partial.probe_timeout;
     settings.workers = partial.workers;
+    settings.epoch_check_interval = partial.epoch_check_interval;
 
     let store = Arc::new(Store::Redis(
         RedisStore::new(&redis_url, &prefix, store_timeout)

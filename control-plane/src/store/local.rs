@@ -17,7 +17,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use to11_data_plane::sync::{SnapshotSource, SourceError};
+use to11_data_plane::sync::{Index, SnapshotSource, SourceError};
 use to11_shared::bus::Change;
 use to11_shared::model::ProjectState;
 use tokio::sync::broadcast;
@@ -237,12 +237,16 @@ impl SnapshotSource for LocalStore {
         .boxed()
     }
 
-    fn index(&self) -> BoxFuture<'_, Result<HashMap<Uuid, u64>, SourceError>> {
+    fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>> {
         let r = self
             .inner
             .snapshots
             .read()
-            .map(|g| g.iter().map(|(k, (v, _))| (*k, *v)).collect())
+            .map(|g| Index {
+                // A local store cannot be flushed under the process that owns it.
+                epoch: Some("local".into()),
+                versions: g.iter().map(|(k, (v, _))| (*k, *v)).collect(),
+            })
             .map_err(|_| SourceError("bus lock poisoned".into()));
         async move { r }.boxed()
     }

@@ -20,6 +20,16 @@ pub enum StoreError {
     Timeout,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the configuration store was flushed or replaced (its epoch marker is gone)")]
+    EpochLost,
+}
+
+/// One project as written when a store is re-seeded.
+pub struct Seed {
+    pub project: Uuid,
+    pub version: u64,
+    pub state: Vec<u8>,
+    pub snapshot: Vec<u8>,
 }
 
 pub enum Store {
@@ -42,6 +52,40 @@ impl Store {
             Store::Redis(r) => r.op_timeout,
             Store::Local(_) => Duration::from_secs(30),
         }
+    }
+
+    /// Joins the store's epoch, creating it if the store has none. Called once at start-up.
+    pub async fn join_epoch(&self) -> Result<(), StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.join_epoch().await,
+                Store::Local(_) => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Whether the store still carries the epoch this control plane joined.
+    pub async fn epoch_intact(&self) -> Result<bool, StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.epoch_intact().await,
+                Store::Local(_) => Ok(true),
+            }
+        })
+        .await
+    }
+
+    /// Writes a new epoch and every project (a store that was flushed or replaced), with the
+    /// version counter at least `max_version` so versions stay monotonic.
+    pub async fn reseed(&self, seeds: &[Seed], max_version: u64) -> Result<(), StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => r.reseed(seeds, max_version).await,
+                Store::Local(_) => Ok(()),
+            }
+        })
+        .await
     }
 
     /// Every project's state, at start-up.

@@ -5,22 +5,54 @@
 //! - `snapshot:{id}` and `snapshot-index` (id → version): what replicas read (see `shared::bus`);
 //! - channel `changes`: notifications.
 //!
-//! A commit is one MULTI/EXEC transaction, so state, snapshot and index never disagree.
+//! - `epoch`: a random id written when the store is initialised.
+//!
+//! A commit is one Lua script that first checks the epoch, so state, snapshot and index never
+//! disagree and nothing is written into a store that was flushed or replaced under us (the
+//! registry then re-seeds it from memory).
 
 use std::time::Duration;
 
 use deadpool_redis::{Config, Pool, Runtime};
 use redis::AsyncCommands;
-use to11_shared::bus::{changes_channel, snapshot_index_key, snapshot_key, Change};
+use to11_shared::bus::{changes_channel, epoch_key, snapshot_index_key, snapshot_key, Change};
 use to11_shared::model::ProjectState;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Seed, StoreError};
+
+/// KEYS: epoch, projects, state, snapshot, index. ARGV: epoch, id, state, snapshot, version.
+const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('EPOCHLOST') end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[4])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[5])
+return 1
+";
+
+/// KEYS: epoch, projects, state, snapshot, index. ARGV: epoch, id.
+const DELETE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('EPOCHLOST') end
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[5], ARGV[2])
+return 1
+";
 
 pub struct RedisStore {
     pool: Pool,
     prefix: String,
     pub op_timeout: Duration,
+    epoch: std::sync::Mutex<String>,
+}
+
+fn epoch_error(e: redis::RedisError) -> StoreError {
+    if e.to_string().contains("EPOCHLOST") {
+        StoreError::EpochLost
+    } else {
+        unavailable(e)
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -46,7 +78,70 @@ impl RedisStore {
             pool,
             prefix: prefix.to_string(),
             op_timeout,
+            epoch: std::sync::Mutex::new(String::new()),
         })
+    }
+
+    fn epoch(&self) -> String {
+        self.epoch.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    pub async fn join_epoch(&self) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let key = epoch_key(&self.prefix);
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(&mut *c)
+            .await
+            .map_err(unavailable)?;
+        let current: String = c.get(&key).await.map_err(unavailable)?;
+        if let Ok(mut e) = self.epoch.lock() {
+            *e = current;
+        }
+        Ok(())
+    }
+
+    pub async fn epoch_intact(&self) -> Result<bool, StoreError> {
+        let mut c = self.conn().await?;
+        let current: Option<String> = c.get(epoch_key(&self.prefix)).await.map_err(unavailable)?;
+        Ok(current.as_deref() == Some(self.epoch().as_str()))
+    }
+
+    pub async fn reseed(&self, seeds: &[Seed], max_version: u64) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        // Drop what a different control plane may have left, then write our model whole.
+        pipe.del(self.key("projects")).ignore();
+        pipe.del(snapshot_index_key(&self.prefix)).ignore();
+        for s in seeds {
+            let id = s.project.to_string();
+            pipe.sadd(self.key("projects"), &id).ignore();
+            pipe.set(self.key(&format!("state:{id}")), &s.state[..])
+                .ignore();
+            pipe.set(snapshot_key(&self.prefix, &s.project), &s.snapshot[..])
+                .ignore();
+            pipe.hset(snapshot_index_key(&self.prefix), &id, s.version)
+                .ignore();
+        }
+        // The counter never goes back: versions stay monotonic across the reset.
+        let key = self.key("version");
+        pipe.cmd("EVAL")
+            .arg("local v = tonumber(redis.call('GET', KEYS[1]) or '0'); if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 1")
+            .arg(1)
+            .arg(&key)
+            .arg(max_version)
+            .ignore();
+        pipe.set(epoch_key(&self.prefix), &fresh).ignore();
+        let () = pipe.query_async(&mut *c).await.map_err(unavailable)?;
+        if let Ok(mut e) = self.epoch.lock() {
+            *e = fresh;
+        }
+        Ok(())
     }
 
     fn key(&self, k: &str) -> String {
@@ -102,38 +197,37 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
         let id = project.to_string();
-        let () = redis::pipe()
-            .atomic()
-            .sadd(self.key("projects"), &id)
-            .ignore()
-            .set(self.key(&format!("state:{id}")), state)
-            .ignore()
-            .set(snapshot_key(&self.prefix, &project), snapshot)
-            .ignore()
-            .hset(snapshot_index_key(&self.prefix), &id, version)
-            .ignore()
-            .query_async(&mut *c)
+        let _: i64 = redis::Script::new(COMMIT)
+            .key(epoch_key(&self.prefix))
+            .key(self.key("projects"))
+            .key(self.key(&format!("state:{id}")))
+            .key(snapshot_key(&self.prefix, &project))
+            .key(snapshot_index_key(&self.prefix))
+            .arg(self.epoch())
+            .arg(&id)
+            .arg(state)
+            .arg(snapshot)
+            .arg(version)
+            .invoke_async(&mut *c)
             .await
-            .map_err(unavailable)?;
+            .map_err(epoch_error)?;
         Ok(())
     }
 
     pub async fn delete(&self, project: Uuid) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
         let id = project.to_string();
-        let () = redis::pipe()
-            .atomic()
-            .srem(self.key("projects"), &id)
-            .ignore()
-            .del(self.key(&format!("state:{id}")))
-            .ignore()
-            .del(snapshot_key(&self.prefix, &project))
-            .ignore()
-            .hdel(snapshot_index_key(&self.prefix), &id)
-            .ignore()
-            .query_async(&mut *c)
+        let _: i64 = redis::Script::new(DELETE)
+            .key(epoch_key(&self.prefix))
+            .key(self.key("projects"))
+            .key(self.key(&format!("state:{id}")))
+            .key(snapshot_key(&self.prefix, &project))
+            .key(snapshot_index_key(&self.prefix))
+            .arg(self.epoch())
+            .arg(&id)
+            .invoke_async(&mut *c)
             .await
-            .map_err(unavailable)?;
+            .map_err(epoch_error)?;
         Ok(())
     }
 

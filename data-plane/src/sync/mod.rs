@@ -31,12 +31,20 @@ pub struct SourceError(pub String);
 pub trait SnapshotSource: Send + Sync + 'static {
     /// Subscribes to change notifications. The stream ends when the subscription is lost.
     fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>>;
-    /// Project id → current snapshot version, for every project.
-    fn index(&self) -> BoxFuture<'_, Result<HashMap<Uuid, u64>, SourceError>>;
+    /// The store's epoch and every project's current snapshot version, read together.
+    fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>>;
     /// The sealed snapshot envelope of one project, `None` if it has none (deleted).
     fn fetch(&self, project: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>>;
     /// Liveness check of the subscription's server (the watchdog); `Ok` if it answers.
     fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>>;
+}
+
+/// What reconciliation compares against.
+pub struct Index {
+    /// The store's epoch marker; `None` when the store was flushed or never initialised.
+    pub epoch: Option<String>,
+    /// Project id → current snapshot version.
+    pub versions: HashMap<Uuid, u64>,
 }
 
 /// What the sync task reports on `/readyz` and `/metrics`.
@@ -68,6 +76,8 @@ pub struct Follower {
     pub status: Arc<SyncStatus>,
     pub reconcile_interval: Duration,
     pub op_timeout: Duration,
+    /// The store epoch the live state came from.
+    pub epoch: Mutex<Option<String>>,
 }
 
 impl Follower {
@@ -139,6 +149,11 @@ impl Follower {
     }
 
     /// Compares every project's version with the source and loads what differs.
+    ///
+    /// A store without its epoch marker (flushed, or a fresh Redis the control plane has not
+    /// re-seeded yet) changes nothing: the replica keeps its last good configuration. A new epoch
+    /// with no projects is refused the same way while this replica serves some. In a new epoch
+    /// versions are compared for equality, not order.
     pub async fn reconcile(&self) -> Result<(), SourceError> {
         self.status.reconciles.fetch_add(1, Ordering::Relaxed);
         let index = match self.timed(self.source.index()).await {
@@ -148,24 +163,48 @@ impl Follower {
                 return Err(e);
             }
         };
+        let Some(epoch) = index.epoch else {
+            let msg = "the configuration store has no epoch marker (flushed, or not initialised by a control plane yet); keeping the last good configuration";
+            self.status.set_error(Some(msg.into()));
+            return Err(SourceError(msg.into()));
+        };
         let state = self.live.load();
+        let known = self.epoch.lock().ok().and_then(|e| e.clone());
+        let new_epoch = known.as_ref().is_some_and(|k| *k != epoch);
+        if new_epoch && index.versions.is_empty() && !state.projects.is_empty() {
+            let msg = "the configuration store changed epoch and holds no projects; refusing to drop the live configuration";
+            self.status.set_error(Some(msg.into()));
+            return Err(SourceError(msg.into()));
+        }
+        if new_epoch {
+            tracing::warn!("configuration store epoch changed; adopting its state");
+        }
         let mut ok = true;
-        for (project, version) in &index {
+        for (project, version) in &index.versions {
             let current = state.projects.get(project).map(|p| p.version).unwrap_or(0);
-            if *version > current && self.load_project(*project, current).await.is_err() {
+            let differs = if new_epoch {
+                *version != current
+            } else {
+                *version > current
+            };
+            let floor = if new_epoch { 0 } else { current };
+            if differs && self.load_project(*project, floor).await.is_err() {
                 ok = false;
             }
         }
         let gone: Vec<Uuid> = state
             .projects
             .keys()
-            .filter(|p| !index.contains_key(p))
+            .filter(|p| !index.versions.contains_key(p))
             .copied()
             .collect();
         drop(state);
         for p in gone {
             tracing::info!(project = %p, "project removed");
             self.live.remove(&p);
+        }
+        if let Ok(mut e) = self.epoch.lock() {
+            *e = Some(epoch);
         }
         self.live.mark_loaded();
         if ok {
@@ -202,5 +241,93 @@ impl Follower {
         self.status.refused.fetch_add(1, Ordering::Relaxed);
         tracing::error!(project = %project, error = %why, "refused snapshot; keeping the last good one");
         SourceError(format!("refused snapshot of project {project}: {why}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use to11_shared::model::ByokPolicy;
+
+    /// An in-memory source whose index and snapshots the test sets.
+    #[derive(Default)]
+    struct Source {
+        index: Mutex<(Option<String>, HashMap<Uuid, u64>)>,
+        snapshots: Mutex<HashMap<Uuid, Vec<u8>>>,
+    }
+
+    impl SnapshotSource for Source {
+        fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>> {
+            async { Ok(futures_util::stream::pending().boxed()) }.boxed()
+        }
+        fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>> {
+            let (epoch, versions) = self.index.lock().unwrap().clone();
+            async move { Ok(Index { epoch, versions }) }.boxed()
+        }
+        fn fetch(&self, project: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>> {
+            let s = self.snapshots.lock().unwrap().get(&project).cloned();
+            async move { Ok(s) }.boxed()
+        }
+        fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    fn follower(source: Arc<Source>) -> Follower {
+        Follower {
+            source,
+            live: Live::default(),
+            keyring: crate::state::tests::keyring(),
+            status: Default::default(),
+            reconcile_interval: Duration::from_secs(1),
+            op_timeout: Duration::from_secs(1),
+            epoch: Default::default(),
+        }
+    }
+
+    fn publish(src: &Source, epoch: Option<&str>, version: u64) -> Uuid {
+        let snap = crate::state::tests::snapshot(version, &["to11_gk_a"], ByokPolicy::Allowed);
+        let id = snap.project.id;
+        let sealed = snap.seal(&crate::state::tests::keyring());
+        src.snapshots.lock().unwrap().insert(id, sealed);
+        *src.index.lock().unwrap() = (epoch.map(String::from), HashMap::from([(id, version)]));
+        id
+    }
+
+    #[actix_rt::test]
+    async fn epochs_guard_the_live_configuration() {
+        let src = Arc::new(Source::default());
+        let f = follower(src.clone());
+
+        // A store with no epoch yet: nothing is loaded, the replica is not ready.
+        publish(&src, None, 5);
+        assert!(f.reconcile().await.is_err());
+        assert!(!f.live.load().loaded);
+
+        // Initialised: loaded.
+        let id = publish(&src, Some("e1"), 5);
+        f.reconcile().await.unwrap();
+        assert_eq!(f.live.project_version(&id), Some(5));
+
+        // Flushed (epoch gone, index empty): kept.
+        *src.index.lock().unwrap() = (None, HashMap::new());
+        assert!(f.reconcile().await.is_err());
+        assert_eq!(f.live.project_version(&id), Some(5));
+
+        // A new, empty epoch: refused, kept.
+        *src.index.lock().unwrap() = (Some("e2".into()), HashMap::new());
+        assert!(f.reconcile().await.is_err());
+        assert_eq!(f.live.project_version(&id), Some(5));
+
+        // A new epoch with the project at a *lower* version: adopted.
+        publish(&src, Some("e2"), 3);
+        f.reconcile().await.unwrap();
+        assert_eq!(f.live.project_version(&id), Some(3));
+
+        // Same epoch, project gone from the index: a real deletion, removed.
+        *src.index.lock().unwrap() = (Some("e2".into()), HashMap::new());
+        f.reconcile().await.unwrap();
+        assert_eq!(f.live.project_version(&id), None);
     }
 }

@@ -9,11 +9,11 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubSink};
 use redis::AsyncCommands;
-use to11_shared::bus::{changes_channel, snapshot_index_key, snapshot_key, Change};
+use to11_shared::bus::{changes_channel, epoch_key, snapshot_index_key, snapshot_key, Change};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{SnapshotSource, SourceError};
+use super::{Index, SnapshotSource, SourceError};
 
 pub struct RedisSource {
     client: redis::Client,
@@ -87,15 +87,27 @@ impl SnapshotSource for RedisSource {
         .boxed()
     }
 
-    fn index(&self) -> BoxFuture<'_, Result<HashMap<Uuid, u64>, SourceError>> {
+    fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>> {
         async move {
-            let key = snapshot_index_key(&self.prefix);
-            let raw: HashMap<String, u64> =
-                self.with_conn(async |mut c| c.hgetall(&key).await).await?;
-            Ok(raw
-                .into_iter()
-                .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
-                .collect())
+            let (epoch_k, index_k) = (epoch_key(&self.prefix), snapshot_index_key(&self.prefix));
+            // One transaction, so the epoch and the versions belong together.
+            let (epoch, raw): (Option<String>, HashMap<String, u64>) = self
+                .with_conn(async |mut c| {
+                    redis::pipe()
+                        .atomic()
+                        .get(&epoch_k)
+                        .hgetall(&index_k)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(Index {
+                epoch,
+                versions: raw
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+                    .collect(),
+            })
         }
         .boxed()
     }
