@@ -88,6 +88,16 @@ impl RedisServer {
         }
     }
 
+    /// Sends a signal to the server (`STOP` to hang it, `CONT` to resume it).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     /// Starts again on the same port and directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -97,6 +107,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        self.signal("CONT");
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

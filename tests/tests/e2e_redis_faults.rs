@@ -321,3 +321,64 @@ async fn epoch_watchdog_reseeds_without_a_write() {
     let dp = replica(&redis.url(), "watch:").expect("replica after the flush");
     wait_version(&[dp.info], &project, v).await;
 }
+
+/// Redis hangs (SIGSTOP, C5): serving goes on without a single error, the replica's watchdog marks
+/// the subscription dead, control-plane writes fail with 503 instead of hanging, and after the
+/// store resumes a change reaches the replica.
+#[actix_rt::test]
+async fn hung_redis_does_not_stall_serving() {
+    let redis = RedisServer::start(false);
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    let cp = control_plane(&redis.url(), "hung:").expect("control plane");
+    let dp = replica(&redis.url(), "hung:").expect("replica");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let (_, p) = api.post("/projects", json!({"name": "H"})).await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (s, _) = api
+        .post(
+            "/projects/h/providers",
+            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, k) = api.post("/projects/h/keys", json!({"name": "k"})).await;
+    let key = k["key"].as_str().expect("key").to_string();
+    wait_version(&[dp.info], &project, k["version"].as_u64().expect("v")).await;
+
+    redis.signal("STOP");
+    wait_until("the watchdog marks the subscription dead", 15, || async {
+        let r = gateway(dp.info, Method::GET, "/readyz", &[], None).await;
+        assert_eq!(
+            chat(dp.info, &key, "gpt-4o").await.status,
+            200,
+            "serving stalled"
+        );
+        (r.json()["subscribed"] == false).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (s, e) = api
+        .post("/projects/h/keys", json!({"name": "while-hung"}))
+        .await;
+    assert_eq!(s, 503, "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "a write hung for {:?}",
+        started.elapsed()
+    );
+
+    redis.signal("CONT");
+    let (s, k2) = wait_until("writes accepted again", 15, || async {
+        let (s, k) = api.post("/projects/h/keys", json!({"name": "after"})).await;
+        (s == 201).then_some((s, k))
+    })
+    .await;
+    assert_eq!(s, 201);
+    wait_version(&[dp.info], &project, k2["version"].as_u64().expect("v")).await;
+    assert_eq!(
+        chat(dp.info, k2["key"].as_str().expect("key"), "gpt-4o")
+            .await
+            .status,
+        200
+    );
+}

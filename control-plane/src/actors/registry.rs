@@ -31,6 +31,7 @@ pub struct ProjectRegistry {
     publish: Arc<AtomicBool>,
     /// How often the store's epoch is checked (a flushed or replaced store is re-seeded).
     epoch_check: std::time::Duration,
+    epoch_check_running: bool,
 }
 
 /// What a successful write returns.
@@ -62,6 +63,7 @@ impl ProjectRegistry {
             stale: HashSet::new(),
             publish,
             epoch_check,
+            epoch_check_running: false,
         };
         for s in all {
             r.check_credentials_open(&s)?;
@@ -265,16 +267,23 @@ impl ProjectRegistry {
         ctx.wait(fut);
     }
 
+    /// Checks the epoch without pausing the mailbox (a hung store must not stall the API); only
+    /// the re-seed, once the store has answered that its epoch is gone, pauses it.
     fn check_epoch(&mut self, ctx: &mut Context<Self>) {
+        if self.epoch_check_running {
+            return;
+        }
+        self.epoch_check_running = true;
         let store = self.store.clone();
         let fut = async move { store.epoch_intact().await }
             .into_actor(self)
             .map(|intact, act, ctx| {
+                act.epoch_check_running = false;
                 if let Ok(false) = intact {
                     act.reseed(ctx);
                 }
             });
-        ctx.wait(fut);
+        ctx.spawn(fut);
     }
 }
 
