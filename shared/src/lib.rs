@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod error;
 pub mod keys;
 pub mod model;
+pub mod policy;
 pub mod resolve;
 pub mod snapshot;
 pub mod upstream_url;

@@ -148,6 +148,9 @@ pub struct Route {
     #[serde(default)]
     pub strategy: Strategy,
     pub targets: Vec<Target>,
+    /// Retries, fall-through and cool-down; defaults when omitted.
+    #[serde(default)]
+    pub policy: crate::policy::RoutePolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -48,6 +48,7 @@ pub struct CompiledProvider {
 pub struct CompiledRoute {
     pub strategy: Strategy,
     pub targets: Vec<CompiledTarget>,
+    pub policy: crate::policy::RoutePolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +105,8 @@ pub struct Resolution<'a> {
     pub targets: &'a [CompiledTarget],
     /// A function's request defaults (fields the request does not set).
     pub defaults: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// The route's failure policy (`None` for passthrough: one target, no retries).
+    pub policy: Option<&'a crate::policy::RoutePolicy>,
 }
 
 impl Tables {
@@ -133,6 +136,7 @@ impl Tables {
                 strategy: Some(r.strategy),
                 targets: &r.targets,
                 defaults: None,
+                policy: Some(&r.policy),
             });
         }
         self.passthrough.get(name).map(|t| Resolution {
@@ -142,6 +146,7 @@ impl Tables {
             strategy: None,
             targets: std::slice::from_ref(t),
             defaults: None,
+            policy: None,
         })
     }
 
@@ -307,11 +312,15 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
                 weight: tg.weight.unwrap_or(1),
             });
         }
+        for p in r.policy.problems() {
+            problems.push(problem(format!("{at}.policy"), p));
+        }
         t.routes.insert(
             r.name.clone(),
             CompiledRoute {
                 strategy: r.strategy,
                 targets,
+                policy: r.policy.clone(),
             },
         );
     }

@@ -311,6 +311,7 @@ pub async fn resolve(
         "function": r.function,
         "route": r.route,
         "strategy": r.strategy,
+        "policy": r.policy,
         "targets": targets,
         "version": s.version,
         "warnings": tables.warnings,

@@ -7,6 +7,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use to11_shared::model::{Function, Route, Strategy, Target};
+use to11_shared::policy::RoutePolicy;
 use to11_shared::ErrorCode;
 
 use super::auth::project;
@@ -22,6 +23,8 @@ pub struct RouteBody {
     #[serde(default)]
     strategy: Strategy,
     targets: Vec<TargetBody>,
+    #[serde(default)]
+    policy: RoutePolicy,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +51,7 @@ impl RouteBody {
                     weight: t.weight,
                 })
                 .collect(),
+            policy: self.policy,
         }
     }
 }

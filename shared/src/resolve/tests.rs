@@ -58,6 +58,7 @@ fn route(name: &str, targets: Vec<Target>) -> Route {
         name: name.into(),
         strategy: crate::model::Strategy::Fallback,
         targets,
+        policy: Default::default(),
     }
 }
 
