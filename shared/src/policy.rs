@@ -181,7 +181,7 @@ pub fn retry_after_ms(retry_after_ms: Option<&str>, retry_after: Option<&str>) -
         return (ms.is_finite() && ms >= 0.0).then_some(ms as u64);
     }
     let s = retry_after?.trim().parse::<f64>().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| (s * 1000.0) as u64)
+    (s.is_finite() && s >= 0.0).then_some((s * 1000.0) as u64)
 }
 
 /// The order in which to try `weights.len()` targets.
