@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod health_book;
 pub mod proxy;
 pub mod state;
 pub mod sync;

@@ -31,7 +31,32 @@ pub struct ProjectLive {
     pub tables: Tables,
     /// Per provider index: credential id → prepared auth.
     pub credentials: Vec<HashMap<String, UpstreamAuth>>,
+    /// Health of route targets; carried over from the previous snapshot on apply.
+    pub health: crate::health_book::HealthBook,
     key_hashes: Vec<KeyHash>,
+}
+
+impl ProjectLive {
+    fn route_keys(&self) -> Vec<(String, Vec<crate::health_book::TargetKey>)> {
+        self.tables
+            .routes
+            .iter()
+            .map(|(name, r)| {
+                let keys = r
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        (
+                            self.tables.providers[t.provider].slug.clone(),
+                            t.model.clone(),
+                            t.credential.clone(),
+                        )
+                    })
+                    .collect();
+                (name.clone(), keys)
+            })
+            .collect()
+    }
 }
 
 pub struct KeyEntry {
@@ -119,6 +144,7 @@ pub fn prepare(
             byok: s.project.byok,
             tables,
             credentials,
+            health: Default::default(),
             key_hashes: keys.iter().map(|(h, _)| *h).collect(),
         },
         keys,
@@ -149,10 +175,15 @@ impl Live {
             .unwrap_or(0)
     }
 
-    /// Swaps in a prepared project (replacing its previous keys).
-    pub fn apply(&self, project: ProjectLive, keys: Vec<(KeyHash, KeyEntry)>) {
+    /// Swaps in a prepared project (replacing its previous keys, keeping its targets' health).
+    pub fn apply(&self, mut project: ProjectLive, keys: Vec<(KeyHash, KeyEntry)>) {
         let mut next = State::clone(&self.0.load());
-        if let Some(old) = next.projects.get(&project.id).cloned() {
+        let old = next.projects.get(&project.id).cloned();
+        project.health = crate::health_book::HealthBook::build(
+            project.route_keys().into_iter(),
+            old.as_ref().map(|o| &o.health),
+        );
+        if let Some(old) = old {
             for h in &old.key_hashes {
                 next.keys.remove(h);
             }

@@ -33,8 +33,36 @@ impl Recorded {
     }
 }
 
+/// A scripted answer to a chat request.
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Scripted {
+    /// An OpenAI-shaped error with this status (and optional `code`).
+    pub fn error(status: u16, code: &str) -> Scripted {
+        Scripted {
+            status,
+            headers: vec![],
+            body: serde_json::json!({"error": {"message": format!("scripted {status}"), "type": "api_error", "param": null, "code": code}}).to_string(),
+        }
+    }
+
+    pub fn with_header(mut self, k: &str, v: &str) -> Scripted {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
 #[derive(Default)]
 pub struct MockState {
+    /// Answers for the next chat requests, in order (consumed).
+    pub script: Mutex<std::collections::VecDeque<Scripted>>,
+    /// An answer for every chat request while set (after the script is used up).
+    pub always: Mutex<Option<Scripted>>,
     pub api_key: String,
     pub models: Mutex<Vec<String>>,
     pub requests: Mutex<Vec<Recorded>>,
@@ -143,6 +171,20 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
     record(&state, &req, &body);
     if !authorized(&state, &req) {
         return unauthorized(&req);
+    }
+    let scripted = state
+        .script
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .or_else(|| state.always.lock().expect("lock").clone());
+    if let Some(s) = scripted {
+        let mut r =
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(s.status).expect("status"));
+        for (k, v) in &s.headers {
+            r.insert_header((k.as_str(), v.as_str()));
+        }
+        return r.content_type("application/json").body(s.body);
     }
     let v: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -304,6 +346,38 @@ impl MockUpstream {
 
     pub fn set_models(&self, models: &[&str]) {
         *self.state.models.lock().expect("lock") = models.iter().map(|m| m.to_string()).collect();
+    }
+
+    /// Queues scripted answers for the next chat requests.
+    pub fn script(&self, answers: Vec<Scripted>) {
+        self.state.script.lock().expect("lock").extend(answers);
+    }
+
+    /// Answers every chat request with `answer` (or normally again, with `None`).
+    pub fn always(&self, answer: Option<Scripted>) {
+        *self.state.always.lock().expect("lock") = answer;
+    }
+
+    /// How many requests for `path` the mock has received.
+    pub fn count(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
+    }
+
+    /// Forgets recorded requests and scripts.
+    pub fn reset(&self) {
+        self.state.requests.lock().expect("lock").clear();
+        self.state.script.lock().expect("lock").clear();
+        *self.state.always.lock().expect("lock") = None;
+    }
+
+    /// Stops serving (connections are then refused).
+    pub fn stop(&self) {
+        let h = self.handle.clone();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(h.stop(false));
+        })
+        .join()
+        .ok();
     }
 
     /// Lets a gated stream send its next chunk.

@@ -6,13 +6,17 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
+use std::time::{Duration, Instant};
+
 use to11_shared::body::{apply_defaults, peek, replace_model};
+use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
 use to11_shared::ErrorCode;
 
 use super::read_body;
 use crate::auth::{authenticate, TO11_AUTH_HEADER};
 use crate::error::GatewayError;
+use crate::health_book::now_ms;
 use crate::Ctx;
 
 /// Request headers never forwarded upstream: hop-by-hop, framing, to11's own, the client's
@@ -112,51 +116,13 @@ async fn forward_inner(
             format!("model '{model}' is not known to this project: no function, route or connected provider serves it"),
         )
     })?;
-    let target = resolution.targets.first().ok_or_else(|| {
-        GatewayError::new(
+    if resolution.targets.is_empty() {
+        return Err(GatewayError::new(
             ErrorCode::ModelNotFound,
             format!("model '{model}' has no target"),
-        )
-    })?;
-    let provider = &project.tables.providers[target.provider];
-
-    let mut upstream_body = if target.model != model {
-        match peeked.model_span {
-            Some(span) => replace_model(&body, span, &target.model).into(),
-            None => {
-                return Err(GatewayError::new(
-                    ErrorCode::InvalidJson,
-                    "could not locate 'model' in the body",
-                ))
-            }
-        }
-    } else {
-        body.clone()
-    };
-    if let Some(defaults) = resolution.defaults {
-        upstream_body = apply_defaults(&upstream_body, defaults)
-            .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
-            .into();
+        ));
     }
-
-    // `/v1/chat/completions` → `{base}/chat/completions`, query string kept.
-    let suffix = req.path().strip_prefix("/v1").unwrap_or(req.path());
-    let mut url = String::with_capacity(provider.base_url.len() + suffix.len() + 64);
-    url.push_str(&provider.base_url);
-    url.push_str(suffix);
-    if let Some(q) = req.uri().query() {
-        url.push('?');
-        url.push_str(q);
-    }
-
-    let mut up = client.request(req.method().clone(), url.as_str());
-    let h = up.headers_mut();
-    for (name, value) in req.headers() {
-        if !skip_request_header(name) {
-            h.append(name.clone(), value.clone());
-        }
-    }
-    match byok {
+    let byok_header = match byok {
         Some(k) => {
             let mut v = HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
                 GatewayError::new(
@@ -165,27 +131,308 @@ async fn forward_inner(
                 )
             })?;
             v.set_sensitive(true);
-            h.insert(actix_web::http::header::AUTHORIZATION, v);
+            Some(v)
         }
-        None => {
-            if let Some(auth) = project.credentials[target.provider]
+        None => None,
+    };
+
+    // Try targets in the strategy's order; cooled-down ones last (still tried if all else fails).
+    let targets = resolution.targets;
+    let health = resolution
+        .route
+        .map(|r| project.health.route(r))
+        .unwrap_or(&[]);
+    let mut order = match (resolution.strategy, resolution.policy) {
+        (Some(strategy), Some(_)) if targets.len() > 1 => {
+            let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+            let latency: Vec<Option<f64>> = (0..targets.len())
+                .map(|i| health.get(i).and_then(|h| h.ttfb_ms()))
+                .collect();
+            order(
+                strategy,
+                &weights,
+                &latency,
+                rand::random(),
+                LEAST_LATENCY_EXPLORE,
+            )
+        }
+        _ => (0..targets.len()).collect(),
+    };
+    let now = now_ms();
+    order.sort_by_key(|i| health.get(*i).is_some_and(|h| h.cooling(now)));
+
+    let suffix = req.path().strip_prefix("/v1").unwrap_or(req.path());
+    let mut attempts = 0u32;
+    let mut last: Option<LastFailure> = None;
+    for ti in order {
+        let target = &targets[ti];
+        let provider = &project.tables.providers[target.provider];
+        let target_health = health.get(ti);
+        let mut upstream_body = if target.model != model {
+            match peeked.model_span {
+                Some(span) => replace_model(&body, span, &target.model).into(),
+                None => {
+                    return Err(GatewayError::new(
+                        ErrorCode::InvalidJson,
+                        "could not locate 'model' in the body",
+                    ))
+                }
+            }
+        } else {
+            body.clone()
+        };
+        if let Some(defaults) = resolution.defaults {
+            upstream_body = apply_defaults(&upstream_body, defaults)
+                .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
+                .into();
+        }
+        // `/v1/chat/completions` → `{base}/chat/completions`, query string kept.
+        let mut url = String::with_capacity(provider.base_url.len() + suffix.len() + 64);
+        url.push_str(&provider.base_url);
+        url.push_str(suffix);
+        if let Some(q) = req.uri().query() {
+            url.push('?');
+            url.push_str(q);
+        }
+        let auth = byok_header.as_ref().or_else(|| {
+            project.credentials[target.provider]
                 .get(&target.credential)
                 .and_then(|c| c.authorization.as_ref())
-            {
-                h.insert(actix_web::http::header::AUTHORIZATION, auth.clone());
+        });
+
+        let mut retries_done = 0;
+        loop {
+            attempts += 1;
+            let mut up = client.request(req.method().clone(), url.as_str());
+            let h = up.headers_mut();
+            for (name, value) in req.headers() {
+                if !skip_request_header(name) {
+                    h.append(name.clone(), value.clone());
+                }
+            }
+            if let Some(a) = auth {
+                h.insert(actix_web::http::header::AUTHORIZATION, a.clone());
+            }
+            let started = Instant::now();
+            let sent = up
+                .timeout(ctx.settings.upstream_timeout)
+                .send_body(upstream_body.clone())
+                .await;
+            let ttfb_us = started.elapsed().as_micros() as u64;
+            let meta = Served {
+                request_id,
+                layer: resolution.layer,
+                function: resolution.function,
+                route: resolution.route,
+                provider: &provider.slug,
+                model: &target.model,
+                version: project.version,
+                attempts,
+            };
+            // Passthrough (no policy) and successes stream straight through.
+            let (outcome, failure) = match sent {
+                Ok(resp) if resp.status().as_u16() < 400 || resolution.policy.is_none() => {
+                    if resp.status().as_u16() < 400 {
+                        if let Some(th) = target_health {
+                            th.success(ttfb_us);
+                        }
+                    } else if resp.status().is_server_error() {
+                        ctx.metrics.upstream_errors.inc();
+                    }
+                    return Ok(stream(resp, &meta));
+                }
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let body = resp.body().limit(MAX_ERROR_BODY).await.unwrap_or_default();
+                    let billing =
+                        status == 402 || (status == 429 && contains(&body, b"insufficient_quota"));
+                    let outcome = if billing {
+                        Outcome::Billing
+                    } else {
+                        Outcome::Status(status)
+                    };
+                    (
+                        outcome,
+                        Failure::Answered {
+                            status,
+                            headers,
+                            body,
+                        },
+                    )
+                }
+                Err(SendRequestError::Timeout) => (
+                    Outcome::Timeout,
+                    Failure::Error(upstream_error(SendRequestError::Timeout, &provider.slug)),
+                ),
+                Err(e) => (
+                    Outcome::Connect,
+                    Failure::Error(upstream_error(e, &provider.slug)),
+                ),
+            };
+            let retry_after = match &failure {
+                Failure::Answered { headers, .. } => retry_after_ms(
+                    headers.get("retry-after-ms").and_then(|v| v.to_str().ok()),
+                    headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                ),
+                Failure::Error(_) => None,
+            };
+            let decision = match resolution.policy {
+                Some(p) => {
+                    if counts_against_target(outcome) {
+                        ctx.metrics.upstream_errors.inc();
+                        if let Some(th) = target_health {
+                            th.failure(now_ms(), p.cooldown_failures, p.cooldown_ms, Some(ttfb_us));
+                        }
+                    }
+                    p.decide(outcome, retries_done, retry_after, rand::random())
+                }
+                None => Decision::Deliver,
+            };
+            match decision {
+                Decision::Deliver => return failure.into_response(&meta),
+                Decision::Retry { after_ms } => {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    retries_done += 1;
+                }
+                Decision::Next => {
+                    last = Some(failure.with_meta(&meta));
+                    break;
+                }
             }
         }
     }
+    match last {
+        Some(f) => f.into_owned_response(),
+        None => Err(GatewayError::new(
+            ErrorCode::UpstreamFailure,
+            "no target could be tried",
+        )),
+    }
+}
 
-    let upstream = up
-        .timeout(ctx.settings.upstream_timeout)
-        .send_body(upstream_body)
-        .await
-        .map_err(|e| upstream_error(e, &provider.slug))?;
+/// Exploration rate of least-latency: the share of requests sent to a target that is not the
+/// fastest, to keep measuring the others.
+const LEAST_LATENCY_EXPLORE: f64 = 0.05;
 
-    let status = upstream.status();
+/// Error bodies are read (to find billing errors, and to deliver them after a decision) up to this.
+const MAX_ERROR_BODY: usize = 1024 * 1024;
+
+/// Whether an outcome is the target's fault (counts towards its cool-down).
+fn counts_against_target(o: Outcome) -> bool {
+    match o {
+        Outcome::Status(s) => s >= 500 || matches!(s, 401 | 403 | 408 | 429),
+        Outcome::Billing | Outcome::Connect | Outcome::Timeout => true,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What a response says about how it was served.
+struct Served<'a> {
+    request_id: &'a str,
+    layer: Layer,
+    function: Option<&'a str>,
+    route: Option<&'a str>,
+    provider: &'a str,
+    model: &'a str,
+    version: u64,
+    attempts: u32,
+}
+
+impl Served<'_> {
+    /// The SPEC §4 headers: request id, layer, route or function, provider, upstream model,
+    /// attempts and the configuration version.
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(8);
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put("x-to11-request-id", self.request_id);
+        put("x-to11-layer", self.layer.as_str());
+        if let Some(f) = self.function {
+            put("x-to11-function", f);
+        }
+        if let Some(r) = self.route {
+            put("x-to11-route", r);
+        }
+        put("x-to11-provider", self.provider);
+        put("x-to11-upstream-model", self.model);
+        put("x-to11-attempts", &self.attempts.to_string());
+        put("x-to11-config-version", &self.version.to_string());
+        h
+    }
+}
+
+/// A failed attempt: an upstream answer (buffered, deliverable in the client's dialect as the
+/// upstream gave it) or a gateway error.
+enum Failure {
+    Answered {
+        status: u16,
+        headers: awc::http::header::HeaderMap,
+        body: bytes::Bytes,
+    },
+    Error(GatewayError),
+}
+
+/// A failure kept while other targets are tried, with the headers describing where it came from.
+struct LastFailure {
+    failure: Failure,
+    served: HeaderMap,
+}
+
+impl Failure {
+    fn with_meta(self, meta: &Served<'_>) -> LastFailure {
+        LastFailure {
+            failure: self,
+            served: meta.headers(),
+        }
+    }
+
+    fn into_response(self, meta: &Served<'_>) -> Result<HttpResponse, GatewayError> {
+        self.with_meta(meta).into_owned_response()
+    }
+}
+
+impl LastFailure {
+    fn into_owned_response(self) -> Result<HttpResponse, GatewayError> {
+        match self.failure {
+            Failure::Error(e) => Err(e),
+            Failure::Answered {
+                status,
+                headers,
+                body,
+            } => {
+                let mut out = HttpResponse::build(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                );
+                for (name, value) in &headers {
+                    if !skip_response_header(name) {
+                        out.append_header((name.clone(), value.clone()));
+                    }
+                }
+                for (name, value) in self.served {
+                    out.insert_header((name, value));
+                }
+                Ok(out.body(body))
+            }
+        }
+    }
+}
+
+/// Streams an upstream response to the client as it arrives.
+fn stream<S>(upstream: awc::ClientResponse<S>, meta: &Served<'_>) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
+        + Unpin
+        + 'static,
+{
     let mut out = HttpResponse::build(
-        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
     );
     let length = upstream
         .headers()
@@ -197,55 +444,13 @@ async fn forward_inner(
             out.append_header((name.clone(), value.clone()));
         }
     }
-    let out_headers = out_headers(
-        request_id,
-        resolution.layer,
-        resolution.function,
-        resolution.route,
-        &provider.slug,
-        &target.model,
-        project.version,
-    );
-    for (name, value) in out_headers {
+    for (name, value) in meta.headers() {
         out.insert_header((name, value));
     }
-    if status.is_server_error() {
-        ctx.metrics.upstream_errors.inc();
-    }
-    Ok(match length {
+    match length {
         Some(n) => out.body(SizedStream::new(n, upstream)),
         None => out.streaming(upstream),
-    })
-}
-
-fn out_headers(
-    request_id: &str,
-    layer: Layer,
-    function: Option<&str>,
-    route: Option<&str>,
-    provider: &str,
-    model: &str,
-    version: u64,
-) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-to11-request-id", request_id);
-    put("x-to11-layer", layer.as_str());
-    if let Some(f) = function {
-        put("x-to11-function", f);
     }
-    if let Some(r) = route {
-        put("x-to11-route", r);
-    }
-    put("x-to11-provider", provider);
-    put("x-to11-upstream-model", model);
-    put("x-to11-attempts", "1");
-    put("x-to11-config-version", &version.to_string());
-    h
 }
 
 fn upstream_error(e: SendRequestError, provider: &str) -> GatewayError {

@@ -1,0 +1,366 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! The routing engine against scripted upstreams: the fallback matrix with exact attempt counts,
+//! retry-after, weighted distribution, cool-down and recovery (per tenant), and a stream served
+//! by the target a fallback reached.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use to11_tests::client::{chat, gated_stream, wait_version, ApiClient, GatewayResponse};
+use to11_tests::mock::{stream_chunks, MockUpstream, Scripted};
+use to11_tests::sandbox::{embedded, EmbeddedInfo, Spawned};
+use to11_tests::wait_until;
+
+const CHAT: &str = "/v1/chat/completions";
+
+struct World {
+    gw: Spawned<EmbeddedInfo>,
+    api: ApiClient,
+    project: String,
+    key: String,
+    a: MockUpstream,
+    b: MockUpstream,
+    c: MockUpstream,
+}
+
+/// Embedded planes (the routing engine is the same in both modes), three upstreams `a`, `b`, `c`
+/// (each its own provider, model `m`), and a key.
+async fn world(slug: &str) -> World {
+    let dir = std::env::temp_dir().join(format!("to11-engine-{}", uuid::Uuid::new_v4()));
+    let gw = embedded(&dir).expect("embedded");
+    let api = ApiClient::new(
+        gw.info.api,
+        gw.info.generated_admin_token.as_deref().expect("token"),
+    );
+    let (_, p) = api
+        .post("/projects", json!({"name": slug, "slug": slug}))
+        .await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (a, b, c) = (
+        MockUpstream::start("sk-a", &["m"]),
+        MockUpstream::start("sk-b", &["m"]),
+        MockUpstream::start("sk-c", &["m"]),
+    );
+    for (name, mock, key) in [("a", &a, "sk-a"), ("b", &b, "sk-b"), ("c", &c, "sk-c")] {
+        let (s, e) = api
+            .post(
+                &format!("/projects/{slug}/providers"),
+                json!({"kind": "openai-compatible", "slug": name, "base_url": mock.base_url(), "credential": {"api_key": key}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{e}");
+    }
+    let (_, k) = api
+        .post(&format!("/projects/{slug}/keys"), json!({"name": "k"}))
+        .await;
+    World {
+        gw,
+        api,
+        project,
+        key: k["key"].as_str().expect("key").to_string(),
+        a,
+        b,
+        c,
+    }
+}
+
+impl World {
+    async fn route(&self, slug: &str, name: &str, strategy: &str, targets: Value, policy: Value) {
+        let (s, r) = self
+            .api
+            .post(
+                &format!("/projects/{slug}/routes"),
+                json!({"name": name, "strategy": strategy, "targets": targets, "policy": policy}),
+            )
+            .await;
+        assert_eq!(s, 201, "{r}");
+        wait_version(
+            &[self.gw.info.gateway],
+            &self.project,
+            r["version"].as_u64().expect("v"),
+        )
+        .await;
+    }
+
+    async fn call(&self, model: &str) -> GatewayResponse {
+        chat(self.gw.info.gateway, &self.key, model).await
+    }
+
+    fn reset(&self) {
+        self.a.reset();
+        self.b.reset();
+        self.c.reset();
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.a.count(CHAT), self.b.count(CHAT), self.c.count(CHAT))
+    }
+}
+
+fn fast() -> Value {
+    json!({"backoff_ms": 1, "backoff_max_ms": 2, "cooldown_failures": 0})
+}
+
+fn targets(names: &[&str]) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|n| json!({"provider": n, "model": "m"}))
+            .collect(),
+    )
+}
+
+fn attempts(r: &GatewayResponse) -> u32 {
+    r.header("x-to11-attempts")
+        .and_then(|v| v.parse().ok())
+        .expect("attempts header")
+}
+
+#[actix_rt::test]
+async fn fallback_matrix() {
+    let w = world("matrix").await;
+    w.route("matrix", "ab", "fallback", targets(&["a", "b"]), fast())
+        .await;
+
+    // (what `a` answers always, status to the client, attempts, provider that answered, a's and b's request counts)
+    let cases: Vec<(Scripted, u16, u32, &str, usize, usize)> = vec![
+        (Scripted::error(503, "overloaded"), 200, 3, "b", 2, 1),
+        (Scripted::error(500, "x"), 200, 3, "b", 2, 1),
+        (Scripted::error(529, "x"), 200, 3, "b", 2, 1),
+        (
+            Scripted::error(429, "rate_limit_exceeded"),
+            200,
+            3,
+            "b",
+            2,
+            1,
+        ),
+        (
+            Scripted::error(429, "insufficient_quota"),
+            200,
+            2,
+            "b",
+            1,
+            1,
+        ),
+        (Scripted::error(402, "payment_required"), 200, 2, "b", 1, 1),
+        (Scripted::error(401, "invalid_api_key"), 200, 2, "b", 1, 1),
+        (Scripted::error(403, "forbidden"), 200, 2, "b", 1, 1),
+        (Scripted::error(408, "timeout"), 200, 2, "b", 1, 1),
+        (Scripted::error(400, "bad_request"), 400, 1, "a", 1, 0),
+        (Scripted::error(404, "model_not_found"), 404, 1, "a", 1, 0),
+        (Scripted::error(422, "unprocessable"), 422, 1, "a", 1, 0),
+    ];
+    for (answer, status, n, provider, a_count, b_count) in cases {
+        w.reset();
+        let code = answer.status;
+        w.a.always(Some(answer));
+        let r = w.call("ab").await;
+        assert_eq!(
+            (r.status, attempts(&r), r.header("x-to11-provider")),
+            (status, n, Some(provider)),
+            "a answers {code}: {:?}",
+            r.body
+        );
+        assert_eq!(w.counts(), (a_count, b_count, 0), "a answers {code}");
+        if status >= 400 {
+            assert!(
+                String::from_utf8_lossy(&r.body).contains(&format!("scripted {code}")),
+                "the upstream's own error is passed through"
+            );
+        }
+    }
+
+    // One 503, then fine: retried on the same target.
+    w.reset();
+    w.a.script(vec![Scripted::error(503, "x")]);
+    let r = w.call("ab").await;
+    assert_eq!(
+        (r.status, attempts(&r), r.header("x-to11-provider")),
+        (200, 2, Some("a"))
+    );
+    assert_eq!(w.counts(), (2, 0, 0));
+
+    // Everything fails: the last upstream answer is delivered, after every attempt.
+    w.reset();
+    w.a.always(Some(Scripted::error(503, "x")));
+    w.b.always(Some(Scripted::error(502, "y")));
+    let r = w.call("ab").await;
+    assert_eq!(
+        (r.status, attempts(&r), r.header("x-to11-provider")),
+        (502, 4, Some("b"))
+    );
+
+    // An unreachable target: connect errors are retried, then fall through.
+    w.reset();
+    w.c.stop();
+    w.route("matrix", "cb", "fallback", targets(&["c", "b"]), fast())
+        .await;
+    let r = w.call("cb").await;
+    assert_eq!(
+        (r.status, attempts(&r), r.header("x-to11-provider")),
+        (200, 3, Some("b"))
+    );
+
+    // Passthrough has no policy: one attempt, the upstream's answer as it is.
+    w.reset();
+    w.a.always(Some(Scripted::error(503, "x")));
+    let r = w.call("a/m").await;
+    assert_eq!((r.status, attempts(&r)), (503, 1));
+
+    // A stream through a fallback: a fails before any byte, b's chunks arrive as sent.
+    w.reset();
+    w.a.always(Some(Scripted::error(503, "x")));
+    let (status, headers, events) =
+        gated_stream(w.gw.info.gateway, &w.key, "ab", "fb", |_| w.b.release("fb")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get("x-to11-provider").and_then(|v| v.to_str().ok()),
+        Some("b")
+    );
+    assert_eq!(events, stream_chunks("m"));
+}
+
+#[actix_rt::test]
+async fn retry_after_is_honoured_up_to_its_cap() {
+    let w = world("ra").await;
+    w.route(
+        "ra",
+        "ab",
+        "fallback",
+        targets(&["a", "b"]),
+        json!({"retry_after_cap_ms": 5000}),
+    )
+    .await;
+
+    w.a.script(vec![
+        Scripted::error(429, "rate_limit_exceeded").with_header("retry-after-ms", "400")
+    ]);
+    let started = Instant::now();
+    let r = w.call("ab").await;
+    assert_eq!(
+        (r.status, attempts(&r), r.header("x-to11-provider")),
+        (200, 2, Some("a"))
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "waited as told: {:?}",
+        started.elapsed()
+    );
+
+    w.reset();
+    w.a.script(vec![
+        Scripted::error(429, "rate_limit_exceeded").with_header("retry-after", "120")
+    ]);
+    let started = Instant::now();
+    let r = w.call("ab").await;
+    assert_eq!(
+        (r.status, attempts(&r), r.header("x-to11-provider")),
+        (200, 2, Some("b"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a 120 s retry-after over the cap is not waited for"
+    );
+}
+
+#[actix_rt::test]
+async fn loadbalance_weights_hold() {
+    let w = world("lb").await;
+    let t = json!([
+        {"provider": "a", "model": "m", "weight": 70},
+        {"provider": "b", "model": "m", "weight": 25},
+        {"provider": "c", "model": "m", "weight": 5}]);
+    w.route("lb", "spread", "loadbalance", t, json!({})).await;
+    let n = 2000;
+    for _ in 0..n {
+        assert_eq!(w.call("spread").await.status, 200);
+    }
+    let (a, b, c) = w.counts();
+    for (got, want) in [(a, 70.0), (b, 25.0), (c, 5.0)] {
+        let share = got as f64 * 100.0 / n as f64;
+        // ±4 points is about 4 standard deviations at n = 2000.
+        assert!(
+            (share - want).abs() <= 4.0,
+            "share {share:.1}% vs weight {want}% ({a}/{b}/{c})"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn cooldown_skips_a_failing_target_per_tenant_and_recovers() {
+    let w = world("cool").await;
+    let policy = json!({"max_retries": 0, "cooldown_failures": 2, "cooldown_ms": 700, "backoff_ms": 1, "backoff_max_ms": 2});
+    w.route(
+        "cool",
+        "ab",
+        "fallback",
+        targets(&["a", "b"]),
+        policy.clone(),
+    )
+    .await;
+    w.a.always(Some(Scripted::error(503, "down")));
+    for _ in 0..10 {
+        let r = w.call("ab").await;
+        assert_eq!((r.status, r.header("x-to11-provider")), (200, Some("b")));
+    }
+    assert_eq!(
+        w.counts().0,
+        2,
+        "after 2 failures a is skipped while it cools down"
+    );
+
+    // Another tenant using the same upstream is not affected by this tenant's cool-down.
+    let (_, p2) = w
+        .api
+        .post("/projects", json!({"name": "other", "slug": "other"}))
+        .await;
+    let (s, _) = w
+        .api
+        .post("/projects/other/providers", json!({"kind": "openai-compatible", "slug": "a", "base_url": w.a.base_url(), "credential": {"api_key": "sk-a"}}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = w
+        .api
+        .post("/projects/other/providers", json!({"kind": "openai-compatible", "slug": "b", "base_url": w.b.base_url(), "credential": {"api_key": "sk-b"}}))
+        .await;
+    assert_eq!(s, 201);
+    let (_, r2) = w
+        .api
+        .post(
+            "/projects/other/routes",
+            json!({"name": "ab", "targets": targets(&["a", "b"]), "policy": policy}),
+        )
+        .await;
+    let (_, k2) = w
+        .api
+        .post("/projects/other/keys", json!({"name": "k"}))
+        .await;
+    wait_version(
+        &[w.gw.info.gateway],
+        p2["id"].as_str().expect("id"),
+        k2["version"]
+            .as_u64()
+            .expect("v")
+            .max(r2["version"].as_u64().unwrap_or(0)),
+    )
+    .await;
+    let before = w.counts().0;
+    let r = chat(w.gw.info.gateway, k2["key"].as_str().expect("key"), "ab").await;
+    assert_eq!(r.header("x-to11-provider"), Some("b"));
+    assert_eq!(
+        w.counts().0,
+        before + 1,
+        "the other tenant still tried a first"
+    );
+
+    // a heals; once the cool-down passes it is probed and serves again.
+    w.a.always(None);
+    let r = wait_until("a is probed after its cool-down", 10, || async {
+        let r = w.call("ab").await;
+        (r.header("x-to11-provider") == Some("a")).then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(w.call("ab").await.header("x-to11-provider"), Some("a"));
+}
