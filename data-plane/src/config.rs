@@ -60,6 +60,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Longest gap between two chunks of a streamed answer before it is ended with an error.
+    pub upstream_idle_timeout: Duration,
     pub reconcile_interval: Duration,
     pub source_timeout: Duration,
     pub max_upstream_connections: usize,
@@ -76,6 +78,7 @@ impl Settings {
             max_body_bytes: env.number("TO11_MAX_BODY_BYTES", 32 * 1024 * 1024) as usize,
             upstream_connect_timeout: env.millis("TO11_UPSTREAM_CONNECT_TIMEOUT_MS", 10_000),
             upstream_timeout: env.millis("TO11_UPSTREAM_TIMEOUT_MS", 600_000),
+            upstream_idle_timeout: env.millis("TO11_UPSTREAM_IDLE_TIMEOUT_MS", 300_000),
             reconcile_interval: env.millis("TO11_RECONCILE_INTERVAL_MS", 5_000),
             source_timeout: env.millis("TO11_SOURCE_TIMEOUT_MS", 2_000),
             max_upstream_connections: env.number("TO11_MAX_UPSTREAM_CONNECTIONS", 1024) as usize,

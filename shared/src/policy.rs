@@ -105,6 +105,16 @@ pub struct RoutePolicy {
     pub cooldown_failures: u32,
     #[serde(default = "default_cooldown_ms")]
     pub cooldown_ms: u64,
+    /// Per attempt: no response headers within this → `timeout` (0 = the gateway's default).
+    #[serde(default)]
+    pub first_byte_ms: u64,
+    /// Between two chunks of a streamed answer (0 = the gateway's default). A stall ends the
+    /// stream with a terminal error event.
+    #[serde(default)]
+    pub idle_ms: u64,
+    /// Deadline over all attempts and waits, until the answer starts (0 = none).
+    #[serde(default)]
+    pub total_ms: u64,
 }
 
 impl Default for RoutePolicy {

@@ -5,6 +5,7 @@
 // Test support: panicking on a broken set-up is the point, so `expect` is allowed here.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod breaking;
 pub mod client;
 pub mod mock;
 pub mod redis_server;

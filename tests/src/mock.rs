@@ -39,6 +39,8 @@ pub struct Scripted {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Wait this long before answering (a slow or hung upstream).
+    pub delay_ms: u64,
 }
 
 impl Scripted {
@@ -48,6 +50,18 @@ impl Scripted {
             status,
             headers: vec![],
             body: serde_json::json!({"error": {"message": format!("scripted {status}"), "type": "api_error", "param": null, "code": code}}).to_string(),
+            delay_ms: 0,
+        }
+    }
+
+    /// A normal answer, after `ms` milliseconds.
+    pub fn slow(ms: u64) -> Scripted {
+        Scripted {
+            status: 200,
+            headers: vec![],
+            body: serde_json::json!({"id": "slow", "object": "chat.completion", "choices": []})
+                .to_string(),
+            delay_ms: ms,
         }
     }
 
@@ -179,6 +193,9 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         .pop_front()
         .or_else(|| state.always.lock().expect("lock").clone());
     if let Some(s) = scripted {
+        if s.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(s.delay_ms)).await;
+        }
         let mut r =
             HttpResponse::build(actix_web::http::StatusCode::from_u16(s.status).expect("status"));
         for (k, v) in &s.headers {
@@ -200,8 +217,9 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             .get("x-mock-gate")
             .and_then(|g| g.to_str().ok())
             .map(|id| state.gate(id));
-        let s =
-            futures_util::stream::unfold((0usize, chunks, gate), |(i, chunks, gate)| async move {
+        let s = futures_util::stream::unfold(
+            (0usize, chunks, gate),
+            move |(i, chunks, gate)| async move {
                 if i >= chunks.len() {
                     return None;
                 }
@@ -217,7 +235,8 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
                 }
                 let c = Bytes::from(chunks[i].clone());
                 Some((Ok::<_, actix_web::Error>(c), (i + 1, chunks, gate)))
-            });
+            },
+        );
         return HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header(("cache-control", "no-cache"))

@@ -364,3 +364,110 @@ async fn cooldown_skips_a_failing_target_per_tenant_and_recovers() {
     assert_eq!(r.status, 200);
     assert_eq!(w.call("ab").await.header("x-to11-provider"), Some("a"));
 }
+
+#[actix_rt::test]
+async fn timeouts_first_byte_total_and_idle() {
+    let w = world("time").await;
+    // First byte: a hangs; each attempt gives up after 300 ms (retried once), then b answers.
+    // (Cool-down off: a's timeouts here must not decide the later steps' order.)
+    let policy =
+        json!({"first_byte_ms": 300, "backoff_ms": 1, "backoff_max_ms": 2, "cooldown_failures": 0});
+    w.route("time", "ab", "fallback", targets(&["a", "b"]), policy)
+        .await;
+    w.a.always(Some(Scripted::slow(5_000)));
+    let started = Instant::now();
+    let r = w.call("ab").await;
+    assert_eq!(
+        (r.status, attempts(&r), r.header("x-to11-provider")),
+        (200, 3, Some("b"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up on a in time: {:?}",
+        started.elapsed()
+    );
+
+    // Total: the route's deadline ends the whole request with 504.
+    let policy = json!({"total_ms": 400, "first_byte_ms": 10_000, "cooldown_failures": 0});
+    w.route("time", "deadline", "fallback", targets(&["a", "b"]), policy)
+        .await;
+    let started = Instant::now();
+    let r = w.call("deadline").await;
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (504, Some("upstream_timeout")),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    w.a.always(None);
+
+    // Idle: a stream that stalls after its first chunk ends with a terminal error event, no
+    // [DONE], and no fallback after the first byte.
+    w.route(
+        "time",
+        "stall",
+        "fallback",
+        targets(&["a", "b"]),
+        json!({"idle_ms": 300}),
+    )
+    .await;
+    w.reset();
+    let (status, _, events) =
+        gated_stream(w.gw.info.gateway, &w.key, "stall", "never", |_| {}).await;
+    assert_eq!(status, 200);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0], stream_chunks("m")[0]);
+    assert!(
+        events[1].starts_with("data: {\"error\"") && events[1].contains("upstream_timeout"),
+        "{}",
+        events[1]
+    );
+    assert!(!events.iter().any(|e| e.contains("[DONE]")));
+    assert_eq!(w.b.count(CHAT), 0, "no fallback after the first byte");
+    w.a.release("never");
+}
+
+#[actix_rt::test]
+async fn a_stream_broken_midway_ends_with_an_error_event() {
+    use to11_tests::breaking::{start, Break};
+    for (i, how) in [Break::Reset, Break::Close].into_iter().enumerate() {
+        let w = world(&format!("broken{i}")).await;
+        let slug = format!("broken{i}");
+        let up = start(2, how).await;
+        // The breaking upstream needs no credential.
+        let (s, e) = w
+            .api
+            .post(
+                &format!("/projects/{slug}/providers"),
+                json!({"kind": "openai-compatible", "slug": "r", "base_url": format!("http://{up}/v1"), "models": ["m"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{e}");
+        w.route(&slug, "rb", "fallback", targets(&["r", "b"]), json!({}))
+            .await;
+        let (status, _, events) =
+            gated_stream(w.gw.info.gateway, &w.key, "rb", "unused", |_| {}).await;
+        assert_eq!(status, 200, "{how:?}");
+        assert_eq!(
+            &events[..2],
+            &stream_chunks("m")[..2],
+            "{how:?}: what arrived before the break is delivered"
+        );
+        assert_eq!(events.len(), 3, "{how:?}: {events:?}");
+        assert!(
+            events[2].starts_with("data: {\"error\"") && events[2].contains("upstream_failure"),
+            "{how:?}: {}",
+            events[2]
+        );
+        assert_eq!(
+            w.b.count(CHAT),
+            0,
+            "{how:?}: no fallback after the first byte"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! response. Routes resolve to their first target until route strategies land.
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
@@ -162,9 +162,24 @@ async fn forward_inner(
     order.sort_by_key(|i| health.get(*i).is_some_and(|h| h.cooling(now)));
 
     let suffix = req.path().strip_prefix("/v1").unwrap_or(req.path());
+    let policy_ms = |f: fn(&to11_shared::policy::RoutePolicy) -> u64| {
+        resolution
+            .policy
+            .map(f)
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+    };
+    let first_byte = policy_ms(|p| p.first_byte_ms).unwrap_or(ctx.settings.upstream_timeout);
+    let idle = policy_ms(|p| p.idle_ms).unwrap_or(ctx.settings.upstream_idle_timeout);
+    let deadline = policy_ms(|p| p.total_ms).map(|d| Instant::now() + d);
+    // OpenAI chat and completions streams end with `data: [DONE]`; the Responses API does not.
+    let expects_done = matches!(suffix, "/chat/completions" | "/completions");
     let mut attempts = 0u32;
     let mut last: Option<LastFailure> = None;
     for ti in order {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
         let target = &targets[ti];
         let provider = &project.tables.providers[target.provider];
         let target_health = health.get(ti);
@@ -202,6 +217,13 @@ async fn forward_inner(
 
         let mut retries_done = 0;
         loop {
+            let budget = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => first_byte.min(left),
+                    _ => break,
+                },
+                None => first_byte,
+            };
             attempts += 1;
             let mut up = client.request(req.method().clone(), url.as_str());
             let h = up.headers_mut();
@@ -214,10 +236,7 @@ async fn forward_inner(
                 h.insert(actix_web::http::header::AUTHORIZATION, a.clone());
             }
             let started = Instant::now();
-            let sent = up
-                .timeout(ctx.settings.upstream_timeout)
-                .send_body(upstream_body.clone())
-                .await;
+            let sent = up.timeout(budget).send_body(upstream_body.clone()).await;
             let ttfb_us = started.elapsed().as_micros() as u64;
             let meta = Served {
                 request_id,
@@ -239,7 +258,7 @@ async fn forward_inner(
                     } else if resp.status().is_server_error() {
                         ctx.metrics.upstream_errors.inc();
                     }
-                    return Ok(stream(resp, &meta));
+                    return Ok(stream(resp, &meta, idle, expects_done));
                 }
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
@@ -292,7 +311,13 @@ async fn forward_inner(
             match decision {
                 Decision::Deliver => return failure.into_response(&meta),
                 Decision::Retry { after_ms } => {
-                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    let wait = Duration::from_millis(after_ms);
+                    if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                        // The wait would pass the route's deadline: stop here.
+                        last = Some(failure.with_meta(&meta));
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
                     retries_done += 1;
                 }
                 Decision::Next => {
@@ -304,6 +329,10 @@ async fn forward_inner(
     }
     match last {
         Some(f) => f.into_owned_response(),
+        None if deadline.is_some() => Err(GatewayError::new(
+            ErrorCode::UpstreamTimeout,
+            "the route's total deadline passed before any target answered",
+        )),
         None => Err(GatewayError::new(
             ErrorCode::UpstreamFailure,
             "no target could be tried",
@@ -425,7 +454,12 @@ impl LastFailure {
 }
 
 /// Streams an upstream response to the client as it arrives.
-fn stream<S>(upstream: awc::ClientResponse<S>, meta: &Served<'_>) -> HttpResponse
+fn stream<S>(
+    upstream: awc::ClientResponse<S>,
+    meta: &Served<'_>,
+    idle: Duration,
+    expects_done: bool,
+) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
         + Unpin
@@ -447,9 +481,18 @@ where
     for (name, value) in meta.headers() {
         out.insert_header((name, value));
     }
+    let sse = upstream
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut body = super::guard::Guarded::new(upstream, idle, sse);
+    if expects_done {
+        body = body.expect_done();
+    }
     match length {
-        Some(n) => out.body(SizedStream::new(n, upstream)),
-        None => out.streaming(upstream),
+        Some(n) => out.body(SizedStream::new(n, body)),
+        None => out.streaming(body),
     }
 }
 

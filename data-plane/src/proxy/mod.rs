@@ -2,6 +2,7 @@
 //! the chosen upstream with awc and stream the answer back as it arrives.
 
 pub mod forward;
+pub mod guard;
 pub mod models;
 
 use actix_web::http::header::CONTENT_LENGTH;

@@ -1,0 +1,219 @@
+//! The body of an answer already on its way to the client: chunks pass through untouched; a stall
+//! longer than the idle timeout, or an upstream failure midway, ends it. For an SSE stream the end
+//! is a terminal error event in OpenAI's shape (no `[DONE]`), so clients see an error, never a
+//! silently truncated answer; other bodies are cut short (the client sees a broken response).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub struct Guarded<S> {
+    inner: S,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    sse: bool,
+    done: bool,
+    /// The stream must end with `data: [DONE]` (OpenAI chat and completions): ending without it
+    /// (or without an error event of its own) is a truncation, even when the connection closed
+    /// cleanly — awc reports a chunked body cut short by a clean close as a normal end.
+    expect_done: bool,
+    /// Whether `[DONE]` or an error event went by; `tail` keeps the last bytes so a marker split
+    /// across chunks is still seen.
+    terminal_seen: bool,
+    tail: Vec<u8>,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, idle: Duration, sse: bool) -> Self {
+        Guarded {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            sse,
+            done: false,
+            expect_done: false,
+            terminal_seen: false,
+            tail: Vec::new(),
+        }
+    }
+
+    /// Requires the stream to end with `data: [DONE]`.
+    pub fn expect_done(mut self) -> Self {
+        self.expect_done = self.sse;
+        self
+    }
+
+    fn watch(&mut self, chunk: &[u8]) {
+        if !self.expect_done || self.terminal_seen {
+            return;
+        }
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(chunk);
+        let has = |needle: &[u8]| window.windows(needle.len()).any(|w| w == needle);
+        self.terminal_seen = has(b"data: [DONE]") || has(b"data: {\"error\"");
+        let keep = window.len().saturating_sub(16);
+        self.tail = window.split_off(keep);
+    }
+
+    /// Ends the stream: a terminal SSE error event, or an error that aborts the response.
+    fn end(&mut self, code: &str, message: String) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.done = true;
+        if self.sse {
+            let event = serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}});
+            Poll::Ready(Some(Ok(Bytes::from(format!("data: {event}\n\n")))))
+        } else {
+            Poll::Ready(Some(Err(std::io::Error::other(message))))
+        }
+    }
+}
+
+impl<S, E> Stream for Guarded<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let deadline = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(deadline);
+                self.watch(&chunk);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let msg = format!("the upstream failed midway through the answer: {e}");
+                self.end("upstream_failure", msg)
+            }
+            Poll::Ready(None) if self.expect_done && !self.terminal_seen => self.end(
+                "upstream_failure",
+                "the upstream ended the stream before it was complete".into(),
+            ),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let msg = format!(
+                        "the upstream sent nothing for {} ms; the answer was ended",
+                        self.idle.as_millis()
+                    );
+                    self.end("upstream_timeout", msg)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    async fn collect(
+        g: Guarded<impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin>,
+    ) -> String {
+        let parts: Vec<_> = g.collect().await;
+        parts
+            .into_iter()
+            .map(|p| String::from_utf8(p.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn a_clean_end_without_done_is_a_truncation() {
+        let ok = Guarded::new(
+            chunks(&[b"data: 1\n\n", b"data: [DO", b"NE]\n\n"]),
+            Duration::from_secs(5),
+            true,
+        )
+        .expect_done();
+        assert_eq!(
+            collect(ok).await,
+            "data: 1\n\ndata: [DONE]\n\n",
+            "[DONE] split across chunks is seen"
+        );
+        let cut =
+            Guarded::new(chunks(&[b"data: 1\n\n"]), Duration::from_secs(5), true).expect_done();
+        let text = collect(cut).await;
+        assert!(
+            text.starts_with("data: 1\n\ndata: {\"error\"")
+                && text.contains("before it was complete"),
+            "{text}"
+        );
+        let own_error = Guarded::new(
+            chunks(&[b"data: {\"error\":{}}\n\n"]),
+            Duration::from_secs(5),
+            true,
+        )
+        .expect_done();
+        assert_eq!(
+            collect(own_error).await,
+            "data: {\"error\":{}}\n\n",
+            "no second error event"
+        );
+        let not_expected = Guarded::new(chunks(&[b"event: x\n\n"]), Duration::from_secs(5), true);
+        assert_eq!(collect(not_expected).await, "event: x\n\n");
+    }
+
+    #[actix_rt::test]
+    async fn passes_chunks_then_ends_a_stall_with_an_sse_error() {
+        let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(
+            b"data: 1\n\n",
+        ))])
+        .chain(futures_util::stream::pending());
+        let mut g = Guarded::new(Box::pin(chunks), Duration::from_millis(20), true);
+        assert_eq!(
+            g.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"data: 1\n\n")
+        );
+        let end = g.next().await.unwrap().unwrap();
+        let text = String::from_utf8(end.to_vec()).unwrap();
+        assert!(
+            text.starts_with("data: {\"error\"")
+                && text.contains("upstream_timeout")
+                && text.ends_with("\n\n"),
+            "{text}"
+        );
+        assert!(g.next().await.is_none());
+    }
+
+    #[actix_rt::test]
+    async fn an_upstream_error_midway_becomes_a_terminal_event_or_an_abort() {
+        let broken = || {
+            futures_util::stream::iter(vec![
+                Ok(Bytes::from_static(b"data: 1\n\n")),
+                Err(std::io::Error::other("connection reset")),
+            ])
+        };
+        let mut g = Guarded::new(broken(), Duration::from_secs(5), true);
+        g.next().await.unwrap().unwrap();
+        let text = String::from_utf8(g.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            text.contains("upstream_failure") && text.contains("connection reset"),
+            "{text}"
+        );
+        assert!(g.next().await.is_none());
+        let mut g = Guarded::new(broken(), Duration::from_secs(5), false);
+        g.next().await.unwrap().unwrap();
+        assert!(g.next().await.unwrap().is_err());
+    }
+}

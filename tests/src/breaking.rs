@@ -1,0 +1,90 @@
+//! An upstream that breaks a stream midway, at the TCP level: it answers `GET /v1/models` (so it
+//! can be connected like any provider) and streams chat answers as chunked SSE, but after a few
+//! chunks it resets the connection (RST) or closes it cleanly (FIN) without finishing the body —
+//! what a crashing or restarting model server does. Written on raw sockets because an HTTP
+//! framework finishes or discards a broken body instead of leaving it broken on the wire.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::mock::stream_chunks;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Break {
+    Reset,
+    Close,
+}
+
+/// Starts on 127.0.0.1:0 in the calling actix system; sends `chunks` SSE chunks, then breaks.
+pub async fn start(chunks: usize, how: Break) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    actix_rt::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            actix_rt::spawn(serve(s, chunks, how));
+        }
+    });
+    addr
+}
+
+async fn serve(mut s: TcpStream, chunks: usize, how: Break) {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 8192];
+    // Read the head and a content-length body.
+    let head_end = loop {
+        let Ok(n) = s.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        req.extend_from_slice(&buf[..n]);
+        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&req[..head_end]).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while req.len() < head_end + len {
+        let Ok(n) = s.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    if head.starts_with("get /v1/models") {
+        let body =
+            r#"{"object":"list","data":[{"id":"m","object":"model","owned_by":"breaking"}]}"#;
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = s.write_all(resp.as_bytes()).await;
+        return;
+    }
+    let _ = s
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        .await;
+    for c in stream_chunks("m").iter().take(chunks) {
+        let _ = s
+            .write_all(format!("{:x}\r\n{c}\r\n", c.len()).as_bytes())
+            .await;
+        let _ = s.flush().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Break::Reset = how {
+        let _ = s.set_zero_linger();
+    }
+    drop(s);
+}
