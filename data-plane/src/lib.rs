@@ -124,6 +124,9 @@ pub fn start(
     })
     .workers(workers)
     .backlog(4096)
+    // A client that goes away cancels its request: the handler is dropped, and with it the
+    // upstream request (LLM answers are expensive; nobody should pay for an unread one).
+    .h1_allow_half_closed(false)
     .bind(&listen)?;
     let addr = server
         .addrs()

@@ -71,8 +71,33 @@ impl Scripted {
     }
 }
 
+/// Counts, on drop, a request that had not finished: the peer went away (cancellation reached
+/// the upstream).
+struct CancelProbe {
+    state: Arc<MockState>,
+    finished: bool,
+}
+
+impl CancelProbe {
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for CancelProbe {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state
+                .cancelled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct MockState {
+    /// Requests whose handler or stream was dropped before finishing.
+    pub cancelled: std::sync::atomic::AtomicUsize,
     /// Answers for the next chat requests, in order (consumed).
     pub script: Mutex<std::collections::VecDeque<Scripted>>,
     /// An answer for every chat request while set (after the script is used up).
@@ -194,7 +219,12 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         .or_else(|| state.always.lock().expect("lock").clone());
     if let Some(s) = scripted {
         if s.delay_ms > 0 {
+            let mut probe = CancelProbe {
+                state: state.clone().into_inner(),
+                finished: false,
+            };
             tokio::time::sleep(Duration::from_millis(s.delay_ms)).await;
+            probe.finish();
         }
         let mut r =
             HttpResponse::build(actix_web::http::StatusCode::from_u16(s.status).expect("status"));
@@ -217,10 +247,15 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             .get("x-mock-gate")
             .and_then(|g| g.to_str().ok())
             .map(|id| state.gate(id));
+        let probe = CancelProbe {
+            state: state.clone().into_inner(),
+            finished: false,
+        };
         let s = futures_util::stream::unfold(
-            (0usize, chunks, gate),
-            move |(i, chunks, gate)| async move {
+            (0usize, chunks, gate, probe),
+            move |(i, chunks, gate, mut probe)| async move {
                 if i >= chunks.len() {
+                    probe.finish();
                     return None;
                 }
                 if i > 0 {
@@ -234,7 +269,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
                     }
                 }
                 let c = Bytes::from(chunks[i].clone());
-                Some((Ok::<_, actix_web::Error>(c), (i + 1, chunks, gate)))
+                Some((Ok::<_, actix_web::Error>(c), (i + 1, chunks, gate, probe)))
             },
         );
         return HttpResponse::Ok()
@@ -329,6 +364,8 @@ impl MockUpstream {
                 })
                 .workers(workers)
                 .backlog(4096)
+                // Notice a peer that went away (the gateway cancelling), as a real server would.
+                .h1_allow_half_closed(false)
                 // SIGTERM ends a mock process at once (its owner stops it; no graceful drain).
                 .disable_signals()
                 .bind(&listen)
@@ -397,6 +434,13 @@ impl MockUpstream {
         })
         .join()
         .ok();
+    }
+
+    /// Requests the mock saw cancelled by the peer before it finished answering.
+    pub fn cancelled(&self) -> usize {
+        self.state
+            .cancelled
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Lets a gated stream send its next chunk.

@@ -471,3 +471,87 @@ async fn a_stream_broken_midway_ends_with_an_error_event() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn least_latency_moves_traffic_off_a_slowed_target() {
+    let w = world("ll").await;
+    w.route(
+        "ll",
+        "quick",
+        "least-latency",
+        targets(&["a", "b"]),
+        json!({"cooldown_failures": 0}),
+    )
+    .await;
+    let share_of_b = |w: &World| {
+        let (a, b, _) = w.counts();
+        b as f64 / (a + b) as f64
+    };
+    // b is slow: once both are measured, most traffic goes to a (about 5% keeps probing b).
+    w.b.always(Some(Scripted::slow(120)));
+    for _ in 0..120 {
+        assert_eq!(w.call("quick").await.status, 200);
+    }
+    assert!(
+        share_of_b(&w) <= 0.2,
+        "b is slow, yet took {:.0}%",
+        share_of_b(&w) * 100.0
+    );
+
+    // Now a slows down and b recovers: traffic moves to b.
+    w.b.always(None);
+    w.a.always(Some(Scripted::slow(120)));
+    w.reset();
+    w.a.always(Some(Scripted::slow(120)));
+    for _ in 0..150 {
+        assert_eq!(w.call("quick").await.status, 200);
+    }
+    assert!(
+        share_of_b(&w) >= 0.8,
+        "a is slow now, yet b took only {:.0}%",
+        share_of_b(&w) * 100.0
+    );
+}
+
+#[actix_rt::test]
+async fn a_client_that_goes_away_cancels_the_upstream_request() {
+    let w = world("gone").await;
+    // Waiting for the first byte: the client gives up after 300 ms.
+    w.a.always(Some(Scripted::slow(5_000)));
+    let impatient = awc::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .finish();
+    let r = impatient
+        .post(format!("http://{}/v1/chat/completions", w.gw.info.gateway))
+        .insert_header(("x-to11-authorization", w.key.as_str()))
+        .send_body(json!({"model": "a/m", "messages": []}).to_string())
+        .await;
+    assert!(r.is_err(), "the client timed out");
+    wait_until("the upstream sees the cancellation", 5, || async {
+        (w.a.cancelled() >= 1).then_some(())
+    })
+    .await;
+    w.a.always(None);
+
+    // Mid-stream: the client reads two chunks, then goes away.
+    let before = w.a.cancelled();
+    let mut resp = to11_tests::client::http()
+        .post(format!("http://{}/v1/chat/completions", w.gw.info.gateway))
+        .insert_header(("x-to11-authorization", w.key.as_str()))
+        .insert_header(("x-mock-gate", "gone"))
+        .send_body(json!({"model": "a/m", "stream": true, "messages": []}).to_string())
+        .await
+        .expect("stream");
+    use futures_util::StreamExt;
+    let first = resp.next().await.expect("a chunk").expect("ok");
+    assert!(first.starts_with(b"data: "));
+    w.a.release("gone");
+    let _second = resp.next().await.expect("a chunk").expect("ok");
+    drop(resp);
+    // The mock waits for the gate before its third chunk; the client is gone, so the gateway's
+    // upstream connection closes and the mock's stream is dropped unfinished.
+    wait_until("the upstream stream is cancelled", 5, || async {
+        (w.a.cancelled() > before).then_some(())
+    })
+    .await;
+}
