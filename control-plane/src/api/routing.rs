@@ -6,7 +6,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use to11_shared::model::{Function, Route, Strategy, Target};
+use to11_shared::model::{Function, ProjectState, Route, Strategy, Target};
 use to11_shared::policy::RoutePolicy;
 use to11_shared::ErrorCode;
 
@@ -88,11 +88,135 @@ fn name_of(path: Option<&str>, body: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-fn conflict(kind: &str, name: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Conflict,
-        format!("a {kind} named '{name}' already exists; replace it with PUT"),
-    )
+/// Routes and functions: named objects of a project, managed the same way.
+trait Aliased: Clone + serde::Serialize + Send + 'static {
+    const KIND: &'static str;
+    fn name(&self) -> &str;
+    fn all(st: &ProjectState) -> &Vec<Self>;
+    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self>;
+}
+
+impl Aliased for Route {
+    const KIND: &'static str = "route";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn all(st: &ProjectState) -> &Vec<Self> {
+        &st.routes
+    }
+    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self> {
+        &mut st.routes
+    }
+}
+
+impl Aliased for Function {
+    const KIND: &'static str = "function";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn all(st: &ProjectState) -> &Vec<Self> {
+        &st.functions
+    }
+    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self> {
+        &mut st.functions
+    }
+}
+
+async fn create<T: Aliased>(
+    api: &Api,
+    project: uuid::Uuid,
+    item: T,
+) -> Result<HttpResponse, ApiError> {
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project,
+            change: Box::new(move |st, _| {
+                if T::all(st).iter().any(|x| x.name() == item.name()) {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "a {} named '{}' already exists; replace it with PUT",
+                            T::KIND,
+                            item.name()
+                        ),
+                    ));
+                }
+                T::all_mut(st).push(item.clone());
+                Ok(item)
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(Written {
+        value: c.value,
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+async fn replace<T: Aliased>(
+    api: &Api,
+    project: uuid::Uuid,
+    item: T,
+) -> Result<HttpResponse, ApiError> {
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project,
+            change: Box::new(move |st, _| {
+                let slot = T::all_mut(st)
+                    .iter_mut()
+                    .find(|x| x.name() == item.name())
+                    .ok_or_else(|| ApiError::not_found(T::KIND))?;
+                *slot = item.clone();
+                Ok(item)
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(Written {
+        value: c.value,
+        version: c.version,
+        warnings: c.warnings,
+    }))
+}
+
+async fn list<T: Aliased>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(req, api, p).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": T::all(&s) })))
+}
+
+async fn get<T: Aliased>(
+    req: &HttpRequest,
+    api: &Api,
+    p: &str,
+    name: &str,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(req, api, p).await?;
+    let item = T::all(&s)
+        .iter()
+        .find(|x| x.name() == name)
+        .ok_or_else(|| ApiError::not_found(T::KIND))?;
+    Ok(HttpResponse::Ok().json(item))
+}
+
+async fn delete<T: Aliased>(
+    req: &HttpRequest,
+    api: &Api,
+    p: &str,
+    name: String,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(req, api, p).await?;
+    let c = api
+        .registry
+        .send(UpdateProject {
+            project: s.project.id,
+            change: Box::new(move |st, _| {
+                remove_one(T::all_mut(st), |x| x.name() == name, T::KIND)?;
+                Ok(name)
+            }),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
 }
 
 pub async fn create_route(
@@ -103,29 +227,8 @@ pub async fn create_route(
 ) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path).await?;
     let body = body.into_inner();
-    let route = body
-        .name
-        .clone()
-        .map(|n| body.into_route(n))
-        .ok_or_else(|| ApiError::bad_request("'name' is required"))?;
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                if st.routes.iter().any(|r| r.name == route.name) {
-                    return Err(conflict("route", &route.name));
-                }
-                st.routes.push(route.clone());
-                Ok(route)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Created().json(Written {
-        value: c.value,
-        version: c.version,
-        warnings: c.warnings,
-    }))
+    let name = name_of(None, body.name.as_deref())?;
+    create(&api, s.project.id, body.into_route(name)).await
 }
 
 pub async fn replace_route(
@@ -137,34 +240,8 @@ pub async fn replace_route(
     let (p, name) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let body = body.into_inner();
-    let route = body.into_route_checked(&name)?;
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                let slot = st
-                    .routes
-                    .iter_mut()
-                    .find(|r| r.name == route.name)
-                    .ok_or_else(|| ApiError::not_found("route"))?;
-                *slot = route.clone();
-                Ok(route)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(Written {
-        value: c.value,
-        version: c.version,
-        warnings: c.warnings,
-    }))
-}
-
-impl RouteBody {
-    fn into_route_checked(self, path_name: &str) -> Result<Route, ApiError> {
-        let name = name_of(Some(path_name), self.name.as_deref())?;
-        Ok(self.into_route(name))
-    }
+    let name = name_of(Some(&name), body.name.as_deref())?;
+    replace(&api, s.project.id, body.into_route(name)).await
 }
 
 pub async fn list_routes(
@@ -172,8 +249,7 @@ pub async fn list_routes(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": s.routes })))
+    list::<Route>(&req, &api, &path).await
 }
 
 pub async fn get_route(
@@ -182,13 +258,7 @@ pub async fn get_route(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
-    let r = s
-        .routes
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| ApiError::not_found("route"))?;
-    Ok(HttpResponse::Ok().json(r))
+    get::<Route>(&req, &api, &p, &name).await
 }
 
 pub async fn delete_route(
@@ -197,18 +267,7 @@ pub async fn delete_route(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                remove_one(&mut st.routes, |r| r.name == name, "route")?;
-                Ok(name)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+    delete::<Route>(&req, &api, &p, name).await
 }
 
 pub async fn create_function(
@@ -220,25 +279,7 @@ pub async fn create_function(
     let (_, s) = project(&req, &api, &path).await?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
-    let function = body.into_function(name);
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                if st.functions.iter().any(|f| f.name == function.name) {
-                    return Err(conflict("function", &function.name));
-                }
-                st.functions.push(function.clone());
-                Ok(function)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Created().json(Written {
-        value: c.value,
-        version: c.version,
-        warnings: c.warnings,
-    }))
+    create(&api, s.project.id, body.into_function(name)).await
 }
 
 pub async fn replace_function(
@@ -251,27 +292,7 @@ pub async fn replace_function(
     let (_, s) = project(&req, &api, &p).await?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
-    let function = body.into_function(name);
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                let slot = st
-                    .functions
-                    .iter_mut()
-                    .find(|f| f.name == function.name)
-                    .ok_or_else(|| ApiError::not_found("function"))?;
-                *slot = function.clone();
-                Ok(function)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(Written {
-        value: c.value,
-        version: c.version,
-        warnings: c.warnings,
-    }))
+    replace(&api, s.project.id, body.into_function(name)).await
 }
 
 pub async fn list_functions(
@@ -279,8 +300,7 @@ pub async fn list_functions(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": s.functions })))
+    list::<Function>(&req, &api, &path).await
 }
 
 pub async fn get_function(
@@ -289,13 +309,7 @@ pub async fn get_function(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
-    let f = s
-        .functions
-        .iter()
-        .find(|f| f.name == name)
-        .ok_or_else(|| ApiError::not_found("function"))?;
-    Ok(HttpResponse::Ok().json(f))
+    get::<Function>(&req, &api, &p, &name).await
 }
 
 pub async fn delete_function(
@@ -304,16 +318,5 @@ pub async fn delete_function(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                remove_one(&mut st.functions, |f| f.name == name, "function")?;
-                Ok(name)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+    delete::<Function>(&req, &api, &p, name).await
 }
