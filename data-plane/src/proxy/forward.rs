@@ -263,7 +263,12 @@ async fn forward_inner(
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    let body = resp.body().limit(MAX_ERROR_BODY).await.unwrap_or_default();
+                    // Bounded in size and time: a stalled error body must not hold the request.
+                    let body = tokio::time::timeout(idle, resp.body().limit(MAX_ERROR_BODY))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
                     let billing =
                         status == 402 || (status == 429 && contains(&body, b"insufficient_quota"));
                     let outcome = if billing {
