@@ -33,6 +33,63 @@ impl Recorded {
     }
 }
 
+/// How a provider family lists its models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListingShape {
+    /// `{"object":"list","data":[{"id"…}]}`
+    #[default]
+    Data,
+    /// A bare array `[{"id"…}]` (Together).
+    BareArray,
+    /// `GET /api/tags` → `{"models":[{"name"…}]}` (Ollama), besides `/v1/models`.
+    OllamaTags,
+    /// No listing at all (Perplexity): `/models` answers 404.
+    None,
+}
+
+/// How a provider family refuses a bad key, as each really does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InvalidKeyShape {
+    /// 401 `{"error":{"message","type","param","code"}}` (OpenAI and most compatibles).
+    #[default]
+    OpenAi,
+    /// 401 `{"error":"Unauthorized"}` (vLLM with `--api-key`).
+    BareString,
+    /// 401 `{"message":"Wrong API Key",…}` at the top level (Cerebras).
+    TopLevel,
+    /// 401 `{"detail":"Unauthorized"}` (Mistral).
+    Detail,
+    /// 400 `{"code":"…","error":"Incorrect API key provided: …"}` (xAI).
+    Xai400,
+    /// 401 with an HTML page (Perplexity behind its CDN).
+    Html,
+}
+
+/// The wire format of one provider family.
+#[derive(Clone, Copy, Debug)]
+pub struct Family {
+    /// Path prefix of the API, e.g. `/v1`, `/openai/v1`, `` (none).
+    pub prefix: &'static str,
+    pub listing: ListingShape,
+    pub invalid: InvalidKeyShape,
+    /// An authenticated key-check endpoint beside a public listing (OpenRouter's `/key`).
+    pub key_path: Option<&'static str>,
+    /// Model names a chat call may use (for families without a listing: others answer 400).
+    pub strict_models: bool,
+}
+
+impl Default for Family {
+    fn default() -> Self {
+        Family {
+            prefix: "/v1",
+            listing: ListingShape::Data,
+            invalid: InvalidKeyShape::OpenAi,
+            key_path: None,
+            strict_models: false,
+        }
+    }
+}
+
 /// A scripted answer to a chat request.
 #[derive(Clone, Debug)]
 pub struct Scripted {
@@ -103,6 +160,7 @@ pub struct MockState {
     /// An answer for every chat request while set (after the script is used up).
     pub always: Mutex<Option<Scripted>>,
     pub api_key: String,
+    pub family: Family,
     pub models: Mutex<Vec<String>>,
     pub requests: Mutex<Vec<Recorded>>,
     pub gates: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -149,7 +207,7 @@ pub fn stream_chunks(model: &str) -> Vec<String> {
 
 /// OpenAI's 401. A presented key starting `sk-echo` is echoed back in full, as a careless or
 /// hostile upstream might, to prove the gateway never repeats it.
-fn unauthorized(req: &HttpRequest) -> HttpResponse {
+fn unauthorized(state: &MockState, req: &HttpRequest) -> HttpResponse {
     let presented = req
         .headers()
         .get("authorization")
@@ -157,9 +215,21 @@ fn unauthorized(req: &HttpRequest) -> HttpResponse {
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|k| k.starts_with("sk-echo"))
         .unwrap_or("sk-***");
-    HttpResponse::Unauthorized().json(serde_json::json!({"error": {
-        "message": format!("Incorrect API key provided: {presented}. You can find your API key at https://platform.openai.com/account/api-keys."),
-        "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}))
+    match state.family.invalid {
+        InvalidKeyShape::OpenAi => HttpResponse::Unauthorized().json(serde_json::json!({"error": {
+            "message": format!("Incorrect API key provided: {presented}. You can find your API key at https://platform.openai.com/account/api-keys."),
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})),
+        InvalidKeyShape::BareString => HttpResponse::Unauthorized().json(serde_json::json!({"error": "Unauthorized"})),
+        InvalidKeyShape::TopLevel => HttpResponse::Unauthorized().json(serde_json::json!({
+            "message": "Wrong API Key", "type": "invalid_request_error", "param": "api_key", "code": "wrong_api_key"})),
+        InvalidKeyShape::Detail => HttpResponse::Unauthorized().json(serde_json::json!({"detail": "Unauthorized"})),
+        InvalidKeyShape::Xai400 => HttpResponse::BadRequest().json(serde_json::json!({
+            "code": "Client specified an invalid argument",
+            "error": format!("Incorrect API key provided: {presented}. You can obtain an API key from https://console.x.ai.")})),
+        InvalidKeyShape::Html => HttpResponse::Unauthorized()
+            .content_type("text/html")
+            .body("<html><head><title>401 Authorization Required</title></head><body><center><h1>401 Authorization Required</h1></center></body></html>"),
+    }
 }
 
 fn record(state: &MockState, req: &HttpRequest, body: &[u8]) {
@@ -186,6 +256,9 @@ fn authorized(state: &MockState, req: &HttpRequest) -> bool {
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
+    if state.api_key.is_empty() {
+        return true; // a server without a key (Ollama, vLLM without --api-key)
+    }
     // Any key starting with "sk-byok" is accepted too, standing for a client's own key.
     got == Some(format!("Bearer {}", state.api_key).as_str())
         || got.is_some_and(|g| g.starts_with("Bearer sk-byok"))
@@ -193,23 +266,64 @@ fn authorized(state: &MockState, req: &HttpRequest) -> bool {
 
 async fn list_models(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, b"");
-    if !authorized(&state, &req) {
-        return unauthorized(&req);
+    let public = state.family.key_path.is_some();
+    if !public && !authorized(&state, &req) {
+        return unauthorized(&state, &req);
     }
-    let data: Vec<serde_json::Value> = state
-        .models
-        .lock()
-        .expect("lock")
+    let models = state.models.lock().expect("lock").clone();
+    let items: Vec<serde_json::Value> = models
         .iter()
         .map(|m| serde_json::json!({"id": m, "object": "model", "created": 1700000000, "owned_by": "mock"}))
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": data}))
+    if req.path() == "/api/tags" {
+        let tags: Vec<serde_json::Value> = models
+            .iter()
+            .map(|m| serde_json::json!({"name": m, "model": m, "size": 1, "details": {"family": "mock"}}))
+            .collect();
+        return HttpResponse::Ok().json(serde_json::json!({"models": tags}));
+    }
+    match state.family.listing {
+        ListingShape::BareArray => HttpResponse::Ok().json(items),
+        ListingShape::None => {
+            HttpResponse::NotFound().json(serde_json::json!({"error": {"message": "Not found"}}))
+        }
+        _ => HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": items})),
+    }
+}
+
+/// OpenRouter-style key check.
+async fn key_check(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, b"");
+    if !authorized(&state, &req) {
+        return unauthorized(&state, &req);
+    }
+    HttpResponse::Ok()
+        .json(serde_json::json!({"data": {"label": "mock", "limit": null, "usage": 0}}))
+}
+
+/// Routes a request by the family's paths.
+async fn dispatch(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    let prefix = state.family.prefix;
+    let path = req.path().to_string();
+    let rest = path.strip_prefix(prefix).unwrap_or("");
+    let get = req.method() == actix_web::http::Method::GET;
+    match (get, rest, path.as_str()) {
+        (true, _, "/api/tags") if state.family.listing == ListingShape::OllamaTags => {
+            list_models(req, state).await
+        }
+        (true, "/models", _) => list_models(req, state).await,
+        (true, r, _) if Some(r) == state.family.key_path => key_check(req, state).await,
+        (false, "/chat/completions", _) => chat(req, body, state).await,
+        (false, "/embeddings" | "/completions" | "/responses", _) => echo(req, body, state).await,
+        _ => HttpResponse::NotFound()
+            .json(serde_json::json!({"error": {"message": format!("no route {path}")}})),
+    }
 }
 
 async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, &body);
     if !authorized(&state, &req) {
-        return unauthorized(&req);
+        return unauthorized(&state, &req);
     }
     let scripted = state
         .script
@@ -240,6 +354,11 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         }
     };
     let model = v["model"].as_str().unwrap_or("").to_string();
+    if state.family.strict_models && !state.models.lock().expect("lock").contains(&model) {
+        return HttpResponse::BadRequest().json(serde_json::json!({"error": {
+            "message": format!("Invalid model '{model}'. Permitted models can be found in the documentation."),
+            "type": "invalid_model", "code": 400}}));
+    }
     if v["stream"].as_bool() == Some(true) {
         let chunks = stream_chunks(&model);
         let gate = req
@@ -287,7 +406,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
 async fn echo(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, &body);
     if !authorized(&state, &req) {
-        return unauthorized(&req);
+        return unauthorized(&state, &req);
     }
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = v["model"].as_str().unwrap_or("").to_string();
@@ -330,6 +449,11 @@ impl MockUpstream {
         Self::start_on("127.0.0.1:0", api_key, models, 1, false)
     }
 
+    /// Starts a mock speaking `family`'s wire format.
+    pub fn start_family(api_key: &str, models: &[&str], family: Family) -> MockUpstream {
+        Self::start_with("127.0.0.1:0", api_key, models, 1, false, family)
+    }
+
     pub fn start_on(
         listen: &str,
         api_key: &str,
@@ -337,8 +461,27 @@ impl MockUpstream {
         workers: usize,
         fast_only: bool,
     ) -> MockUpstream {
+        Self::start_with(
+            listen,
+            api_key,
+            models,
+            workers,
+            fast_only,
+            Family::default(),
+        )
+    }
+
+    fn start_with(
+        listen: &str,
+        api_key: &str,
+        models: &[&str],
+        workers: usize,
+        fast_only: bool,
+        family: Family,
+    ) -> MockUpstream {
         let state = Arc::new(MockState {
             api_key: api_key.to_string(),
+            family,
             models: Mutex::new(models.iter().map(|m| m.to_string()).collect()),
             ..Default::default()
         });
@@ -355,11 +498,7 @@ impl MockUpstream {
                         app.route("/v1/models", web::get().to(list_models))
                             .default_service(web::to(fast))
                     } else {
-                        app.route("/v1/models", web::get().to(list_models))
-                            .route("/v1/chat/completions", web::post().to(chat))
-                            .route("/v1/embeddings", web::post().to(echo))
-                            .route("/v1/completions", web::post().to(echo))
-                            .route("/v1/responses", web::post().to(echo))
+                        app.default_service(web::to(dispatch))
                     }
                 })
                 .workers(workers)

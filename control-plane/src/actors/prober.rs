@@ -38,6 +38,8 @@ pub struct DiscoverModels {
     pub entry: CatalogEntry,
     pub base_url: String,
     pub secret: CredentialSecret,
+    /// Models the user named (for providers without a listing).
+    pub named: Vec<String>,
 }
 
 impl Handler<DiscoverModels> for ProviderProber {
@@ -47,7 +49,15 @@ impl Handler<DiscoverModels> for ProviderProber {
         let client = self.client.clone();
         let timeouts = self.timeouts.clone();
         Box::pin(async move {
-            discover(&client, &msg.entry, &msg.base_url, &msg.secret, &timeouts).await
+            discover(
+                &client,
+                &msg.entry,
+                &msg.base_url,
+                &msg.secret,
+                &msg.named,
+                &timeouts,
+            )
+            .await
         })
     }
 }

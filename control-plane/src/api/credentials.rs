@@ -100,10 +100,19 @@ async fn validated(
             format!("base_url refused: {e}"),
         )
     })?;
+    // Providers without a listing are validated with a call to a model the project uses.
+    let named = p
+        .exposed
+        .first()
+        .or(p.discovered.first().map(|m| &m.id))
+        .cloned()
+        .into_iter()
+        .collect();
     let checked = Checked {
         entry,
         base_url,
         secret,
+        named,
     };
     probe(api, &checked).await?;
     serde_json::to_vec(&checked.secret)

@@ -72,6 +72,8 @@ pub(super) struct Checked {
     pub entry: CatalogEntry,
     pub base_url: String,
     pub secret: CredentialSecret,
+    /// Models to validate by name, for entries without a listing.
+    pub named: Vec<String>,
 }
 
 fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
@@ -100,10 +102,15 @@ fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
         )
     })?;
     let secret = parse_secret(&entry, body.credential.as_ref())?;
+    let named = match entry.listing {
+        to11_shared::catalog::Listing::Named => body.models.clone().unwrap_or_default(),
+        _ => vec![],
+    };
     Ok(Checked {
         entry,
         base_url,
         secret,
+        named,
     })
 }
 
@@ -113,6 +120,7 @@ pub(super) async fn probe(api: &Api, c: &Checked) -> Result<Vec<ModelInfo>, ApiE
             entry: c.entry.clone(),
             base_url: c.base_url.clone(),
             secret: c.secret.clone(),
+            named: c.named.clone(),
         })
         .await?
         .map_err(ApiError::from)
@@ -340,12 +348,17 @@ pub async fn refresh(
             format!("base_url refused: {e}"),
         )
     })?;
+    let named = s
+        .provider(&slug)
+        .map(|p| p.discovered.iter().map(|m| m.id.clone()).collect())
+        .unwrap_or_default();
     let result = probe(
         &api,
         &Checked {
             entry,
             base_url,
             secret,
+            named,
         },
     )
     .await;

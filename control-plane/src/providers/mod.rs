@@ -5,7 +5,7 @@ pub mod openai;
 
 use std::time::Duration;
 
-use to11_shared::catalog::{CatalogEntry, Listing};
+use to11_shared::catalog::CatalogEntry;
 use to11_shared::model::{CredentialSecret, ModelInfo};
 use to11_shared::ErrorCode;
 
@@ -21,6 +21,8 @@ pub enum ProbeError {
     RateLimited(String),
     Timeout(String),
     Unexpected(String),
+    /// A model the user named is not served (providers without a listing).
+    UnknownModel(String),
 }
 
 impl From<ProbeError> for ApiError {
@@ -33,6 +35,7 @@ impl From<ProbeError> for ApiError {
             ProbeError::RateLimited(m) => (ErrorCode::ProviderRateLimited, m),
             ProbeError::Timeout(m) => (ErrorCode::ProviderTimeout, m),
             ProbeError::Unexpected(m) => (ErrorCode::ProviderUnexpected, m),
+            ProbeError::UnknownModel(m) => (ErrorCode::Validation, m),
         };
         ApiError::new(code, m)
     }
@@ -47,7 +50,8 @@ impl std::fmt::Display for ProbeError {
             | ProbeError::BadBaseUrl(m)
             | ProbeError::RateLimited(m)
             | ProbeError::Timeout(m)
-            | ProbeError::Unexpected(m) => m,
+            | ProbeError::Unexpected(m)
+            | ProbeError::UnknownModel(m) => m,
         };
         f.write_str(m)
     }
@@ -59,14 +63,14 @@ pub struct ProbeTimeouts {
 }
 
 /// Validates the credential and lists the models, with the catalog entry's listing method.
+/// `named` are the models the user named (used by entries without a listing).
 pub async fn discover(
     client: &awc::Client,
     entry: &CatalogEntry,
     base_url: &str,
     secret: &CredentialSecret,
+    named: &[String],
     timeouts: &ProbeTimeouts,
 ) -> Result<Vec<ModelInfo>, ProbeError> {
-    match entry.listing {
-        Listing::OpenAiModels => openai::list_models(client, base_url, secret, timeouts).await,
-    }
+    openai::discover(client, entry.listing, base_url, secret, named, timeouts).await
 }
