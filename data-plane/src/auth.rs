@@ -213,4 +213,26 @@ mod tests {
             assert_eq!(got, want, "{policy:?} {hdrs:?}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever arrives in the auth headers (random bytes, SQL or Redis-glob fragments, very
+        /// long values), the answer is a 401 error: never a panic, never another project.
+        #[test]
+        fn hostile_auth_headers_are_401(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            text in "(Bearer )?(to11_gk_)?[a-zA-Z0-9*?\\[\\]{}:;'\" -]{0,80}",
+        ) {
+            let (live, k) = setup(ByokPolicy::Allowed);
+            let s = live.load();
+            for value in [HeaderValue::from_bytes(&raw), HeaderValue::from_str(&text)].into_iter().flatten() {
+                let mut h = HeaderMap::new();
+                h.insert(HeaderName::from_static(TO11_AUTH_HEADER), value.clone());
+                h.insert(HeaderName::from_static("authorization"), value);
+                match authenticate(&s, &h, &k) {
+                    Ok(_) => proptest::prop_assert!(false, "a random value authenticated"),
+                    Err(e) => proptest::prop_assert!(e.code.status() == 401, "{:?}", e.code),
+                }
+            }
+        }
+    }
 }
