@@ -9,12 +9,18 @@ use std::sync::Arc;
 /// (provider slug, upstream model, credential id): what identifies a target across snapshots.
 pub type TargetKey = (String, String, String);
 
+/// How fast a latency measurement loses weight with age: a target measured slow is tried again
+/// once its decayed cost falls below the others', so recoveries are noticed.
+const DECAY_TAU_MS: f64 = 2_000.0;
+
 #[derive(Default, Debug)]
 pub struct TargetHealth {
     failures: AtomicU32,
     cooldown_until_ms: AtomicU64,
-    /// Moving average of time to first byte, in µs; 0 = not measured yet.
+    /// Peak-EWMA of time to first byte, in µs; 0 = not measured yet.
     ttfb_us: AtomicU64,
+    /// When `ttfb_us` was last updated (ms since the epoch).
+    sampled_ms: AtomicU64,
 }
 
 impl TargetHealth {
@@ -22,24 +28,38 @@ impl TargetHealth {
         self.cooldown_until_ms.load(Ordering::Relaxed) > now_ms
     }
 
-    pub fn ttfb_ms(&self) -> Option<f64> {
+    /// The latency estimate at `now_ms`: the peak-EWMA, decayed by its age.
+    pub fn latency_ms(&self, now_ms: u64) -> Option<f64> {
+        self.decayed_us(now_ms).map(|us| us / 1000.0)
+    }
+
+    fn decayed_us(&self, now_ms: u64) -> Option<f64> {
         match self.ttfb_us.load(Ordering::Relaxed) {
             0 => None,
-            us => Some(us as f64 / 1000.0),
+            us => {
+                let age = now_ms.saturating_sub(self.sampled_ms.load(Ordering::Relaxed)) as f64;
+                Some(us as f64 * (-age / DECAY_TAU_MS).exp())
+            }
         }
     }
 
-    pub fn success(&self, ttfb_us: u64) {
+    /// Peak-EWMA: a slower sample is taken at once (react to a slowdown now); a faster one is
+    /// blended in (one fast answer does not erase a slow history).
+    fn sample(&self, us: u64, now_ms: u64) {
+        let us = us.max(1) as f64;
+        let next = match self.decayed_us(now_ms) {
+            None => us,
+            Some(old) if us >= old => us,
+            Some(old) => (old * 4.0 + us) / 5.0,
+        };
+        self.ttfb_us.store(next.max(1.0) as u64, Ordering::Relaxed);
+        self.sampled_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn success(&self, ttfb_us: u64, now_ms: u64) {
         self.failures.store(0, Ordering::Relaxed);
         self.cooldown_until_ms.store(0, Ordering::Relaxed);
-        let sample = ttfb_us.max(1);
-        let old = self.ttfb_us.load(Ordering::Relaxed);
-        let next = if old == 0 {
-            sample
-        } else {
-            (old * 4 + sample) / 5
-        };
-        self.ttfb_us.store(next, Ordering::Relaxed);
+        self.sample(ttfb_us, now_ms);
     }
 
     /// Records a failure; after `threshold` consecutive ones the target cools down.
@@ -50,11 +70,8 @@ impl TargetHealth {
                 .store(now_ms + cooldown_ms, Ordering::Relaxed);
         }
         // A slow failure still tells least-latency the target is slow.
-        if let Some(us) = ttfb_us {
-            let old = self.ttfb_us.load(Ordering::Relaxed);
-            if old != 0 {
-                self.ttfb_us.store((old * 4 + us) / 5, Ordering::Relaxed);
-            }
+        if let (Some(us), Some(_)) = (ttfb_us, self.decayed_us(now_ms)) {
+            self.sample(us, now_ms);
         }
     }
 }
@@ -122,11 +139,33 @@ mod tests {
         assert!(!h.cooling(1_000));
         h.failure(1_000, 2, 500, None);
         assert!(h.cooling(1_499) && !h.cooling(1_500));
-        h.success(10_000);
+        h.success(10_000, 1_000);
         assert!(!h.cooling(1_000));
-        assert_eq!(h.ttfb_ms(), Some(10.0));
-        h.success(20_000);
-        assert_eq!(h.ttfb_ms(), Some(12.0));
+        assert_eq!(h.latency_ms(1_000), Some(10.0));
+    }
+
+    #[test]
+    fn peak_ewma_reacts_to_slowdowns_at_once_and_decays_with_age() {
+        let h = TargetHealth::default();
+        assert_eq!(h.latency_ms(0), None);
+        h.success(10_000, 0);
+        h.success(100_000, 0);
+        assert_eq!(
+            h.latency_ms(0),
+            Some(100.0),
+            "a slower sample is taken at once"
+        );
+        h.success(10_000, 0);
+        assert_eq!(h.latency_ms(0), Some(82.0), "a faster one is blended in");
+        let later = h.latency_ms(2_000).expect("measured");
+        assert!(
+            (later - 82.0 / std::f64::consts::E).abs() < 0.1,
+            "decays with age: {later}"
+        );
+        assert!(
+            h.latency_ms(20_000).expect("measured") < 0.01,
+            "a stale slow target looks cheap again"
+        );
     }
 
     #[test]

@@ -145,8 +145,9 @@ async fn forward_inner(
     let mut order = match (resolution.strategy, resolution.policy) {
         (Some(strategy), Some(_)) if targets.len() > 1 => {
             let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+            let now = now_ms();
             let latency: Vec<Option<f64>> = (0..targets.len())
-                .map(|i| health.get(i).and_then(|h| h.ttfb_ms()))
+                .map(|i| health.get(i).and_then(|h| h.latency_ms(now)))
                 .collect();
             order(
                 strategy,
@@ -253,7 +254,7 @@ async fn forward_inner(
                 Ok(resp) if resp.status().as_u16() < 400 || resolution.policy.is_none() => {
                     if resp.status().as_u16() < 400 {
                         if let Some(th) = target_health {
-                            th.success(ttfb_us);
+                            th.success(ttfb_us, now_ms());
                         }
                     } else if resp.status().is_server_error() {
                         ctx.metrics.upstream_errors.inc();
