@@ -53,6 +53,13 @@ async fn world(slug: &str) -> World {
     let (_, k) = api
         .post(&format!("/projects/{slug}/keys"), json!({"name": "k"}))
         .await;
+    // Everything above is applied before a test sends traffic.
+    wait_version(
+        &[gw.info.gateway],
+        &project,
+        k["version"].as_u64().expect("v"),
+    )
+    .await;
     World {
         gw,
         api,
