@@ -12,6 +12,33 @@ use to11_tests::wait_until;
 
 const UPSTREAM_KEY: &str = "sk-mock-valid-0001";
 
+/// A project named `name` (slug = name lowercased) with `mock` connected and one gateway key,
+/// applied on the replica at `dp`: its id, the key and the version that carried the key.
+async fn serving_project(
+    api: &ApiClient,
+    name: &str,
+    mock: &MockUpstream,
+    dp: std::net::SocketAddr,
+) -> (String, String, u64) {
+    let slug = name.to_lowercase();
+    let (_, p) = api.post("/projects", json!({ "name": name })).await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (s, e) = api
+        .post(
+            &format!("/projects/{slug}/providers"),
+            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let (_, k) = api
+        .post(&format!("/projects/{slug}/keys"), json!({"name": "k"}))
+        .await;
+    let key = k["key"].as_str().expect("key").to_string();
+    let version = k["version"].as_u64().expect("v");
+    wait_version(&[dp], &project, version).await;
+    (project, key, version)
+}
+
 #[actix_rt::test]
 async fn store_outage_refuses_writes_and_loses_nothing_acknowledged() {
     let mut redis = RedisServer::start(true);
@@ -139,16 +166,7 @@ async fn replica_refuses_tampered_snapshot_and_keeps_serving() {
     let cp = control_plane(&redis.url(), "tamper:").expect("control plane");
     let dp = replica(&redis.url(), "tamper:").expect("replica");
     let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
-    let (_, p) = api.post("/projects", json!({"name": "T"})).await;
-    let project = p["id"].as_str().expect("id").to_string();
-    let (s, _) = api
-        .post("/projects/t/providers", json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}))
-        .await;
-    assert_eq!(s, 201);
-    let (_, k) = api.post("/projects/t/keys", json!({"name": "k"})).await;
-    let key = k["key"].as_str().expect("key").to_string();
-    let v = k["version"].as_u64().expect("v");
-    wait_version(&[dp.info], &project, v).await;
+    let (project, key, v) = serving_project(&api, "T", &mock, dp.info).await;
 
     // Someone with Redis access but not the master key rewrites the snapshot and announces it.
     let mut conn = redis::Client::open(redis.url())
@@ -211,19 +229,7 @@ async fn flushed_store_is_reseeded_and_replicas_never_drop_configuration() {
     .expect("control plane");
     let dp = replica(&redis.url(), "flush:").expect("replica");
     let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
-    let (_, p) = api.post("/projects", json!({"name": "F"})).await;
-    let project = p["id"].as_str().expect("id").to_string();
-    let (s, _) = api
-        .post(
-            "/projects/f/providers",
-            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (_, k) = api.post("/projects/f/keys", json!({"name": "k"})).await;
-    let key = k["key"].as_str().expect("key").to_string();
-    let v1 = k["version"].as_u64().expect("v");
-    wait_version(&[dp.info], &project, v1).await;
+    let (project, key, v1) = serving_project(&api, "F", &mock, dp.info).await;
 
     let mut conn = redis::Client::open(redis.url())
         .expect("client")
@@ -332,18 +338,7 @@ async fn hung_redis_does_not_stall_serving() {
     let cp = control_plane(&redis.url(), "hung:").expect("control plane");
     let dp = replica(&redis.url(), "hung:").expect("replica");
     let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
-    let (_, p) = api.post("/projects", json!({"name": "H"})).await;
-    let project = p["id"].as_str().expect("id").to_string();
-    let (s, _) = api
-        .post(
-            "/projects/h/providers",
-            json!({"kind": "openai-compatible", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (_, k) = api.post("/projects/h/keys", json!({"name": "k"})).await;
-    let key = k["key"].as_str().expect("key").to_string();
-    wait_version(&[dp.info], &project, k["version"].as_u64().expect("v")).await;
+    let (project, key, _version) = serving_project(&api, "H", &mock, dp.info).await;
 
     redis.signal("STOP");
     wait_until("the watchdog marks the subscription dead", 15, || async {

@@ -45,6 +45,9 @@ pub struct RedisStore {
     prefix: String,
     pub op_timeout: Duration,
     epoch: std::sync::Mutex<String>,
+    /// The Lua scripts, hashed once.
+    commit_script: redis::Script,
+    delete_script: redis::Script,
 }
 
 fn epoch_error(e: redis::RedisError) -> StoreError {
@@ -79,6 +82,8 @@ impl RedisStore {
             prefix: prefix.to_string(),
             op_timeout,
             epoch: std::sync::Mutex::new(String::new()),
+            commit_script: redis::Script::new(COMMIT),
+            delete_script: redis::Script::new(DELETE),
         })
     }
 
@@ -188,6 +193,25 @@ impl RedisStore {
         c.incr(self.key("version"), 1u64).await.map_err(unavailable)
     }
 
+    /// One of the per-project scripts with the keys and leading arguments both expect: KEYS
+    /// epoch, projects, state, snapshot, index; ARGV epoch, project id.
+    fn project_script<'a>(
+        &self,
+        script: &'a redis::Script,
+        project: &Uuid,
+    ) -> redis::ScriptInvocation<'a> {
+        let id = project.to_string();
+        let mut inv = script.prepare_invoke();
+        inv.key(epoch_key(&self.prefix))
+            .key(self.key("projects"))
+            .key(self.key(&format!("state:{id}")))
+            .key(snapshot_key(&self.prefix, project))
+            .key(snapshot_index_key(&self.prefix))
+            .arg(self.epoch())
+            .arg(id);
+        inv
+    }
+
     pub async fn commit(
         &self,
         project: Uuid,
@@ -196,15 +220,8 @@ impl RedisStore {
         snapshot: &[u8],
     ) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        let id = project.to_string();
-        let _: i64 = redis::Script::new(COMMIT)
-            .key(epoch_key(&self.prefix))
-            .key(self.key("projects"))
-            .key(self.key(&format!("state:{id}")))
-            .key(snapshot_key(&self.prefix, &project))
-            .key(snapshot_index_key(&self.prefix))
-            .arg(self.epoch())
-            .arg(&id)
+        let _: i64 = self
+            .project_script(&self.commit_script, &project)
             .arg(state)
             .arg(snapshot)
             .arg(version)
@@ -216,15 +233,8 @@ impl RedisStore {
 
     pub async fn delete(&self, project: Uuid) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        let id = project.to_string();
-        let _: i64 = redis::Script::new(DELETE)
-            .key(epoch_key(&self.prefix))
-            .key(self.key("projects"))
-            .key(self.key(&format!("state:{id}")))
-            .key(snapshot_key(&self.prefix, &project))
-            .key(snapshot_index_key(&self.prefix))
-            .arg(self.epoch())
-            .arg(&id)
+        let _: i64 = self
+            .project_script(&self.delete_script, &project)
             .invoke_async(&mut *c)
             .await
             .map_err(epoch_error)?;
