@@ -100,6 +100,7 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
     let mut settings = Settings::new(&s.api_listen, keyring.clone(), "");
     settings.admin_token_hash = admin_token_hash;
     settings.allow_private_upstreams = s.allow_private_upstreams;
+    settings.google_token_url = s.gateway.google_token_url.clone();
     let control_plane = crate::start(settings, Arc::new(Store::Local(local.clone()))).await?;
     let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local))?;
     Ok(Embedded {

@@ -34,6 +34,8 @@ pub struct Settings {
     /// Keyed hash of the operator token (the token itself is not kept).
     pub admin_token_hash: KeyHash,
     pub allow_private_upstreams: bool,
+    /// Where Google service-account assertions are exchanged for access tokens.
+    pub google_token_url: String,
     pub probe_connect_timeout: Duration,
     pub probe_timeout: Duration,
     pub workers: usize,
@@ -49,6 +51,7 @@ impl Settings {
             keyring,
             admin_token_hash,
             allow_private_upstreams: false,
+            google_token_url: to11_shared::google::DEFAULT_TOKEN_URL.to_string(),
             probe_connect_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(15),
             workers: 1,
@@ -59,6 +62,10 @@ impl Settings {
     /// Reads the optional settings shared by both binaries.
     pub fn apply_env(mut self, env: &mut Env) -> Self {
         self.allow_private_upstreams = env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS");
+        self.google_token_url = env.string(
+            "TO11_GOOGLE_TOKEN_URL",
+            to11_shared::google::DEFAULT_TOKEN_URL,
+        );
         self.probe_connect_timeout = env.millis("TO11_PROBE_CONNECT_TIMEOUT_MS", 5_000);
         self.probe_timeout = env.millis("TO11_PROBE_TIMEOUT_MS", 15_000);
         self.workers = env.number("TO11_API_WORKERS", 1).max(1) as usize;
@@ -89,10 +96,14 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
     .await
     .map_err(|e| anyhow::anyhow!("{}", e.message))?
     .start();
-    let prober = ProviderProber::new(ProbeTimeouts {
-        connect: settings.probe_connect_timeout,
-        total: settings.probe_timeout,
-    })
+    let prober = ProviderProber::new(
+        ProbeTimeouts {
+            connect: settings.probe_connect_timeout,
+            total: settings.probe_timeout,
+        },
+        settings.allow_private_upstreams,
+        &settings.google_token_url,
+    )
     .start();
     let api = web::Data::new(api::Api {
         registry: registry.clone(),

@@ -65,6 +65,10 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     pub source_timeout: Duration,
     pub max_upstream_connections: usize,
+    /// Whether upstream host names may resolve to private addresses (self-hosted models on a LAN).
+    pub allow_private_upstreams: bool,
+    /// Where Google service-account assertions are exchanged for access tokens.
+    pub google_token_url: String,
 }
 
 impl Settings {
@@ -82,6 +86,11 @@ impl Settings {
             reconcile_interval: env.millis("TO11_RECONCILE_INTERVAL_MS", 5_000),
             source_timeout: env.millis("TO11_SOURCE_TIMEOUT_MS", 2_000),
             max_upstream_connections: env.number("TO11_MAX_UPSTREAM_CONNECTIONS", 1024) as usize,
+            allow_private_upstreams: env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS"),
+            google_token_url: env.string(
+                "TO11_GOOGLE_TOKEN_URL",
+                to11_shared::google::DEFAULT_TOKEN_URL,
+            ),
         }
     }
 

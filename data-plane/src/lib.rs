@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod health_book;
+pub mod net;
 pub mod proxy;
 pub mod state;
 pub mod sync;
@@ -52,16 +53,12 @@ pub struct Ctx {
 
 /// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
 fn upstream_client(s: &Settings) -> awc::Client {
-    awc::Client::builder()
-        .disable_redirects()
-        .no_default_headers()
-        .timeout(s.upstream_timeout)
-        .connector(
-            awc::Connector::new()
-                .timeout(s.upstream_connect_timeout)
-                .limit(s.max_upstream_connections),
-        )
-        .finish()
+    net::client(&net::ClientOptions {
+        connect_timeout: s.upstream_connect_timeout,
+        timeout: s.upstream_timeout,
+        max_connections: s.max_upstream_connections,
+        allow_private: s.allow_private_upstreams,
+    })
 }
 
 /// Routes of the gateway, shared by `main`, embedded mode and the tests.

@@ -246,6 +246,7 @@ pub(crate) mod tests {
                 slug: "openai".into(),
                 kind: "openai".into(),
                 base_url: "http://up/v1".into(),
+                account: Default::default(),
                 default_credential: "default".into(),
                 credentials: vec![SnapshotCredential {
                     id: "default".into(),

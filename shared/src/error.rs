@@ -50,6 +50,8 @@ codes! {
     UpstreamFailure     => 502, "upstream_failure",         "api_error",             Upstream;
     NotConfigured       => 503, "not_configured",           "api_error",             Gateway;
     UpstreamTimeout     => 504, "upstream_timeout",         "api_error",             Upstream;
+    UnsupportedByTarget => 400, "unsupported_by_target",    "invalid_request_error", Client;
+    UpstreamAuth        => 502, "upstream_auth_failed",     "api_error",             Upstream;
     // Control plane: provider validation and discovery.
     ProviderInvalidCredential => 400, "provider_invalid_credential", "invalid_request_error", Client;
     ProviderPermission        => 400, "provider_permission_denied",  "invalid_request_error", Client;

@@ -10,11 +10,14 @@ pub mod bus;
 pub mod catalog;
 pub mod crypto;
 pub mod error;
+pub mod google;
 pub mod keys;
 pub mod model;
 pub mod policy;
 pub mod resolve;
+pub mod sigv4;
 pub mod snapshot;
+pub mod upstream;
 pub mod upstream_url;
 
 pub use error::ErrorCode;

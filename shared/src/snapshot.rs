@@ -35,6 +35,9 @@ pub struct SnapshotProvider {
     pub slug: String,
     pub kind: String,
     pub base_url: String,
+    /// Account-specific parts (region, project, resource, api-version).
+    #[serde(default)]
+    pub account: serde_json::Map<String, serde_json::Value>,
     pub default_credential: String,
     #[serde(default)]
     pub credentials: Vec<SnapshotCredential>,
@@ -78,6 +81,7 @@ impl Snapshot {
                     slug: p.slug.clone(),
                     kind: p.kind.clone(),
                     base_url: p.base_url.clone(),
+                    account: p.account.clone(),
                     default_credential: p.default_credential.clone(),
                     credentials: p
                         .credentials

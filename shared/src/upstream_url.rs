@@ -89,6 +89,35 @@ pub fn ip_is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Connect-time check (DNS rebinding): of the addresses a host name resolved to, the ones the
+/// gateway may connect to. Link-local and metadata addresses are never kept; private ones only
+/// with the operator's allowance. An empty result is refused with the reason.
+pub fn connectable(
+    host: &str,
+    addrs: Vec<std::net::SocketAddr>,
+    allow_private: bool,
+) -> Result<Vec<std::net::SocketAddr>, String> {
+    let seen = addrs.len();
+    let kept: Vec<std::net::SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| {
+            let host = match a.ip() {
+                IpAddr::V4(v4) => Host::Ipv4(v4),
+                IpAddr::V6(v6) => Host::Ipv6(v6),
+            };
+            !host_is_metadata(&host) && (allow_private || !ip_is_private(a.ip()))
+        })
+        .collect();
+    if kept.is_empty() {
+        return Err(if seen == 0 {
+            format!("{host} did not resolve to any address")
+        } else {
+            format!("{host} resolves only to link-local, metadata or private addresses, which upstreams may not use")
+        });
+    }
+    Ok(kept)
+}
+
 fn ipv4_is_private(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
     ip.is_unspecified()
@@ -118,6 +147,27 @@ fn ipv6_is_private(ip: Ipv6Addr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn connect_time_filter() {
+        let a = |s: &str| -> std::net::SocketAddr { s.parse().expect("addr") };
+        let mixed = vec![
+            a("127.0.0.1:80"),
+            a("93.184.215.14:80"),
+            a("169.254.169.254:80"),
+        ];
+        assert_eq!(
+            super::connectable("h", mixed.clone(), false),
+            Ok(vec![a("93.184.215.14:80")])
+        );
+        assert_eq!(
+            super::connectable("h", mixed, true),
+            Ok(vec![a("127.0.0.1:80"), a("93.184.215.14:80")])
+        );
+        assert!(super::connectable("h", vec![a("10.0.0.1:80"), a("[::1]:80")], false).is_err());
+        assert!(super::connectable("h", vec![a("[fe80::1]:80")], true).is_err());
+        assert!(super::connectable("h", vec![], true).is_err());
+    }
+
     use super::*;
 
     #[test]

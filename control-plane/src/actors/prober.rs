@@ -1,28 +1,30 @@
-//! `ProviderProber`: validates credentials and discovers models over HTTP (awc), with timeouts and
-//! without following redirects. Saves nothing.
+//! `ProviderProber`: validates credentials and discovers models over HTTP (awc), with timeouts,
+//! without following redirects, and through the SSRF-guarded resolver. Saves nothing.
 
 use actix::prelude::*;
-use to11_shared::catalog::CatalogEntry;
-use to11_shared::model::{CredentialSecret, ModelInfo};
+use to11_data_plane::net;
+use to11_shared::model::ModelInfo;
 
-use crate::providers::{discover, ProbeError, ProbeTimeouts};
+use crate::providers::{discover, ProbeError, ProbeTimeouts, Target};
 
 pub struct ProviderProber {
     client: awc::Client,
     timeouts: std::rc::Rc<ProbeTimeouts>,
+    token_url: std::rc::Rc<str>,
 }
 
 impl ProviderProber {
-    pub fn new(timeouts: ProbeTimeouts) -> Self {
-        let client = awc::Client::builder()
-            .disable_redirects()
-            .no_default_headers()
-            .add_default_header(("user-agent", concat!("to11/", env!("CARGO_PKG_VERSION"))))
-            .connector(awc::Connector::new().timeout(timeouts.connect))
-            .finish();
+    pub fn new(timeouts: ProbeTimeouts, allow_private: bool, token_url: &str) -> Self {
+        let client = net::client(&net::ClientOptions {
+            connect_timeout: timeouts.connect,
+            timeout: timeouts.total,
+            max_connections: 64,
+            allow_private,
+        });
         Self {
             client,
             timeouts: std::rc::Rc::new(timeouts),
+            token_url: token_url.into(),
         }
     }
 }
@@ -34,13 +36,7 @@ impl Actor for ProviderProber {
 /// Validate a credential and list the provider's models.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<ModelInfo>, ProbeError>")]
-pub struct DiscoverModels {
-    pub entry: CatalogEntry,
-    pub base_url: String,
-    pub secret: CredentialSecret,
-    /// Models the user named (for providers without a listing).
-    pub named: Vec<String>,
-}
+pub struct DiscoverModels(pub Target);
 
 impl Handler<DiscoverModels> for ProviderProber {
     type Result = ResponseFuture<Result<Vec<ModelInfo>, ProbeError>>;
@@ -48,16 +44,7 @@ impl Handler<DiscoverModels> for ProviderProber {
     fn handle(&mut self, msg: DiscoverModels, _: &mut Context<Self>) -> Self::Result {
         let client = self.client.clone();
         let timeouts = self.timeouts.clone();
-        Box::pin(async move {
-            discover(
-                &client,
-                &msg.entry,
-                &msg.base_url,
-                &msg.secret,
-                &msg.named,
-                &timeouts,
-            )
-            .await
-        })
+        let token_url = self.token_url.clone();
+        Box::pin(async move { discover(&client, &msg.0, &timeouts, &token_url).await })
     }
 }

@@ -9,15 +9,15 @@ use serde::{Deserialize, Serialize};
 use to11_shared::catalog;
 use to11_shared::model::{valid_slug, ProjectState, StoredCredential};
 use to11_shared::snapshot::credential_owner;
-use to11_shared::upstream_url::check_base_url;
 use to11_shared::ErrorCode;
 
 use super::auth::project;
-use super::providers::{parse_secret, probe, Checked};
+use super::providers::{locate, parse_secret, probe};
 use super::views::{remove_one, Written};
 use super::Api;
 use crate::actors::registry::UpdateProject;
 use crate::error::ApiError;
+use crate::providers::Target;
 
 #[derive(Serialize)]
 pub struct CredentialEntry {
@@ -94,12 +94,7 @@ async fn validated(
         )
     })?;
     let secret = parse_secret(&entry, Some(value))?;
-    let base_url = check_base_url(&p.base_url, api.allow_private_upstreams).map_err(|e| {
-        ApiError::new(
-            ErrorCode::UpstreamUrlRefused,
-            format!("base_url refused: {e}"),
-        )
-    })?;
+    let (base_url, account) = locate(api, &entry, Some(&p.base_url), &p.account, &secret)?;
     // Providers without a listing are validated with a call to a model the project uses.
     let named = p
         .exposed
@@ -108,9 +103,10 @@ async fn validated(
         .cloned()
         .into_iter()
         .collect();
-    let checked = Checked {
+    let checked = Target {
         entry,
         base_url,
+        account,
         secret,
         named,
     };

@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::catalog::{self, AuthForm, CatalogEntry};
+use to11_shared::google::ServiceAccount;
 use to11_shared::model::{
     valid_slug, CredentialSecret, ModelInfo, ProviderConnection, StoredCredential,
 };
@@ -19,6 +20,7 @@ use super::Api;
 use crate::actors::prober::DiscoverModels;
 use crate::actors::registry::{Committed, OpenProviderCredential, UpdateProject};
 use crate::error::ApiError;
+use crate::providers::Target;
 
 pub async fn catalog() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "data": catalog::entries() }))
@@ -42,41 +44,109 @@ pub(super) fn parse_secret(
     entry: &CatalogEntry,
     value: Option<&serde_json::Value>,
 ) -> Result<CredentialSecret, ApiError> {
+    let form = entry.auth.credential_form();
+    let wrong = || {
+        ApiError::bad_request(format!(
+            "provider '{}' takes 'credential': {form}",
+            entry.id
+        ))
+    };
+    let mut value = value.cloned();
+    // A service account key pasted as a string is accepted as the JSON it holds.
+    if let Some(serde_json::Value::Object(m)) = value.as_mut() {
+        if let Some(serde_json::Value::String(raw)) = m.get("service_account_json") {
+            let parsed: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+                ApiError::bad_request("'service_account_json' is not the JSON key file")
+            })?;
+            m.insert("service_account_json".into(), parsed);
+        }
+    }
     let secret = match value {
-        Some(v) => serde_json::from_value::<CredentialSecret>(v.clone()).map_err(|_| {
-            ApiError::bad_request("'credential' must be {\"api_key\":\"…\"} for this provider")
-        })?,
-        None => CredentialSecret::ApiKey {
+        Some(v) => serde_json::from_value::<CredentialSecret>(v).map_err(|_| wrong())?,
+        None if entry.auth == AuthForm::OptionalBearer => CredentialSecret::ApiKey {
             api_key: String::new(),
         },
+        None => return Err(wrong()),
     };
-    match (&secret, entry.auth) {
-        (CredentialSecret::ApiKey { api_key }, AuthForm::Bearer) if api_key.trim().is_empty() => {
-            Err(ApiError::bad_request(format!(
-                "provider '{}' needs 'credential': {{\"api_key\":\"…\"}}",
-                entry.id
-            )))
+    let ok = match (&secret, entry.auth) {
+        (CredentialSecret::ApiKey { .. }, AuthForm::OptionalBearer) => true,
+        (
+            CredentialSecret::ApiKey { api_key },
+            AuthForm::Bearer
+            | AuthForm::AnthropicKey
+            | AuthForm::GoogApiKey
+            | AuthForm::AzureApiKey
+            | AuthForm::AwsSigV4,
+        ) => !api_key.trim().is_empty(),
+        (
+            CredentialSecret::Aws {
+                access_key_id,
+                secret_access_key,
+                ..
+            },
+            AuthForm::AwsSigV4,
+        ) => !access_key_id.trim().is_empty() && !secret_access_key.is_empty(),
+        (
+            CredentialSecret::GoogleServiceAccount {
+                service_account_json,
+            },
+            AuthForm::GoogleServiceAccount,
+        ) => {
+            ServiceAccount::from_json(service_account_json).map_err(|e| {
+                ApiError::bad_request(format!("'service_account_json' refused: {e}"))
+            })?;
+            true
         }
-        (CredentialSecret::ApiKey { .. }, AuthForm::Bearer | AuthForm::OptionalBearer) => {
-            Ok(secret)
-        }
-        _ => Err(ApiError::bad_request(format!(
-            "provider '{}' takes an API key credential: {{\"api_key\":\"…\"}}",
-            entry.id
-        ))),
+        _ => false,
+    };
+    if ok {
+        Ok(secret)
+    } else {
+        Err(wrong())
     }
 }
 
-/// What discover and connect both check before calling the provider.
-pub(super) struct Checked {
-    pub entry: CatalogEntry,
-    pub base_url: String,
-    pub secret: CredentialSecret,
-    /// Models to validate by name, for entries without a listing.
-    pub named: Vec<String>,
+/// Checks the account fields and the base URL of a connection (defaults filled in).
+pub(super) fn locate(
+    api: &Api,
+    entry: &CatalogEntry,
+    base_url: Option<&str>,
+    account: &serde_json::Map<String, serde_json::Value>,
+    secret: &CredentialSecret,
+) -> Result<(String, serde_json::Map<String, serde_json::Value>), ApiError> {
+    // A service account names its project; Vertex uses it unless told otherwise.
+    let mut fallback = vec![];
+    if let CredentialSecret::GoogleServiceAccount {
+        service_account_json,
+    } = secret
+    {
+        if let Some(p) = service_account_json
+            .get("project_id")
+            .and_then(|p| p.as_str())
+        {
+            fallback.push(("project", p.to_string()));
+        }
+    }
+    let account = entry.account(account, &fallback).map_err(|problems| {
+        ApiError::new(ErrorCode::Validation, problems.join("; "))
+            .with_details(serde_json::json!({ "problems": problems }))
+    })?;
+    let raw_base = match base_url {
+        Some(b) => b.to_string(),
+        None => entry.default_base_url_for(&account).ok_or_else(|| {
+            ApiError::bad_request(format!("provider '{}' needs a 'base_url'", entry.id))
+        })?,
+    };
+    let base_url = check_base_url(&raw_base, api.allow_private_upstreams).map_err(|e| {
+        ApiError::new(
+            ErrorCode::UpstreamUrlRefused,
+            format!("base_url refused: {e}"),
+        )
+    })?;
+    Ok((base_url, account))
 }
 
-fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
+fn check(api: &Api, body: &ConnectBody) -> Result<Target, ApiError> {
     let entry = catalog::entry(&body.kind).ok_or_else(|| {
         let known: Vec<&str> = catalog::entries().iter().map(|e| e.id).collect();
         ApiError::bad_request(format!(
@@ -85,43 +155,30 @@ fn check(api: &Api, body: &ConnectBody) -> Result<Checked, ApiError> {
             known.join(", ")
         ))
     })?;
-    let raw_base = match (&body.base_url, entry.default_base_url) {
-        (Some(b), _) => b.clone(),
-        (None, Some(d)) => d.to_string(),
-        (None, None) => {
-            return Err(ApiError::bad_request(format!(
-                "provider '{}' needs a 'base_url'",
-                entry.id
-            )));
-        }
-    };
-    let base_url = check_base_url(&raw_base, api.allow_private_upstreams).map_err(|e| {
-        ApiError::new(
-            ErrorCode::UpstreamUrlRefused,
-            format!("base_url refused: {e}"),
-        )
-    })?;
     let secret = parse_secret(&entry, body.credential.as_ref())?;
-    let named = match entry.listing {
-        to11_shared::catalog::Listing::Named => body.models.clone().unwrap_or_default(),
-        _ => vec![],
+    let (base_url, account) = locate(
+        api,
+        &entry,
+        body.base_url.as_deref(),
+        &body.account,
+        &secret,
+    )?;
+    let named = match entry.listing.takes_named_models() {
+        true => body.models.clone().unwrap_or_default(),
+        false => vec![],
     };
-    Ok(Checked {
+    Ok(Target {
         entry,
         base_url,
+        account,
         secret,
         named,
     })
 }
 
-pub(super) async fn probe(api: &Api, c: &Checked) -> Result<Vec<ModelInfo>, ApiError> {
+pub(super) async fn probe(api: &Api, t: &Target) -> Result<Vec<ModelInfo>, ApiError> {
     api.prober
-        .send(DiscoverModels {
-            entry: c.entry.clone(),
-            base_url: c.base_url.clone(),
-            secret: c.secret.clone(),
-            named: c.named.clone(),
-        })
+        .send(DiscoverModels(t.clone()))
         .await?
         .map_err(ApiError::from)
 }
@@ -220,7 +277,7 @@ pub async fn connect(
                     slug: slug.clone(),
                     kind: c.entry.id.to_string(),
                     base_url: c.base_url,
-                    account: body.account,
+                    account: c.account,
                     default_credential: if has_key {
                         "default".into()
                     } else {
@@ -341,22 +398,18 @@ pub async fn refresh(
             format!("kind '{kind}' left the catalog"),
         )
     })?;
-    // The stored base URL was checked when saved; check again, the operator's allowance may differ now.
-    let base_url = check_base_url(&base_url, api.allow_private_upstreams).map_err(|e| {
-        ApiError::new(
-            ErrorCode::UpstreamUrlRefused,
-            format!("base_url refused: {e}"),
-        )
-    })?;
-    let named = s
+    let stored = s
         .provider(&slug)
-        .map(|p| p.discovered.iter().map(|m| m.id.clone()).collect())
-        .unwrap_or_default();
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    // The stored base URL was checked when saved; check again, the operator's allowance may differ now.
+    let (base_url, account) = locate(&api, &entry, Some(&base_url), &stored.account, &secret)?;
+    let named = stored.discovered.iter().map(|m| m.id.clone()).collect();
     let result = probe(
         &api,
-        &Checked {
+        &Target {
             entry,
             base_url,
+            account,
             secret,
             named,
         },

@@ -1,28 +1,12 @@
-//! The OpenAI-compatible family: validation and model listing for every catalog entry that speaks
-//! the OpenAI API, with each provider's listing shape (`data[]`, Together's bare array, Ollama's
-//! `/api/tags`, OpenRouter's public list plus `/key`, or named models checked with a one-token
-//! call) and the failure shapes they really return (OpenAI's `error.message`, a bare `error`
-//! string from vLLM/Ollama, Cerebras' top-level `message`, Mistral's `detail`, xAI's 400 for a
-//! bad key).
+//! The OpenAI-compatible family (and Azure OpenAI): each provider's listing shape (`data[]`,
+//! Together's bare array, Ollama's `/api/tags`, OpenRouter's public list plus `/key`, Cohere's
+//! `models[].name` pages, or named models and Azure deployments checked with a one-token call).
 
-use awc::error::SendRequestError;
-use awc::http::StatusCode;
-use bytes::Bytes;
 use serde::Deserialize;
 use to11_shared::catalog::Listing;
-use to11_shared::model::{CredentialSecret, ModelInfo};
 
-use super::{ProbeError, ProbeTimeouts};
-
-#[derive(Deserialize)]
-struct Item {
-    #[serde(alias = "name")]
-    id: String,
-    #[serde(default)]
-    owned_by: Option<String>,
-    #[serde(default)]
-    created: Option<i64>,
-}
+use super::http::{bad_shape, checked, q, Call};
+use super::{Item, Probe, ProbeError};
 
 #[derive(Deserialize)]
 struct DataList {
@@ -30,116 +14,41 @@ struct DataList {
 }
 
 #[derive(Deserialize)]
-struct OllamaTags {
+struct ModelsList {
     models: Vec<Item>,
+    #[serde(default)]
+    next_page_token: Option<String>,
 }
 
-/// The provider's own error message, from whichever shape it uses; cut short, secret redacted.
-fn upstream_message(body: &[u8], secret: &CredentialSecret) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let m = v
-        .get("error")
-        .and_then(|e| e.get("message").and_then(|m| m.as_str()).or(e.as_str()))
-        .or_else(|| v.get("message").and_then(|m| m.as_str()))
-        .or_else(|| v.get("detail").and_then(|m| m.as_str()))?;
-    let m: String = m.chars().take(300).collect();
-    // A provider that echoes the key in its message must not make us echo it.
-    Some(match secret.api_key().filter(|k| k.len() >= 4) {
-        Some(k) => m.replace(k, "***"),
-        None => m,
-    })
-}
+/// Most pages any listing is followed for (a provider looping on its cursor must not hold us).
+pub const MAX_PAGES: usize = 50;
 
-/// Sends a request and maps every failure to the one `ProbeError` a user can act on.
-async fn checked(
-    req: awc::ClientRequest,
-    body: Option<serde_json::Value>,
-    url: &str,
-    secret: &CredentialSecret,
-    t: &ProbeTimeouts,
-) -> Result<Bytes, ProbeError> {
-    let mut req = req
-        .timeout(t.total)
-        .insert_header(("accept", "application/json"));
-    if let Some(k) = secret.api_key().filter(|k| !k.is_empty()) {
-        req = req.bearer_auth(k);
-    }
-    let sent = match body {
-        Some(b) => req.send_json(&b).await,
-        None => req.send().await,
+pub async fn discover(p: &Probe<'_>) -> Result<Vec<Item>, ProbeError> {
+    let base = p.base_url;
+    let get = |url: String| async move {
+        let body = checked(
+            p.client,
+            Call {
+                method: "GET",
+                url: &url,
+                body: None,
+                auth: &p.auth,
+                secret: p.secret,
+            },
+            p.timeouts,
+        )
+        .await?;
+        Ok::<_, ProbeError>((url, body))
     };
-    let mut resp = sent.map_err(|e| match e {
-        SendRequestError::Timeout => {
-            ProbeError::Timeout(format!("{url} did not answer within {:?}", t.total))
-        }
-        SendRequestError::Connect(c) => ProbeError::Unreachable(format!("cannot reach {url}: {c}")),
-        other => ProbeError::Unreachable(format!("request to {url} failed: {other}")),
-    })?;
-    let status = resp.status();
-    let body = resp
-        .body()
-        .limit(16 * 1024 * 1024)
-        .await
-        .map_err(|e| ProbeError::Unexpected(format!("reading the answer of {url}: {e}")))?;
-    let message = upstream_message(&body, secret);
-    let detail = message
-        .as_deref()
-        .map(|m| format!(" (provider says: {m})"))
-        .unwrap_or_default();
-    let mentions_key = message.as_deref().is_some_and(|m| {
-        m.to_ascii_lowercase().contains("api key") || m.to_ascii_lowercase().contains("api_key")
-    });
-    match status {
-        s if s.is_success() => Ok(body),
-        StatusCode::UNAUTHORIZED => Err(ProbeError::InvalidCredential(format!("the provider rejected the API key{detail}"))),
-        // xAI answers a bad key with 400 "Incorrect API key provided".
-        StatusCode::BAD_REQUEST if mentions_key => {
-            Err(ProbeError::InvalidCredential(format!("the provider rejected the API key{detail}")))
-        }
-        StatusCode::FORBIDDEN | StatusCode::PAYMENT_REQUIRED => {
-            Err(ProbeError::Permission(format!("the API key is not allowed to do this (permission, region or credits){detail}")))
-        }
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Err(ProbeError::BadBaseUrl(format!(
-            "{url} answered {status}: is the base URL right? It should have the same form as the catalog's default{detail}"
-        ))),
-        StatusCode::TOO_MANY_REQUESTS => Err(ProbeError::RateLimited(format!(
-            "the provider is rate limiting this key; try again shortly{detail}"
-        ))),
-        s if s.is_redirection() => Err(ProbeError::BadBaseUrl(format!(
-            "{url} answered with a redirect ({s}); redirects are not followed, give the final base URL"
-        ))),
-        s => Err(ProbeError::Unexpected(format!("{url} answered {s}{detail}"))),
-    }
-}
-
-fn bad_shape(url: &str, what: &str) -> ProbeError {
-    ProbeError::BadBaseUrl(format!(
-        "{url} did not answer with {what}; is the base URL right?"
-    ))
-}
-
-/// Validates the credential and returns the models, in the entry's listing form. `named` are the
-/// models the user named (for providers without a listing).
-pub async fn discover(
-    client: &awc::Client,
-    listing: Listing,
-    base_url: &str,
-    secret: &CredentialSecret,
-    named: &[String],
-    t: &ProbeTimeouts,
-) -> Result<Vec<ModelInfo>, ProbeError> {
-    let base = base_url.trim_end_matches('/');
-    let items: Vec<Item> = match listing {
+    Ok(match p.entry.listing {
         Listing::OpenAiModels => {
-            let url = format!("{base}/models");
-            let body = checked(client.get(&url), None, &url, secret, t).await?;
+            let (url, body) = get(format!("{base}/models")).await?;
             serde_json::from_slice::<DataList>(&body)
                 .map_err(|_| bad_shape(&url, "an OpenAI model list"))?
                 .data
         }
         Listing::BareArray => {
-            let url = format!("{base}/models");
-            let body = checked(client.get(&url), None, &url, secret, t).await?;
+            let (url, body) = get(format!("{base}/models")).await?;
             // Tolerate the wrapped form too, in case the provider adopts it.
             serde_json::from_slice::<Vec<Item>>(&body)
                 .or_else(|_| serde_json::from_slice::<DataList>(&body).map(|l| l.data))
@@ -147,32 +56,100 @@ pub async fn discover(
         }
         Listing::OllamaTags => {
             let host = base.strip_suffix("/v1").unwrap_or(base);
-            let url = format!("{host}/api/tags");
-            let body = checked(client.get(&url), None, &url, secret, t).await?;
-            serde_json::from_slice::<OllamaTags>(&body)
+            let (url, body) = get(format!("{host}/api/tags")).await?;
+            serde_json::from_slice::<ModelsList>(&body)
                 .map_err(|_| bad_shape(&url, "Ollama's model list"))?
                 .models
         }
         Listing::PublicWithKeyCheck { key_path } => {
-            let key_url = format!("{base}{key_path}");
-            checked(client.get(&key_url), None, &key_url, secret, t).await?;
-            let url = format!("{base}/models");
-            let body = checked(client.get(&url), None, &url, secret, t).await?;
+            get(format!("{base}{key_path}")).await?;
+            let (url, body) = get(format!("{base}/models")).await?;
             serde_json::from_slice::<DataList>(&body)
                 .map_err(|_| bad_shape(&url, "an OpenAI model list"))?
                 .data
         }
-        Listing::Named => {
-            if named.is_empty() {
-                return Err(ProbeError::UnknownModel(
-                    "this provider has no model listing: name the models you want in 'models'"
-                        .into(),
-                ));
+        Listing::CohereModels => {
+            // The listing lives on Cohere's own API, beside the compatibility surface.
+            let host = base.strip_suffix("/compatibility/v1").unwrap_or(base);
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            for _ in 0..MAX_PAGES {
+                let mut url = format!("{host}/v1/models?page_size=1000");
+                if let Some(t) = &token {
+                    url.push_str(&format!("&page_token={}", q(t)));
+                }
+                let (url, body) = get(url).await?;
+                let page: ModelsList = serde_json::from_slice(&body)
+                    .map_err(|_| bad_shape(&url, "Cohere's model list"))?;
+                all.extend(page.models.into_iter().filter(|m| {
+                    // Keep what the OpenAI surface can call: chat and embedding models.
+                    m.endpoints
+                        .as_ref()
+                        .is_none_or(|e| e.iter().any(|e| e == "chat" || e == "embed"))
+                }));
+                token = page.next_page_token.filter(|t| !t.is_empty());
+                if token.is_none() {
+                    break;
+                }
             }
+            all
+        }
+        Listing::AzureDeployments => {
+            // The key is checked on the resource's model list; deployments are named.
+            let v = p.account_value("api_version");
+            get(format!("{base}/models?api-version={}", q(v))).await?;
+            p.require_named()?;
+            for d in p.named {
+                let url = format!(
+                    "{base}/deployments/{}/chat/completions?api-version={}",
+                    q(d),
+                    q(v)
+                );
+                let probe = serde_json::json!({"max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]});
+                match checked(
+                    p.client,
+                    Call {
+                        method: "POST",
+                        url: &url,
+                        body: Some(probe),
+                        auth: &p.auth,
+                        secret: p.secret,
+                    },
+                    p.timeouts,
+                )
+                .await
+                {
+                    // A 400 means the deployment exists but refuses this probe (e.g. an
+                    // embeddings deployment asked to chat): it is there.
+                    Ok(_) | Err(ProbeError::Unexpected(_)) => {}
+                    Err(ProbeError::BadBaseUrl(_)) => {
+                        return Err(ProbeError::UnknownModel(format!(
+                            "the resource has no deployment '{d}'"
+                        )))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            p.named_items()
+        }
+        Listing::Named => {
+            p.require_named()?;
             let url = format!("{base}/chat/completions");
-            for m in named {
+            for m in p.named {
                 let probe = serde_json::json!({"model": m, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]});
-                match checked(client.post(&url), Some(probe), &url, secret, t).await {
+                match checked(
+                    p.client,
+                    Call {
+                        method: "POST",
+                        url: &url,
+                        body: Some(probe),
+                        auth: &p.auth,
+                        secret: p.secret,
+                    },
+                    p.timeouts,
+                )
+                .await
+                {
                     Ok(_) => {}
                     Err(ProbeError::BadBaseUrl(_)) | Err(ProbeError::Unexpected(_)) => {
                         return Err(ProbeError::UnknownModel(format!(
@@ -182,25 +159,12 @@ pub async fn discover(
                     Err(e) => return Err(e),
                 }
             }
-            named
-                .iter()
-                .map(|m| Item {
-                    id: m.clone(),
-                    owned_by: None,
-                    created: None,
-                })
-                .collect()
+            p.named_items()
         }
-    };
-    let mut models: Vec<ModelInfo> = items
-        .into_iter()
-        .map(|i| ModelInfo {
-            id: i.id,
-            owned_by: i.owned_by,
-            created: i.created,
-        })
-        .collect();
-    models.sort_by(|a, b| a.id.cmp(&b.id));
-    models.dedup_by(|a, b| a.id == b.id);
-    Ok(models)
+        other => {
+            return Err(ProbeError::Unexpected(format!(
+                "listing {other:?} is not an OpenAI-family listing"
+            )))
+        }
+    })
 }

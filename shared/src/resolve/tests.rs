@@ -10,6 +10,7 @@ fn provider(slug: &str, models: &[&str]) -> SnapshotProvider {
         slug: slug.into(),
         kind: "openai".into(),
         base_url: format!("https://{slug}.example/v1"),
+        account: Default::default(),
         default_credential: "default".into(),
         credentials: vec![SnapshotCredential {
             id: "default".into(),

@@ -1,0 +1,613 @@
+//! Where a request goes upstream: the inbound surface a client called (OpenAI, Anthropic Messages,
+//! Gemini `generateContent`, Bedrock Converse/Invoke), and for one target the upstream URL, the edit
+//! its body needs and the headers its API expects. Pure; the data plane sends what this plans.
+//!
+//! A surface is forwarded unchanged to a provider that speaks it natively. A target that does not
+//! gets `Unsupported` with a message naming what is missing (translation between formats is a
+//! separate layer).
+
+use crate::catalog::Family;
+use crate::sigv4::uri_encode;
+
+/// The API a client called, with the part of the path that names the operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`: the
+    /// suffix after `/v1`.
+    OpenAi(&'static str),
+    /// `/v1/messages`.
+    Messages,
+    /// `/v1/messages/count_tokens`.
+    CountTokens,
+    /// `/v1beta/models/{model}:{method}` (and `/v1/models/…`): the method.
+    Google(String),
+    /// `/model/{model}/{op}`: `converse`, `converse-stream`, `invoke`,
+    /// `invoke-with-response-stream`.
+    Bedrock(&'static str),
+}
+
+impl Surface {
+    /// The catalog's name for this surface (`CatalogEntry::surfaces`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Surface::OpenAi("/chat/completions") => "chat",
+            Surface::OpenAi("/completions") => "completions",
+            Surface::OpenAi("/embeddings") => "embeddings",
+            Surface::OpenAi(_) => "responses",
+            Surface::Messages | Surface::CountTokens => "messages",
+            Surface::Google(_) => "generate-content",
+            Surface::Bedrock("converse" | "converse-stream") => "converse",
+            Surface::Bedrock(_) => "invoke",
+        }
+    }
+
+    /// Whether an answer is a stream even when the body says nothing about it.
+    pub fn streams_by_path(&self) -> bool {
+        match self {
+            Surface::Google(m) => m == "streamGenerateContent",
+            Surface::Bedrock(op) => op.ends_with("stream"),
+            _ => false,
+        }
+    }
+}
+
+/// Parses an inbound path. The model comes back when the path carries it (Gemini, Bedrock);
+/// otherwise it is in the body.
+pub fn inbound(path: &str) -> Option<(Surface, Option<String>)> {
+    let s = match path {
+        "/v1/chat/completions" => Surface::OpenAi("/chat/completions"),
+        "/v1/completions" => Surface::OpenAi("/completions"),
+        "/v1/embeddings" => Surface::OpenAi("/embeddings"),
+        "/v1/responses" => Surface::OpenAi("/responses"),
+        "/v1/messages" => Surface::Messages,
+        "/v1/messages/count_tokens" => Surface::CountTokens,
+        _ => {
+            if let Some(rest) = path
+                .strip_prefix("/v1beta/models/")
+                .or_else(|| path.strip_prefix("/v1/models/"))
+            {
+                let (model, method) = rest.rsplit_once(':')?;
+                if !matches!(
+                    method,
+                    "generateContent"
+                        | "streamGenerateContent"
+                        | "countTokens"
+                        | "embedContent"
+                        | "batchEmbedContents"
+                ) {
+                    return None;
+                }
+                return Some((Surface::Google(method.into()), Some(decode(model)?)));
+            }
+            let rest = path.strip_prefix("/model/")?;
+            let (model, op) = rest.rsplit_once('/')?;
+            let op = match op {
+                "converse" => "converse",
+                "converse-stream" => "converse-stream",
+                "invoke" => "invoke",
+                "invoke-with-response-stream" => "invoke-with-response-stream",
+                _ => return None,
+            };
+            return Some((Surface::Bedrock(op), Some(decode(model)?)));
+        }
+    };
+    Some((s, None))
+}
+
+fn decode(segment: &str) -> Option<String> {
+    let d = url::form_urlencoded::parse(format!("m={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    (!d.is_empty() && !d.contains('/')).then_some(d)
+}
+
+/// The per-provider facts planning needs, prepared once per snapshot.
+#[derive(Clone, Debug)]
+pub struct ProviderApi {
+    pub slug: String,
+    pub family: Family,
+    pub base_url: String,
+    /// Surfaces the catalog entry serves natively.
+    pub surfaces: &'static [&'static str],
+    /// Vertex: `/v1/projects/{project}/locations/{region}`; empty otherwise.
+    pub vertex_prefix: String,
+    /// Azure: the `api-version`.
+    pub api_version: String,
+}
+
+impl ProviderApi {
+    pub fn new(
+        slug: &str,
+        entry: &crate::catalog::CatalogEntry,
+        base_url: &str,
+        account: &serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        let get = |k: &str| account.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        ProviderApi {
+            slug: slug.into(),
+            family: entry.family,
+            base_url: base_url.trim_end_matches('/').into(),
+            surfaces: entry.surfaces,
+            vertex_prefix: match entry.family {
+                Family::Vertex => format!(
+                    "/v1/projects/{}/locations/{}",
+                    get("project"),
+                    get("region")
+                ),
+                _ => String::new(),
+            },
+            api_version: get("api_version").into(),
+        }
+    }
+}
+
+/// What to do with the client's body for this target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEdit {
+    /// Write the upstream model into the body's `model`.
+    SetModel,
+    /// Send the body as it came (the model is in the URL).
+    Keep,
+    /// Anthropic Messages on Vertex or Bedrock: the model moves to the URL, the body gets
+    /// `anthropic_version`; Bedrock's InvokeModel also takes no `stream`.
+    AnthropicVendor {
+        version: &'static str,
+        drop_stream: bool,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub url: String,
+    pub body: BodyEdit,
+    /// Headers sent when the client did not send them.
+    pub default_headers: &'static [(&'static str, &'static str)],
+}
+
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+const ANTHROPIC_DEFAULTS: &[(&str, &str)] = &[("anthropic-version", ANTHROPIC_VERSION)];
+
+/// A path segment: unreserved characters, `@` and `:` kept (Google's versioned ids), the rest
+/// percent-encoded.
+fn segment(model: &str) -> String {
+    let mut out = String::with_capacity(model.len());
+    for part in model.split_inclusive(['@', ':']) {
+        let (body, sep) = match part.strip_suffix(['@', ':']) {
+            Some(b) => (b, &part[b.len()..]),
+            None => (part, ""),
+        };
+        out.push_str(&uri_encode(body, false));
+        out.push_str(sep);
+    }
+    out
+}
+
+/// A Vertex model's publisher: Claude models are Anthropic's, the rest Google's.
+pub fn vertex_publisher(model: &str) -> &'static str {
+    if model.starts_with("claude") {
+        "anthropic"
+    } else {
+        "google"
+    }
+}
+
+/// Plans the upstream request of `surface` to `model` on provider `p`. `stream` is the body's
+/// `stream` flag; `query` the client's query string.
+pub fn plan(
+    p: &ProviderApi,
+    surface: &Surface,
+    model: &str,
+    stream: bool,
+    query: Option<&str>,
+) -> Result<Plan, String> {
+    let unsupported = || {
+        format!(
+            "provider '{}' does not serve the {} API; its native APIs are: {}",
+            p.slug,
+            surface_title(surface),
+            p.surfaces
+                .iter()
+                .map(|s| surface_title_by_name(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if !p.surfaces.contains(&surface.name()) {
+        return Err(unsupported());
+    }
+    let base = &p.base_url;
+    let with_query = |mut url: String, drop: &[&str]| {
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            let kept: Vec<&str> = q
+                .split('&')
+                .filter(|kv| !drop.contains(&kv.split('=').next().unwrap_or("")))
+                .collect();
+            if !kept.is_empty() {
+                url.push('?');
+                url.push_str(&kept.join("&"));
+            }
+        }
+        url
+    };
+    let plan = |url: String, body: BodyEdit| Plan {
+        url,
+        body,
+        default_headers: &[],
+    };
+    Ok(match (p.family, surface) {
+        (Family::OpenAi, Surface::OpenAi(suffix)) => plan(
+            with_query(format!("{base}{suffix}"), &[]),
+            BodyEdit::SetModel,
+        ),
+        (Family::Azure, Surface::OpenAi(suffix)) => {
+            let url = format!(
+                "{base}/deployments/{}{suffix}?api-version={}",
+                segment(model),
+                uri_encode(&p.api_version, false)
+            );
+            plan(url, BodyEdit::SetModel)
+        }
+        (Family::Anthropic, Surface::Messages | Surface::CountTokens) => Plan {
+            url: with_query(
+                format!(
+                    "{base}{}",
+                    if *surface == Surface::Messages {
+                        "/messages"
+                    } else {
+                        "/messages/count_tokens"
+                    }
+                ),
+                &[],
+            ),
+            body: BodyEdit::SetModel,
+            default_headers: ANTHROPIC_DEFAULTS,
+        },
+        (Family::Gemini, Surface::Google(method)) => plan(
+            with_query(
+                format!("{base}/models/{}:{method}", segment(model)),
+                &["key"],
+            ),
+            BodyEdit::Keep,
+        ),
+        (Family::Vertex, Surface::Google(method)) => {
+            if vertex_publisher(model) != "google" {
+                return Err(format!(
+                    "model '{model}' on provider '{}' is a Claude model: call it through the Anthropic Messages API (/v1/messages)",
+                    p.slug
+                ));
+            }
+            let url = format!(
+                "{base}{}/publishers/google/models/{}:{method}",
+                p.vertex_prefix,
+                segment(model)
+            );
+            plan(with_query(url, &["key"]), BodyEdit::Keep)
+        }
+        (Family::Vertex, Surface::Messages | Surface::CountTokens) => {
+            if vertex_publisher(model) != "anthropic" {
+                return Err(format!(
+                    "model '{model}' on provider '{}' is not a Claude model: call it through the Gemini API (/v1beta/models/{model}:generateContent)",
+                    p.slug
+                ));
+            }
+            let prefix = format!("{base}{}/publishers/anthropic/models", p.vertex_prefix);
+            match surface {
+                Surface::CountTokens => Plan {
+                    url: format!("{prefix}/count-tokens:rawPredict"),
+                    body: BodyEdit::SetModel,
+                    default_headers: &[],
+                },
+                _ => Plan {
+                    url: format!(
+                        "{prefix}/{}:{}",
+                        segment(model),
+                        if stream {
+                            "streamRawPredict"
+                        } else {
+                            "rawPredict"
+                        }
+                    ),
+                    body: BodyEdit::AnthropicVendor {
+                        version: "vertex-2023-10-16",
+                        drop_stream: false,
+                    },
+                    default_headers: &[],
+                },
+            }
+        }
+        (Family::Bedrock, Surface::Bedrock(op)) => plan(
+            format!("{base}/model/{}/{op}", uri_encode(model, false)),
+            BodyEdit::Keep,
+        ),
+        (Family::Bedrock, Surface::Messages) => {
+            if !model.contains("anthropic.") {
+                return Err(format!(
+                    "model '{model}' on provider '{}' is not an Anthropic model: call it through Bedrock's Converse API (/model/{{model}}/converse)",
+                    p.slug
+                ));
+            }
+            if stream {
+                return Err(format!(
+                    "streaming Anthropic Messages through Bedrock (provider '{}') is not supported yet: send \"stream\": false, or call /model/{{model}}/converse-stream",
+                    p.slug
+                ));
+            }
+            plan(
+                format!("{base}/model/{}/invoke", uri_encode(model, false)),
+                BodyEdit::AnthropicVendor {
+                    version: "bedrock-2023-05-31",
+                    drop_stream: true,
+                },
+            )
+        }
+        _ => return Err(unsupported()),
+    })
+}
+
+fn surface_title(s: &Surface) -> &'static str {
+    surface_title_by_name(s.name())
+}
+
+fn surface_title_by_name(name: &str) -> &'static str {
+    match name {
+        "chat" => "OpenAI Chat Completions",
+        "completions" => "OpenAI Completions",
+        "embeddings" => "OpenAI Embeddings",
+        "responses" => "OpenAI Responses",
+        "messages" => "Anthropic Messages",
+        "generate-content" => "Gemini generateContent",
+        "converse" => "Bedrock Converse",
+        "invoke" => "Bedrock InvokeModel",
+        _ => "unknown",
+    }
+}
+
+/// Applies a `BodyEdit` that needs the body rebuilt (`AnthropicVendor`): `model` removed,
+/// `anthropic_version` set unless present, `stream` removed when asked.
+pub fn vendor_body(body: &[u8], version: &str, drop_stream: bool) -> Result<Vec<u8>, String> {
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| format!("request body is not a JSON object: {e}"))?;
+    v.remove("model");
+    if drop_stream {
+        v.remove("stream");
+    }
+    v.entry("anthropic_version")
+        .or_insert_with(|| version.into());
+    serde_json::to_vec(&v).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::entry;
+
+    fn api(kind: &str, base: &str, account: serde_json::Value) -> ProviderApi {
+        let e = entry(kind).expect("entry");
+        ProviderApi::new(kind, &e, base, account.as_object().expect("obj"))
+    }
+
+    #[test]
+    fn inbound_paths() {
+        assert_eq!(
+            inbound("/v1/chat/completions"),
+            Some((Surface::OpenAi("/chat/completions"), None))
+        );
+        assert_eq!(inbound("/v1/messages"), Some((Surface::Messages, None)));
+        assert_eq!(
+            inbound("/v1beta/models/gemini-2.0-flash:streamGenerateContent"),
+            Some((
+                Surface::Google("streamGenerateContent".into()),
+                Some("gemini-2.0-flash".into())
+            ))
+        );
+        assert_eq!(
+            inbound("/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"),
+            Some((
+                Surface::Bedrock("converse"),
+                Some("anthropic.claude-3-haiku-20240307-v1:0".into())
+            ))
+        );
+        for bad in [
+            "/v1/nope",
+            "/v1beta/models/x:deleteEverything",
+            "/model/a%2Fb/converse",
+            "/model//converse",
+            "/model/x/run",
+        ] {
+            assert_eq!(inbound(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn plans_per_family() {
+        let openai = api("openai", "https://api.openai.com/v1", serde_json::json!({}));
+        assert_eq!(
+            plan(
+                &openai,
+                &Surface::OpenAi("/chat/completions"),
+                "gpt-4o",
+                false,
+                Some("a=1")
+            )
+            .expect("ok")
+            .url,
+            "https://api.openai.com/v1/chat/completions?a=1"
+        );
+        let azure = api(
+            "azure-openai",
+            "https://contoso.openai.azure.com/openai",
+            serde_json::json!({"resource":"contoso","api_version":"2024-10-21"}),
+        );
+        assert_eq!(
+            plan(&azure, &Surface::OpenAi("/chat/completions"), "my-gpt4o", false, Some("api-version=evil")).expect("ok").url,
+            "https://contoso.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        assert!(plan(&azure, &Surface::OpenAi("/responses"), "d", false, None).is_err());
+        let anthropic = api(
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            serde_json::json!({}),
+        );
+        let p = plan(
+            &anthropic,
+            &Surface::Messages,
+            "claude-sonnet-4-5",
+            true,
+            None,
+        )
+        .expect("ok");
+        assert_eq!(
+            (p.url.as_str(), p.body),
+            ("https://api.anthropic.com/v1/messages", BodyEdit::SetModel)
+        );
+        assert_eq!(p.default_headers, ANTHROPIC_DEFAULTS);
+        let e = plan(
+            &anthropic,
+            &Surface::OpenAi("/chat/completions"),
+            "claude",
+            false,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("OpenAI Chat Completions") && e.contains("Anthropic Messages"),
+            "{e}"
+        );
+        let gemini = api(
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta",
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            plan(&gemini, &Surface::Google("streamGenerateContent".into()), "gemini-2.0-flash", false, Some("alt=sse&key=leak")).expect("ok").url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+        );
+        let vertex = api(
+            "vertex",
+            "https://us-central1-aiplatform.googleapis.com",
+            serde_json::json!({"project":"p1","region":"us-central1"}),
+        );
+        assert_eq!(
+            plan(&vertex, &Surface::Google("generateContent".into()), "gemini-2.0-flash", false, None).expect("ok").url,
+            "https://us-central1-aiplatform.googleapis.com/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
+        );
+        let p = plan(
+            &vertex,
+            &Surface::Messages,
+            "claude-sonnet-4@20250514",
+            true,
+            None,
+        )
+        .expect("ok");
+        assert_eq!(p.url, "https://us-central1-aiplatform.googleapis.com/v1/projects/p1/locations/us-central1/publishers/anthropic/models/claude-sonnet-4@20250514:streamRawPredict");
+        assert_eq!(
+            p.body,
+            BodyEdit::AnthropicVendor {
+                version: "vertex-2023-10-16",
+                drop_stream: false
+            }
+        );
+        assert!(plan(&vertex, &Surface::Messages, "gemini-2.0-flash", false, None).is_err());
+        assert!(plan(
+            &vertex,
+            &Surface::Google("generateContent".into()),
+            "claude-sonnet-4@20250514",
+            false,
+            None
+        )
+        .is_err());
+        let bedrock = api(
+            "bedrock",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            serde_json::json!({"region":"us-east-1"}),
+        );
+        assert_eq!(
+            plan(&bedrock, &Surface::Bedrock("converse-stream"), "anthropic.claude-3-haiku-20240307-v1:0", false, None).expect("ok").url,
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+        );
+        let p = plan(
+            &bedrock,
+            &Surface::Messages,
+            "us.anthropic.claude-3-haiku-20240307-v1:0",
+            false,
+            None,
+        )
+        .expect("ok");
+        assert!(p
+            .url
+            .ends_with("/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/invoke"));
+        assert!(plan(
+            &bedrock,
+            &Surface::Messages,
+            "anthropic.claude-x",
+            true,
+            None
+        )
+        .unwrap_err()
+        .contains("stream"));
+        assert!(plan(
+            &bedrock,
+            &Surface::Messages,
+            "amazon.nova-pro-v1:0",
+            false,
+            None
+        )
+        .is_err());
+        let cohere = api(
+            "cohere",
+            "https://api.cohere.ai/compatibility/v1",
+            serde_json::json!({}),
+        );
+        assert!(plan(
+            &cohere,
+            &Surface::OpenAi("/embeddings"),
+            "embed-v4.0",
+            false,
+            None
+        )
+        .is_ok());
+        assert!(plan(
+            &cohere,
+            &Surface::OpenAi("/responses"),
+            "command-a",
+            false,
+            None
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn vendor_body_moves_the_model_out() {
+        let b = vendor_body(
+            br#"{"model":"m","stream":true,"max_tokens":5}"#,
+            "bedrock-2023-05-31",
+            true,
+        )
+        .expect("ok");
+        let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"anthropic_version":"bedrock-2023-05-31","max_tokens":5})
+        );
+        let b = vendor_body(
+            br#"{"model":"m","stream":true,"anthropic_version":"x"}"#,
+            "v",
+            false,
+        )
+        .expect("ok");
+        let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"anthropic_version":"x","stream":true})
+        );
+    }
+
+    #[test]
+    fn segments_keep_google_version_marks() {
+        assert_eq!(
+            segment("claude-sonnet-4@20250514"),
+            "claude-sonnet-4@20250514"
+        );
+        assert_eq!(segment("a b?c#d"), "a%20b%3Fc%23d");
+    }
+}
