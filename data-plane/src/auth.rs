@@ -83,15 +83,19 @@ impl Caller {
         if policy == ByokPolicy::Ignored {
             return Ok(None);
         }
-        let found = ["authorization", "x-api-key"].iter().find_map(|h| {
-            let v = headers.get(*h)?.to_str().ok()?;
-            let v = strip_bearer(v);
-            (!v.is_empty() && !looks_like_to11_key(v)).then_some(v)
-        });
+        // Where SDKs put a provider key: OpenAI's and most others' bearer, Anthropic's x-api-key,
+        // Gemini's x-goog-api-key, Azure's api-key.
+        let found = ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
+            .iter()
+            .find_map(|h| {
+                let v = headers.get(*h)?.to_str().ok()?;
+                let v = strip_bearer(v);
+                (!v.is_empty() && !looks_like_to11_key(v)).then_some(v)
+            });
         if found.is_none() && policy == ByokPolicy::Required {
             return Err(GatewayError::new(
                 ErrorCode::ByokRequired,
-                "this project requires your own upstream key in Authorization or x-api-key",
+                "this project requires your own upstream key in Authorization, x-api-key, x-goog-api-key or api-key",
             ));
         }
         Ok(found)

@@ -11,6 +11,7 @@ pub mod net;
 pub mod proxy;
 pub mod state;
 pub mod sync;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,8 @@ pub struct Ctx {
     pub settings: Settings,
     pub metrics: Metrics,
     pub sync: Arc<SyncStatus>,
+    /// Google access tokens of the projects' service accounts.
+    pub google_tokens: tokens::GoogleTokens,
 }
 
 /// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
@@ -72,6 +75,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/completions", web::post().to(forward))
         .route("/v1/embeddings", web::post().to(forward))
         .route("/v1/responses", web::post().to(forward))
+        .route("/v1/messages", web::post().to(forward))
+        .route("/v1/messages/count_tokens", web::post().to(forward))
+        .route("/v1beta/models/{call:.+}", web::post().to(forward))
+        .route("/v1/models/{call:.+}", web::post().to(forward))
+        .route("/model/{call:.+}", web::post().to(forward))
         .default_service(web::to(health::not_found));
 }
 
@@ -111,6 +119,7 @@ pub fn start(
         settings,
         metrics: Metrics::default(),
         sync: status.clone(),
+        google_tokens: Default::default(),
     });
     let server = HttpServer::new(move || {
         let client = web::Data::new(upstream_client(&ctx.settings));

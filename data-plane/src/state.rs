@@ -8,19 +8,79 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use to11_shared::catalog::{self, AuthForm, Family};
 use to11_shared::crypto::{KeyHash, Keyring};
+use to11_shared::google::ServiceAccount;
 use to11_shared::model::{ByokPolicy, CredentialSecret};
 use to11_shared::resolve::{compile, Tables};
+use to11_shared::sigv4::AwsCredentials;
 use to11_shared::snapshot::{credential_owner, Snapshot};
+use to11_shared::upstream::ProviderApi;
 use uuid::Uuid;
 
-/// A credential ready to present upstream.
-pub struct UpstreamAuth {
-    /// `Bearer <key>` for bearer-style providers; `None` for a credential with no key.
-    pub authorization: Option<HeaderValue>,
+/// A credential ready to present upstream, in its provider's form.
+pub enum UpstreamAuth {
+    /// A credential with no key (self-hosted servers without one).
+    None,
+    /// One header: `authorization: Bearer …`, `x-api-key`, `x-goog-api-key` or `api-key`.
+    Header(HeaderName, HeaderValue),
+    /// AWS keys: every attempt is signed (SigV4, service `bedrock`).
+    SigV4 {
+        creds: AwsCredentials,
+        region: String,
+    },
+    /// A Google service account: presented as a bearer access token from the token cache.
+    Google(Arc<ServiceAccount>),
+}
+
+impl UpstreamAuth {
+    fn new(
+        form: AuthForm,
+        secret: &CredentialSecret,
+        region: &str,
+    ) -> Result<UpstreamAuth, &'static str> {
+        Ok(match secret {
+            CredentialSecret::ApiKey { api_key } if api_key.is_empty() => UpstreamAuth::None,
+            CredentialSecret::ApiKey { api_key } => {
+                let (name, value) = key_header(form, api_key)?;
+                UpstreamAuth::Header(name, value)
+            }
+            CredentialSecret::Aws {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => UpstreamAuth::SigV4 {
+                creds: AwsCredentials {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    session_token: session_token.clone(),
+                },
+                region: region.to_string(),
+            },
+            CredentialSecret::GoogleServiceAccount {
+                service_account_json,
+            } => UpstreamAuth::Google(Arc::new(
+                ServiceAccount::from_json(service_account_json).map_err(|_| "service account")?,
+            )),
+        })
+    }
+}
+
+/// A key as its provider takes it (`form.byok_header()`): `Bearer <key>` in `authorization`, the
+/// bare key in the others. Marked sensitive.
+pub fn key_header(form: AuthForm, key: &str) -> Result<(HeaderName, HeaderValue), &'static str> {
+    let name = form.byok_header();
+    let mut v = if name == "authorization" {
+        HeaderValue::from_str(&format!("Bearer {key}"))
+    } else {
+        HeaderValue::from_str(key)
+    }
+    .map_err(|_| "not a valid header value")?;
+    v.set_sensitive(true);
+    Ok((HeaderName::from_static(name), v))
 }
 
 pub struct ProjectLive {
@@ -31,6 +91,10 @@ pub struct ProjectLive {
     pub tables: Tables,
     /// Per provider index: credential id → prepared auth.
     pub credentials: Vec<HashMap<String, UpstreamAuth>>,
+    /// Per provider index: where and how its API is called.
+    pub apis: Vec<ProviderApi>,
+    /// Per provider index: the form its credentials (and clients' own keys) take.
+    pub auth_forms: Vec<AuthForm>,
     /// Health of route targets; carried over from the previous snapshot on apply.
     pub health: crate::health_book::HealthBook,
     key_hashes: Vec<KeyHash>,
@@ -100,7 +164,33 @@ pub fn prepare(
         )
     })?;
     let mut credentials = Vec::with_capacity(s.providers.len());
+    let mut apis = Vec::with_capacity(s.providers.len());
+    let mut auth_forms = Vec::with_capacity(s.providers.len());
     for p in &s.providers {
+        // A kind this replica does not know (a newer control plane) serves nothing, and says so;
+        // the rest of the project keeps serving.
+        let (api, form) = match catalog::entry(&p.kind) {
+            Some(e) => (
+                ProviderApi::new(&p.slug, &e, &p.base_url, &p.account),
+                e.auth,
+            ),
+            None => (
+                ProviderApi {
+                    slug: p.slug.clone(),
+                    family: Family::OpenAi,
+                    base_url: p.base_url.clone(),
+                    surfaces: &[],
+                    vertex_prefix: String::new(),
+                    api_version: String::new(),
+                },
+                AuthForm::Bearer,
+            ),
+        };
+        let region = p
+            .account
+            .get("region")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let mut map = HashMap::new();
         for c in &p.credentials {
             let owner = credential_owner(&s.project.id, &p.slug, &c.id);
@@ -109,18 +199,13 @@ pub fn prepare(
                 .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
             let secret: CredentialSecret = serde_json::from_slice(&clear)
                 .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
-            let authorization = match secret.api_key() {
-                Some(k) if !k.is_empty() => {
-                    let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
-                        .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
-                    v.set_sensitive(true);
-                    Some(v)
-                }
-                _ => None,
-            };
-            map.insert(c.id.clone(), UpstreamAuth { authorization });
+            let auth = UpstreamAuth::new(form, &secret, region)
+                .map_err(|_| PrepareError::Credential(format!("{}/{}", p.slug, c.id)))?;
+            map.insert(c.id.clone(), auth);
         }
         credentials.push(map);
+        apis.push(api);
+        auth_forms.push(form);
     }
     let mut keys = Vec::with_capacity(s.keys.len());
     for k in &s.keys {
@@ -144,6 +229,8 @@ pub fn prepare(
             byok: s.project.byok,
             tables,
             credentials,
+            apis,
+            auth_forms,
             health: Default::default(),
             key_hashes: keys.iter().map(|(h, _)| *h).collect(),
         },
@@ -277,7 +364,9 @@ pub(crate) mod tests {
             &keyring(),
         )
         .unwrap();
-        let auth = p.credentials[0]["default"].authorization.as_ref().unwrap();
+        let UpstreamAuth::Header(_, auth) = &p.credentials[0]["default"] else {
+            panic!("a bearer key")
+        };
         assert_eq!(auth.to_str().unwrap(), "Bearer sk-stored");
         assert!(auth.is_sensitive());
         assert_eq!(keys.len(), 1);

@@ -98,7 +98,8 @@ fn decode(segment: &str) -> Option<String> {
     let d = url::form_urlencoded::parse(format!("m={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())?;
-    (!d.is_empty() && !d.contains('/')).then_some(d)
+    // A `/` is kept: `provider/model` passthrough names travel in paths too.
+    (!d.is_empty()).then_some(d)
 }
 
 /// The per-provider facts planning needs, prepared once per snapshot.

@@ -8,6 +8,7 @@
 pub mod breaking;
 pub mod client;
 pub mod mock;
+pub mod native_mock;
 pub mod redis_server;
 pub mod sandbox;
 

@@ -149,6 +149,8 @@ pub fn gateway_settings() -> to11_data_plane::Settings {
     s.reconcile_interval = Duration::from_millis(300);
     s.max_body_bytes = 64 * 1024;
     s.upstream_timeout = Duration::from_secs(30);
+    // Mocks listen on loopback.
+    s.allow_private_upstreams = true;
     s
 }
 
@@ -172,9 +174,17 @@ pub struct EmbeddedInfo {
 
 /// Embedded mode on a data directory, as `to11` runs it (token and key generated there).
 pub fn embedded(data_dir: &Path) -> anyhow::Result<Spawned<EmbeddedInfo>> {
+    embedded_with(data_dir, |_| {})
+}
+
+/// Embedded mode with settings adjusted by `adjust` (e.g. the Google token endpoint of a mock).
+pub fn embedded_with(
+    data_dir: &Path,
+    adjust: impl FnOnce(&mut to11_control_plane::embedded::EmbeddedSettings) + Send + 'static,
+) -> anyhow::Result<Spawned<EmbeddedInfo>> {
     let data_dir = data_dir.to_path_buf();
     spawn(move || async move {
-        let s = to11_control_plane::embedded::EmbeddedSettings {
+        let mut s = to11_control_plane::embedded::EmbeddedSettings {
             data_dir,
             api_listen: "127.0.0.1:0".into(),
             gateway: gateway_settings(),
@@ -182,6 +192,7 @@ pub fn embedded(data_dir: &Path) -> anyhow::Result<Spawned<EmbeddedInfo>> {
             master_key: None,
             allow_private_upstreams: true,
         };
+        adjust(&mut s);
         let e = to11_control_plane::embedded::start(s).await?;
         Ok((
             EmbeddedInfo {

@@ -3,11 +3,19 @@
 //! provider family's wire format (its path prefix, listing shape and the way it refuses a bad
 //! key). discover → connect → call (plain and streaming) → invalid key → unreachable host.
 
-use serde_json::json;
-use to11_tests::client::{chat, gated_stream, wait_version, ApiClient};
-use to11_tests::mock::{stream_chunks, Family, InvalidKeyShape, ListingShape, MockUpstream};
+use awc::http::Method;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use to11_tests::client::{chat, gated_stream, gateway, wait_version, ApiClient};
+use to11_tests::mock::{
+    stream_chunks, Family, InvalidKeyShape, ListingShape, MockUpstream, Recorded,
+};
+use to11_tests::native_mock::{
+    anthropic_events, converse_frames, gemini_events, service_account, Native, NativeMock,
+    AWS_KEY_ID, AWS_REGION, AWS_SECRET, SA_EMAIL, VERTEX_PROJECT,
+};
 use to11_tests::redis_server::free_port;
-use to11_tests::sandbox::embedded;
+use to11_tests::sandbox::{embedded, embedded_with};
 
 /// The wire format each catalog entry's provider really speaks (see shared/reference/providers.md).
 fn family(id: &str) -> Family {
@@ -67,6 +75,16 @@ fn family(id: &str) -> Family {
     }
 }
 
+/// Entries with their own API family, run by `native_entries_…` below.
+const NATIVE: &[&str] = &[
+    "anthropic",
+    "gemini",
+    "vertex",
+    "bedrock",
+    "azure-openai",
+    "cohere",
+];
+
 #[actix_rt::test]
 async fn every_catalog_entry_connects_validates_discovers_and_serves() {
     let dir = std::env::temp_dir().join(format!("to11-conformance-{}", uuid::Uuid::new_v4()));
@@ -81,10 +99,13 @@ async fn every_catalog_entry_connects_validates_discovers_and_serves() {
     let project = p["id"].as_str().expect("id").to_string();
     let (_, catalog) = api.get("/catalog").await;
     let entries = catalog["data"].as_array().expect("catalog");
-    assert!(entries.len() >= 14, "{} entries", entries.len());
+    assert!(entries.len() >= 20, "{} entries", entries.len());
 
     for e in entries {
         let id = e["id"].as_str().expect("id");
+        if NATIVE.contains(&id) {
+            continue;
+        }
         let fam = family(id);
         let keyless = id == "ollama";
         let key = if keyless {
@@ -193,6 +214,507 @@ async fn every_catalog_entry_connects_validates_discovers_and_serves() {
             "{id}: {e}"
         );
     }
+    gw.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One native entry's case: how to connect it to its mock, what discovery must find, and how to
+/// call it on its own API.
+struct Case {
+    id: &'static str,
+    kind: Native,
+    /// Path of the API under the mock's root.
+    prefix: &'static str,
+    connect: Value,
+    /// Named models (entries without a full listing).
+    named: &'static [&'static str],
+    expect_ids: &'static [&'static str],
+    expose: &'static [&'static str],
+    bad_credentials: Vec<Value>,
+    /// (gateway path, body, upstream path, expected streamed body) of a plain and a streamed call.
+    calls: Vec<(String, Value, String, Option<Vec<u8>>)>,
+    /// Checks the credential on a recorded upstream request.
+    auth_ok: fn(&Recorded, &NativeMock) -> bool,
+}
+
+fn messages_body(model: &str, stream: bool) -> Value {
+    json!({"model": model, "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn gemini_body() -> Value {
+    json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+}
+
+fn chat_body(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn joined(events: Vec<String>) -> Option<Vec<u8>> {
+    Some(events.concat().into_bytes())
+}
+
+fn cases(key: &str) -> Vec<Case> {
+    let vertex_prefix = format!("/v1/projects/{VERTEX_PROJECT}/locations/us-central1/publishers");
+    vec![
+        Case {
+            id: "anthropic",
+            kind: Native::Anthropic,
+            prefix: "/v1",
+            connect: json!({"credential": {"api_key": key}}),
+            named: &[],
+            expect_ids: &["m1", "m2"],
+            expose: &["m1"],
+            bad_credentials: vec![json!({"api_key": "sk-echo-wrong-1234"})],
+            calls: vec![
+                (
+                    "/v1/messages".into(),
+                    messages_body("anthropic/m1", false),
+                    "/v1/messages".into(),
+                    None,
+                ),
+                (
+                    "/v1/messages".into(),
+                    messages_body("anthropic/m1", true),
+                    "/v1/messages".into(),
+                    joined(anthropic_events("m1")),
+                ),
+            ],
+            auth_ok: |r, m| {
+                r.header("x-api-key") == Some(m.state.api_key.as_str())
+                    && r.header("anthropic-version") == Some("2023-06-01")
+                    && r.json()["model"] == "m1"
+            },
+        },
+        Case {
+            id: "gemini",
+            kind: Native::Gemini,
+            prefix: "/v1beta",
+            connect: json!({"credential": {"api_key": key}}),
+            named: &[],
+            expect_ids: &["m1", "m2"],
+            expose: &["m1"],
+            bad_credentials: vec![json!({"api_key": "sk-echo-wrong-1234"})],
+            calls: vec![
+                (
+                    "/v1beta/models/gemini/m1:generateContent".into(),
+                    gemini_body(),
+                    "/v1beta/models/m1:generateContent".into(),
+                    None,
+                ),
+                (
+                    "/v1beta/models/gemini/m1:streamGenerateContent?alt=sse".into(),
+                    gemini_body(),
+                    "/v1beta/models/m1:streamGenerateContent?alt=sse".into(),
+                    joined(gemini_events()),
+                ),
+            ],
+            auth_ok: |r, m| r.header("x-goog-api-key") == Some(m.state.api_key.as_str()),
+        },
+        Case {
+            id: "vertex",
+            kind: Native::Vertex,
+            prefix: "",
+            connect: json!({"credential": {"service_account_json": service_account(SA_EMAIL)}, "account": {"region": "us-central1"}}),
+            named: &["claude-m1@20250514"],
+            expect_ids: &["claude-m1@20250514", "gemini-m1", "gemini-m2"],
+            expose: &["gemini-m1", "claude-m1@20250514"],
+            bad_credentials: vec![
+                json!({"service_account_json": service_account("stranger@other.iam.gserviceaccount.com")}),
+            ],
+            calls: vec![
+                (
+                    "/v1beta/models/vertex/gemini-m1:generateContent".into(),
+                    gemini_body(),
+                    format!("{vertex_prefix}/google/models/gemini-m1:generateContent"),
+                    None,
+                ),
+                (
+                    "/v1beta/models/vertex/gemini-m1:streamGenerateContent?alt=sse".into(),
+                    gemini_body(),
+                    format!(
+                        "{vertex_prefix}/google/models/gemini-m1:streamGenerateContent?alt=sse"
+                    ),
+                    joined(gemini_events()),
+                ),
+                (
+                    "/v1/messages".into(),
+                    messages_body("vertex/claude-m1@20250514", false),
+                    format!("{vertex_prefix}/anthropic/models/claude-m1@20250514:rawPredict"),
+                    None,
+                ),
+                (
+                    "/v1/messages".into(),
+                    messages_body("vertex/claude-m1@20250514", true),
+                    format!("{vertex_prefix}/anthropic/models/claude-m1@20250514:streamRawPredict"),
+                    joined(anthropic_events("claude-m1@20250514")),
+                ),
+            ],
+            auth_ok: |r, m| {
+                let issued = m.state.issued_tokens.lock().expect("lock").clone();
+                r.header("authorization")
+                    .and_then(|a| a.strip_prefix("Bearer "))
+                    .is_some_and(|t| issued.iter().any(|i| i == t))
+            },
+        },
+        Case {
+            id: "bedrock",
+            kind: Native::Bedrock,
+            prefix: "",
+            connect: json!({"credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET, "session_token": "FQo-mock-session"},
+                "account": {"region": AWS_REGION}}),
+            named: &[],
+            expect_ids: &["eu.anthropic.claude-m1-v1:0", "eu.m2", "m1"],
+            expose: &["m1", "eu.anthropic.claude-m1-v1:0"],
+            bad_credentials: vec![
+                json!({"access_key_id": "AKIAUNKNOWN000000000", "secret_access_key": AWS_SECRET}),
+                json!({"access_key_id": AWS_KEY_ID, "secret_access_key": "not-the-secret"}),
+            ],
+            calls: vec![
+                (
+                    "/model/bedrock/m1/converse".into(),
+                    json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+                    "/model/m1/converse".into(),
+                    None,
+                ),
+                (
+                    "/model/bedrock/m1/converse-stream".into(),
+                    json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+                    "/model/m1/converse-stream".into(),
+                    Some(converse_frames()),
+                ),
+                (
+                    "/v1/messages".into(),
+                    messages_body("bedrock/eu.anthropic.claude-m1-v1:0", false),
+                    "/model/eu.anthropic.claude-m1-v1%3A0/invoke".into(),
+                    None,
+                ),
+            ],
+            // The mock recomputed the signature over the request as received.
+            auth_ok: |r, _| {
+                r.header("authorization").is_some_and(|a| {
+                    a.starts_with("AWS4-HMAC-SHA256 Credential=AKIAMOCKEXAMPLE0001/")
+                }) && r.header("x-amz-security-token") == Some("FQo-mock-session")
+            },
+        },
+        Case {
+            id: "azure-openai",
+            kind: Native::Azure,
+            prefix: "/openai",
+            connect: json!({"credential": {"api_key": key}, "account": {"resource": "contoso"}}),
+            named: &["dep-a"],
+            expect_ids: &["dep-a"],
+            expose: &["dep-a"],
+            bad_credentials: vec![json!({"api_key": "sk-echo-wrong-1234"})],
+            calls: vec![
+                (
+                    "/v1/chat/completions".into(),
+                    chat_body("azure-openai/dep-a", false),
+                    "/openai/deployments/dep-a/chat/completions?api-version=2024-10-21".into(),
+                    None,
+                ),
+                (
+                    "/v1/chat/completions".into(),
+                    chat_body("azure-openai/dep-a", true),
+                    "/openai/deployments/dep-a/chat/completions?api-version=2024-10-21".into(),
+                    joined(stream_chunks("dep-a")),
+                ),
+            ],
+            auth_ok: |r, m| {
+                r.header("api-key") == Some(m.state.api_key.as_str())
+                    && r.header("authorization").is_none()
+            },
+        },
+        Case {
+            id: "cohere",
+            kind: Native::Cohere,
+            prefix: "/compatibility/v1",
+            connect: json!({"credential": {"api_key": key}}),
+            named: &[],
+            expect_ids: &["m1", "m2"],
+            expose: &["m1"],
+            bad_credentials: vec![json!({"api_key": "sk-echo-wrong-1234"})],
+            calls: vec![
+                (
+                    "/v1/chat/completions".into(),
+                    chat_body("cohere/m1", false),
+                    "/compatibility/v1/chat/completions".into(),
+                    None,
+                ),
+                (
+                    "/v1/chat/completions".into(),
+                    chat_body("cohere/m1", true),
+                    "/compatibility/v1/chat/completions".into(),
+                    joined(stream_chunks("m1")),
+                ),
+            ],
+            auth_ok: |r, m| {
+                r.header("authorization") == Some(format!("Bearer {}", m.state.api_key).as_str())
+            },
+        },
+    ]
+}
+
+#[actix_rt::test]
+async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
+    let key = "sk-native-valid-9876";
+    // Vertex's token endpoint is part of its mock, and both planes must use it.
+    let mocks: Vec<(Case, NativeMock)> = cases(key)
+        .into_iter()
+        .map(|c| {
+            let m = NativeMock::start(c.kind, key);
+            (c, m)
+        })
+        .collect();
+    let token_url = mocks
+        .iter()
+        .find(|(c, _)| c.kind == Native::Vertex)
+        .map(|(_, m)| format!("http://{}/token", m.addr))
+        .expect("vertex mock");
+    let dir =
+        std::env::temp_dir().join(format!("to11-conformance-native-{}", uuid::Uuid::new_v4()));
+    let gw =
+        embedded_with(&dir, move |s| s.gateway.google_token_url = token_url).expect("embedded");
+    let api = ApiClient::new(
+        gw.info.api,
+        gw.info.generated_admin_token.as_deref().expect("token"),
+    );
+    let (_, p) = api
+        .post("/projects", json!({"name": "Native", "slug": "native"}))
+        .await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (_, catalog) = api.get("/catalog").await;
+    let ids: Vec<&str> = catalog["data"]
+        .as_array()
+        .expect("catalog")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    for n in NATIVE {
+        assert!(ids.contains(n), "{n} in the catalog");
+        assert!(mocks.iter().any(|(c, _)| c.id == *n), "a case for {n}");
+    }
+
+    for (case, mock) in &mocks {
+        let id = case.id;
+        let mut body = case.connect.clone();
+        body["kind"] = id.into();
+        body["base_url"] = format!("http://{}{}", mock.addr, case.prefix).into();
+        if !case.named.is_empty() {
+            body["models"] = json!(case.named);
+        }
+
+        // Discover: the real listing (every page), or the named models checked one by one.
+        let (s, d) = api
+            .post("/projects/native/providers/discover", body.clone())
+            .await;
+        assert_eq!(s, 200, "{id}: discover: {d}");
+        let found: Vec<&str> = d["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        assert_eq!(found, case.expect_ids, "{id}");
+        if !case.named.is_empty() {
+            let mut unknown = body.clone();
+            unknown["models"] = json!(["nope"]);
+            let (s, e) = api
+                .post("/projects/native/providers/discover", unknown)
+                .await;
+            assert_eq!(
+                s, 422,
+                "{id}: a named model the provider does not serve: {e}"
+            );
+        }
+
+        // Connect, exposing a subset.
+        let mut connect = body.clone();
+        connect["models"] = json!(case.expose);
+        let (s, c) = api.post("/projects/native/providers", connect).await;
+        assert_eq!(s, 201, "{id}: connect: {c}");
+        assert!(
+            !c.to_string().contains(key) && !c.to_string().contains("PRIVATE KEY"),
+            "{id}: secret in the answer"
+        );
+
+        // Call through the gateway on the provider's own API, plain and streaming.
+        let (_, k) = api.post("/projects/native/keys", json!({"name": id})).await;
+        let gk = k["key"].as_str().expect("key").to_string();
+        wait_version(
+            &[gw.info.gateway],
+            &project,
+            k["version"].as_u64().expect("v"),
+        )
+        .await;
+        let tokens_before = mock.state.issued_tokens.lock().expect("lock").len();
+        for (path, call, upstream, streamed) in &case.calls {
+            let r = gateway(
+                gw.info.gateway,
+                Method::POST,
+                path,
+                &[("x-to11-authorization", &gk)],
+                Some(Bytes::from(call.to_string())),
+            )
+            .await;
+            assert_eq!(
+                r.status,
+                200,
+                "{id} {path}: {:?}; upstream saw {:?}",
+                String::from_utf8_lossy(&r.body),
+                mock.requests()
+                    .iter()
+                    .map(|r| (r.path.clone(), r.header("authorization").map(String::from)))
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(r.header("x-to11-provider"), Some(id), "{id}");
+            let rec = mock.last(upstream).unwrap_or_else(|| {
+                panic!(
+                    "{id}: nothing reached {upstream}: {:?}",
+                    mock.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
+                )
+            });
+            assert_eq!(&rec.path, upstream, "{id}");
+            assert!(
+                (case.auth_ok)(&rec, mock),
+                "{id}: credential in the provider's form: {:?}",
+                rec.headers
+            );
+            assert!(
+                rec.header("x-to11-authorization").is_none(),
+                "{id}: the to11 key went upstream"
+            );
+            if let Some(want) = streamed {
+                assert_eq!(
+                    r.body.as_ref(),
+                    want.as_slice(),
+                    "{id}: the stream as the provider sent it"
+                );
+            }
+        }
+        if case.kind == Native::Vertex {
+            // One token minted for all those calls (cached by the replica).
+            assert_eq!(
+                mock.state.issued_tokens.lock().expect("lock").len(),
+                tokens_before + 1,
+                "vertex: token cached"
+            );
+        }
+        if case.kind == Native::Bedrock {
+            assert!(
+                mock.state
+                    .signatures_verified
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    >= 5
+            );
+        }
+
+        // An invalid credential, in the provider's own refusal shape, is one clear error.
+        for bad in &case.bad_credentials {
+            let mut b = body.clone();
+            b["credential"] = bad.clone();
+            let (s, e) = api.post("/projects/native/providers/discover", b).await;
+            assert_eq!(
+                (s, e["error"]["code"].as_str()),
+                (400, Some("provider_invalid_credential")),
+                "{id}: {e}"
+            );
+            assert!(
+                !e.to_string().contains("sk-echo-wrong-1234"),
+                "{id}: key echoed: {e}"
+            );
+        }
+
+        // An unreachable host.
+        let mut dead = body.clone();
+        dead["base_url"] = json!(format!("http://127.0.0.1:{}{}", free_port(), case.prefix));
+        let (s, e) = api.post("/projects/native/providers/discover", dead).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (400, Some("provider_unreachable")),
+            "{id}: {e}"
+        );
+    }
+
+    // A surface the target does not speak is a clear 400 naming both, not a mangled request.
+    let (_, k) = api
+        .post("/projects/native/keys", json!({"name": "surfaces"}))
+        .await;
+    let gk = k["key"].as_str().expect("key").to_string();
+    wait_version(
+        &[gw.info.gateway],
+        &project,
+        k["version"].as_u64().expect("v"),
+    )
+    .await;
+    for (path, body) in [
+        ("/v1/chat/completions", chat_body("anthropic/m1", false)),
+        ("/v1/messages", messages_body("gemini/m1", false)),
+        (
+            "/v1/messages",
+            messages_body("bedrock/eu.anthropic.claude-m1-v1:0", true),
+        ),
+        ("/v1/messages", messages_body("vertex/gemini-m1", false)),
+    ] {
+        let r = gateway(
+            gw.info.gateway,
+            Method::POST,
+            path,
+            &[("x-to11-authorization", &gk)],
+            Some(Bytes::from(body.to_string())),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (400, Some("unsupported_by_target")),
+            "{path} {body}: {:?}",
+            r.json()
+        );
+    }
+    // A client's own key is presented in the provider's form.
+    let anthropic = &mocks
+        .iter()
+        .find(|(c, _)| c.id == "anthropic")
+        .expect("anthropic")
+        .1;
+    let r = gateway(
+        gw.info.gateway,
+        Method::POST,
+        "/v1/messages",
+        &[
+            ("x-to11-authorization", &gk),
+            ("x-api-key", "sk-byok-client-1"),
+        ],
+        Some(Bytes::from(
+            messages_body("anthropic/m1", false).to_string(),
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        anthropic
+            .last("/v1/messages")
+            .expect("rec")
+            .header("x-api-key"),
+        Some("sk-byok-client-1")
+    );
+    // Vertex: a project the service account may not use is a permission problem.
+    let vertex = &mocks
+        .iter()
+        .find(|(c, _)| c.id == "vertex")
+        .expect("vertex")
+        .1;
+    let (s, e) = api
+        .post(
+            "/projects/native/providers/discover",
+            json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"project": "someone-else", "region": "us-central1"},
+                "credential": {"service_account_json": service_account(SA_EMAIL)}}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("provider_permission_denied")),
+        "{e}"
+    );
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

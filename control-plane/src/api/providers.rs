@@ -250,7 +250,8 @@ pub async fn connect(
     let now = Utc::now();
     let project_id = s.project.id;
     let secret = c.secret;
-    let has_key = secret.api_key().is_some_and(|k| !k.is_empty());
+    // Every credential is stored, except the empty key of a keyless self-hosted server.
+    let has_key = !matches!(&secret, CredentialSecret::ApiKey { api_key } if api_key.is_empty());
     let plain = serde_json::to_vec(&secret)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let committed = api

@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
+use to11_shared::sigv4;
+use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, Surface};
 use to11_shared::ErrorCode;
 
 use super::read_body;
 use crate::auth::{authenticate, TO11_AUTH_HEADER};
 use crate::error::GatewayError;
 use crate::health_book::now_ms;
+use crate::state::{key_header, UpstreamAuth};
 use crate::Ctx;
 
 /// Request headers never forwarded upstream: hop-by-hop, framing, to11's own, the client's
@@ -38,6 +41,11 @@ fn skip_request_header(name: &HeaderName) -> bool {
             | "expect"
             | "authorization"
             | "x-api-key"
+            | "x-goog-api-key"
+            | "api-key"
+            | "x-amz-date"
+            | "x-amz-security-token"
+            | "x-amz-content-sha256"
             | "cookie"
             | "forwarded"
             | "x-forwarded-for"
@@ -94,15 +102,22 @@ async fn forward_inner(
     let caller = authenticate(&state, req.headers(), &ctx.keyring)?;
     drop(state);
     let byok = caller.byok(req.headers())?;
+    let Some((surface, path_model)) = inbound(req.path()) else {
+        return Err(GatewayError::new(
+            ErrorCode::NotFound,
+            format!("no API at {}", req.path()),
+        ));
+    };
     let body = read_body(req, payload, ctx.settings.max_body_bytes).await?;
     let peeked =
         peek(&body).map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?;
-    let Some(model) = peeked.model.as_deref() else {
+    let Some(model) = path_model.as_deref().or(peeked.model.as_deref()) else {
         return Err(GatewayError::new(
             ErrorCode::MissingModel,
             "the request body has no 'model'",
         ));
     };
+    let streaming = peeked.stream || surface.streams_by_path();
     if !caller.model_allowed(model) {
         return Err(GatewayError::new(
             ErrorCode::ModelNotAllowed,
@@ -122,19 +137,6 @@ async fn forward_inner(
             format!("model '{model}' has no target"),
         ));
     }
-    let byok_header = match byok {
-        Some(k) => {
-            let mut v = HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
-                GatewayError::new(
-                    ErrorCode::BadRequest,
-                    "your upstream key is not a valid header value",
-                )
-            })?;
-            v.set_sensitive(true);
-            Some(v)
-        }
-        None => None,
-    };
 
     // Try targets in the strategy's order; cooled-down ones last (still tried if all else fails).
     let targets = resolution.targets;
@@ -162,7 +164,6 @@ async fn forward_inner(
     let now = now_ms();
     order.sort_by_key(|i| health.get(*i).is_some_and(|h| h.cooling(now)));
 
-    let suffix = req.path().strip_prefix("/v1").unwrap_or(req.path());
     let policy_ms = |f: fn(&to11_shared::policy::RoutePolicy) -> u64| {
         resolution
             .policy
@@ -174,9 +175,15 @@ async fn forward_inner(
     let idle = policy_ms(|p| p.idle_ms).unwrap_or(ctx.settings.upstream_idle_timeout);
     let deadline = policy_ms(|p| p.total_ms).map(|d| Instant::now() + d);
     // OpenAI chat and completions streams end with `data: [DONE]`; the Responses API does not.
-    let expects_done = matches!(suffix, "/chat/completions" | "/completions");
+    let expects_done = matches!(
+        surface,
+        Surface::OpenAi("/chat/completions" | "/completions")
+    );
     let mut attempts = 0u32;
     let mut last: Option<LastFailure> = None;
+    // Targets that cannot serve this API natively are passed over; if none can, the client is
+    // told why.
+    let mut unsupported: Vec<String> = Vec::new();
     for ti in order {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -184,8 +191,16 @@ async fn forward_inner(
         let target = &targets[ti];
         let provider = &project.tables.providers[target.provider];
         let target_health = health.get(ti);
-        let mut upstream_body = if target.model != model {
-            match peeked.model_span {
+        let api = &project.apis[target.provider];
+        let plan = match plan(api, &surface, &target.model, streaming, req.uri().query()) {
+            Ok(p) => p,
+            Err(why) => {
+                unsupported.push(why);
+                continue;
+            }
+        };
+        let mut upstream_body: bytes::Bytes = match plan.body {
+            BodyEdit::SetModel if target.model != model => match peeked.model_span {
                 Some(span) => replace_model(&body, span, &target.model).into(),
                 None => {
                     return Err(GatewayError::new(
@@ -193,28 +208,33 @@ async fn forward_inner(
                         "could not locate 'model' in the body",
                     ))
                 }
-            }
-        } else {
-            body.clone()
+            },
+            BodyEdit::SetModel | BodyEdit::Keep => body.clone(),
+            BodyEdit::AnthropicVendor {
+                version,
+                drop_stream,
+            } => vendor_body(&body, version, drop_stream)
+                .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e))?
+                .into(),
         };
         if let Some(defaults) = resolution.defaults {
             upstream_body = apply_defaults(&upstream_body, defaults)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
                 .into();
         }
-        // `/v1/chat/completions` → `{base}/chat/completions`, query string kept.
-        let mut url = String::with_capacity(provider.base_url.len() + suffix.len() + 64);
-        url.push_str(&provider.base_url);
-        url.push_str(suffix);
-        if let Some(q) = req.uri().query() {
-            url.push('?');
-            url.push_str(q);
-        }
-        let auth = byok_header.as_ref().or_else(|| {
-            project.credentials[target.provider]
-                .get(&target.credential)
-                .and_then(|c| c.authorization.as_ref())
-        });
+        let url = plan.url;
+        let byok_header = match byok {
+            Some(k) => Some(
+                key_header(project.auth_forms[target.provider], k).map_err(|_| {
+                    GatewayError::new(
+                        ErrorCode::BadRequest,
+                        "your upstream key is not a valid header value",
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let stored = project.credentials[target.provider].get(&target.credential);
 
         let mut retries_done = 0;
         loop {
@@ -233,8 +253,38 @@ async fn forward_inner(
                     h.append(name.clone(), value.clone());
                 }
             }
-            if let Some(a) = auth {
-                h.insert(actix_web::http::header::AUTHORIZATION, a.clone());
+            for (name, value) in plan.default_headers {
+                if !h.contains_key(*name) {
+                    h.insert(
+                        HeaderName::from_static(name),
+                        HeaderValue::from_static(value),
+                    );
+                }
+            }
+            if let Err(e) = present(
+                h,
+                byok_header.as_ref(),
+                stored,
+                &url,
+                &upstream_body,
+                ctx,
+                client,
+            )
+            .await
+            {
+                // A credential that cannot be presented (a token that could not be minted) is
+                // this target's failure: the route may move on.
+                last = Some(Failure::Error(e).with_meta(&Served {
+                    request_id,
+                    layer: resolution.layer,
+                    function: resolution.function,
+                    route: resolution.route,
+                    provider: &provider.slug,
+                    model: &target.model,
+                    version: project.version,
+                    attempts,
+                }));
+                break;
             }
             let started = Instant::now();
             let sent = up.timeout(budget).send_body(upstream_body.clone()).await;
@@ -335,6 +385,10 @@ async fn forward_inner(
     }
     match last {
         Some(f) => f.into_owned_response(),
+        None if !unsupported.is_empty() => Err(GatewayError::new(
+            ErrorCode::UnsupportedByTarget,
+            unsupported.join("; "),
+        )),
         None if deadline.is_some() => Err(GatewayError::new(
             ErrorCode::UpstreamTimeout,
             "the route's total deadline passed before any target answered",
@@ -517,4 +571,98 @@ fn upstream_error(e: SendRequestError, provider: &str) -> GatewayError {
             format!("request to provider '{provider}' failed: {other}"),
         ),
     }
+}
+
+/// Puts the credential on an attempt in its provider's form: the client's own key, or the stored
+/// credential (a header, a SigV4 signature over this exact request, or a Google access token).
+async fn present(
+    h: &mut awc::http::header::HeaderMap,
+    byok: Option<&(HeaderName, HeaderValue)>,
+    stored: Option<&UpstreamAuth>,
+    url: &str,
+    body: &[u8],
+    ctx: &Ctx,
+    client: &awc::Client,
+) -> Result<(), GatewayError> {
+    if let Some((name, value)) = byok {
+        h.insert(name.clone(), value.clone());
+        return Ok(());
+    }
+    match stored {
+        None | Some(UpstreamAuth::None) => {}
+        Some(UpstreamAuth::Header(name, value)) => {
+            h.insert(name.clone(), value.clone());
+        }
+        Some(UpstreamAuth::SigV4 { creds, region }) => {
+            let uri: awc::http::Uri = url.parse().map_err(|_| {
+                GatewayError::new(ErrorCode::Internal, "upstream URL does not parse")
+            })?;
+            let host = match uri.port_u16() {
+                Some(p) => format!("{}:{p}", uri.host().unwrap_or("")),
+                None => uri.host().unwrap_or("").to_string(),
+            };
+            let content_type = h
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let signed_headers: Vec<(&str, &str)> = content_type
+                .as_deref()
+                .map(|ct| vec![("content-type", ct)])
+                .unwrap_or_default();
+            let signed = sigv4::sign(
+                &sigv4::Request {
+                    method: "POST",
+                    host: &host,
+                    path: uri.path(),
+                    query: uri.query().unwrap_or(""),
+                    headers: &signed_headers,
+                    body,
+                },
+                creds,
+                region,
+                "bedrock",
+                chrono::Utc::now().timestamp(),
+            );
+            let mut put = |name: &'static str, value: String| {
+                if let Ok(mut v) = HeaderValue::from_str(&value) {
+                    v.set_sensitive(true);
+                    h.insert(HeaderName::from_static(name), v);
+                }
+            };
+            put("authorization", signed.authorization);
+            put("x-amz-date", signed.amz_date);
+            if let Some(t) = signed.security_token {
+                put("x-amz-security-token", t);
+            }
+        }
+        Some(UpstreamAuth::Google(sa)) => {
+            let token = ctx
+                .google_tokens
+                .get(
+                    client,
+                    &ctx.settings.google_token_url,
+                    sa,
+                    ctx.settings.upstream_connect_timeout,
+                )
+                .await
+                .map_err(|e| {
+                    let m = match e {
+                        crate::net::TokenError::Refused(m) | crate::net::TokenError::Failed(m) => m,
+                    };
+                    GatewayError::new(
+                        ErrorCode::UpstreamAuth,
+                        format!("could not get a Google access token: {m}"),
+                    )
+                })?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                GatewayError::new(
+                    ErrorCode::UpstreamAuth,
+                    "the access token is not a header value",
+                )
+            })?;
+            v.set_sensitive(true);
+            h.insert(actix_web::http::header::AUTHORIZATION, v);
+        }
+    }
+    Ok(())
 }
