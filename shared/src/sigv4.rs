@@ -202,6 +202,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn authz(
         creds: &AwsCredentials,
         service: &str,

@@ -408,10 +408,25 @@ mod tests {
                 Some("anthropic.claude-3-haiku-20240307-v1:0".into())
             ))
         );
+        // `provider/model` passthrough names travel in paths, literally or encoded.
+        assert_eq!(
+            inbound("/v1beta/models/gemini/m1:generateContent"),
+            Some((
+                Surface::Google("generateContent".into()),
+                Some("gemini/m1".into())
+            ))
+        );
+        assert_eq!(
+            inbound("/model/bedrock%2Fm1/converse"),
+            Some((Surface::Bedrock("converse"), Some("bedrock/m1".into())))
+        );
+        assert_eq!(
+            inbound("/model/bedrock/m1/converse"),
+            Some((Surface::Bedrock("converse"), Some("bedrock/m1".into())))
+        );
         for bad in [
             "/v1/nope",
             "/v1beta/models/x:deleteEverything",
-            "/model/a%2Fb/converse",
             "/model//converse",
             "/model/x/run",
         ] {

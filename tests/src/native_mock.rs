@@ -490,6 +490,7 @@ fn aws_error(status: u16, kind: &str, message: &str) -> HttpResponse {
 }
 
 /// Verifies SigV4 over the request as received; `Err` is AWS's answer.
+#[allow(clippy::result_large_err)]
 fn verify_sigv4(req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
     let auth = header(req, "authorization").unwrap_or("");
     let missing = || {
