@@ -669,6 +669,11 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             "{path} {body}: {:?}",
             r.json()
         );
+        if path == "/v1/messages" {
+            // In the Anthropic SDK's own error shape.
+            assert_eq!(r.json()["type"], "error", "{:?}", r.json());
+            assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+        }
     }
     // A client's own key is presented in the provider's form.
     let anthropic = &mocks

@@ -85,7 +85,8 @@ pub async fn forward(
         Ok(r) => r,
         Err(e) => {
             ctx.metrics.errors.inc();
-            actix_web::ResponseError::error_response(&e.with_request_id(&request_id))
+            e.with_request_id(&request_id)
+                .render(crate::error::Dialect::of_path(req.path()))
         }
     };
     resp
