@@ -537,6 +537,19 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             "{id}: secret in the answer"
         );
 
+        // Refresh rediscovers with the stored credential and account.
+        let (s, r) = api
+            .post(
+                &format!("/projects/native/providers/{id}/refresh"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (s, &r["added"], &r["removed"]),
+            (200, &json!([]), &json!([])),
+            "{id}: refresh: {r}"
+        );
+
         // Call through the gateway on the provider's own API, plain and streaming.
         let (_, k) = api.post("/projects/native/keys", json!({"name": id})).await;
         let gk = k["key"].as_str().expect("key").to_string();
