@@ -176,10 +176,13 @@ async fn forward_inner(
     let idle = policy_ms(|p| p.idle_ms).unwrap_or(ctx.settings.upstream_idle_timeout);
     let deadline = policy_ms(|p| p.total_ms).map(|d| Instant::now() + d);
     // OpenAI chat and completions streams end with `data: [DONE]`; the Responses API does not.
-    let expects_done = matches!(
-        surface,
-        Surface::OpenAi("/chat/completions" | "/completions")
-    );
+    // How a complete stream ends, and the shape of a terminal error event, for the called API.
+    let end_markers: &'static [&'static [u8]] = match surface {
+        Surface::OpenAi("/chat/completions" | "/completions") => super::guard::OPENAI_END,
+        Surface::Messages => super::guard::ANTHROPIC_END,
+        _ => &[],
+    };
+    let dialect = crate::error::Dialect::of_path(req.path());
     let mut attempts = 0u32;
     let mut last: Option<LastFailure> = None;
     // Targets that cannot serve this API natively are passed over; if none can, the client is
@@ -310,7 +313,7 @@ async fn forward_inner(
                     } else if resp.status().is_server_error() {
                         ctx.metrics.upstream_errors.inc();
                     }
-                    return Ok(stream(resp, &meta, idle, expects_done));
+                    return Ok(stream(resp, &meta, idle, end_markers, dialect));
                 }
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
@@ -519,7 +522,8 @@ fn stream<S>(
     upstream: awc::ClientResponse<S>,
     meta: &Served<'_>,
     idle: Duration,
-    expects_done: bool,
+    end_markers: &'static [&'static [u8]],
+    dialect: crate::error::Dialect,
 ) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
@@ -547,10 +551,9 @@ where
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut body = super::guard::Guarded::new(upstream, idle, sse);
-    if expects_done {
-        body = body.expect_done();
-    }
+    let body = super::guard::Guarded::new(upstream, idle, sse)
+        .expect_end(end_markers)
+        .dialect(dialect);
     match length {
         Some(n) => out.body(SizedStream::new(n, body)),
         None => out.streaming(body),

@@ -1,7 +1,9 @@
 //! The body of an answer already on its way to the client: chunks pass through untouched; a stall
 //! longer than the idle timeout, or an upstream failure midway, ends it. For an SSE stream the end
-//! is a terminal error event in OpenAI's shape (no `[DONE]`), so clients see an error, never a
-//! silently truncated answer; other bodies are cut short (the client sees a broken response).
+//! is a terminal error event in the called API's shape (OpenAI's `data: {"error":…}` without
+//! `[DONE]`, Anthropic's `event: error`, Google's `data: {"error":{"code","status"…}}`), so
+//! clients see an error, never a silently truncated answer; other bodies are cut short (the client
+//! sees a broken response).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,18 +13,27 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::error::Dialect;
+
+/// The events that end an OpenAI chat or completions stream: `[DONE]`, or its own error.
+pub const OPENAI_END: &[&[u8]] = &[b"data: [DONE]", b"data: {\"error\""];
+/// The events that end an Anthropic Messages stream: `message_stop`, or its own error.
+pub const ANTHROPIC_END: &[&[u8]] = &[b"event: message_stop", b"event: error"];
+
 pub struct Guarded<S> {
     inner: S,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
     sse: bool,
+    dialect: Dialect,
     done: bool,
-    /// The stream must end with `data: [DONE]` (OpenAI chat and completions): ending without it
-    /// (or without an error event of its own) is a truncation, even when the connection closed
-    /// cleanly — awc reports a chunked body cut short by a clean close as a normal end.
-    expect_done: bool,
-    /// Whether `[DONE]` or an error event went by; `tail` keeps the last bytes so a marker split
-    /// across chunks is still seen.
+    /// Events one of which must end the stream (OpenAI's `[DONE]`, Anthropic's `message_stop`, or
+    /// an error event of its own); ending without one is a truncation, even when the connection
+    /// closed cleanly — awc reports a chunked body cut short by a clean close as a normal end.
+    /// Empty: no end marker is expected.
+    end_markers: &'static [&'static [u8]],
+    /// Whether an end marker went by; `tail` keeps the last bytes so a marker split across chunks
+    /// is still seen.
     terminal_seen: bool,
     tail: Vec<u8>,
 }
@@ -34,28 +45,42 @@ impl<S> Guarded<S> {
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
             sse,
+            dialect: Dialect::OpenAi,
             done: false,
-            expect_done: false,
+            end_markers: &[],
             terminal_seen: false,
             tail: Vec::new(),
         }
     }
 
-    /// Requires the stream to end with `data: [DONE]`.
-    pub fn expect_done(mut self) -> Self {
-        self.expect_done = self.sse;
+    /// Requires the stream to end with `data: [DONE]` (or an error event).
+    pub fn expect_done(self) -> Self {
+        self.expect_end(OPENAI_END)
+    }
+
+    /// Requires one of `markers` before the stream ends (SSE only).
+    pub fn expect_end(mut self, markers: &'static [&'static [u8]]) -> Self {
+        if self.sse {
+            self.end_markers = markers;
+        }
+        self
+    }
+
+    /// Terminal events in `dialect`'s shape.
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
         self
     }
 
     fn watch(&mut self, chunk: &[u8]) {
-        if !self.expect_done || self.terminal_seen {
+        if self.end_markers.is_empty() || self.terminal_seen {
             return;
         }
         let mut window = std::mem::take(&mut self.tail);
         window.extend_from_slice(chunk);
         let has = |needle: &[u8]| window.windows(needle.len()).any(|w| w == needle);
-        self.terminal_seen = has(b"data: [DONE]") || has(b"data: {\"error\"");
-        let keep = window.len().saturating_sub(16);
+        self.terminal_seen = self.end_markers.iter().any(|m| has(m));
+        let keep = window.len().saturating_sub(32);
         self.tail = window.split_off(keep);
     }
 
@@ -63,8 +88,33 @@ impl<S> Guarded<S> {
     fn end(&mut self, code: &str, message: String) -> Poll<Option<Result<Bytes, std::io::Error>>> {
         self.done = true;
         if self.sse {
-            let event = serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}});
-            Poll::Ready(Some(Ok(Bytes::from(format!("data: {event}\n\n")))))
+            let timeout = code == "upstream_timeout";
+            let event = match self.dialect {
+                Dialect::Anthropic => {
+                    let kind = if timeout {
+                        "timeout_error"
+                    } else {
+                        "api_error"
+                    };
+                    let e = serde_json::json!({"type": "error", "error": {"type": kind, "message": message, "code": code}});
+                    format!("event: error\ndata: {e}\n\n")
+                }
+                Dialect::Google => {
+                    let (status, rpc) = if timeout {
+                        (504, "DEADLINE_EXCEEDED")
+                    } else {
+                        (502, "UNAVAILABLE")
+                    };
+                    let e = serde_json::json!({"error": {"code": status, "message": message, "status": rpc,
+                        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": code, "domain": "to11"}]}});
+                    format!("data: {e}\n\n")
+                }
+                Dialect::OpenAi | Dialect::Aws => {
+                    let e = serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}});
+                    format!("data: {e}\n\n")
+                }
+            };
+            Poll::Ready(Some(Ok(Bytes::from(event))))
         } else {
             Poll::Ready(Some(Err(std::io::Error::other(message))))
         }
@@ -93,7 +143,7 @@ where
                 let msg = format!("the upstream failed midway through the answer: {e}");
                 self.end("upstream_failure", msg)
             }
-            Poll::Ready(None) if self.expect_done && !self.terminal_seen => self.end(
+            Poll::Ready(None) if !self.end_markers.is_empty() && !self.terminal_seen => self.end(
                 "upstream_failure",
                 "the upstream ended the stream before it was complete".into(),
             ),
@@ -172,6 +222,51 @@ mod tests {
         );
         let not_expected = Guarded::new(chunks(&[b"event: x\n\n"]), Duration::from_secs(5), true);
         assert_eq!(collect(not_expected).await, "event: x\n\n");
+    }
+
+    #[actix_rt::test]
+    async fn anthropic_streams_end_with_message_stop_or_an_anthropic_error_event() {
+        let cut = Guarded::new(
+            chunks(&[
+                b"event: message_start\ndata: {}\n\nevent: content_block_delta\ndata: {}\n\n",
+            ]),
+            Duration::from_secs(5),
+            true,
+        )
+        .expect_end(ANTHROPIC_END)
+        .dialect(Dialect::Anthropic);
+        let text = collect(cut).await;
+        let (passed, end) = text.split_at(text.find("event: error").expect("an error event"));
+        assert_eq!(
+            passed,
+            "event: message_start\ndata: {}\n\nevent: content_block_delta\ndata: {}\n\n"
+        );
+        let data: serde_json::Value = serde_json::from_str(
+            end.trim_end()
+                .strip_prefix("event: error\ndata: ")
+                .expect("data"),
+        )
+        .expect("json");
+        assert_eq!(
+            (data["type"].as_str(), data["error"]["type"].as_str()),
+            (Some("error"), Some("api_error"))
+        );
+        assert_eq!(data["error"]["code"], "upstream_failure");
+        // A marker split across chunks is still seen: nothing is added.
+        let whole = Guarded::new(
+            chunks(&[
+                b"event: message_st",
+                b"op\ndata: {\"type\":\"message_stop\"}\n\n",
+            ]),
+            Duration::from_secs(5),
+            true,
+        )
+        .expect_end(ANTHROPIC_END)
+        .dialect(Dialect::Anthropic);
+        assert_eq!(
+            collect(whole).await,
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        );
     }
 
     #[actix_rt::test]
