@@ -10,6 +10,7 @@ pub mod bus;
 pub mod catalog;
 pub mod crypto;
 pub mod error;
+pub mod eventstream;
 pub mod google;
 pub mod keys;
 pub mod model;

@@ -157,12 +157,22 @@ pub enum BodyEdit {
     },
 }
 
+/// What to do with a successful answer's body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseEdit {
+    /// Stream it to the client as it comes.
+    Pass,
+    /// Bedrock's binary event stream of Anthropic events → Anthropic's SSE (`eventstream`).
+    EventStreamToAnthropicSse,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
     pub url: String,
     pub body: BodyEdit,
     /// Headers sent when the client did not send them.
     pub default_headers: &'static [(&'static str, &'static str)],
+    pub response: ResponseEdit,
 }
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -234,6 +244,7 @@ pub fn plan(
         url,
         body,
         default_headers: &[],
+        response: ResponseEdit::Pass,
     };
     Ok(match (p.family, surface) {
         (Family::OpenAi, Surface::OpenAi(suffix)) => plan(
@@ -262,6 +273,7 @@ pub fn plan(
             ),
             body: BodyEdit::SetModel,
             default_headers: ANTHROPIC_DEFAULTS,
+            response: ResponseEdit::Pass,
         },
         (Family::Gemini, Surface::Google(method)) => plan(
             with_query(
@@ -293,13 +305,12 @@ pub fn plan(
             }
             let prefix = format!("{base}{}/publishers/anthropic/models", p.vertex_prefix);
             match surface {
-                Surface::CountTokens => Plan {
-                    url: format!("{prefix}/count-tokens:rawPredict"),
-                    body: BodyEdit::SetModel,
-                    default_headers: &[],
-                },
-                _ => Plan {
-                    url: format!(
+                Surface::CountTokens => plan(
+                    format!("{prefix}/count-tokens:rawPredict"),
+                    BodyEdit::SetModel,
+                ),
+                _ => plan(
+                    format!(
                         "{prefix}/{}:{}",
                         segment(model),
                         if stream {
@@ -308,12 +319,11 @@ pub fn plan(
                             "rawPredict"
                         }
                     ),
-                    body: BodyEdit::AnthropicVendor {
+                    BodyEdit::AnthropicVendor {
                         version: "vertex-2023-10-16",
                         drop_stream: false,
                     },
-                    default_headers: &[],
-                },
+                ),
             }
         }
         (Family::Bedrock, Surface::Bedrock(op)) => plan(
@@ -327,19 +337,22 @@ pub fn plan(
                     p.slug
                 ));
             }
+            let vendor = BodyEdit::AnthropicVendor {
+                version: "bedrock-2023-05-31",
+                drop_stream: true,
+            };
+            let id = uri_encode(model, false);
             if stream {
-                return Err(format!(
-                    "streaming Anthropic Messages through Bedrock (provider '{}') is not supported yet: send \"stream\": false, or call /model/{{model}}/converse-stream",
-                    p.slug
-                ));
+                // The answer is Bedrock's binary event stream; the client gets Anthropic's SSE.
+                Plan {
+                    url: format!("{base}/model/{id}/invoke-with-response-stream"),
+                    body: vendor,
+                    default_headers: &[],
+                    response: ResponseEdit::EventStreamToAnthropicSse,
+                }
+            } else {
+                plan(format!("{base}/model/{id}/invoke"), vendor)
             }
-            plan(
-                format!("{base}/model/{}/invoke", uri_encode(model, false)),
-                BodyEdit::AnthropicVendor {
-                    version: "bedrock-2023-05-31",
-                    drop_stream: true,
-                },
-            )
         }
         _ => return Err(unsupported()),
     })
@@ -552,15 +565,18 @@ mod tests {
         assert!(p
             .url
             .ends_with("/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/invoke"));
-        assert!(plan(
+        let p = plan(
             &bedrock,
             &Surface::Messages,
             "anthropic.claude-x",
             true,
-            None
+            None,
         )
-        .unwrap_err()
-        .contains("stream"));
+        .expect("ok");
+        assert!(p
+            .url
+            .ends_with("/model/anthropic.claude-x/invoke-with-response-stream"));
+        assert_eq!(p.response, ResponseEdit::EventStreamToAnthropicSse);
         assert!(plan(
             &bedrock,
             &Surface::Messages,

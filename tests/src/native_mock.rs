@@ -589,48 +589,34 @@ fn verify_sigv4(req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
     Ok(())
 }
 
-/// CRC-32 (IEEE), as AWS event-stream frames carry it.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for b in bytes {
-        crc ^= *b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// One AWS event-stream frame of an event (headers `:event-type`, `:content-type`,
+/// `:message-type`), CRC32-checked by whoever decodes it.
+pub fn event_frame(event_type: &str, payload: &Value) -> Vec<u8> {
+    to11_shared::eventstream::encode(
+        &[
+            (":event-type", event_type),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ],
+        payload.to_string().as_bytes(),
+    )
 }
 
-/// One AWS event-stream frame: prelude (lengths + CRC), string headers, payload, message CRC.
-pub fn event_frame(event_type: &str, payload: &Value) -> Vec<u8> {
-    let mut headers = Vec::new();
-    for (k, v) in [
-        (":event-type", event_type),
-        (":content-type", "application/json"),
-        (":message-type", "event"),
-    ] {
-        headers.push(k.len() as u8);
-        headers.extend_from_slice(k.as_bytes());
-        headers.push(7);
-        headers.extend_from_slice(&(v.len() as u16).to_be_bytes());
-        headers.extend_from_slice(v.as_bytes());
-    }
-    let payload = payload.to_string().into_bytes();
-    let total = 16 + headers.len() + payload.len();
-    let mut f = Vec::with_capacity(total);
-    f.extend_from_slice(&(total as u32).to_be_bytes());
-    f.extend_from_slice(&(headers.len() as u32).to_be_bytes());
-    let prelude_crc = crc32(&f);
-    f.extend_from_slice(&prelude_crc.to_be_bytes());
-    f.extend_from_slice(&headers);
-    f.extend_from_slice(&payload);
-    let crc = crc32(&f);
-    f.extend_from_slice(&crc.to_be_bytes());
-    f
+/// InvokeModelWithResponseStream for a Claude model: each Anthropic event of `anthropic_events`
+/// as a `chunk` frame carrying its JSON in base64.
+pub fn invoke_stream_frames(model: &str) -> Vec<u8> {
+    use base64::Engine;
+    anthropic_events(model)
+        .iter()
+        .flat_map(|e| {
+            let data = e
+                .split_once("\ndata: ")
+                .map(|(_, d)| d.trim_end())
+                .unwrap_or("");
+            let b = base64::engine::general_purpose::STANDARD.encode(data);
+            event_frame("chunk", &json!({"bytes": b}))
+        })
+        .collect()
 }
 
 /// The ConverseStream frames the mock sends, exactly as sent.
@@ -710,6 +696,15 @@ fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse 
             .content_type("application/vnd.amazon.eventstream")
             .body(converse_frames()),
         "invoke" if model.contains("anthropic.") => messages(body, Some(&model), Some("bedrock-2023-05-31")),
+        "invoke-with-response-stream" if model.contains("anthropic.") => {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            if v["anthropic_version"] != "bedrock-2023-05-31" || v.get("model").is_some() || v.get("stream").is_some() {
+                return aws_error(400, "ValidationException", "malformed Anthropic body for InvokeModel");
+            }
+            HttpResponse::Ok()
+                .content_type("application/vnd.amazon.eventstream")
+                .body(invoke_stream_frames(&model))
+        }
         _ => aws_error(400, "ValidationException", "unsupported"),
     }
 }

@@ -388,6 +388,13 @@ fn cases(key: &str) -> Vec<Case> {
                     "/model/eu.anthropic.claude-m1-v1%3A0/invoke".into(),
                     None,
                 ),
+                // Streamed: Bedrock's event stream, turned into Anthropic's SSE on the way.
+                (
+                    "/v1/messages".into(),
+                    messages_body("bedrock/eu.anthropic.claude-m1-v1:0", true),
+                    "/model/eu.anthropic.claude-m1-v1%3A0/invoke-with-response-stream".into(),
+                    joined(anthropic_events("eu.anthropic.claude-m1-v1:0")),
+                ),
             ],
             // The mock recomputed the signature over the request as received.
             auth_ok: |r, _| {
@@ -662,10 +669,8 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
     for (path, body) in [
         ("/v1/chat/completions", chat_body("anthropic/m1", false)),
         ("/v1/messages", messages_body("gemini/m1", false)),
-        (
-            "/v1/messages",
-            messages_body("bedrock/eu.anthropic.claude-m1-v1:0", true),
-        ),
+        // Claude on Bedrock, but a model that is not Claude.
+        ("/v1/messages", messages_body("bedrock/m1", true)),
         ("/v1/messages", messages_body("vertex/gemini-m1", false)),
     ] {
         let r = gateway(

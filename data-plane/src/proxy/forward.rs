@@ -12,7 +12,7 @@ use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
 use to11_shared::sigv4;
-use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, Surface};
+use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, ResponseEdit, Surface};
 use to11_shared::ErrorCode;
 
 use super::read_body;
@@ -313,7 +313,14 @@ async fn forward_inner(
                     } else if resp.status().is_server_error() {
                         ctx.metrics.upstream_errors.inc();
                     }
-                    return Ok(stream(resp, &meta, idle, end_markers, dialect));
+                    return Ok(stream(
+                        resp,
+                        &meta,
+                        idle,
+                        end_markers,
+                        dialect,
+                        plan.response,
+                    ));
                 }
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
@@ -524,6 +531,7 @@ fn stream<S>(
     idle: Duration,
     end_markers: &'static [&'static [u8]],
     dialect: crate::error::Dialect,
+    response: ResponseEdit,
 ) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
@@ -538,13 +546,27 @@ where
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let converted =
+        response == ResponseEdit::EventStreamToAnthropicSse && upstream.status().is_success();
     for (name, value) in upstream.headers() {
-        if !skip_response_header(name) {
+        let replaced = converted && name == CONTENT_TYPE;
+        if !skip_response_header(name) && !replaced {
             out.append_header((name.clone(), value.clone()));
         }
     }
     for (name, value) in meta.headers() {
         out.insert_header((name, value));
+    }
+    if converted {
+        out.insert_header((CONTENT_TYPE, "text/event-stream"));
+        let body = super::guard::Guarded::new(
+            super::transform::EventStreamToSse::new(upstream),
+            idle,
+            true,
+        )
+        .expect_end(super::guard::ANTHROPIC_END)
+        .dialect(crate::error::Dialect::Anthropic);
+        return out.streaming(body);
     }
     let sse = upstream
         .headers()

@@ -4,6 +4,7 @@
 pub mod forward;
 pub mod guard;
 pub mod models;
+pub mod transform;
 
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{web, HttpRequest};

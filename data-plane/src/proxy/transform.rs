@@ -1,0 +1,133 @@
+//! Answers that change form on the way: Bedrock's binary event stream of Anthropic events becomes
+//! the Anthropic SSE a `/v1/messages` client expects, frame by frame as they arrive (checksums
+//! verified, frames reassembled across reads). A broken or truncated frame, or an exception frame,
+//! ends the stream with Anthropic's `error` event.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use to11_shared::eventstream::{anthropic_sse, error_event, Decoder};
+
+pub struct EventStreamToSse<S> {
+    inner: S,
+    decoder: Decoder,
+    done: bool,
+}
+
+impl<S> EventStreamToSse<S> {
+    pub fn new(inner: S) -> Self {
+        EventStreamToSse {
+            inner,
+            decoder: Decoder::default(),
+            done: false,
+        }
+    }
+
+    fn finish_with(&mut self, event: String) -> Poll<Option<Result<Bytes, String>>> {
+        self.done = true;
+        Poll::Ready(Some(Ok(Bytes::from(event))))
+    }
+}
+
+impl<S, E> Stream for EventStreamToSse<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => match self.decoder.push(&chunk) {
+                    Ok(frames) => {
+                        let mut out = String::new();
+                        for f in &frames {
+                            match anthropic_sse(f) {
+                                Ok(event) => out.push_str(&event),
+                                Err(error) => {
+                                    out.push_str(&error);
+                                    self.done = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Bytes::from(out))));
+                        }
+                    }
+                    Err(e) => {
+                        return self.finish_with(error_event(
+                            "api_error",
+                            &format!("the upstream's event stream broke: {e}"),
+                        ))
+                    }
+                },
+                // `Guarded` turns a transport failure into the terminal error event.
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.to_string()))),
+                Poll::Ready(None) if self.decoder.has_partial() => {
+                    return self.finish_with(error_event(
+                        "api_error",
+                        "the upstream ended the stream in the middle of a frame",
+                    ))
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use futures_util::StreamExt;
+    use to11_shared::eventstream::encode;
+
+    fn chunk(event: &str) -> Vec<u8> {
+        let b = base64::engine::general_purpose::STANDARD.encode(event);
+        encode(
+            &[(":event-type", "chunk"), (":message-type", "event")],
+            format!(r#"{{"bytes":"{b}"}}"#).as_bytes(),
+        )
+    }
+
+    async fn run(parts: Vec<Vec<u8>>) -> String {
+        let inner = futures_util::stream::iter(
+            parts
+                .into_iter()
+                .map(|p| Ok::<_, std::io::Error>(Bytes::from(p))),
+        );
+        let out: Vec<Result<Bytes, String>> = EventStreamToSse::new(inner).collect().await;
+        out.into_iter()
+            .map(|r| String::from_utf8(r.expect("ok").to_vec()).expect("utf8"))
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn frames_split_across_reads_become_sse_events() {
+        let bytes = [
+            chunk(r#"{"type":"message_start"}"#),
+            chunk(r#"{"type":"message_stop"}"#),
+        ]
+        .concat();
+        let (a, b) = bytes.split_at(17);
+        assert_eq!(
+            run(vec![a.to_vec(), b.to_vec()]).await,
+            "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_cut_frame_ends_with_an_error_event() {
+        let bytes = chunk(r#"{"type":"message_start"}"#);
+        let text = run(vec![bytes[..bytes.len() - 3].to_vec()]).await;
+        assert!(text.starts_with("event: error\ndata: "), "{text}");
+    }
+}
