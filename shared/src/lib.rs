@@ -18,6 +18,7 @@ pub mod policy;
 pub mod resolve;
 pub mod sigv4;
 pub mod snapshot;
+pub mod translate;
 pub mod upstream;
 pub mod upstream_url;
 

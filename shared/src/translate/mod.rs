@@ -1,0 +1,29 @@
+//! Translation between provider formats, as pure functions: a request in one API's format becomes
+//! another's, and the answer (whole, or its stream event by event) comes back in the client's
+//! format. One file per target family.
+
+pub mod anthropic;
+pub mod sse;
+
+/// Why a request cannot be translated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The target cannot express a feature the request uses: a clear refusal naming it, never a
+    /// silently different request. A route moves on to its next target.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The request itself is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The OpenAI `finish_reason` of a provider stop reason (shared by Anthropic and Bedrock).
+pub fn finish_reason(stop: &str) -> &'static str {
+    match stop {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" | "guardrail_intervened" | "content_filtered" => "content_filter",
+        // end_turn, stop_sequence, pause_turn and values added later.
+        _ => "stop",
+    }
+}
