@@ -254,7 +254,7 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
         .ok_or_else(|| invalid("'messages' must be an array"))?;
     let mut system = Vec::new();
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut push = |role: &str, blocks: Vec<Value>, out: &mut Vec<(String, Vec<Value>)>| {
+    let push = |role: &str, blocks: Vec<Value>, out: &mut Vec<(String, Vec<Value>)>| {
         if blocks.is_empty() {
             return;
         }
