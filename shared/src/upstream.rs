@@ -155,6 +155,11 @@ pub enum BodyEdit {
         version: &'static str,
         drop_stream: bool,
     },
+    /// An OpenAI chat body translated to Anthropic Messages (`translate::anthropic::request`),
+    /// then, on Vertex or Bedrock, edited as `AnthropicVendor` with this version.
+    OpenAiToAnthropic {
+        vendor: Option<(&'static str, bool)>,
+    },
 }
 
 /// What to do with a successful answer's body.
@@ -164,6 +169,10 @@ pub enum ResponseEdit {
     Pass,
     /// Bedrock's binary event stream of Anthropic events → Anthropic's SSE (`eventstream`).
     EventStreamToAnthropicSse,
+    /// An Anthropic answer (JSON, SSE or error) → OpenAI's (`translate::anthropic`).
+    AnthropicToOpenAi,
+    /// Bedrock's event stream of Anthropic events → OpenAI chunks (both of the above).
+    EventStreamToOpenAi,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -223,6 +232,11 @@ pub fn plan(
                 .join(", ")
         )
     };
+    if *surface == Surface::OpenAi("/chat/completions") {
+        if let Some(plan) = translated_chat(p, model, stream)? {
+            return Ok(plan);
+        }
+    }
     if !p.surfaces.contains(&surface.name()) {
         return Err(unsupported());
     }
@@ -356,6 +370,58 @@ pub fn plan(
         }
         _ => return Err(unsupported()),
     })
+}
+
+/// OpenAI chat to a Claude model through translation: Anthropic directly, Claude on Vertex
+/// (`rawPredict`), Claude on Bedrock (`invoke`). `None` when the target speaks OpenAI natively or
+/// has no translation (yet).
+fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<Plan>, String> {
+    let base = &p.base_url;
+    Ok(Some(match p.family {
+        Family::Anthropic => Plan {
+            url: format!("{base}/messages"),
+            body: BodyEdit::OpenAiToAnthropic { vendor: None },
+            default_headers: ANTHROPIC_DEFAULTS,
+            response: ResponseEdit::AnthropicToOpenAi,
+        },
+        Family::Vertex if vertex_publisher(model) == "anthropic" => Plan {
+            url: format!(
+                "{base}{}/publishers/anthropic/models/{}:{}",
+                p.vertex_prefix,
+                segment(model),
+                if stream {
+                    "streamRawPredict"
+                } else {
+                    "rawPredict"
+                }
+            ),
+            body: BodyEdit::OpenAiToAnthropic {
+                vendor: Some(("vertex-2023-10-16", false)),
+            },
+            default_headers: &[],
+            response: ResponseEdit::AnthropicToOpenAi,
+        },
+        Family::Bedrock if model.contains("anthropic.") => {
+            let id = uri_encode(model, false);
+            Plan {
+                url: if stream {
+                    format!("{base}/model/{id}/invoke-with-response-stream")
+                } else {
+                    format!("{base}/model/{id}/invoke")
+                },
+                body: BodyEdit::OpenAiToAnthropic {
+                    vendor: Some(("bedrock-2023-05-31", true)),
+                },
+                default_headers: &[],
+                response: if stream {
+                    ResponseEdit::EventStreamToOpenAi
+                } else {
+                    ResponseEdit::AnthropicToOpenAi
+                },
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn surface_title(s: &Surface) -> &'static str {
@@ -492,14 +558,30 @@ mod tests {
         assert_eq!(p.default_headers, ANTHROPIC_DEFAULTS);
         let e = plan(
             &anthropic,
-            &Surface::OpenAi("/chat/completions"),
+            &Surface::OpenAi("/embeddings"),
             "claude",
             false,
             None,
         )
         .unwrap_err();
+        // OpenAI chat reaches Claude through translation, wherever Claude is served.
+        let t = plan(
+            &anthropic,
+            &Surface::OpenAi("/chat/completions"),
+            "claude-x",
+            true,
+            None,
+        )
+        .expect("translated");
+        assert_eq!(
+            (t.body, t.response),
+            (
+                BodyEdit::OpenAiToAnthropic { vendor: None },
+                ResponseEdit::AnthropicToOpenAi
+            )
+        );
         assert!(
-            e.contains("OpenAI Chat Completions") && e.contains("Anthropic Messages"),
+            e.contains("OpenAI Embeddings") && e.contains("Anthropic Messages"),
             "{e}"
         );
         let gemini = api(

@@ -667,7 +667,12 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
     )
     .await;
     for (path, body) in [
-        ("/v1/chat/completions", chat_body("anthropic/m1", false)),
+        ("/v1/embeddings", chat_body("anthropic/m1", false)),
+        // Translated, but with a feature Anthropic cannot express.
+        (
+            "/v1/chat/completions",
+            json!({"model": "anthropic/m1", "temperature": 1.5, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
         ("/v1/messages", messages_body("gemini/m1", false)),
         // Claude on Bedrock, but a model that is not Claude.
         ("/v1/messages", messages_body("bedrock/m1", true)),
@@ -693,6 +698,38 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             assert_eq!(r.json()["error"]["type"], "invalid_request_error");
         }
     }
+    // OpenAI chat reaches Claude wherever it is served, translated both ways.
+    let up = |id: &str| &mocks.iter().find(|(c, _)| c.id == id).expect("mock").1;
+    for (model, mock_id, upstream) in [
+        ("anthropic/m1", "anthropic", "/v1/messages"),
+        ("vertex/claude-m1@20250514", "vertex", "/v1/projects/proj-1/locations/us-central1/publishers/anthropic/models/claude-m1@20250514:rawPredict"),
+        ("bedrock/eu.anthropic.claude-m1-v1:0", "bedrock", "/model/eu.anthropic.claude-m1-v1%3A0/invoke"),
+    ] {
+        let r = gateway(gw.info.gateway, Method::POST, "/v1/chat/completions", &[("x-to11-authorization", &gk)],
+            Some(Bytes::from(json!({"model": model, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]}).to_string()))).await;
+        assert_eq!(r.status, 200, "{model}: {:?}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        assert_eq!((v["object"].as_str(), v["choices"][0]["message"]["content"].as_str(), v["choices"][0]["finish_reason"].as_str()),
+            (Some("chat.completion"), Some("Hello there"), Some("stop")), "{model}: {v}");
+        assert_eq!(v["usage"]["total_tokens"], 5, "{model}");
+        let sent = up(mock_id).last(upstream).expect("upstream request").json();
+        assert_eq!(sent["system"], json!([{"type": "text", "text": "Be brief."}]), "{model}: {sent}");
+        assert_eq!(sent["max_tokens"], 4096, "{model}");
+        // Streamed, with usage: OpenAI chunks ending with [DONE].
+        let r = gateway(gw.info.gateway, Method::POST, "/v1/chat/completions", &[("x-to11-authorization", &gk)],
+            Some(Bytes::from(json!({"model": model, "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}).to_string()))).await;
+        assert_eq!(r.status, 200, "{model} stream: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        let data: Vec<&str> = text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).collect();
+        assert_eq!(data.last(), Some(&"[DONE]"), "{model}: {text}");
+        let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).expect("chunk")).collect();
+        let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(content, "Hello there", "{model}");
+        assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"), "{model}");
+        assert_eq!(chunks.last().expect("usage")["usage"]["completion_tokens"], 2, "{model}");
+    }
+
     // A client's own key is presented in the provider's form.
     let anthropic = &mocks
         .iter()

@@ -12,6 +12,7 @@ use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
 use to11_shared::sigv4;
+use to11_shared::translate::{anthropic, TranslateError};
 use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, ResponseEdit, Surface};
 use to11_shared::ErrorCode;
 
@@ -203,6 +204,7 @@ async fn forward_inner(
                 continue;
             }
         };
+        let mut asked = anthropic::Asked::default();
         let mut upstream_body: bytes::Bytes = match plan.body {
             BodyEdit::SetModel if target.model != model => match peeked.model_span {
                 Some(span) => replace_model(&body, span, &target.model).into(),
@@ -220,8 +222,35 @@ async fn forward_inner(
             } => vendor_body(&body, version, drop_stream)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e))?
                 .into(),
+            BodyEdit::OpenAiToAnthropic { vendor } => {
+                // A function's defaults are in the client's terms: applied before translating.
+                let source = match resolution.defaults {
+                    Some(d) => apply_defaults(&body, d)
+                        .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?,
+                    None => body.to_vec(),
+                };
+                match anthropic::request(&source, &target.model) {
+                    Ok((b, a)) => {
+                        asked = a;
+                        match vendor {
+                            Some((version, drop_stream)) => vendor_body(&b, version, drop_stream)
+                                .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e))?
+                                .into(),
+                            None => b.into(),
+                        }
+                    }
+                    Err(TranslateError::Unsupported(m)) => {
+                        unsupported.push(format!("provider '{}': {m}", api.slug));
+                        continue;
+                    }
+                    Err(TranslateError::Invalid(m)) => {
+                        return Err(GatewayError::new(ErrorCode::BadRequest, m))
+                    }
+                }
+            }
         };
-        if let Some(defaults) = resolution.defaults {
+        let translated = matches!(plan.body, BodyEdit::OpenAiToAnthropic { .. });
+        if let (Some(defaults), false) = (resolution.defaults, translated) {
             upstream_body = apply_defaults(&upstream_body, defaults)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
                 .into();
@@ -313,6 +342,10 @@ async fn forward_inner(
                     } else if resp.status().is_server_error() {
                         ctx.metrics.upstream_errors.inc();
                     }
+                    let whole = !streaming || resp.status().as_u16() >= 400;
+                    if translated && whole {
+                        return Ok(translate_whole(resp, &meta, idle).await);
+                    }
                     return Ok(stream(
                         resp,
                         &meta,
@@ -320,6 +353,7 @@ async fn forward_inner(
                         end_markers,
                         dialect,
                         plan.response,
+                        asked,
                     ));
                 }
                 Ok(mut resp) => {
@@ -344,6 +378,7 @@ async fn forward_inner(
                             status,
                             headers,
                             body,
+                            translated,
                         },
                     )
                 }
@@ -475,6 +510,8 @@ enum Failure {
         status: u16,
         headers: awc::http::header::HeaderMap,
         body: bytes::Bytes,
+        /// The body is in the target's format and is delivered in OpenAI's.
+        translated: bool,
     },
     Error(GatewayError),
 }
@@ -506,15 +543,23 @@ impl LastFailure {
                 status,
                 headers,
                 body,
+                translated,
             } => {
                 let mut out = HttpResponse::build(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 );
                 for (name, value) in &headers {
-                    if !skip_response_header(name) {
+                    let replaced = translated && name == CONTENT_TYPE;
+                    if !skip_response_header(name) && !replaced {
                         out.append_header((name.clone(), value.clone()));
                     }
                 }
+                let body: bytes::Bytes = if translated {
+                    out.insert_header((CONTENT_TYPE, "application/json"));
+                    anthropic::error(&body).into()
+                } else {
+                    body
+                };
                 for (name, value) in self.served {
                     out.insert_header((name, value));
                 }
@@ -532,6 +577,7 @@ fn stream<S>(
     end_markers: &'static [&'static [u8]],
     dialect: crate::error::Dialect,
     response: ResponseEdit,
+    asked: anthropic::Asked,
 ) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
@@ -546,8 +592,7 @@ where
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let converted =
-        response == ResponseEdit::EventStreamToAnthropicSse && upstream.status().is_success();
+    let converted = response != ResponseEdit::Pass && upstream.status().is_success();
     for (name, value) in upstream.headers() {
         let replaced = converted && name == CONTENT_TYPE;
         if !skip_response_header(name) && !replaced {
@@ -558,15 +603,29 @@ where
         out.insert_header((name, value));
     }
     if converted {
+        use super::guard::{Guarded, ANTHROPIC_END, OPENAI_END};
+        use super::transform::{AnthropicToOpenAi, EventStreamToSse};
+        use crate::error::Dialect;
         out.insert_header((CONTENT_TYPE, "text/event-stream"));
-        let body = super::guard::Guarded::new(
-            super::transform::EventStreamToSse::new(upstream),
-            idle,
-            true,
-        )
-        .expect_end(super::guard::ANTHROPIC_END)
-        .dialect(crate::error::Dialect::Anthropic);
-        return out.streaming(body);
+        return match response {
+            ResponseEdit::EventStreamToAnthropicSse => out.streaming(
+                Guarded::new(EventStreamToSse::new(upstream), idle, true)
+                    .expect_end(ANTHROPIC_END)
+                    .dialect(Dialect::Anthropic),
+            ),
+            ResponseEdit::AnthropicToOpenAi => out.streaming(
+                Guarded::new(AnthropicToOpenAi::new(upstream, asked), idle, true)
+                    .expect_end(OPENAI_END),
+            ),
+            _ => out.streaming(
+                Guarded::new(
+                    AnthropicToOpenAi::new(EventStreamToSse::new(upstream), asked),
+                    idle,
+                    true,
+                )
+                .expect_end(OPENAI_END),
+            ),
+        };
     }
     let sse = upstream
         .headers()
@@ -581,6 +640,50 @@ where
         None => out.streaming(body),
     }
 }
+
+/// A translated answer that is not a stream (or an error): read whole (bounded in size and time),
+/// then delivered in OpenAI's format.
+async fn translate_whole<S>(
+    mut upstream: awc::ClientResponse<S>,
+    meta: &Served<'_>,
+    idle: Duration,
+) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = upstream.status();
+    let body = match tokio::time::timeout(idle, upstream.body().limit(MAX_TRANSLATED_BODY)).await {
+        Ok(Ok(b)) => b,
+        _ => {
+            return GatewayError::new(
+                ErrorCode::UpstreamFailure,
+                format!("provider '{}' did not deliver its answer", meta.provider),
+            )
+            .render(crate::error::Dialect::OpenAi)
+        }
+    };
+    let out = if status.is_success() {
+        match anthropic::response(&body, chrono::Utc::now().timestamp()) {
+            Ok(b) => b,
+            Err(m) => {
+                return GatewayError::new(ErrorCode::UpstreamFailure, m)
+                    .render(crate::error::Dialect::OpenAi)
+            }
+        }
+    } else {
+        anthropic::error(&body)
+    };
+    let mut r = HttpResponse::build(
+        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+    );
+    for (name, value) in meta.headers() {
+        r.insert_header((name, value));
+    }
+    r.content_type("application/json").body(out)
+}
+
+/// Largest answer translated whole.
+const MAX_TRANSLATED_BODY: usize = 32 * 1024 * 1024;
 
 fn upstream_error(e: SendRequestError, provider: &str) -> GatewayError {
     match e {

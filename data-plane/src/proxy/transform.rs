@@ -1,7 +1,10 @@
-//! Answers that change form on the way: Bedrock's binary event stream of Anthropic events becomes
-//! the Anthropic SSE a `/v1/messages` client expects, frame by frame as they arrive (checksums
-//! verified, frames reassembled across reads). A broken or truncated frame, or an exception frame,
-//! ends the stream with Anthropic's `error` event.
+//! Answers that change form on the way, chunk by chunk as they arrive:
+//! - `EventStreamToSse`: Bedrock's binary event stream of Anthropic events becomes the Anthropic
+//!   SSE a `/v1/messages` client expects (checksums verified, frames reassembled across reads). A
+//!   broken or truncated frame, or an exception frame, ends it with Anthropic's `error` event.
+//! - `AnthropicToOpenAi`: Anthropic SSE becomes OpenAI `chat.completion.chunk`s ending with
+//!   `[DONE]` (`translate::anthropic::Stream`); an Anthropic `error` event becomes a terminal
+//!   OpenAI error event.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,6 +12,64 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 use to11_shared::eventstream::{anthropic_sse, error_event, Decoder};
+use to11_shared::translate::anthropic::{Asked, Stream as AnthropicStream};
+use to11_shared::translate::sse::Parser;
+
+pub struct AnthropicToOpenAi<S> {
+    inner: S,
+    parser: Parser,
+    translator: AnthropicStream,
+    done: bool,
+}
+
+impl<S> AnthropicToOpenAi<S> {
+    pub fn new(inner: S, asked: Asked) -> Self {
+        AnthropicToOpenAi {
+            inner,
+            parser: Parser::default(),
+            translator: AnthropicStream::new(asked, chrono::Utc::now().timestamp()),
+            done: false,
+        }
+    }
+}
+
+impl<S, E> Stream for AnthropicToOpenAi<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let events = match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.parser.push(&chunk),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.to_string()))),
+                // Ending without `message_stop` writes no `[DONE]`: `Guarded` reports the
+                // truncation.
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.parser.finish().into_iter().collect()
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            let mut out = String::new();
+            for e in &events {
+                out.push_str(&self.translator.event(e));
+                if self.translator.ended() {
+                    self.done = true;
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Bytes::from(out))));
+            }
+        }
+    }
+}
 
 pub struct EventStreamToSse<S> {
     inner: S,
