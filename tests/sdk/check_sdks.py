@@ -1,0 +1,124 @@
+"""The official OpenAI and Anthropic Python SDKs against a running to11 gateway whose targets are
+mocks speaking each provider's wire format (started by tests/tests/sdks.rs). Every call must parse:
+text, streams, translated answers, and errors raised as the SDK's own exception types.
+
+Env: TO11_GATEWAY (http://host:port), TO11_KEY (a to11 gateway key)."""
+
+import os
+import sys
+
+import anthropic
+import openai
+
+GW = os.environ["TO11_GATEWAY"]
+KEY = os.environ["TO11_KEY"]
+# The to11 key goes in x-to11-authorization; it is also the SDKs' required api_key (a to11 key in
+# Authorization/x-api-key is never used as an upstream key).
+HEADERS = {"x-to11-authorization": f"Bearer {KEY}"}
+failures = []
+
+
+def check(name, fn):
+    try:
+        fn()
+        print(f"ok   {name}")
+    except Exception as e:  # noqa: BLE001 - report every failure, then fail
+        failures.append(name)
+        print(f"FAIL {name}: {type(e).__name__}: {e}")
+
+
+oa = openai.OpenAI(base_url=f"{GW}/v1", api_key=KEY, default_headers=HEADERS, max_retries=0)
+an = anthropic.Anthropic(base_url=GW, api_key=KEY, default_headers=HEADERS, max_retries=0)
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def oa_plain(model, want):
+    def run():
+        r = oa.chat.completions.create(model=model, messages=MSG)
+        assert r.choices[0].message.content == want, r
+        assert r.choices[0].finish_reason == "stop", r
+        assert r.usage is None or r.usage.total_tokens >= 0
+    return run
+
+
+def oa_stream(model, want, usage):
+    def run():
+        s = oa.chat.completions.create(model=model, messages=MSG, stream=True,
+                                       stream_options={"include_usage": True} if usage else None)
+        text, finish, last_usage = "", None, None
+        for c in s:
+            if c.choices:
+                text += c.choices[0].delta.content or ""
+                finish = c.choices[0].finish_reason or finish
+            if c.usage:
+                last_usage = c.usage
+        assert text == want, text
+        assert finish == "stop", finish
+        if usage:
+            assert last_usage is not None and last_usage.completion_tokens == 2, last_usage
+    return run
+
+
+def oa_error(model, exc, code, **kw):
+    def run():
+        try:
+            oa.chat.completions.create(model=model, messages=MSG, **kw)
+        except exc as e:
+            assert e.code == code, (e.code, e.body)
+            return
+        raise AssertionError("no error")
+    return run
+
+
+def an_plain(model):
+    def run():
+        m = an.messages.create(model=model, max_tokens=16, messages=MSG)
+        assert m.content[0].text == "Hello there", m
+        assert m.stop_reason == "end_turn", m
+        assert m.usage.output_tokens == 2, m.usage
+    return run
+
+
+def an_stream(model):
+    def run():
+        with an.messages.stream(model=model, max_tokens=16, messages=MSG) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        assert text == "Hello there", text
+        assert final.stop_reason == "end_turn", final
+    return run
+
+
+def an_error(client, model, exc, **kw):
+    def run():
+        try:
+            client.messages.create(model=model, max_tokens=16, messages=MSG, **kw)
+        except exc as e:
+            assert isinstance(e.body, dict) and e.body.get("type") == "error", e.body
+            return
+        raise AssertionError("no error")
+    return run
+
+
+check("openai: chat to an OpenAI-compatible provider", oa_plain("openai/m1", "Hello from the mock"))
+check("openai: chat stream to an OpenAI-compatible provider", oa_stream("openai/m1", "Hello from the mock", False))
+check("openai: chat translated to Anthropic", oa_plain("anthropic/m1", "Hello there"))
+check("openai: chat stream translated to Anthropic, with usage", oa_stream("anthropic/m1", "Hello there", True))
+check("openai: chat translated to Claude on Vertex", oa_plain("vertex/claude-m1@20250514", "Hello there"))
+check("openai: chat stream translated to Claude on Bedrock", oa_stream("bedrock/eu.anthropic.claude-m1-v1:0", "Hello there", True))
+check("openai: unknown model raises NotFoundError", oa_error("nope/x", openai.NotFoundError, "model_not_found"))
+check("openai: untranslatable request raises BadRequestError",
+      oa_error("anthropic/m1", openai.BadRequestError, "unsupported_by_target", temperature=1.5))
+check("anthropic: messages to Anthropic", an_plain("anthropic/m1"))
+check("anthropic: messages stream to Anthropic", an_stream("anthropic/m1"))
+check("anthropic: messages stream to Claude on Vertex", an_stream("vertex/claude-m1@20250514"))
+check("anthropic: messages to Claude on Bedrock", an_plain("bedrock/eu.anthropic.claude-m1-v1:0"))
+check("anthropic: messages stream to Claude on Bedrock (event stream → SSE)", an_stream("bedrock/eu.anthropic.claude-m1-v1:0"))
+bad = anthropic.Anthropic(base_url=GW, api_key="x", default_headers={"x-to11-authorization": "Bearer to11_gk_wrong"}, max_retries=0)
+check("anthropic: a bad to11 key raises AuthenticationError", an_error(bad, "anthropic/m1", anthropic.AuthenticationError))
+check("anthropic: a target without the Messages API raises BadRequestError", an_error(an, "openai/m1", anthropic.BadRequestError))
+
+if failures:
+    print(f"{len(failures)} SDK check(s) failed")
+    sys.exit(1)
+print("all SDK checks passed")

@@ -1,0 +1,112 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! The official `openai` and `anthropic` Python SDKs (pinned in `tests/sdk/requirements.txt`,
+//! installed from PyPI into `target/sdk-venv` on first run) against a running gateway whose targets
+//! are mocks: `tests/sdk/check_sdks.py` must parse every answer, stream and error.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::json;
+use to11_tests::client::{wait_version, ApiClient};
+use to11_tests::mock::MockUpstream;
+use to11_tests::native_mock::{
+    service_account, Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET, SA_EMAIL,
+};
+use to11_tests::sandbox::embedded_with;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's python, created (and the SDKs installed) when missing.
+fn python() -> PathBuf {
+    let venv = root().join("target/sdk-venv");
+    let py = venv.join("bin/python");
+    let requirements = root().join("tests/sdk/requirements.txt");
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("requirements");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && py.exists() {
+        return py;
+    }
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python3 runs");
+    assert!(ok.success(), "python3 -m venv failed");
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check", "-r"])
+        .arg(&requirements)
+        .status()
+        .expect("pip runs");
+    assert!(ok.success(), "installing the SDKs from PyPI failed");
+    std::fs::write(&stamp, wanted).expect("stamp");
+    py
+}
+
+#[actix_rt::test]
+async fn official_sdks_parse_every_answer_stream_and_error() {
+    let py = python();
+    let key = "sk-sdk-valid-1234";
+    let openai = MockUpstream::start("sk-openai-valid", &["m1"]);
+    let anthropic = NativeMock::start(Native::Anthropic, key);
+    let vertex = NativeMock::start(Native::Vertex, key);
+    let bedrock = NativeMock::start(Native::Bedrock, key);
+    let gemini = NativeMock::start(Native::Gemini, key);
+    let token_url = format!("http://{}/token", vertex.addr);
+    let dir = std::env::temp_dir().join(format!("to11-sdks-{}", uuid::Uuid::new_v4()));
+    let gw =
+        embedded_with(&dir, move |s| s.gateway.google_token_url = token_url).expect("embedded");
+    let api = ApiClient::new(
+        gw.info.api,
+        gw.info.generated_admin_token.as_deref().expect("token"),
+    );
+    let (_, p) = api
+        .post("/projects", json!({"name": "SDKs", "slug": "sdks"}))
+        .await;
+    let project = p["id"].as_str().expect("id").to_string();
+    for body in [
+        json!({"kind": "openai", "base_url": openai.base_url(), "credential": {"api_key": "sk-openai-valid"}}),
+        json!({"kind": "anthropic", "base_url": format!("http://{}/v1", anthropic.addr), "credential": {"api_key": key}}),
+        json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", gemini.addr), "credential": {"api_key": key}}),
+        json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"region": "us-central1"},
+            "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": ["claude-m1@20250514"]}),
+        json!({"kind": "bedrock", "base_url": format!("http://{}", bedrock.addr), "account": {"region": AWS_REGION},
+            "credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}}),
+    ] {
+        let (s, c) = api.post("/projects/sdks/providers", body).await;
+        assert_eq!(s, 201, "{c}");
+    }
+    let (_, k) = api
+        .post("/projects/sdks/keys", json!({"name": "sdk"}))
+        .await;
+    let gk = k["key"].as_str().expect("key").to_string();
+    wait_version(
+        &[gw.info.gateway],
+        &project,
+        k["version"].as_u64().expect("v"),
+    )
+    .await;
+
+    let gateway = format!("http://{}", gw.info.gateway);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(py)
+            .arg(root().join("tests/sdk/check_sdks.py"))
+            .env("TO11_GATEWAY", gateway)
+            .env("TO11_KEY", gk)
+            .output()
+            .expect("the SDK checks run")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "SDK checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all SDK checks passed"));
+    gw.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
