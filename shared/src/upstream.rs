@@ -160,6 +160,8 @@ pub enum BodyEdit {
     OpenAiToAnthropic {
         vendor: Option<(&'static str, bool)>,
     },
+    /// An OpenAI chat body translated to `generateContent` (`translate::gemini::request`).
+    OpenAiToGemini,
 }
 
 /// What to do with a successful answer's body.
@@ -173,6 +175,8 @@ pub enum ResponseEdit {
     AnthropicToOpenAi,
     /// Bedrock's event stream of Anthropic events → OpenAI chunks (both of the above).
     EventStreamToOpenAi,
+    /// A Gemini answer (JSON, SSE or error) → OpenAI's (`translate::gemini`).
+    GeminiToOpenAi,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -372,9 +376,9 @@ pub fn plan(
     })
 }
 
-/// OpenAI chat to a Claude model through translation: Anthropic directly, Claude on Vertex
-/// (`rawPredict`), Claude on Bedrock (`invoke`). `None` when the target speaks OpenAI natively or
-/// has no translation (yet).
+/// OpenAI chat through translation: to Claude (Anthropic directly, on Vertex with `rawPredict`,
+/// on Bedrock with `invoke`) and to Gemini (AI Studio, Vertex publisher `google`). `None` when the
+/// target speaks OpenAI natively or has no translation (yet).
 fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<Plan>, String> {
     let base = &p.base_url;
     Ok(Some(match p.family {
@@ -418,6 +422,22 @@ fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<
                 } else {
                     ResponseEdit::AnthropicToOpenAi
                 },
+            }
+        }
+        Family::Gemini | Family::Vertex => {
+            let prefix = match p.family {
+                Family::Vertex => format!("{base}{}/publishers/google/models", p.vertex_prefix),
+                _ => format!("{base}/models"),
+            };
+            Plan {
+                url: if stream {
+                    format!("{prefix}/{}:streamGenerateContent?alt=sse", segment(model))
+                } else {
+                    format!("{prefix}/{}:generateContent", segment(model))
+                },
+                body: BodyEdit::OpenAiToGemini,
+                default_headers: &[],
+                response: ResponseEdit::GeminiToOpenAi,
             }
         }
         _ => return Ok(None),

@@ -730,6 +730,83 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
         assert_eq!(chunks.last().expect("usage")["usage"]["completion_tokens"], 2, "{model}");
     }
 
+    // And Gemini, on AI Studio and on Vertex.
+    for (model, mock_id, upstream) in [
+        ("gemini/m1", "gemini", "/v1beta/models/m1:"),
+        (
+            "vertex/gemini-m1",
+            "vertex",
+            "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-m1:",
+        ),
+    ] {
+        let r = gateway(gw.info.gateway, Method::POST, "/v1/chat/completions", &[("x-to11-authorization", &gk)],
+            Some(Bytes::from(json!({"model": model, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]}).to_string()))).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{model}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let v = r.json();
+        assert_eq!(
+            (
+                v["choices"][0]["message"]["content"].as_str(),
+                v["choices"][0]["finish_reason"].as_str()
+            ),
+            (Some("Hello there"), Some("stop")),
+            "{model}: {v}"
+        );
+        assert_eq!(v["usage"]["total_tokens"], 5, "{model}");
+        let sent = up(mock_id)
+            .last(&format!("{upstream}generateContent"))
+            .expect("upstream request")
+            .json();
+        assert_eq!(
+            sent["systemInstruction"],
+            json!({"parts": [{"text": "Be brief."}]}),
+            "{model}: {sent}"
+        );
+        assert_eq!(
+            sent["contents"],
+            json!([{"role": "user", "parts": [{"text": "hi"}]}]),
+            "{model}"
+        );
+        let r = gateway(gw.info.gateway, Method::POST, "/v1/chat/completions", &[("x-to11-authorization", &gk)],
+            Some(Bytes::from(json!({"model": model, "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}).to_string()))).await;
+        assert_eq!(
+            r.status,
+            200,
+            "{model} stream: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            up(mock_id)
+                .last(&format!("{upstream}streamGenerateContent?alt=sse"))
+                .is_some(),
+            "{model}: streamed upstream"
+        );
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        let data: Vec<&str> = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .collect();
+        assert_eq!(data.last(), Some(&"[DONE]"), "{model}: {text}");
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).expect("chunk"))
+            .collect();
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "Hello there", "{model}");
+        assert_eq!(
+            chunks.last().expect("usage")["usage"]["total_tokens"],
+            5,
+            "{model}"
+        );
+    }
+
     // A client's own key is presented in the provider's form.
     let anthropic = &mocks
         .iter()

@@ -12,7 +12,7 @@ use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
 use to11_shared::sigv4;
-use to11_shared::translate::{anthropic, TranslateError};
+use to11_shared::translate::{anthropic, gemini, TranslateError};
 use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, ResponseEdit, Surface};
 use to11_shared::ErrorCode;
 
@@ -222,21 +222,27 @@ async fn forward_inner(
             } => vendor_body(&body, version, drop_stream)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e))?
                 .into(),
-            BodyEdit::OpenAiToAnthropic { vendor } => {
+            BodyEdit::OpenAiToAnthropic { .. } | BodyEdit::OpenAiToGemini => {
                 // A function's defaults are in the client's terms: applied before translating.
                 let source = match resolution.defaults {
                     Some(d) => apply_defaults(&body, d)
                         .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?,
                     None => body.to_vec(),
                 };
-                match anthropic::request(&source, &target.model) {
+                let translated = match plan.body {
+                    BodyEdit::OpenAiToGemini => gemini::request(&source),
+                    _ => anthropic::request(&source, &target.model),
+                };
+                match translated {
                     Ok((b, a)) => {
                         asked = a;
-                        match vendor {
-                            Some((version, drop_stream)) => vendor_body(&b, version, drop_stream)
+                        match plan.body {
+                            BodyEdit::OpenAiToAnthropic {
+                                vendor: Some((version, drop_stream)),
+                            } => vendor_body(&b, version, drop_stream)
                                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e))?
                                 .into(),
-                            None => b.into(),
+                            _ => b.into(),
                         }
                     }
                     Err(TranslateError::Unsupported(m)) => {
@@ -249,7 +255,18 @@ async fn forward_inner(
                 }
             }
         };
-        let translated = matches!(plan.body, BodyEdit::OpenAiToAnthropic { .. });
+        let translated = matches!(
+            plan.body,
+            BodyEdit::OpenAiToAnthropic { .. } | BodyEdit::OpenAiToGemini
+        );
+        // How the target's error bodies are delivered in OpenAI's shape.
+        let error_translation: Option<ErrorTranslation> = match plan.response {
+            ResponseEdit::GeminiToOpenAi => Some(gemini::error),
+            ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
+                Some(anthropic::error)
+            }
+            _ => None,
+        };
         if let (Some(defaults), false) = (resolution.defaults, translated) {
             upstream_body = apply_defaults(&upstream_body, defaults)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
@@ -344,7 +361,7 @@ async fn forward_inner(
                     }
                     let whole = !streaming || resp.status().as_u16() >= 400;
                     if translated && whole {
-                        return Ok(translate_whole(resp, &meta, idle).await);
+                        return Ok(translate_whole(resp, &meta, idle, plan.response).await);
                     }
                     return Ok(stream(
                         resp,
@@ -378,7 +395,7 @@ async fn forward_inner(
                             status,
                             headers,
                             body,
-                            translated,
+                            translated: error_translation,
                         },
                     )
                 }
@@ -503,6 +520,9 @@ impl Served<'_> {
     }
 }
 
+/// Turns a target's error body into OpenAI's error shape.
+type ErrorTranslation = fn(&[u8]) -> Vec<u8>;
+
 /// A failed attempt: an upstream answer (buffered, deliverable in the client's dialect as the
 /// upstream gave it) or a gateway error.
 enum Failure {
@@ -510,8 +530,8 @@ enum Failure {
         status: u16,
         headers: awc::http::header::HeaderMap,
         body: bytes::Bytes,
-        /// The body is in the target's format and is delivered in OpenAI's.
-        translated: bool,
+        /// The body is in the target's format and is delivered in OpenAI's by this.
+        translated: Option<ErrorTranslation>,
     },
     Error(GatewayError),
 }
@@ -549,16 +569,17 @@ impl LastFailure {
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 );
                 for (name, value) in &headers {
-                    let replaced = translated && name == CONTENT_TYPE;
+                    let replaced = translated.is_some() && name == CONTENT_TYPE;
                     if !skip_response_header(name) && !replaced {
                         out.append_header((name.clone(), value.clone()));
                     }
                 }
-                let body: bytes::Bytes = if translated {
-                    out.insert_header((CONTENT_TYPE, "application/json"));
-                    anthropic::error(&body).into()
-                } else {
-                    body
+                let body: bytes::Bytes = match translated {
+                    Some(to_openai) => {
+                        out.insert_header((CONTENT_TYPE, "application/json"));
+                        to_openai(&body).into()
+                    }
+                    None => body,
                 };
                 for (name, value) in self.served {
                     out.insert_header((name, value));
@@ -604,8 +625,9 @@ where
     }
     if converted {
         use super::guard::{Guarded, ANTHROPIC_END, OPENAI_END};
-        use super::transform::{AnthropicToOpenAi, EventStreamToSse};
+        use super::transform::{EventStreamToSse, ToOpenAi};
         use crate::error::Dialect;
+        let now = chrono::Utc::now().timestamp();
         out.insert_header((CONTENT_TYPE, "text/event-stream"));
         return match response {
             ResponseEdit::EventStreamToAnthropicSse => out.streaming(
@@ -614,12 +636,27 @@ where
                     .dialect(Dialect::Anthropic),
             ),
             ResponseEdit::AnthropicToOpenAi => out.streaming(
-                Guarded::new(AnthropicToOpenAi::new(upstream, asked), idle, true)
-                    .expect_end(OPENAI_END),
+                Guarded::new(
+                    ToOpenAi::new(upstream, anthropic::Stream::new(asked, now)),
+                    idle,
+                    true,
+                )
+                .expect_end(OPENAI_END),
+            ),
+            ResponseEdit::GeminiToOpenAi => out.streaming(
+                Guarded::new(
+                    ToOpenAi::new(upstream, gemini::Stream::new(asked, meta.model, now)),
+                    idle,
+                    true,
+                )
+                .expect_end(OPENAI_END),
             ),
             _ => out.streaming(
                 Guarded::new(
-                    AnthropicToOpenAi::new(EventStreamToSse::new(upstream), asked),
+                    ToOpenAi::new(
+                        EventStreamToSse::new(upstream),
+                        anthropic::Stream::new(asked, now),
+                    ),
                     idle,
                     true,
                 )
@@ -647,10 +684,12 @@ async fn translate_whole<S>(
     mut upstream: awc::ClientResponse<S>,
     meta: &Served<'_>,
     idle: Duration,
+    response: ResponseEdit,
 ) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
 {
+    let gemini = response == ResponseEdit::GeminiToOpenAi;
     let status = upstream.status();
     let body = match tokio::time::timeout(idle, upstream.body().limit(MAX_TRANSLATED_BODY)).await {
         Ok(Ok(b)) => b,
@@ -662,14 +701,22 @@ where
             .render(crate::error::Dialect::OpenAi)
         }
     };
+    let now = chrono::Utc::now().timestamp();
     let out = if status.is_success() {
-        match anthropic::response(&body, chrono::Utc::now().timestamp()) {
+        let translated = if gemini {
+            gemini::response(&body, meta.model, now)
+        } else {
+            anthropic::response(&body, now)
+        };
+        match translated {
             Ok(b) => b,
             Err(m) => {
                 return GatewayError::new(ErrorCode::UpstreamFailure, m)
                     .render(crate::error::Dialect::OpenAi)
             }
         }
+    } else if gemini {
+        gemini::error(&body)
     } else {
         anthropic::error(&body)
     };

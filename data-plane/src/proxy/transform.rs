@@ -2,9 +2,9 @@
 //! - `EventStreamToSse`: Bedrock's binary event stream of Anthropic events becomes the Anthropic
 //!   SSE a `/v1/messages` client expects (checksums verified, frames reassembled across reads). A
 //!   broken or truncated frame, or an exception frame, ends it with Anthropic's `error` event.
-//! - `AnthropicToOpenAi`: Anthropic SSE becomes OpenAI `chat.completion.chunk`s ending with
-//!   `[DONE]` (`translate::anthropic::Stream`); an Anthropic `error` event becomes a terminal
-//!   OpenAI error event.
+//! - `ToOpenAi`: a provider's SSE (Anthropic's, Gemini's) becomes OpenAI `chat.completion.chunk`s
+//!   ending with `[DONE]`, through a `translate::StreamTranslator`; the provider's error event
+//!   becomes a terminal OpenAI error event.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,31 +12,33 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 use to11_shared::eventstream::{anthropic_sse, error_event, Decoder};
-use to11_shared::translate::anthropic::{Asked, Stream as AnthropicStream};
 use to11_shared::translate::sse::Parser;
+use to11_shared::translate::StreamTranslator;
 
-pub struct AnthropicToOpenAi<S> {
+/// A provider's SSE translated into OpenAI chunks by `T`.
+pub struct ToOpenAi<S, T> {
     inner: S,
     parser: Parser,
-    translator: AnthropicStream,
+    translator: T,
     done: bool,
 }
 
-impl<S> AnthropicToOpenAi<S> {
-    pub fn new(inner: S, asked: Asked) -> Self {
-        AnthropicToOpenAi {
+impl<S, T> ToOpenAi<S, T> {
+    pub fn new(inner: S, translator: T) -> Self {
+        ToOpenAi {
             inner,
             parser: Parser::default(),
-            translator: AnthropicStream::new(asked, chrono::Utc::now().timestamp()),
+            translator,
             done: false,
         }
     }
 }
 
-impl<S, E> Stream for AnthropicToOpenAi<S>
+impl<S, E, T> Stream for ToOpenAi<S, T>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
+    T: StreamTranslator + Unpin,
 {
     type Item = Result<Bytes, String>;
 
@@ -48,11 +50,19 @@ where
             let events = match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => self.parser.push(&chunk),
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.to_string()))),
-                // Ending without `message_stop` writes no `[DONE]`: `Guarded` reports the
+                // An incomplete answer gets no `[DONE]` from `end`: `Guarded` reports the
                 // truncation.
                 Poll::Ready(None) => {
                     self.done = true;
-                    self.parser.finish().into_iter().collect()
+                    let last: Vec<_> = self.parser.finish().into_iter().collect();
+                    let mut out = String::new();
+                    for e in &last {
+                        out.push_str(&self.translator.event(e));
+                    }
+                    if !self.translator.ended() {
+                        out.push_str(&self.translator.end());
+                    }
+                    return Poll::Ready((!out.is_empty()).then(|| Ok(Bytes::from(out))));
                 }
                 Poll::Pending => return Poll::Pending,
             };

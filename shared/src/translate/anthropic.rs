@@ -502,6 +502,21 @@ impl Stream {
     }
 }
 
+impl super::StreamTranslator for Stream {
+    fn event(&mut self, e: &Event) -> String {
+        Stream::event(self, e)
+    }
+
+    /// Anthropic streams end with `message_stop`; a clean close before it adds nothing.
+    fn end(&mut self) -> String {
+        String::new()
+    }
+
+    fn ended(&self) -> bool {
+        Stream::ended(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

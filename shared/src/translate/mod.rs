@@ -3,7 +3,19 @@
 //! format. One file per target family.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod sse;
+
+/// A provider's stream, translated into OpenAI `chat.completion.chunk` SSE one event at a time.
+pub trait StreamTranslator {
+    /// The OpenAI SSE text for one upstream event (often empty).
+    fn event(&mut self, e: &sse::Event) -> String;
+    /// The upstream ended cleanly: what closes the stream (`[DONE]`), or nothing if the answer
+    /// was incomplete.
+    fn end(&mut self) -> String;
+    /// Whether the stream reached its end (`[DONE]` or a terminal error was written).
+    fn ended(&self) -> bool;
+}
 
 /// Why a request cannot be translated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
