@@ -162,6 +162,8 @@ pub enum BodyEdit {
     },
     /// An OpenAI chat body translated to `generateContent` (`translate::gemini::request`).
     OpenAiToGemini,
+    /// An OpenAI chat body translated to Bedrock Converse (`translate::bedrock::request`).
+    OpenAiToConverse,
 }
 
 /// What to do with a successful answer's body.
@@ -177,6 +179,8 @@ pub enum ResponseEdit {
     EventStreamToOpenAi,
     /// A Gemini answer (JSON, SSE or error) → OpenAI's (`translate::gemini`).
     GeminiToOpenAi,
+    /// A Converse answer (JSON, event stream or error) → OpenAI's (`translate::bedrock`).
+    ConverseToOpenAi,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -377,7 +381,8 @@ pub fn plan(
 }
 
 /// OpenAI chat through translation: to Claude (Anthropic directly, on Vertex with `rawPredict`,
-/// on Bedrock with `invoke`) and to Gemini (AI Studio, Vertex publisher `google`). `None` when the
+/// on Bedrock with `invoke`), to Gemini (AI Studio, Vertex publisher `google`) and to every other
+/// Bedrock model (Converse). `None` when the
 /// target speaks OpenAI natively or has no translation (yet).
 fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<Plan>, String> {
     let base = &p.base_url;
@@ -422,6 +427,22 @@ fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<
                 } else {
                     ResponseEdit::AnthropicToOpenAi
                 },
+            }
+        }
+        Family::Bedrock => {
+            let id = uri_encode(model, false);
+            Plan {
+                url: format!(
+                    "{base}/model/{id}/{}",
+                    if stream {
+                        "converse-stream"
+                    } else {
+                        "converse"
+                    }
+                ),
+                body: BodyEdit::OpenAiToConverse,
+                default_headers: &[],
+                response: ResponseEdit::ConverseToOpenAi,
             }
         }
         Family::Gemini | Family::Vertex => {

@@ -108,6 +108,8 @@ check("openai: chat translated to Claude on Vertex", oa_plain("vertex/claude-m1@
 check("openai: chat stream translated to Claude on Bedrock", oa_stream("bedrock/eu.anthropic.claude-m1-v1:0", "Hello there", True))
 check("openai: chat translated to Gemini", oa_plain("gemini/m1", "Hello there"))
 check("openai: chat stream translated to Gemini, with usage", oa_stream("gemini/m1", "Hello there", True))
+check("openai: chat translated to Bedrock Converse", oa_plain("bedrock/m1", "Hello there"))
+check("openai: chat stream translated to Bedrock ConverseStream, with usage", oa_stream("bedrock/m1", "Hello there", True))
 check("openai: unknown model raises NotFoundError", oa_error("nope/x", openai.NotFoundError, "model_not_found"))
 check("openai: untranslatable request raises BadRequestError",
       oa_error("anthropic/m1", openai.BadRequestError, "unsupported_by_target", temperature=1.5))

@@ -807,6 +807,44 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
         );
     }
 
+    // And any other Bedrock model, through Converse.
+    let r = gateway(gw.info.gateway, Method::POST, "/v1/chat/completions", &[("x-to11-authorization", &gk)],
+        Some(Bytes::from(json!({"model": "bedrock/m1", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]}).to_string()))).await;
+    assert_eq!(
+        r.status,
+        200,
+        "converse: {:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello there");
+    assert_eq!(r.json()["usage"]["total_tokens"], 5);
+    let sent = up("bedrock")
+        .last("/model/m1/converse")
+        .expect("converse request")
+        .json();
+    assert_eq!(sent["system"], json!([{"text": "Be brief."}]), "{sent}");
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": [{"text": "hi"}]}])
+    );
+    let r = gateway(gw.info.gateway, Method::POST, "/v1/chat/completions", &[("x-to11-authorization", &gk)],
+        Some(Bytes::from(json!({"model": "bedrock/m1", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}).to_string()))).await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let content: String = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| {
+            serde_json::from_str::<Value>(d).ok()?["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(content, "Hello there", "{text}");
+    assert!(text.contains("\"total_tokens\":5"), "{text}");
+
     // A client's own key is presented in the provider's form.
     let anthropic = &mocks
         .iter()

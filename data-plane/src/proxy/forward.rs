@@ -12,7 +12,7 @@ use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
 use to11_shared::sigv4;
-use to11_shared::translate::{anthropic, gemini, TranslateError};
+use to11_shared::translate::{anthropic, bedrock, gemini, TranslateError};
 use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, ResponseEdit, Surface};
 use to11_shared::ErrorCode;
 
@@ -222,7 +222,9 @@ async fn forward_inner(
             } => vendor_body(&body, version, drop_stream)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e))?
                 .into(),
-            BodyEdit::OpenAiToAnthropic { .. } | BodyEdit::OpenAiToGemini => {
+            BodyEdit::OpenAiToAnthropic { .. }
+            | BodyEdit::OpenAiToGemini
+            | BodyEdit::OpenAiToConverse => {
                 // A function's defaults are in the client's terms: applied before translating.
                 let source = match resolution.defaults {
                     Some(d) => apply_defaults(&body, d)
@@ -231,6 +233,7 @@ async fn forward_inner(
                 };
                 let translated = match plan.body {
                     BodyEdit::OpenAiToGemini => gemini::request(&source),
+                    BodyEdit::OpenAiToConverse => bedrock::request(&source),
                     _ => anthropic::request(&source, &target.model),
                 };
                 match translated {
@@ -257,11 +260,14 @@ async fn forward_inner(
         };
         let translated = matches!(
             plan.body,
-            BodyEdit::OpenAiToAnthropic { .. } | BodyEdit::OpenAiToGemini
+            BodyEdit::OpenAiToAnthropic { .. }
+                | BodyEdit::OpenAiToGemini
+                | BodyEdit::OpenAiToConverse
         );
         // How the target's error bodies are delivered in OpenAI's shape.
         let error_translation: Option<ErrorTranslation> = match plan.response {
             ResponseEdit::GeminiToOpenAi => Some(gemini::error),
+            ResponseEdit::ConverseToOpenAi => Some(bedrock::error),
             ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
                 Some(anthropic::error)
             }
@@ -643,6 +649,17 @@ where
                 )
                 .expect_end(OPENAI_END),
             ),
+            ResponseEdit::ConverseToOpenAi => out.streaming(
+                Guarded::new(
+                    super::transform::ConverseToOpenAi::new(
+                        upstream,
+                        bedrock::Stream::new(asked, meta.model, now),
+                    ),
+                    idle,
+                    true,
+                )
+                .expect_end(OPENAI_END),
+            ),
             ResponseEdit::GeminiToOpenAi => out.streaming(
                 Guarded::new(
                     ToOpenAi::new(upstream, gemini::Stream::new(asked, meta.model, now)),
@@ -689,7 +706,6 @@ async fn translate_whole<S>(
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
 {
-    let gemini = response == ResponseEdit::GeminiToOpenAi;
     let status = upstream.status();
     let body = match tokio::time::timeout(idle, upstream.body().limit(MAX_TRANSLATED_BODY)).await {
         Ok(Ok(b)) => b,
@@ -703,10 +719,10 @@ where
     };
     let now = chrono::Utc::now().timestamp();
     let out = if status.is_success() {
-        let translated = if gemini {
-            gemini::response(&body, meta.model, now)
-        } else {
-            anthropic::response(&body, now)
+        let translated = match response {
+            ResponseEdit::GeminiToOpenAi => gemini::response(&body, meta.model, now),
+            ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now),
+            _ => anthropic::response(&body, now),
         };
         match translated {
             Ok(b) => b,
@@ -715,10 +731,12 @@ where
                     .render(crate::error::Dialect::OpenAi)
             }
         }
-    } else if gemini {
-        gemini::error(&body)
     } else {
-        anthropic::error(&body)
+        match response {
+            ResponseEdit::GeminiToOpenAi => gemini::error(&body),
+            ResponseEdit::ConverseToOpenAi => bedrock::error(&body),
+            _ => anthropic::error(&body),
+        }
     };
     let mut r = HttpResponse::build(
         StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 use to11_shared::eventstream::{anthropic_sse, error_event, Decoder};
+use to11_shared::translate::bedrock::Stream as ConverseStream;
 use to11_shared::translate::sse::Parser;
 use to11_shared::translate::StreamTranslator;
 
@@ -148,6 +149,73 @@ where
                     ))
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Bedrock's ConverseStream frames translated into OpenAI chunks.
+pub struct ConverseToOpenAi<S> {
+    inner: S,
+    decoder: Decoder,
+    translator: ConverseStream,
+    done: bool,
+}
+
+impl<S> ConverseToOpenAi<S> {
+    pub fn new(inner: S, translator: ConverseStream) -> Self {
+        ConverseToOpenAi {
+            inner,
+            decoder: Decoder::default(),
+            translator,
+            done: false,
+        }
+    }
+}
+
+impl<S, E> Stream for ConverseToOpenAi<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let frames = match self.decoder.push(&chunk) {
+                        Ok(f) => f,
+                        // `Guarded` ends the stream with a terminal error event.
+                        Err(e) => {
+                            self.done = true;
+                            return Poll::Ready(Some(Err(format!(
+                                "the upstream's event stream broke: {e}"
+                            ))));
+                        }
+                    };
+                    let mut out = String::new();
+                    for f in &frames {
+                        out.push_str(&self.translator.frame(f));
+                        if self.translator.ended() {
+                            self.done = true;
+                            break;
+                        }
+                    }
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Bytes::from(out))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.to_string()))),
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let out = self.translator.end();
+                    return Poll::Ready((!out.is_empty()).then(|| Ok(Bytes::from(out))));
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }

@@ -3,6 +3,7 @@
 //! format. One file per target family.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod sse;
 

@@ -1,0 +1,558 @@
+//! OpenAI Chat Completions ⇄ Bedrock Converse (any Bedrock model; Claude goes through InvokeModel
+//! with `anthropic`'s translation instead).
+//!
+//! Request: `system`/`developer` → `system`; merged turns; base64 images → `image` blocks; tools →
+//! `toolConfig.tools[].toolSpec`, `tool_choice` → `toolChoice` (`none` sends no tools); assistant
+//! `tool_calls` → `toolUse`; `tool` results → `toolResult`; `max_tokens`, `temperature`, `top_p`,
+//! `stop` → `inferenceConfig`. Features Converse cannot express are refused by name.
+//!
+//! Answer: text, `toolUse` → `tool_calls`, reasoning → `reasoning_content`, stop reasons, usage
+//! with cached tokens; the ConverseStream events (from `eventstream` frames) one by one.
+
+use serde_json::{json, Map, Value};
+
+use super::anthropic::Asked;
+use super::{finish_reason, TranslateError};
+use crate::eventstream::Frame;
+
+fn unsupported(what: &str) -> TranslateError {
+    TranslateError::Unsupported(format!("Bedrock Converse cannot express {what}"))
+}
+
+fn invalid(what: impl Into<String>) -> TranslateError {
+    TranslateError::Invalid(what.into())
+}
+
+/// An OpenAI chat request body → a Converse body (the model is in the URL).
+pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
+    let req: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
+    let mut asked = Asked::default();
+    let mut inference = Map::new();
+    for (k, v) in &req {
+        if v.is_null() {
+            continue;
+        }
+        match k.as_str() {
+            "model"
+            | "messages"
+            | "tools"
+            | "tool_choice"
+            | "max_tokens"
+            | "max_completion_tokens" => {}
+            "stream" => asked.stream = v.as_bool().unwrap_or(false),
+            "stream_options" => asked.include_usage = v["include_usage"].as_bool().unwrap_or(false),
+            "temperature" => {
+                inference.insert("temperature".into(), v.clone());
+            }
+            "top_p" => {
+                inference.insert("topP".into(), v.clone());
+            }
+            "stop" => {
+                let stops = match v {
+                    Value::String(s) => json!([s]),
+                    Value::Array(_) => v.clone(),
+                    _ => return Err(invalid("'stop' must be a string or an array of strings")),
+                };
+                inference.insert("stopSequences".into(), stops);
+            }
+            "parallel_tool_calls" => {
+                if v.as_bool() == Some(false) {
+                    return Err(unsupported("parallel_tool_calls: false"));
+                }
+            }
+            "n" => {
+                if v.as_u64().is_some_and(|n| n > 1) {
+                    return Err(unsupported("several choices (n > 1)"));
+                }
+            }
+            "logprobs" => {
+                if v.as_bool() == Some(true) {
+                    return Err(unsupported("logprobs"));
+                }
+            }
+            "presence_penalty" | "frequency_penalty" => {
+                if v.as_f64().is_some_and(|x| x != 0.0) {
+                    return Err(unsupported(&format!("'{k}'")));
+                }
+            }
+            "response_format" => {
+                if v["type"] != "text" {
+                    return Err(unsupported("response_format json_object/json_schema"));
+                }
+            }
+            "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
+            | "reasoning_effort" | "top_k" => {
+                return Err(unsupported(&format!("'{k}'")));
+            }
+            "modalities" => {
+                if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
+                    return Err(unsupported("output modalities other than text"));
+                }
+            }
+            "user" | "store" | "metadata" | "service_tier" | "safety_identifier"
+            | "prompt_cache_key" | "verbosity" | "seed" => {}
+            other => return Err(unsupported(&format!("the request field '{other}'"))),
+        }
+    }
+    if let Some(max) = req
+        .get("max_completion_tokens")
+        .or(req.get("max_tokens"))
+        .and_then(Value::as_u64)
+    {
+        inference.insert("maxTokens".into(), max.into());
+    }
+    let mut out = Map::new();
+    let (system, messages) = messages(
+        req.get("messages")
+            .ok_or_else(|| invalid("the request has no 'messages'"))?,
+    )?;
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    if !inference.is_empty() {
+        out.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    let choice = req.get("tool_choice").filter(|c| !c.is_null());
+    let none = choice.is_some_and(|c| c == "none");
+    if let (Some(tools), false) = (req.get("tools").and_then(Value::as_array), none) {
+        let mut specs = Vec::new();
+        for t in tools {
+            if t["type"] != "function" {
+                return Err(unsupported(&format!("tools of type {}", t["type"])));
+            }
+            let f = &t["function"];
+            let mut spec = json!({"name": f["name"].as_str().ok_or_else(|| invalid("a tool has no function.name"))?,
+                "inputSchema": {"json": if f["parameters"].is_null() { json!({"type": "object", "properties": {}}) } else { f["parameters"].clone() }}});
+            if let Some(d) = f["description"].as_str() {
+                spec["description"] = d.into();
+            }
+            specs.push(json!({"toolSpec": spec}));
+        }
+        let mut config = json!({"tools": specs});
+        if let Some(c) = choice {
+            config["toolChoice"] = match c {
+                Value::String(s) if s == "auto" => json!({"auto": {}}),
+                Value::String(s) if s == "required" => json!({"any": {}}),
+                Value::Object(_) if c["type"] == "function" => {
+                    json!({"tool": {"name": c["function"]["name"]}})
+                }
+                _ => return Err(invalid(format!("unknown tool_choice {c}"))),
+            };
+        }
+        out.insert("toolConfig".into(), config);
+    }
+    let bytes = serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))?;
+    Ok((bytes, asked))
+}
+
+fn blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
+    match c {
+        Value::Null => Ok(vec![]),
+        Value::String(s) if s.is_empty() => Ok(vec![]),
+        Value::String(s) => Ok(vec![json!({"text": s})]),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match p["type"].as_str() {
+                Some("text") => Ok(json!({"text": p["text"].as_str().unwrap_or("")})),
+                Some("image_url") => {
+                    let url = p["image_url"]["url"]
+                        .as_str()
+                        .ok_or_else(|| invalid("image_url has no url"))?;
+                    let rest = url.strip_prefix("data:image/").ok_or_else(|| {
+                        unsupported("image URLs (send the image as a base64 data URL)")
+                    })?;
+                    let (format, data) = rest
+                        .split_once(";base64,")
+                        .ok_or_else(|| unsupported("data URLs that are not base64"))?;
+                    let format = if format == "jpg" { "jpeg" } else { format };
+                    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+                }
+                Some(other) => Err(unsupported(&format!("'{other}' content parts"))),
+                None => Err(invalid("a content part has no type")),
+            })
+            .collect(),
+        _ => Err(invalid(
+            "message content must be a string or an array of parts",
+        )),
+    }
+}
+
+fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| invalid("'messages' must be an array"))?;
+    let mut system = Vec::new();
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let push = |role: &'static str, b: Vec<Value>, out: &mut Vec<(&'static str, Vec<Value>)>| {
+        if b.is_empty() {
+            return;
+        }
+        match out.last_mut() {
+            Some((r, existing)) if *r == role => existing.extend(b),
+            _ => out.push((role, b)),
+        }
+    };
+    for m in list {
+        match m["role"]
+            .as_str()
+            .ok_or_else(|| invalid("a message has no role"))?
+        {
+            "system" | "developer" => {
+                for b in blocks(&m["content"])? {
+                    if b.get("text").is_none() {
+                        return Err(unsupported("non-text system messages"));
+                    }
+                    system.push(b);
+                }
+            }
+            "user" => push("user", blocks(&m["content"])?, &mut out),
+            "assistant" => {
+                let mut b = blocks(&m["content"])?;
+                for c in m["tool_calls"].as_array().into_iter().flatten() {
+                    let args = c["function"]["arguments"].as_str().unwrap_or("{}");
+                    let input: Value = if args.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(args)
+                            .map_err(|_| invalid("tool_calls[].function.arguments is not JSON"))?
+                    };
+                    b.push(json!({"toolUse": {"toolUseId": c["id"], "name": c["function"]["name"], "input": input}}));
+                }
+                push("assistant", b, &mut out);
+            }
+            "tool" => {
+                let id = m["tool_call_id"]
+                    .as_str()
+                    .ok_or_else(|| invalid("a tool message has no tool_call_id"))?;
+                let content = match &m["content"] {
+                    Value::String(s) => vec![json!({"text": s})],
+                    c => blocks(c)?,
+                };
+                push(
+                    "user",
+                    vec![
+                        json!({"toolResult": {"toolUseId": id, "content": content, "status": "success"}}),
+                    ],
+                    &mut out,
+                );
+            }
+            "function" => return Err(unsupported("the deprecated 'function' role")),
+            other => return Err(invalid(format!("unknown role '{other}'"))),
+        }
+    }
+    if out.first().is_none_or(|(r, _)| *r != "user") {
+        return Err(invalid(
+            "Converse needs the conversation to start with a user message",
+        ));
+    }
+    Ok((
+        system,
+        out.into_iter()
+            .map(|(role, content)| json!({"role": role, "content": content}))
+            .collect(),
+    ))
+}
+
+fn usage(u: &Value) -> Value {
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    let cached = n("cacheReadInputTokens");
+    let prompt = n("inputTokens") + cached + n("cacheWriteInputTokens");
+    let completion = n("outputTokens");
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached}})
+}
+
+/// A Converse answer → an OpenAI `chat.completion`.
+pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, String> {
+    let r: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
+    let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
+    for b in r["output"]["message"]["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = b["text"].as_str() {
+            text.push_str(t);
+        } else if let Some(u) = b.get("toolUse") {
+            calls.push(json!({"id": u["toolUseId"], "type": "function", "function": {"name": u["name"], "arguments": u["input"].to_string()}}));
+        } else if let Some(t) = b["reasoningContent"]["reasoningText"]["text"].as_str() {
+            reasoning.push_str(t);
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = reasoning.into();
+    }
+    let out = json!({"id": "chatcmpl-bedrock", "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null,
+            "finish_reason": finish_reason(r["stopReason"].as_str().unwrap_or("end_turn"))}],
+        "usage": usage(&r["usage"])});
+    serde_json::to_vec(&out).map_err(|e| e.to_string())
+}
+
+/// A Bedrock error body (`{"message"}` with `x-amzn-ErrorType`) → OpenAI's error shape.
+pub fn error(body: &[u8]) -> Vec<u8> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let message = v["message"]
+        .as_str()
+        .or(v["Message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
+    json!({"error": {"message": message, "type": "bedrock_error", "param": null, "code": "bedrock_error"}}).to_string().into_bytes()
+}
+
+/// ConverseStream frames → `chat.completion.chunk` SSE.
+pub struct Stream {
+    asked: Asked,
+    created: i64,
+    model: String,
+    /// Converse content-block index → OpenAI tool-call index.
+    tools: Vec<(u64, usize)>,
+    stopped: bool,
+    ended: bool,
+}
+
+impl Stream {
+    pub fn new(asked: Asked, model: &str, created: i64) -> Self {
+        Stream {
+            asked,
+            created,
+            model: model.to_string(),
+            tools: vec![],
+            stopped: false,
+            ended: false,
+        }
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+        let mut c = json!({"id": "chatcmpl-bedrock", "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        if self.asked.include_usage {
+            c["usage"] = Value::Null;
+        }
+        format!("data: {c}\n\n")
+    }
+
+    fn done(&mut self, usage_of: Option<&Value>) -> String {
+        self.ended = true;
+        let mut out = String::new();
+        if let (true, Some(u)) = (self.asked.include_usage, usage_of) {
+            let c = json!({"id": "chatcmpl-bedrock", "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "choices": [], "usage": usage(u)});
+            out.push_str(&format!("data: {c}\n\n"));
+        }
+        out.push_str("data: [DONE]\n\n");
+        out
+    }
+
+    /// The OpenAI SSE text for one ConverseStream frame.
+    pub fn frame(&mut self, f: &Frame) -> String {
+        if self.ended {
+            return String::new();
+        }
+        let v: Value = serde_json::from_slice(&f.payload).unwrap_or_default();
+        if f.header(":message-type") != Some("event") {
+            self.ended = true;
+            let kind = f.header(":exception-type").unwrap_or("exception");
+            let e = json!({"error": {"message": format!("{kind}: {}", v["message"].as_str().unwrap_or("")), "type": kind, "param": null, "code": kind}});
+            return format!("data: {e}\n\n");
+        }
+        match f.header(":event-type").unwrap_or("") {
+            "messageStart" => self.chunk(json!({"role": "assistant", "content": ""}), None),
+            "contentBlockStart" => match v["start"].get("toolUse") {
+                Some(u) => {
+                    let index = self.tools.len();
+                    self.tools
+                        .push((v["contentBlockIndex"].as_u64().unwrap_or(0), index));
+                    self.chunk(json!({"tool_calls": [{"index": index, "id": u["toolUseId"], "type": "function",
+                        "function": {"name": u["name"], "arguments": ""}}]}), None)
+                }
+                None => String::new(),
+            },
+            "contentBlockDelta" => {
+                let d = &v["delta"];
+                if let Some(t) = d["text"].as_str() {
+                    self.chunk(json!({"content": t}), None)
+                } else if let Some(input) = d["toolUse"]["input"].as_str() {
+                    let block = v["contentBlockIndex"].as_u64().unwrap_or(0);
+                    match self.tools.iter().find(|(b, _)| *b == block) {
+                        Some((_, index)) => self.chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]}), None),
+                        None => String::new(),
+                    }
+                } else if let Some(t) = d["reasoningContent"]["text"].as_str() {
+                    self.chunk(json!({"reasoning_content": t}), None)
+                } else {
+                    String::new()
+                }
+            }
+            "messageStop" => {
+                self.stopped = true;
+                self.chunk(
+                    json!({}),
+                    Some(finish_reason(
+                        v["stopReason"].as_str().unwrap_or("end_turn"),
+                    )),
+                )
+            }
+            "metadata" if self.stopped => self.done(Some(&v["usage"])),
+            _ => String::new(),
+        }
+    }
+
+    /// The frames ended: `[DONE]` if the message was complete.
+    pub fn end(&mut self) -> String {
+        if self.ended || !self.stopped {
+            return String::new();
+        }
+        self.done(None)
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventstream::{encode, Decoder};
+
+    fn req(v: Value) -> Result<Value, TranslateError> {
+        request(v.to_string().as_bytes()).map(|(b, _)| serde_json::from_slice(&b).expect("json"))
+    }
+
+    #[test]
+    fn a_full_conversation_maps_to_converse() {
+        let out = req(json!({"model": "x", "max_tokens": 20, "temperature": 0.3, "top_p": 0.9, "stop": "END",
+            "tools": [{"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "get"}},
+            "messages": [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,AAAA"}}]},
+                {"role": "assistant", "content": "ok", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "get", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "t1", "content": "42"}]})).expect("ok");
+        assert_eq!(out["system"], json!([{"text": "Be brief."}]));
+        assert_eq!(
+            out["inferenceConfig"],
+            json!({"maxTokens": 20, "temperature": 0.3, "topP": 0.9, "stopSequences": ["END"]})
+        );
+        assert_eq!(
+            out["toolConfig"]["toolChoice"],
+            json!({"tool": {"name": "get"}})
+        );
+        assert_eq!(
+            out["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"],
+            json!({"json": {"type": "object"}})
+        );
+        assert_eq!(
+            out["messages"][0]["content"][1],
+            json!({"image": {"format": "jpeg", "source": {"bytes": "AAAA"}}})
+        );
+        assert_eq!(
+            out["messages"][1]["content"][1],
+            json!({"toolUse": {"toolUseId": "t1", "name": "get", "input": {}}})
+        );
+        assert_eq!(
+            out["messages"][2]["content"][0],
+            json!({"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}], "status": "success"}})
+        );
+        let none = req(json!({"tools": [{"type": "function", "function": {"name": "get"}}], "tool_choice": "none",
+            "messages": [{"role": "user", "content": "x"}]})).expect("ok");
+        assert!(none.get("toolConfig").is_none());
+        for (k, v) in [
+            ("n", json!(3)),
+            ("logit_bias", json!({})),
+            ("response_format", json!({"type": "json_object"})),
+            ("top_k", json!(5)),
+        ] {
+            let mut r = json!({"messages": [{"role": "user", "content": "x"}]});
+            r[k] = v;
+            assert!(matches!(req(r), Err(TranslateError::Unsupported(_))), "{k}");
+        }
+    }
+
+    #[test]
+    fn answers_map_back() {
+        let body = json!({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"},
+            {"toolUse": {"toolUseId": "t9", "name": "get", "input": {"a": 1}}}]}}, "stopReason": "tool_use",
+            "usage": {"inputTokens": 5, "outputTokens": 3, "cacheReadInputTokens": 2, "totalTokens": 8}});
+        let out: Value =
+            serde_json::from_slice(&response(body.to_string().as_bytes(), "m", 1).expect("ok"))
+                .expect("json");
+        assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(
+            out["choices"][0]["message"]["tool_calls"][0]["function"],
+            json!({"name": "get", "arguments": "{\"a\":1}"})
+        );
+        assert_eq!(out["usage"]["prompt_tokens"], 7);
+        assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+        let e: Value =
+            serde_json::from_slice(&error(br#"{"message":"Too many tokens"}"#)).expect("json");
+        assert_eq!(e["error"]["message"], "Too many tokens");
+    }
+
+    fn frame(t: &str, p: Value) -> Vec<u8> {
+        encode(
+            &[(":event-type", t), (":message-type", "event")],
+            p.to_string().as_bytes(),
+        )
+    }
+
+    #[test]
+    fn the_stream_maps_frame_by_frame_at_any_split() {
+        let bytes: Vec<u8> = [
+            frame("messageStart", json!({"role": "assistant"})),
+            frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Hi"}})),
+            frame("contentBlockStart", json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t1", "name": "get"}}})),
+            frame("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"a\":"}}})),
+            frame("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "1}"}}})),
+            frame("messageStop", json!({"stopReason": "tool_use"})),
+            frame("metadata", json!({"usage": {"inputTokens": 3, "outputTokens": 4, "totalTokens": 7}})),
+        ]
+        .concat();
+        let run = |parts: &[&[u8]]| {
+            let mut d = Decoder::default();
+            let mut s = Stream::new(
+                Asked {
+                    stream: true,
+                    include_usage: true,
+                },
+                "m",
+                1,
+            );
+            let mut out = String::new();
+            for p in parts {
+                for f in d.push(p).expect("frames") {
+                    out.push_str(&s.frame(&f));
+                }
+            }
+            out.push_str(&s.end());
+            out
+        };
+        let whole = run(&[&bytes]);
+        assert!(whole.ends_with("data: [DONE]\n\n"), "{whole}");
+        assert!(whole.contains("\"finish_reason\":\"tool_calls\""));
+        assert!(whole.contains("\"arguments\":\"{\\\"a\\\":\""));
+        assert!(whole.contains("\"completion_tokens\":4"));
+        for i in 0..=bytes.len() {
+            assert_eq!(run(&[&bytes[..i], &bytes[i..]]), whole, "split at {i}");
+        }
+        let exception = encode(
+            &[
+                (":exception-type", "throttlingException"),
+                (":message-type", "exception"),
+            ],
+            br#"{"message":"slow down"}"#,
+        );
+        let out = run(&[&[frame("messageStart", json!({})), exception].concat()]);
+        assert!(
+            out.contains("throttlingException") && !out.contains("[DONE]"),
+            "{out}"
+        );
+    }
+}
