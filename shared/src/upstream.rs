@@ -164,6 +164,8 @@ pub enum BodyEdit {
     OpenAiToGemini,
     /// An OpenAI chat body translated to Bedrock Converse (`translate::bedrock::request`).
     OpenAiToConverse,
+    /// An Anthropic Messages body translated to OpenAI chat (`translate::messages_in::request`).
+    MessagesToOpenAi,
 }
 
 /// What to do with a successful answer's body.
@@ -181,6 +183,8 @@ pub enum ResponseEdit {
     GeminiToOpenAi,
     /// A Converse answer (JSON, event stream or error) → OpenAI's (`translate::bedrock`).
     ConverseToOpenAi,
+    /// An OpenAI chat answer (JSON, SSE or error) → Anthropic's (`translate::messages_in`).
+    OpenAiToMessages,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -244,6 +248,27 @@ pub fn plan(
         if let Some(plan) = translated_chat(p, model, stream)? {
             return Ok(plan);
         }
+    }
+    // Anthropic Messages to a target that speaks OpenAI chat: translated.
+    if *surface == Surface::Messages
+        && matches!(p.family, Family::OpenAi | Family::Azure)
+        && p.surfaces.contains(&"chat")
+    {
+        let url = match p.family {
+            Family::Azure => format!(
+                "{}/deployments/{}/chat/completions?api-version={}",
+                p.base_url,
+                segment(model),
+                uri_encode(&p.api_version, false)
+            ),
+            _ => format!("{}/chat/completions", p.base_url),
+        };
+        return Ok(Plan {
+            url,
+            body: BodyEdit::MessagesToOpenAi,
+            default_headers: &[],
+            response: ResponseEdit::OpenAiToMessages,
+        });
     }
     if !p.surfaces.contains(&surface.name()) {
         return Err(unsupported());

@@ -118,9 +118,28 @@ check("anthropic: messages stream to Anthropic", an_stream("anthropic/m1"))
 check("anthropic: messages stream to Claude on Vertex", an_stream("vertex/claude-m1@20250514"))
 check("anthropic: messages to Claude on Bedrock", an_plain("bedrock/eu.anthropic.claude-m1-v1:0"))
 check("anthropic: messages stream to Claude on Bedrock (event stream → SSE)", an_stream("bedrock/eu.anthropic.claude-m1-v1:0"))
+
+
+def an_translated(model, want, stream):
+    def run():
+        if stream:
+            with an.messages.stream(model=model, max_tokens=16, messages=MSG) as s:
+                text = "".join(s.text_stream)
+                final = s.get_final_message()
+        else:
+            final = an.messages.create(model=model, max_tokens=16, messages=MSG)
+            text = final.content[0].text
+        assert text == want, text
+        assert final.stop_reason == "end_turn", final
+        assert final.usage.output_tokens == 4, final.usage
+    return run
+
+
+check("anthropic: messages translated to an OpenAI-compatible provider", an_translated("openai/m1", "Hello from the mock", False))
+check("anthropic: messages stream translated to an OpenAI-compatible provider", an_translated("openai/m1", "Hello from the mock", True))
 bad = anthropic.Anthropic(base_url=GW, api_key="x", default_headers={"x-to11-authorization": "Bearer to11_gk_wrong"}, max_retries=0)
 check("anthropic: a bad to11 key raises AuthenticationError", an_error(bad, "anthropic/m1", anthropic.AuthenticationError))
-check("anthropic: a target without the Messages API raises BadRequestError", an_error(an, "openai/m1", anthropic.BadRequestError))
+check("anthropic: a target without a Messages translation raises BadRequestError", an_error(an, "gemini/m1", anthropic.BadRequestError))
 
 if failures:
     print(f"{len(failures)} SDK check(s) failed")

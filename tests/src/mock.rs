@@ -360,7 +360,13 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             "type": "invalid_model", "code": 400}}));
     }
     if v["stream"].as_bool() == Some(true) {
-        let chunks = stream_chunks(&model);
+        let mut chunks = stream_chunks(&model);
+        if v["stream_options"]["include_usage"] == true {
+            // As OpenAI does when asked: one more chunk, no choices, the usage, before [DONE].
+            let usage = serde_json::json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}});
+            chunks.insert(chunks.len() - 1, format!("data: {usage}\n\n"));
+        }
         let gate = req
             .headers()
             .get("x-mock-gate")

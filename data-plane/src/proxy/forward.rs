@@ -12,7 +12,7 @@ use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
 use to11_shared::resolve::Layer;
 use to11_shared::sigv4;
-use to11_shared::translate::{anthropic, bedrock, gemini, TranslateError};
+use to11_shared::translate::{anthropic, bedrock, gemini, messages_in, TranslateError};
 use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, ResponseEdit, Surface};
 use to11_shared::ErrorCode;
 
@@ -224,7 +224,8 @@ async fn forward_inner(
                 .into(),
             BodyEdit::OpenAiToAnthropic { .. }
             | BodyEdit::OpenAiToGemini
-            | BodyEdit::OpenAiToConverse => {
+            | BodyEdit::OpenAiToConverse
+            | BodyEdit::MessagesToOpenAi => {
                 // A function's defaults are in the client's terms: applied before translating.
                 let source = match resolution.defaults {
                     Some(d) => apply_defaults(&body, d)
@@ -234,6 +235,8 @@ async fn forward_inner(
                 let translated = match plan.body {
                     BodyEdit::OpenAiToGemini => gemini::request(&source),
                     BodyEdit::OpenAiToConverse => bedrock::request(&source),
+                    BodyEdit::MessagesToOpenAi => messages_in::request(&source, &target.model)
+                        .map(|b| (b, anthropic::Asked::default())),
                     _ => anthropic::request(&source, &target.model),
                 };
                 match translated {
@@ -263,14 +266,16 @@ async fn forward_inner(
             BodyEdit::OpenAiToAnthropic { .. }
                 | BodyEdit::OpenAiToGemini
                 | BodyEdit::OpenAiToConverse
+                | BodyEdit::MessagesToOpenAi
         );
         // How the target's error bodies are delivered in OpenAI's shape.
         let error_translation: Option<ErrorTranslation> = match plan.response {
-            ResponseEdit::GeminiToOpenAi => Some(gemini::error),
-            ResponseEdit::ConverseToOpenAi => Some(bedrock::error),
+            ResponseEdit::GeminiToOpenAi => Some(|_, b| gemini::error(b)),
+            ResponseEdit::ConverseToOpenAi => Some(|_, b| bedrock::error(b)),
             ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
-                Some(anthropic::error)
+                Some(|_, b| anthropic::error(b))
             }
+            ResponseEdit::OpenAiToMessages => Some(messages_in::error),
             _ => None,
         };
         if let (Some(defaults), false) = (resolution.defaults, translated) {
@@ -367,7 +372,7 @@ async fn forward_inner(
                     }
                     let whole = !streaming || resp.status().as_u16() >= 400;
                     if translated && whole {
-                        return Ok(translate_whole(resp, &meta, idle, plan.response).await);
+                        return Ok(translate_whole(resp, &meta, idle, plan.response, dialect).await);
                     }
                     return Ok(stream(
                         resp,
@@ -527,7 +532,7 @@ impl Served<'_> {
 }
 
 /// Turns a target's error body into OpenAI's error shape.
-type ErrorTranslation = fn(&[u8]) -> Vec<u8>;
+type ErrorTranslation = fn(u16, &[u8]) -> Vec<u8>;
 
 /// A failed attempt: an upstream answer (buffered, deliverable in the client's dialect as the
 /// upstream gave it) or a gateway error.
@@ -583,7 +588,7 @@ impl LastFailure {
                 let body: bytes::Bytes = match translated {
                     Some(to_openai) => {
                         out.insert_header((CONTENT_TYPE, "application/json"));
-                        to_openai(&body).into()
+                        to_openai(status, &body).into()
                     }
                     None => body,
                 };
@@ -631,7 +636,7 @@ where
     }
     if converted {
         use super::guard::{Guarded, ANTHROPIC_END, OPENAI_END};
-        use super::transform::{EventStreamToSse, ToOpenAi};
+        use super::transform::{EventStreamToSse, Translated};
         use crate::error::Dialect;
         let now = chrono::Utc::now().timestamp();
         out.insert_header((CONTENT_TYPE, "text/event-stream"));
@@ -643,11 +648,20 @@ where
             ),
             ResponseEdit::AnthropicToOpenAi => out.streaming(
                 Guarded::new(
-                    ToOpenAi::new(upstream, anthropic::Stream::new(asked, now)),
+                    Translated::new(upstream, anthropic::Stream::new(asked, now)),
                     idle,
                     true,
                 )
                 .expect_end(OPENAI_END),
+            ),
+            ResponseEdit::OpenAiToMessages => out.streaming(
+                Guarded::new(
+                    Translated::new(upstream, messages_in::Stream::default()),
+                    idle,
+                    true,
+                )
+                .expect_end(ANTHROPIC_END)
+                .dialect(Dialect::Anthropic),
             ),
             ResponseEdit::ConverseToOpenAi => out.streaming(
                 Guarded::new(
@@ -662,7 +676,7 @@ where
             ),
             ResponseEdit::GeminiToOpenAi => out.streaming(
                 Guarded::new(
-                    ToOpenAi::new(upstream, gemini::Stream::new(asked, meta.model, now)),
+                    Translated::new(upstream, gemini::Stream::new(asked, meta.model, now)),
                     idle,
                     true,
                 )
@@ -670,7 +684,7 @@ where
             ),
             _ => out.streaming(
                 Guarded::new(
-                    ToOpenAi::new(
+                    Translated::new(
                         EventStreamToSse::new(upstream),
                         anthropic::Stream::new(asked, now),
                     ),
@@ -702,6 +716,7 @@ async fn translate_whole<S>(
     meta: &Served<'_>,
     idle: Duration,
     response: ResponseEdit,
+    dialect: crate::error::Dialect,
 ) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
@@ -714,7 +729,7 @@ where
                 ErrorCode::UpstreamFailure,
                 format!("provider '{}' did not deliver its answer", meta.provider),
             )
-            .render(crate::error::Dialect::OpenAi)
+            .render(dialect)
         }
     };
     let now = chrono::Utc::now().timestamp();
@@ -722,19 +737,18 @@ where
         let translated = match response {
             ResponseEdit::GeminiToOpenAi => gemini::response(&body, meta.model, now),
             ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now),
+            ResponseEdit::OpenAiToMessages => messages_in::response(&body),
             _ => anthropic::response(&body, now),
         };
         match translated {
             Ok(b) => b,
-            Err(m) => {
-                return GatewayError::new(ErrorCode::UpstreamFailure, m)
-                    .render(crate::error::Dialect::OpenAi)
-            }
+            Err(m) => return GatewayError::new(ErrorCode::UpstreamFailure, m).render(dialect),
         }
     } else {
         match response {
             ResponseEdit::GeminiToOpenAi => gemini::error(&body),
             ResponseEdit::ConverseToOpenAi => bedrock::error(&body),
+            ResponseEdit::OpenAiToMessages => messages_in::error(status.as_u16(), &body),
             _ => anthropic::error(&body),
         }
     };

@@ -2,9 +2,9 @@
 //! - `EventStreamToSse`: Bedrock's binary event stream of Anthropic events becomes the Anthropic
 //!   SSE a `/v1/messages` client expects (checksums verified, frames reassembled across reads). A
 //!   broken or truncated frame, or an exception frame, ends it with Anthropic's `error` event.
-//! - `ToOpenAi`: a provider's SSE (Anthropic's, Gemini's) becomes OpenAI `chat.completion.chunk`s
-//!   ending with `[DONE]`, through a `translate::StreamTranslator`; the provider's error event
-//!   becomes a terminal OpenAI error event.
+//! - `Translated`: a provider's SSE becomes the client's, through a `translate::StreamTranslator`:
+//!   Anthropic's or Gemini's into OpenAI `chat.completion.chunk`s ending with `[DONE]`, OpenAI's
+//!   into Anthropic's events; the provider's error event becomes the client's terminal error.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,17 +16,17 @@ use to11_shared::translate::bedrock::Stream as ConverseStream;
 use to11_shared::translate::sse::Parser;
 use to11_shared::translate::StreamTranslator;
 
-/// A provider's SSE translated into OpenAI chunks by `T`.
-pub struct ToOpenAi<S, T> {
+/// A provider's SSE translated event by event by `T` (into OpenAI chunks, or Anthropic events).
+pub struct Translated<S, T> {
     inner: S,
     parser: Parser,
     translator: T,
     done: bool,
 }
 
-impl<S, T> ToOpenAi<S, T> {
+impl<S, T> Translated<S, T> {
     pub fn new(inner: S, translator: T) -> Self {
-        ToOpenAi {
+        Translated {
             inner,
             parser: Parser::default(),
             translator,
@@ -35,7 +35,7 @@ impl<S, T> ToOpenAi<S, T> {
     }
 }
 
-impl<S, E, T> Stream for ToOpenAi<S, T>
+impl<S, E, T> Stream for Translated<S, T>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,

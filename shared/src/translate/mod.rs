@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
+pub mod messages_in;
 pub mod sse;
 
 /// A provider's stream, translated into OpenAI `chat.completion.chunk` SSE one event at a time.

@@ -1,0 +1,541 @@
+//! Anthropic Messages in, OpenAI Chat Completions out: for `/v1/messages` clients (agents, coding
+//! tools) whose target speaks the OpenAI API.
+//!
+//! Request: `system` → a system message; text and image blocks → content parts; `tool_use` →
+//! assistant `tool_calls`; `tool_result` → `tool` messages; tools, `tool_choice`,
+//! `disable_parallel_tool_use`, `stop_sequences`, `metadata.user_id`; a stream asks for usage.
+//! Earlier turns' `thinking` blocks are dropped (no OpenAI equivalent; they carry no instruction).
+//! Features OpenAI cannot express are refused by name.
+//!
+//! Answer: the completion as a Messages `message` (text and `tool_use` blocks, stop reasons,
+//! usage with cache reads); the chunk stream as Anthropic's named events, from `message_start` to
+//! `message_stop`; an OpenAI error (whole or in the stream) as Anthropic's `error`.
+
+use serde_json::{json, Map, Value};
+
+use super::sse::Event;
+use super::{StreamTranslator, TranslateError};
+
+fn unsupported(what: &str) -> TranslateError {
+    TranslateError::Unsupported(format!("OpenAI-compatible models cannot express {what}"))
+}
+
+fn invalid(what: impl Into<String>) -> TranslateError {
+    TranslateError::Invalid(what.into())
+}
+
+/// An Anthropic Messages body → an OpenAI chat body for `model`.
+pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, TranslateError> {
+    let req: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
+    let mut out = Map::new();
+    out.insert("model".into(), model.into());
+    let mut messages = Vec::new();
+    for (k, v) in &req {
+        if v.is_null() {
+            continue;
+        }
+        match k.as_str() {
+            "model" | "messages" | "system" | "tools" | "tool_choice" => {}
+            "max_tokens" => {
+                out.insert("max_tokens".into(), v.clone());
+            }
+            "temperature" => {
+                out.insert("temperature".into(), v.clone());
+            }
+            "top_p" => {
+                out.insert("top_p".into(), v.clone());
+            }
+            "stop_sequences" => {
+                out.insert("stop".into(), v.clone());
+            }
+            "stream" => {
+                out.insert("stream".into(), v.clone());
+                if v == true {
+                    out.insert("stream_options".into(), json!({"include_usage": true}));
+                }
+            }
+            "metadata" => {
+                if let Some(u) = v["user_id"].as_str() {
+                    out.insert("user".into(), u.into());
+                }
+            }
+            "thinking" => {
+                if v["type"] != "disabled" {
+                    return Err(unsupported("extended thinking"));
+                }
+            }
+            "top_k" | "container" | "mcp_servers" | "output_config" | "output_format"
+            | "cache_control" => {
+                return Err(unsupported(&format!("'{k}'")));
+            }
+            "service_tier" | "inference_geo" => {}
+            other => return Err(unsupported(&format!("the request field '{other}'"))),
+        }
+    }
+    match req.get("system") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => messages.push(json!({"role": "system", "content": s})),
+        Some(Value::Array(blocks)) => {
+            let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+            messages.push(json!({"role": "system", "content": text.join("\n\n")}));
+        }
+        Some(_) => return Err(invalid("'system' must be a string or text blocks")),
+    }
+    for m in req
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("the request has no 'messages'"))?
+    {
+        let role = m["role"]
+            .as_str()
+            .ok_or_else(|| invalid("a message has no role"))?;
+        let blocks = match &m["content"] {
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(b) => b.clone(),
+            _ => return Err(invalid("message content must be a string or blocks")),
+        };
+        match role {
+            "user" => {
+                let mut parts = Vec::new();
+                for b in &blocks {
+                    match b["type"].as_str() {
+                        Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
+                        Some("image") => {
+                            let s = &b["source"];
+                            let url = match s["type"].as_str() {
+                                Some("base64") => format!(
+                                    "data:{};base64,{}",
+                                    s["media_type"].as_str().unwrap_or("image/png"),
+                                    s["data"].as_str().unwrap_or("")
+                                ),
+                                Some("url") => s["url"].as_str().unwrap_or("").to_string(),
+                                _ => {
+                                    return Err(unsupported(
+                                        "image sources other than base64 and url",
+                                    ))
+                                }
+                            };
+                            parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+                        }
+                        Some("tool_result") => {
+                            // Tool results are messages of their own, before the rest of the turn.
+                            let content = match &b["content"] {
+                                Value::String(s) => s.clone(),
+                                Value::Array(c) => c
+                                    .iter()
+                                    .filter_map(|x| x["text"].as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(""),
+                                _ => String::new(),
+                            };
+                            let content = if b["is_error"] == true {
+                                format!("Error: {content}")
+                            } else {
+                                content
+                            };
+                            messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
+                        }
+                        Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
+                        None => return Err(invalid("a content block has no type")),
+                    }
+                }
+                if !parts.is_empty() {
+                    messages.push(json!({"role": "user", "content": parts}));
+                }
+            }
+            "assistant" => {
+                let mut text = String::new();
+                let mut calls = Vec::new();
+                for b in &blocks {
+                    match b["type"].as_str() {
+                        Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
+                        Some("tool_use") => calls.push(json!({"id": b["id"], "type": "function",
+                            "function": {"name": b["name"], "arguments": b["input"].to_string()}})),
+                        Some("thinking" | "redacted_thinking") => {}
+                        Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
+                        None => return Err(invalid("a content block has no type")),
+                    }
+                }
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { text.into() }});
+                if !calls.is_empty() {
+                    msg["tool_calls"] = Value::Array(calls);
+                }
+                messages.push(msg);
+            }
+            other => return Err(invalid(format!("unknown role '{other}'"))),
+        }
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    if let Some(tools) = req.get("tools").and_then(Value::as_array) {
+        let mut t = Vec::new();
+        for tool in tools {
+            if tool.get("type").is_some_and(|x| x != "custom") {
+                return Err(unsupported(&format!("server tools ({})", tool["type"])));
+            }
+            t.push(json!({"type": "function", "function": {"name": tool["name"], "description": tool["description"],
+                "parameters": tool["input_schema"]}}));
+        }
+        out.insert("tools".into(), Value::Array(t));
+    }
+    if let Some(c) = req.get("tool_choice").filter(|c| !c.is_null()) {
+        let choice = match c["type"].as_str() {
+            Some("auto") => json!("auto"),
+            Some("any") => json!("required"),
+            Some("none") => json!("none"),
+            Some("tool") => json!({"type": "function", "function": {"name": c["name"]}}),
+            _ => return Err(invalid(format!("unknown tool_choice {c}"))),
+        };
+        out.insert("tool_choice".into(), choice);
+        if c["disable_parallel_tool_use"] == true {
+            out.insert("parallel_tool_calls".into(), false.into());
+        }
+    }
+    serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))
+}
+
+fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+fn usage(u: &Value) -> Value {
+    let cached = u["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    json!({"input_tokens": u["prompt_tokens"].as_u64().unwrap_or(0).saturating_sub(cached),
+        "output_tokens": u["completion_tokens"].as_u64().unwrap_or(0),
+        "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0})
+}
+
+/// An OpenAI `chat.completion` → an Anthropic `message`.
+pub fn response(body: &[u8]) -> Result<Vec<u8>, String> {
+    let r: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
+    let c = &r["choices"][0];
+    let mut content = Vec::new();
+    if let Some(t) = c["message"]["content"].as_str().filter(|t| !t.is_empty()) {
+        content.push(json!({"type": "text", "text": t}));
+    }
+    for call in c["message"]["tool_calls"].as_array().into_iter().flatten() {
+        let input: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("{}"))
+                .unwrap_or_else(|_| json!({}));
+        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+    }
+    let out = json!({"id": format!("msg_{}", r["id"].as_str().unwrap_or("to11")), "type": "message", "role": "assistant",
+        "model": r["model"], "content": content, "stop_reason": stop_reason(c["finish_reason"].as_str().unwrap_or("stop")),
+        "stop_sequence": null, "usage": usage(&r["usage"])});
+    serde_json::to_vec(&out).map_err(|e| e.to_string())
+}
+
+fn error_kind(status: u16) -> &'static str {
+    match status {
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        _ => "api_error",
+    }
+}
+
+/// An OpenAI-style error body → Anthropic's error shape (the status stays the provider's).
+pub fn error(status: u16, body: &[u8]) -> Vec<u8> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let message = v["error"]["message"]
+        .as_str()
+        .or(v["error"].as_str())
+        .or(v["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
+    json!({"type": "error", "error": {"type": error_kind(status), "message": message}})
+        .to_string()
+        .into_bytes()
+}
+
+/// OpenAI chunks → Anthropic's stream events.
+#[derive(Default)]
+pub struct Stream {
+    started: bool,
+    /// The open content block: its index and whether it is text.
+    open: Option<(usize, bool)>,
+    next_index: usize,
+    /// OpenAI tool-call index → Anthropic block index.
+    tools: Vec<(u64, usize)>,
+    stop: Option<&'static str>,
+    output_tokens: u64,
+    ended: bool,
+}
+
+fn ev(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+impl Stream {
+    fn close(&mut self) -> String {
+        match self.open.take() {
+            Some((i, _)) => ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": i}),
+            ),
+            None => String::new(),
+        }
+    }
+
+    fn open_block(&mut self, text: bool, block: Value) -> (usize, String) {
+        let mut out = self.close();
+        let i = self.next_index;
+        self.next_index += 1;
+        self.open = Some((i, text));
+        out.push_str(&ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": i, "content_block": block}),
+        ));
+        (i, out)
+    }
+}
+
+impl StreamTranslator for Stream {
+    fn event(&mut self, e: &Event) -> String {
+        if self.ended {
+            return String::new();
+        }
+        if e.data == "[DONE]" {
+            return self.end();
+        }
+        let v: Value = match serde_json::from_str(&e.data) {
+            Ok(v) => v,
+            Err(_) => return String::new(),
+        };
+        if let Some(err) = v.get("error") {
+            self.ended = true;
+            let message = err["message"]
+                .as_str()
+                .or(err.as_str())
+                .unwrap_or("the upstream failed");
+            return ev(
+                "error",
+                json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+            );
+        }
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            out.push_str(&ev("message_start", json!({"type": "message_start", "message": {
+                "id": format!("msg_{}", v["id"].as_str().unwrap_or("to11")), "type": "message", "role": "assistant",
+                "model": v["model"], "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0}}})));
+        }
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            self.output_tokens = u["completion_tokens"]
+                .as_u64()
+                .unwrap_or(self.output_tokens);
+        }
+        let Some(c) = v["choices"].get(0) else {
+            return out;
+        };
+        let d = &c["delta"];
+        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+            let index = match self.open {
+                Some((i, true)) => i,
+                _ => {
+                    let (i, s) = self.open_block(true, json!({"type": "text", "text": ""}));
+                    out.push_str(&s);
+                    i
+                }
+            };
+            out.push_str(&ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": t}})));
+        }
+        for call in d["tool_calls"].as_array().into_iter().flatten() {
+            let oi = call["index"].as_u64().unwrap_or(0);
+            let index = match self.tools.iter().find(|(o, _)| *o == oi) {
+                Some((_, i)) => *i,
+                None => {
+                    let (i, s) = self.open_block(false, json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}}));
+                    out.push_str(&s);
+                    self.tools.push((oi, i));
+                    i
+                }
+            };
+            if let Some(a) = call["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
+                out.push_str(&ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": a}})));
+            }
+        }
+        if let Some(f) = c["finish_reason"].as_str() {
+            self.stop = Some(stop_reason(f));
+            out.push_str(&self.close());
+        }
+        out
+    }
+
+    /// `[DONE]` (or a clean end after a finish reason): `message_delta` and `message_stop`.
+    fn end(&mut self) -> String {
+        if self.ended || self.stop.is_none() || !self.started {
+            return String::new();
+        }
+        self.ended = true;
+        let mut out = self.close();
+        out.push_str(&ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": self.stop, "stop_sequence": null},
+            "usage": {"output_tokens": self.output_tokens}})));
+        out.push_str(&ev("message_stop", json!({"type": "message_stop"})));
+        out
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::sse::Parser;
+
+    #[test]
+    fn a_messages_request_maps_to_chat() {
+        let body = json!({"model": "m", "max_tokens": 100, "system": [{"type": "text", "text": "Be brief."}], "stream": true,
+        "stop_sequences": ["END"], "metadata": {"user_id": "u"},
+        "tools": [{"name": "get", "description": "d", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "…", "signature": "s"}, {"type": "text", "text": "Calling."},
+                {"type": "tool_use", "id": "tu1", "name": "get", "input": {"q": 1}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu1", "content": "42"}, {"type": "text", "text": "and?"}]}
+        ]});
+        let out: Value =
+            serde_json::from_slice(&request(body.to_string().as_bytes(), "gpt-x").expect("ok"))
+                .expect("json");
+        assert_eq!(out["model"], "gpt-x");
+        assert_eq!(out["stream_options"], json!({"include_usage": true}));
+        assert_eq!(out["stop"], json!(["END"]));
+        assert_eq!(out["user"], "u");
+        assert_eq!(
+            (
+                out["tool_choice"].clone(),
+                out["parallel_tool_calls"].clone()
+            ),
+            (json!("required"), json!(false))
+        );
+        let m = out["messages"].as_array().expect("messages");
+        assert_eq!(m[0], json!({"role": "system", "content": "Be brief."}));
+        assert_eq!(
+            m[1]["content"][1],
+            json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}})
+        );
+        assert_eq!(
+            m[2]["tool_calls"][0]["function"],
+            json!({"name": "get", "arguments": "{\"q\":1}"})
+        );
+        assert_eq!(m[2]["content"], "Calling.");
+        assert_eq!(
+            m[3],
+            json!({"role": "tool", "tool_call_id": "tu1", "content": "42"})
+        );
+        assert_eq!(m[4]["content"][0]["text"], "and?");
+        let thinking = json!({"model": "m", "max_tokens": 5, "thinking": {"type": "enabled", "budget_tokens": 1000}, "messages": []});
+        assert!(matches!(
+            request(thinking.to_string().as_bytes(), "x"),
+            Err(TranslateError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn a_completion_maps_to_a_message() {
+        let c = json!({"id": "c1", "model": "gpt-x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi",
+            "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "get", "arguments": "{\"a\":1}"}}]}, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}});
+        let m: Value =
+            serde_json::from_slice(&response(c.to_string().as_bytes()).expect("ok")).expect("json");
+        assert_eq!(
+            m["content"],
+            json!([{"type": "text", "text": "Hi"}, {"type": "tool_use", "id": "t1", "name": "get", "input": {"a": 1}}])
+        );
+        assert_eq!(m["stop_reason"], "tool_use");
+        assert_eq!(
+            m["usage"],
+            json!({"input_tokens": 6, "output_tokens": 3, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 0})
+        );
+        let e: Value = serde_json::from_slice(&error(429, br#"{"error":{"message":"slow down"}}"#))
+            .expect("json");
+        assert_eq!(
+            e,
+            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+        );
+    }
+
+    const CHUNKS: &str = "data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"t1\",\"type\":\"function\",\"function\":{\"name\":\"get\",\"arguments\":\"\"}}]}}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7}}\n\n\
+data: [DONE]\n\n";
+
+    fn run(parts: &[&[u8]]) -> Vec<(String, Value)> {
+        let mut p = Parser::default();
+        let mut s = Stream::default();
+        let mut out = String::new();
+        for b in parts {
+            for e in p.push(b) {
+                out.push_str(&s.event(&e));
+            }
+        }
+        assert!(s.ended());
+        let mut q = Parser::default();
+        q.push(out.as_bytes())
+            .into_iter()
+            .map(|e| {
+                (
+                    e.event.unwrap_or_default(),
+                    serde_json::from_str(&e.data).expect("json"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_become_anthropic_events_at_any_split() {
+        let whole = run(&[CHUNKS.as_bytes()]);
+        let names: Vec<&str> = whole.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            whole[5].1["content_block"],
+            json!({"type": "tool_use", "id": "t1", "name": "get", "input": {}})
+        );
+        assert_eq!(
+            whole[6].1["delta"],
+            json!({"type": "input_json_delta", "partial_json": "{\"a\":1}"})
+        );
+        assert_eq!(whole[8].1["delta"]["stop_reason"], "tool_use");
+        assert_eq!(whole[8].1["usage"]["output_tokens"], 7);
+        let bytes = CHUNKS.as_bytes();
+        for i in 0..=bytes.len() {
+            assert_eq!(run(&[&bytes[..i], &bytes[i..]]), whole, "split at {i}");
+        }
+    }
+}
