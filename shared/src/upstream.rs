@@ -166,6 +166,10 @@ pub enum BodyEdit {
     OpenAiToConverse,
     /// An Anthropic Messages body translated to OpenAI chat (`translate::messages_in::request`).
     MessagesToOpenAi,
+    /// Anthropic Messages → OpenAI chat → `generateContent` (both translations in turn).
+    MessagesToGemini,
+    /// Anthropic Messages → OpenAI chat → Converse.
+    MessagesToConverse,
 }
 
 /// What to do with a successful answer's body.
@@ -185,6 +189,10 @@ pub enum ResponseEdit {
     ConverseToOpenAi,
     /// An OpenAI chat answer (JSON, SSE or error) → Anthropic's (`translate::messages_in`).
     OpenAiToMessages,
+    /// A Gemini answer → OpenAI's → Anthropic's.
+    GeminiToMessages,
+    /// A Converse answer → OpenAI's → Anthropic's.
+    ConverseToMessages,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -269,6 +277,31 @@ pub fn plan(
             default_headers: &[],
             response: ResponseEdit::OpenAiToMessages,
         });
+    }
+    // Anthropic Messages to Gemini or a non-Claude Bedrock model: through OpenAI chat.
+    if *surface == Surface::Messages && !p.surfaces.contains(&"messages")
+        || *surface == Surface::Messages
+            && p.family == Family::Vertex
+            && vertex_publisher(model) == "google"
+        || *surface == Surface::Messages
+            && p.family == Family::Bedrock
+            && !model.contains("anthropic.")
+    {
+        if let Some(mut plan) = translated_chat(p, model, stream)? {
+            match plan.body {
+                BodyEdit::OpenAiToGemini => {
+                    plan.body = BodyEdit::MessagesToGemini;
+                    plan.response = ResponseEdit::GeminiToMessages;
+                    return Ok(plan);
+                }
+                BodyEdit::OpenAiToConverse => {
+                    plan.body = BodyEdit::MessagesToConverse;
+                    plan.response = ResponseEdit::ConverseToMessages;
+                    return Ok(plan);
+                }
+                _ => {}
+            }
+        }
     }
     if !p.surfaces.contains(&surface.name()) {
         return Err(unsupported());
@@ -684,7 +717,16 @@ mod tests {
                 drop_stream: false
             }
         );
-        assert!(plan(&vertex, &Surface::Messages, "gemini-2.0-flash", false, None).is_err());
+        // Messages to a Gemini model: through OpenAI chat.
+        let t =
+            plan(&vertex, &Surface::Messages, "gemini-2.0-flash", true, None).expect("translated");
+        assert_eq!(
+            (t.body, t.response),
+            (BodyEdit::MessagesToGemini, ResponseEdit::GeminiToMessages)
+        );
+        assert!(t
+            .url
+            .ends_with("/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse"));
         assert!(plan(
             &vertex,
             &Surface::Google("generateContent".into()),
@@ -725,9 +767,25 @@ mod tests {
             .url
             .ends_with("/model/anthropic.claude-x/invoke-with-response-stream"));
         assert_eq!(p.response, ResponseEdit::EventStreamToAnthropicSse);
-        assert!(plan(
+        let t = plan(
             &bedrock,
             &Surface::Messages,
+            "amazon.nova-pro-v1:0",
+            false,
+            None,
+        )
+        .expect("translated");
+        assert_eq!(
+            (t.body, t.response),
+            (
+                BodyEdit::MessagesToConverse,
+                ResponseEdit::ConverseToMessages
+            )
+        );
+        assert!(t.url.ends_with("/model/amazon.nova-pro-v1%3A0/converse"));
+        assert!(plan(
+            &bedrock,
+            &Surface::OpenAi("/responses"),
             "amazon.nova-pro-v1:0",
             false,
             None

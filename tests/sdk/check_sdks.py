@@ -120,7 +120,7 @@ check("anthropic: messages to Claude on Bedrock", an_plain("bedrock/eu.anthropic
 check("anthropic: messages stream to Claude on Bedrock (event stream → SSE)", an_stream("bedrock/eu.anthropic.claude-m1-v1:0"))
 
 
-def an_translated(model, want, stream):
+def an_translated(model, want, stream, output_tokens=4):
     def run():
         if stream:
             with an.messages.stream(model=model, max_tokens=16, messages=MSG) as s:
@@ -131,7 +131,7 @@ def an_translated(model, want, stream):
             text = final.content[0].text
         assert text == want, text
         assert final.stop_reason == "end_turn", final
-        assert final.usage.output_tokens == 4, final.usage
+        assert final.usage.output_tokens == output_tokens, final.usage
     return run
 
 
@@ -139,7 +139,12 @@ check("anthropic: messages translated to an OpenAI-compatible provider", an_tran
 check("anthropic: messages stream translated to an OpenAI-compatible provider", an_translated("openai/m1", "Hello from the mock", True))
 bad = anthropic.Anthropic(base_url=GW, api_key="x", default_headers={"x-to11-authorization": "Bearer to11_gk_wrong"}, max_retries=0)
 check("anthropic: a bad to11 key raises AuthenticationError", an_error(bad, "anthropic/m1", anthropic.AuthenticationError))
-check("anthropic: a target without a Messages translation raises BadRequestError", an_error(an, "gemini/m1", anthropic.BadRequestError))
+check("anthropic: messages translated to Gemini", an_translated("gemini/m1", "Hello there", False, 2))
+check("anthropic: messages stream translated to Gemini", an_translated("gemini/m1", "Hello there", True, 2))
+check("anthropic: messages translated to Bedrock Converse", an_translated("bedrock/m1", "Hello there", False, 2))
+check("anthropic: messages stream translated to Bedrock ConverseStream", an_translated("bedrock/m1", "Hello there", True, 2))
+check("anthropic: a request the target cannot express raises BadRequestError",
+      an_error(an, "openai/m1", anthropic.BadRequestError, extra_body={"top_k": 5}))
 
 if failures:
     print(f"{len(failures)} SDK check(s) failed")

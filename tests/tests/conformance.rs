@@ -673,10 +673,15 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             "/v1/chat/completions",
             json!({"model": "anthropic/m1", "temperature": 1.5, "messages": [{"role": "user", "content": "hi"}]}),
         ),
-        ("/v1/messages", messages_body("gemini/m1", false)),
+        ("/v1/embeddings", chat_body("gemini/m1", false)),
+        // Messages to an OpenAI-family target, with a feature OpenAI chat cannot express.
+        (
+            "/v1/messages",
+            json!({"model": "cohere/m1", "max_tokens": 5, "top_k": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
         // Claude on Bedrock, but a model that is not Claude.
-        ("/v1/messages", messages_body("bedrock/m1", true)),
-        ("/v1/messages", messages_body("vertex/gemini-m1", false)),
+        ("/v1/responses", chat_body("bedrock/m1", false)),
+        ("/v1/embeddings", chat_body("vertex/gemini-m1", false)),
     ] {
         let r = gateway(
             gw.info.gateway,

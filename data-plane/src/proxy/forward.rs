@@ -225,7 +225,9 @@ async fn forward_inner(
             BodyEdit::OpenAiToAnthropic { .. }
             | BodyEdit::OpenAiToGemini
             | BodyEdit::OpenAiToConverse
-            | BodyEdit::MessagesToOpenAi => {
+            | BodyEdit::MessagesToOpenAi
+            | BodyEdit::MessagesToGemini
+            | BodyEdit::MessagesToConverse => {
                 // A function's defaults are in the client's terms: applied before translating.
                 let source = match resolution.defaults {
                     Some(d) => apply_defaults(&body, d)
@@ -237,6 +239,11 @@ async fn forward_inner(
                     BodyEdit::OpenAiToConverse => bedrock::request(&source),
                     BodyEdit::MessagesToOpenAi => messages_in::request(&source, &target.model)
                         .map(|b| (b, anthropic::Asked::default())),
+                    // Through OpenAI chat: Messages → chat → the target's format.
+                    BodyEdit::MessagesToGemini => messages_in::request(&source, &target.model)
+                        .and_then(|chat| gemini::request(&chat)),
+                    BodyEdit::MessagesToConverse => messages_in::request(&source, &target.model)
+                        .and_then(|chat| bedrock::request(&chat)),
                     _ => anthropic::request(&source, &target.model),
                 };
                 match translated {
@@ -267,6 +274,8 @@ async fn forward_inner(
                 | BodyEdit::OpenAiToGemini
                 | BodyEdit::OpenAiToConverse
                 | BodyEdit::MessagesToOpenAi
+                | BodyEdit::MessagesToGemini
+                | BodyEdit::MessagesToConverse
         );
         // How the target's error bodies are delivered in OpenAI's shape.
         let error_translation: Option<ErrorTranslation> = match plan.response {
@@ -276,6 +285,10 @@ async fn forward_inner(
                 Some(|_, b| anthropic::error(b))
             }
             ResponseEdit::OpenAiToMessages => Some(messages_in::error),
+            ResponseEdit::GeminiToMessages => Some(|s, b| messages_in::error(s, &gemini::error(b))),
+            ResponseEdit::ConverseToMessages => {
+                Some(|s, b| messages_in::error(s, &bedrock::error(b)))
+            }
             _ => None,
         };
         if let (Some(defaults), false) = (resolution.defaults, translated) {
@@ -663,6 +676,33 @@ where
                 .expect_end(ANTHROPIC_END)
                 .dialect(Dialect::Anthropic),
             ),
+            ResponseEdit::GeminiToMessages => out.streaming(
+                Guarded::new(
+                    Translated::new(
+                        Translated::new(upstream, gemini::Stream::new(asked, meta.model, now)),
+                        messages_in::Stream::default(),
+                    ),
+                    idle,
+                    true,
+                )
+                .expect_end(ANTHROPIC_END)
+                .dialect(Dialect::Anthropic),
+            ),
+            ResponseEdit::ConverseToMessages => out.streaming(
+                Guarded::new(
+                    Translated::new(
+                        super::transform::ConverseToOpenAi::new(
+                            upstream,
+                            bedrock::Stream::new(asked, meta.model, now),
+                        ),
+                        messages_in::Stream::default(),
+                    ),
+                    idle,
+                    true,
+                )
+                .expect_end(ANTHROPIC_END)
+                .dialect(Dialect::Anthropic),
+            ),
             ResponseEdit::ConverseToOpenAi => out.streaming(
                 Guarded::new(
                     super::transform::ConverseToOpenAi::new(
@@ -738,6 +778,10 @@ where
             ResponseEdit::GeminiToOpenAi => gemini::response(&body, meta.model, now),
             ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now),
             ResponseEdit::OpenAiToMessages => messages_in::response(&body),
+            ResponseEdit::GeminiToMessages => gemini::response(&body, meta.model, now)
+                .and_then(|chat| messages_in::response(&chat)),
+            ResponseEdit::ConverseToMessages => bedrock::response(&body, meta.model, now)
+                .and_then(|chat| messages_in::response(&chat)),
             _ => anthropic::response(&body, now),
         };
         match translated {
@@ -749,6 +793,12 @@ where
             ResponseEdit::GeminiToOpenAi => gemini::error(&body),
             ResponseEdit::ConverseToOpenAi => bedrock::error(&body),
             ResponseEdit::OpenAiToMessages => messages_in::error(status.as_u16(), &body),
+            ResponseEdit::GeminiToMessages => {
+                messages_in::error(status.as_u16(), &gemini::error(&body))
+            }
+            ResponseEdit::ConverseToMessages => {
+                messages_in::error(status.as_u16(), &bedrock::error(&body))
+            }
             _ => anthropic::error(&body),
         }
     };
