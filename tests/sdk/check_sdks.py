@@ -110,6 +110,72 @@ check("openai: chat translated to Gemini", oa_plain("gemini/m1", "Hello there"))
 check("openai: chat stream translated to Gemini, with usage", oa_stream("gemini/m1", "Hello there", True))
 check("openai: chat translated to Bedrock Converse", oa_plain("bedrock/m1", "Hello there"))
 check("openai: chat stream translated to Bedrock ConverseStream, with usage", oa_stream("bedrock/m1", "Hello there", True))
+TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "Look something up",
+                                          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]
+
+
+def oa_tools(model, stream):
+    def run():
+        import json
+        if stream:
+            calls = {}
+            finish = None
+            for c in oa.chat.completions.create(model=model, messages=MSG, tools=TOOLS, stream=True):
+                if not c.choices:
+                    continue
+                for tc in c.choices[0].delta.tool_calls or []:
+                    entry = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+                    entry["id"] = tc.id or entry["id"]
+                    if tc.function:
+                        entry["name"] = tc.function.name or entry["name"]
+                        entry["arguments"] += tc.function.arguments or ""
+                finish = c.choices[0].finish_reason or finish
+            call = calls[0]
+        else:
+            r = oa.chat.completions.create(model=model, messages=MSG, tools=TOOLS)
+            finish = r.choices[0].finish_reason
+            tc = r.choices[0].message.tool_calls[0]
+            call = {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments}
+        assert finish == "tool_calls", finish
+        assert call["id"] == "toolu_1" and call["name"] == "lookup", call
+        assert json.loads(call["arguments"]) == {"q": "x"}, call
+    return run
+
+
+def oa_midstream_error(model):
+    def run():
+        got = ""
+        try:
+            for c in oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "fail midway"}], stream=True):
+                if c.choices:
+                    got += c.choices[0].delta.content or ""
+        except openai.APIError as e:
+            assert "Overloaded" in str(e), e
+            assert got == "Hello", got
+            return
+        raise AssertionError(f"the stream ended without an error after {got!r}")
+    return run
+
+
+def an_midstream_error(model):
+    def run():
+        got = ""
+        try:
+            with an.messages.stream(model=model, max_tokens=16, messages=[{"role": "user", "content": "fail midway"}]) as s:
+                for t in s.text_stream:
+                    got += t
+        except anthropic.APIError as e:
+            assert "Overloaded" in str(e), e
+            assert got == "Hello", got
+            return
+        raise AssertionError(f"the stream ended without an error after {got!r}")
+    return run
+
+
+check("openai: tool call translated from Anthropic", oa_tools("anthropic/m1", False))
+check("openai: streamed tool call translated from Anthropic", oa_tools("anthropic/m1", True))
+check("openai: an error inside Anthropic's stream raises APIError", oa_midstream_error("anthropic/m1"))
+check("anthropic: an error inside the stream raises APIError", an_midstream_error("anthropic/m1"))
 check("openai: unknown model raises NotFoundError", oa_error("nope/x", openai.NotFoundError, "model_not_found"))
 check("openai: untranslatable request raises BadRequestError",
       oa_error("anthropic/m1", openai.BadRequestError, "unsupported_by_target", temperature=1.5))

@@ -257,7 +257,67 @@ fn messages(body: &[u8], url_model: Option<&str>, vendor_version: Option<&str>) 
     let model = url_model
         .map(String::from)
         .unwrap_or_else(|| v["model"].as_str().unwrap_or("").to_string());
-    if v["stream"] == true {
+    let last_user_text = v["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            c => c
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b["text"].as_str())
+                .collect(),
+        })
+        .unwrap_or_default();
+    let stream = v["stream"] == true;
+    // "fail midway": the answer starts, then Anthropic reports an error inside the 200 stream.
+    if stream && last_user_text == "fail midway" {
+        let mut events = anthropic_events(&model)[..4].to_vec();
+        events.push(format!(
+            "event: error\ndata: {}\n\n",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        ));
+        return sse(events);
+    }
+    // With tools, the model calls the first one with {"q":"x"}.
+    if let Some(tool) = v["tools"].as_array().and_then(|t| t.first()) {
+        let name = tool["name"].as_str().unwrap_or("tool");
+        if stream {
+            let ev = |n: &str, d: Value| format!("event: {n}\ndata: {d}\n\n");
+            return sse(vec![
+                ev(
+                    "message_start",
+                    json!({"type": "message_start", "message": {"id": "msg_tool", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+                ),
+                ev(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": name, "input": {}}}),
+                ),
+                ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":"}}),
+                ),
+                ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"x\"}"}}),
+                ),
+                ev(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                ev(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+                ),
+                ev("message_stop", json!({"type": "message_stop"})),
+            ]);
+        }
+        return HttpResponse::Ok().json(json!({"id": "msg_tool", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "Calling."}, {"type": "tool_use", "id": "toolu_1", "name": name, "input": {"q": "x"}}],
+            "stop_reason": "tool_use", "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 5}}));
+    }
+    if stream {
         sse(anthropic_events(&model))
     } else {
         HttpResponse::Ok().json(anthropic_message(&model))
