@@ -72,13 +72,8 @@ impl UpstreamAuth {
 /// A key as its provider takes it (`form.byok_header()`): `Bearer <key>` in `authorization`, the
 /// bare key in the others. Marked sensitive.
 pub fn key_header(form: AuthForm, key: &str) -> Result<(HeaderName, HeaderValue), &'static str> {
-    let name = form.byok_header();
-    let mut v = if name == "authorization" {
-        HeaderValue::from_str(&format!("Bearer {key}"))
-    } else {
-        HeaderValue::from_str(key)
-    }
-    .map_err(|_| "not a valid header value")?;
+    let (name, value) = form.key_header(key);
+    let mut v = HeaderValue::from_str(&value).map_err(|_| "not a valid header value")?;
     v.set_sensitive(true);
     Ok((HeaderName::from_static(name), v))
 }

@@ -56,6 +56,15 @@ impl AuthForm {
         }
     }
 
+    /// A key as this form presents it: `(header, value)`, `Bearer <key>` in `authorization`, the
+    /// bare key in the others.
+    pub fn key_header(self, key: &str) -> (&'static str, String) {
+        match self.byok_header() {
+            "authorization" => ("authorization", format!("Bearer {key}")),
+            name => (name, key.to_string()),
+        }
+    }
+
     /// What the API takes as `credential`, for error messages and the catalog.
     pub fn credential_form(self) -> &'static str {
         match self {

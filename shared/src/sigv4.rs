@@ -176,8 +176,79 @@ pub fn sign(
     }
 }
 
+impl Signed {
+    /// The headers to set on the request.
+    pub fn headers(self) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("authorization", self.authorization),
+            ("x-amz-date", self.amz_date),
+        ];
+        if let Some(t) = self.security_token {
+            h.push(("x-amz-security-token", t));
+        }
+        h
+    }
+}
+
+/// `(host[:port], path, query)` of an absolute URL, exactly as they go on the wire.
+fn split_url(url: &str) -> (&str, &str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (target, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (host, path) = match target.find('/') {
+        Some(i) => target.split_at(i),
+        None => (target, "/"),
+    };
+    (host, path, query)
+}
+
+/// Signs a request to `url` (host, path and query taken as sent), signing `content-type` when
+/// there is one — what both planes do for Bedrock.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_url(
+    method: &str,
+    url: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    creds: &AwsCredentials,
+    region: &str,
+    service: &str,
+    unix_secs: i64,
+) -> Signed {
+    let (host, path, query) = split_url(url);
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("content-type", ct))
+        .into_iter()
+        .collect();
+    sign(
+        &Request {
+            method,
+            host,
+            path,
+            query,
+            headers: &headers,
+            body,
+        },
+        creds,
+        region,
+        service,
+        unix_secs,
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_split_as_sent() {
+        assert_eq!(
+            super::split_url("http://127.0.0.1:9000/model/a%3A0/converse?x=1"),
+            ("127.0.0.1:9000", "/model/a%3A0/converse", "x=1")
+        );
+        assert_eq!(
+            super::split_url("https://h.example"),
+            ("h.example", "/", "")
+        );
+    }
+
     use super::*;
 
     /// 2015-08-30T12:36:00Z, the time of AWS's SigV4 test suite.

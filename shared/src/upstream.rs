@@ -77,7 +77,7 @@ pub fn inbound(path: &str) -> Option<(Surface, Option<String>)> {
                 ) {
                     return None;
                 }
-                return Some((Surface::Google(method.into()), Some(decode(model)?)));
+                return Some((Surface::Google(method.into()), Some(decode_segment(model)?)));
             }
             let rest = path.strip_prefix("/model/")?;
             let (model, op) = rest.rsplit_once('/')?;
@@ -88,13 +88,14 @@ pub fn inbound(path: &str) -> Option<(Surface, Option<String>)> {
                 "invoke-with-response-stream" => "invoke-with-response-stream",
                 _ => return None,
             };
-            return Some((Surface::Bedrock(op), Some(decode(model)?)));
+            return Some((Surface::Bedrock(op), Some(decode_segment(model)?)));
         }
     };
     Some((s, None))
 }
 
-fn decode(segment: &str) -> Option<String> {
+/// A percent-encoded path segment, decoded (`+` stays a plus); `None` when empty.
+pub fn decode_segment(segment: &str) -> Option<String> {
     let d = url::form_urlencoded::parse(format!("m={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())?;
@@ -139,6 +140,51 @@ impl ProviderApi {
             },
             api_version: get("api_version").into(),
         }
+    }
+}
+
+impl ProviderApi {
+    /// Azure: a deployment's OpenAI operation (`suffix`, e.g. `/chat/completions`).
+    pub fn azure_url(&self, deployment: &str, suffix: &str) -> String {
+        format!(
+            "{}/deployments/{}{suffix}?api-version={}",
+            self.base_url,
+            segment(deployment),
+            uri_encode(&self.api_version, false)
+        )
+    }
+
+    /// Gemini, or Vertex publisher `google`: `{model}:{method}`.
+    pub fn google_url(&self, model: &str, method: &str) -> String {
+        match self.family {
+            Family::Vertex => format!(
+                "{}{}/publishers/google/models/{}:{method}",
+                self.base_url,
+                self.vertex_prefix,
+                segment(model)
+            ),
+            _ => format!("{}/models/{}:{method}", self.base_url, segment(model)),
+        }
+    }
+
+    /// Claude on Vertex: `rawPredict`, or `streamRawPredict` for a stream.
+    pub fn vertex_claude_url(&self, model: &str, stream: bool) -> String {
+        format!(
+            "{}{}/publishers/anthropic/models/{}:{}",
+            self.base_url,
+            self.vertex_prefix,
+            segment(model),
+            if stream {
+                "streamRawPredict"
+            } else {
+                "rawPredict"
+            }
+        )
+    }
+
+    /// Bedrock runtime: `/model/{id}/{op}`.
+    pub fn bedrock_url(&self, model: &str, op: &str) -> String {
+        format!("{}/model/{}/{op}", self.base_url, uri_encode(model, false))
     }
 }
 
@@ -209,7 +255,7 @@ const ANTHROPIC_DEFAULTS: &[(&str, &str)] = &[("anthropic-version", ANTHROPIC_VE
 
 /// A path segment: unreserved characters, `@` and `:` kept (Google's versioned ids), the rest
 /// percent-encoded.
-fn segment(model: &str) -> String {
+pub fn segment(model: &str) -> String {
     let mut out = String::with_capacity(model.len());
     for part in model.split_inclusive(['@', ':']) {
         let (body, sep) = match part.strip_suffix(['@', ':']) {
@@ -263,12 +309,7 @@ pub fn plan(
         && p.surfaces.contains(&"chat")
     {
         let url = match p.family {
-            Family::Azure => format!(
-                "{}/deployments/{}/chat/completions?api-version={}",
-                p.base_url,
-                segment(model),
-                uri_encode(&p.api_version, false)
-            ),
+            Family::Azure => p.azure_url(model, "/chat/completions"),
             _ => format!("{}/chat/completions", p.base_url),
         };
         return Ok(Plan {
@@ -332,12 +373,7 @@ pub fn plan(
             BodyEdit::SetModel,
         ),
         (Family::Azure, Surface::OpenAi(suffix)) => {
-            let url = format!(
-                "{base}/deployments/{}{suffix}?api-version={}",
-                segment(model),
-                uri_encode(&p.api_version, false)
-            );
-            plan(url, BodyEdit::SetModel)
+            plan(p.azure_url(model, suffix), BodyEdit::SetModel)
         }
         (Family::Anthropic, Surface::Messages | Surface::CountTokens) => Plan {
             url: with_query(
@@ -356,10 +392,7 @@ pub fn plan(
             response: ResponseEdit::Pass,
         },
         (Family::Gemini, Surface::Google(method)) => plan(
-            with_query(
-                format!("{base}/models/{}:{method}", segment(model)),
-                &["key"],
-            ),
+            with_query(p.google_url(model, method), &["key"]),
             BodyEdit::Keep,
         ),
         (Family::Vertex, Surface::Google(method)) => {
@@ -369,12 +402,10 @@ pub fn plan(
                     p.slug
                 ));
             }
-            let url = format!(
-                "{base}{}/publishers/google/models/{}:{method}",
-                p.vertex_prefix,
-                segment(model)
-            );
-            plan(with_query(url, &["key"]), BodyEdit::Keep)
+            plan(
+                with_query(p.google_url(model, method), &["key"]),
+                BodyEdit::Keep,
+            )
         }
         (Family::Vertex, Surface::Messages | Surface::CountTokens) => {
             if vertex_publisher(model) != "anthropic" {
@@ -383,22 +414,16 @@ pub fn plan(
                     p.slug
                 ));
             }
-            let prefix = format!("{base}{}/publishers/anthropic/models", p.vertex_prefix);
             match surface {
                 Surface::CountTokens => plan(
-                    format!("{prefix}/count-tokens:rawPredict"),
+                    format!(
+                        "{base}{}/publishers/anthropic/models/count-tokens:rawPredict",
+                        p.vertex_prefix
+                    ),
                     BodyEdit::SetModel,
                 ),
                 _ => plan(
-                    format!(
-                        "{prefix}/{}:{}",
-                        segment(model),
-                        if stream {
-                            "streamRawPredict"
-                        } else {
-                            "rawPredict"
-                        }
-                    ),
+                    p.vertex_claude_url(model, stream),
                     BodyEdit::AnthropicVendor {
                         version: "vertex-2023-10-16",
                         drop_stream: false,
@@ -406,10 +431,7 @@ pub fn plan(
                 ),
             }
         }
-        (Family::Bedrock, Surface::Bedrock(op)) => plan(
-            format!("{base}/model/{}/{op}", uri_encode(model, false)),
-            BodyEdit::Keep,
-        ),
+        (Family::Bedrock, Surface::Bedrock(op)) => plan(p.bedrock_url(model, op), BodyEdit::Keep),
         (Family::Bedrock, Surface::Messages) => {
             if !model.contains("anthropic.") {
                 return Err(format!(
@@ -421,17 +443,16 @@ pub fn plan(
                 version: "bedrock-2023-05-31",
                 drop_stream: true,
             };
-            let id = uri_encode(model, false);
             if stream {
                 // The answer is Bedrock's binary event stream; the client gets Anthropic's SSE.
                 Plan {
-                    url: format!("{base}/model/{id}/invoke-with-response-stream"),
+                    url: p.bedrock_url(model, "invoke-with-response-stream"),
                     body: vendor,
                     default_headers: &[],
                     response: ResponseEdit::EventStreamToAnthropicSse,
                 }
             } else {
-                plan(format!("{base}/model/{id}/invoke"), vendor)
+                plan(p.bedrock_url(model, "invoke"), vendor)
             }
         }
         _ => return Err(unsupported()),
@@ -452,16 +473,7 @@ fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<
             response: ResponseEdit::AnthropicToOpenAi,
         },
         Family::Vertex if vertex_publisher(model) == "anthropic" => Plan {
-            url: format!(
-                "{base}{}/publishers/anthropic/models/{}:{}",
-                p.vertex_prefix,
-                segment(model),
-                if stream {
-                    "streamRawPredict"
-                } else {
-                    "rawPredict"
-                }
-            ),
+            url: p.vertex_claude_url(model, stream),
             body: BodyEdit::OpenAiToAnthropic {
                 vendor: Some(("vertex-2023-10-16", false)),
             },
@@ -469,13 +481,13 @@ fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<
             response: ResponseEdit::AnthropicToOpenAi,
         },
         Family::Bedrock if model.contains("anthropic.") => {
-            let id = uri_encode(model, false);
+            let op = if stream {
+                "invoke-with-response-stream"
+            } else {
+                "invoke"
+            };
             Plan {
-                url: if stream {
-                    format!("{base}/model/{id}/invoke-with-response-stream")
-                } else {
-                    format!("{base}/model/{id}/invoke")
-                },
+                url: p.bedrock_url(model, op),
                 body: BodyEdit::OpenAiToAnthropic {
                     vendor: Some(("bedrock-2023-05-31", true)),
                 },
@@ -488,32 +500,26 @@ fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<
             }
         }
         Family::Bedrock => {
-            let id = uri_encode(model, false);
+            let op = if stream {
+                "converse-stream"
+            } else {
+                "converse"
+            };
             Plan {
-                url: format!(
-                    "{base}/model/{id}/{}",
-                    if stream {
-                        "converse-stream"
-                    } else {
-                        "converse"
-                    }
-                ),
+                url: p.bedrock_url(model, op),
                 body: BodyEdit::OpenAiToConverse,
                 default_headers: &[],
                 response: ResponseEdit::ConverseToOpenAi,
             }
         }
         Family::Gemini | Family::Vertex => {
-            let prefix = match p.family {
-                Family::Vertex => format!("{base}{}/publishers/google/models", p.vertex_prefix),
-                _ => format!("{base}/models"),
+            let method = if stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
             };
             Plan {
-                url: if stream {
-                    format!("{prefix}/{}:streamGenerateContent?alt=sse", segment(model))
-                } else {
-                    format!("{prefix}/{}:generateContent", segment(model))
-                },
+                url: p.google_url(model, method),
                 body: BodyEdit::OpenAiToGemini,
                 default_headers: &[],
                 response: ResponseEdit::GeminiToOpenAi,

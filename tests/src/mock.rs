@@ -24,6 +24,26 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// A request as a mock received it: method, path with query, headers, body.
+    pub fn of(req: &HttpRequest, body: &[u8]) -> Recorded {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or("<binary>").to_string(),
+                )
+            })
+            .collect();
+        Recorded {
+            method: req.method().to_string(),
+            path: req.uri().to_string(),
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|s| s.as_str())
     }
@@ -233,22 +253,11 @@ fn unauthorized(state: &MockState, req: &HttpRequest) -> HttpResponse {
 }
 
 fn record(state: &MockState, req: &HttpRequest, body: &[u8]) {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                v.to_str().unwrap_or("<binary>").to_string(),
-            )
-        })
-        .collect();
-    state.requests.lock().expect("lock").push(Recorded {
-        method: req.method().to_string(),
-        path: req.uri().to_string(),
-        headers,
-        body: body.to_vec(),
-    });
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(Recorded::of(req, body));
 }
 
 fn authorized(state: &MockState, req: &HttpRequest) -> bool {

@@ -139,22 +139,11 @@ impl Drop for NativeMock {
 }
 
 fn record(state: &NativeState, req: &HttpRequest, body: &[u8]) {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                v.to_str().unwrap_or("<binary>").to_string(),
-            )
-        })
-        .collect();
-    state.requests.lock().expect("lock").push(Recorded {
-        method: req.method().to_string(),
-        path: req.uri().to_string(),
-        headers,
-        body: body.to_vec(),
-    });
+    state
+        .requests
+        .lock()
+        .expect("lock")
+        .push(Recorded::of(req, body));
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -739,7 +728,7 @@ fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse 
     let Some((model, op)) = rest.rsplit_once('/') else {
         return aws_error(404, "UnknownOperationException", "unknown");
     };
-    let model = percent_decode(model);
+    let model = to11_shared::upstream::decode_segment(model).unwrap_or_default();
     let known = ["m1", "eu.m2", "eu.anthropic.claude-m1-v1:0"];
     if !known.contains(&model.as_str()) {
         return aws_error(
@@ -767,13 +756,6 @@ fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse 
         }
         _ => aws_error(400, "ValidationException", "unsupported"),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- Azure and Cohere

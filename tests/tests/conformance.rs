@@ -85,6 +85,63 @@ const NATIVE: &[&str] = &[
     "cohere",
 ];
 
+/// The chunks of an OpenAI stream, which must end with `data: [DONE]`, and their joined content.
+fn openai_stream(body: &[u8], what: &str) -> (Vec<Value>, String) {
+    let text = String::from_utf8_lossy(body);
+    assert!(text.ends_with("data: [DONE]\n\n"), "{what}: {text}");
+    let data: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk"))
+        .collect();
+    let content = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (chunks, content)
+}
+
+/// Discovery with `credential` is refused as an invalid credential, without echoing the key.
+async fn refuses_credential(
+    api: &ApiClient,
+    project: &str,
+    id: &str,
+    body: &Value,
+    credential: &Value,
+) {
+    let mut bad = body.clone();
+    bad["credential"] = credential.clone();
+    let (s, e) = api
+        .post(&format!("/projects/{project}/providers/discover"), bad)
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("provider_invalid_credential")),
+        "{id}: {e}"
+    );
+    assert!(
+        !e.to_string().contains("sk-echo-wrong-1234"),
+        "{id}: key echoed: {e}"
+    );
+}
+
+/// Discovery against a port nobody listens on is `provider_unreachable`.
+async fn refuses_unreachable(api: &ApiClient, project: &str, id: &str, body: &Value, prefix: &str) {
+    let mut dead = body.clone();
+    dead["base_url"] = json!(format!("http://127.0.0.1:{}{prefix}", free_port()));
+    let (s, e) = api
+        .post(&format!("/projects/{project}/providers/discover"), dead)
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("provider_unreachable")),
+        "{id}: {e}"
+    );
+}
+
 #[actix_rt::test]
 async fn every_catalog_entry_connects_validates_discovers_and_serves() {
     let dir = std::env::temp_dir().join(format!("to11-conformance-{}", uuid::Uuid::new_v4()));
@@ -190,29 +247,12 @@ async fn every_catalog_entry_connects_validates_discovers_and_serves() {
 
         // An invalid key: the provider's own refusal, in its own shape, is one clear error.
         if !keyless {
-            let mut bad = body.clone();
-            bad["credential"] = json!({"api_key": "sk-echo-wrong-1234"});
-            let (s, e) = api.post("/projects/conf/providers/discover", bad).await;
-            assert_eq!(
-                (s, e["error"]["code"].as_str()),
-                (400, Some("provider_invalid_credential")),
-                "{id}: {e}"
-            );
-            assert!(
-                !e.to_string().contains("sk-echo-wrong-1234"),
-                "{id}: key echoed: {e}"
-            );
+            let bad = json!({"api_key": "sk-echo-wrong-1234"});
+            refuses_credential(&api, "conf", id, &body, &bad).await;
         }
 
         // An unreachable host.
-        let mut dead = body.clone();
-        dead["base_url"] = json!(format!("http://127.0.0.1:{}{}", free_port(), fam.prefix));
-        let (s, e) = api.post("/projects/conf/providers/discover", dead).await;
-        assert_eq!(
-            (s, e["error"]["code"].as_str()),
-            (400, Some("provider_unreachable")),
-            "{id}: {e}"
-        );
+        refuses_unreachable(&api, "conf", id, &body, fam.prefix).await;
     }
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -630,29 +670,11 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
 
         // An invalid credential, in the provider's own refusal shape, is one clear error.
         for bad in &case.bad_credentials {
-            let mut b = body.clone();
-            b["credential"] = bad.clone();
-            let (s, e) = api.post("/projects/native/providers/discover", b).await;
-            assert_eq!(
-                (s, e["error"]["code"].as_str()),
-                (400, Some("provider_invalid_credential")),
-                "{id}: {e}"
-            );
-            assert!(
-                !e.to_string().contains("sk-echo-wrong-1234"),
-                "{id}: key echoed: {e}"
-            );
+            refuses_credential(&api, "native", id, &body, bad).await;
         }
 
         // An unreachable host.
-        let mut dead = body.clone();
-        dead["base_url"] = json!(format!("http://127.0.0.1:{}{}", free_port(), case.prefix));
-        let (s, e) = api.post("/projects/native/providers/discover", dead).await;
-        assert_eq!(
-            (s, e["error"]["code"].as_str()),
-            (400, Some("provider_unreachable")),
-            "{id}: {e}"
-        );
+        refuses_unreachable(&api, "native", id, &body, case.prefix).await;
     }
 
     // A surface the target does not speak is a clear 400 naming both, not a mangled request.
@@ -725,11 +747,7 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             Some(Bytes::from(json!({"model": model, "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}).to_string()))).await;
         assert_eq!(r.status, 200, "{model} stream: {:?}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("content-type"), Some("text/event-stream"));
-        let text = String::from_utf8_lossy(&r.body).to_string();
-        let data: Vec<&str> = text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).collect();
-        assert_eq!(data.last(), Some(&"[DONE]"), "{model}: {text}");
-        let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).expect("chunk")).collect();
-        let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        let (chunks, content) = openai_stream(&r.body, model);
         assert_eq!(content, "Hello there", "{model}");
         assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"), "{model}");
         assert_eq!(chunks.last().expect("usage")["usage"]["completion_tokens"], 2, "{model}");
@@ -790,20 +808,7 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
                 .is_some(),
             "{model}: streamed upstream"
         );
-        let text = String::from_utf8_lossy(&r.body).to_string();
-        let data: Vec<&str> = text
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .collect();
-        assert_eq!(data.last(), Some(&"[DONE]"), "{model}: {text}");
-        let chunks: Vec<Value> = data[..data.len() - 1]
-            .iter()
-            .map(|d| serde_json::from_str(d).expect("chunk"))
-            .collect();
-        let content: String = chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect();
+        let (chunks, content) = openai_stream(&r.body, model);
         assert_eq!(content, "Hello there", "{model}");
         assert_eq!(
             chunks.last().expect("usage")["usage"]["total_tokens"],
@@ -836,19 +841,10 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
         Some(Bytes::from(json!({"model": "bedrock/m1", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}).to_string()))).await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8_lossy(&r.body).to_string();
-    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    let content: String = text
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| {
-            serde_json::from_str::<Value>(d).ok()?["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let (chunks, content) = openai_stream(&r.body, "bedrock/m1");
     assert_eq!(content, "Hello there", "{text}");
     assert!(text.contains("\"total_tokens\":5"), "{text}");
+    assert_eq!(chunks.last().expect("usage")["usage"]["total_tokens"], 5);
 
     // A client's own key is presented in the provider's form.
     let anthropic = &mocks

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use to11_data_plane::net::{google_token, TokenError};
 use to11_shared::google::ServiceAccount;
 use to11_shared::model::CredentialSecret;
-use to11_shared::upstream::vertex_publisher;
+use to11_shared::upstream::{vertex_publisher, ProviderApi};
 
 use super::http::{bad_shape, checked, q, Auth, Call};
 use super::openai::MAX_PAGES;
@@ -102,11 +102,9 @@ pub async fn token(p: &Probe<'_>) -> Result<String, ProbeError> {
 pub async fn vertex(p: &Probe<'_>) -> Result<Vec<Item>, ProbeError> {
     let bearer = Auth::Header("authorization", format!("Bearer {}", token(p).await?));
     let base = p.base_url;
-    let prefix = format!(
-        "{base}/v1/projects/{}/locations/{}",
-        q(p.account_value("project")),
-        q(p.account_value("region"))
-    );
+    // The same addresses the data plane serves from.
+    let api = ProviderApi::new(p.entry.id, p.entry, base, p.account);
+    let prefix = format!("{base}{}", api.vertex_prefix);
     let call = |method: &'static str, url: String, body: Option<serde_json::Value>| {
         let bearer = &bearer;
         async move {
@@ -163,17 +161,11 @@ pub async fn vertex(p: &Probe<'_>) -> Result<Vec<Item>, ProbeError> {
     for m in unlisted {
         let (url, body) = match vertex_publisher(m) {
             "anthropic" => (
-                format!(
-                    "{prefix}/publishers/anthropic/models/{}:rawPredict",
-                    q(m).replace("%40", "@")
-                ),
+                api.vertex_claude_url(m, false),
                 serde_json::json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}),
             ),
             _ => (
-                format!(
-                    "{prefix}/publishers/google/models/{}:countTokens",
-                    q(m).replace("%40", "@")
-                ),
+                api.google_url(m, "countTokens"),
                 serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "ping"}]}]}),
             ),
         };

@@ -32,12 +32,13 @@ impl Auth {
     pub fn new(form: AuthForm, secret: &CredentialSecret, region: &str) -> Auth {
         match secret {
             CredentialSecret::ApiKey { api_key } if api_key.is_empty() => Auth::None,
-            CredentialSecret::ApiKey { api_key } => match form {
-                AuthForm::AnthropicKey => Auth::Anthropic(api_key.clone()),
-                AuthForm::GoogApiKey => Auth::Header("x-goog-api-key", api_key.clone()),
-                AuthForm::AzureApiKey => Auth::Header("api-key", api_key.clone()),
-                _ => Auth::Header("authorization", format!("Bearer {api_key}")),
-            },
+            CredentialSecret::ApiKey { api_key } if form == AuthForm::AnthropicKey => {
+                Auth::Anthropic(api_key.clone())
+            }
+            CredentialSecret::ApiKey { api_key } => {
+                let (name, value) = form.key_header(api_key);
+                Auth::Header(name, value)
+            }
             CredentialSecret::Aws {
                 access_key_id,
                 secret_access_key,
@@ -137,35 +138,18 @@ pub async fn checked(
                 ));
         }
         Auth::SigV4 { creds, region } => {
-            let uri = req.get_uri().clone();
-            let host = match uri.port_u16() {
-                Some(p) => format!("{}:{p}", uri.host().unwrap_or("")),
-                None => uri.host().unwrap_or("").to_string(),
-            };
-            let ct = if c.body.is_some() {
-                vec![("content-type", "application/json")]
-            } else {
-                vec![]
-            };
-            let signed = sigv4::sign(
-                &sigv4::Request {
-                    method: c.method,
-                    host: &host,
-                    path: uri.path(),
-                    query: uri.query().unwrap_or(""),
-                    headers: &ct,
-                    body: &body,
-                },
+            let signed = sigv4::sign_url(
+                c.method,
+                url,
+                c.body.is_some().then_some("application/json"),
+                &body,
                 creds,
                 region,
                 "bedrock",
                 chrono::Utc::now().timestamp(),
             );
-            req = req
-                .insert_header(("authorization", signed.authorization))
-                .insert_header(("x-amz-date", signed.amz_date));
-            if let Some(tok) = signed.security_token {
-                req = req.insert_header(("x-amz-security-token", tok));
+            for header in signed.headers() {
+                req = req.insert_header(header);
             }
         }
     }

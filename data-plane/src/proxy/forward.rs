@@ -268,29 +268,9 @@ async fn forward_inner(
                 }
             }
         };
-        let translated = matches!(
-            plan.body,
-            BodyEdit::OpenAiToAnthropic { .. }
-                | BodyEdit::OpenAiToGemini
-                | BodyEdit::OpenAiToConverse
-                | BodyEdit::MessagesToOpenAi
-                | BodyEdit::MessagesToGemini
-                | BodyEdit::MessagesToConverse
-        );
-        // How the target's error bodies are delivered in OpenAI's shape.
-        let error_translation: Option<ErrorTranslation> = match plan.response {
-            ResponseEdit::GeminiToOpenAi => Some(|_, b| gemini::error(b)),
-            ResponseEdit::ConverseToOpenAi => Some(|_, b| bedrock::error(b)),
-            ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
-                Some(|_, b| anthropic::error(b))
-            }
-            ResponseEdit::OpenAiToMessages => Some(messages_in::error),
-            ResponseEdit::GeminiToMessages => Some(|s, b| messages_in::error(s, &gemini::error(b))),
-            ResponseEdit::ConverseToMessages => {
-                Some(|s, b| messages_in::error(s, &bedrock::error(b)))
-            }
-            _ => None,
-        };
+        // Every translated body has a translated answer, errors included.
+        let error_translation = error_translation(plan.response);
+        let translated = error_translation.is_some();
         if let (Some(defaults), false) = (resolution.defaults, translated) {
             upstream_body = apply_defaults(&upstream_body, defaults)
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
@@ -544,8 +524,23 @@ impl Served<'_> {
     }
 }
 
-/// Turns a target's error body into OpenAI's error shape.
+/// Turns a target's error body (with its status) into the client's error shape.
 type ErrorTranslation = fn(u16, &[u8]) -> Vec<u8>;
+
+/// How a translated answer's errors reach the client; `None` for answers that are not translated.
+fn error_translation(response: ResponseEdit) -> Option<ErrorTranslation> {
+    Some(match response {
+        ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
+            |_, b| anthropic::error(b)
+        }
+        ResponseEdit::GeminiToOpenAi => |_, b| gemini::error(b),
+        ResponseEdit::ConverseToOpenAi => |_, b| bedrock::error(b),
+        ResponseEdit::OpenAiToMessages => messages_in::error,
+        ResponseEdit::GeminiToMessages => |s, b| messages_in::error(s, &gemini::error(b)),
+        ResponseEdit::ConverseToMessages => |s, b| messages_in::error(s, &bedrock::error(b)),
+        ResponseEdit::Pass | ResponseEdit::EventStreamToAnthropicSse => return None,
+    })
+}
 
 /// A failed attempt: an upstream answer (buffered, deliverable in the client's dialect as the
 /// upstream gave it) or a gateway error.
@@ -789,17 +784,9 @@ where
             Err(m) => return GatewayError::new(ErrorCode::UpstreamFailure, m).render(dialect),
         }
     } else {
-        match response {
-            ResponseEdit::GeminiToOpenAi => gemini::error(&body),
-            ResponseEdit::ConverseToOpenAi => bedrock::error(&body),
-            ResponseEdit::OpenAiToMessages => messages_in::error(status.as_u16(), &body),
-            ResponseEdit::GeminiToMessages => {
-                messages_in::error(status.as_u16(), &gemini::error(&body))
-            }
-            ResponseEdit::ConverseToMessages => {
-                messages_in::error(status.as_u16(), &bedrock::error(&body))
-            }
-            _ => anthropic::error(&body),
+        match error_translation(response) {
+            Some(to_client) => to_client(status.as_u16(), &body),
+            None => body.to_vec(),
         }
     };
     let mut r = HttpResponse::build(
@@ -852,45 +839,25 @@ async fn present(
             h.insert(name.clone(), value.clone());
         }
         Some(UpstreamAuth::SigV4 { creds, region }) => {
-            let uri: awc::http::Uri = url.parse().map_err(|_| {
-                GatewayError::new(ErrorCode::Internal, "upstream URL does not parse")
-            })?;
-            let host = match uri.port_u16() {
-                Some(p) => format!("{}:{p}", uri.host().unwrap_or("")),
-                None => uri.host().unwrap_or("").to_string(),
-            };
             let content_type = h
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let signed_headers: Vec<(&str, &str)> = content_type
-                .as_deref()
-                .map(|ct| vec![("content-type", ct)])
-                .unwrap_or_default();
-            let signed = sigv4::sign(
-                &sigv4::Request {
-                    method: "POST",
-                    host: &host,
-                    path: uri.path(),
-                    query: uri.query().unwrap_or(""),
-                    headers: &signed_headers,
-                    body,
-                },
+            let signed = sigv4::sign_url(
+                "POST",
+                url,
+                content_type.as_deref(),
+                body,
                 creds,
                 region,
                 "bedrock",
                 chrono::Utc::now().timestamp(),
             );
-            let mut put = |name: &'static str, value: String| {
+            for (name, value) in signed.headers() {
                 if let Ok(mut v) = HeaderValue::from_str(&value) {
                     v.set_sensitive(true);
                     h.insert(HeaderName::from_static(name), v);
                 }
-            };
-            put("authorization", signed.authorization);
-            put("x-amz-date", signed.amz_date);
-            if let Some(t) = signed.security_token {
-                put("x-amz-security-token", t);
             }
         }
         Some(UpstreamAuth::Google(sa)) => {

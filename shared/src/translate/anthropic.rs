@@ -15,7 +15,10 @@
 use serde_json::{json, Map, Value};
 
 use super::sse::Event;
-use super::{finish_reason, TranslateError};
+use super::{
+    chunk, finish_reason, openai_error, push_turn, stop_list, tool_arguments, usage_chunk,
+    TranslateError,
+};
 
 /// `max_tokens` when the request sets none (Anthropic requires it).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -76,16 +79,11 @@ pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateEr
                     out.insert("top_k".into(), v.clone());
                 }
             }
-            "stop" => match v {
-                Value::Null => {}
-                Value::String(s) => {
-                    out.insert("stop_sequences".into(), json!([s]));
+            "stop" => {
+                if !v.is_null() {
+                    out.insert("stop_sequences".into(), stop_list(v)?);
                 }
-                Value::Array(a) => {
-                    out.insert("stop_sequences".into(), Value::Array(a.clone()));
-                }
-                _ => return Err(invalid("'stop' must be a string or an array of strings")),
-            },
+            }
             "user" => {
                 if let Some(u) = v.as_str() {
                     out.insert("metadata".into(), json!({"user_id": u}));
@@ -253,16 +251,7 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
         .as_array()
         .ok_or_else(|| invalid("'messages' must be an array"))?;
     let mut system = Vec::new();
-    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
-    let push = |role: &str, blocks: Vec<Value>, out: &mut Vec<(String, Vec<Value>)>| {
-        if blocks.is_empty() {
-            return;
-        }
-        match out.last_mut() {
-            Some((r, b)) if r == role => b.extend(blocks),
-            _ => out.push((role.to_string(), blocks)),
-        }
-    };
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for m in list {
         let role = m["role"]
             .as_str()
@@ -276,23 +265,16 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     system.push(b);
                 }
             }
-            "user" => push("user", content_blocks(&m["content"])?, &mut out),
+            "user" => push_turn(&mut out, "user", content_blocks(&m["content"])?),
             "assistant" => {
                 let mut blocks = content_blocks(&m["content"])?;
                 if let Some(calls) = m["tool_calls"].as_array() {
                     for c in calls {
-                        let args = c["function"]["arguments"].as_str().unwrap_or("{}");
-                        let input: Value = if args.trim().is_empty() {
-                            json!({})
-                        } else {
-                            serde_json::from_str(args).map_err(|_| {
-                                invalid("tool_calls[].function.arguments is not JSON")
-                            })?
-                        };
+                        let input = tool_arguments(c)?;
                         blocks.push(json!({"type": "tool_use", "id": c["id"], "name": c["function"]["name"], "input": input}));
                     }
                 }
-                push("assistant", blocks, &mut out);
+                push_turn(&mut out, "assistant", blocks);
             }
             "tool" => {
                 let id = m["tool_call_id"]
@@ -302,17 +284,17 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     Value::String(s) => Value::String(s.clone()),
                     c => Value::Array(content_blocks(c)?),
                 };
-                push(
+                push_turn(
+                    &mut out,
                     "user",
                     vec![json!({"type": "tool_result", "tool_use_id": id, "content": content})],
-                    &mut out,
                 );
             }
             "function" => return Err(unsupported("the deprecated 'function' role")),
             other => return Err(invalid(format!("unknown role '{other}'"))),
         }
     }
-    if out.first().is_some_and(|(r, _)| r != "user") || out.is_empty() {
+    if out.first().is_none_or(|(r, _)| *r != "user") {
         return Err(invalid(
             "Anthropic needs the conversation to start with a user message",
         ));
@@ -372,9 +354,7 @@ pub fn error(body: &[u8]) -> Vec<u8> {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
-    json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})
-        .to_string()
-        .into_bytes()
+    openai_error(&message.into(), kind).to_string().into_bytes()
 }
 
 /// Anthropic's stream events → `chat.completion.chunk` SSE, one event at a time.
@@ -407,12 +387,14 @@ impl Stream {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        let mut c = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
-        if self.asked.include_usage {
-            c["usage"] = Value::Null;
-        }
-        format!("data: {c}\n\n")
+        chunk(
+            &self.id,
+            self.created,
+            &self.model,
+            self.asked.include_usage,
+            delta,
+            finish,
+        )
     }
 
     /// Whether the stream reached its end (`[DONE]` or a terminal error was written).
@@ -484,9 +466,7 @@ impl Stream {
                 if self.asked.include_usage {
                     let mut u = self.input_usage.clone();
                     u["output_tokens"] = self.output_tokens.into();
-                    let c = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                        "model": self.model, "choices": [], "usage": usage(&u)});
-                    out.push_str(&format!("data: {c}\n\n"));
+                    out.push_str(&usage_chunk(&self.id, self.created, &self.model, usage(&u)));
                 }
                 out.push_str("data: [DONE]\n\n");
                 out
@@ -494,8 +474,7 @@ impl Stream {
             "error" => {
                 self.ended = true;
                 let kind = v["error"]["type"].as_str().unwrap_or("api_error");
-                let e = json!({"error": {"message": v["error"]["message"], "type": kind, "param": null, "code": kind}});
-                format!("data: {e}\n\n")
+                format!("data: {}\n\n", openai_error(&v["error"]["message"], kind))
             }
             _ => String::new(),
         }

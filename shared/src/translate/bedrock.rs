@@ -12,7 +12,10 @@
 use serde_json::{json, Map, Value};
 
 use super::anthropic::Asked;
-use super::{finish_reason, TranslateError};
+use super::{
+    chunk, finish_reason, openai_error, push_turn, stop_list, tool_arguments, usage_chunk,
+    TranslateError,
+};
 use crate::eventstream::Frame;
 
 fn unsupported(what: &str) -> TranslateError {
@@ -49,12 +52,7 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
                 inference.insert("topP".into(), v.clone());
             }
             "stop" => {
-                let stops = match v {
-                    Value::String(s) => json!([s]),
-                    Value::Array(_) => v.clone(),
-                    _ => return Err(invalid("'stop' must be a string or an array of strings")),
-                };
-                inference.insert("stopSequences".into(), stops);
+                inference.insert("stopSequences".into(), stop_list(v)?);
             }
             "parallel_tool_calls" => {
                 if v.as_bool() == Some(false) {
@@ -185,15 +183,6 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
         .ok_or_else(|| invalid("'messages' must be an array"))?;
     let mut system = Vec::new();
     let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    let push = |role: &'static str, b: Vec<Value>, out: &mut Vec<(&'static str, Vec<Value>)>| {
-        if b.is_empty() {
-            return;
-        }
-        match out.last_mut() {
-            Some((r, existing)) if *r == role => existing.extend(b),
-            _ => out.push((role, b)),
-        }
-    };
     for m in list {
         match m["role"]
             .as_str()
@@ -207,20 +196,14 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     system.push(b);
                 }
             }
-            "user" => push("user", blocks(&m["content"])?, &mut out),
+            "user" => push_turn(&mut out, "user", blocks(&m["content"])?),
             "assistant" => {
                 let mut b = blocks(&m["content"])?;
                 for c in m["tool_calls"].as_array().into_iter().flatten() {
-                    let args = c["function"]["arguments"].as_str().unwrap_or("{}");
-                    let input: Value = if args.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(args)
-                            .map_err(|_| invalid("tool_calls[].function.arguments is not JSON"))?
-                    };
+                    let input = tool_arguments(c)?;
                     b.push(json!({"toolUse": {"toolUseId": c["id"], "name": c["function"]["name"], "input": input}}));
                 }
-                push("assistant", b, &mut out);
+                push_turn(&mut out, "assistant", b);
             }
             "tool" => {
                 let id = m["tool_call_id"]
@@ -230,12 +213,12 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     Value::String(s) => vec![json!({"text": s})],
                     c => blocks(c)?,
                 };
-                push(
+                push_turn(
+                    &mut out,
                     "user",
                     vec![
                         json!({"toolResult": {"toolUseId": id, "content": content, "status": "success"}}),
                     ],
-                    &mut out,
                 );
             }
             "function" => return Err(unsupported("the deprecated 'function' role")),
@@ -289,7 +272,7 @@ pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, Strin
     if !reasoning.is_empty() {
         message["reasoning_content"] = reasoning.into();
     }
-    let out = json!({"id": "chatcmpl-bedrock", "object": "chat.completion", "created": created, "model": model,
+    let out = json!({"id": STREAM_ID, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null,
             "finish_reason": finish_reason(r["stopReason"].as_str().unwrap_or("end_turn"))}],
         "usage": usage(&r["usage"])});
@@ -304,8 +287,13 @@ pub fn error(body: &[u8]) -> Vec<u8> {
         .or(v["Message"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
-    json!({"error": {"message": message, "type": "bedrock_error", "param": null, "code": "bedrock_error"}}).to_string().into_bytes()
+    openai_error(&message.into(), "bedrock_error")
+        .to_string()
+        .into_bytes()
 }
+
+/// The `id` of translated Converse answers and chunks (Converse gives none).
+const STREAM_ID: &str = "chatcmpl-bedrock";
 
 /// ConverseStream frames → `chat.completion.chunk` SSE.
 pub struct Stream {
@@ -331,21 +319,21 @@ impl Stream {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        let mut c = json!({"id": "chatcmpl-bedrock", "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
-        if self.asked.include_usage {
-            c["usage"] = Value::Null;
-        }
-        format!("data: {c}\n\n")
+        chunk(
+            STREAM_ID,
+            self.created,
+            &self.model,
+            self.asked.include_usage,
+            delta,
+            finish,
+        )
     }
 
     fn done(&mut self, usage_of: Option<&Value>) -> String {
         self.ended = true;
         let mut out = String::new();
         if let (true, Some(u)) = (self.asked.include_usage, usage_of) {
-            let c = json!({"id": "chatcmpl-bedrock", "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": [], "usage": usage(u)});
-            out.push_str(&format!("data: {c}\n\n"));
+            out.push_str(&usage_chunk(STREAM_ID, self.created, &self.model, usage(u)));
         }
         out.push_str("data: [DONE]\n\n");
         out
@@ -360,8 +348,8 @@ impl Stream {
         if f.header(":message-type") != Some("event") {
             self.ended = true;
             let kind = f.header(":exception-type").unwrap_or("exception");
-            let e = json!({"error": {"message": format!("{kind}: {}", v["message"].as_str().unwrap_or("")), "type": kind, "param": null, "code": kind}});
-            return format!("data: {e}\n\n");
+            let message = format!("{kind}: {}", v["message"].as_str().unwrap_or(""));
+            return format!("data: {}\n\n", openai_error(&message.into(), kind));
         }
         match f.header(":event-type").unwrap_or("") {
             "messageStart" => self.chunk(json!({"role": "assistant", "content": ""}), None),

@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::sse::Event;
-use super::{StreamTranslator, TranslateError};
+use super::{
+    chunk, openai_error, push_turn, stop_list, tool_arguments, usage_chunk, StreamTranslator,
+    TranslateError,
+};
 
 fn unsupported(what: &str) -> TranslateError {
     TranslateError::Unsupported(format!("Gemini models cannot express {what}"))
@@ -90,12 +93,7 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
                 config.insert("frequencyPenalty".into(), v.clone());
             }
             "stop" => {
-                let stops = match v {
-                    Value::String(s) => json!([s]),
-                    Value::Array(_) => v.clone(),
-                    _ => return Err(invalid("'stop' must be a string or an array of strings")),
-                };
-                config.insert("stopSequences".into(), stops);
+                config.insert("stopSequences".into(), stop_list(v)?);
             }
             "response_format" => match v["type"].as_str() {
                 Some("text") => {}
@@ -223,15 +221,6 @@ fn contents(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
     let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
     // Tool call id → function name, from the assistant turns (Gemini's responses need the name).
     let mut names: HashMap<String, String> = HashMap::new();
-    let push = |role: &'static str, p: Vec<Value>, out: &mut Vec<(&'static str, Vec<Value>)>| {
-        if p.is_empty() {
-            return;
-        }
-        match out.last_mut() {
-            Some((r, existing)) if *r == role => existing.extend(p),
-            _ => out.push((role, p)),
-        }
-    };
     for m in list {
         match m["role"]
             .as_str()
@@ -245,26 +234,20 @@ fn contents(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     system.push(p);
                 }
             }
-            "user" => push("user", parts(&m["content"])?, &mut out),
+            "user" => push_turn(&mut out, "user", parts(&m["content"])?),
             "assistant" => {
                 let mut p = parts(&m["content"])?;
                 for c in m["tool_calls"].as_array().into_iter().flatten() {
                     let name = c["function"]["name"]
                         .as_str()
                         .ok_or_else(|| invalid("a tool call has no name"))?;
-                    let args = c["function"]["arguments"].as_str().unwrap_or("{}");
-                    let args: Value = if args.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(args)
-                            .map_err(|_| invalid("tool_calls[].function.arguments is not JSON"))?
-                    };
+                    let args = tool_arguments(c)?;
                     if let Some(id) = c["id"].as_str() {
                         names.insert(id.to_string(), name.to_string());
                     }
                     p.push(json!({"functionCall": {"name": name, "args": args}}));
                 }
-                push("model", p, &mut out);
+                push_turn(&mut out, "model", p);
             }
             "tool" => {
                 let id = m["tool_call_id"]
@@ -288,10 +271,10 @@ fn contents(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     Ok(Value::Object(o)) => Value::Object(o),
                     _ => json!({"content": text}),
                 };
-                push(
+                push_turn(
+                    &mut out,
                     "user",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
-                    &mut out,
                 );
             }
             "function" => return Err(unsupported("the deprecated 'function' role")),
@@ -378,7 +361,7 @@ pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, Strin
     let id = r["responseId"]
         .as_str()
         .map(|i| format!("chatcmpl-{i}"))
-        .unwrap_or_else(|| "chatcmpl-gemini".into());
+        .unwrap_or_else(|| STREAM_ID.into());
     let out = json!({"id": id, "object": "chat.completion", "created": created,
         "model": r["modelVersion"].as_str().unwrap_or(model), "choices": choices, "usage": usage(&r["usageMetadata"])});
     serde_json::to_vec(&out).map_err(|e| e.to_string())
@@ -392,10 +375,13 @@ pub fn error(body: &[u8]) -> Vec<u8> {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
-    json!({"error": {"message": message, "type": status, "param": null, "code": status}})
+    openai_error(&message.into(), status)
         .to_string()
         .into_bytes()
 }
+
+/// The `id` of translated Gemini chunks (the SSE events carry no response id).
+const STREAM_ID: &str = "chatcmpl-gemini";
 
 /// `streamGenerateContent?alt=sse` events → `chat.completion.chunk` SSE.
 pub struct Stream {
@@ -424,12 +410,14 @@ impl Stream {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        let mut c = json!({"id": "chatcmpl-gemini", "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
-        if self.asked.include_usage {
-            c["usage"] = Value::Null;
-        }
-        format!("data: {c}\n\n")
+        chunk(
+            STREAM_ID,
+            self.created,
+            &self.model,
+            self.asked.include_usage,
+            delta,
+            finish,
+        )
     }
 }
 
@@ -445,8 +433,7 @@ impl StreamTranslator for Stream {
         if let Some(err) = v.get("error") {
             self.ended = true;
             let status = err["status"].as_str().unwrap_or("UNKNOWN");
-            let e = json!({"error": {"message": err["message"], "type": status, "param": null, "code": status}});
-            return format!("data: {e}\n\n");
+            return format!("data: {}\n\n", openai_error(&err["message"], status));
         }
         let mut out = String::new();
         if !self.started {
@@ -489,9 +476,8 @@ impl StreamTranslator for Stream {
         self.ended = true;
         let mut out = String::new();
         if self.asked.include_usage {
-            let c = json!({"id": "chatcmpl-gemini", "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": [], "usage": usage(self.usage.as_ref().unwrap_or(&json!({})))});
-            out.push_str(&format!("data: {c}\n\n"));
+            let u = usage(self.usage.as_ref().unwrap_or(&json!({})));
+            out.push_str(&usage_chunk(STREAM_ID, self.created, &self.model, u));
         }
         out.push_str("data: [DONE]\n\n");
         out

@@ -31,6 +31,74 @@ pub enum TranslateError {
     Invalid(String),
 }
 
+use serde_json::{json, Value};
+
+/// Appends a turn, merged into the previous one when the role is the same (Anthropic, Gemini and
+/// Converse require alternating roles). Empty turns are skipped.
+pub(crate) fn push_turn(
+    out: &mut Vec<(&'static str, Vec<Value>)>,
+    role: &'static str,
+    blocks: Vec<Value>,
+) {
+    if blocks.is_empty() {
+        return;
+    }
+    match out.last_mut() {
+        Some((r, existing)) if *r == role => existing.extend(blocks),
+        _ => out.push((role, blocks)),
+    }
+}
+
+/// The parsed `arguments` of an OpenAI tool call (`{}` when empty).
+pub(crate) fn tool_arguments(call: &Value) -> Result<Value, TranslateError> {
+    let args = call["function"]["arguments"].as_str().unwrap_or("{}");
+    if args.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(args)
+        .map_err(|_| TranslateError::Invalid("tool_calls[].function.arguments is not JSON".into()))
+}
+
+/// OpenAI's `stop` (a string or an array) as an array.
+pub(crate) fn stop_list(v: &Value) -> Result<Value, TranslateError> {
+    match v {
+        Value::String(s) => Ok(json!([s])),
+        Value::Array(_) => Ok(v.clone()),
+        _ => Err(TranslateError::Invalid(
+            "'stop' must be a string or an array of strings".into(),
+        )),
+    }
+}
+
+/// OpenAI's error object with `kind` as its type and code.
+pub(crate) fn openai_error(message: &Value, kind: &str) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})
+}
+
+/// One `chat.completion.chunk` SSE event (`usage: null` on content chunks when usage was asked).
+pub(crate) fn chunk(
+    id: &str,
+    created: i64,
+    model: &str,
+    include_usage: bool,
+    delta: Value,
+    finish: Option<&str>,
+) -> String {
+    let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+    if include_usage {
+        c["usage"] = Value::Null;
+    }
+    format!("data: {c}\n\n")
+}
+
+/// The usage chunk (`choices: []`) of `stream_options.include_usage`.
+pub(crate) fn usage_chunk(id: &str, created: i64, model: &str, usage: Value) -> String {
+    let c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [], "usage": usage});
+    format!("data: {c}\n\n")
+}
+
 /// The OpenAI `finish_reason` of a provider stop reason (shared by Anthropic and Bedrock).
 pub fn finish_reason(stop: &str) -> &'static str {
     match stop {
