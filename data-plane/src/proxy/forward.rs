@@ -1,8 +1,8 @@
-//! Forwarding one request: resolve, pick the target, build the upstream request, stream the
-//! response. Routes resolve to their first target until route strategies land.
+//! Forwarding one request: authenticate, resolve, order the targets, plan each one (native or
+//! translated), and the attempt loop deciding retry, next target or delivery. The credential on
+//! an attempt is `present`'s; the answer on its way back is `answer`'s.
 
-use actix_web::body::SizedStream;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
@@ -10,17 +10,19 @@ use std::time::{Duration, Instant};
 
 use to11_shared::body::{apply_defaults, peek, replace_model};
 use to11_shared::policy::{order, retry_after_ms, Decision, Outcome};
-use to11_shared::resolve::Layer;
-use to11_shared::sigv4;
 use to11_shared::translate::{anthropic, bedrock, gemini, messages_in, TranslateError};
-use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, ResponseEdit, Surface};
+use to11_shared::upstream::{inbound, plan, vendor_body, BodyEdit, Surface};
 use to11_shared::ErrorCode;
 
+use super::answer::{
+    error_translation, skip_response_header, stream, translate_whole, ErrorTranslation, Served,
+};
+use super::present::present;
 use super::read_body;
 use crate::auth::{authenticate, TO11_AUTH_HEADER};
 use crate::error::GatewayError;
 use crate::health_book::now_ms;
-use crate::state::{key_header, UpstreamAuth};
+use crate::state::key_header;
 use crate::Ctx;
 
 /// Request headers never forwarded upstream: hop-by-hop, framing, to11's own, the client's
@@ -54,22 +56,6 @@ fn skip_request_header(name: &HeaderName) -> bool {
             | "x-forwarded-proto"
             | "x-real-ip"
             | TO11_AUTH_HEADER
-    )
-}
-
-fn skip_response_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "content-length"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-authenticate"
-            | "proxy-connection"
-            | "set-cookie"
     )
 }
 
@@ -486,62 +472,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// What a response says about how it was served.
-struct Served<'a> {
-    request_id: &'a str,
-    layer: Layer,
-    function: Option<&'a str>,
-    route: Option<&'a str>,
-    provider: &'a str,
-    model: &'a str,
-    version: u64,
-    attempts: u32,
-}
-
-impl Served<'_> {
-    /// The SPEC §4 headers: request id, layer, route or function, provider, upstream model,
-    /// attempts and the configuration version.
-    fn headers(&self) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(8);
-        let mut put = |name: &'static str, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                h.insert(HeaderName::from_static(name), v);
-            }
-        };
-        put("x-to11-request-id", self.request_id);
-        put("x-to11-layer", self.layer.as_str());
-        if let Some(f) = self.function {
-            put("x-to11-function", f);
-        }
-        if let Some(r) = self.route {
-            put("x-to11-route", r);
-        }
-        put("x-to11-provider", self.provider);
-        put("x-to11-upstream-model", self.model);
-        put("x-to11-attempts", &self.attempts.to_string());
-        put("x-to11-config-version", &self.version.to_string());
-        h
-    }
-}
-
-/// Turns a target's error body (with its status) into the client's error shape.
-type ErrorTranslation = fn(u16, &[u8]) -> Vec<u8>;
-
-/// How a translated answer's errors reach the client; `None` for answers that are not translated.
-fn error_translation(response: ResponseEdit) -> Option<ErrorTranslation> {
-    Some(match response {
-        ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
-            |_, b| anthropic::error(b)
-        }
-        ResponseEdit::GeminiToOpenAi => |_, b| gemini::error(b),
-        ResponseEdit::ConverseToOpenAi => |_, b| bedrock::error(b),
-        ResponseEdit::OpenAiToMessages => messages_in::error,
-        ResponseEdit::GeminiToMessages => |s, b| messages_in::error(s, &gemini::error(b)),
-        ResponseEdit::ConverseToMessages => |s, b| messages_in::error(s, &bedrock::error(b)),
-        ResponseEdit::Pass | ResponseEdit::EventStreamToAnthropicSse => return None,
-    })
-}
-
 /// A failed attempt: an upstream answer (buffered, deliverable in the client's dialect as the
 /// upstream gave it) or a gateway error.
 enum Failure {
@@ -609,198 +539,6 @@ impl LastFailure {
     }
 }
 
-/// Streams an upstream response to the client as it arrives.
-fn stream<S>(
-    upstream: awc::ClientResponse<S>,
-    meta: &Served<'_>,
-    idle: Duration,
-    end_markers: &'static [&'static [u8]],
-    dialect: crate::error::Dialect,
-    response: ResponseEdit,
-    asked: anthropic::Asked,
-) -> HttpResponse
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
-        + Unpin
-        + 'static,
-{
-    let mut out = HttpResponse::build(
-        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-    );
-    let length = upstream
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let converted = response != ResponseEdit::Pass && upstream.status().is_success();
-    for (name, value) in upstream.headers() {
-        let replaced = converted && name == CONTENT_TYPE;
-        if !skip_response_header(name) && !replaced {
-            out.append_header((name.clone(), value.clone()));
-        }
-    }
-    for (name, value) in meta.headers() {
-        out.insert_header((name, value));
-    }
-    if converted {
-        use super::guard::{Guarded, ANTHROPIC_END, OPENAI_END};
-        use super::transform::{EventStreamToSse, Translated};
-        use crate::error::Dialect;
-        let now = chrono::Utc::now().timestamp();
-        out.insert_header((CONTENT_TYPE, "text/event-stream"));
-        return match response {
-            ResponseEdit::EventStreamToAnthropicSse => out.streaming(
-                Guarded::new(EventStreamToSse::new(upstream), idle, true)
-                    .expect_end(ANTHROPIC_END)
-                    .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::AnthropicToOpenAi => out.streaming(
-                Guarded::new(
-                    Translated::new(upstream, anthropic::Stream::new(asked, now)),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-            ResponseEdit::OpenAiToMessages => out.streaming(
-                Guarded::new(
-                    Translated::new(upstream, messages_in::Stream::default()),
-                    idle,
-                    true,
-                )
-                .expect_end(ANTHROPIC_END)
-                .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::GeminiToMessages => out.streaming(
-                Guarded::new(
-                    Translated::new(
-                        Translated::new(upstream, gemini::Stream::new(asked, meta.model, now)),
-                        messages_in::Stream::default(),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(ANTHROPIC_END)
-                .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::ConverseToMessages => out.streaming(
-                Guarded::new(
-                    Translated::new(
-                        super::transform::ConverseToOpenAi::new(
-                            upstream,
-                            bedrock::Stream::new(asked, meta.model, now),
-                        ),
-                        messages_in::Stream::default(),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(ANTHROPIC_END)
-                .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::ConverseToOpenAi => out.streaming(
-                Guarded::new(
-                    super::transform::ConverseToOpenAi::new(
-                        upstream,
-                        bedrock::Stream::new(asked, meta.model, now),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-            ResponseEdit::GeminiToOpenAi => out.streaming(
-                Guarded::new(
-                    Translated::new(upstream, gemini::Stream::new(asked, meta.model, now)),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-            _ => out.streaming(
-                Guarded::new(
-                    Translated::new(
-                        EventStreamToSse::new(upstream),
-                        anthropic::Stream::new(asked, now),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-        };
-    }
-    let sse = upstream
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let body = super::guard::Guarded::new(upstream, idle, sse)
-        .expect_end(end_markers)
-        .dialect(dialect);
-    match length {
-        Some(n) => out.body(SizedStream::new(n, body)),
-        None => out.streaming(body),
-    }
-}
-
-/// A translated answer that is not a stream (or an error): read whole (bounded in size and time),
-/// then delivered in OpenAI's format.
-async fn translate_whole<S>(
-    mut upstream: awc::ClientResponse<S>,
-    meta: &Served<'_>,
-    idle: Duration,
-    response: ResponseEdit,
-    dialect: crate::error::Dialect,
-) -> HttpResponse
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
-{
-    let status = upstream.status();
-    let body = match tokio::time::timeout(idle, upstream.body().limit(MAX_TRANSLATED_BODY)).await {
-        Ok(Ok(b)) => b,
-        _ => {
-            return GatewayError::new(
-                ErrorCode::UpstreamFailure,
-                format!("provider '{}' did not deliver its answer", meta.provider),
-            )
-            .render(dialect)
-        }
-    };
-    let now = chrono::Utc::now().timestamp();
-    let out = if status.is_success() {
-        let translated = match response {
-            ResponseEdit::GeminiToOpenAi => gemini::response(&body, meta.model, now),
-            ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now),
-            ResponseEdit::OpenAiToMessages => messages_in::response(&body),
-            ResponseEdit::GeminiToMessages => gemini::response(&body, meta.model, now)
-                .and_then(|chat| messages_in::response(&chat)),
-            ResponseEdit::ConverseToMessages => bedrock::response(&body, meta.model, now)
-                .and_then(|chat| messages_in::response(&chat)),
-            _ => anthropic::response(&body, now),
-        };
-        match translated {
-            Ok(b) => b,
-            Err(m) => return GatewayError::new(ErrorCode::UpstreamFailure, m).render(dialect),
-        }
-    } else {
-        match error_translation(response) {
-            Some(to_client) => to_client(status.as_u16(), &body),
-            None => body.to_vec(),
-        }
-    };
-    let mut r = HttpResponse::build(
-        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-    );
-    for (name, value) in meta.headers() {
-        r.insert_header((name, value));
-    }
-    r.content_type("application/json").body(out)
-}
-
-/// Largest answer translated whole.
-const MAX_TRANSLATED_BODY: usize = 32 * 1024 * 1024;
-
 fn upstream_error(e: SendRequestError, provider: &str) -> GatewayError {
     match e {
         SendRequestError::Timeout => GatewayError::new(
@@ -816,78 +554,4 @@ fn upstream_error(e: SendRequestError, provider: &str) -> GatewayError {
             format!("request to provider '{provider}' failed: {other}"),
         ),
     }
-}
-
-/// Puts the credential on an attempt in its provider's form: the client's own key, or the stored
-/// credential (a header, a SigV4 signature over this exact request, or a Google access token).
-async fn present(
-    h: &mut awc::http::header::HeaderMap,
-    byok: Option<&(HeaderName, HeaderValue)>,
-    stored: Option<&UpstreamAuth>,
-    url: &str,
-    body: &[u8],
-    ctx: &Ctx,
-    client: &awc::Client,
-) -> Result<(), GatewayError> {
-    if let Some((name, value)) = byok {
-        h.insert(name.clone(), value.clone());
-        return Ok(());
-    }
-    match stored {
-        None | Some(UpstreamAuth::None) => {}
-        Some(UpstreamAuth::Header(name, value)) => {
-            h.insert(name.clone(), value.clone());
-        }
-        Some(UpstreamAuth::SigV4 { creds, region }) => {
-            let content_type = h
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let signed = sigv4::sign_url(
-                "POST",
-                url,
-                content_type.as_deref(),
-                body,
-                creds,
-                region,
-                "bedrock",
-                chrono::Utc::now().timestamp(),
-            );
-            for (name, value) in signed.headers() {
-                if let Ok(mut v) = HeaderValue::from_str(&value) {
-                    v.set_sensitive(true);
-                    h.insert(HeaderName::from_static(name), v);
-                }
-            }
-        }
-        Some(UpstreamAuth::Google(sa)) => {
-            let token = ctx
-                .google_tokens
-                .get(
-                    client,
-                    &ctx.settings.google_token_url,
-                    sa,
-                    ctx.settings.upstream_connect_timeout,
-                )
-                .await
-                .map_err(|e| {
-                    let m = match e {
-                        crate::net::TokenError::Refused(m) | crate::net::TokenError::Failed(m) => m,
-                    };
-                    GatewayError::new(
-                        ErrorCode::UpstreamAuth,
-                        format!("could not get a Google access token: {m}"),
-                    )
-                })?;
-            let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                GatewayError::new(
-                    ErrorCode::UpstreamAuth,
-                    "the access token is not a header value",
-                )
-            })?;
-            v.set_sensitive(true);
-            h.insert(actix_web::http::header::AUTHORIZATION, v);
-        }
-    }
-    Ok(())
 }

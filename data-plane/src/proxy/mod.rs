@@ -1,9 +1,11 @@
 //! The gateway endpoint: authenticate, read the body (with a limit), resolve the model, forward to
 //! the chosen upstream with awc and stream the answer back as it arrives.
 
+mod answer;
 pub mod forward;
 pub mod guard;
 pub mod models;
+mod present;
 pub mod transform;
 
 use actix_web::http::header::CONTENT_LENGTH;

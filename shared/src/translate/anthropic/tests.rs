@@ -1,0 +1,230 @@
+use super::*;
+use crate::translate::sse::Parser;
+
+fn req(v: Value) -> Result<Value, TranslateError> {
+    request(v.to_string().as_bytes(), "claude-x")
+        .map(|(b, _)| serde_json::from_slice(&b).expect("json"))
+}
+
+#[test]
+fn a_full_conversation_maps_to_messages() {
+    let out = req(json!({
+        "model": "alias", "max_completion_tokens": 100, "temperature": 0.2, "stop": "END", "user": "u1",
+        "stream": true, "stream_options": {"include_usage": true}, "parallel_tool_calls": false,
+        "tools": [{"type": "function", "function": {"name": "get", "description": "d", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "get"}},
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get", "arguments": "{\"q\":\"a\"}"}},
+                {"id": "c2", "type": "function", "function": {"name": "get", "arguments": "{\"q\":\"b\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "A"},
+            {"role": "tool", "tool_call_id": "c2", "content": "B"},
+            {"role": "user", "content": "thanks"}
+        ]})).expect("ok");
+    assert_eq!(out["model"], "claude-x");
+    assert_eq!(out["max_tokens"], 100);
+    assert_eq!(out["stop_sequences"], json!(["END"]));
+    assert_eq!(out["metadata"], json!({"user_id": "u1"}));
+    assert_eq!(
+        out["system"],
+        json!([{"type": "text", "text": "Be brief."}, {"type": "text", "text": "No emoji."}])
+    );
+    assert_eq!(
+        out["tool_choice"],
+        json!({"type": "tool", "name": "get", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(
+        out["tools"][0]["input_schema"]["properties"]["q"]["type"],
+        "string"
+    );
+    let m = out["messages"].as_array().expect("messages");
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert_eq!(
+        m[0]["content"][1]["source"],
+        json!({"type": "base64", "media_type": "image/png", "data": "AAAA"})
+    );
+    assert_eq!(
+        m[0]["content"][2]["source"],
+        json!({"type": "url", "url": "https://x.test/a.png"})
+    );
+    assert_eq!(
+        m[1]["content"][1],
+        json!({"type": "tool_use", "id": "c2", "name": "get", "input": {"q": "b"}})
+    );
+    // Both tool results and the next user turn merge into one user message.
+    assert_eq!(m[2]["role"], "user");
+    assert_eq!(
+        m[2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "c1", "content": "A"})
+    );
+    assert_eq!(
+        m[2]["content"][2],
+        json!({"type": "text", "text": "thanks"})
+    );
+}
+
+#[test]
+fn defaults_and_refusals() {
+    let out = req(json!({"messages": [{"role": "user", "content": "hi"}]})).expect("ok");
+    assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
+    for (field, value) in [
+        ("n", json!(2)),
+        ("logprobs", json!(true)),
+        ("temperature", json!(1.5)),
+        ("response_format", json!({"type": "json_object"})),
+        ("presence_penalty", json!(0.5)),
+        ("frobnicate", json!(1)),
+    ] {
+        let mut r = json!({"messages": [{"role": "user", "content": "hi"}]});
+        r[field] = value;
+        assert!(
+            matches!(req(r), Err(TranslateError::Unsupported(_))),
+            "{field}"
+        );
+    }
+    assert!(matches!(
+        req(json!({"messages": [{"role": "assistant", "content": "hi"}]})),
+        Err(TranslateError::Invalid(_))
+    ));
+    let bad_args = json!({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{"}}]}]});
+    assert!(matches!(req(bad_args), Err(TranslateError::Invalid(_))));
+}
+
+#[test]
+fn answers_map_back() {
+    let body = json!({"id": "msg_1", "type": "message", "model": "claude-x", "role": "assistant",
+        "content": [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Calling."},
+            {"type": "tool_use", "id": "tu1", "name": "get", "input": {"q": "a"}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 1, "output_tokens": 7}});
+    let out: Value = serde_json::from_slice(&response(body.to_string().as_bytes(), 1).expect("ok"))
+        .expect("json");
+    let c = &out["choices"][0];
+    assert_eq!(c["finish_reason"], "tool_calls");
+    assert_eq!(c["message"]["content"], "Calling.");
+    assert_eq!(c["message"]["reasoning_content"], "hmm");
+    assert_eq!(
+        c["message"]["tool_calls"][0]["function"],
+        json!({"name": "get", "arguments": "{\"q\":\"a\"}"})
+    );
+    assert_eq!(
+        out["usage"],
+        json!({"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23, "prompt_tokens_details": {"cached_tokens": 5}})
+    );
+    for (stop, want) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+    ] {
+        let b = json!({"id": "m", "model": "x", "content": [], "stop_reason": stop, "usage": {}});
+        let o: Value = serde_json::from_slice(&response(b.to_string().as_bytes(), 1).expect("ok"))
+            .expect("json");
+        assert_eq!(o["choices"][0]["finish_reason"], want, "{stop}");
+    }
+    let e: Value = serde_json::from_slice(&error(
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ))
+    .expect("json");
+    assert_eq!(
+        e["error"],
+        json!({"message": "Overloaded", "type": "overloaded_error", "param": null, "code": "overloaded_error"})
+    );
+}
+
+const STREAM: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":4,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: ping\ndata: {\"type\":\"ping\"}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"get\",\"input\":{}}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"q\\\":\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"a\\\"}\"}}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+fn translate(bytes: &[&[u8]], asked: Asked) -> Vec<Value> {
+    let mut p = Parser::default();
+    let mut s = Stream::new(asked, 1);
+    let mut out = String::new();
+    for b in bytes {
+        for e in p.push(b) {
+            out.push_str(&s.event(&e));
+        }
+    }
+    assert!(s.ended());
+    out.split("\n\n")
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| {
+            if d == "[DONE]" {
+                json!("[DONE]")
+            } else {
+                serde_json::from_str(d).expect("chunk json")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_stream_maps_event_by_event_at_any_split() {
+    let asked = Asked {
+        stream: true,
+        include_usage: true,
+    };
+    let whole = translate(&[STREAM.as_bytes()], asked);
+    assert_eq!(
+        whole[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    assert_eq!(whole[1]["choices"][0]["delta"]["content"], "Hi");
+    assert_eq!(
+        whole[2]["choices"][0]["delta"]["tool_calls"][0],
+        json!({"index": 0, "id": "tu1", "type": "function", "function": {"name": "get", "arguments": ""}})
+    );
+    let args: String = whole[3..5]
+        .iter()
+        .map(|c| {
+            c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .expect("args")
+        })
+        .collect();
+    assert_eq!(args, "{\"q\":\"a\"}");
+    assert_eq!(whole[5]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(whole[6]["choices"], json!([]));
+    assert_eq!(whole[6]["usage"]["completion_tokens"], 9);
+    assert_eq!(whole[6]["usage"]["prompt_tokens"], 4);
+    assert_eq!(whole[7], "[DONE]");
+    assert_eq!(whole.len(), 8);
+    let bytes = STREAM.as_bytes();
+    for i in 0..=bytes.len() {
+        assert_eq!(
+            translate(&[&bytes[..i], &bytes[i..]], asked),
+            whole,
+            "split at {i}"
+        );
+    }
+}
+
+#[test]
+fn an_error_event_is_a_terminal_openai_error() {
+    let mut s = Stream::new(Asked::default(), 1);
+    let out = s.event(&Event {
+        event: Some("error".into()),
+        data: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            .into(),
+    });
+    assert!(out.starts_with("data: {\"error\""), "{out}");
+    assert!(!out.contains("[DONE]") && s.ended());
+    assert_eq!(
+        s.event(&Event {
+            event: Some("message_stop".into()),
+            data: "{}".into()
+        }),
+        "",
+        "nothing after the end"
+    );
+}
