@@ -69,6 +69,12 @@ pub struct Settings {
     pub allow_private_upstreams: bool,
     /// Where Google service-account assertions are exchanged for access tokens.
     pub google_token_url: String,
+    /// Whether an image URL a client sends (fetched for Gemini and Converse targets) may point at
+    /// a private address. Separate from `allow_private_upstreams`: those URLs are the operator's,
+    /// these anyone's with a key.
+    pub allow_private_image_urls: bool,
+    /// Longest an image fetch may take.
+    pub image_fetch_timeout: Duration,
 }
 
 impl Settings {
@@ -91,6 +97,8 @@ impl Settings {
                 "TO11_GOOGLE_TOKEN_URL",
                 to11_shared::google::DEFAULT_TOKEN_URL,
             ),
+            allow_private_image_urls: env.flag("TO11_ALLOW_PRIVATE_IMAGE_URLS"),
+            image_fetch_timeout: env.millis("TO11_IMAGE_FETCH_TIMEOUT_MS", 10_000),
         }
     }
 

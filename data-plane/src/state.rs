@@ -177,6 +177,7 @@ pub fn prepare(
                     surfaces: &[],
                     vertex_prefix: String::new(),
                     api_version: String::new(),
+                    max_tokens_field: "max_tokens",
                 },
                 AuthForm::Bearer,
             ),

@@ -402,6 +402,17 @@ fn valid_account_value(v: &str) -> bool {
 }
 
 impl CatalogEntry {
+    /// The OpenAI chat field a translated request (Anthropic Messages in) limits its answer with.
+    /// OpenAI deprecated `max_tokens` and its reasoning models (o-series, GPT-5) refuse it, and
+    /// Azure OpenAI follows; the compatible providers (vLLM, Ollama, Mistral, …) all take
+    /// `max_tokens`, not all `max_completion_tokens`.
+    pub fn max_tokens_field(&self) -> &'static str {
+        match self.id {
+            "openai" | "azure-openai" => "max_completion_tokens",
+            _ => "max_tokens",
+        }
+    }
+
     /// The account values to store: defaults filled in, every field checked. `fallback` supplies
     /// values found elsewhere (a service account's `project_id`). Every problem is reported.
     pub fn account(
@@ -508,6 +519,16 @@ mod tests {
 
     fn map(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn openai_and_azure_take_max_completion_tokens() {
+        let field = |id: &str| entry(id).expect(id).max_tokens_field();
+        assert_eq!(field("openai"), "max_completion_tokens");
+        assert_eq!(field("azure-openai"), "max_completion_tokens");
+        for id in ["mistral", "groq", "vllm", "ollama", "openai-compatible"] {
+            assert_eq!(field(id), "max_tokens", "{id}");
+        }
     }
 
     #[test]

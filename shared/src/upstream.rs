@@ -115,6 +115,8 @@ pub struct ProviderApi {
     pub vertex_prefix: String,
     /// Azure: the `api-version`.
     pub api_version: String,
+    /// `CatalogEntry::max_tokens_field`.
+    pub max_tokens_field: &'static str,
 }
 
 impl ProviderApi {
@@ -139,6 +141,7 @@ impl ProviderApi {
                 _ => String::new(),
             },
             api_version: get("api_version").into(),
+            max_tokens_field: entry.max_tokens_field(),
         }
     }
 }

@@ -23,15 +23,23 @@ pub enum UrlProblem {
 
 /// Checks a base URL and returns it normalised (no trailing slash).
 pub fn check_base_url(raw: &str, allow_private: bool) -> Result<String, UrlProblem> {
-    let url = Url::parse(raw.trim()).map_err(|_| UrlProblem::Invalid)?;
+    let url = check_fetch_url(raw, allow_private)?;
+    if url.query().is_some() || raw.contains('#') {
+        return Err(UrlProblem::QueryOrFragment);
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Checks a URL the gateway is asked to fetch on a client's behalf (an image given by URL to a
+/// target that takes only bytes): the host rules of `check_base_url`, which also cover IP literals
+/// (the connect-time resolver sees only names); a query is allowed, a fragment dropped.
+pub fn check_fetch_url(raw: &str, allow_private: bool) -> Result<Url, UrlProblem> {
+    let mut url = Url::parse(raw.trim()).map_err(|_| UrlProblem::Invalid)?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(UrlProblem::Scheme);
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlProblem::Userinfo);
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(UrlProblem::QueryOrFragment);
     }
     let host = url.host().ok_or(UrlProblem::Invalid)?;
     if host_is_metadata(&host) {
@@ -40,7 +48,8 @@ pub fn check_base_url(raw: &str, allow_private: bool) -> Result<String, UrlProbl
     if !allow_private && host_is_private(&host) {
         return Err(UrlProblem::PrivateAddress);
     }
-    Ok(url.as_str().trim_end_matches('/').to_string())
+    url.set_fragment(None);
+    Ok(url)
 }
 
 /// Link-local and cloud metadata endpoints: refused even with the private-network allowance, since
@@ -147,6 +156,27 @@ fn ipv6_is_private(ip: Ipv6Addr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fetch_urls_keep_their_query_and_refuse_what_base_urls_refuse() {
+        use super::{check_fetch_url, UrlProblem};
+        let ok = check_fetch_url("https://cdn.example.com/a.png?sig=1#frag", false).expect("ok");
+        assert_eq!(ok.as_str(), "https://cdn.example.com/a.png?sig=1");
+        for (raw, want) in [
+            ("http://127.1/a.png", UrlProblem::PrivateAddress),
+            ("http://[::ffff:10.0.0.1]/a.png", UrlProblem::PrivateAddress),
+            ("http://169.254.169.254/latest", UrlProblem::MetadataAddress),
+            ("http://u:p@example.com/a.png", UrlProblem::Userinfo),
+            ("file:///etc/passwd", UrlProblem::Scheme),
+        ] {
+            assert_eq!(check_fetch_url(raw, false).err(), Some(want), "{raw}");
+        }
+        assert!(check_fetch_url("http://127.0.0.1:9/a.png", true).is_ok());
+        assert_eq!(
+            check_fetch_url("http://169.254.169.254/", true).err(),
+            Some(UrlProblem::MetadataAddress)
+        );
+    }
+
     #[test]
     fn connect_time_filter() {
         let a = |s: &str| -> std::net::SocketAddr { s.parse().expect("addr") };

@@ -114,7 +114,7 @@ TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "Loo
                                           "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]
 
 
-def oa_tools(model, stream):
+def oa_tools(model, stream, call_id):
     def run():
         import json
         if stream:
@@ -137,7 +137,7 @@ def oa_tools(model, stream):
             tc = r.choices[0].message.tool_calls[0]
             call = {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments}
         assert finish == "tool_calls", finish
-        assert call["id"] == "toolu_1" and call["name"] == "lookup", call
+        assert call["id"] == call_id and call["name"] == "lookup", call
         assert json.loads(call["arguments"]) == {"q": "x"}, call
     return run
 
@@ -172,8 +172,41 @@ def an_midstream_error(model):
     return run
 
 
-check("openai: tool call translated from Anthropic", oa_tools("anthropic/m1", False))
-check("openai: streamed tool call translated from Anthropic", oa_tools("anthropic/m1", True))
+check("openai: tool call translated from Anthropic", oa_tools("anthropic/m1", False, "toolu_1"))
+check("openai: streamed tool call translated from Anthropic", oa_tools("anthropic/m1", True, "toolu_1"))
+check("openai: tool call translated from Gemini", oa_tools("gemini/m1", False, "call_0_0"))
+check("openai: streamed tool call translated from Gemini", oa_tools("gemini/m1", True, "call_0_0"))
+check("openai: tool call translated from Bedrock Converse", oa_tools("bedrock/m1", False, "tooluse_1"))
+check("openai: streamed tool call translated from Bedrock ConverseStream", oa_tools("bedrock/m1", True, "tooluse_1"))
+SCHEMA = {"type": "json_schema", "json_schema": {"name": "query", "schema": {
+    "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"], "additionalProperties": False}}}
+
+
+def oa_json(model, stream, response_format):
+    """JSON mode: the answer's content is the JSON object, whatever carries it upstream (Gemini's
+    responseMimeType, or the forced tool on Claude and Converse), and the turn simply stops."""
+    def run():
+        import json
+        if stream:
+            text, finish = "", None
+            for c in oa.chat.completions.create(model=model, messages=MSG, response_format=response_format, stream=True):
+                if c.choices:
+                    assert not c.choices[0].delta.tool_calls, c
+                    text += c.choices[0].delta.content or ""
+                    finish = c.choices[0].finish_reason or finish
+        else:
+            r = oa.chat.completions.create(model=model, messages=MSG, response_format=response_format)
+            assert not r.choices[0].message.tool_calls, r
+            text, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        assert json.loads(text) == {"q": "x"}, text
+        assert finish == "stop", finish
+    return run
+
+
+for target, name in [("anthropic/m1", "Anthropic"), ("bedrock/eu.anthropic.claude-m1-v1:0", "Claude on Bedrock"),
+                     ("bedrock/m1", "Bedrock Converse"), ("gemini/m1", "Gemini")]:
+    check(f"openai: json_schema answer from {name}", oa_json(target, False, SCHEMA))
+    check(f"openai: streamed json_object answer from {name}", oa_json(target, True, {"type": "json_object"}))
 check("openai: an error inside Anthropic's stream raises APIError", oa_midstream_error("anthropic/m1"))
 check("anthropic: an error inside the stream raises APIError", an_midstream_error("anthropic/m1"))
 check("openai: unknown model raises NotFoundError", oa_error("nope/x", openai.NotFoundError, "model_not_found"))
@@ -209,6 +242,30 @@ check("anthropic: messages translated to Gemini", an_translated("gemini/m1", "He
 check("anthropic: messages stream translated to Gemini", an_translated("gemini/m1", "Hello there", True, 2))
 check("anthropic: messages translated to Bedrock Converse", an_translated("bedrock/m1", "Hello there", False, 2))
 check("anthropic: messages stream translated to Bedrock ConverseStream", an_translated("bedrock/m1", "Hello there", True, 2))
+AN_TOOLS = [{"name": "lookup", "description": "Look something up",
+             "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}]
+
+
+def an_tools(model, stream):
+    def run():
+        if stream:
+            with an.messages.stream(model=model, max_tokens=16, messages=MSG, tools=AN_TOOLS) as s:
+                for _ in s:
+                    pass
+                final = s.get_final_message()
+        else:
+            final = an.messages.create(model=model, max_tokens=16, messages=MSG, tools=AN_TOOLS)
+        uses = [b for b in final.content if b.type == "tool_use"]
+        assert len(uses) == 1 and uses[0].name == "lookup" and uses[0].input == {"q": "x"}, final.content
+        assert uses[0].id, uses[0]
+        assert final.stop_reason == "tool_use", final
+    return run
+
+
+check("anthropic: tool use translated to Gemini", an_tools("gemini/m1", False))
+check("anthropic: streamed tool use translated to Gemini", an_tools("gemini/m1", True))
+check("anthropic: tool use translated to Bedrock Converse", an_tools("bedrock/m1", False))
+check("anthropic: streamed tool use translated to Bedrock ConverseStream", an_tools("bedrock/m1", True))
 check("anthropic: a request the target cannot express raises BadRequestError",
       an_error(an, "openai/m1", anthropic.BadRequestError, extra_body={"top_k": 5}))
 

@@ -160,8 +160,19 @@ fn not_found(path: &str) -> HttpResponse {
     HttpResponse::NotFound().json(json!({"error": {"code": 404, "message": format!("no route {path}"), "status": "NOT_FOUND"}}))
 }
 
+/// The bytes every native mock serves at `/images/dot.png` (any bytes: only their journey is
+/// checked).
+pub const IMAGE: &[u8] = b"\x89PNG\r\n\x1a\nmock-image-bytes";
+
 async fn dispatch(req: HttpRequest, body: Bytes, state: web::Data<NativeState>) -> HttpResponse {
     record(&state, &req, &body);
+    // A web server hosting images that clients refer to by URL.
+    match req.path() {
+        "/images/dot.png" => return HttpResponse::Ok().content_type("image/png").body(IMAGE),
+        "/images/page.html" => return HttpResponse::Ok().content_type("text/html").body("<p>"),
+        p if p.starts_with("/images/") => return HttpResponse::NotFound().finish(),
+        _ => {}
+    }
     match state.kind {
         Native::Anthropic => anthropic(&req, &body, &state),
         Native::Gemini => gemini(&req, &body, &state),
@@ -229,6 +240,51 @@ fn anthropic_error(status: u16, kind: &str, message: &str) -> HttpResponse {
 }
 
 /// Answers a Messages request (first-party, or through Vertex/Bedrock with `model` in the URL).
+/// With tools, the mock Claude calls the first one (or the one `tool_choice` names) with
+/// {"q":"x"}, after a sentence unless the choice forces a tool (Claude then writes no text
+/// first): the tool's name and whether it was forced.
+fn claude_tool(v: &Value) -> Option<(String, bool)> {
+    let first = v["tools"].as_array()?.first()?;
+    let forced = v["tool_choice"]["type"] == "tool" || v["tool_choice"]["type"] == "any";
+    let name = v["tool_choice"]["name"]
+        .as_str()
+        .or(first["name"].as_str())
+        .unwrap_or("tool");
+    Some((name.to_string(), forced))
+}
+
+/// The SSE events of a streamed call of tool `name`.
+fn tool_events(model: &str, name: &str) -> Vec<String> {
+    let ev = |n: &str, d: Value| format!("event: {n}\ndata: {d}\n\n");
+    vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_tool", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": name, "input": {}}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":"}}),
+        ),
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"x\"}"}}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
 fn messages(body: &[u8], url_model: Option<&str>, vendor_version: Option<&str>) -> HttpResponse {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();
     if let Some(version) = vendor_version {
@@ -269,42 +325,17 @@ fn messages(body: &[u8], url_model: Option<&str>, vendor_version: Option<&str>) 
         ));
         return sse(events);
     }
-    // With tools, the model calls the first one with {"q":"x"}.
-    if let Some(tool) = v["tools"].as_array().and_then(|t| t.first()) {
-        let name = tool["name"].as_str().unwrap_or("tool");
+    if let Some((name, forced)) = claude_tool(&v) {
         if stream {
-            let ev = |n: &str, d: Value| format!("event: {n}\ndata: {d}\n\n");
-            return sse(vec![
-                ev(
-                    "message_start",
-                    json!({"type": "message_start", "message": {"id": "msg_tool", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
-                ),
-                ev(
-                    "content_block_start",
-                    json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": name, "input": {}}}),
-                ),
-                ev(
-                    "content_block_delta",
-                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":"}}),
-                ),
-                ev(
-                    "content_block_delta",
-                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"x\"}"}}),
-                ),
-                ev(
-                    "content_block_stop",
-                    json!({"type": "content_block_stop", "index": 0}),
-                ),
-                ev(
-                    "message_delta",
-                    json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
-                ),
-                ev("message_stop", json!({"type": "message_stop"})),
-            ]);
+            return sse(tool_events(&model, &name));
+        }
+        let mut content =
+            vec![json!({"type": "tool_use", "id": "toolu_1", "name": name, "input": {"q": "x"}})];
+        if !forced {
+            content.insert(0, json!({"type": "text", "text": "Calling."}));
         }
         return HttpResponse::Ok().json(json!({"id": "msg_tool", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": "Calling."}, {"type": "tool_use", "id": "toolu_1", "name": name, "input": {"q": "x"}}],
-            "stop_reason": "tool_use", "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 5}}));
+            "content": content, "stop_reason": "tool_use", "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 5}}));
     }
     if stream {
         sse(anthropic_events(&model))
@@ -372,18 +403,66 @@ pub fn gemini_events() -> Vec<String> {
         .collect()
 }
 
-fn generate(method: &str) -> HttpResponse {
+/// What the Gemini mock's model answers: with function declarations, a call of the first one with
+/// `{"q":"x"}`; in JSON mode (`responseMimeType`), the text `{"q":"x"}`; else "Hello there".
+/// Each as the parts of its stream chunks.
+fn gemini_parts(body: &[u8]) -> Vec<Value> {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    if let Some(f) = v["tools"][0]["functionDeclarations"][0]["name"].as_str() {
+        return vec![json!({"functionCall": {"name": f, "args": {"q": "x"}}})];
+    }
+    if v["generationConfig"]["responseMimeType"] == "application/json" {
+        return vec![json!({"text": "{\"q\":"}), json!({"text": "\"x\"}"})];
+    }
+    vec![json!({"text": "Hello"}), json!({"text": " there"})]
+}
+
+fn generate(method: &str, body: &[u8]) -> HttpResponse {
+    let parts = gemini_parts(body);
+    let usage = json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5});
     match method {
-        "generateContent" => HttpResponse::Ok().json(json!({
-            "candidates": [{"content": {"role": "model", "parts": [{"text": "Hello there"}]}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}, "modelVersion": "mock"})),
-        "streamGenerateContent" => sse(gemini_events()),
+        "generateContent" => {
+            let whole = match parts
+                .iter()
+                .map(|p| p["text"].as_str())
+                .collect::<Option<String>>()
+            {
+                Some(text) => vec![json!({"text": text})],
+                None => parts,
+            };
+            HttpResponse::Ok().json(json!({
+                "candidates": [{"content": {"role": "model", "parts": whole}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage, "modelVersion": "mock"}))
+        }
+        "streamGenerateContent" if parts.len() == 2 && parts[0]["text"] == "Hello" => {
+            sse(gemini_events())
+        }
+        "streamGenerateContent" => {
+            let n = parts.len();
+            sse(parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let mut c = json!({"candidates": [{"content": {"role": "model", "parts": [p]}, "index": 0}]});
+                    if i + 1 == n {
+                        c["candidates"][0]["finishReason"] = "STOP".into();
+                        c["usageMetadata"] = usage.clone();
+                    }
+                    format!("data: {c}\r\n\r\n")
+                })
+                .collect())
+        }
         "countTokens" => HttpResponse::Ok().json(json!({"totalTokens": 1})),
-        m => google_error(400, "INVALID_ARGUMENT", &format!("unknown method {m}"), None),
+        m => google_error(
+            400,
+            "INVALID_ARGUMENT",
+            &format!("unknown method {m}"),
+            None,
+        ),
     }
 }
 
-fn gemini(req: &HttpRequest, _body: &[u8], state: &NativeState) -> HttpResponse {
+fn gemini(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse {
     let key = header(req, "x-goog-api-key");
     if key != Some(&state.api_key) && !key.is_some_and(|k| k.starts_with("sk-byok")) {
         // Google answers a bad key with 400, not 401.
@@ -419,7 +498,7 @@ fn gemini(req: &HttpRequest, _body: &[u8], state: &NativeState) -> HttpResponse 
         .strip_prefix("/v1beta/models/")
         .and_then(|r| r.split_once(':'))
     {
-        Some((m, method)) if m == "m1" || m == "m2" => generate(method),
+        Some((m, method)) if m == "m1" || m == "m2" => generate(method, body),
         Some((m, _)) => google_error(404, "NOT_FOUND", &format!("models/{m} is not found"), None),
         None => not_found(path),
     }
@@ -469,7 +548,7 @@ fn vertex(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse {
     }
     if let Some(call) = rest.strip_prefix("publishers/google/models/") {
         return match call.split_once(':') {
-            Some((m, method)) if m.starts_with("gemini-m") => generate(method),
+            Some((m, method)) if m.starts_with("gemini-m") => generate(method, body),
             _ => google_error(404, "NOT_FOUND", "Publisher model not found", None),
         };
     }
@@ -654,8 +733,13 @@ pub fn event_frame(event_type: &str, payload: &Value) -> Vec<u8> {
 /// InvokeModelWithResponseStream for a Claude model: each Anthropic event of `anthropic_events`
 /// as a `chunk` frame carrying its JSON in base64.
 pub fn invoke_stream_frames(model: &str) -> Vec<u8> {
+    chunk_frames(&anthropic_events(model))
+}
+
+/// Anthropic SSE events as InvokeModel stream `chunk` frames.
+fn chunk_frames(events: &[String]) -> Vec<u8> {
     use base64::Engine;
-    anthropic_events(model)
+    events
         .iter()
         .flat_map(|e| {
             let data = e
@@ -737,6 +821,37 @@ fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse 
             "The provided model identifier is invalid.",
         );
     }
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    // With tools, the model calls the first one (or the one `toolChoice` names) with {"q":"x"}.
+    let tool = v["toolConfig"]["toolChoice"]["tool"]["name"]
+        .as_str()
+        .or(v["toolConfig"]["tools"][0]["toolSpec"]["name"].as_str());
+    match (op, tool) {
+        ("converse", Some(name)) => HttpResponse::Ok().json(json!({
+            "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_1", "name": name, "input": {"q": "x"}}}]}},
+            "stopReason": "tool_use", "usage": {"inputTokens": 3, "outputTokens": 5, "totalTokens": 8}, "metrics": {"latencyMs": 1}})),
+        ("converse-stream", Some(name)) => HttpResponse::Ok()
+            .content_type("application/vnd.amazon.eventstream")
+            .body(
+                [
+                    ("messageStart", json!({"role": "assistant"})),
+                    ("contentBlockStart", json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "tooluse_1", "name": name}}})),
+                    ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"q\":"}}})),
+                    ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "\"x\"}"}}})),
+                    ("contentBlockStop", json!({"contentBlockIndex": 0})),
+                    ("messageStop", json!({"stopReason": "tool_use"})),
+                    ("metadata", json!({"usage": {"inputTokens": 3, "outputTokens": 5, "totalTokens": 8}, "metrics": {"latencyMs": 1}})),
+                ]
+                .iter()
+                .flat_map(|(t, p)| event_frame(t, p))
+                .collect::<Vec<u8>>(),
+            ),
+        _ => converse_or_invoke(op, &model, body),
+    }
+}
+
+fn converse_or_invoke(op: &str, model: &str, body: &[u8]) -> HttpResponse {
+    let model = model.to_string();
     match op {
         "converse" => HttpResponse::Ok().json(json!({
             "output": {"message": {"role": "assistant", "content": [{"text": "Hello there"}]}},
@@ -752,7 +867,10 @@ fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse 
             }
             HttpResponse::Ok()
                 .content_type("application/vnd.amazon.eventstream")
-                .body(invoke_stream_frames(&model))
+                .body(chunk_frames(&match claude_tool(&v) {
+                    Some((name, _)) => tool_events(&model, &name),
+                    None => anthropic_events(&model),
+                }))
         }
         _ => aws_error(400, "ValidationException", "unsupported"),
     }

@@ -4,6 +4,7 @@
 //! key). discover → connect → call (plain and streaming) → invalid key → unreachable host.
 
 use awc::http::Method;
+use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use to11_tests::client::{chat, gated_stream, gateway, wait_version, ApiClient};
@@ -12,7 +13,7 @@ use to11_tests::mock::{
 };
 use to11_tests::native_mock::{
     anthropic_events, converse_frames, gemini_events, service_account, Native, NativeMock,
-    AWS_KEY_ID, AWS_REGION, AWS_SECRET, SA_EMAIL, VERTEX_PROJECT,
+    AWS_KEY_ID, AWS_REGION, AWS_SECRET, IMAGE, SA_EMAIL, VERTEX_PROJECT,
 };
 use to11_tests::redis_server::free_port;
 use to11_tests::sandbox::{embedded, embedded_with};
@@ -519,8 +520,12 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
         .expect("vertex mock");
     let dir =
         std::env::temp_dir().join(format!("to11-conformance-native-{}", uuid::Uuid::new_v4()));
-    let gw =
-        embedded_with(&dir, move |s| s.gateway.google_token_url = token_url).expect("embedded");
+    // The images clients refer to are on the mocks' loopback too.
+    let gw = embedded_with(&dir, move |s| {
+        s.gateway.google_token_url = token_url;
+        s.gateway.allow_private_image_urls = true;
+    })
+    .expect("embedded");
     let api = ApiClient::new(
         gw.info.api,
         gw.info.generated_admin_token.as_deref().expect("token"),
@@ -873,6 +878,81 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             .header("x-api-key"),
         Some("sk-byok-client-1")
     );
+    // Images by URL reach Gemini and Converse as bytes: the gateway fetches them (once per
+    // request) and inlines them; an image it cannot use is a 400 naming it, never a request sent
+    // without it.
+    let images = format!("http://{}/images", anthropic.addr);
+    let with_image = |model: &str, url: &str| {
+        Some(Bytes::from(
+            json!({"model": model, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": url}}]}]})
+            .to_string(),
+        ))
+    };
+    let fetched_before = anthropic.count("/images/dot.png");
+    let png = base64::engine::general_purpose::STANDARD.encode(IMAGE);
+    for (model, mock_id, upstream) in [
+        ("gemini/m1", "gemini", "/v1beta/models/m1:generateContent"),
+        ("bedrock/m1", "bedrock", "/model/m1/converse"),
+    ] {
+        let r = gateway(
+            gw.info.gateway,
+            Method::POST,
+            "/v1/chat/completions",
+            &[("x-to11-authorization", &gk)],
+            with_image(model, &format!("{images}/dot.png")),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{model}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let sent = up(mock_id).last(upstream).expect("upstream request").json();
+        let part = if mock_id == "gemini" {
+            sent["contents"][0]["parts"][1].clone()
+        } else {
+            sent["messages"][0]["content"][1].clone()
+        };
+        let want = if mock_id == "gemini" {
+            json!({"inlineData": {"mimeType": "image/png", "data": png}})
+        } else {
+            json!({"image": {"format": "png", "source": {"bytes": png}}})
+        };
+        assert_eq!(part, want, "{model}: {sent}");
+        for (url, why) in [
+            (format!("{images}/missing.png"), "HTTP 404"),
+            (format!("{images}/page.html"), "not as an image"),
+            (
+                "http://169.254.169.254/latest/x.png".to_string(),
+                "metadata address",
+            ),
+            // Not fetched: the translation refuses it, naming what it accepts.
+            ("ftp://example.com/a.png".to_string(), "other than http(s)"),
+        ] {
+            let r = gateway(
+                gw.info.gateway,
+                Method::POST,
+                "/v1/chat/completions",
+                &[("x-to11-authorization", &gk)],
+                with_image(model, &url),
+            )
+            .await;
+            let e = r.json();
+            assert_eq!(r.status, 400, "{model} {url}: {e}");
+            let m = e["error"]["message"].as_str().expect("message");
+            let names_url = m.contains(&url) || url.starts_with("ftp:");
+            assert!(names_url && m.contains(why), "{model} {url}: {m}");
+        }
+    }
+    assert_eq!(
+        anthropic.count("/images/dot.png"),
+        fetched_before + 2,
+        "one fetch per request"
+    );
+
     // Vertex: a project the service account may not use is a permission problem.
     let vertex = &mocks
         .iter()

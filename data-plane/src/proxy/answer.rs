@@ -230,6 +230,7 @@ pub(super) async fn translate_whole<S>(
     idle: Duration,
     response: ResponseEdit,
     dialect: crate::error::Dialect,
+    asked: anthropic::Asked,
 ) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
@@ -249,13 +250,13 @@ where
     let out = if status.is_success() {
         let translated = match response {
             ResponseEdit::GeminiToOpenAi => gemini::response(&body, meta.model, now),
-            ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now),
+            ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now, asked),
             ResponseEdit::OpenAiToMessages => messages_in::response(&body),
             ResponseEdit::GeminiToMessages => gemini::response(&body, meta.model, now)
                 .and_then(|chat| messages_in::response(&chat)),
-            ResponseEdit::ConverseToMessages => bedrock::response(&body, meta.model, now)
+            ResponseEdit::ConverseToMessages => bedrock::response(&body, meta.model, now, asked)
                 .and_then(|chat| messages_in::response(&chat)),
-            _ => anthropic::response(&body, now),
+            _ => anthropic::response(&body, now, asked),
         };
         match translated {
             Ok(b) => b,

@@ -175,6 +175,7 @@ async fn forward_inner(
     // Targets that cannot serve this API natively are passed over; if none can, the client is
     // told why.
     let mut unsupported: Vec<String> = Vec::new();
+    let mut images = super::images::Images::default();
     for ti in order {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -221,16 +222,35 @@ async fn forward_inner(
                     None => body.to_vec(),
                 };
                 let translated = match plan.body {
-                    BodyEdit::OpenAiToGemini => gemini::request(&source),
-                    BodyEdit::OpenAiToConverse => bedrock::request(&source),
-                    BodyEdit::MessagesToOpenAi => messages_in::request(&source, &target.model)
-                        .map(|b| (b, anthropic::Asked::default())),
-                    // Through OpenAI chat: Messages → chat → the target's format.
-                    BodyEdit::MessagesToGemini => messages_in::request(&source, &target.model)
-                        .and_then(|chat| gemini::request(&chat)),
-                    BodyEdit::MessagesToConverse => messages_in::request(&source, &target.model)
-                        .and_then(|chat| bedrock::request(&chat)),
-                    _ => anthropic::request(&source, &target.model),
+                    BodyEdit::MessagesToOpenAi => {
+                        messages_in::request(&source, &target.model, api.max_tokens_field)
+                            .map(|b| (b, anthropic::Asked::default()))
+                    }
+                    BodyEdit::OpenAiToAnthropic { .. } => {
+                        anthropic::request(&source, &target.model)
+                    }
+                    // Gemini and Converse, from OpenAI chat (Messages in goes through chat first).
+                    // They take images only as bytes: http(s) ones are fetched and inlined.
+                    _ => {
+                        let chat = match plan.body {
+                            BodyEdit::MessagesToGemini | BodyEdit::MessagesToConverse => {
+                                messages_in::request(&source, &target.model, "max_tokens")
+                            }
+                            _ => Ok(source),
+                        };
+                        match chat {
+                            Ok(chat) => {
+                                let chat = images.inline(chat, &ctx.settings).await?;
+                                match plan.body {
+                                    BodyEdit::OpenAiToGemini | BodyEdit::MessagesToGemini => {
+                                        gemini::request(&chat)
+                                    }
+                                    _ => bedrock::request(&chat),
+                                }
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
                 };
                 match translated {
                     Ok((b, a)) => {
@@ -351,7 +371,15 @@ async fn forward_inner(
                     }
                     let whole = !streaming || resp.status().as_u16() >= 400;
                     if translated && whole {
-                        return Ok(translate_whole(resp, &meta, idle, plan.response, dialect).await);
+                        return Ok(translate_whole(
+                            resp,
+                            &meta,
+                            idle,
+                            plan.response,
+                            dialect,
+                            asked,
+                        )
+                        .await);
                     }
                     return Ok(stream(
                         resp,

@@ -4,6 +4,7 @@
 mod answer;
 pub mod forward;
 pub mod guard;
+mod images;
 pub mod models;
 mod present;
 pub mod transform;

@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use super::sse::Event;
 use super::{
-    chunk, finish_reason, openai_error, push_turn, stop_list, tool_arguments, usage_chunk,
-    TranslateError,
+    chunk, finish_reason, json_tool, openai_error, push_turn, stop_list, tool_arguments,
+    usage_chunk, TranslateError, JSON_TOOL,
 };
 
 /// `max_tokens` when the request sets none (Anthropic requires it).
@@ -36,6 +36,23 @@ fn invalid(what: impl Into<String>) -> TranslateError {
 pub struct Asked {
     pub stream: bool,
     pub include_usage: bool,
+    /// JSON mode through the forced `JSON_TOOL`: its call is the answer's `content`.
+    pub json_tool: bool,
+}
+
+impl Asked {
+    /// Whether a tool call named `name` is the JSON-mode answer rather than a tool call.
+    pub fn is_json_answer(&self, name: &Value) -> bool {
+        self.json_tool && name == super::JSON_TOOL
+    }
+
+    /// The OpenAI `finish_reason` of a provider stop reason, `stop` for a JSON-mode answer.
+    pub fn finish(&self, stop: &str) -> &'static str {
+        match finish_reason(stop) {
+            "tool_calls" if self.json_tool => "stop",
+            f => f,
+        }
+    }
 }
 
 /// An OpenAI chat request body → an Anthropic Messages body for `model`.
@@ -47,6 +64,7 @@ pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateEr
     let mut asked = Asked::default();
     let mut tool_choice: Option<Value> = None;
     let mut parallel = true;
+    let mut json = None;
     for (k, v) in &req {
         match k.as_str() {
             "model" | "messages" => {}
@@ -157,11 +175,7 @@ pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateEr
                     return Err(unsupported("output modalities other than text"));
                 }
             }
-            "response_format" => {
-                if !v.is_null() && v["type"] != "text" {
-                    return Err(unsupported("response_format json_object/json_schema"));
-                }
-            }
+            "response_format" => json = json_tool(v, unsupported)?,
             "reasoning_effort" => {
                 if !v.is_null() {
                     return Err(unsupported(
@@ -181,6 +195,19 @@ pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateEr
         .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
         .unwrap_or(DEFAULT_MAX_TOKENS);
     out.insert("max_tokens".into(), max.into());
+    if let Some(j) = json {
+        if out.contains_key("tools") {
+            return Err(unsupported(
+                "response_format json_object/json_schema together with tools",
+            ));
+        }
+        asked.json_tool = true;
+        out.insert(
+            "tools".into(),
+            json!([{"name": JSON_TOOL, "description": j.description, "input_schema": j.schema}]),
+        );
+        tool_choice = Some(json!({"type": "tool", "name": JSON_TOOL}));
+    }
     if !parallel {
         let mut c = tool_choice
             .take()
@@ -317,7 +344,7 @@ fn usage(u: &Value) -> Value {
 }
 
 /// An Anthropic message → an OpenAI `chat.completion`.
-pub fn response(body: &[u8], created: i64) -> Result<Vec<u8>, String> {
+pub fn response(body: &[u8], created: i64, asked: Asked) -> Result<Vec<u8>, String> {
     let m: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
     let mut text = String::new();
@@ -327,6 +354,9 @@ pub fn response(body: &[u8], created: i64) -> Result<Vec<u8>, String> {
         match b["type"].as_str() {
             Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
             Some("thinking") => reasoning.push_str(b["thinking"].as_str().unwrap_or("")),
+            Some("tool_use") if asked.is_json_answer(&b["name"]) => {
+                text.push_str(&b["input"].to_string())
+            }
             Some("tool_use") => calls.push(json!({"id": b["id"], "type": "function",
                 "function": {"name": b["name"], "arguments": b["input"].to_string()}})),
             _ => {}
@@ -341,7 +371,7 @@ pub fn response(body: &[u8], created: i64) -> Result<Vec<u8>, String> {
     }
     let out = json!({"id": m["id"], "object": "chat.completion", "created": created, "model": m["model"],
         "choices": [{"index": 0, "message": message, "logprobs": null,
-            "finish_reason": finish_reason(m["stop_reason"].as_str().unwrap_or("end_turn"))}],
+            "finish_reason": asked.finish(m["stop_reason"].as_str().unwrap_or("end_turn"))}],
         "usage": usage(&m["usage"])});
     serde_json::to_vec(&out).map_err(|e| e.to_string())
 }
@@ -365,6 +395,8 @@ pub struct Stream {
     model: String,
     /// Anthropic content-block index → OpenAI tool-call index.
     tools: Vec<(u64, usize)>,
+    /// The content block carrying a JSON-mode answer.
+    json_block: Option<u64>,
     input_usage: Value,
     output_tokens: u64,
     finish: Option<&'static str>,
@@ -379,6 +411,7 @@ impl Stream {
             id: String::new(),
             model: String::new(),
             tools: vec![],
+            json_block: None,
             input_usage: json!({}),
             output_tokens: 0,
             finish: None,
@@ -418,7 +451,10 @@ impl Stream {
             }
             "content_block_start" => {
                 let b = &v["content_block"];
-                if b["type"] == "tool_use" {
+                if b["type"] == "tool_use" && self.asked.is_json_answer(&b["name"]) {
+                    self.json_block = v["index"].as_u64();
+                    String::new()
+                } else if b["type"] == "tool_use" {
                     let index = self.tools.len();
                     self.tools.push((v["index"].as_u64().unwrap_or(0), index));
                     self.chunk(
@@ -437,6 +473,9 @@ impl Stream {
                     Some("thinking_delta") => {
                         self.chunk(json!({"reasoning_content": d["thinking"]}), None)
                     }
+                    Some("input_json_delta") if v["index"].as_u64() == self.json_block => {
+                        self.chunk(json!({"content": d["partial_json"]}), None)
+                    }
                     Some("input_json_delta") => {
                         let block = v["index"].as_u64().unwrap_or(0);
                         match self.tools.iter().find(|(b, _)| *b == block) {
@@ -453,7 +492,7 @@ impl Stream {
             }
             "message_delta" => {
                 if let Some(s) = v["delta"]["stop_reason"].as_str() {
-                    self.finish = Some(finish_reason(s));
+                    self.finish = Some(self.asked.finish(s));
                 }
                 if let Some(o) = v["usage"]["output_tokens"].as_u64() {
                     self.output_tokens = o;

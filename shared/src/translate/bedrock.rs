@@ -4,7 +4,8 @@
 //! Request: `system`/`developer` → `system`; merged turns; base64 images → `image` blocks; tools →
 //! `toolConfig.tools[].toolSpec`, `tool_choice` → `toolChoice` (`none` sends no tools); assistant
 //! `tool_calls` → `toolUse`; `tool` results → `toolResult`; `max_tokens`, `temperature`, `top_p`,
-//! `stop` → `inferenceConfig`. Features Converse cannot express are refused by name.
+//! `stop` → `inferenceConfig`; JSON mode through a forced tool (`super::JSON_TOOL`). Features
+//! Converse cannot express are refused by name.
 //!
 //! Answer: text, `toolUse` → `tool_calls`, reasoning → `reasoning_content`, stop reasons, usage
 //! with cached tokens; the ConverseStream events (from `eventstream` frames) one by one.
@@ -13,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::anthropic::Asked;
 use super::{
-    chunk, finish_reason, openai_error, push_turn, stop_list, tool_arguments, usage_chunk,
-    TranslateError,
+    chunk, json_tool, openai_error, push_turn, stop_list, tool_arguments, usage_chunk,
+    TranslateError, JSON_TOOL,
 };
 use crate::eventstream::Frame;
 
@@ -32,6 +33,7 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
         .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
     let mut asked = Asked::default();
     let mut inference = Map::new();
+    let mut json = None;
     for (k, v) in &req {
         if v.is_null() {
             continue;
@@ -74,11 +76,7 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
                     return Err(unsupported(&format!("'{k}'")));
                 }
             }
-            "response_format" => {
-                if v["type"] != "text" {
-                    return Err(unsupported("response_format json_object/json_schema"));
-                }
-            }
+            "response_format" => json = json_tool(v, unsupported)?,
             "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
             | "reasoning_effort" | "top_k" => {
                 return Err(unsupported(&format!("'{k}'")));
@@ -141,6 +139,20 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
         }
         out.insert("toolConfig".into(), config);
     }
+    if let Some(j) = json {
+        if out.contains_key("toolConfig") {
+            return Err(unsupported(
+                "response_format json_object/json_schema together with tools",
+            ));
+        }
+        asked.json_tool = true;
+        out.insert(
+            "toolConfig".into(),
+            json!({"tools": [{"toolSpec": {"name": JSON_TOOL, "description": j.description,
+                "inputSchema": {"json": j.schema}}}],
+                "toolChoice": {"tool": {"name": JSON_TOOL}}}),
+        );
+    }
     let bytes = serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))?;
     Ok((bytes, asked))
 }
@@ -158,13 +170,19 @@ fn blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
                     let url = p["image_url"]["url"]
                         .as_str()
                         .ok_or_else(|| invalid("image_url has no url"))?;
+                    // http(s) images were fetched and inlined by the data plane.
                     let rest = url.strip_prefix("data:image/").ok_or_else(|| {
-                        unsupported("image URLs (send the image as a base64 data URL)")
+                        unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")
                     })?;
                     let (format, data) = rest
                         .split_once(";base64,")
                         .ok_or_else(|| unsupported("data URLs that are not base64"))?;
                     let format = if format == "jpg" { "jpeg" } else { format };
+                    if !["png", "jpeg", "gif", "webp"].contains(&format) {
+                        return Err(unsupported(&format!(
+                            "images of type image/{format} (png, jpeg, gif and webp only)"
+                        )));
+                    }
                     Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
                 }
                 Some(other) => Err(unsupported(&format!("'{other}' content parts"))),
@@ -248,7 +266,7 @@ fn usage(u: &Value) -> Value {
 }
 
 /// A Converse answer → an OpenAI `chat.completion`.
-pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, String> {
+pub fn response(body: &[u8], model: &str, created: i64, asked: Asked) -> Result<Vec<u8>, String> {
     let r: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
     let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
@@ -259,6 +277,11 @@ pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, Strin
     {
         if let Some(t) = b["text"].as_str() {
             text.push_str(t);
+        } else if let Some(u) = b
+            .get("toolUse")
+            .filter(|u| asked.is_json_answer(&u["name"]))
+        {
+            text.push_str(&u["input"].to_string());
         } else if let Some(u) = b.get("toolUse") {
             calls.push(json!({"id": u["toolUseId"], "type": "function", "function": {"name": u["name"], "arguments": u["input"].to_string()}}));
         } else if let Some(t) = b["reasoningContent"]["reasoningText"]["text"].as_str() {
@@ -274,7 +297,7 @@ pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, Strin
     }
     let out = json!({"id": STREAM_ID, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null,
-            "finish_reason": finish_reason(r["stopReason"].as_str().unwrap_or("end_turn"))}],
+            "finish_reason": asked.finish(r["stopReason"].as_str().unwrap_or("end_turn"))}],
         "usage": usage(&r["usage"])});
     serde_json::to_vec(&out).map_err(|e| e.to_string())
 }
@@ -302,6 +325,8 @@ pub struct Stream {
     model: String,
     /// Converse content-block index → OpenAI tool-call index.
     tools: Vec<(u64, usize)>,
+    /// The content block carrying a JSON-mode answer.
+    json_block: Option<u64>,
     stopped: bool,
     ended: bool,
 }
@@ -313,6 +338,7 @@ impl Stream {
             created,
             model: model.to_string(),
             tools: vec![],
+            json_block: None,
             stopped: false,
             ended: false,
         }
@@ -354,6 +380,10 @@ impl Stream {
         match f.header(":event-type").unwrap_or("") {
             "messageStart" => self.chunk(json!({"role": "assistant", "content": ""}), None),
             "contentBlockStart" => match v["start"].get("toolUse") {
+                Some(u) if self.asked.is_json_answer(&u["name"]) => {
+                    self.json_block = v["contentBlockIndex"].as_u64();
+                    String::new()
+                }
                 Some(u) => {
                     let index = self.tools.len();
                     self.tools
@@ -367,6 +397,11 @@ impl Stream {
                 let d = &v["delta"];
                 if let Some(t) = d["text"].as_str() {
                     self.chunk(json!({"content": t}), None)
+                } else if let (Some(input), true) = (
+                    d["toolUse"]["input"].as_str(),
+                    v["contentBlockIndex"].as_u64() == self.json_block,
+                ) {
+                    self.chunk(json!({"content": input}), None)
                 } else if let Some(input) = d["toolUse"]["input"].as_str() {
                     let block = v["contentBlockIndex"].as_u64().unwrap_or(0);
                     match self.tools.iter().find(|(b, _)| *b == block) {
@@ -383,9 +418,10 @@ impl Stream {
                 self.stopped = true;
                 self.chunk(
                     json!({}),
-                    Some(finish_reason(
-                        v["stopReason"].as_str().unwrap_or("end_turn"),
-                    )),
+                    Some(
+                        self.asked
+                            .finish(v["stopReason"].as_str().unwrap_or("end_turn")),
+                    ),
                 )
             }
             "metadata" if self.stopped => self.done(Some(&v["usage"])),
@@ -455,8 +491,15 @@ mod tests {
         for (k, v) in [
             ("n", json!(3)),
             ("logit_bias", json!({})),
-            ("response_format", json!({"type": "json_object"})),
+            (
+                "response_format",
+                json!({"type": "json_schema", "json_schema": {"schema": {"type": "string"}}}),
+            ),
             ("top_k", json!(5)),
+            (
+                "messages",
+                json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/svg+xml;base64,AA"}}]}]),
+            ),
         ] {
             let mut r = json!({"messages": [{"role": "user", "content": "x"}]});
             r[k] = v;
@@ -469,9 +512,10 @@ mod tests {
         let body = json!({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"},
             {"toolUse": {"toolUseId": "t9", "name": "get", "input": {"a": 1}}}]}}, "stopReason": "tool_use",
             "usage": {"inputTokens": 5, "outputTokens": 3, "cacheReadInputTokens": 2, "totalTokens": 8}});
-        let out: Value =
-            serde_json::from_slice(&response(body.to_string().as_bytes(), "m", 1).expect("ok"))
-                .expect("json");
+        let out: Value = serde_json::from_slice(
+            &response(body.to_string().as_bytes(), "m", 1, Asked::default()).expect("ok"),
+        )
+        .expect("json");
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(
             out["choices"][0]["message"]["tool_calls"][0]["function"],
@@ -509,6 +553,7 @@ mod tests {
                 Asked {
                     stream: true,
                     include_usage: true,
+                    ..Asked::default()
                 },
                 "m",
                 1,
@@ -542,5 +587,85 @@ mod tests {
             out.contains("throttlingException") && !out.contains("[DONE]"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn json_mode_is_a_forced_tool_whose_input_is_the_answer() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "number"}}});
+        let (body, asked) = request(
+            json!({"messages": [{"role": "user", "content": "x"}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}})
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("ok");
+        let out: Value = serde_json::from_slice(&body).expect("json");
+        assert!(asked.json_tool);
+        assert_eq!(out["toolConfig"]["tools"][0]["toolSpec"]["name"], JSON_TOOL);
+        assert_eq!(
+            out["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"],
+            schema
+        );
+        assert_eq!(
+            out["toolConfig"]["toolChoice"],
+            json!({"tool": {"name": JSON_TOOL}})
+        );
+        let with_tools = json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"},
+            "tools": [{"type": "function", "function": {"name": "f"}}]});
+        assert!(matches!(
+            req(with_tools),
+            Err(TranslateError::Unsupported(_))
+        ));
+
+        let answer = json!({"output": {"message": {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": "t9", "name": JSON_TOOL, "input": {"a": 1}}}]}}, "stopReason": "tool_use", "usage": {}});
+        let o: Value = serde_json::from_slice(
+            &response(answer.to_string().as_bytes(), "m", 1, asked).expect("ok"),
+        )
+        .expect("json");
+        assert_eq!(o["choices"][0]["message"]["content"], "{\"a\":1}");
+        assert!(o["choices"][0]["message"].get("tool_calls").is_none());
+        assert_eq!(o["choices"][0]["finish_reason"], "stop");
+
+        let bytes: Vec<u8> = [
+            frame("messageStart", json!({"role": "assistant"})),
+            frame("contentBlockStart", json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t1", "name": JSON_TOOL}}})),
+            frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"a\":"}}})),
+            frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "1}"}}})),
+            frame("messageStop", json!({"stopReason": "tool_use"})),
+            frame("metadata", json!({"usage": {"inputTokens": 3, "outputTokens": 4}})),
+        ]
+        .concat();
+        let mut d = Decoder::default();
+        let mut s = Stream::new(
+            Asked {
+                stream: true,
+                ..asked
+            },
+            "m",
+            1,
+        );
+        let mut content = String::new();
+        let mut finish = Vec::new();
+        for f in d.push(&bytes).expect("frames") {
+            for c in s
+                .frame(&f)
+                .split("\n\n")
+                .filter_map(|l| l.strip_prefix("data: "))
+            {
+                if c == "[DONE]" {
+                    continue;
+                }
+                let c: Value = serde_json::from_str(c).expect("chunk");
+                assert!(c["choices"][0]["delta"].get("tool_calls").is_none(), "{c}");
+                content.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+                if let Some(r) = c["choices"][0]["finish_reason"].as_str() {
+                    finish.push(r.to_string());
+                }
+            }
+        }
+        assert!(s.ended());
+        assert_eq!(content, "{\"a\":1}");
+        assert_eq!(finish, ["stop"]);
     }
 }

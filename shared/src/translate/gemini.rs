@@ -192,8 +192,9 @@ fn parts(c: &Value) -> Result<Vec<Value>, TranslateError> {
                     let url = p["image_url"]["url"]
                         .as_str()
                         .ok_or_else(|| invalid("image_url has no url"))?;
+                    // http(s) images were fetched and inlined by the data plane.
                     let rest = url.strip_prefix("data:").ok_or_else(|| {
-                        unsupported("image URLs (send the image as a base64 data URL)")
+                        unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")
                     })?;
                     let (meta, data) = rest
                         .split_once(',')
@@ -647,6 +648,7 @@ data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"l
         let asked = Asked {
             stream: true,
             include_usage: true,
+            ..Asked::default()
         };
         let whole = translate(&[STREAM.as_bytes()], asked);
         let chunks: Vec<&str> = whole

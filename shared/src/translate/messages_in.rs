@@ -24,8 +24,9 @@ fn invalid(what: impl Into<String>) -> TranslateError {
     TranslateError::Invalid(what.into())
 }
 
-/// An Anthropic Messages body → an OpenAI chat body for `model`.
-pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, TranslateError> {
+/// An Anthropic Messages body → an OpenAI chat body for `model`, its `max_tokens` sent as
+/// `max_field` (`max_tokens` or `max_completion_tokens`, per the target).
+pub fn request(body: &[u8], model: &str, max_field: &str) -> Result<Vec<u8>, TranslateError> {
     let req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
     let mut out = Map::new();
@@ -38,7 +39,7 @@ pub fn request(body: &[u8], model: &str) -> Result<Vec<u8>, TranslateError> {
         match k.as_str() {
             "model" | "messages" | "system" | "tools" | "tool_choice" => {}
             "max_tokens" => {
-                out.insert("max_tokens".into(), v.clone());
+                out.insert(max_field.into(), v.clone());
             }
             "temperature" => {
                 out.insert("temperature".into(), v.clone());
@@ -412,10 +413,18 @@ mod tests {
                 {"type": "tool_use", "id": "tu1", "name": "get", "input": {"q": 1}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu1", "content": "42"}, {"type": "text", "text": "and?"}]}
         ]});
-        let out: Value =
-            serde_json::from_slice(&request(body.to_string().as_bytes(), "gpt-x").expect("ok"))
-                .expect("json");
+        let out: Value = serde_json::from_slice(
+            &request(body.to_string().as_bytes(), "gpt-x", "max_tokens").expect("ok"),
+        )
+        .expect("json");
         assert_eq!(out["model"], "gpt-x");
+        assert_eq!(out["max_tokens"], 100);
+        let reasoning: Value = serde_json::from_slice(
+            &request(body.to_string().as_bytes(), "o4", "max_completion_tokens").expect("ok"),
+        )
+        .expect("json");
+        assert_eq!(reasoning["max_completion_tokens"], 100);
+        assert!(reasoning.get("max_tokens").is_none());
         assert_eq!(out["stream_options"], json!({"include_usage": true}));
         assert_eq!(out["stop"], json!(["END"]));
         assert_eq!(out["user"], "u");
@@ -444,7 +453,7 @@ mod tests {
         assert_eq!(m[4]["content"][0]["text"], "and?");
         let thinking = json!({"model": "m", "max_tokens": 5, "thinking": {"type": "enabled", "budget_tokens": 1000}, "messages": []});
         assert!(matches!(
-            request(thinking.to_string().as_bytes(), "x"),
+            request(thinking.to_string().as_bytes(), "x", "max_tokens"),
             Err(TranslateError::Unsupported(_))
         ));
     }

@@ -99,6 +99,61 @@ pub(crate) fn usage_chunk(id: &str, created: i64, model: &str, usage: Value) -> 
     format!("data: {c}\n\n")
 }
 
+/// The tool through which a JSON-mode request (`response_format` `json_object`/`json_schema`) is
+/// answered by targets without a JSON mode of their own on every model (Anthropic, Bedrock
+/// Converse): the model is forced to call it, and its input comes back to the client as the
+/// message's JSON `content` with `finish_reason: "stop"`, never as a tool call.
+pub const JSON_TOOL: &str = "json_answer";
+
+/// The forced tool of a JSON-mode request: its description and input schema.
+pub(crate) struct JsonTool {
+    pub description: String,
+    pub schema: Value,
+}
+
+/// `response_format` → the forced tool carrying the JSON answer, or `None` for plain text.
+/// A tool's input is always a JSON object, so a `json_schema` whose top level is not an object is
+/// refused (`refuse` names the target) rather than answered in a different shape.
+pub(crate) fn json_tool(
+    v: &Value,
+    refuse: fn(&str) -> TranslateError,
+) -> Result<Option<JsonTool>, TranslateError> {
+    let (description, schema) = match v["type"].as_str() {
+        None if v.is_null() => return Ok(None),
+        Some("text") => return Ok(None),
+        Some("json_object") => (
+            "Give your whole answer as this tool's input: a JSON object.".to_string(),
+            json!({"type": "object"}),
+        ),
+        Some("json_schema") => {
+            let s = &v["json_schema"];
+            let schema = s["schema"].clone();
+            if !schema.is_object() || schema.get("type").is_some_and(|t| t != "object") {
+                return Err(refuse(
+                    "a response_format json_schema whose top level is not an object",
+                ));
+            }
+            let name = s["name"].as_str().unwrap_or("answer");
+            let about = s["description"].as_str().unwrap_or("");
+            (
+                format!("Give your whole answer as this tool's input, following the schema '{name}'. {about}")
+                    .trim_end()
+                    .to_string(),
+                schema,
+            )
+        }
+        _ => {
+            return Err(TranslateError::Invalid(format!(
+                "unknown response_format {v}"
+            )))
+        }
+    };
+    Ok(Some(JsonTool {
+        description,
+        schema,
+    }))
+}
+
 /// The OpenAI `finish_reason` of a provider stop reason (shared by Anthropic and Bedrock).
 pub fn finish_reason(stop: &str) -> &'static str {
     match stop {

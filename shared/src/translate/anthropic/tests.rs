@@ -75,7 +75,10 @@ fn defaults_and_refusals() {
         ("n", json!(2)),
         ("logprobs", json!(true)),
         ("temperature", json!(1.5)),
-        ("response_format", json!({"type": "json_object"})),
+        (
+            "response_format",
+            json!({"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "array"}}}),
+        ),
         ("presence_penalty", json!(0.5)),
         ("frobnicate", json!(1)),
     ] {
@@ -100,8 +103,10 @@ fn answers_map_back() {
         "content": [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Calling."},
             {"type": "tool_use", "id": "tu1", "name": "get", "input": {"q": "a"}}],
         "stop_reason": "tool_use", "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 1, "output_tokens": 7}});
-    let out: Value = serde_json::from_slice(&response(body.to_string().as_bytes(), 1).expect("ok"))
-        .expect("json");
+    let out: Value = serde_json::from_slice(
+        &response(body.to_string().as_bytes(), 1, Asked::default()).expect("ok"),
+    )
+    .expect("json");
     let c = &out["choices"][0];
     assert_eq!(c["finish_reason"], "tool_calls");
     assert_eq!(c["message"]["content"], "Calling.");
@@ -122,8 +127,10 @@ fn answers_map_back() {
         ("pause_turn", "stop"),
     ] {
         let b = json!({"id": "m", "model": "x", "content": [], "stop_reason": stop, "usage": {}});
-        let o: Value = serde_json::from_slice(&response(b.to_string().as_bytes(), 1).expect("ok"))
-            .expect("json");
+        let o: Value = serde_json::from_slice(
+            &response(b.to_string().as_bytes(), 1, Asked::default()).expect("ok"),
+        )
+        .expect("json");
         assert_eq!(o["choices"][0]["finish_reason"], want, "{stop}");
     }
     let e: Value = serde_json::from_slice(&error(
@@ -173,6 +180,7 @@ fn the_stream_maps_event_by_event_at_any_split() {
     let asked = Asked {
         stream: true,
         include_usage: true,
+        ..Asked::default()
     };
     let whole = translate(&[STREAM.as_bytes()], asked);
     assert_eq!(
@@ -227,4 +235,92 @@ fn an_error_event_is_a_terminal_openai_error() {
         "",
         "nothing after the end"
     );
+}
+
+#[test]
+fn json_mode_is_a_forced_tool_whose_input_is_the_answer() {
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let (body, asked) = request(
+        json!({"messages": [{"role": "user", "content": "where?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}})
+        .to_string()
+        .as_bytes(),
+        "claude-x",
+    )
+    .expect("ok");
+    let out: Value = serde_json::from_slice(&body).expect("json");
+    assert!(asked.json_tool);
+    assert_eq!(out["tools"][0]["name"], JSON_TOOL);
+    assert_eq!(out["tools"][0]["input_schema"], schema);
+    assert!(out["tools"][0]["description"]
+        .as_str()
+        .expect("d")
+        .contains("'place'"));
+    assert_eq!(
+        out["tool_choice"],
+        json!({"type": "tool", "name": JSON_TOOL})
+    );
+    let object = req(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})).expect("ok");
+    assert_eq!(
+        object["tools"][0]["input_schema"],
+        json!({"type": "object"})
+    );
+    let text = req(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}})).expect("ok");
+    assert!(text.get("tools").is_none());
+    let with_tools = json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"},
+        "tools": [{"type": "function", "function": {"name": "f"}}]});
+    assert!(
+        matches!(req(with_tools), Err(TranslateError::Unsupported(m)) if m.contains("together with tools"))
+    );
+
+    // The whole answer: the forced call is the content, and the turn simply stopped.
+    let answer = json!({"id": "m", "model": "claude-x", "stop_reason": "tool_use", "usage": {"input_tokens": 3, "output_tokens": 5},
+        "content": [{"type": "tool_use", "id": "t", "name": JSON_TOOL, "input": {"city": "Oslo"}}]});
+    let o: Value =
+        serde_json::from_slice(&response(answer.to_string().as_bytes(), 1, asked).expect("ok"))
+            .expect("json");
+    let m = &o["choices"][0]["message"];
+    assert_eq!(
+        serde_json::from_str::<Value>(m["content"].as_str().expect("text")).expect("json"),
+        json!({"city": "Oslo"})
+    );
+    assert!(m.get("tool_calls").is_none());
+    assert_eq!(o["choices"][0]["finish_reason"], "stop");
+    // Without JSON mode the same answer is a tool call.
+    let o: Value = serde_json::from_slice(
+        &response(answer.to_string().as_bytes(), 1, Asked::default()).expect("ok"),
+    )
+    .expect("json");
+    assert_eq!(o["choices"][0]["finish_reason"], "tool_calls");
+
+    // The stream: the forced call's input deltas are content deltas, at any split.
+    let stream = STREAM.replace("\"name\":\"get\"", &format!("\"name\":\"{JSON_TOOL}\""));
+    assert_ne!(stream, STREAM);
+    let asked = Asked {
+        stream: true,
+        json_tool: true,
+        ..Asked::default()
+    };
+    let whole = translate(&[stream.as_bytes()], asked);
+    let content: String = whole
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hi{\"q\":\"a\"}");
+    assert!(whole
+        .iter()
+        .all(|c| c["choices"][0]["delta"].get("tool_calls").is_none()));
+    assert_eq!(
+        whole[whole.len() - 2]["choices"][0]["finish_reason"],
+        "stop"
+    );
+    let bytes = stream.as_bytes();
+    for i in 0..=bytes.len() {
+        assert_eq!(
+            translate(&[&bytes[..i], &bytes[i..]], asked),
+            whole,
+            "split at {i}"
+        );
+    }
 }
