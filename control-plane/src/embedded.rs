@@ -103,6 +103,9 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
     settings.google_token_url = s.gateway.google_token_url.clone();
     let control_plane = crate::start(settings, Arc::new(Store::Local(local.clone()))).await?;
     let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local))?;
+    let _ = control_plane
+        .gateway_url
+        .set(format!("http://{}", gateway.addr));
     Ok(Embedded {
         control_plane,
         gateway,

@@ -41,6 +41,8 @@ pub struct Settings {
     pub workers: usize,
     /// How often the control plane checks that the store still carries its epoch.
     pub epoch_check_interval: Duration,
+    /// Where browsers reach the gateway (the dashboard's playground calls it).
+    pub public_gateway_url: Option<String>,
 }
 
 impl Settings {
@@ -56,6 +58,7 @@ impl Settings {
             probe_timeout: Duration::from_secs(15),
             workers: 1,
             epoch_check_interval: Duration::from_secs(2),
+            public_gateway_url: None,
         }
     }
 
@@ -70,6 +73,7 @@ impl Settings {
         self.probe_timeout = env.millis("TO11_PROBE_TIMEOUT_MS", 15_000);
         self.workers = env.number("TO11_API_WORKERS", 1).max(1) as usize;
         self.epoch_check_interval = env.millis("TO11_EPOCH_CHECK_INTERVAL_MS", 2_000);
+        self.public_gateway_url = env.optional("TO11_PUBLIC_GATEWAY_URL");
         self
     }
 }
@@ -81,6 +85,9 @@ pub struct ControlPlane {
     pub registry: Addr<ProjectRegistry>,
     /// Fault injection for tests: set false to store changes without announcing them.
     pub publish: Arc<AtomicBool>,
+    /// The gateway URL the dashboard shows, settable once after start (embedded mode learns it
+    /// when the gateway has bound its port).
+    pub gateway_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Loads all state from the store, starts the actors and the HTTP server. Must run inside an
@@ -105,6 +112,10 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         &settings.google_token_url,
     )
     .start();
+    let gateway_url = Arc::new(std::sync::OnceLock::new());
+    if let Some(u) = &settings.public_gateway_url {
+        let _ = gateway_url.set(u.trim_end_matches('/').to_string());
+    }
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
         prober,
@@ -112,6 +123,8 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         admin_token_hash: settings.admin_token_hash,
         allow_private_upstreams: settings.allow_private_upstreams,
         metrics: Default::default(),
+        sessions: Default::default(),
+        gateway_url: gateway_url.clone(),
     });
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
@@ -128,6 +141,7 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         server: server.run(),
         registry,
         publish,
+        gateway_url,
     })
 }
 

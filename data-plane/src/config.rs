@@ -75,6 +75,8 @@ pub struct Settings {
     pub allow_private_image_urls: bool,
     /// Longest an image fetch may take.
     pub image_fetch_timeout: Duration,
+    /// Whether browsers on other origins may call the gateway (`cors`).
+    pub cors: bool,
 }
 
 impl Settings {
@@ -99,6 +101,10 @@ impl Settings {
             ),
             allow_private_image_urls: env.flag("TO11_ALLOW_PRIVATE_IMAGE_URLS"),
             image_fetch_timeout: env.millis("TO11_IMAGE_FETCH_TIMEOUT_MS", 10_000),
+            cors: !matches!(
+                env.optional("TO11_CORS").as_deref(),
+                Some("false" | "0" | "no")
+            ),
         }
     }
 

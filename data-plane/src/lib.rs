@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod health;
 pub mod health_book;
@@ -121,12 +122,32 @@ pub fn start(
         sync: status.clone(),
         google_tokens: Default::default(),
     });
+    let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {
         let client = web::Data::new(upstream_client(&ctx.settings));
         App::new()
             .app_data(ctx.clone())
             .app_data(client)
             .configure(configure)
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                use futures_util::future::{ready, Either, FutureExt};
+                let cross = cors && req.headers().contains_key(actix_web::http::header::ORIGIN);
+                if cross && req.method() == actix_web::http::Method::OPTIONS {
+                    let answer = cors::preflight(req.request());
+                    return Either::Left(ready(Ok(req
+                        .into_response(answer)
+                        .map_into_right_body())));
+                }
+                Either::Right(srv.call(req).map(move |res| {
+                    res.map(|mut r| {
+                        if cross {
+                            cors::allow(r.headers_mut());
+                        }
+                        r.map_into_left_body()
+                    })
+                }))
+            })
     })
     .workers(workers)
     .backlog(4096)

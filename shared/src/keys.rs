@@ -18,6 +18,11 @@ fn random_key(prefix: &str) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(b))
 }
 
+/// 32 random bytes, base64url: a dashboard session id or a CSRF token.
+pub fn new_secret() -> String {
+    random_key("")
+}
+
 pub fn new_gateway_key() -> String {
     random_key(GATEWAY_KEY_PREFIX)
 }

@@ -1,9 +1,10 @@
 //! Who is calling the API: the operator (token from `TO11_ADMIN_TOKEN`), or a project's
-//! management key. Both come as `Authorization: Bearer`. Another project's objects answer 404,
+//! management key. Both come as `Authorization: Bearer`, or once to sign in to the dashboard,
+//! whose session cookie then stands for them (`session`). Another project's objects answer 404,
 //! exactly like objects that do not exist.
 
 use actix_web::HttpRequest;
-use to11_shared::crypto::secret_eq;
+use to11_shared::crypto::{secret_eq, KeyHash};
 use to11_shared::keys::strip_bearer;
 use to11_shared::model::ProjectState;
 use to11_shared::ErrorCode;
@@ -13,6 +14,13 @@ use super::Api;
 use crate::actors::registry::{AuthenticateManagementKey, GetProject};
 use crate::error::ApiError;
 
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "send the operator token or a management key as 'Authorization: Bearer <token>'",
+    )
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Principal {
     Operator,
@@ -20,23 +28,32 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The caller of an API request: `Authorization: Bearer`, or else a dashboard session cookie
+    /// (with its CSRF checks).
     pub async fn from_request(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
-        let unauthorized = || {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "send the operator token or a management key as 'Authorization: Bearer <token>'",
-            )
-        };
-        let raw = req
+        match req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(unauthorized)?;
-        let token = strip_bearer(raw);
+        {
+            Some(raw) => Self::from_token(strip_bearer(raw), api).await,
+            None => match api.sessions.authenticate(req)? {
+                Some(hash) => Self::from_hash(hash, api).await,
+                None => Err(unauthorized()),
+            },
+        }
+    }
+
+    /// The principal a token (operator token or management key) authenticates.
+    pub async fn from_token(token: &str, api: &Api) -> Result<Principal, ApiError> {
         if token.is_empty() || token.len() > 512 {
             return Err(unauthorized());
         }
-        let hash = api.keyring.key_hash(token);
+        Self::from_hash(api.keyring.key_hash(token), api).await
+    }
+
+    /// The principal of a token's keyed hash.
+    pub async fn from_hash(hash: KeyHash, api: &Api) -> Result<Principal, ApiError> {
         if secret_eq(&hash.0, &api.admin_token_hash.0) {
             return Ok(Principal::Operator);
         }

@@ -53,14 +53,6 @@ pub async fn openapi() -> HttpResponse {
         .body(include_str!("openapi.json"))
 }
 
-pub async fn index() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "name": "to11 control plane",
-        "api": "/api/v1",
-        "openapi": "/api/v1/openapi.json",
-    }))
-}
-
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         ErrorCode::NotFound,

@@ -3,11 +3,13 @@
 
 mod auth;
 mod credentials;
+mod dashboard;
 mod health;
 mod keys;
 mod projects;
 mod providers;
 mod routing;
+mod session;
 mod views;
 
 use std::sync::Arc;
@@ -29,6 +31,9 @@ pub struct Api {
     pub admin_token_hash: KeyHash,
     pub allow_private_upstreams: bool,
     pub metrics: Arc<health::ApiMetrics>,
+    pub sessions: session::Sessions,
+    /// Where browsers reach the gateway (the dashboard's playground), when known.
+    pub gateway_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Routes of the control plane, shared by `main`, embedded mode and the tests.
@@ -36,10 +41,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
-        .route("/", web::get().to(health::index))
+        .route("/", web::get().to(dashboard::index))
+        .route("/ui/{file}", web::get().to(dashboard::asset))
         .service(
             web::scope("/api/v1")
                 .route("/openapi.json", web::get().to(health::openapi))
+                .route("/session", web::post().to(session::sign_in))
+                .route("/session", web::get().to(session::current))
+                .route("/session", web::delete().to(session::sign_out))
                 .route("/catalog", web::get().to(providers::catalog))
                 .route("/projects", web::post().to(projects::create))
                 .route("/projects", web::get().to(projects::list))

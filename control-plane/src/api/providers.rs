@@ -23,7 +23,17 @@ use crate::error::ApiError;
 use crate::providers::Target;
 
 pub async fn catalog() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "data": catalog::entries() }))
+    // Each entry as the catalog defines it, plus whether discovery needs the model names to check
+    // (entries without a full listing).
+    let data: Vec<serde_json::Value> = catalog::entries()
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["named_models"] = e.listing.takes_named_models().into();
+            v
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "data": data }))
 }
 
 #[derive(Deserialize)]

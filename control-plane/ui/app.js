@@ -1,0 +1,1092 @@
+// to11 dashboard: plain ES module, no build step, no third-party code. Views are functions that
+// return DOM nodes built with `h`; `render()` redraws the current route from `state`. The page
+// talks to /api/v1 with its session cookie (changes carry the CSRF token) and, in the playground,
+// to the gateway with a gateway key.
+
+const state = {
+  session: null, // {principal, project, csrf, gateway_url}
+  projects: [],
+  project: null, // the selected project (view from the API)
+  catalog: [],
+  lastKey: null, // the key created last in this tab, offered to the playground
+};
+
+// ---------------------------------------------------------------- helpers
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    // Through the CSSOM: the CSP refuses style attributes, not styles set by this script.
+    else if (k === 'style') el.style.cssText = v;
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked') el.checked = !!v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+let uid = 0;
+const nextId = (p) => `${p}-${++uid}`;
+
+/** A labelled form field; `input` is the control (its id is set here). */
+function field(label, input, help, error) {
+  const id = input.id || nextId('f');
+  input.id = id;
+  const parts = [h('label', { for: id }, label), input];
+  if (help) {
+    const hid = `${id}-help`;
+    input.setAttribute('aria-describedby', hid);
+    parts.push(h('div', { class: 'help', id: hid }, help));
+  }
+  const err = h('div', { class: 'err', role: 'alert' }, error || '');
+  parts.push(err);
+  return h('div', { class: 'field' }, parts);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+    this.details = body?.error?.details;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (method !== 'GET') headers['x-to11-csrf'] = state.session?.csrf || '';
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(`/api/v1${path}`, {
+    method, headers, credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (r.status === 204) return null;
+  const data = await r.json().catch(() => ({}));
+  if (r.status === 401 && state.session && path !== '/session') {
+    state.session = null;
+    render();
+  }
+  if (!r.ok) throw new ApiError(r.status, data);
+  return data;
+}
+
+const P = () => `/projects/${encodeURIComponent(state.project.slug)}`;
+
+function toast(text, kind = '') {
+  const t = h('div', { class: `toast ${kind}` }, text);
+  document.getElementById('toasts').append(t);
+  setTimeout(() => t.remove(), 4500);
+}
+
+function ago(iso) {
+  if (!iso) return 'never';
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+function initials(name) {
+  const words = name.replace(/[^A-Za-z0-9 ]/g, ' ').split(/\s+/).filter(Boolean);
+  return (words.length > 1 ? words[0][0] + words[1][0] : (words[0] || '?').slice(0, 2)).toUpperCase();
+}
+
+function avatar(name) {
+  let hash = 0;
+  for (const c of name) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
+  // Dark enough for white text (contrast ≥ 4.5:1).
+  const hue = hash % 360;
+  return h('span', { class: 'avatar', style: `background:hsl(${hue} 55% 36%)`, 'aria-hidden': 'true' }, initials(name));
+}
+
+const entryOf = (kind) => state.catalog.find((e) => e.id === kind);
+
+/** What an API error means for the person looking at it. */
+const HINTS = {
+  provider_invalid_credential: 'The provider refused this credential. Check that it is complete and active.',
+  provider_permission_denied: 'The credential is valid but lacks a permission. The message says which.',
+  provider_unreachable: 'The provider could not be reached at this base URL.',
+  provider_bad_base_url: 'Something answered, but it does not look like this provider. Check the base URL.',
+  provider_rate_limited: 'The provider is rate limiting this credential. Try again shortly.',
+  provider_timeout: 'The provider took too long to answer.',
+  provider_unexpected_response: 'The provider answered something unexpected.',
+  upstream_url_refused: 'This base URL points at an address the gateway may not use.',
+  validation_failed: 'Some values need attention.',
+};
+
+function errorNotice(e, title = 'That did not work') {
+  const problems = e.details?.problems;
+  return h('div', { class: 'notice error', role: 'alert' },
+    h('strong', {}, HINTS[e.code] || title),
+    h('div', {}, e.message),
+    Array.isArray(problems) && problems.length > 1
+      ? h('ul', {}, problems.map((p) => h('li', {}, typeof p === 'string' ? p : p.message || JSON.stringify(p))))
+      : null,
+    e.code ? h('div', { class: 'muted mono' }, e.code) : null);
+}
+
+/** Runs `fn` with `button` disabled and a busy label. */
+async function busy(button, label, fn) {
+  const old = button.textContent;
+  button.disabled = true;
+  button.textContent = label;
+  try { return await fn(); } finally { button.disabled = false; button.textContent = old; }
+}
+
+function confirmDialog(title, text, action, danger = true) {
+  return new Promise((resolve) => {
+    const d = h('dialog', { 'aria-labelledby': 'confirm-title' },
+      h('h2', { id: 'confirm-title' }, title),
+      h('p', {}, text),
+      h('div', { class: 'row end' },
+        h('button', { onclick: () => { d.close(); resolve(false); } }, 'Cancel'),
+        h('button', { class: danger ? 'danger solid' : 'primary', onclick: () => { d.close(); resolve(true); } }, action)));
+    d.addEventListener('close', () => { d.remove(); resolve(false); });
+    document.body.append(d);
+    d.showModal();
+  });
+}
+
+// ---------------------------------------------------------------- routing
+
+const NAV = [
+  ['providers', 'Providers'],
+  ['models', 'Models'],
+  ['routes', 'Routes'],
+  ['functions', 'Functions'],
+  ['explain', 'Explain a name'],
+  ['keys', 'Keys'],
+  ['playground', 'Playground'],
+];
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  return { page: parts[0] || 'providers', arg: parts[1] || null };
+}
+
+function go(hash) {
+  if (location.hash === hash) render(); else location.hash = hash;
+}
+
+window.addEventListener('hashchange', () => render());
+
+// ---------------------------------------------------------------- boot and sign-in
+
+async function boot() {
+  try {
+    state.session = await api('GET', '/session');
+  } catch {
+    state.session = null;
+  }
+  await render();
+}
+
+function signIn() {
+  const token = h('input', { type: 'password', autocomplete: 'current-password', required: true, name: 'token' });
+  const out = h('div');
+  const button = h('button', { class: 'primary', type: 'submit', style: 'width:100%;justify-content:center' }, 'Sign in');
+  const form = h('form', {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      out.replaceChildren();
+      await busy(button, 'Signing in…', async () => {
+        try {
+          state.session = await api('POST', '/session', { token: token.value });
+          token.value = '';
+          await render();
+        } catch (e) {
+          out.replaceChildren(errorNotice(e, 'Sign-in failed'));
+          token.setAttribute('aria-invalid', 'true');
+          token.focus();
+        }
+      });
+    },
+  },
+  field('Operator token or management key', token, 'The operator token was printed when to11 first started; a management key manages one project.'),
+  out, button);
+  return h('div', { class: 'signin' },
+    h('main', { class: 'card', style: 'max-width:420px' },
+      h('div', { class: 'brand' }, h('img', { src: '/ui/icon.svg', alt: '' }), 'to11'),
+      h('h1', { style: 'margin:1rem 0 .3rem' }, 'Sign in'),
+      h('p', { class: 'muted', style: 'margin-top:0' }, 'Manage providers, routes and keys of your projects.'),
+      form));
+}
+
+async function signOut() {
+  try { await api('DELETE', '/session'); } catch { /* signed out anyway */ }
+  state.session = null;
+  state.project = null;
+  location.hash = '';
+  render();
+}
+
+// ---------------------------------------------------------------- shell
+
+async function loadProjects() {
+  if (state.session.principal === 'operator') {
+    state.projects = (await api('GET', '/projects')).data;
+  } else {
+    state.projects = [await api('GET', `/projects/${state.session.project}`)];
+  }
+  const wanted = localStorage.getItem('to11.project');
+  state.project = state.projects.find((p) => p.slug === wanted) || state.projects[0] || null;
+}
+
+function newProjectDialog() {
+  const name = h('input', { required: true });
+  const slug = h('input', { pattern: '[a-z0-9][a-z0-9\\-]*', placeholder: 'derived from the name' });
+  const out = h('div');
+  const d = h('dialog', { 'aria-labelledby': 'np-title' });
+  const form = h('form', {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const body = { name: name.value };
+        if (slug.value) body.slug = slug.value;
+        const p = await api('POST', '/projects', body);
+        localStorage.setItem('to11.project', p.slug);
+        d.close();
+        toast(`Project ${p.name} created`);
+        go('#/providers');
+      } catch (e) { out.replaceChildren(errorNotice(e)); }
+    },
+  },
+  h('h2', { id: 'np-title' }, 'New project'),
+  field('Name', name), field('Slug', slug, 'Lowercase letters, digits and dashes; used in URLs.'), out,
+  h('div', { class: 'row end' }, h('button', { type: 'button', onclick: () => d.close() }, 'Cancel'), h('button', { class: 'primary', type: 'submit' }, 'Create project')));
+  d.append(form);
+  d.addEventListener('close', () => d.remove());
+  document.body.append(d);
+  d.showModal();
+}
+
+function shell(page, content) {
+  const operator = state.session.principal === 'operator';
+  const picker = h('select', {
+    id: 'project-picker',
+    onchange: (ev) => { localStorage.setItem('to11.project', ev.target.value); render(); },
+  }, state.projects.map((p) => h('option', { value: p.slug, selected: state.project && p.slug === state.project.slug }, p.name)));
+  return h('div', { class: 'shell' },
+    h('aside', { class: 'side' },
+      h('div', { class: 'brand' }, h('img', { src: '/ui/icon.svg', alt: '' }), 'to11'),
+      h('div', {},
+        h('label', { for: 'project-picker' }, 'Project'),
+        picker,
+        operator ? h('button', { class: 'small', style: 'margin-top:.5rem;background:transparent;color:#d7d9e4;border-color:#33374d', onclick: newProjectDialog }, '+ New project') : null),
+      h('nav', { 'aria-label': 'Project' },
+        h('div', { class: 'section' }, 'AI Gateway'),
+        NAV.map(([id, label]) => h('a', { href: `#/${id}`, 'aria-current': page === id ? 'page' : null }, label))),
+      h('div', { class: 'foot' },
+        operator ? 'Signed in as operator' : 'Signed in with a management key',
+        h('button', { onclick: signOut }, 'Sign out'))),
+    h('main', { id: 'main' }, content));
+}
+
+function header(title, subtitle, ...actions) {
+  return h('div', { class: 'head' },
+    h('div', {}, h('h1', {}, title), subtitle ? h('p', { class: 'muted' }, subtitle) : null),
+    h('div', { class: 'row' }, actions));
+}
+
+let rendering = 0;
+async function render() {
+  const app = document.getElementById('app');
+  const mine = ++rendering;
+  if (!state.session) {
+    app.replaceChildren(signIn());
+    app.querySelector('input')?.focus();
+    return;
+  }
+  try {
+    if (!state.catalog.length) state.catalog = (await api('GET', '/catalog')).data;
+    await loadProjects();
+  } catch (e) {
+    if (!state.session) return;
+    app.replaceChildren(h('main', {}, errorNotice(e, 'Could not load the projects')));
+    return;
+  }
+  const { page, arg } = route();
+  if (!state.project) {
+    app.replaceChildren(shell(page, h('div', { class: 'card empty' },
+      h('h1', {}, 'No project yet'),
+      h('p', { class: 'muted' }, 'A project holds providers, routes and keys.'),
+      h('button', { class: 'primary', onclick: newProjectDialog }, 'Create a project'))));
+    return;
+  }
+  let content;
+  try {
+    const view = VIEWS[page] || VIEWS.providers;
+    content = await view(arg);
+  } catch (e) {
+    content = errorNotice(e, 'Could not load this page');
+  }
+  if (mine !== rendering) return; // a newer render started meanwhile
+  app.replaceChildren(shell(page, content));
+  document.title = `${(NAV.find(([id]) => id === page) || ['', 'to11'])[1]} · ${state.project.name} · to11`;
+}
+
+// ---------------------------------------------------------------- providers
+
+async function providersPage() {
+  const providers = (await api('GET', `${P()}/providers`)).data;
+  const rows = providers.map((p) => {
+    const entry = entryOf(p.kind);
+    const name = entry ? entry.display_name : p.kind;
+    const status = p.last_error
+      ? h('span', { class: 'pill bad', title: p.last_error }, '● Error')
+      : h('span', { class: 'pill ok' }, '● Connected');
+    return h('tr', { class: 'clickable', onclick: () => go(`#/providers/${encodeURIComponent(p.slug)}`) },
+      h('td', {}, h('div', { class: 'who' }, avatar(name),
+        h('div', {}, h('a', { href: `#/providers/${encodeURIComponent(p.slug)}` }, name), h('small', { class: 'mono' }, p.slug)))),
+      h('td', {}, status, p.last_error ? h('div', { class: 'muted', style: 'font-size:.82rem;margin-top:.25rem' }, p.last_error) : null),
+      h('td', {}, `${p.exposed.length} of ${p.discovered_count}`),
+      h('td', {}, ago(p.validated_at)),
+      h('td', { class: 'muted mono', style: 'font-size:.8rem' }, p.base_url));
+  });
+  const body = providers.length
+    ? h('div', { class: 'table' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Provider'), h('th', {}, 'Status'), h('th', {}, 'Models exposed'), h('th', {}, 'Last validated'), h('th', {}, 'Base URL'))),
+      h('tbody', {}, rows)))
+    : h('div', { class: 'card empty' },
+      h('h2', {}, 'Connect your first provider'),
+      h('p', { class: 'muted' }, 'Pick a provider, paste a credential, and choose the models this project may call.'),
+      h('button', { class: 'primary', onclick: () => connectDrawer() }, 'Connect a provider'));
+  return h('div', {},
+    header('Providers', 'The LLM providers this project is connected to.',
+      h('button', { class: 'primary', onclick: () => connectDrawer() }, '+ Connect provider')),
+    body);
+}
+
+/** The connect-provider drawer: choose → configure → models → save. */
+function connectDrawer() {
+  const opener = document.activeElement;
+  const s = { step: 1, entry: null, values: {}, slug: '', named: '', discovered: null, selected: new Set(), error: null, fieldErrors: {} };
+  const scrim = h('div', { class: 'scrim', onclick: () => close() });
+  const drawer = h('section', { class: 'drawer', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'drawer-title' });
+  const onKey = (ev) => { if (ev.key === 'Escape') close(); };
+  function close() {
+    scrim.remove(); drawer.remove();
+    document.removeEventListener('keydown', onKey);
+    opener?.focus?.();
+  }
+  document.addEventListener('keydown', onKey);
+
+  function body() {
+    if (s.step === 1) {
+      const search = h('input', { type: 'search', placeholder: 'Search providers', 'aria-label': 'Search providers' });
+      const grid = h('div', { class: 'catalog' });
+      const fill = () => {
+        const q = search.value.toLowerCase();
+        grid.replaceChildren(...state.catalog
+          .filter((e) => !q || e.display_name.toLowerCase().includes(q) || e.id.includes(q) || e.description.toLowerCase().includes(q))
+          .map((e) => h('button', {
+            type: 'button', 'data-kind': e.id,
+            onclick: () => { s.entry = e; s.slug = e.id; s.values = {}; s.step = 2; draw(); },
+          }, h('div', { class: 'row' }, avatar(e.display_name), h('strong', {}, e.display_name)), h('small', {}, e.description))));
+      };
+      search.addEventListener('input', fill);
+      fill();
+      setTimeout(() => search.focus());
+      return [search, grid];
+    }
+    if (s.step === 2) {
+      const e = s.entry;
+      const inputs = {};
+      const groupOf = (g) => e.fields.filter((f) => f.group === g);
+      const mk = (f) => {
+        const input = f.name === 'service_account_json'
+          ? h('textarea', { name: f.name, spellcheck: 'false', autocomplete: 'off' })
+          : h('input', { name: f.name, type: f.secret ? 'password' : 'text', autocomplete: 'off', spellcheck: 'false', placeholder: f.default || (f.name === 'base_url' ? e.default_base_url || '' : '') });
+        input.value = s.values[f.name] || '';
+        input.addEventListener('input', () => { s.values[f.name] = input.value; });
+        if (s.fieldErrors[f.name]) input.setAttribute('aria-invalid', 'true');
+        inputs[f.name] = input;
+        const label = `${f.label}${f.required ? '' : ' (optional)'}${f.secret ? ' · secret' : ''}`;
+        return field(label, input, f.help, s.fieldErrors[f.name]);
+      };
+      const slug = h('input', { name: 'slug', value: s.slug, pattern: '[a-z0-9][a-z0-9\\-]*' });
+      slug.addEventListener('input', () => { s.slug = slug.value; });
+      const named = h('textarea', { name: 'models', placeholder: 'one model name per line', spellcheck: 'false' });
+      named.value = s.named;
+      named.addEventListener('input', () => { s.named = named.value; });
+      const sections = [
+        s.error ? errorNotice(s.error, 'Validation failed') : null,
+        h('div', { class: 'who', style: 'margin-bottom:1rem' }, avatar(e.display_name),
+          h('div', {}, h('strong', {}, e.display_name), h('div', { class: 'muted', style: 'font-size:.85rem' }, e.description))),
+        // A base URL the entry has no default for is asked up front; otherwise it is an override.
+        e.default_base_url ? null : groupOf('base_url').map(mk),
+        groupOf('account').length ? h('fieldset', { class: 'card', style: 'margin-bottom:1rem' }, h('legend', {}, 'Account'), groupOf('account').map(mk)) : null,
+        h('fieldset', { class: 'card', style: 'margin-bottom:1rem' }, h('legend', {}, 'Credential'),
+          h('p', { class: 'muted', style: 'margin-top:0;font-size:.85rem' }, 'Stored encrypted; only a hint is ever shown again.'),
+          groupOf('credential').map(mk)),
+        e.named_models ? field('Models to check', named, 'This provider has no complete model list: name the models (or deployments) to check, one per line.') : null,
+        h('details', { open: s.fieldErrors.base_url && e.default_base_url ? true : null }, h('summary', {}, 'Advanced'), h('div', { style: 'margin-top:.8rem' },
+          field('Connection name (slug)', slug, 'Callers write models as slug/model. Use another slug to connect a second account.'),
+          e.default_base_url ? groupOf('base_url').map(mk) : null)),
+      ];
+      setTimeout(() => drawer.querySelector('.body input, .body textarea')?.focus());
+      return sections;
+    }
+    // Step 3: models.
+    const models = s.discovered.models;
+    const search = h('input', { type: 'search', placeholder: `Search ${models.length} models`, 'aria-label': 'Search models' });
+    const list = h('div', { class: 'models', role: 'group', 'aria-label': 'Discovered models' });
+    const count = h('span', { class: 'muted', 'aria-live': 'polite' });
+    const all = h('input', { type: 'checkbox', id: 'select-all' });
+    const visible = () => models.filter((m) => !search.value || m.id.toLowerCase().includes(search.value.toLowerCase()));
+    const fill = () => {
+      const shown = visible();
+      list.replaceChildren(...shown.map((m) => {
+        const box = h('input', { type: 'checkbox', value: m.id, checked: s.selected.has(m.id) });
+        box.addEventListener('change', () => { if (box.checked) s.selected.add(m.id); else s.selected.delete(m.id); counts(); });
+        return h('label', {}, box, h('span', { class: 'mono' }, m.id), m.owned_by ? h('small', {}, m.owned_by) : null);
+      }));
+      counts();
+    };
+    const counts = () => {
+      const shown = visible();
+      count.textContent = `${s.selected.size} of ${models.length} selected`;
+      all.checked = shown.length > 0 && shown.every((m) => s.selected.has(m.id));
+    };
+    all.addEventListener('change', () => {
+      for (const m of visible()) { if (all.checked) s.selected.add(m.id); else s.selected.delete(m.id); }
+      fill();
+    });
+    search.addEventListener('input', fill);
+    fill();
+    return [
+      s.error ? errorNotice(s.error, 'Could not save') : null,
+      h('div', { class: 'notice ok' }, h('strong', {}, 'Credential valid'), `${models.length} models discovered at ${s.discovered.base_url}. Choose the ones this project may call.`),
+      h('div', { class: 'row', style: 'margin-bottom:.6rem' }, h('div', { class: 'grow' }, search)),
+      h('div', { class: 'row', style: 'margin-bottom:.6rem' }, h('label', { for: 'select-all', style: 'display:flex;gap:.5rem;align-items:center;margin:0' }, all, 'Select all shown'), h('span', { class: 'grow' }), count),
+      list,
+    ];
+  }
+
+  function requestBody() {
+    const e = s.entry;
+    const body = { kind: e.id, account: {}, credential: {} };
+    for (const f of e.fields) {
+      const v = (s.values[f.name] || '').trim();
+      if (!v) continue;
+      if (f.group === 'account') body.account[f.name] = v;
+      else if (f.group === 'credential') body.credential[f.name] = v;
+      else if (f.name === 'base_url') body.base_url = v;
+    }
+    if (e.named_models) {
+      const names = s.named.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
+      if (names.length) body.models = names;
+    }
+    return body;
+  }
+
+  function footer() {
+    if (s.step === 1) return [h('span'), h('button', { type: 'button', onclick: close }, 'Cancel')];
+    if (s.step === 2) {
+      const go2 = h('button', { class: 'primary', type: 'button' }, 'Validate and discover');
+      go2.addEventListener('click', () => busy(go2, 'Validating…', async () => {
+        s.error = null; s.fieldErrors = {};
+        const missing = s.entry.fields.filter((f) => f.required && !(s.values[f.name] || '').trim());
+        if (missing.length) {
+          for (const f of missing) s.fieldErrors[f.name] = `${f.label} is required.`;
+          draw();
+          return;
+        }
+        try {
+          s.discovered = await api('POST', `${P()}/providers/discover`, requestBody());
+          s.selected = new Set(s.discovered.models.map((m) => m.id));
+          s.step = 3;
+        } catch (e) {
+          s.error = e;
+          // Point at the field the provider refused.
+          if (e.code === 'provider_invalid_credential') for (const f of s.entry.fields.filter((x) => x.group === 'credential' && s.values[x.name])) s.fieldErrors[f.name] = 'Refused by the provider.';
+          if (e.code === 'provider_unreachable' || e.code === 'provider_bad_base_url' || e.code === 'upstream_url_refused') s.fieldErrors.base_url = 'Check this URL.';
+        }
+        draw();
+      }));
+      return [h('button', { type: 'button', onclick: () => { s.step = 1; s.error = null; draw(); } }, '← Back'), go2];
+    }
+    const save = h('button', { class: 'primary', type: 'button' }, 'Save connection');
+    save.addEventListener('click', () => busy(save, 'Saving…', async () => {
+      s.error = null;
+      if (!s.selected.size) { s.error = new ApiError(400, { error: { message: 'Choose at least one model to expose.' } }); draw(); return; }
+      try {
+        const body = requestBody();
+        body.slug = s.slug || s.entry.id;
+        body.models = [...s.selected];
+        const p = await api('POST', `${P()}/providers`, body);
+        close();
+        toast(`${s.entry.display_name} connected with ${p.exposed.length} models`);
+        go(`#/providers/${encodeURIComponent(p.slug)}`);
+      } catch (e) { s.error = e; draw(); }
+    }));
+    return [h('button', { type: 'button', onclick: () => { s.step = 2; s.error = null; draw(); } }, '← Back'), save];
+  }
+
+  function draw() {
+    const labels = ['Choose provider', 'Credential', 'Models'];
+    drawer.replaceChildren(
+      h('header', {}, h('h2', { id: 'drawer-title', style: 'margin:0' }, s.entry ? `Connect ${s.entry.display_name}` : 'Connect a provider'),
+        h('button', { class: 'link', 'aria-label': 'Close', onclick: close }, '✕')),
+      h('ol', { class: 'steps' }, labels.map((l, i) => h('li', { 'aria-current': s.step === i + 1 ? 'step' : null, class: s.step > i + 1 ? 'done' : '' }, `${i + 1}. ${l}`))),
+      h('div', { class: 'body' }, body()),
+      h('footer', {}, footer()));
+  }
+  draw();
+  document.body.append(scrim, drawer);
+}
+
+async function providerPage(slug) {
+  const p = await api('GET', `${P()}/providers/${encodeURIComponent(slug)}`);
+  const entry = entryOf(p.kind);
+  const name = entry ? entry.display_name : p.kind;
+  const notice = h('div');
+
+  // Exposed models, toggled and saved together.
+  const exposed = new Set(p.exposed);
+  const search = h('input', { type: 'search', placeholder: 'Search models', 'aria-label': 'Search models' });
+  const list = h('div', { class: 'models' });
+  const count = h('span', { class: 'muted' });
+  const save = h('button', { class: 'primary', disabled: true }, 'Save exposed models');
+  const dirty = () => {
+    const same = exposed.size === p.exposed.length && p.exposed.every((m) => exposed.has(m));
+    save.disabled = same;
+    count.textContent = `${exposed.size} of ${p.discovered_count} exposed`;
+  };
+  const fill = () => {
+    const q = search.value.toLowerCase();
+    list.replaceChildren(...p.discovered.filter((m) => !q || m.id.toLowerCase().includes(q)).map((m) => {
+      const box = h('input', { type: 'checkbox', role: 'switch', checked: exposed.has(m.id), 'aria-label': `Expose ${m.id}` });
+      box.addEventListener('change', () => { if (box.checked) exposed.add(m.id); else exposed.delete(m.id); dirty(); });
+      return h('label', {}, h('span', { class: 'switch' }, box, h('span')), h('span', { class: 'mono' }, m.id), m.owned_by ? h('small', {}, m.owned_by) : null);
+    }));
+    dirty();
+  };
+  search.addEventListener('input', fill);
+  fill();
+  save.addEventListener('click', () => busy(save, 'Saving…', async () => {
+    try {
+      await api('PUT', `${P()}/providers/${encodeURIComponent(slug)}/models`, { exposed: [...exposed] });
+      toast('Exposed models saved');
+      render();
+    } catch (e) { notice.replaceChildren(errorNotice(e)); }
+  }));
+
+  const refresh = h('button', {}, '↻ Refresh discovery');
+  refresh.addEventListener('click', () => busy(refresh, 'Refreshing…', async () => {
+    try {
+      const r = await api('POST', `${P()}/providers/${encodeURIComponent(slug)}/refresh`, {});
+      const parts = [];
+      if (r.added.length) parts.push(`Added: ${r.added.join(', ')}`);
+      if (r.removed.length) parts.push(`Removed: ${r.removed.join(', ')}`);
+      if (r.exposed_missing?.length) parts.push(`Exposed but no longer offered: ${r.exposed_missing.join(', ')}`);
+      await render();
+      document.getElementById('provider-notice')?.replaceChildren(h('div', { class: 'notice info', role: 'status' },
+        h('strong', {}, 'Discovery refreshed'), parts.length ? parts.map((x) => h('div', {}, x)) : 'No models were added or removed.'));
+    } catch (e) { notice.replaceChildren(errorNotice(e, 'Refresh failed')); }
+  }));
+  const disconnect = h('button', { class: 'danger' }, 'Disconnect');
+  disconnect.addEventListener('click', async () => {
+    if (!await confirmDialog(`Disconnect ${name}?`, `Calls to ${p.slug}/… stop resolving, and its stored credentials are deleted. Routes that use it must be changed first.`, 'Disconnect')) return;
+    try {
+      await api('DELETE', `${P()}/providers/${encodeURIComponent(slug)}`);
+      toast(`${name} disconnected`);
+      go('#/providers');
+    } catch (e) { notice.replaceChildren(errorNotice(e, 'Could not disconnect')); }
+  });
+
+  return h('div', {},
+    h('div', { class: 'crumbs' }, h('a', { href: '#/providers' }, 'Providers'), ' / ', p.slug),
+    header(name, null, refresh, disconnect),
+    h('div', { id: 'provider-notice' }), notice,
+    h('div', { class: 'grid2' },
+      h('section', { class: 'card' }, h('h2', {}, 'Status'),
+        h('dl', { class: 'kv' },
+          h('dt', {}, 'Status'), h('dd', {}, p.last_error ? h('span', { class: 'pill bad' }, 'Error') : h('span', { class: 'pill ok' }, 'Connected')),
+          p.last_error ? [h('dt', {}, 'Last error'), h('dd', {}, p.last_error)] : null,
+          h('dt', {}, 'Connection'), h('dd', { class: 'mono' }, p.slug),
+          h('dt', {}, 'Base URL'), h('dd', { class: 'mono' }, p.base_url),
+          Object.entries(p.account || {}).map(([k, v]) => [h('dt', {}, k), h('dd', { class: 'mono' }, String(v))]),
+          h('dt', {}, 'Last validated'), h('dd', {}, ago(p.validated_at)),
+          h('dt', {}, 'Last discovery'), h('dd', {}, ago(p.discovered_at)))),
+      credentialsCard(p, entry)),
+    h('section', { class: 'card', style: 'margin-top:1rem' },
+      h('div', { class: 'row', style: 'margin-bottom:.8rem' }, h('h2', { style: 'margin:0' }, 'Models'), h('span', { class: 'grow' }), count, save),
+      h('div', { style: 'margin-bottom:.6rem' }, search), list));
+}
+
+function credentialFields(entry) {
+  return entry ? entry.fields.filter((f) => f.group === 'credential') : [{ name: 'api_key', label: 'API key', secret: true }];
+}
+
+function credentialForm(entry, onSubmit, submitLabel) {
+  const inputs = credentialFields(entry).map((f) => {
+    const i = f.name === 'service_account_json'
+      ? h('textarea', { name: f.name, autocomplete: 'off', spellcheck: 'false' })
+      : h('input', { name: f.name, type: f.secret ? 'password' : 'text', autocomplete: 'off' });
+    return [f, i];
+  });
+  const out = h('div');
+  const button = h('button', { class: 'primary', type: 'submit' }, submitLabel);
+  return {
+    out,
+    form: h('form', {
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const credential = {};
+        for (const [f, i] of inputs) if (i.value.trim()) credential[f.name] = i.value.trim();
+        busy(button, 'Validating…', () => onSubmit(credential, out));
+      },
+    }, inputs.map(([f, i]) => field(`${f.label}${f.required === false ? ' (optional)' : ''}`, i)), out, h('div', { class: 'row end' }, button)),
+  };
+}
+
+function credentialsCard(p, entry) {
+  const card = h('section', { class: 'card' });
+  const rows = p.credentials.map((c) => {
+    const rotate = h('button', { class: 'small' }, 'Rotate');
+    const del = h('button', { class: 'small danger' }, 'Delete');
+    rotate.addEventListener('click', () => {
+      const d = h('dialog', { 'aria-labelledby': 'rot-title' });
+      const { form } = credentialForm(entry, async (credential, out) => {
+        try {
+          await api('PUT', `${P()}/credentials/${encodeURIComponent(p.slug)}/${encodeURIComponent(c.id)}`, { credential });
+          d.close(); toast(`Credential ${c.name || c.id} rotated`); render();
+        } catch (e) { out.replaceChildren(errorNotice(e)); }
+      }, 'Validate and rotate');
+      d.append(h('h2', { id: 'rot-title' }, `Rotate ${c.name || c.id}`), h('p', { class: 'muted' }, 'The new secret is validated with the provider before it replaces the old one.'), form,
+        h('button', { class: 'link', onclick: () => d.close() }, 'Cancel'));
+      d.addEventListener('close', () => d.remove());
+      document.body.append(d); d.showModal();
+    });
+    del.addEventListener('click', async () => {
+      if (!await confirmDialog(`Delete credential ${c.name || c.id}?`, 'Targets that name it stop working. The default credential cannot be deleted.', 'Delete')) return;
+      try { await api('DELETE', `${P()}/credentials/${encodeURIComponent(p.slug)}/${encodeURIComponent(c.id)}`); toast('Credential deleted'); render(); }
+      catch (e) { card.prepend(errorNotice(e, 'Could not delete')); }
+    });
+    return h('tr', {},
+      h('td', {}, h('strong', {}, c.name || c.id), c.id === p.default_credential ? [' ', h('span', { class: 'pill info' }, 'default')] : null, h('div', { class: 'muted mono', style: 'font-size:.8rem' }, c.id)),
+      h('td', { class: 'mono' }, c.hint),
+      h('td', {}, h('div', { class: 'row' }, rotate, del)));
+  });
+  const add = h('button', { class: 'small' }, '+ Add credential');
+  add.addEventListener('click', () => {
+    const d = h('dialog', { 'aria-labelledby': 'add-title' });
+    const id = h('input', { required: true, pattern: '[a-z0-9][a-z0-9\\-]*' });
+    const nm = h('input');
+    const { form } = credentialForm(entry, async (credential, out) => {
+      try {
+        await api('POST', `${P()}/credentials`, { provider: p.slug, id: id.value, name: nm.value || undefined, credential });
+        d.close(); toast('Credential added'); render();
+      } catch (e) { out.replaceChildren(errorNotice(e)); }
+    }, 'Validate and add');
+    form.prepend(field('Identifier', id, 'Routes name a credential by this identifier.'), field('Name (optional)', nm));
+    d.append(h('h2', { id: 'add-title' }, 'Add a credential'), form, h('button', { class: 'link', onclick: () => d.close() }, 'Cancel'));
+    d.addEventListener('close', () => d.remove());
+    document.body.append(d); d.showModal();
+  });
+  card.append(
+    h('div', { class: 'row', style: 'margin-bottom:.6rem' }, h('h2', { style: 'margin:0' }, 'Credentials'), h('span', { class: 'grow' }), add),
+    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Hint'), h('th', {}, ''))), h('tbody', {}, rows)));
+  return card;
+}
+
+// ---------------------------------------------------------------- models
+
+async function callableNames() {
+  const [providers, routes, functions] = await Promise.all([
+    api('GET', `${P()}/providers`), api('GET', `${P()}/routes`), api('GET', `${P()}/functions`)]);
+  const rows = [];
+  for (const f of functions.data) rows.push({ name: f.name, layer: 'function', to: f.route ? `route ${f.route}` : f.model });
+  for (const r of routes.data) rows.push({ name: r.name, layer: 'route', to: `${r.strategy}: ${r.targets.map((t) => `${t.provider}/${t.model}`).join(', ')}` });
+  const bare = new Set();
+  for (const p of providers.data) {
+    for (const m of p.exposed) {
+      rows.push({ name: `${p.slug}/${m}`, layer: 'provider', to: `${p.slug} · ${m}` });
+      if (!bare.has(m)) { bare.add(m); rows.push({ name: m, layer: 'provider', to: `${p.slug} · ${m} (first provider exposing it)` }); }
+    }
+  }
+  return { rows, providers: providers.data, routes: routes.data, functions: functions.data };
+}
+
+async function modelsPage() {
+  const { rows } = await callableNames();
+  const search = h('input', { type: 'search', placeholder: 'Filter names', 'aria-label': 'Filter names' });
+  const tbody = h('tbody');
+  const pill = { function: 'warn', route: 'info', provider: 'ok' };
+  const fill = () => {
+    const q = search.value.toLowerCase();
+    tbody.replaceChildren(...rows.filter((r) => !q || r.name.toLowerCase().includes(q)).map((r) => h('tr', {},
+      h('td', { class: 'mono' }, r.name), h('td', {}, h('span', { class: `pill ${pill[r.layer]}` }, r.layer)), h('td', { class: 'muted' }, r.to),
+      h('td', {}, h('a', { href: `#/explain/${encodeURIComponent(r.name)}` }, 'Explain')))));
+  };
+  search.addEventListener('input', fill);
+  fill();
+  return h('div', {},
+    header('Models', 'Every name callers can send as "model", and the layer it resolves through (function → route → provider).'),
+    h('div', { style: 'margin-bottom:.8rem;max-width:360px' }, search),
+    rows.length ? h('div', { class: 'table' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Layer'), h('th', {}, 'Resolves to'), h('th', {}, ''))), tbody))
+      : h('div', { class: 'card empty' }, h('p', {}, 'Nothing to call yet: connect a provider first.')));
+}
+
+async function explainPage(name) {
+  const input = h('input', { value: name || '', placeholder: 'e.g. gpt-4o, openai/gpt-4o or a route name', required: true });
+  const out = h('div');
+  const show = async (n) => {
+    try {
+      const r = await api('GET', `${P()}/resolve?model=${encodeURIComponent(n)}`);
+      out.replaceChildren(h('section', { class: 'card' },
+        h('dl', { class: 'kv' },
+          h('dt', {}, 'Name'), h('dd', { class: 'mono' }, r.model),
+          h('dt', {}, 'Layer'), h('dd', {}, h('span', { class: 'pill info' }, r.layer)),
+          r.function ? [h('dt', {}, 'Function'), h('dd', {}, r.function)] : null,
+          r.route ? [h('dt', {}, 'Route'), h('dd', {}, r.route)] : null,
+          r.strategy ? [h('dt', {}, 'Strategy'), h('dd', {}, r.strategy)] : null),
+        h('h3', { style: 'margin-top:1rem' }, 'Targets, in order'),
+        h('ol', {}, r.targets.map((t) => h('li', { class: 'mono' }, `${t.provider}/${t.model}`, t.credential ? ` · credential ${t.credential}` : '', t.weight ? ` · weight ${t.weight}` : '')))));
+    } catch (e) { out.replaceChildren(errorNotice(e, 'Does not resolve')); }
+  };
+  if (name) show(name);
+  return h('div', {},
+    header('Explain a name', 'What a model name resolves to, exactly as the gateway resolves it.'),
+    h('form', { class: 'card', style: 'margin-bottom:1rem', onsubmit: (ev) => { ev.preventDefault(); history.replaceState(null, '', `#/explain/${encodeURIComponent(input.value)}`); show(input.value); } },
+      h('div', { class: 'row', style: 'align-items:flex-end' }, h('div', { class: 'grow' }, field('Model name', input)), h('button', { class: 'primary', type: 'submit', style: 'margin-bottom:1rem' }, 'Explain'))),
+    out);
+}
+
+// ---------------------------------------------------------------- routes and functions
+
+async function routesPage(name) {
+  const { providers, routes } = await callableNames();
+  const editing = name === 'new' ? { name: '', strategy: 'fallback', targets: [], policy: {} } : routes.find((r) => r.name === name);
+  const list = routes.length
+    ? h('div', { class: 'table' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Strategy'), h('th', {}, 'Targets'), h('th', {}, ''))),
+      h('tbody', {}, routes.map((r) => h('tr', {},
+        h('td', { class: 'mono' }, r.name), h('td', {}, h('span', { class: 'pill info' }, r.strategy)),
+        h('td', { class: 'muted mono', style: 'font-size:.85rem' }, r.targets.map((t) => `${t.provider}/${t.model}${r.strategy === 'loadbalance' ? ` (weight ${t.weight ?? 1})` : ''}`).join(r.strategy === 'fallback' ? ' → ' : ', ')),
+        h('td', {}, h('div', { class: 'row end' }, h('a', { class: 'button small', href: `#/routes/${encodeURIComponent(r.name)}` }, 'Edit'),
+          h('a', { class: 'button small', href: `#/explain/${encodeURIComponent(r.name)}` }, 'Explain'))))))))
+    : h('div', { class: 'card empty' }, h('h2', {}, 'No routes yet'), h('p', { class: 'muted' }, 'A route spreads one name over several targets: fallback when a provider fails, weighted load balancing, or the fastest target.'));
+  return h('div', {},
+    header('Routes', 'Names that try several targets, with retries and fallback.', h('a', { class: 'button primary', href: '#/routes/new' }, '+ New route')),
+    editing ? routeEditor(editing, name === 'new', providers) : null,
+    list);
+}
+
+function routeEditor(r, isNew, providers) {
+  const out = h('div');
+  const nameI = h('input', { value: r.name, required: true, disabled: !isNew });
+  const strategy = h('select', {}, [['fallback', 'Fallback — in order'], ['loadbalance', 'Load balance — by weight'], ['least-latency', 'Least latency']].map(([v, l]) => h('option', { value: v, selected: r.strategy === v }, l)));
+  const targets = h('div', { class: 'targets' });
+  const rowsState = r.targets.length ? r.targets.map((t) => ({ ...t })) : [{ provider: providers[0]?.slug || '', model: '', credential: '', weight: 1 }];
+  const drawTargets = () => {
+    targets.replaceChildren(...rowsState.map((t, i) => {
+      const prov = h('select', { 'aria-label': `Target ${i + 1} provider` }, providers.map((p) => h('option', { value: p.slug, selected: p.slug === t.provider }, p.slug)));
+      const p = () => providers.find((x) => x.slug === t.provider);
+      const dl = nextId('models');
+      const model = h('input', { value: t.model, list: dl, 'aria-label': `Target ${i + 1} model`, required: true, placeholder: 'model' });
+      const data = h('datalist', { id: dl }, (p()?.discovered || []).map((m) => h('option', { value: m.id })));
+      const cred = h('select', { 'aria-label': `Target ${i + 1} credential` }, h('option', { value: '' }, 'default credential'), (p()?.credentials || []).map((c) => h('option', { value: c.id, selected: c.id === t.credential }, c.name || c.id)));
+      const weight = h('input', { type: 'number', min: '0', value: t.weight ?? 1, 'aria-label': `Target ${i + 1} weight` });
+      prov.addEventListener('change', () => { t.provider = prov.value; t.credential = ''; drawTargets(); });
+      model.addEventListener('input', () => { t.model = model.value; });
+      cred.addEventListener('change', () => { t.credential = cred.value; });
+      weight.addEventListener('input', () => { t.weight = Number(weight.value); });
+      const remove = h('button', { type: 'button', class: 'small', 'aria-label': `Remove target ${i + 1}`, disabled: rowsState.length === 1, onclick: () => { rowsState.splice(i, 1); drawTargets(); } }, '✕');
+      return h('div', { class: 'target' },
+        h('div', {}, i === 0 ? h('label', {}, 'Provider') : null, prov),
+        h('div', {}, i === 0 ? h('label', {}, 'Model') : null, model, data),
+        h('div', {}, i === 0 ? h('label', {}, 'Credential') : null, cred),
+        h('div', {}, i === 0 ? h('label', {}, 'Weight') : null, weight),
+        remove);
+    }));
+  };
+  drawTargets();
+  const policy = h('textarea', { spellcheck: 'false', class: 'mono', style: 'min-height:5rem' });
+  policy.value = JSON.stringify(r.policy || {}, null, 1);
+  const save = h('button', { class: 'primary', type: 'submit' }, isNew ? 'Create route' : 'Save route');
+  const del = isNew ? null : h('button', { class: 'danger', type: 'button' }, 'Delete route');
+  del?.addEventListener('click', async () => {
+    if (!await confirmDialog(`Delete route ${r.name}?`, 'Calls to this name stop resolving (unless a provider serves it).', 'Delete')) return;
+    try { await api('DELETE', `${P()}/routes/${encodeURIComponent(r.name)}`); toast('Route deleted'); go('#/routes'); }
+    catch (e) { out.replaceChildren(errorNotice(e)); }
+  });
+  return h('form', {
+    class: 'card', style: 'margin-bottom:1rem', 'aria-label': 'Route editor',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      busy(save, 'Saving…', async () => {
+        let pol;
+        try { pol = JSON.parse(policy.value || '{}'); } catch { out.replaceChildren(errorNotice({ message: 'The policy is not valid JSON.' })); return; }
+        const body = {
+          name: nameI.value, strategy: strategy.value, policy: pol,
+          targets: rowsState.map((t) => ({ provider: t.provider, model: t.model, credential: t.credential || undefined, weight: t.weight || undefined })),
+        };
+        try {
+          if (isNew) await api('POST', `${P()}/routes`, body); else await api('PUT', `${P()}/routes/${encodeURIComponent(r.name)}`, body);
+          toast(`Route ${body.name} saved`);
+          go('#/routes');
+        } catch (e) { out.replaceChildren(errorNotice(e)); }
+      });
+    },
+  },
+  h('h2', {}, isNew ? 'New route' : `Edit ${r.name}`),
+  h('div', { class: 'grid2' }, field('Name', nameI, 'Callers send this as "model".'), field('Strategy', strategy)),
+  h('h3', {}, 'Targets'), targets,
+  h('button', { type: 'button', class: 'small', onclick: () => { rowsState.push({ provider: providers[0]?.slug || '', model: '', credential: '', weight: 1 }); drawTargets(); } }, '+ Add target'),
+  h('details', { style: 'margin-top:1rem' }, h('summary', {}, 'Retry and fallback policy (JSON)'), h('div', { style: 'margin-top:.6rem' }, field('Policy', policy, 'e.g. {"max_retries": 2, "first_byte_ms": 20000}. Empty: the defaults.'))),
+  out,
+  h('div', { class: 'row end', style: 'margin-top:1rem' }, del, h('a', { class: 'button', href: '#/routes' }, 'Cancel'), save));
+}
+
+async function functionsPage(name) {
+  const { functions, routes, rows } = await callableNames();
+  const editing = name === 'new' ? { name: '', route: routes[0]?.name || null, model: null, defaults: {} } : functions.find((f) => f.name === name);
+  return h('div', {},
+    header('Functions', 'Named purposes ("summarize", "chat-default") that point at a route or a model, with request defaults.', h('a', { class: 'button primary', href: '#/functions/new' }, '+ New function')),
+    editing ? functionEditor(editing, name === 'new', routes, rows) : null,
+    functions.length ? h('div', { class: 'table' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Points at'), h('th', {}, 'Defaults'), h('th', {}, ''))),
+      h('tbody', {}, functions.map((f) => h('tr', {},
+        h('td', { class: 'mono' }, f.name), h('td', {}, f.route ? `route ${f.route}` : `model ${f.model}`),
+        h('td', { class: 'mono muted', style: 'font-size:.8rem' }, f.defaults && Object.keys(f.defaults).length ? JSON.stringify(f.defaults) : '—'),
+        h('td', {}, h('a', { class: 'button small', href: `#/functions/${encodeURIComponent(f.name)}` }, 'Edit')))))))
+      : h('div', { class: 'card empty' }, h('h2', {}, 'No functions yet'), h('p', { class: 'muted' }, 'A function lets applications ask for a purpose while you choose, and change, the model behind it.')));
+}
+
+function functionEditor(f, isNew, routes, rows) {
+  const out = h('div');
+  const nameI = h('input', { value: f.name, required: true, disabled: !isNew });
+  const kind = h('select', {}, h('option', { value: 'route', selected: !!f.route }, 'a route'), h('option', { value: 'model', selected: !f.route }, 'a model'));
+  const routeS = h('select', {}, routes.map((r) => h('option', { value: r.name, selected: r.name === f.route }, r.name)));
+  const dl = nextId('names');
+  const modelI = h('input', { value: f.model || '', list: dl, placeholder: 'provider/model or a model name' });
+  const data = h('datalist', { id: dl }, rows.filter((r) => r.layer === 'provider').map((r) => h('option', { value: r.name })));
+  const target = h('div');
+  const showTarget = () => target.replaceChildren(kind.value === 'route' ? field('Route', routeS) : field('Model', modelI, null), data);
+  kind.addEventListener('change', showTarget);
+  showTarget();
+  const defaults = h('textarea', { class: 'mono', spellcheck: 'false', style: 'min-height:5rem' });
+  defaults.value = JSON.stringify(f.defaults || {}, null, 1);
+  const save = h('button', { class: 'primary', type: 'submit' }, isNew ? 'Create function' : 'Save function');
+  const del = isNew ? null : h('button', { class: 'danger', type: 'button' }, 'Delete function');
+  del?.addEventListener('click', async () => {
+    if (!await confirmDialog(`Delete function ${f.name}?`, 'Calls to this name stop resolving.', 'Delete')) return;
+    try { await api('DELETE', `${P()}/functions/${encodeURIComponent(f.name)}`); toast('Function deleted'); go('#/functions'); }
+    catch (e) { out.replaceChildren(errorNotice(e)); }
+  });
+  return h('form', {
+    class: 'card', style: 'margin-bottom:1rem', 'aria-label': 'Function editor',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      busy(save, 'Saving…', async () => {
+        let d;
+        try { d = JSON.parse(defaults.value || '{}'); } catch { out.replaceChildren(errorNotice({ message: 'The defaults are not valid JSON.' })); return; }
+        const body = { name: nameI.value, defaults: d };
+        if (kind.value === 'route') body.route = routeS.value; else body.model = modelI.value;
+        try {
+          if (isNew) await api('POST', `${P()}/functions`, body); else await api('PUT', `${P()}/functions/${encodeURIComponent(f.name)}`, body);
+          toast(`Function ${body.name} saved`); go('#/functions');
+        } catch (e) { out.replaceChildren(errorNotice(e)); }
+      });
+    },
+  },
+  h('h2', {}, isNew ? 'New function' : `Edit ${f.name}`),
+  h('div', { class: 'grid2' }, field('Name', nameI), field('Points at', kind)), target,
+  field('Defaults (JSON)', defaults, 'Request fields applied when a request does not set them, e.g. {"temperature": 0.2}.'),
+  out, h('div', { class: 'row end' }, del, h('a', { class: 'button', href: '#/functions' }, 'Cancel'), save));
+}
+
+// ---------------------------------------------------------------- keys
+
+function showSecret(title, secret, note) {
+  const input = h('input', { value: secret, readonly: true, 'aria-label': 'The new key' });
+  const copy = h('button', { class: 'primary', type: 'button' }, 'Copy');
+  copy.addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText(secret); copy.textContent = 'Copied'; }
+    catch { input.select(); document.execCommand?.('copy'); copy.textContent = 'Copied'; }
+  });
+  const d = h('dialog', { 'aria-labelledby': 'secret-title' },
+    h('h2', { id: 'secret-title' }, title),
+    h('div', { class: 'notice info' }, h('strong', {}, 'Copy it now'), note),
+    h('div', { class: 'secret' }, input, copy),
+    h('div', { class: 'row end', style: 'margin-top:1rem' }, h('button', { type: 'button', onclick: () => d.close() }, 'Done')));
+  d.addEventListener('close', () => { d.remove(); render(); });
+  document.body.append(d);
+  d.showModal();
+  input.select();
+}
+
+async function keysPage() {
+  const keys = (await api('GET', `${P()}/keys`)).data;
+  const out = h('div');
+  const name = h('input', { required: true, placeholder: 'e.g. backend-prod' });
+  const models = h('input', { placeholder: 'all names' });
+  const expires = h('input', { type: 'date' });
+  const create = h('button', { class: 'primary', type: 'submit' }, 'Create key');
+  const form = h('form', {
+    class: 'card', style: 'margin-bottom:1rem', 'aria-label': 'New key',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      busy(create, 'Creating…', async () => {
+        const body = { name: name.value };
+        const m = models.value.split(',').map((x) => x.trim()).filter(Boolean);
+        if (m.length) body.models = m;
+        if (expires.value) body.expires_at = new Date(`${expires.value}T23:59:59Z`).toISOString();
+        try {
+          const k = await api('POST', `${P()}/keys`, body);
+          state.lastKey = k.key;
+          showSecret(`Key ${k.name} created`, k.key, 'This is the only time the key is shown. Applications send it as "x-to11-authorization: Bearer …".');
+        } catch (e) { out.replaceChildren(errorNotice(e)); }
+      });
+    },
+  },
+  h('h2', {}, 'New gateway key'),
+  h('div', { class: 'grid2' }, field('Name', name), field('Expires (optional)', expires)),
+  field('Allowed models (optional)', models, 'Comma-separated names this key may call; empty: every name.'),
+  out, h('div', { class: 'row end' }, create));
+  const rows = keys.map((k) => {
+    const revoke = h('button', { class: 'small danger' }, 'Revoke');
+    revoke.addEventListener('click', async () => {
+      if (!await confirmDialog(`Revoke ${k.name}?`, 'Applications using this key are refused at once, on every replica.', 'Revoke key')) return;
+      try { await api('DELETE', `${P()}/keys/${k.id}`); toast(`Key ${k.name} revoked`); render(); }
+      catch (e) { out.replaceChildren(errorNotice(e)); }
+    });
+    return h('tr', {},
+      h('td', {}, h('strong', {}, k.name)), h('td', { class: 'mono' }, k.hint),
+      h('td', { class: 'muted' }, k.models ? k.models.join(', ') : 'all'),
+      h('td', { class: 'muted' }, k.expires_at ? new Date(k.expires_at).toLocaleDateString() : 'never'),
+      h('td', { class: 'muted' }, ago(k.created_at)), h('td', {}, revoke));
+  });
+  return h('div', {},
+    header('Keys', 'Gateway keys applications call to11 with.'),
+    form,
+    keys.length ? h('div', { class: 'table' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Key'), h('th', {}, 'Models'), h('th', {}, 'Expires'), h('th', {}, 'Created'), h('th', {}, ''))),
+      h('tbody', {}, rows)))
+      : h('div', { class: 'card empty' }, h('p', { class: 'muted' }, 'No keys yet.')));
+}
+
+// ---------------------------------------------------------------- playground
+
+function gatewayUrl() {
+  const saved = localStorage.getItem('to11.gateway');
+  let u = saved || state.session.gateway_url || '';
+  // A gateway listening on every interface is reached on the host the dashboard came from.
+  u = u.replace('://0.0.0.0', `://${location.hostname}`).replace('://[::]', `://${location.hostname}`);
+  return u.replace(/\/$/, '');
+}
+
+const SHOWN_HEADERS = ['x-to11-layer', 'x-to11-provider', 'x-to11-upstream-model', 'x-to11-route', 'x-to11-function', 'x-to11-attempts', 'x-to11-request-id'];
+
+async function playgroundPage() {
+  const { rows } = await callableNames();
+  const key = h('input', { type: 'password', value: state.lastKey || '', autocomplete: 'off', placeholder: 'to11_gk_…' });
+  const model = h('select', {}, rows.map((r) => h('option', { value: r.name }, `${r.name} (${r.layer})`)));
+  const gw = h('input', { value: gatewayUrl(), placeholder: 'http://127.0.0.1:8080' });
+  const system = h('input', { placeholder: 'optional' });
+  const message = h('textarea', { required: true }, 'Say hello in five words.');
+  const stream = h('input', { type: 'checkbox', id: 'pg-stream', checked: true });
+  const answer = h('div', { class: 'answer', 'aria-live': 'polite', 'aria-label': 'Answer' });
+  const meta = h('dl', { class: 'kv headers' });
+  const out = h('div');
+  const send = h('button', { class: 'primary', type: 'submit' }, 'Send');
+  const form = h('form', {
+    class: 'card', 'aria-label': 'Playground',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      localStorage.setItem('to11.gateway', gw.value);
+      busy(send, 'Sending…', () => runChat());
+    },
+  },
+  h('div', { class: 'grid2' }, field('Gateway key', key, state.lastKey ? 'The key you created last in this tab.' : 'A gateway key of this project (Keys page).'), field('Model', model)),
+  field('Message', message),
+  h('div', { class: 'grid2' }, field('System prompt', system), field('Gateway URL', gw)),
+  h('div', { class: 'row' }, h('label', { for: 'pg-stream', style: 'display:flex;gap:.5rem;align-items:center;margin:0;font-weight:500' }, stream, 'Stream the answer'), h('span', { class: 'grow' }), send));
+
+  async function runChat() {
+    answer.textContent = '';
+    meta.replaceChildren();
+    out.replaceChildren();
+    const messages = [];
+    if (system.value.trim()) messages.push({ role: 'system', content: system.value });
+    messages.push({ role: 'user', content: message.value });
+    let r;
+    try {
+      r = await fetch(`${gw.value.replace(/\/$/, '')}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-to11-authorization': `Bearer ${key.value.trim()}` },
+        body: JSON.stringify({ model: model.value, messages, stream: stream.checked }),
+      });
+    } catch (e) {
+      out.replaceChildren(errorNotice({ message: `The gateway at ${gw.value} could not be reached (${e.message}).` }, 'No answer'));
+      return;
+    }
+    meta.append(h('dt', {}, 'status'), h('dd', { class: 'mono' }, String(r.status)));
+    for (const name of SHOWN_HEADERS) {
+      const v = r.headers.get(name);
+      if (v) meta.append(h('dt', {}, name), h('dd', { class: 'mono' }, v));
+    }
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      out.replaceChildren(errorNotice({ message: body.error?.message || `HTTP ${r.status}`, code: body.error?.code }, 'The gateway refused the call'));
+      return;
+    }
+    if (!stream.checked) {
+      const body = await r.json();
+      answer.textContent = body.choices?.[0]?.message?.content ?? JSON.stringify(body);
+      return;
+    }
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const event = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        for (const line of event.split('\n')) {
+          if (!line.startsWith('data: ')) continue;
+          const data = line.slice(6);
+          if (data === '[DONE]') continue;
+          let chunk;
+          try { chunk = JSON.parse(data); } catch { continue; }
+          if (chunk.error) { out.replaceChildren(errorNotice({ message: chunk.error.message, code: chunk.error.code }, 'The stream ended with an error')); continue; }
+          answer.textContent += chunk.choices?.[0]?.delta?.content || '';
+        }
+      }
+    }
+  }
+
+  return h('div', {},
+    header('Playground', 'Send a chat message through the gateway, as an application would.'),
+    rows.length ? null : h('div', { class: 'notice info' }, 'Connect a provider first: there is no model to call yet.'),
+    form,
+    h('div', { class: 'grid2', style: 'margin-top:1rem' },
+      h('section', { class: 'card' }, h('h2', {}, 'Answer'), out, answer),
+      h('section', { class: 'card' }, h('h2', {}, 'Resolution'), h('p', { class: 'muted', style: 'margin-top:0' }, 'Response headers: how the name resolved and who served it.'), meta)));
+}
+
+const VIEWS = {
+  providers: (arg) => (arg ? providerPage(arg) : providersPage()),
+  models: modelsPage,
+  routes: routesPage,
+  functions: functionsPage,
+  explain: explainPage,
+  keys: keysPage,
+  playground: playgroundPage,
+};
+
+boot();
