@@ -68,7 +68,10 @@ fn embedded_binary_starts_with_no_external_service_and_prints_token_once() {
             .expect("spawn to11")
     };
     let mut child = run();
-    let lines = read_lines_until(&mut child, &["gateway", "API", "operator token"]);
+    let lines = read_lines_until(
+        &mut child,
+        &["gateway", "dashboard", "API", "operator token"],
+    );
     let token = value_after(&lines, "operator token (shown once, keep it safe): ");
     let api = value_after(&lines, "API      ");
     assert!(token.starts_with("to11_op_"), "{lines:?}");
@@ -76,6 +79,8 @@ fn embedded_binary_starts_with_no_external_service_and_prints_token_once() {
     assert_eq!(status(&format!("{api}/projects"), "wrong"), "401");
     let gw = value_after(&lines, "gateway  ");
     assert_eq!(status(&format!("{gw}/healthz"), ""), "200");
+    let dashboard = value_after(&lines, "dashboard ");
+    assert_eq!(status(&dashboard, ""), "200");
     let _ = child.kill();
     let _ = child.wait();
 

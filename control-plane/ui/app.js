@@ -81,8 +81,10 @@ const P = () => `/projects/${encodeURIComponent(state.project.slug)}`;
 
 function toast(text, kind = '') {
   const t = h('div', { class: `toast ${kind}` }, text);
-  document.getElementById('toasts').append(t);
-  setTimeout(() => t.remove(), 4500);
+  const box = document.getElementById('toasts');
+  box.append(t);
+  while (box.children.length > 3) box.firstChild.remove();
+  setTimeout(() => t.remove(), 4000);
 }
 
 function ago(iso) {
@@ -751,7 +753,7 @@ async function explainPage(name) {
           r.route ? [h('dt', {}, 'Route'), h('dd', {}, r.route)] : null,
           r.strategy ? [h('dt', {}, 'Strategy'), h('dd', {}, r.strategy)] : null),
         h('h3', { style: 'margin-top:1rem' }, 'Targets, in order'),
-        h('ol', {}, r.targets.map((t) => h('li', { class: 'mono' }, `${t.provider}/${t.model}`, t.credential ? ` · credential ${t.credential}` : '', t.weight ? ` · weight ${t.weight}` : '')))));
+        h('ol', {}, r.targets.map((t) => h('li', { class: 'mono' }, `${t.provider}/${t.model}`, t.credential ? ` · credential ${t.credential}` : '', r.strategy === 'loadbalance' ? ` · weight ${t.weight}` : '')))));
     } catch (e) { out.replaceChildren(errorNotice(e, 'Does not resolve')); }
   };
   if (name) show(name);
@@ -796,7 +798,8 @@ function routeEditor(r, isNew, providers) {
       const model = h('input', { value: t.model, list: dl, 'aria-label': `Target ${i + 1} model`, required: true, placeholder: 'model' });
       const data = h('datalist', { id: dl }, (p()?.discovered || []).map((m) => h('option', { value: m.id })));
       const cred = h('select', { 'aria-label': `Target ${i + 1} credential` }, h('option', { value: '' }, 'default credential'), (p()?.credentials || []).map((c) => h('option', { value: c.id, selected: c.id === t.credential }, c.name || c.id)));
-      const weight = h('input', { type: 'number', min: '0', value: t.weight ?? 1, 'aria-label': `Target ${i + 1} weight` });
+      // Weights matter only when load balancing.
+      const weight = h('input', { type: 'number', min: '0', value: t.weight ?? 1, 'aria-label': `Target ${i + 1} weight`, disabled: strategy.value !== 'loadbalance', title: 'Used by the load-balance strategy' });
       prov.addEventListener('change', () => { t.provider = prov.value; t.credential = ''; drawTargets(); });
       model.addEventListener('input', () => { t.model = model.value; });
       cred.addEventListener('change', () => { t.credential = cred.value; });
@@ -811,6 +814,7 @@ function routeEditor(r, isNew, providers) {
     }));
   };
   drawTargets();
+  strategy.addEventListener('change', drawTargets);
   const policy = h('textarea', { spellcheck: 'false', class: 'mono', style: 'min-height:5rem' });
   policy.value = JSON.stringify(r.policy || {}, null, 1);
   const save = h('button', { class: 'primary', type: 'submit' }, isNew ? 'Create route' : 'Save route');

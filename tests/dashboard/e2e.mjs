@@ -124,6 +124,29 @@ try {
     await page.getByText('2 of 2 exposed').waitFor();
   });
 
+  await run('credentials: rotate (validated first), add a second, delete it', async () => {
+    await page.getByRole('row', { name: /default/ }).getByRole('button', { name: 'Rotate' }).click();
+    let dialog = page.getByRole('dialog', { name: 'Rotate default' });
+    await dialog.getByLabel(/^API key/).fill('sk-wrong');
+    await dialog.getByRole('button', { name: 'Validate and rotate' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'refused this credential' }).waitFor();
+    await dialog.getByLabel(/^API key/).fill(MOCK_KEY);
+    await dialog.getByRole('button', { name: 'Validate and rotate' }).click();
+    await page.getByText('Credential default rotated').waitFor();
+    await page.getByRole('button', { name: '+ Add credential' }).click();
+    dialog = page.getByRole('dialog', { name: 'Add a credential' });
+    await dialog.getByLabel('Identifier').fill('backup');
+    await dialog.getByLabel('Name (optional)').fill('Backup key');
+    await dialog.getByLabel(/^API key/).fill(MOCK_KEY);
+    await dialog.getByRole('button', { name: 'Validate and add' }).click();
+    await page.getByRole('row', { name: /Backup key/ }).waitFor();
+    await shot('06b-credentials');
+    await page.getByRole('row', { name: /Backup key/ }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog', { name: 'Delete credential Backup key?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Credential deleted').waitFor();
+    await page.getByRole('row', { name: /Backup key/ }).waitFor({ state: 'detached' });
+  });
+
   let key;
   await run('create a key: shown once, with a copy button', async () => {
     await page.getByRole('link', { name: 'Keys' }).click();
@@ -225,6 +248,16 @@ try {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Forged' }),
     })).status);
     check(status === 403, `403 without x-to11-csrf (got ${status})`);
+  });
+
+  await run('an operator creates a second project and switches between them', async () => {
+    await page.getByRole('button', { name: '+ New project' }).click();
+    await page.getByRole('dialog', { name: 'New project' }).getByLabel('Name').fill('Beta');
+    await page.getByRole('dialog', { name: 'New project' }).getByRole('button', { name: 'Create project' }).click();
+    await page.getByRole('heading', { name: 'Connect your first provider' }).waitFor();
+    await page.locator('#project-picker').selectOption('acme');
+    await page.getByRole('link', { name: 'OpenAI-compatible' }).waitFor();
+    await shot('14-providers');
   });
 
   await run('sign out', async () => {

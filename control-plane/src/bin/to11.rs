@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         "gateway  http://{}  (send your to11 key as x-to11-authorization)",
         e.gateway.addr
     );
+    println!("dashboard http://{}/", e.control_plane.addr);
     println!("API      http://{}/api/v1", e.control_plane.addr);
     if let Some(t) = &e.generated_admin_token {
         println!("operator token (shown once, keep it safe): {t}");
