@@ -766,6 +766,26 @@ async function explainPage(name) {
 
 // ---------------------------------------------------------------- routes and functions
 
+/** An editor's delete button: confirms, deletes `path`, then goes back to `back`. */
+function deleteButton(kind, name, consequence, path, back, out) {
+  const b = h('button', { class: 'danger', type: 'button' }, `Delete ${kind}`);
+  b.addEventListener('click', async () => {
+    if (!await confirmDialog(`Delete ${kind} ${name}?`, consequence, 'Delete')) return;
+    try { await api('DELETE', path); toast(`The ${kind} ${name} was deleted`); go(back); }
+    catch (e) { out.replaceChildren(errorNotice(e)); }
+  });
+  return b;
+}
+
+/** The JSON in `textarea` (`{}` when empty), or `undefined` after saying what is wrong in `out`. */
+function jsonOf(textarea, what, out) {
+  try { return JSON.parse(textarea.value || '{}'); } catch (e) {
+    textarea.setAttribute('aria-invalid', 'true');
+    out.replaceChildren(errorNotice({ message: `${what} is not valid JSON (${e.message}).` }));
+    return undefined;
+  }
+}
+
 async function routesPage(name) {
   const { providers, routes } = await callableNames();
   const editing = name === 'new' ? { name: '', strategy: 'fallback', targets: [], policy: {} } : routes.find((r) => r.name === name);
@@ -818,19 +838,14 @@ function routeEditor(r, isNew, providers) {
   const policy = h('textarea', { spellcheck: 'false', class: 'mono', style: 'min-height:5rem' });
   policy.value = JSON.stringify(r.policy || {}, null, 1);
   const save = h('button', { class: 'primary', type: 'submit' }, isNew ? 'Create route' : 'Save route');
-  const del = isNew ? null : h('button', { class: 'danger', type: 'button' }, 'Delete route');
-  del?.addEventListener('click', async () => {
-    if (!await confirmDialog(`Delete route ${r.name}?`, 'Calls to this name stop resolving (unless a provider serves it).', 'Delete')) return;
-    try { await api('DELETE', `${P()}/routes/${encodeURIComponent(r.name)}`); toast('Route deleted'); go('#/routes'); }
-    catch (e) { out.replaceChildren(errorNotice(e)); }
-  });
+  const del = isNew ? null : deleteButton('route', r.name, 'Calls to this name stop resolving (unless a provider serves it).', `${P()}/routes/${encodeURIComponent(r.name)}`, '#/routes', out);
   return h('form', {
     class: 'card', style: 'margin-bottom:1rem', 'aria-label': 'Route editor',
     onsubmit: (ev) => {
       ev.preventDefault();
       busy(save, 'Saving…', async () => {
-        let pol;
-        try { pol = JSON.parse(policy.value || '{}'); } catch { out.replaceChildren(errorNotice({ message: 'The policy is not valid JSON.' })); return; }
+        const pol = jsonOf(policy, 'The policy', out);
+        if (pol === undefined) return;
         const body = {
           name: nameI.value, strategy: strategy.value, policy: pol,
           targets: rowsState.map((t) => ({ provider: t.provider, model: t.model, credential: t.credential || undefined, weight: t.weight || undefined })),
@@ -882,19 +897,14 @@ function functionEditor(f, isNew, routes, rows) {
   const defaults = h('textarea', { class: 'mono', spellcheck: 'false', style: 'min-height:5rem' });
   defaults.value = JSON.stringify(f.defaults || {}, null, 1);
   const save = h('button', { class: 'primary', type: 'submit' }, isNew ? 'Create function' : 'Save function');
-  const del = isNew ? null : h('button', { class: 'danger', type: 'button' }, 'Delete function');
-  del?.addEventListener('click', async () => {
-    if (!await confirmDialog(`Delete function ${f.name}?`, 'Calls to this name stop resolving.', 'Delete')) return;
-    try { await api('DELETE', `${P()}/functions/${encodeURIComponent(f.name)}`); toast('Function deleted'); go('#/functions'); }
-    catch (e) { out.replaceChildren(errorNotice(e)); }
-  });
+  const del = isNew ? null : deleteButton('function', f.name, 'Calls to this name stop resolving.', `${P()}/functions/${encodeURIComponent(f.name)}`, '#/functions', out);
   return h('form', {
     class: 'card', style: 'margin-bottom:1rem', 'aria-label': 'Function editor',
     onsubmit: (ev) => {
       ev.preventDefault();
       busy(save, 'Saving…', async () => {
-        let d;
-        try { d = JSON.parse(defaults.value || '{}'); } catch { out.replaceChildren(errorNotice({ message: 'The defaults are not valid JSON.' })); return; }
+        const d = jsonOf(defaults, 'The defaults', out);
+        if (d === undefined) return;
         const body = { name: nameI.value, defaults: d };
         if (kind.value === 'route') body.route = routeS.value; else body.model = modelI.value;
         try {

@@ -250,6 +250,19 @@ try {
     check(status === 403, `403 without x-to11-csrf (got ${status})`);
   });
 
+  await run('delete the function, then the route, from their editors', async () => {
+    await page.getByRole('link', { name: 'Functions' }).click();
+    await page.getByRole('row', { name: /answer-ticket/ }).getByRole('link', { name: 'Edit' }).click();
+    await page.getByRole('button', { name: 'Delete function' }).click();
+    await page.getByRole('dialog', { name: 'Delete function answer-ticket?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('heading', { name: 'No functions yet' }).waitFor();
+    await page.getByRole('link', { name: 'Routes' }).click();
+    await page.getByRole('row', { name: /support-chat/ }).getByRole('link', { name: 'Edit' }).click();
+    await page.getByRole('button', { name: 'Delete route' }).click();
+    await page.getByRole('dialog', { name: 'Delete route support-chat?' }).getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('heading', { name: 'No routes yet' }).waitFor();
+  });
+
   await run('an operator creates a second project and switches between them', async () => {
     await page.getByRole('button', { name: '+ New project' }).click();
     await page.getByRole('dialog', { name: 'New project' }).getByLabel('Name').fill('Beta');

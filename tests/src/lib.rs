@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod breaking;
+pub mod checker;
 pub mod client;
 pub mod mock;
 pub mod native_mock;

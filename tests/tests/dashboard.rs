@@ -14,6 +14,7 @@ use std::process::Command;
 use awc::http::Method;
 use bytes::Bytes;
 use serde_json::{json, Value};
+use to11_tests::checker::run_checks;
 use to11_tests::client::{gateway, ApiClient};
 use to11_tests::mock::MockUpstream;
 use to11_tests::sandbox::embedded;
@@ -58,30 +59,16 @@ async fn the_dashboard_end_to_end_in_chromium() {
     let token = gw.info.generated_admin_token.clone().expect("token");
     let shots = root().join("tests/output/dashboard");
     let _ = std::fs::remove_dir_all(&shots);
-    let (api, base) = (format!("http://{}", gw.info.api), mock.base_url());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(root().join("tests/dashboard/e2e.mjs"))
-            .current_dir(root().join("tests/dashboard"))
-            .env("TO11_API", api)
-            .env("TO11_ADMIN_TOKEN", token)
-            .env("TO11_MOCK_BASE", base)
-            .env("TO11_MOCK_KEY", "sk-mock-dashboard")
-            .env("TO11_SHOTS", shots)
-            .env("CHROMIUM", browser)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "dashboard checks failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all dashboard checks passed"));
+    let mut cmd = Command::new("node");
+    cmd.arg(root().join("tests/dashboard/e2e.mjs"))
+        .current_dir(root().join("tests/dashboard"))
+        .env("TO11_API", format!("http://{}", gw.info.api))
+        .env("TO11_ADMIN_TOKEN", token)
+        .env("TO11_MOCK_BASE", mock.base_url())
+        .env("TO11_MOCK_KEY", "sk-mock-dashboard")
+        .env("TO11_SHOTS", shots)
+        .env("CHROMIUM", browser);
+    run_checks(cmd, "the dashboard checks", "all dashboard checks passed").await;
     // The playground's calls really went through the gateway to the provider.
     assert!(mock.count("/v1/chat/completions") >= 2);
     gw.stop();
@@ -108,6 +95,13 @@ async fn call(
         .header("set-cookie")
         .map(|c| c.split(';').next().unwrap_or("").to_string());
     (r.status, r.json(), cookie)
+}
+
+/// The status of a GET made with only a session cookie.
+async fn get_with(addr: std::net::SocketAddr, path: &str, cookie: &str) -> u16 {
+    call(addr, Method::GET, path, &[("cookie", cookie)], None)
+        .await
+        .0
 }
 
 #[actix_rt::test]
@@ -234,23 +228,9 @@ async fn sessions_resist_csrf_and_end_with_their_key() {
     .await;
     assert_eq!((s, v["principal"].as_str()), (200, Some("project")), "{v}");
     let mcookie = mcookie.expect("cookie");
-    let (s, _, _) = call(
-        cp,
-        Method::GET,
-        "/api/v1/projects/s/keys",
-        &[("cookie", &mcookie)],
-        None,
-    )
-    .await;
+    let s = get_with(cp, "/api/v1/projects/s/keys", &mcookie).await;
     assert_eq!(s, 200);
-    let (s, _, _) = call(
-        cp,
-        Method::GET,
-        "/api/v1/projects/real",
-        &[("cookie", &mcookie)],
-        None,
-    )
-    .await;
+    let s = get_with(cp, "/api/v1/projects/real", &mcookie).await;
     assert_eq!(
         s, 404,
         "another project is invisible to a management key's session"
@@ -262,14 +242,7 @@ async fn sessions_resist_csrf_and_end_with_their_key() {
         ))
         .await;
     assert_eq!(s, 200);
-    let (s, _, _) = call(
-        cp,
-        Method::GET,
-        "/api/v1/projects/s/keys",
-        &[("cookie", &mcookie)],
-        None,
-    )
-    .await;
+    let s = get_with(cp, "/api/v1/projects/s/keys", &mcookie).await;
     assert_eq!(s, 401, "the revoked key's session is over");
 
     // Signing out ends the session.
@@ -283,14 +256,7 @@ async fn sessions_resist_csrf_and_end_with_their_key() {
     .await;
     assert_eq!(s, 204);
     assert!(cleared.is_some_and(|c| c == "to11_session="));
-    let (s, _, _) = call(
-        cp,
-        Method::GET,
-        "/api/v1/projects",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let s = get_with(cp, "/api/v1/projects", &cookie).await;
     assert_eq!(s, 401);
 
     // The page itself: served with a CSP that allows no foreign script.

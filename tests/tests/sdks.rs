@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::json;
+use to11_tests::checker::run_checks;
 use to11_tests::client::{wait_version, ApiClient};
 use to11_tests::mock::MockUpstream;
 use to11_tests::native_mock::{
@@ -88,25 +89,11 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     )
     .await;
 
-    let gateway = format!("http://{}", gw.info.gateway);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(py)
-            .arg(root().join("tests/sdk/check_sdks.py"))
-            .env("TO11_GATEWAY", gateway)
-            .env("TO11_KEY", gk)
-            .output()
-            .expect("the SDK checks run")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "SDK checks failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all SDK checks passed"));
+    let mut cmd = Command::new(py);
+    cmd.arg(root().join("tests/sdk/check_sdks.py"))
+        .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
+        .env("TO11_KEY", gk);
+    run_checks(cmd, "the SDK checks", "all SDK checks passed").await;
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
