@@ -221,37 +221,15 @@ async fn forward_inner(
                         .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?,
                     None => body.to_vec(),
                 };
-                let translated = match plan.body {
-                    BodyEdit::MessagesToOpenAi => {
-                        messages_in::request(&source, &target.model, api.max_tokens_field)
-                            .map(|b| (b, anthropic::Asked::default()))
-                    }
-                    BodyEdit::OpenAiToAnthropic { .. } => {
-                        anthropic::request(&source, &target.model)
-                    }
-                    // Gemini and Converse, from OpenAI chat (Messages in goes through chat first).
-                    // They take images only as bytes: http(s) ones are fetched and inlined.
-                    _ => {
-                        let chat = match plan.body {
-                            BodyEdit::MessagesToGemini | BodyEdit::MessagesToConverse => {
-                                messages_in::request(&source, &target.model, "max_tokens")
-                            }
-                            _ => Ok(source),
-                        };
-                        match chat {
-                            Ok(chat) => {
-                                let chat = images.inline(chat, &ctx.settings).await?;
-                                match plan.body {
-                                    BodyEdit::OpenAiToGemini | BodyEdit::MessagesToGemini => {
-                                        gemini::request(&chat)
-                                    }
-                                    _ => bedrock::request(&chat),
-                                }
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                };
+                let translated = translate(
+                    plan.body,
+                    source,
+                    &target.model,
+                    api.max_tokens_field,
+                    &mut images,
+                    &ctx.settings,
+                )
+                .await?;
                 match translated {
                     Ok((b, a)) => {
                         asked = a;
@@ -498,6 +476,38 @@ fn counts_against_target(o: Outcome) -> bool {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The client's body in the target's format, for a `BodyEdit` that translates. Gemini and
+/// Converse are reached from OpenAI chat (Messages in goes through chat first) and take images
+/// only as bytes: http(s) ones are fetched (once per request) and inlined before translating.
+async fn translate(
+    edit: BodyEdit,
+    source: Vec<u8>,
+    model: &str,
+    max_tokens_field: &str,
+    images: &mut super::images::Images,
+    settings: &crate::config::Settings,
+) -> Result<Result<(Vec<u8>, anthropic::Asked), TranslateError>, GatewayError> {
+    let chat = match edit {
+        BodyEdit::MessagesToOpenAi => {
+            return Ok(messages_in::request(&source, model, max_tokens_field)
+                .map(|b| (b, anthropic::Asked::default())))
+        }
+        BodyEdit::OpenAiToAnthropic { .. } => return Ok(anthropic::request(&source, model)),
+        BodyEdit::MessagesToGemini | BodyEdit::MessagesToConverse => {
+            match messages_in::request(&source, model, "max_tokens") {
+                Ok(chat) => chat,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        _ => source,
+    };
+    let chat = images.inline(chat, settings).await?;
+    Ok(match edit {
+        BodyEdit::OpenAiToGemini | BodyEdit::MessagesToGemini => gemini::request(&chat),
+        _ => bedrock::request(&chat),
+    })
 }
 
 /// A failed attempt: an upstream answer (buffered, deliverable in the client's dialect as the

@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use super::sse::Event;
 use super::{
-    chunk, finish_reason, json_tool, openai_error, push_turn, stop_list, tool_arguments,
-    usage_chunk, TranslateError, JSON_TOOL,
+    assistant_message, chunk, finish_reason, image_url, json_tool, openai_error, push_turn,
+    stop_list, tool_arguments, usage_chunk, ImageUrl, TranslateError, JSON_TOOL,
 };
 
 /// `max_tokens` when the request sets none (Anthropic requires it).
@@ -239,20 +239,14 @@ fn part(p: &Value) -> Result<Value, TranslateError> {
                 .as_str()
                 .or(p["image_url"].as_str())
                 .ok_or_else(|| invalid("image_url has no url"))?;
-            if let Some(rest) = url.strip_prefix("data:") {
-                let (meta, data) = rest
-                    .split_once(',')
-                    .ok_or_else(|| invalid("malformed data URL"))?;
-                let media = meta
-                    .strip_suffix(";base64")
-                    .ok_or_else(|| unsupported("data URLs that are not base64"))?;
-                Ok(
-                    json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}),
-                )
-            } else if url.starts_with("https://") || url.starts_with("http://") {
-                Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
-            } else {
-                Err(invalid("image_url must be an http(s) or data URL"))
+            match image_url(url, unsupported)? {
+                ImageUrl::Data { mime, data } => Ok(
+                    json!({"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}),
+                ),
+                ImageUrl::Http(url) => {
+                    Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+                }
+                ImageUrl::Other => Err(invalid("image_url must be an http(s) or data URL")),
             }
         }
         Some(other) => Err(unsupported(&format!("'{other}' content parts"))),
@@ -362,13 +356,7 @@ pub fn response(body: &[u8], created: i64, asked: Asked) -> Result<Vec<u8>, Stri
             _ => {}
         }
     }
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = reasoning.into();
-    }
+    let message = assistant_message(text, calls, reasoning);
     let out = json!({"id": m["id"], "object": "chat.completion", "created": created, "model": m["model"],
         "choices": [{"index": 0, "message": message, "logprobs": null,
             "finish_reason": asked.finish(m["stop_reason"].as_str().unwrap_or("end_turn"))}],

@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::anthropic::Asked;
 use super::{
-    chunk, json_tool, openai_error, push_turn, stop_list, tool_arguments, usage_chunk,
-    TranslateError, JSON_TOOL,
+    assistant_message, chunk, image_url, json_tool, openai_error, push_turn, stop_list,
+    tool_arguments, usage_chunk, ImageUrl, TranslateError, JSON_TOOL,
 };
 use crate::eventstream::Frame;
 
@@ -171,12 +171,12 @@ fn blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
                         .as_str()
                         .ok_or_else(|| invalid("image_url has no url"))?;
                     // http(s) images were fetched and inlined by the data plane.
-                    let rest = url.strip_prefix("data:image/").ok_or_else(|| {
-                        unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")
-                    })?;
-                    let (format, data) = rest
-                        .split_once(";base64,")
-                        .ok_or_else(|| unsupported("data URLs that are not base64"))?;
+                    let (format, data) = match image_url(url, unsupported)? {
+                        ImageUrl::Data { mime, data } if mime.starts_with("image/") => {
+                            (&mime["image/".len()..], data)
+                        }
+                        _ => return Err(unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")),
+                    };
                     let format = if format == "jpg" { "jpeg" } else { format };
                     if !["png", "jpeg", "gif", "webp"].contains(&format) {
                         return Err(unsupported(&format!(
@@ -288,13 +288,7 @@ pub fn response(body: &[u8], model: &str, created: i64, asked: Asked) -> Result<
             reasoning.push_str(t);
         }
     }
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = reasoning.into();
-    }
+    let message = assistant_message(text, calls, reasoning);
     let out = json!({"id": STREAM_ID, "object": "chat.completion", "created": created, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null,
             "finish_reason": asked.finish(r["stopReason"].as_str().unwrap_or("end_turn"))}],

@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 
 use super::sse::Event;
 use super::{
-    chunk, openai_error, push_turn, stop_list, tool_arguments, usage_chunk, StreamTranslator,
-    TranslateError,
+    assistant_message, chunk, image_url, openai_error, push_turn, stop_list, tool_arguments,
+    usage_chunk, ImageUrl, StreamTranslator, TranslateError,
 };
 
 fn unsupported(what: &str) -> TranslateError {
@@ -193,16 +193,12 @@ fn parts(c: &Value) -> Result<Vec<Value>, TranslateError> {
                         .as_str()
                         .ok_or_else(|| invalid("image_url has no url"))?;
                     // http(s) images were fetched and inlined by the data plane.
-                    let rest = url.strip_prefix("data:").ok_or_else(|| {
-                        unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")
-                    })?;
-                    let (meta, data) = rest
-                        .split_once(',')
-                        .ok_or_else(|| invalid("malformed data URL"))?;
-                    let mime = meta
-                        .strip_suffix(";base64")
-                        .ok_or_else(|| unsupported("data URLs that are not base64"))?;
-                    Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
+                    match image_url(url, unsupported)? {
+                        ImageUrl::Data { mime, data } => {
+                            Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
+                        }
+                        _ => Err(unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")),
+                    }
                 }
                 Some(other) => Err(unsupported(&format!("'{other}' content parts"))),
                 None => Err(invalid("a content part has no type")),
@@ -344,14 +340,8 @@ pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, Strin
     let mut choices = Vec::new();
     for (i, c) in r["candidates"].as_array().into_iter().flatten().enumerate() {
         let (text, calls, reasoning) = split_parts(&c["content"]["parts"], i, 0);
-        let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
         let called = !calls.is_empty();
-        if called {
-            message["tool_calls"] = Value::Array(calls);
-        }
-        if !reasoning.is_empty() {
-            message["reasoning_content"] = reasoning.into();
-        }
+        let message = assistant_message(text, calls, reasoning);
         choices.push(json!({"index": c["index"].as_u64().unwrap_or(i as u64), "message": message, "logprobs": null,
             "finish_reason": finish(c["finishReason"].as_str().unwrap_or("STOP"), called)}));
     }

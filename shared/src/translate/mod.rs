@@ -154,6 +154,54 @@ pub(crate) fn json_tool(
     }))
 }
 
+/// What an OpenAI `image_url` URL holds.
+pub(crate) enum ImageUrl<'a> {
+    /// A base64 data URL: its media type and data.
+    Data { mime: &'a str, data: &'a str },
+    /// An http(s) URL.
+    Http(&'a str),
+    /// Any other scheme.
+    Other,
+}
+
+/// Reads an image URL. A data URL must be base64 (`refuse` names the target that needs it so).
+pub(crate) fn image_url(
+    url: &str,
+    refuse: fn(&str) -> TranslateError,
+) -> Result<ImageUrl<'_>, TranslateError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| TranslateError::Invalid("malformed data URL".into()))?;
+        let mime = meta
+            .strip_suffix(";base64")
+            .ok_or_else(|| refuse("data URLs that are not base64"))?;
+        return Ok(ImageUrl::Data { mime, data });
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(ImageUrl::Http(url));
+    }
+    Ok(ImageUrl::Other)
+}
+
+/// The assistant message of a translated answer: `content` is null when the answer is only tool
+/// calls; `tool_calls` and `reasoning_content` appear when there are some.
+pub(crate) fn assistant_message(text: String, calls: Vec<Value>, reasoning: String) -> Value {
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        text.into()
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = reasoning.into();
+    }
+    message
+}
+
 /// The OpenAI `finish_reason` of a provider stop reason (shared by Anthropic and Bedrock).
 pub fn finish_reason(stop: &str) -> &'static str {
     match stop {
