@@ -129,6 +129,7 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
             .workers(settings.workers)
+            .tcp_nodelay(true)
             .bind(&settings.listen)?;
     let addr = server
         .addrs()

@@ -151,6 +151,9 @@ pub fn start(
     })
     .workers(workers)
     .backlog(4096)
+    // An answer's head and body are written separately; without this, the body waits for the
+    // client's delayed ACK (a 40 ms stall on every answer whose upstream wrote them apart).
+    .tcp_nodelay(true)
     // A client that goes away cancels its request: the handler is dropped, and with it the
     // upstream request (LLM answers are expensive; nobody should pay for an unread one).
     .h1_allow_half_closed(false)

@@ -30,6 +30,77 @@ pub async fn start(chunks: usize, how: Break) -> SocketAddr {
     addr
 }
 
+/// Reads one request (head and a content-length body) into `req`; `None` when the peer is gone.
+async fn read_request(s: &mut TcpStream, req: &mut Vec<u8>) -> Option<String> {
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = s.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        req.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&req[..head_end]).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while req.len() < head_end + len {
+        let n = s.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    req.drain(..head_end + len);
+    Some(head)
+}
+
+/// An upstream that answers as the front ends of real providers do: its head and its body in two
+/// separate writes (with `TCP_NODELAY`, a short pause between), over keep-alive connections. A
+/// proxy whose own sockets lack `TCP_NODELAY` stalls on such answers until its client's delayed
+/// ACK (about 40 ms on Linux).
+pub async fn start_split_writes() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    actix_rt::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            actix_rt::spawn(serve_split(s));
+        }
+    });
+    addr
+}
+
+async fn serve_split(mut s: TcpStream) {
+    let _ = s.set_nodelay(true);
+    let mut pending = Vec::new();
+    while let Some(head) = read_request(&mut s, &mut pending).await {
+        let body = if head.starts_with("get /v1/models") {
+            r#"{"object":"list","data":[{"id":"m","object":"model","owned_by":"split"}]}"#
+                .to_string()
+        } else {
+            crate::mock::FAST_BODY.to_string()
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if s.write_all(body.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn serve(mut s: TcpStream, chunks: usize, how: Break) {
     let mut req = Vec::new();
     let mut buf = [0u8; 8192];

@@ -8,6 +8,7 @@
 pub mod breaking;
 pub mod checker;
 pub mod client;
+pub mod gzip;
 pub mod mock;
 pub mod native_mock;
 pub mod redis_server;

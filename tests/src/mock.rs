@@ -508,7 +508,10 @@ impl MockUpstream {
             sys.block_on(async move {
                 let data = web::Data::from(st);
                 let server = HttpServer::new(move || {
-                    let app = App::new().app_data(data.clone());
+                    // The benchmark's fast path answers plain, as nginx's side of it does.
+                    let app = App::new()
+                        .app_data(data.clone())
+                        .wrap_fn(move |req, srv| crate::gzip::gzip_json(req, srv, !fast_only));
                     if fast_only {
                         app.route("/v1/models", web::get().to(list_models))
                             .default_service(web::to(fast))

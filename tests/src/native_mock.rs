@@ -87,6 +87,7 @@ impl NativeMock {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(data.clone())
+                        .wrap_fn(|req, srv| crate::gzip::gzip_json(req, srv, true))
                         .default_service(web::to(dispatch))
                 })
                 .workers(1)

@@ -236,6 +236,21 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
 {
     let status = upstream.status();
+    if let Some(coding) = upstream
+        .headers()
+        .get(actix_web::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|c| !c.eq_ignore_ascii_case("identity"))
+    {
+        return GatewayError::new(
+            ErrorCode::UpstreamFailure,
+            format!(
+                "provider '{}' answered with content-encoding '{coding}', though the gateway asked for none",
+                meta.provider
+            ),
+        )
+        .render(dialect);
+    }
     let body = match tokio::time::timeout(idle, upstream.body().limit(MAX_TRANSLATED_BODY)).await {
         Ok(Ok(b)) => b,
         _ => {

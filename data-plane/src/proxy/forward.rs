@@ -42,6 +42,7 @@ fn skip_request_header(name: &HeaderName) -> bool {
             | "upgrade"
             | "content-length"
             | "expect"
+            | "accept-encoding"
             | "authorization"
             | "x-api-key"
             | "x-goog-api-key"
@@ -291,6 +292,11 @@ async fn forward_inner(
                     h.append(name.clone(), value.clone());
                 }
             }
+            // Answers are read on the way (translation, and the usage in them): asked uncompressed.
+            h.insert(
+                actix_web::http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
             for (name, value) in plan.default_headers {
                 if !h.contains_key(*name) {
                     h.insert(
