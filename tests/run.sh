@@ -25,6 +25,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The crate graph matches the architecture: the control plane never depends on the data plane
+# (only the embedded binary, to11-embedded, puts both planes in one process).
+if cargo tree -p to11-control-plane -e normal,build --prefix none --locked | grep -q '^to11-data-plane '; then
+  echo "to11-control-plane depends on to11-data-plane; move what both need to to11-io or to11-shared" >&2
+  exit 1
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

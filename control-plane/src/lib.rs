@@ -7,7 +7,6 @@
 
 pub mod actors;
 pub mod api;
-pub mod embedded;
 pub mod error;
 pub mod providers;
 pub mod store;
@@ -19,7 +18,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::{web, App, HttpServer};
-use to11_data_plane::config::Env;
+use to11_shared::config::{log_filter, Problems, Reader, RedisSettings, Secret, Source};
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use actors::prober::ProviderProber;
@@ -27,12 +26,10 @@ use actors::registry::ProjectRegistry;
 use providers::ProbeTimeouts;
 use store::Store;
 
-#[derive(Clone)]
-pub struct Settings {
+/// The API's settings, read by `to11-control-plane` and `to11` alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiSettings {
     pub listen: String,
-    pub keyring: Keyring,
-    /// Keyed hash of the operator token (the token itself is not kept).
-    pub admin_token_hash: KeyHash,
     pub allow_private_upstreams: bool,
     /// Where Google service-account assertions are exchanged for access tokens.
     pub google_token_url: String,
@@ -45,36 +42,87 @@ pub struct Settings {
     pub public_gateway_url: Option<String>,
 }
 
-impl Settings {
-    pub fn new(listen: &str, keyring: Keyring, admin_token: &str) -> Self {
-        let admin_token_hash = keyring.key_hash(admin_token);
-        Settings {
-            listen: listen.to_string(),
-            keyring,
-            admin_token_hash,
-            allow_private_upstreams: false,
-            google_token_url: to11_shared::google::DEFAULT_TOKEN_URL.to_string(),
-            probe_connect_timeout: Duration::from_secs(5),
-            probe_timeout: Duration::from_secs(15),
-            workers: 1,
-            epoch_check_interval: Duration::from_secs(2),
-            public_gateway_url: None,
+impl ApiSettings {
+    pub fn read(r: &mut Reader<'_>) -> Self {
+        ApiSettings {
+            listen: r.string("TO11_API_LISTEN", "127.0.0.1:8081"),
+            allow_private_upstreams: r.flag("TO11_ALLOW_PRIVATE_UPSTREAMS", false),
+            google_token_url: r.string(
+                "TO11_GOOGLE_TOKEN_URL",
+                to11_shared::google::DEFAULT_TOKEN_URL,
+            ),
+            probe_connect_timeout: r.millis("TO11_PROBE_CONNECT_TIMEOUT_MS", 5_000),
+            probe_timeout: r.millis("TO11_PROBE_TIMEOUT_MS", 15_000),
+            workers: r.number("TO11_API_WORKERS", 1).max(1) as usize,
+            epoch_check_interval: r.millis("TO11_EPOCH_CHECK_INTERVAL_MS", 2_000),
+            public_gateway_url: r.optional("TO11_PUBLIC_GATEWAY_URL"),
         }
     }
 
-    /// Reads the optional settings shared by both binaries.
-    pub fn apply_env(mut self, env: &mut Env) -> Self {
-        self.allow_private_upstreams = env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS");
-        self.google_token_url = env.string(
-            "TO11_GOOGLE_TOKEN_URL",
-            to11_shared::google::DEFAULT_TOKEN_URL,
+    /// Defaults with a given listen address (tests).
+    pub fn with_listen(listen: &str) -> Self {
+        let source = Source::default();
+        let mut s = Self::read(&mut source.reader());
+        s.listen = listen.to_string();
+        s
+    }
+}
+
+/// What `start` needs: the API's settings and the keys.
+#[derive(Clone)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub keyring: Keyring,
+    /// Keyed hash of the operator token (the token itself is not kept).
+    pub admin_token_hash: KeyHash,
+}
+
+impl Settings {
+    pub fn new(api: ApiSettings, keyring: Keyring, admin_token: &str) -> Self {
+        let admin_token_hash = keyring.key_hash(admin_token);
+        Settings {
+            api,
+            keyring,
+            admin_token_hash,
+        }
+    }
+}
+
+/// Everything `to11-control-plane` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlPlaneConfig {
+    pub api: ApiSettings,
+    pub redis: RedisSettings,
+    /// A store call slower than this fails the write with 503.
+    pub store_timeout: Duration,
+    pub admin_token: Secret,
+    pub master_key: Secret,
+    pub log: String,
+}
+
+impl ControlPlaneConfig {
+    pub fn from_source(source: &Source) -> Result<Self, Problems> {
+        let mut r = source.reader();
+        let api = ApiSettings::read(&mut r);
+        let redis = RedisSettings::read(&mut r);
+        let store_timeout = r.millis("TO11_STORE_TIMEOUT_MS", 3_000);
+        let admin_token = r.required("TO11_ADMIN_TOKEN", "the operator token");
+        let master_key = r.required(
+            "TO11_MASTER_KEY",
+            "base64 of 32 random bytes, e.g. `openssl rand -base64 32`",
         );
-        self.probe_connect_timeout = env.millis("TO11_PROBE_CONNECT_TIMEOUT_MS", 5_000);
-        self.probe_timeout = env.millis("TO11_PROBE_TIMEOUT_MS", 15_000);
-        self.workers = env.number("TO11_API_WORKERS", 1).max(1) as usize;
-        self.epoch_check_interval = env.millis("TO11_EPOCH_CHECK_INTERVAL_MS", 2_000);
-        self.public_gateway_url = env.optional("TO11_PUBLIC_GATEWAY_URL");
-        self
+        if let Some(Err(e)) = master_key.as_deref().map(Keyring::from_base64) {
+            r.problem(format!("TO11_MASTER_KEY: {e}"));
+        }
+        let log = log_filter(&mut r);
+        r.finish(ControlPlaneConfig {
+            api,
+            redis,
+            store_timeout,
+            admin_token: Secret::new(admin_token.unwrap_or_default()),
+            master_key: Secret::new(master_key.unwrap_or_default()),
+            log,
+        })
     }
 }
 
@@ -98,22 +146,22 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         store,
         settings.keyring.clone(),
         publish.clone(),
-        settings.epoch_check_interval,
+        settings.api.epoch_check_interval,
     )
     .await
     .map_err(|e| anyhow::anyhow!("{}", e.message))?
     .start();
     let prober = ProviderProber::new(
         ProbeTimeouts {
-            connect: settings.probe_connect_timeout,
-            total: settings.probe_timeout,
+            connect: settings.api.probe_connect_timeout,
+            total: settings.api.probe_timeout,
         },
-        settings.allow_private_upstreams,
-        &settings.google_token_url,
+        settings.api.allow_private_upstreams,
+        &settings.api.google_token_url,
     )
     .start();
     let gateway_url = Arc::new(std::sync::OnceLock::new());
-    if let Some(u) = &settings.public_gateway_url {
+    if let Some(u) = &settings.api.public_gateway_url {
         let _ = gateway_url.set(u.trim_end_matches('/').to_string());
     }
     let api = web::Data::new(api::Api {
@@ -121,16 +169,16 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         prober,
         keyring: settings.keyring.clone(),
         admin_token_hash: settings.admin_token_hash,
-        allow_private_upstreams: settings.allow_private_upstreams,
+        allow_private_upstreams: settings.api.allow_private_upstreams,
         metrics: Default::default(),
         sessions: Default::default(),
         gateway_url: gateway_url.clone(),
     });
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
-            .workers(settings.workers)
+            .workers(settings.api.workers)
             .tcp_nodelay(true)
-            .bind(&settings.listen)?;
+            .bind(&settings.api.listen)?;
     let addr = server
         .addrs()
         .first()
@@ -146,8 +194,9 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
     })
 }
 
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TO11_LOG")
+/// Logs to stderr with the `TO11_LOG` filter (`tracing`'s syntax).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }

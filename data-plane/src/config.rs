@@ -1,59 +1,12 @@
-//! Settings from the environment (`TO11_*`), validated with every problem reported at once.
+//! The gateway's settings (`Settings`, shared by the `to11-data-plane` and `to11` binaries) and a
+//! replica's whole configuration (`ReplicaConfig`), read from one `Source` with every problem
+//! reported at once.
 
 use std::time::Duration;
 
-/// Collects problems while reading `TO11_*` variables.
-#[derive(Default)]
-pub struct Env {
-    pub problems: Vec<String>,
-}
+use to11_shared::config::{log_filter, Problems, Reader, RedisSettings, Secret, Source};
 
-impl Env {
-    pub fn string(&mut self, name: &str, default: &str) -> String {
-        std::env::var(name).unwrap_or_else(|_| default.to_string())
-    }
-
-    pub fn optional(&mut self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-
-    pub fn number(&mut self, name: &str, default: u64) -> u64 {
-        match std::env::var(name) {
-            Ok(v) => v.parse().unwrap_or_else(|_| {
-                self.problems
-                    .push(format!("{name} must be a whole number, got {v:?}"));
-                default
-            }),
-            Err(_) => default,
-        }
-    }
-
-    pub fn millis(&mut self, name: &str, default_ms: u64) -> Duration {
-        Duration::from_millis(self.number(name, default_ms))
-    }
-
-    pub fn flag(&mut self, name: &str) -> bool {
-        match std::env::var(name).as_deref() {
-            Ok("true" | "1" | "yes") => true,
-            Ok("false" | "0" | "no" | "") | Err(_) => false,
-            Ok(v) => {
-                self.problems
-                    .push(format!("{name} must be true or false, got {v:?}"));
-                false
-            }
-        }
-    }
-
-    pub fn finish(self) -> Result<(), String> {
-        if self.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(self.problems.join("\n"))
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub listen: String,
     pub workers: usize,
@@ -80,7 +33,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env(env: &mut Env) -> Self {
+    pub fn read(env: &mut Reader<'_>) -> Self {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -94,24 +47,83 @@ impl Settings {
             reconcile_interval: env.millis("TO11_RECONCILE_INTERVAL_MS", 5_000),
             source_timeout: env.millis("TO11_SOURCE_TIMEOUT_MS", 2_000),
             max_upstream_connections: env.number("TO11_MAX_UPSTREAM_CONNECTIONS", 1024) as usize,
-            allow_private_upstreams: env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS"),
+            allow_private_upstreams: env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS", false),
             google_token_url: env.string(
                 "TO11_GOOGLE_TOKEN_URL",
                 to11_shared::google::DEFAULT_TOKEN_URL,
             ),
-            allow_private_image_urls: env.flag("TO11_ALLOW_PRIVATE_IMAGE_URLS"),
+            allow_private_image_urls: env.flag("TO11_ALLOW_PRIVATE_IMAGE_URLS", false),
             image_fetch_timeout: env.millis("TO11_IMAGE_FETCH_TIMEOUT_MS", 10_000),
-            cors: !matches!(
-                env.optional("TO11_CORS").as_deref(),
-                Some("false" | "0" | "no")
-            ),
+            cors: env.flag("TO11_CORS", true),
         }
     }
 
-    /// Defaults with a given listen address (tests, embedded mode).
+    /// Defaults with a given listen address (tests).
     pub fn with_listen(listen: &str) -> Self {
-        let mut s = Self::from_env(&mut Env::default());
+        let source = Source::default();
+        let mut s = Self::read(&mut source.reader());
         s.listen = listen.to_string();
         s
+    }
+}
+
+/// Everything `to11-data-plane` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    pub gateway: Settings,
+    pub redis: RedisSettings,
+    /// The control plane's master key (base64 of 32 bytes).
+    pub master_key: Secret,
+    pub log: String,
+}
+
+impl ReplicaConfig {
+    pub fn from_source(source: &Source) -> Result<Self, Problems> {
+        let mut r = source.reader();
+        let gateway = Settings::read(&mut r);
+        let redis = RedisSettings::read(&mut r);
+        let master_key = r.required(
+            "TO11_MASTER_KEY",
+            "the control plane's master key, base64 of 32 bytes",
+        );
+        if let Some(Err(e)) = master_key
+            .as_deref()
+            .map(to11_shared::crypto::Keyring::from_base64)
+        {
+            r.problem(format!("TO11_MASTER_KEY: {e}"));
+        }
+        let log = log_filter(&mut r);
+        let master_key = Secret::new(master_key.unwrap_or_default());
+        r.finish(ReplicaConfig {
+            gateway,
+            redis,
+            master_key,
+            log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_needs_its_master_key_and_reports_every_problem() {
+        let e = ReplicaConfig::from_source(&Source::from_pairs(&[
+            ("TO11_GATEWAY_WORKERS", "many"),
+            ("TO11_CORS", "perhaps"),
+        ]))
+        .expect_err("problems");
+        assert_eq!(e.0.len(), 3, "{e}");
+        let key = to11_shared::crypto::Keyring::generate_master_base64();
+        let c = ReplicaConfig::from_source(&Source::from_pairs(&[
+            ("TO11_MASTER_KEY", &key),
+            ("TO11_CORS", "false"),
+            ("TO11_UPSTREAM_IDLE_TIMEOUT_MS", "1500"),
+        ]))
+        .expect("valid");
+        assert!(!c.gateway.cors);
+        assert_eq!(c.gateway.upstream_idle_timeout, Duration::from_millis(1500));
+        assert_eq!(c.redis.prefix, "to11:");
     }
 }

@@ -8,7 +8,6 @@ pub mod cors;
 pub mod error;
 pub mod health;
 pub mod health_book;
-pub mod net;
 pub mod proxy;
 pub mod state;
 pub mod sync;
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 use to11_shared::crypto::Keyring;
 
-pub use config::Settings;
+pub use config::{ReplicaConfig, Settings};
 use state::Live;
 use sync::{Follower, SnapshotSource, SyncStatus};
 
@@ -57,7 +56,7 @@ pub struct Ctx {
 
 /// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
 fn upstream_client(s: &Settings) -> awc::Client {
-    net::client(&net::ClientOptions {
+    to11_io::outbound::client(&to11_io::outbound::ClientOptions {
         connect_timeout: s.upstream_connect_timeout,
         timeout: s.upstream_timeout,
         max_connections: s.max_upstream_connections,
@@ -170,4 +169,11 @@ pub fn start(
         live,
         status,
     })
+}
+
+/// Logs to stderr with the `TO11_LOG` filter (`tracing`'s syntax, e.g. `info,to11_data_plane=debug`).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }

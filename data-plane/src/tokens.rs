@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use to11_shared::google::ServiceAccount;
 
-use crate::net::{google_token, TokenError};
+use to11_io::outbound::{google_token, TokenError};
 
 /// Tokens are refreshed this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);

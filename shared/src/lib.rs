@@ -8,6 +8,7 @@
 pub mod body;
 pub mod bus;
 pub mod catalog;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod eventstream;

@@ -123,11 +123,8 @@ pub fn control_plane_with(
     let prefix = prefix.to_string();
     spawn(move || async move {
         let keyring = Keyring::from_base64(&master_key())?;
-        let mut settings = to11_control_plane::Settings::new("127.0.0.1:0", keyring, ADMIN_TOKEN);
-        settings.allow_private_upstreams = true;
-        settings.probe_timeout = Duration::from_secs(3);
-        settings.probe_connect_timeout = Duration::from_secs(2);
-        settings.epoch_check_interval = Duration::from_millis(200);
+        let mut settings = to11_control_plane::Settings::new(api_settings(), keyring, ADMIN_TOKEN);
+        settings.api.epoch_check_interval = Duration::from_millis(200);
         tweak(&mut settings);
         let store = RedisStore::new(&redis_url, &prefix, Duration::from_secs(2))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -140,6 +137,16 @@ pub fn control_plane_with(
             vec![cp.server],
         ))
     })
+}
+
+/// API settings for tests: port 0, private upstreams allowed (the mocks are on loopback), short
+/// probe timeouts.
+pub fn api_settings() -> to11_control_plane::ApiSettings {
+    let mut s = to11_control_plane::ApiSettings::with_listen("127.0.0.1:0");
+    s.allow_private_upstreams = true;
+    s.probe_timeout = Duration::from_secs(3);
+    s.probe_connect_timeout = Duration::from_secs(2);
+    s
 }
 
 /// Gateway settings for tests: short reconcile interval, small body limit, one worker.
@@ -180,20 +187,20 @@ pub fn embedded(data_dir: &Path) -> anyhow::Result<Spawned<EmbeddedInfo>> {
 /// Embedded mode with settings adjusted by `adjust` (e.g. the Google token endpoint of a mock).
 pub fn embedded_with(
     data_dir: &Path,
-    adjust: impl FnOnce(&mut to11_control_plane::embedded::EmbeddedSettings) + Send + 'static,
+    adjust: impl FnOnce(&mut to11_embedded::EmbeddedConfig) + Send + 'static,
 ) -> anyhow::Result<Spawned<EmbeddedInfo>> {
     let data_dir = data_dir.to_path_buf();
     spawn(move || async move {
-        let mut s = to11_control_plane::embedded::EmbeddedSettings {
+        let mut s = to11_embedded::EmbeddedConfig {
             data_dir,
-            api_listen: "127.0.0.1:0".into(),
+            api: api_settings(),
             gateway: gateway_settings(),
             admin_token: None,
             master_key: None,
-            allow_private_upstreams: true,
+            log: "info".into(),
         };
         adjust(&mut s);
-        let e = to11_control_plane::embedded::start(s).await?;
+        let e = to11_embedded::start(s).await?;
         Ok((
             EmbeddedInfo {
                 api: e.control_plane.addr,

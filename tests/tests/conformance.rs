@@ -522,6 +522,7 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
         std::env::temp_dir().join(format!("to11-conformance-native-{}", uuid::Uuid::new_v4()));
     // The images clients refer to are on the mocks' loopback too.
     let gw = embedded_with(&dir, move |s| {
+        s.api.google_token_url = token_url.clone();
         s.gateway.google_token_url = token_url;
         s.gateway.allow_private_image_urls = true;
     })

@@ -224,7 +224,7 @@ async fn flushed_store_is_reseeded_and_replicas_never_drop_configuration() {
     let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
     // A long watchdog interval, so the write below is what discovers the flush.
     let cp = control_plane_with(&redis.url(), "flush:", |s| {
-        s.epoch_check_interval = std::time::Duration::from_secs(3600);
+        s.api.epoch_check_interval = std::time::Duration::from_secs(3600);
     })
     .expect("control plane");
     let dp = replica(&redis.url(), "flush:").expect("replica");

@@ -56,8 +56,11 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     let gemini = NativeMock::start(Native::Gemini, key);
     let token_url = format!("http://{}/token", vertex.addr);
     let dir = std::env::temp_dir().join(format!("to11-sdks-{}", uuid::Uuid::new_v4()));
-    let gw =
-        embedded_with(&dir, move |s| s.gateway.google_token_url = token_url).expect("embedded");
+    let gw = embedded_with(&dir, move |s| {
+        s.api.google_token_url = token_url.clone();
+        s.gateway.google_token_url = token_url;
+    })
+    .expect("embedded");
     let api = ApiClient::new(
         gw.info.api,
         gw.info.generated_admin_token.as_deref().expect("token"),

@@ -2,7 +2,7 @@
 //! without following redirects, and through the SSRF-guarded resolver. Saves nothing.
 
 use actix::prelude::*;
-use to11_data_plane::net;
+use to11_io::outbound as net;
 use to11_shared::model::ModelInfo;
 
 use crate::providers::{discover, ProbeError, ProbeTimeouts, Target};

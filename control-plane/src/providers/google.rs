@@ -4,7 +4,7 @@
 //! models (Claude on Vertex has no listing) checked with a real call.
 
 use serde::Deserialize;
-use to11_data_plane::net::{google_token, TokenError};
+use to11_io::outbound::{google_token, TokenError};
 use to11_shared::google::ServiceAccount;
 use to11_shared::model::CredentialSecret;
 use to11_shared::upstream::{vertex_publisher, ProviderApi};

@@ -17,7 +17,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use to11_data_plane::sync::{Index, SnapshotSource, SourceError};
+use to11_io::source::{Index, SnapshotSource, SourceError};
 use to11_shared::bus::Change;
 use to11_shared::model::ProjectState;
 use tokio::sync::broadcast;

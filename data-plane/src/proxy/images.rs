@@ -105,7 +105,7 @@ impl Images {
             .filter(|u| !self.fetched.contains_key(*u))
             .collect();
         let client = self.client.get_or_insert_with(|| {
-            crate::net::client(&crate::net::ClientOptions {
+            to11_io::outbound::client(&to11_io::outbound::ClientOptions {
                 connect_timeout: timeout,
                 timeout,
                 max_connections: MAX_IMAGES,

@@ -62,7 +62,8 @@ pub(super) async fn present(
                 .await
                 .map_err(|e| {
                     let m = match e {
-                        crate::net::TokenError::Refused(m) | crate::net::TokenError::Failed(m) => m,
+                        to11_io::outbound::TokenError::Refused(m)
+                        | to11_io::outbound::TokenError::Failed(m) => m,
                     };
                     GatewayError::new(
                         ErrorCode::UpstreamAuth,

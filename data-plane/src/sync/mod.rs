@@ -8,12 +8,10 @@
 
 pub mod redis;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use to11_shared::bus::Change;
@@ -21,31 +19,7 @@ use to11_shared::crypto::Keyring;
 use uuid::Uuid;
 
 use crate::state::{prepare, Live};
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
-
-/// Where snapshots come from: Redis in a multi-replica deployment, the in-process store in
-/// embedded mode.
-pub trait SnapshotSource: Send + Sync + 'static {
-    /// Subscribes to change notifications. The stream ends when the subscription is lost.
-    fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>>;
-    /// The store's epoch and every project's current snapshot version, read together.
-    fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>>;
-    /// The sealed snapshot envelope of one project, `None` if it has none (deleted).
-    fn fetch(&self, project: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>>;
-    /// Liveness check of the subscription's server (the watchdog); `Ok` if it answers.
-    fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>>;
-}
-
-/// What reconciliation compares against.
-pub struct Index {
-    /// The store's epoch marker; `None` when the store was flushed or never initialised.
-    pub epoch: Option<String>,
-    /// Project id → current snapshot version.
-    pub versions: HashMap<Uuid, u64>,
-}
+pub use to11_io::source::{Index, SnapshotSource, SourceError};
 
 /// What the sync task reports on `/readyz` and `/metrics`.
 #[derive(Default)]
@@ -247,7 +221,9 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::future::BoxFuture;
     use futures_util::FutureExt;
+    use std::collections::HashMap;
     use to11_shared::model::ByokPolicy;
 
     /// An in-memory source whose index and snapshots the test sets.

@@ -5,34 +5,44 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use to11_data_plane::config::Env;
+use to11_control_plane::store::local::{write_atomic, LocalStore};
+use to11_control_plane::store::Store;
+use to11_control_plane::{ApiSettings, ControlPlane, Settings};
+use to11_shared::config::{log_filter, Problems, Secret, Source};
 use to11_shared::crypto::Keyring;
 
-use crate::store::local::{write_atomic, LocalStore};
-use crate::store::Store;
-use crate::{ControlPlane, Settings};
-
-pub struct EmbeddedSettings {
+/// Everything `to11` reads: the API's and the gateway's settings, read from the same source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddedConfig {
     pub data_dir: PathBuf,
-    pub api_listen: String,
+    pub api: ApiSettings,
     pub gateway: to11_data_plane::Settings,
     /// `TO11_ADMIN_TOKEN`: overrides the generated token.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// `TO11_MASTER_KEY`: overrides the generated key.
-    pub master_key: Option<String>,
-    pub allow_private_upstreams: bool,
+    pub master_key: Option<Secret>,
+    pub log: String,
 }
 
-impl EmbeddedSettings {
-    pub fn from_env(env: &mut Env) -> Self {
-        EmbeddedSettings {
-            data_dir: PathBuf::from(env.string("TO11_DATA_DIR", "to11-data")),
-            api_listen: env.string("TO11_API_LISTEN", "127.0.0.1:8081"),
-            gateway: to11_data_plane::Settings::from_env(env),
-            admin_token: env.optional("TO11_ADMIN_TOKEN"),
-            master_key: env.optional("TO11_MASTER_KEY"),
-            allow_private_upstreams: env.flag("TO11_ALLOW_PRIVATE_UPSTREAMS"),
+impl EmbeddedConfig {
+    pub fn from_source(source: &Source) -> Result<Self, Problems> {
+        let mut r = source.reader();
+        let config = EmbeddedConfig {
+            data_dir: PathBuf::from(r.string("TO11_DATA_DIR", "to11-data")),
+            api: ApiSettings::read(&mut r),
+            gateway: to11_data_plane::Settings::read(&mut r),
+            admin_token: r.optional("TO11_ADMIN_TOKEN").map(Secret::new),
+            master_key: r.optional("TO11_MASTER_KEY").map(Secret::new),
+            log: log_filter(&mut r),
+        };
+        if let Some(Err(e)) = config
+            .master_key
+            .as_ref()
+            .map(|k| Keyring::from_base64(k.expose()))
+        {
+            r.problem(format!("TO11_MASTER_KEY: {e}"));
         }
+        r.finish(config)
     }
 }
 
@@ -56,15 +66,15 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<
 }
 
 /// Starts both planes. Must run inside an actix system.
-pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
+pub async fn start(s: EmbeddedConfig) -> anyhow::Result<Embedded> {
     std::fs::create_dir_all(&s.data_dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let master = match s.master_key {
-        Some(k) => k,
+    let master = match &s.master_key {
+        Some(k) => k.expose().to_string(),
         None => {
             read_or_create(
                 &s.data_dir.join("master.key"),
@@ -78,8 +88,8 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
     // The operator token is stored only as its keyed hash; a generated one is printed once.
     let mut generated_admin_token = None;
     let admin_hash_path = s.data_dir.join("admin-token.hash");
-    let admin_token_hash = match s.admin_token {
-        Some(t) => keyring.key_hash(&t),
+    let admin_token_hash = match &s.admin_token {
+        Some(t) => keyring.key_hash(t.expose()),
         None => {
             let (hex, _) = read_or_create(&admin_hash_path, || {
                 let token = to11_shared::keys::new_operator_token();
@@ -97,11 +107,13 @@ pub async fn start(s: EmbeddedSettings) -> anyhow::Result<Embedded> {
     };
 
     let local = LocalStore::open(&s.data_dir.join("store")).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut settings = Settings::new(&s.api_listen, keyring.clone(), "");
-    settings.admin_token_hash = admin_token_hash;
-    settings.allow_private_upstreams = s.allow_private_upstreams;
-    settings.google_token_url = s.gateway.google_token_url.clone();
-    let control_plane = crate::start(settings, Arc::new(Store::Local(local.clone()))).await?;
+    let settings = Settings {
+        api: s.api,
+        keyring: keyring.clone(),
+        admin_token_hash,
+    };
+    let control_plane =
+        to11_control_plane::start(settings, Arc::new(Store::Local(local.clone()))).await?;
     let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local))?;
     let _ = control_plane
         .gateway_url

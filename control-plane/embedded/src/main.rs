@@ -1,17 +1,15 @@
 //! `to11`: embedded mode — control plane and gateway in one process, no external service.
 
-use to11_control_plane::embedded::{self, EmbeddedSettings};
-use to11_data_plane::config::Env;
+use to11_embedded::EmbeddedConfig;
+use to11_shared::config::Source;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    to11_control_plane::init_tracing();
-    let mut env = Env::default();
-    let settings = EmbeddedSettings::from_env(&mut env);
-    env.finish()
-        .map_err(|e| anyhow::anyhow!("invalid settings:\n{e}"))?;
-    let data_dir = settings.data_dir.clone();
-    let e = embedded::start(settings).await?;
+    let source = Source::new(std::env::vars(), std::env::args().skip(1))?;
+    let config = EmbeddedConfig::from_source(&source)?;
+    to11_control_plane::init_tracing(&config.log);
+    let data_dir = config.data_dir.clone();
+    let e = to11_embedded::start(config).await?;
     println!("to11 (embedded) data directory: {}", data_dir.display());
     println!(
         "gateway  http://{}  (send your to11 key as x-to11-authorization)",
