@@ -42,7 +42,10 @@ pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
     let m = &ctx.metrics;
     let text = format!(
         "# TYPE to11_requests_total counter\nto11_requests_total {}\n\
-         # TYPE to11_request_errors_total counter\nto11_request_errors_total {}\n\
+         # TYPE to11_request_errors_total counter\n\
+         to11_request_errors_total{{fault=\"client\"}} {}\n\
+         to11_request_errors_total{{fault=\"upstream\"}} {}\n\
+         to11_request_errors_total{{fault=\"gateway\"}} {}\n\
          # TYPE to11_upstream_5xx_total counter\nto11_upstream_5xx_total {}\n\
          # TYPE to11_config_version gauge\nto11_config_version {}\n\
          # TYPE to11_config_projects gauge\nto11_config_projects {}\n\
@@ -51,7 +54,9 @@ pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
          # TYPE to11_reconciles_total counter\nto11_reconciles_total {}\n\
          # TYPE to11_config_subscribed gauge\nto11_config_subscribed {}\n",
         m.requests.get(),
-        m.errors.get(),
+        m.errors[0].get(),
+        m.errors[1].get(),
+        m.errors[2].get(),
         m.upstream_errors.get(),
         ctx.live.max_version(),
         ctx.live.load().projects.len(),

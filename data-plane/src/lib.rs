@@ -39,8 +39,23 @@ impl Counter {
 #[derive(Default)]
 pub struct Metrics {
     pub requests: Counter,
-    pub errors: Counter,
+    /// Requests the gateway answered with its own error, by who was at fault (the error table's
+    /// `fault`): client, upstream, gateway.
+    pub errors: [Counter; 3],
     pub upstream_errors: Counter,
+}
+
+impl Metrics {
+    /// Counts a request the gateway answered with its own error.
+    pub fn error(&self, code: to11_shared::ErrorCode) {
+        use to11_shared::error::Fault;
+        let i = match code.fault() {
+            Fault::Client => 0,
+            Fault::Upstream => 1,
+            Fault::Gateway => 2,
+        };
+        self.errors[i].inc();
+    }
 }
 
 /// Everything a request handler needs, shared by all workers.
@@ -50,8 +65,6 @@ pub struct Ctx {
     pub settings: Settings,
     pub metrics: Metrics,
     pub sync: Arc<SyncStatus>,
-    /// Google access tokens of the projects' service accounts.
-    pub google_tokens: tokens::GoogleTokens,
 }
 
 /// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
@@ -66,7 +79,7 @@ fn upstream_client(s: &Settings) -> awc::Client {
 
 /// Routes of the gateway, shared by `main`, embedded mode and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use proxy::forward::forward;
+    use proxy::forward;
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
@@ -119,7 +132,6 @@ pub fn start(
         settings,
         metrics: Metrics::default(),
         sync: status.clone(),
-        google_tokens: Default::default(),
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {

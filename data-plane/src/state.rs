@@ -32,8 +32,8 @@ pub enum UpstreamAuth {
         creds: AwsCredentials,
         region: String,
     },
-    /// A Google service account: presented as a bearer access token from the token cache.
-    Google(Arc<ServiceAccount>),
+    /// A Google service account: presented as a bearer access token, cached in its slot.
+    Google(Arc<crate::tokens::GoogleSlot>),
 }
 
 impl UpstreamAuth {
@@ -62,9 +62,9 @@ impl UpstreamAuth {
             },
             CredentialSecret::GoogleServiceAccount {
                 service_account_json,
-            } => UpstreamAuth::Google(Arc::new(
+            } => UpstreamAuth::Google(Arc::new(crate::tokens::GoogleSlot::new(
                 ServiceAccount::from_json(service_account_json).map_err(|_| "service account")?,
-            )),
+            ))),
         })
     }
 }
@@ -96,6 +96,26 @@ pub struct ProjectLive {
 }
 
 impl ProjectLive {
+    /// Takes over `old`'s token slots of the same service accounts, with their tokens.
+    fn carry_tokens(&mut self, old: &ProjectLive) {
+        let old_slots: Vec<&Arc<crate::tokens::GoogleSlot>> = old
+            .credentials
+            .iter()
+            .flat_map(|m| m.values())
+            .filter_map(|a| match a {
+                UpstreamAuth::Google(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        for auth in self.credentials.iter_mut().flat_map(|m| m.values_mut()) {
+            if let UpstreamAuth::Google(slot) = auth {
+                if let Some(o) = old_slots.iter().find(|o| o.same_account(slot)) {
+                    *slot = Arc::clone(o);
+                }
+            }
+        }
+    }
+
     fn route_keys(&self) -> Vec<(String, Vec<crate::health_book::TargetKey>)> {
         self.tables
             .routes
@@ -258,7 +278,8 @@ impl Live {
             .unwrap_or(0)
     }
 
-    /// Swaps in a prepared project (replacing its previous keys, keeping its targets' health).
+    /// Swaps in a prepared project (replacing its previous keys, keeping its targets' health and
+    /// its service accounts' access tokens).
     pub fn apply(&self, mut project: ProjectLive, keys: Vec<(KeyHash, KeyEntry)>) {
         let mut next = State::clone(&self.0.load());
         let old = next.projects.get(&project.id).cloned();
@@ -266,6 +287,9 @@ impl Live {
             project.route_keys().into_iter(),
             old.as_ref().map(|o| &o.health),
         );
+        if let Some(old) = &old {
+            project.carry_tokens(old);
+        }
         if let Some(old) = old {
             for h in &old.key_hashes {
                 next.keys.remove(h);
@@ -366,6 +390,49 @@ pub(crate) mod tests {
         assert_eq!(auth.to_str().unwrap(), "Bearer sk-stored");
         assert!(auth.is_sensitive());
         assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn google_token_slots_survive_a_new_snapshot_of_the_project() {
+        let k = keyring();
+        let mut s = snapshot(1, &[], ByokPolicy::Allowed);
+        let id = s.project.id;
+        let secret = serde_json::to_vec(&CredentialSecret::GoogleServiceAccount {
+            service_account_json: serde_json::json!({
+                "type": "service_account",
+                "client_email": "gw@proj.iam.gserviceaccount.com",
+                "private_key": include_str!("../../shared/testdata/service_account_test_key.pem"),
+            }),
+        })
+        .unwrap();
+        s.providers.push(SnapshotProvider {
+            slug: "vertex".into(),
+            kind: "vertex".into(),
+            base_url: "https://us-central1-aiplatform.googleapis.com".into(),
+            account: serde_json::json!({"project": "p", "region": "us-central1"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            default_credential: "default".into(),
+            credentials: vec![SnapshotCredential {
+                id: "default".into(),
+                sealed: k.seal(&credential_owner(&id, "vertex", "default"), &secret),
+            }],
+            exposed: vec!["gemini-x".into()],
+        });
+        let slot = |live: &Live| match &live.load().projects[&id].credentials[1]["default"] {
+            UpstreamAuth::Google(slot) => slot.clone(),
+            _ => panic!("a service account"),
+        };
+        let live = Live::default();
+        let (p, keys) = prepare(&s, &k).unwrap();
+        live.apply(p, keys);
+        let first = slot(&live);
+        s.version = 2;
+        s.providers[0].exposed.push("gpt-4o-mini".into());
+        let (p, keys) = prepare(&s, &k).unwrap();
+        live.apply(p, keys);
+        assert!(Arc::ptr_eq(&first, &slot(&live)), "same slot, same token");
     }
 
     #[test]

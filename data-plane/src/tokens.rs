@@ -1,74 +1,92 @@
-//! Access tokens of Google service accounts, shared by all workers: minted on first use, reused
-//! until five minutes before they expire, then minted again by the first request that needs one
-//! (one exchange per account at a time; the others wait for it). If a refresh fails while the old
-//! token is still valid, the old token is used.
+//! Access tokens of Google service accounts. Each credential has a `GoogleSlot`, made when its
+//! snapshot is prepared and carried over when the project's next snapshot is applied (so tokens
+//! survive configuration changes). A request reads the slot's token without a lock; only a
+//! refresh takes one, so that one exchange per account runs at a time (the others wait for it).
+//! Tokens are refreshed five minutes before they expire; if a refresh fails while the old token
+//! is still valid, the old token is used.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::http::header::HeaderValue;
+use arc_swap::ArcSwapOption;
 use sha2::{Digest, Sha256};
-use to11_shared::google::ServiceAccount;
-
 use to11_io::outbound::{google_token, TokenError};
+use to11_shared::google::ServiceAccount;
 
 /// Tokens are refreshed this long before they expire.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
-#[derive(Clone)]
 struct Token {
-    value: String,
+    /// `Bearer …`, marked sensitive.
+    header: HeaderValue,
     expires: Instant,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
-
-#[derive(Default)]
-pub struct GoogleTokens {
-    slots: Mutex<HashMap<[u8; 32], Slot>>,
+pub struct GoogleSlot {
+    /// Which service account (its email and key hashed): slots carry over by it.
+    key: [u8; 32],
+    account: ServiceAccount,
+    token: ArcSwapOption<Token>,
+    refresh: tokio::sync::Mutex<()>,
 }
 
-impl GoogleTokens {
-    fn slot(&self, sa: &ServiceAccount) -> Slot {
+impl GoogleSlot {
+    pub fn new(account: ServiceAccount) -> Self {
         let mut h = Sha256::new();
-        h.update(sa.client_email.as_bytes());
+        h.update(account.client_email.as_bytes());
         h.update([0]);
-        h.update(sa.private_key.as_bytes());
-        let key: [u8; 32] = h.finalize().into();
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(key).or_default().clone()
+        h.update(account.private_key.as_bytes());
+        GoogleSlot {
+            key: h.finalize().into(),
+            account,
+            token: ArcSwapOption::empty(),
+            refresh: tokio::sync::Mutex::new(()),
+        }
     }
 
-    /// A valid access token for `sa`.
-    pub async fn get(
+    /// Whether two slots are for the same service account.
+    pub fn same_account(&self, other: &GoogleSlot) -> bool {
+        self.key == other.key
+    }
+
+    /// The token's header value if it is valid beyond `margin` from now.
+    fn current(&self, margin: Duration) -> Option<HeaderValue> {
+        let t = self.token.load();
+        let t = t.as_ref()?;
+        (t.expires > Instant::now() + margin).then(|| t.header.clone())
+    }
+
+    /// `Bearer <access token>` for this account: the cached token, or a new one.
+    pub async fn authorization(
         &self,
         client: &awc::Client,
         token_url: &str,
-        sa: &ServiceAccount,
         timeout: Duration,
-    ) -> Result<String, TokenError> {
-        let slot = self.slot(sa);
-        let mut held = slot.lock().await;
-        let now = Instant::now();
-        if let Some(t) = held.as_ref() {
-            if t.expires > now + REFRESH_BEFORE {
-                return Ok(t.value.clone());
-            }
+    ) -> Result<HeaderValue, TokenError> {
+        if let Some(h) = self.current(REFRESH_BEFORE) {
+            return Ok(h);
         }
-        match google_token(client, token_url, sa, timeout).await {
+        let _one = self.refresh.lock().await;
+        // Another request may have refreshed it while this one waited.
+        if let Some(h) = self.current(REFRESH_BEFORE) {
+            return Ok(h);
+        }
+        let now = Instant::now();
+        match google_token(client, token_url, &self.account, timeout).await {
             Ok(t) => {
-                let token = Token {
-                    value: t.access_token,
+                let mut header = HeaderValue::from_str(&format!("Bearer {}", t.access_token))
+                    .map_err(|_| {
+                        TokenError::Failed("the access token is not a header value".into())
+                    })?;
+                header.set_sensitive(true);
+                self.token.store(Some(Arc::new(Token {
+                    header: header.clone(),
                     expires: now + Duration::from_secs(t.expires_in.max(60) as u64),
-                };
-                let value = token.value.clone();
-                *held = Some(token);
-                Ok(value)
+                })));
+                Ok(header)
             }
-            Err(e) => match held.as_ref() {
-                Some(old) if old.expires > Instant::now() => Ok(old.value.clone()),
-                _ => Err(e),
-            },
+            Err(e) => self.current(Duration::ZERO).ok_or(e),
         }
     }
 }

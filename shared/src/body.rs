@@ -1,18 +1,22 @@
-//! Request-body helpers for the hot path: peek at `model`/`stream` without building a DOM, and
-//! replace the top-level `model` while keeping every other byte of the body as the client sent it.
+//! Request-body helpers for the hot path: one scan of the top level that yields the model, the
+//! stream flag, where `model` sits and which keys are present (the rest is validated, never
+//! built into a DOM); the model replaced and a function's defaults added while every other byte
+//! stays as the client sent it.
 
 use std::borrow::Cow;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
+use serde_json::value::RawValue;
 
-/// What the gateway needs from a JSON request body.
+/// What the gateway needs from a JSON request body, from one pass over it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Peek<'a> {
+pub struct Scan<'a> {
     pub model: Option<Cow<'a, str>>,
     pub stream: bool,
     /// Byte range of the top-level `model` value (including its quotes) in the body.
     pub model_span: Option<(usize, usize)>,
+    /// The top-level keys, in order.
+    pub keys: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,32 +27,80 @@ pub enum BodyError {
     NotObject,
 }
 
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
+struct ScanVisitor<'a> {
+    base: usize,
+    _body: std::marker::PhantomData<&'a ()>,
 }
 
-/// Parses just enough of a body to route it. The whole body is validated as JSON.
-pub fn peek(body: &[u8]) -> Result<Peek<'_>, BodyError> {
+impl<'de> Visitor<'de> for ScanVisitor<'de> {
+    type Value = Scan<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut scan = Scan::default();
+        let mut stream_seen = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "model" => {
+                    if scan.model.is_some() {
+                        return Err(A::Error::duplicate_field("model"));
+                    }
+                    let raw: &'de RawValue = map.next_value()?;
+                    let text = raw.get();
+                    if text == "null" {
+                        // As if absent.
+                        scan.keys.push(key);
+                        continue;
+                    }
+                    let model: Cow<'de, str> = match serde_json::from_str::<&'de str>(text) {
+                        Ok(s) => Cow::Borrowed(s),
+                        Err(_) => Cow::Owned(
+                            serde_json::from_str::<String>(text).map_err(A::Error::custom)?,
+                        ),
+                    };
+                    let start = text.as_ptr() as usize - self.base;
+                    scan.model_span = Some((start, start + text.len()));
+                    scan.model = Some(model);
+                }
+                "stream" => {
+                    if stream_seen {
+                        return Err(A::Error::duplicate_field("stream"));
+                    }
+                    stream_seen = true;
+                    scan.stream = map.next_value::<Option<bool>>()?.unwrap_or(false);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            scan.keys.push(key);
+        }
+        Ok(scan)
+    }
+}
+
+/// Reads just enough of a body to route it, in one pass; the whole body is validated as JSON.
+pub fn scan(body: &[u8]) -> Result<Scan<'_>, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         // Still report invalid JSON as such.
         serde_json::from_slice::<IgnoredAny>(body).map_err(|e| BodyError::Json(e.to_string()))?;
         return Err(BodyError::NotObject);
     }
-    let f: Fields<'_> = serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
-    let model_span = match f.model {
-        Some(_) => model_span(body),
-        None => None,
-    };
-    Ok(Peek {
-        model: f.model,
-        stream: f.stream.unwrap_or(false),
-        model_span,
-    })
+    let text = std::str::from_utf8(body).map_err(|e| BodyError::Json(e.to_string()))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let scan = de
+        .deserialize_map(ScanVisitor {
+            base: text.as_ptr() as usize,
+            _body: std::marker::PhantomData,
+        })
+        .map_err(|e| BodyError::Json(e.to_string()))?;
+    de.end().map_err(|e| BodyError::Json(e.to_string()))?;
+    Ok(scan)
 }
 
 /// Returns a copy of `body` whose top-level `model` is `new_model`; every other byte is kept.
@@ -61,71 +113,48 @@ pub fn replace_model(body: &[u8], span: (usize, usize), new_model: &str) -> Vec<
     out
 }
 
-/// Adds each `(key, value)` of `defaults` the body's top-level object does not already have,
-/// keeping every existing byte; the request's own values always win. `body` must be a JSON object
-/// (as `peek` checked).
+/// Adds each `(key, value)` of `defaults` the body's top level does not already have (`scan`
+/// says which it has), keeping every existing byte; the request's own values always win.
 pub fn apply_defaults(
     body: &[u8],
+    scan: &Scan<'_>,
     defaults: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<u8>, BodyError> {
-    let top: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
-    let missing: Vec<(&String, &serde_json::Value)> = defaults
-        .iter()
-        .filter(|(k, _)| !top.contains_key(*k))
-        .collect();
     let close = body
         .iter()
         .rposition(|b| *b == b'}')
         .ok_or(BodyError::NotObject)?;
-    let mut out = Vec::with_capacity(body.len() + 64 * missing.len());
+    let mut out = Vec::with_capacity(body.len() + 64 * defaults.len());
     out.extend_from_slice(&body[..close]);
-    let mut need_comma = !top.is_empty();
-    for (k, v) in missing {
+    let mut need_comma = !scan.keys.is_empty();
+    for (k, v) in defaults {
+        if scan.keys.iter().any(|have| have == k) {
+            continue;
+        }
         if need_comma {
             out.push(b',');
         }
         need_comma = true;
-        out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+        // Serialising a string key and a JSON value into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, k);
         out.push(b':');
-        out.extend_from_slice(serde_json::to_string(v).unwrap_or_default().as_bytes());
+        let _ = serde_json::to_writer(&mut out, v);
     }
     out.extend_from_slice(&body[close..]);
     Ok(out)
 }
 
-/// Finds the byte span of the top-level `"model"` string value with serde_json's own tokenizer:
-/// the top-level object is walked with each value deserialized as a `RawValue`, whose position in
-/// the input gives the span.
-fn model_span(body: &[u8]) -> Option<(usize, usize)> {
-    struct SpanVisitor<'a> {
-        base: usize,
-        _body: &'a [u8],
-    }
-    impl<'de, 'a> Visitor<'de> for SpanVisitor<'a> {
-        type Value = Option<(usize, usize)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let raw: &'de serde_json::value::RawValue = map.next_value()?;
-                if key == "model" {
-                    let start = raw.get().as_ptr() as usize - self.base;
-                    found = Some((start, start + raw.get().len()));
-                }
-            }
-            Ok(found)
+/// Adds each default the request object does not already have (translated requests, which are
+/// built into a DOM anyway).
+pub fn apply_defaults_to(
+    body: &mut serde_json::Map<String, serde_json::Value>,
+    defaults: &serde_json::Map<String, serde_json::Value>,
+) {
+    for (k, v) in defaults {
+        if !body.contains_key(k) {
+            body.insert(k.clone(), v.clone());
         }
     }
-    let text = std::str::from_utf8(body).ok()?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let base = text.as_ptr() as usize;
-    de.deserialize_map(SpanVisitor { base, _body: body })
-        .ok()
-        .flatten()
-        .filter(|(s, e)| body.get(*s) == Some(&b'"') && *e <= body.len())
 }
 
 #[cfg(test)]
@@ -133,11 +162,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peeks_model_and_stream() {
+    fn scans_model_stream_and_keys() {
         let b = br#"{"messages":[{"role":"user","content":"hi \"model\": x"}],"model":"gpt-4o","stream":true}"#;
-        let p = peek(b).expect("ok");
+        let p = scan(b).expect("ok");
         assert_eq!(p.model.as_deref(), Some("gpt-4o"));
         assert!(p.stream);
+        assert_eq!(p.keys, ["messages", "model", "stream"]);
         let (s, e) = p.model_span.expect("span");
         assert_eq!(&b[s..e], br#""gpt-4o""#);
     }
@@ -145,7 +175,7 @@ mod tests {
     #[test]
     fn escaped_model_names() {
         let b = br#"{ "model" : "a\/b\u0041" }"#;
-        let p = peek(b).expect("ok");
+        let p = scan(b).expect("ok");
         assert_eq!(p.model.as_deref(), Some("a/bA"));
         let (s, e) = p.model_span.expect("span");
         let out = replace_model(b, (s, e), "x\"y");
@@ -156,7 +186,7 @@ mod tests {
     #[test]
     fn replace_keeps_other_bytes() {
         let b = br#"{"model":"openai/gpt-4o",  "n":1.50,"z":{"model":"inner"}}"#;
-        let p = peek(b).expect("ok");
+        let p = scan(b).expect("ok");
         let out = replace_model(b, p.model_span.expect("span"), "gpt-4o");
         assert_eq!(
             out,
@@ -166,11 +196,20 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(matches!(peek(b"{"), Err(BodyError::Json(_))));
-        assert!(matches!(peek(b"[1]"), Err(BodyError::NotObject)));
-        assert!(matches!(peek(b"nope"), Err(BodyError::Json(_))));
-        assert!(matches!(peek(br#"{"model":3}"#), Err(BodyError::Json(_))));
-        assert_eq!(peek(b"{}").map(|p| p.model), Ok(None));
+        assert!(matches!(scan(b"{"), Err(BodyError::Json(_))));
+        assert!(matches!(scan(b"[1]"), Err(BodyError::NotObject)));
+        assert!(matches!(scan(b"nope"), Err(BodyError::Json(_))));
+        assert!(matches!(scan(br#"{"model":3}"#), Err(BodyError::Json(_))));
+        assert_eq!(scan(b"{}").map(|p| p.model), Ok(None));
+        assert!(matches!(
+            scan(br#"{"stream":"yes"}"#),
+            Err(BodyError::Json(_))
+        ));
+        assert!(matches!(
+            scan(br#"{"model":"a","model":"b"}"#),
+            Err(BodyError::Json(_))
+        ));
+        assert!(matches!(scan(br#"{"a":1} x"#), Err(BodyError::Json(_))));
     }
 
     #[test]
@@ -178,7 +217,8 @@ mod tests {
         let mut d = serde_json::Map::new();
         d.insert("temperature".into(), serde_json::json!(0.2));
         d.insert("max_tokens".into(), serde_json::json!(100));
-        let out = apply_defaults(br#"{"model":"m", "temperature":1}"#, &d).expect("ok");
+        let body = br#"{"model":"m", "temperature":1}"#;
+        let out = apply_defaults(body, &scan(body).expect("scan"), &d).expect("ok");
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["temperature"], 1, "the request's own value wins");
         assert_eq!(v["max_tokens"], 100);
@@ -186,15 +226,16 @@ mod tests {
             out.starts_with(br#"{"model":"m", "temperature":1"#),
             "existing bytes kept"
         );
-        let out = apply_defaults(b"{ }", &d).expect("ok");
+        let out = apply_defaults(b"{ }", &scan(b"{ }").expect("scan"), &d).expect("ok");
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(
             (v["temperature"].clone(), v["max_tokens"].clone()),
             (serde_json::json!(0.2), serde_json::json!(100))
         );
+        let body = br#"{"a":1}"#;
         assert_eq!(
-            apply_defaults(br#"{"a":1}"#, &serde_json::Map::new()).expect("ok"),
-            br#"{"a":1}"#.to_vec()
+            apply_defaults(body, &scan(body).expect("scan"), &serde_json::Map::new()).expect("ok"),
+            body.to_vec()
         );
     }
 
@@ -210,7 +251,7 @@ mod tests {
             for k in &keys {
                 d.insert(k.clone(), serde_json::json!([1, {"x": k}]));
             }
-            let out = apply_defaults(&raw, &d).expect("ok");
+            let out = apply_defaults(&raw, &scan(&raw).expect("scan"), &d).expect("ok");
             let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).expect("valid json");
             for k in &present {
                 proptest::prop_assert_eq!(&v[k], &serde_json::json!(k));
@@ -225,7 +266,7 @@ mod tests {
         #[test]
         fn replace_model_roundtrips(name in ".{0,20}", other in "[a-z]{0,8}") {
             let body = serde_json::json!({"a": other, "model": "m", "b": [1, {"model": "x"}]}).to_string();
-            let p = peek(body.as_bytes()).expect("valid");
+            let p = scan(body.as_bytes()).expect("valid");
             let out = replace_model(body.as_bytes(), p.model_span.expect("span"), &name);
             let v: serde_json::Value = serde_json::from_slice(&out).expect("valid json");
             proptest::prop_assert_eq!(v["model"].as_str(), Some(name.as_str()));

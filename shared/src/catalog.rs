@@ -150,11 +150,41 @@ pub struct CatalogEntry {
     pub auth: AuthForm,
     pub listing: Listing,
     pub fields: Vec<Field>,
-    /// Inbound surfaces the provider serves natively.
-    pub surfaces: &'static [&'static str],
+    /// The APIs the provider serves natively.
+    pub surfaces: &'static [Api],
 }
 
-const OPENAI_SURFACES: &[&str] = &["chat", "completions", "embeddings", "responses"];
+/// An API a client calls, and a provider may serve natively (named as the catalog shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    Chat,
+    Completions,
+    Embeddings,
+    Responses,
+    Messages,
+    GenerateContent,
+    Converse,
+    Invoke,
+}
+
+impl Api {
+    /// How people call it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Api::Chat => "OpenAI Chat Completions",
+            Api::Completions => "OpenAI Completions",
+            Api::Embeddings => "OpenAI Embeddings",
+            Api::Responses => "OpenAI Responses",
+            Api::Messages => "Anthropic Messages",
+            Api::GenerateContent => "Gemini generateContent",
+            Api::Converse => "Bedrock Converse",
+            Api::Invoke => "Bedrock InvokeModel",
+        }
+    }
+}
+
+const OPENAI_SURFACES: &[Api] = &[Api::Chat, Api::Completions, Api::Embeddings, Api::Responses];
 
 fn api_key_field(required: bool, help: &'static str) -> Field {
     Field {
@@ -284,14 +314,14 @@ pub fn entries() -> Vec<CatalogEntry> {
             docs_url: "https://docs.claude.com/en/api/overview", base: "https://api.anthropic.com/v1",
             family: Family::Anthropic, auth: AuthForm::AnthropicKey, listing: AnthropicPages,
             credential: vec![api_key_field(true, "A key from console.anthropic.com (sk-ant-…).")], account: vec![],
-            surfaces: &["messages"],
+            surfaces: &[Api::Messages],
         }),
         native(NativeEntry {
             id: "gemini", display_name: "Google Gemini", description: "Gemini models through Google AI Studio's generateContent API.",
             docs_url: "https://ai.google.dev/api", base: "https://generativelanguage.googleapis.com/v1beta",
             family: Family::Gemini, auth: AuthForm::GoogApiKey, listing: GeminiPages,
             credential: vec![api_key_field(true, "A key from aistudio.google.com/apikey.")], account: vec![],
-            surfaces: &["generate-content"],
+            surfaces: &[Api::GenerateContent],
         }),
         native(NativeEntry {
             id: "vertex", display_name: "Google Vertex AI", description: "Gemini (publisher google) and Claude (publisher anthropic) models in your Google Cloud project. Claude on Vertex has no listing: name the models (e.g. claude-sonnet-4@20250514); each is checked with a one-token call.",
@@ -303,7 +333,7 @@ pub fn entries() -> Vec<CatalogEntry> {
                 account_field("project", "Project ID", false, None, "The Google Cloud project; defaults to the key file's project_id."),
                 account_field("region", "Region", true, Some("us-central1"), "e.g. us-central1, europe-west4, or global."),
             ],
-            surfaces: &["generate-content", "messages"],
+            surfaces: &[Api::GenerateContent, Api::Messages],
         }),
         native(NativeEntry {
             id: "bedrock", display_name: "AWS Bedrock", description: "Foundation models and inference profiles in your AWS account (Converse and InvokeModel; Claude also through the Messages API).",
@@ -316,7 +346,7 @@ pub fn entries() -> Vec<CatalogEntry> {
                 api_key_field(false, "Instead of IAM keys: a Bedrock API key (sent as a bearer token)."),
             ],
             account: vec![account_field("region", "Region", true, Some("us-east-1"), "The AWS region, e.g. us-east-1, eu-central-1.")],
-            surfaces: &["converse", "invoke", "messages"],
+            surfaces: &[Api::Converse, Api::Invoke, Api::Messages],
         }),
         native(NativeEntry {
             id: "azure-openai", display_name: "Azure OpenAI", description: "OpenAI models deployed in your Azure OpenAI resource. Deployments have no data-plane listing: name your deployments; each is checked with a one-token call.",
@@ -327,14 +357,14 @@ pub fn entries() -> Vec<CatalogEntry> {
                 account_field("resource", "Resource name", true, None, "The resource's name: the {resource} of https://{resource}.openai.azure.com."),
                 account_field("api_version", "API version", true, Some("2024-10-21"), "The api-version query parameter, e.g. 2024-10-21."),
             ],
-            surfaces: &["chat", "completions", "embeddings"],
+            surfaces: &[Api::Chat, Api::Completions, Api::Embeddings],
         }),
         native(NativeEntry {
             id: "cohere", display_name: "Cohere", description: "Command and Embed models through Cohere's OpenAI-compatible API.",
             docs_url: "https://docs.cohere.com/docs/compatibility-api", base: "https://api.cohere.ai/compatibility/v1",
             family: Family::OpenAi, auth: AuthForm::Bearer, listing: CohereModels,
             credential: vec![api_key_field(true, "A key from dashboard.cohere.com/api-keys.")], account: vec![],
-            surfaces: &["chat", "embeddings"],
+            surfaces: &[Api::Chat, Api::Embeddings],
         }),
     ]
 }
@@ -368,7 +398,7 @@ struct NativeEntry {
     listing: Listing,
     credential: Vec<Field>,
     account: Vec<Field>,
-    surfaces: &'static [&'static str],
+    surfaces: &'static [Api],
 }
 
 /// A provider with its own API family, account fields and credential form.

@@ -1,10 +1,8 @@
 //! The AWS event-stream binary framing (Bedrock's `converse-stream` and
 //! `invoke-with-response-stream`): a frame is `total length (4) | headers length (4) | prelude
 //! CRC32 (4) | headers | payload | message CRC32 (4)`, big-endian, both checksums verified.
-//! `Decoder` takes bytes as they arrive, split anywhere, and returns whole frames.
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+//! `Decoder` takes bytes as they arrive, split anywhere, and returns whole frames (what they carry
+//! is read by `translate::stream`).
 
 /// Larger frames are refused (Bedrock's are a few kilobytes).
 const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -184,57 +182,11 @@ pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// One frame of InvokeModelWithResponseStream for an Anthropic model, as the Anthropic SSE event
-/// it carries: a `chunk` holds `{"bytes": base64 of one Messages stream event}`, written as
-/// `event: {type}\ndata: {event}\n\n` with the event's bytes as they came. An exception frame
-/// becomes Anthropic's `error` event, and `Err` says the stream must end after it.
-pub fn anthropic_sse(frame: &Frame) -> Result<String, String> {
-    match frame.header(":message-type") {
-        Some("event") if frame.header(":event-type") == Some("chunk") => {
-            let v: serde_json::Value = serde_json::from_slice(&frame.payload)
-                .map_err(|_| error_event("api_error", "Bedrock sent a chunk that is not JSON"))?;
-            let data = v["bytes"]
-                .as_str()
-                .and_then(|b| STANDARD.decode(b).ok())
-                .ok_or_else(|| error_event("api_error", "Bedrock sent a chunk without bytes"))?;
-            let event: serde_json::Value = serde_json::from_slice(&data)
-                .map_err(|_| error_event("api_error", "Bedrock sent an event that is not JSON"))?;
-            let kind = event["type"].as_str().unwrap_or("message");
-            let data = String::from_utf8_lossy(&data);
-            Ok(format!("event: {kind}\ndata: {}\n\n", data.trim()))
-        }
-        // Other events (none are documented for this operation) are skipped.
-        Some("event") => Ok(String::new()),
-        _ => {
-            let exception = frame
-                .header(":exception-type")
-                .or(frame.header(":error-code"))
-                .unwrap_or("exception");
-            let message = serde_json::from_slice::<serde_json::Value>(&frame.payload)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| exception.to_string());
-            let kind = match exception {
-                "throttlingException" => "rate_limit_error",
-                "validationException" => "invalid_request_error",
-                "modelTimeoutException" => "timeout_error",
-                "serviceUnavailableException" => "overloaded_error",
-                _ => "api_error",
-            };
-            Err(error_event(kind, &format!("{exception}: {message}")))
-        }
-    }
-}
-
-/// Anthropic's SSE `error` event.
-pub fn error_event(kind: &str, message: &str) -> String {
-    let e = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
-    format!("event: error\ndata: {e}\n\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
     use proptest::prelude::*;
 
     fn chunk(event: &serde_json::Value) -> Vec<u8> {
@@ -263,10 +215,7 @@ mod tests {
         let frames = d.push(&[a.clone(), b].concat()).expect("ok");
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].header(":event-type"), Some("chunk"));
-        assert_eq!(
-            anthropic_sse(&frames[1]).expect("event"),
-            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
-        );
+        assert_eq!(frames[1].header(":message-type"), Some("event"));
         // A flipped payload bit fails the message checksum; a flipped length the prelude's.
         let mut bad = a.clone();
         let n = bad.len();
@@ -275,25 +224,6 @@ mod tests {
         let mut bad = a;
         bad[3] ^= 1;
         assert_eq!(Decoder::default().push(&bad), Err(FrameError::Checksum));
-    }
-
-    #[test]
-    fn exceptions_become_terminal_anthropic_errors() {
-        let f = encode(
-            &[
-                (":exception-type", "throttlingException"),
-                (":content-type", "application/json"),
-                (":message-type", "exception"),
-            ],
-            br#"{"message":"Too many requests"}"#,
-        );
-        let frames = Decoder::default().push(&f).expect("ok");
-        let e = anthropic_sse(&frames[0]).unwrap_err();
-        assert!(e.starts_with("event: error\ndata: "), "{e}");
-        assert!(
-            e.contains("rate_limit_error") && e.contains("Too many requests"),
-            "{e}"
-        );
     }
 
     #[test]

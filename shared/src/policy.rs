@@ -247,5 +247,40 @@ pub fn order(
     idx
 }
 
+/// Exploration rate of least-latency: the share of requests sent to a target that is not the
+/// fastest, to keep measuring the others.
+pub const LEAST_LATENCY_EXPLORE: f64 = 0.05;
+
+/// What the candidate ordering knows of one target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetView {
+    pub weight: u32,
+    /// Its latency estimate, if measured.
+    pub latency_ms: Option<f64>,
+    /// Whether it is cooling down after failures.
+    pub cooling: bool,
+}
+
+/// The order a request tries its targets: the route's strategy (`order`, with `r` uniform in
+/// [0, 1)), then cooled-down targets moved last (still tried when nothing else is left). Without
+/// a strategy (a provider's model, a function without a route) the order is as given.
+pub fn candidates(
+    strategy: Option<crate::model::Strategy>,
+    targets: &[TargetView],
+    r: f64,
+) -> Vec<usize> {
+    let mut idx = match strategy {
+        Some(s) if targets.len() > 1 => {
+            let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+            let latency: Vec<Option<f64>> = targets.iter().map(|t| t.latency_ms).collect();
+            order(s, &weights, &latency, r, LEAST_LATENCY_EXPLORE)
+        }
+        _ => (0..targets.len()).collect(),
+    };
+    // Stable: the strategy's order holds within the warm and the cooling targets.
+    idx.sort_by_key(|i| targets[*i].cooling);
+    idx
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,53 +1,137 @@
 //! Where a request goes upstream: the inbound surface a client called (OpenAI, Anthropic Messages,
-//! Gemini `generateContent`, Bedrock Converse/Invoke), and for one target the upstream URL, the edit
-//! its body needs and the headers its API expects. Pure; the data plane sends what this plans.
+//! Gemini `generateContent`, Bedrock Converse/Invoke), and for one target the upstream URL, the
+//! edit its body needs (none, the model, or a `Translation`) and the headers its API expects.
+//! Pure; the data plane sends what this plans.
 //!
-//! A surface is forwarded unchanged to a provider that speaks it natively. A target that does not
-//! gets `Unsupported` with a message naming what is missing (translation between formats is a
-//! separate layer).
+//! A surface is forwarded unchanged to a provider that speaks it natively; a translation is
+//! chosen when the target speaks another API; otherwise the target is refused with a `PlanError`
+//! naming what it does speak.
 
-use crate::catalog::Family;
+use crate::catalog::{Api, Family};
 use crate::sigv4::uri_encode;
+use crate::translate::pair::{
+    BEDROCK_CLAUDE, CHAT_TO_CONVERSE, CHAT_TO_GEMINI, CHAT_TO_MESSAGES, MESSAGES_TO_CHAT,
+    VERTEX_CLAUDE,
+};
+use crate::translate::{Framing, Step, Translation};
 
-/// The API a client called, with the part of the path that names the operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A Gemini API method (`/v1beta/models/{model}:{method}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoogleMethod {
+    GenerateContent,
+    StreamGenerateContent,
+    CountTokens,
+    EmbedContent,
+    BatchEmbedContents,
+}
+
+impl GoogleMethod {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "generateContent" => GoogleMethod::GenerateContent,
+            "streamGenerateContent" => GoogleMethod::StreamGenerateContent,
+            "countTokens" => GoogleMethod::CountTokens,
+            "embedContent" => GoogleMethod::EmbedContent,
+            "batchEmbedContents" => GoogleMethod::BatchEmbedContents,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GoogleMethod::GenerateContent => "generateContent",
+            GoogleMethod::StreamGenerateContent => "streamGenerateContent",
+            GoogleMethod::CountTokens => "countTokens",
+            GoogleMethod::EmbedContent => "embedContent",
+            GoogleMethod::BatchEmbedContents => "batchEmbedContents",
+        }
+    }
+}
+
+/// A Bedrock runtime operation (`/model/{model}/{op}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BedrockOp {
+    Converse,
+    ConverseStream,
+    Invoke,
+    InvokeStream,
+}
+
+impl BedrockOp {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "converse" => BedrockOp::Converse,
+            "converse-stream" => BedrockOp::ConverseStream,
+            "invoke" => BedrockOp::Invoke,
+            "invoke-with-response-stream" => BedrockOp::InvokeStream,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BedrockOp::Converse => "converse",
+            BedrockOp::ConverseStream => "converse-stream",
+            BedrockOp::Invoke => "invoke",
+            BedrockOp::InvokeStream => "invoke-with-response-stream",
+        }
+    }
+}
+
+/// The API a client called, with the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Surface {
-    /// `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`: the
-    /// suffix after `/v1`.
-    OpenAi(&'static str),
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`.
+    Completions,
+    /// `/v1/embeddings`.
+    Embeddings,
+    /// `/v1/responses`.
+    Responses,
     /// `/v1/messages`.
     Messages,
     /// `/v1/messages/count_tokens`.
     CountTokens,
-    /// `/v1beta/models/{model}:{method}` (and `/v1/models/…`): the method.
-    Google(String),
-    /// `/model/{model}/{op}`: `converse`, `converse-stream`, `invoke`,
-    /// `invoke-with-response-stream`.
-    Bedrock(&'static str),
+    /// `/v1beta/models/{model}:{method}` (and `/v1/models/…`).
+    Google(GoogleMethod),
+    /// `/model/{model}/{op}`.
+    Bedrock(BedrockOp),
 }
 
 impl Surface {
-    /// The catalog's name for this surface (`CatalogEntry::surfaces`).
-    pub fn name(&self) -> &'static str {
+    /// The API this surface belongs to.
+    pub fn api(self) -> Api {
         match self {
-            Surface::OpenAi("/chat/completions") => "chat",
-            Surface::OpenAi("/completions") => "completions",
-            Surface::OpenAi("/embeddings") => "embeddings",
-            Surface::OpenAi(_) => "responses",
-            Surface::Messages | Surface::CountTokens => "messages",
-            Surface::Google(_) => "generate-content",
-            Surface::Bedrock("converse" | "converse-stream") => "converse",
-            Surface::Bedrock(_) => "invoke",
+            Surface::Chat => Api::Chat,
+            Surface::Completions => Api::Completions,
+            Surface::Embeddings => Api::Embeddings,
+            Surface::Responses => Api::Responses,
+            Surface::Messages | Surface::CountTokens => Api::Messages,
+            Surface::Google(_) => Api::GenerateContent,
+            Surface::Bedrock(BedrockOp::Converse | BedrockOp::ConverseStream) => Api::Converse,
+            Surface::Bedrock(_) => Api::Invoke,
         }
     }
 
+    /// The path after `/v1` of an OpenAI surface.
+    pub fn openai_path(self) -> Option<&'static str> {
+        Some(match self {
+            Surface::Chat => "/chat/completions",
+            Surface::Completions => "/completions",
+            Surface::Embeddings => "/embeddings",
+            Surface::Responses => "/responses",
+            _ => return None,
+        })
+    }
+
     /// Whether an answer is a stream even when the body says nothing about it.
-    pub fn streams_by_path(&self) -> bool {
-        match self {
-            Surface::Google(m) => m == "streamGenerateContent",
-            Surface::Bedrock(op) => op.ends_with("stream"),
-            _ => false,
-        }
+    pub fn streams_by_path(self) -> bool {
+        matches!(
+            self,
+            Surface::Google(GoogleMethod::StreamGenerateContent)
+                | Surface::Bedrock(BedrockOp::ConverseStream | BedrockOp::InvokeStream)
+        )
     }
 }
 
@@ -55,10 +139,10 @@ impl Surface {
 /// otherwise it is in the body.
 pub fn inbound(path: &str) -> Option<(Surface, Option<String>)> {
     let s = match path {
-        "/v1/chat/completions" => Surface::OpenAi("/chat/completions"),
-        "/v1/completions" => Surface::OpenAi("/completions"),
-        "/v1/embeddings" => Surface::OpenAi("/embeddings"),
-        "/v1/responses" => Surface::OpenAi("/responses"),
+        "/v1/chat/completions" => Surface::Chat,
+        "/v1/completions" => Surface::Completions,
+        "/v1/embeddings" => Surface::Embeddings,
+        "/v1/responses" => Surface::Responses,
         "/v1/messages" => Surface::Messages,
         "/v1/messages/count_tokens" => Surface::CountTokens,
         _ => {
@@ -67,27 +151,12 @@ pub fn inbound(path: &str) -> Option<(Surface, Option<String>)> {
                 .or_else(|| path.strip_prefix("/v1/models/"))
             {
                 let (model, method) = rest.rsplit_once(':')?;
-                if !matches!(
-                    method,
-                    "generateContent"
-                        | "streamGenerateContent"
-                        | "countTokens"
-                        | "embedContent"
-                        | "batchEmbedContents"
-                ) {
-                    return None;
-                }
-                return Some((Surface::Google(method.into()), Some(decode_segment(model)?)));
+                let method = GoogleMethod::parse(method)?;
+                return Some((Surface::Google(method), Some(decode_segment(model)?)));
             }
             let rest = path.strip_prefix("/model/")?;
             let (model, op) = rest.rsplit_once('/')?;
-            let op = match op {
-                "converse" => "converse",
-                "converse-stream" => "converse-stream",
-                "invoke" => "invoke",
-                "invoke-with-response-stream" => "invoke-with-response-stream",
-                _ => return None,
-            };
+            let op = BedrockOp::parse(op)?;
             return Some((Surface::Bedrock(op), Some(decode_segment(model)?)));
         }
     };
@@ -110,7 +179,7 @@ pub struct ProviderApi {
     pub family: Family,
     pub base_url: String,
     /// Surfaces the catalog entry serves natively.
-    pub surfaces: &'static [&'static str],
+    pub surfaces: &'static [Api],
     /// Vertex: `/v1/projects/{project}/locations/{region}`; empty otherwise.
     pub vertex_prefix: String,
     /// Azure: the `api-version`.
@@ -194,54 +263,13 @@ impl ProviderApi {
 /// What to do with the client's body for this target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyEdit {
-    /// Write the upstream model into the body's `model`.
+    /// Write the upstream model into the body's `model`; the answer passes.
     SetModel,
-    /// Send the body as it came (the model is in the URL).
+    /// Send the body as it came (the model is in the URL); the answer passes.
     Keep,
-    /// Anthropic Messages on Vertex or Bedrock: the model moves to the URL, the body gets
-    /// `anthropic_version`; Bedrock's InvokeModel also takes no `stream`.
-    AnthropicVendor {
-        version: &'static str,
-        drop_stream: bool,
-    },
-    /// An OpenAI chat body translated to Anthropic Messages (`translate::anthropic::request`),
-    /// then, on Vertex or Bedrock, edited as `AnthropicVendor` with this version.
-    OpenAiToAnthropic {
-        vendor: Option<(&'static str, bool)>,
-    },
-    /// An OpenAI chat body translated to `generateContent` (`translate::gemini::request`).
-    OpenAiToGemini,
-    /// An OpenAI chat body translated to Bedrock Converse (`translate::bedrock::request`).
-    OpenAiToConverse,
-    /// An Anthropic Messages body translated to OpenAI chat (`translate::messages_in::request`).
-    MessagesToOpenAi,
-    /// Anthropic Messages → OpenAI chat → `generateContent` (both translations in turn).
-    MessagesToGemini,
-    /// Anthropic Messages → OpenAI chat → Converse.
-    MessagesToConverse,
-}
-
-/// What to do with a successful answer's body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResponseEdit {
-    /// Stream it to the client as it comes.
-    Pass,
-    /// Bedrock's binary event stream of Anthropic events → Anthropic's SSE (`eventstream`).
-    EventStreamToAnthropicSse,
-    /// An Anthropic answer (JSON, SSE or error) → OpenAI's (`translate::anthropic`).
-    AnthropicToOpenAi,
-    /// Bedrock's event stream of Anthropic events → OpenAI chunks (both of the above).
-    EventStreamToOpenAi,
-    /// A Gemini answer (JSON, SSE or error) → OpenAI's (`translate::gemini`).
-    GeminiToOpenAi,
-    /// A Converse answer (JSON, event stream or error) → OpenAI's (`translate::bedrock`).
-    ConverseToOpenAi,
-    /// An OpenAI chat answer (JSON, SSE or error) → Anthropic's (`translate::messages_in`).
-    OpenAiToMessages,
-    /// A Gemini answer → OpenAI's → Anthropic's.
-    GeminiToMessages,
-    /// A Converse answer → OpenAI's → Anthropic's.
-    ConverseToMessages,
+    /// Through these steps; the answer back through them (or only reframed, when every step is a
+    /// body edit).
+    Translate(Translation),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -250,11 +278,60 @@ pub struct Plan {
     pub body: BodyEdit,
     /// Headers sent when the client did not send them.
     pub default_headers: &'static [(&'static str, &'static str)],
-    pub response: ResponseEdit,
+}
+
+impl Plan {
+    /// The translation of this plan, if its body or answer changes form.
+    pub fn translation(&self) -> Option<&Translation> {
+        match &self.body {
+            BodyEdit::Translate(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Why a target cannot serve a surface.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("provider '{provider}' does not serve the {} API; its native APIs are: {}", .api.title(), titles(.native))]
+    NotServed {
+        provider: String,
+        api: Api,
+        native: &'static [Api],
+    },
+    #[error("model '{model}' on provider '{provider}' is {what}: call it through {how}")]
+    OtherApi {
+        provider: String,
+        model: String,
+        what: &'static str,
+        how: String,
+    },
+}
+
+fn titles(apis: &[Api]) -> String {
+    apis.iter()
+        .map(|a| a.title())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 const ANTHROPIC_DEFAULTS: &[(&str, &str)] = &[("anthropic-version", ANTHROPIC_VERSION)];
+
+static ONLY_VERTEX_CLAUDE: &[&Step] = &[&VERTEX_CLAUDE];
+static ONLY_BEDROCK_CLAUDE: &[&Step] = &[&BEDROCK_CLAUDE];
+static CHAT_TO_ANTHROPIC: &[&Step] = &[&CHAT_TO_MESSAGES];
+static CHAT_TO_VERTEX_CLAUDE: &[&Step] = &[&CHAT_TO_MESSAGES, &VERTEX_CLAUDE];
+static CHAT_TO_BEDROCK_CLAUDE: &[&Step] = &[&CHAT_TO_MESSAGES, &BEDROCK_CLAUDE];
+static CHAT_TO_GOOGLE: &[&Step] = &[&CHAT_TO_GEMINI];
+static CHAT_TO_BEDROCK: &[&Step] = &[&CHAT_TO_CONVERSE];
+static MESSAGES_TO_OPENAI: &[&Step] = &[&MESSAGES_TO_CHAT];
+static MESSAGES_TO_GOOGLE: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_GEMINI];
+static MESSAGES_TO_BEDROCK: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_CONVERSE];
+
+fn translate(steps: &'static [&'static Step], framing: Framing) -> BodyEdit {
+    BodyEdit::Translate(Translation::new(steps, framing))
+}
 
 /// A path segment: unreserved characters, `@` and `:` kept (Google's versioned ids), the rest
 /// percent-encoded.
@@ -284,284 +361,260 @@ pub fn vertex_publisher(model: &str) -> &'static str {
 /// `stream` flag; `query` the client's query string.
 pub fn plan(
     p: &ProviderApi,
-    surface: &Surface,
+    surface: Surface,
     model: &str,
     stream: bool,
     query: Option<&str>,
-) -> Result<Plan, String> {
-    let unsupported = || {
-        format!(
-            "provider '{}' does not serve the {} API; its native APIs are: {}",
-            p.slug,
-            surface_title(surface),
-            p.surfaces
-                .iter()
-                .map(|s| surface_title_by_name(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    if *surface == Surface::OpenAi("/chat/completions") {
-        if let Some(plan) = translated_chat(p, model, stream)? {
+) -> Result<Plan, PlanError> {
+    if surface == Surface::Chat {
+        if let Some(plan) = translated_chat(p, model, stream) {
             return Ok(plan);
         }
     }
-    // Anthropic Messages to a target that speaks OpenAI chat: translated.
-    if *surface == Surface::Messages
-        && matches!(p.family, Family::OpenAi | Family::Azure)
-        && p.surfaces.contains(&"chat")
-    {
-        let url = match p.family {
-            Family::Azure => p.azure_url(model, "/chat/completions"),
-            _ => format!("{}/chat/completions", p.base_url),
-        };
-        return Ok(Plan {
-            url,
-            body: BodyEdit::MessagesToOpenAi,
-            default_headers: &[],
-            response: ResponseEdit::OpenAiToMessages,
+    if surface == Surface::Messages {
+        if let Some(plan) = translated_messages(p, model, stream) {
+            return Ok(plan);
+        }
+    }
+    if !p.surfaces.contains(&surface.api()) {
+        return Err(PlanError::NotServed {
+            provider: p.slug.clone(),
+            api: surface.api(),
+            native: p.surfaces,
         });
     }
-    // Anthropic Messages to Gemini or a non-Claude Bedrock model: through OpenAI chat.
-    if *surface == Surface::Messages && !p.surfaces.contains(&"messages")
-        || *surface == Surface::Messages
-            && p.family == Family::Vertex
-            && vertex_publisher(model) == "google"
-        || *surface == Surface::Messages
-            && p.family == Family::Bedrock
-            && !model.contains("anthropic.")
-    {
-        if let Some(mut plan) = translated_chat(p, model, stream)? {
-            match plan.body {
-                BodyEdit::OpenAiToGemini => {
-                    plan.body = BodyEdit::MessagesToGemini;
-                    plan.response = ResponseEdit::GeminiToMessages;
-                    return Ok(plan);
-                }
-                BodyEdit::OpenAiToConverse => {
-                    plan.body = BodyEdit::MessagesToConverse;
-                    plan.response = ResponseEdit::ConverseToMessages;
-                    return Ok(plan);
-                }
-                _ => {}
-            }
+    native(p, surface, model, stream, query)
+}
+
+/// `query` without the parameters in `drop`, appended to `url`.
+fn with_query(mut url: String, query: Option<&str>, drop: &[&str]) -> String {
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        let kept: Vec<&str> = q
+            .split('&')
+            .filter(|kv| !drop.contains(&kv.split('=').next().unwrap_or("")))
+            .collect();
+        if !kept.is_empty() {
+            url.push('?');
+            url.push_str(&kept.join("&"));
         }
     }
-    if !p.surfaces.contains(&surface.name()) {
-        return Err(unsupported());
-    }
-    let base = &p.base_url;
-    let with_query = |mut url: String, drop: &[&str]| {
-        if let Some(q) = query.filter(|q| !q.is_empty()) {
-            let kept: Vec<&str> = q
-                .split('&')
-                .filter(|kv| !drop.contains(&kv.split('=').next().unwrap_or("")))
-                .collect();
-            if !kept.is_empty() {
-                url.push('?');
-                url.push_str(&kept.join("&"));
-            }
-        }
-        url
-    };
-    let plan = |url: String, body: BodyEdit| Plan {
+    url
+}
+
+fn pass(url: String, body: BodyEdit) -> Plan {
+    Plan {
         url,
         body,
         default_headers: &[],
-        response: ResponseEdit::Pass,
-    };
+    }
+}
+
+/// A surface the provider speaks natively.
+fn native(
+    p: &ProviderApi,
+    surface: Surface,
+    model: &str,
+    stream: bool,
+    query: Option<&str>,
+) -> Result<Plan, PlanError> {
+    let base = &p.base_url;
     Ok(match (p.family, surface) {
-        (Family::OpenAi, Surface::OpenAi(suffix)) => plan(
-            with_query(format!("{base}{suffix}"), &[]),
-            BodyEdit::SetModel,
-        ),
-        (Family::Azure, Surface::OpenAi(suffix)) => {
-            plan(p.azure_url(model, suffix), BodyEdit::SetModel)
-        }
-        (Family::Anthropic, Surface::Messages | Surface::CountTokens) => Plan {
-            url: with_query(
-                format!(
-                    "{base}{}",
-                    if *surface == Surface::Messages {
-                        "/messages"
-                    } else {
-                        "/messages/count_tokens"
-                    }
-                ),
+        (Family::OpenAi, s) if s.openai_path().is_some() => pass(
+            with_query(
+                format!("{base}{}", s.openai_path().unwrap_or("")),
+                query,
                 &[],
             ),
-            body: BodyEdit::SetModel,
-            default_headers: ANTHROPIC_DEFAULTS,
-            response: ResponseEdit::Pass,
-        },
-        (Family::Gemini, Surface::Google(method)) => plan(
-            with_query(p.google_url(model, method), &["key"]),
-            BodyEdit::Keep,
+            BodyEdit::SetModel,
         ),
-        (Family::Vertex, Surface::Google(method)) => {
-            if vertex_publisher(model) != "google" {
-                return Err(format!(
-                    "model '{model}' on provider '{}' is a Claude model: call it through the Anthropic Messages API (/v1/messages)",
-                    p.slug
+        (Family::Azure, s) if s.openai_path().is_some() => pass(
+            p.azure_url(model, s.openai_path().unwrap_or("")),
+            BodyEdit::SetModel,
+        ),
+        (Family::Anthropic, Surface::Messages | Surface::CountTokens) => {
+            let path = match surface {
+                Surface::Messages => "/messages",
+                _ => "/messages/count_tokens",
+            };
+            Plan {
+                url: with_query(format!("{base}{path}"), query, &[]),
+                body: BodyEdit::SetModel,
+                default_headers: ANTHROPIC_DEFAULTS,
+            }
+        }
+        (Family::Gemini | Family::Vertex, Surface::Google(method)) => {
+            if p.family == Family::Vertex && vertex_publisher(model) != "google" {
+                return Err(other_api(
+                    p,
+                    model,
+                    "a Claude model",
+                    "the Anthropic Messages API (/v1/messages)".into(),
                 ));
             }
-            plan(
-                with_query(p.google_url(model, method), &["key"]),
+            pass(
+                with_query(p.google_url(model, method.as_str()), query, &["key"]),
                 BodyEdit::Keep,
             )
         }
         (Family::Vertex, Surface::Messages | Surface::CountTokens) => {
-            if vertex_publisher(model) != "anthropic" {
-                return Err(format!(
-                    "model '{model}' on provider '{}' is not a Claude model: call it through the Gemini API (/v1beta/models/{model}:generateContent)",
-                    p.slug
-                ));
-            }
-            match surface {
-                Surface::CountTokens => plan(
-                    format!(
-                        "{base}{}/publishers/anthropic/models/count-tokens:rawPredict",
-                        p.vertex_prefix
-                    ),
-                    BodyEdit::SetModel,
-                ),
-                _ => plan(
-                    p.vertex_claude_url(model, stream),
-                    BodyEdit::AnthropicVendor {
-                        version: "vertex-2023-10-16",
-                        drop_stream: false,
-                    },
-                ),
-            }
+            vertex_claude(p, surface, model, stream)?
         }
-        (Family::Bedrock, Surface::Bedrock(op)) => plan(p.bedrock_url(model, op), BodyEdit::Keep),
-        (Family::Bedrock, Surface::Messages) => {
-            if !model.contains("anthropic.") {
-                return Err(format!(
-                    "model '{model}' on provider '{}' is not an Anthropic model: call it through Bedrock's Converse API (/model/{{model}}/converse)",
-                    p.slug
-                ));
-            }
-            let vendor = BodyEdit::AnthropicVendor {
-                version: "bedrock-2023-05-31",
-                drop_stream: true,
-            };
-            if stream {
-                // The answer is Bedrock's binary event stream; the client gets Anthropic's SSE.
-                Plan {
-                    url: p.bedrock_url(model, "invoke-with-response-stream"),
-                    body: vendor,
-                    default_headers: &[],
-                    response: ResponseEdit::EventStreamToAnthropicSse,
-                }
-            } else {
-                plan(p.bedrock_url(model, "invoke"), vendor)
-            }
+        (Family::Bedrock, Surface::Bedrock(op)) => {
+            pass(p.bedrock_url(model, op.as_str()), BodyEdit::Keep)
         }
-        _ => return Err(unsupported()),
+        (Family::Bedrock, Surface::Messages) => bedrock_claude(p, model, stream)?,
+        _ => {
+            return Err(PlanError::NotServed {
+                provider: p.slug.clone(),
+                api: surface.api(),
+                native: p.surfaces,
+            })
+        }
     })
+}
+
+fn other_api(p: &ProviderApi, model: &str, what: &'static str, how: String) -> PlanError {
+    PlanError::OtherApi {
+        provider: p.slug.clone(),
+        model: model.to_string(),
+        what,
+        how,
+    }
+}
+
+/// Anthropic Messages (or its token count) to Claude on Vertex.
+fn vertex_claude(
+    p: &ProviderApi,
+    surface: Surface,
+    model: &str,
+    stream: bool,
+) -> Result<Plan, PlanError> {
+    if vertex_publisher(model) != "anthropic" {
+        return Err(other_api(
+            p,
+            model,
+            "not a Claude model",
+            format!("the Gemini API (/v1beta/models/{model}:generateContent)"),
+        ));
+    }
+    Ok(match surface {
+        Surface::CountTokens => pass(
+            format!(
+                "{}{}/publishers/anthropic/models/count-tokens:rawPredict",
+                p.base_url, p.vertex_prefix
+            ),
+            BodyEdit::SetModel,
+        ),
+        _ => pass(
+            p.vertex_claude_url(model, stream),
+            translate(ONLY_VERTEX_CLAUDE, Framing::Sse),
+        ),
+    })
+}
+
+/// Anthropic Messages to Claude on Bedrock (`invoke`). Streamed, the answer is Bedrock's binary
+/// event stream; the client gets Anthropic's SSE.
+fn bedrock_claude(p: &ProviderApi, model: &str, stream: bool) -> Result<Plan, PlanError> {
+    if !model.contains("anthropic.") {
+        return Err(other_api(
+            p,
+            model,
+            "not an Anthropic model",
+            "Bedrock's Converse API (/model/{model}/converse)".into(),
+        ));
+    }
+    let (op, framing) = invoke(stream);
+    Ok(pass(
+        p.bedrock_url(model, op.as_str()),
+        translate(ONLY_BEDROCK_CLAUDE, framing),
+    ))
+}
+
+/// Bedrock's InvokeModel operation, and how its answer is framed.
+fn invoke(stream: bool) -> (BedrockOp, Framing) {
+    if stream {
+        (BedrockOp::InvokeStream, Framing::AnthropicChunks)
+    } else {
+        (BedrockOp::Invoke, Framing::Sse)
+    }
 }
 
 /// OpenAI chat through translation: to Claude (Anthropic directly, on Vertex with `rawPredict`,
 /// on Bedrock with `invoke`), to Gemini (AI Studio, Vertex publisher `google`) and to every other
-/// Bedrock model (Converse). `None` when the
-/// target speaks OpenAI natively or has no translation (yet).
-fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Result<Option<Plan>, String> {
+/// Bedrock model (Converse). `None` when the target speaks OpenAI natively or has no translation.
+fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Option<Plan> {
     let base = &p.base_url;
-    Ok(Some(match p.family {
+    Some(match p.family {
         Family::Anthropic => Plan {
             url: format!("{base}/messages"),
-            body: BodyEdit::OpenAiToAnthropic { vendor: None },
+            body: translate(CHAT_TO_ANTHROPIC, Framing::Sse),
             default_headers: ANTHROPIC_DEFAULTS,
-            response: ResponseEdit::AnthropicToOpenAi,
         },
-        Family::Vertex if vertex_publisher(model) == "anthropic" => Plan {
-            url: p.vertex_claude_url(model, stream),
-            body: BodyEdit::OpenAiToAnthropic {
-                vendor: Some(("vertex-2023-10-16", false)),
-            },
-            default_headers: &[],
-            response: ResponseEdit::AnthropicToOpenAi,
-        },
+        Family::Vertex if vertex_publisher(model) == "anthropic" => pass(
+            p.vertex_claude_url(model, stream),
+            translate(CHAT_TO_VERTEX_CLAUDE, Framing::Sse),
+        ),
         Family::Bedrock if model.contains("anthropic.") => {
-            let op = if stream {
-                "invoke-with-response-stream"
-            } else {
-                "invoke"
-            };
-            Plan {
-                url: p.bedrock_url(model, op),
-                body: BodyEdit::OpenAiToAnthropic {
-                    vendor: Some(("bedrock-2023-05-31", true)),
-                },
-                default_headers: &[],
-                response: if stream {
-                    ResponseEdit::EventStreamToOpenAi
-                } else {
-                    ResponseEdit::AnthropicToOpenAi
-                },
-            }
+            let (op, framing) = invoke(stream);
+            pass(
+                p.bedrock_url(model, op.as_str()),
+                translate(CHAT_TO_BEDROCK_CLAUDE, framing),
+            )
         }
-        Family::Bedrock => {
-            let op = if stream {
-                "converse-stream"
-            } else {
-                "converse"
-            };
-            Plan {
-                url: p.bedrock_url(model, op),
-                body: BodyEdit::OpenAiToConverse,
-                default_headers: &[],
-                response: ResponseEdit::ConverseToOpenAi,
-            }
-        }
-        Family::Gemini | Family::Vertex => {
-            let method = if stream {
-                "streamGenerateContent?alt=sse"
-            } else {
-                "generateContent"
-            };
-            Plan {
-                url: p.google_url(model, method),
-                body: BodyEdit::OpenAiToGemini,
-                default_headers: &[],
-                response: ResponseEdit::GeminiToOpenAi,
-            }
-        }
-        _ => return Ok(None),
-    }))
+        Family::Bedrock => pass(
+            p.bedrock_url(model, converse_op(stream).as_str()),
+            translate(CHAT_TO_BEDROCK, Framing::ConverseEvents),
+        ),
+        Family::Gemini | Family::Vertex => pass(
+            p.google_url(model, google_method(stream)),
+            translate(CHAT_TO_GOOGLE, Framing::Sse),
+        ),
+        _ => return None,
+    })
 }
 
-fn surface_title(s: &Surface) -> &'static str {
-    surface_title_by_name(s.name())
+/// Anthropic Messages through translation: to OpenAI chat for every target that speaks it, and
+/// on through chat to Gemini and to non-Claude Bedrock models. `None` when the target speaks
+/// Messages natively.
+fn translated_messages(p: &ProviderApi, model: &str, stream: bool) -> Option<Plan> {
+    Some(match p.family {
+        Family::OpenAi | Family::Azure if p.surfaces.contains(&Api::Chat) => pass(
+            match p.family {
+                Family::Azure => p.azure_url(model, "/chat/completions"),
+                _ => format!("{}/chat/completions", p.base_url),
+            },
+            translate(MESSAGES_TO_OPENAI, Framing::Sse),
+        ),
+        Family::Gemini => pass(
+            p.google_url(model, google_method(stream)),
+            translate(MESSAGES_TO_GOOGLE, Framing::Sse),
+        ),
+        Family::Vertex if vertex_publisher(model) == "google" => pass(
+            p.google_url(model, google_method(stream)),
+            translate(MESSAGES_TO_GOOGLE, Framing::Sse),
+        ),
+        Family::Bedrock if !model.contains("anthropic.") => pass(
+            p.bedrock_url(model, converse_op(stream).as_str()),
+            translate(MESSAGES_TO_BEDROCK, Framing::ConverseEvents),
+        ),
+        _ => return None,
+    })
 }
 
-fn surface_title_by_name(name: &str) -> &'static str {
-    match name {
-        "chat" => "OpenAI Chat Completions",
-        "completions" => "OpenAI Completions",
-        "embeddings" => "OpenAI Embeddings",
-        "responses" => "OpenAI Responses",
-        "messages" => "Anthropic Messages",
-        "generate-content" => "Gemini generateContent",
-        "converse" => "Bedrock Converse",
-        "invoke" => "Bedrock InvokeModel",
-        _ => "unknown",
+fn google_method(stream: bool) -> &'static str {
+    if stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
     }
 }
 
-/// Applies a `BodyEdit` that needs the body rebuilt (`AnthropicVendor`): `model` removed,
-/// `anthropic_version` set unless present, `stream` removed when asked.
-pub fn vendor_body(body: &[u8], version: &str, drop_stream: bool) -> Result<Vec<u8>, String> {
-    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
-        .map_err(|e| format!("request body is not a JSON object: {e}"))?;
-    v.remove("model");
-    if drop_stream {
-        v.remove("stream");
+fn converse_op(stream: bool) -> BedrockOp {
+    if stream {
+        BedrockOp::ConverseStream
+    } else {
+        BedrockOp::Converse
     }
-    v.entry("anthropic_version")
-        .or_insert_with(|| version.into());
-    serde_json::to_vec(&v).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

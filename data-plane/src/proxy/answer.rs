@@ -1,19 +1,27 @@
 //! The answer on its way to the client: the SPEC §4 headers saying how it was served, streaming
-//! it as it arrives (guarded, and translated chunk by chunk where the target speaks another
-//! format), and translated answers read whole.
+//! it as it arrives (guarded, and converted chunk by chunk where the target speaks another
+//! format), translated answers read whole, and failures delivered in the client's shape.
 
 use std::time::Duration;
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+};
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use awc::error::PayloadError;
+use bytes::Bytes;
+use futures_util::Stream;
 use to11_shared::resolve::Layer;
-use to11_shared::translate::{anthropic, bedrock, gemini, messages_in};
-use to11_shared::upstream::ResponseEdit;
+use to11_shared::translate::{Answer, Translation};
 use to11_shared::ErrorCode;
 
-use crate::error::GatewayError;
+use super::attempt::{Answered, Failure};
+use super::guard::Guarded;
+use super::prepare::Prepared;
+use super::transform::Converted;
+use crate::error::{Dialect, GatewayError};
 
 pub(super) fn skip_response_header(name: &HeaderName) -> bool {
     matches!(
@@ -32,7 +40,7 @@ pub(super) fn skip_response_header(name: &HeaderName) -> bool {
 }
 
 /// What a response says about how it was served.
-pub(super) struct Served<'a> {
+pub struct Served<'a> {
     pub request_id: &'a str,
     pub layer: Layer,
     pub function: Option<&'a str>,
@@ -69,153 +77,89 @@ impl Served<'_> {
     }
 }
 
-/// Turns a target's error body (with its status) into the client's error shape.
-pub(super) type ErrorTranslation = fn(u16, &[u8]) -> Vec<u8>;
-
-/// How a translated answer's errors reach the client; `None` for answers that are not translated.
-pub(super) fn error_translation(response: ResponseEdit) -> Option<ErrorTranslation> {
-    Some(match response {
-        ResponseEdit::AnthropicToOpenAi | ResponseEdit::EventStreamToOpenAi => {
-            |_, b| anthropic::error(b)
-        }
-        ResponseEdit::GeminiToOpenAi => |_, b| gemini::error(b),
-        ResponseEdit::ConverseToOpenAi => |_, b| bedrock::error(b),
-        ResponseEdit::OpenAiToMessages => messages_in::error,
-        ResponseEdit::GeminiToMessages => |s, b| messages_in::error(s, &gemini::error(b)),
-        ResponseEdit::ConverseToMessages => |s, b| messages_in::error(s, &bedrock::error(b)),
-        ResponseEdit::Pass | ResponseEdit::EventStreamToAnthropicSse => return None,
-    })
+/// How an answer reaches the client, whatever target it came from.
+pub(super) struct Answering {
+    /// Longest gap between chunks of a streamed answer.
+    pub idle: Duration,
+    /// The called API's error shape, for terminal events and gateway errors.
+    pub dialect: Dialect,
+    /// Events one of which must end a stream in the called API (empty: none expected).
+    pub end: &'static [&'static [u8]],
+    pub streaming: bool,
 }
 
-/// Streams an upstream response to the client as it arrives.
-pub(super) fn stream<S>(
-    upstream: awc::ClientResponse<S>,
-    meta: &Served<'_>,
-    idle: Duration,
-    end_markers: &'static [&'static [u8]],
-    dialect: crate::error::Dialect,
-    response: ResponseEdit,
-    asked: anthropic::Asked,
+/// The upstream's answer on its way to the client: read whole and translated, converted chunk by
+/// chunk, or streamed as it comes.
+pub(super) async fn deliver<B>(
+    upstream: Answered<B>,
+    prepared: &Prepared,
+    served: &Served<'_>,
+    how: &Answering,
 ) -> HttpResponse
 where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>
-        + Unpin
-        + 'static,
+    B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
-    let mut out = HttpResponse::build(
-        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-    );
-    let length = upstream
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let converted = response != ResponseEdit::Pass && upstream.status().is_success();
-    for (name, value) in upstream.headers() {
-        let replaced = converted && name == CONTENT_TYPE;
+    let ok = upstream.status.is_success();
+    let answer = Answer {
+        model: served.model,
+        created: chrono::Utc::now().timestamp(),
+        asked: prepared.asked,
+    };
+    match &prepared.translation {
+        Some(t) if !t.answers_pass() && (!how.streaming || !ok) => {
+            whole(upstream, t, &answer, served, how).await
+        }
+        Some(t) if t.converts_streams() && ok => {
+            let mut out = head(&upstream, served, true);
+            out.insert_header((CONTENT_TYPE, "text/event-stream"));
+            out.streaming(
+                Guarded::new(
+                    Converted::new(upstream.body, t.stream(&answer)),
+                    how.idle,
+                    true,
+                )
+                .expect_end(how.end)
+                .dialect(how.dialect),
+            )
+        }
+        _ => pass(upstream, served, how),
+    }
+}
+
+/// The status and headers of an answer, with the served-by headers.
+fn head<B>(upstream: &Answered<B>, served: &Served<'_>, converted: bool) -> HttpResponseBuilder {
+    let mut out = HttpResponse::build(upstream.status);
+    for (name, value) in &upstream.headers {
+        let replaced = converted && (name == CONTENT_TYPE || name == CONTENT_LENGTH);
         if !skip_response_header(name) && !replaced {
             out.append_header((name.clone(), value.clone()));
         }
     }
-    for (name, value) in meta.headers() {
+    for (name, value) in served.headers() {
         out.insert_header((name, value));
     }
-    if converted {
-        use super::guard::{Guarded, ANTHROPIC_END, OPENAI_END};
-        use super::transform::{EventStreamToSse, Translated};
-        use crate::error::Dialect;
-        let now = chrono::Utc::now().timestamp();
-        out.insert_header((CONTENT_TYPE, "text/event-stream"));
-        return match response {
-            ResponseEdit::EventStreamToAnthropicSse => out.streaming(
-                Guarded::new(EventStreamToSse::new(upstream), idle, true)
-                    .expect_end(ANTHROPIC_END)
-                    .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::AnthropicToOpenAi => out.streaming(
-                Guarded::new(
-                    Translated::new(upstream, anthropic::Stream::new(asked, now)),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-            ResponseEdit::OpenAiToMessages => out.streaming(
-                Guarded::new(
-                    Translated::new(upstream, messages_in::Stream::default()),
-                    idle,
-                    true,
-                )
-                .expect_end(ANTHROPIC_END)
-                .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::GeminiToMessages => out.streaming(
-                Guarded::new(
-                    Translated::new(
-                        Translated::new(upstream, gemini::Stream::new(asked, meta.model, now)),
-                        messages_in::Stream::default(),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(ANTHROPIC_END)
-                .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::ConverseToMessages => out.streaming(
-                Guarded::new(
-                    Translated::new(
-                        super::transform::ConverseToOpenAi::new(
-                            upstream,
-                            bedrock::Stream::new(asked, meta.model, now),
-                        ),
-                        messages_in::Stream::default(),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(ANTHROPIC_END)
-                .dialect(Dialect::Anthropic),
-            ),
-            ResponseEdit::ConverseToOpenAi => out.streaming(
-                Guarded::new(
-                    super::transform::ConverseToOpenAi::new(
-                        upstream,
-                        bedrock::Stream::new(asked, meta.model, now),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-            ResponseEdit::GeminiToOpenAi => out.streaming(
-                Guarded::new(
-                    Translated::new(upstream, gemini::Stream::new(asked, meta.model, now)),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-            _ => out.streaming(
-                Guarded::new(
-                    Translated::new(
-                        EventStreamToSse::new(upstream),
-                        anthropic::Stream::new(asked, now),
-                    ),
-                    idle,
-                    true,
-                )
-                .expect_end(OPENAI_END),
-            ),
-        };
-    }
+    out
+}
+
+/// Streams an upstream answer to the client as it arrives, guarded.
+fn pass<B>(upstream: Answered<B>, served: &Served<'_>, how: &Answering) -> HttpResponse
+where
+    B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
+    let mut out = head(&upstream, served, false);
+    let length = upstream
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let sse = upstream
-        .headers()
+        .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let body = super::guard::Guarded::new(upstream, idle, sse)
-        .expect_end(end_markers)
-        .dialect(dialect);
+    let body = Guarded::new(upstream.body, how.idle, sse)
+        .expect_end(how.end)
+        .dialect(how.dialect);
     match length {
         Some(n) => out.body(SizedStream::new(n, body)),
         None => out.streaming(body),
@@ -223,74 +167,110 @@ where
 }
 
 /// A translated answer that is not a stream (or an error): read whole (bounded in size and time),
-/// then delivered in OpenAI's format.
-pub(super) async fn translate_whole<S>(
-    mut upstream: awc::ClientResponse<S>,
-    meta: &Served<'_>,
-    idle: Duration,
-    response: ResponseEdit,
-    dialect: crate::error::Dialect,
-    asked: anthropic::Asked,
+/// then delivered in the client's format.
+async fn whole<B>(
+    mut upstream: Answered<B>,
+    t: &Translation,
+    answer: &Answer<'_>,
+    served: &Served<'_>,
+    how: &Answering,
 ) -> HttpResponse
 where
-    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+    B: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
 {
-    let status = upstream.status();
+    let fail = |message: String| {
+        GatewayError::new(ErrorCode::UpstreamFailure, message).render(how.dialect)
+    };
     if let Some(coding) = upstream
-        .headers()
-        .get(actix_web::http::header::CONTENT_ENCODING)
+        .headers
+        .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .filter(|c| !c.eq_ignore_ascii_case("identity"))
     {
-        return GatewayError::new(
-            ErrorCode::UpstreamFailure,
-            format!(
-                "provider '{}' answered with content-encoding '{coding}', though the gateway asked for none",
-                meta.provider
-            ),
-        )
-        .render(dialect);
+        return fail(format!(
+            "provider '{}' answered with content-encoding '{coding}', though the gateway asked for none",
+            served.provider
+        ));
     }
-    let body = match tokio::time::timeout(idle, upstream.body().limit(MAX_TRANSLATED_BODY)).await {
-        Ok(Ok(b)) => b,
-        _ => {
-            return GatewayError::new(
-                ErrorCode::UpstreamFailure,
-                format!("provider '{}' did not deliver its answer", meta.provider),
-            )
-            .render(dialect)
-        }
+    let Ok(Some(body)) = tokio::time::timeout(
+        how.idle,
+        read_limited(&mut upstream.body, MAX_TRANSLATED_BODY),
+    )
+    .await
+    else {
+        return fail(format!(
+            "provider '{}' did not deliver its answer",
+            served.provider
+        ));
     };
-    let now = chrono::Utc::now().timestamp();
-    let out = if status.is_success() {
-        let translated = match response {
-            ResponseEdit::GeminiToOpenAi => gemini::response(&body, meta.model, now),
-            ResponseEdit::ConverseToOpenAi => bedrock::response(&body, meta.model, now, asked),
-            ResponseEdit::OpenAiToMessages => messages_in::response(&body),
-            ResponseEdit::GeminiToMessages => gemini::response(&body, meta.model, now)
-                .and_then(|chat| messages_in::response(&chat)),
-            ResponseEdit::ConverseToMessages => bedrock::response(&body, meta.model, now, asked)
-                .and_then(|chat| messages_in::response(&chat)),
-            _ => anthropic::response(&body, now, asked),
-        };
-        match translated {
+    let out = if upstream.status.is_success() {
+        match t.answer(&body, answer) {
             Ok(b) => b,
-            Err(m) => return GatewayError::new(ErrorCode::UpstreamFailure, m).render(dialect),
+            Err(e) => return fail(e.to_string()),
         }
     } else {
-        match error_translation(response) {
-            Some(to_client) => to_client(status.as_u16(), &body),
-            None => body.to_vec(),
-        }
+        t.error(upstream.status.as_u16(), &body)
     };
-    let mut r = HttpResponse::build(
-        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-    );
-    for (name, value) in meta.headers() {
+    let mut r = HttpResponse::build(upstream.status);
+    for (name, value) in served.headers() {
         r.insert_header((name, value));
     }
     r.content_type("application/json").body(out)
 }
 
+/// A body read whole; `None` if it fails or passes `limit`.
+async fn read_limited<B>(body: &mut B, limit: usize) -> Option<Bytes>
+where
+    B: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.ok()?;
+        if buf.len() + chunk.len() > limit {
+            return None;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Some(buf.freeze())
+}
+
 /// Largest answer translated whole.
 const MAX_TRANSLATED_BODY: usize = 32 * 1024 * 1024;
+
+/// A failure delivered as the answer: an upstream error body in the client's shape (translated
+/// when the target speaks another API), or a gateway error.
+pub(super) fn failed(
+    failure: Failure,
+    served: HeaderMap,
+    prepared: Option<&Prepared>,
+) -> Result<HttpResponse, GatewayError> {
+    let (status, headers, body) = match failure {
+        Failure::Error(e) => return Err(e),
+        Failure::Answered {
+            status,
+            headers,
+            body,
+        } => (status, headers, body),
+    };
+    let translation = prepared.and_then(Prepared::answer_translation);
+    let mut out =
+        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
+    for (name, value) in &headers {
+        let replaced = translation.is_some() && (name == CONTENT_TYPE || name == CONTENT_LENGTH);
+        if !skip_response_header(name) && !replaced {
+            out.append_header((name.clone(), value.clone()));
+        }
+    }
+    let body: Bytes = match translation {
+        Some(t) => {
+            out.insert_header((CONTENT_TYPE, "application/json"));
+            t.error(status, &body).into()
+        }
+        None => body,
+    };
+    for (name, value) in served {
+        out.insert_header((name, value));
+    }
+    Ok(out.body(body))
+}

@@ -33,10 +33,14 @@ pub struct Guarded<S> {
     /// Empty: no end marker is expected.
     end_markers: &'static [&'static [u8]],
     /// Whether an end marker went by; `tail` keeps the last bytes so a marker split across chunks
-    /// is still seen.
+    /// is still seen (chunks themselves are searched in place, never copied).
     terminal_seen: bool,
-    tail: Vec<u8>,
+    tail: [u8; SEAM],
+    tail_len: usize,
 }
+
+/// Longest end marker: the bytes of the previous chunk a marker split across two may start in.
+const SEAM: usize = 32;
 
 impl<S> Guarded<S> {
     pub fn new(inner: S, idle: Duration, sse: bool) -> Self {
@@ -49,7 +53,8 @@ impl<S> Guarded<S> {
             done: false,
             end_markers: &[],
             terminal_seen: false,
-            tail: Vec::new(),
+            tail: [0; SEAM],
+            tail_len: 0,
         }
     }
 
@@ -76,12 +81,26 @@ impl<S> Guarded<S> {
         if self.end_markers.is_empty() || self.terminal_seen {
             return;
         }
-        let mut window = std::mem::take(&mut self.tail);
-        window.extend_from_slice(chunk);
-        let has = |needle: &[u8]| window.windows(needle.len()).any(|w| w == needle);
-        self.terminal_seen = self.end_markers.iter().any(|m| has(m));
-        let keep = window.len().saturating_sub(32);
-        self.tail = window.split_off(keep);
+        let tail = &self.tail[..self.tail_len];
+        self.terminal_seen = self
+            .end_markers
+            .iter()
+            .any(|m| memchr::memmem::find(chunk, m).is_some() || across_seam(tail, chunk, m));
+        self.keep_tail(chunk);
+    }
+
+    /// Keeps the last `SEAM` bytes seen.
+    fn keep_tail(&mut self, chunk: &[u8]) {
+        if chunk.len() >= SEAM {
+            self.tail.copy_from_slice(&chunk[chunk.len() - SEAM..]);
+            self.tail_len = SEAM;
+            return;
+        }
+        let keep = (SEAM - chunk.len()).min(self.tail_len);
+        self.tail
+            .copy_within(self.tail_len - keep..self.tail_len, 0);
+        self.tail[keep..keep + chunk.len()].copy_from_slice(chunk);
+        self.tail_len = keep + chunk.len();
     }
 
     /// Ends the stream: a terminal SSE error event, or an error that aborts the response.
@@ -119,6 +138,17 @@ impl<S> Guarded<S> {
             Poll::Ready(Some(Err(std::io::Error::other(message))))
         }
     }
+}
+
+/// Whether `marker` starts in `tail` and ends in `chunk`.
+fn across_seam(tail: &[u8], chunk: &[u8], marker: &[u8]) -> bool {
+    let k = marker.len().saturating_sub(1).min(SEAM);
+    let t = &tail[tail.len().saturating_sub(k)..];
+    let c = &chunk[..chunk.len().min(k)];
+    let mut seam = [0u8; 2 * SEAM];
+    seam[..t.len()].copy_from_slice(t);
+    seam[t.len()..t.len() + c.len()].copy_from_slice(c);
+    memchr::memmem::find(&seam[..t.len() + c.len()], marker).is_some()
 }
 
 impl<S, E> Stream for Guarded<S>
@@ -186,6 +216,31 @@ mod tests {
             .into_iter()
             .map(|p| String::from_utf8(p.unwrap().to_vec()).unwrap())
             .collect()
+    }
+
+    #[actix_rt::test]
+    async fn markers_are_seen_split_anywhere() {
+        for markers in [OPENAI_END, ANTHROPIC_END] {
+            for m in markers {
+                assert!(m.len() <= SEAM);
+                let text = [b"data: {\"x\":1}\n\n".as_slice(), m, b"\n\n"].concat();
+                for a in 0..=text.len() {
+                    for b in a..=text.len() {
+                        let mut g =
+                            Guarded::new((), Duration::from_secs(1), true).expect_end(markers);
+                        for part in [&text[..a], &text[a..b], &text[b..]] {
+                            g.watch(part);
+                        }
+                        assert!(g.terminal_seen, "{a} {b} {}", String::from_utf8_lossy(m));
+                    }
+                }
+            }
+        }
+        let mut g = Guarded::new((), Duration::from_secs(1), true).expect_done();
+        for part in [b"data: [DO".as_slice(), b"x", b"NE]"] {
+            g.watch(part);
+        }
+        assert!(!g.terminal_seen, "bytes between the halves");
     }
 
     #[actix_rt::test]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use to11_shared::error::ErrorCode;
 use to11_shared::upstream_url::{check_fetch_url, UrlProblem};
 
@@ -32,15 +32,10 @@ pub(super) struct Images {
     client: Option<awc::Client>,
 }
 
-/// Where an http(s) URL sits in an OpenAI chat body: message and part index.
-fn http_images(chat: &Value) -> Vec<(usize, usize, String)> {
+/// Where an http(s) URL sits in an OpenAI chat body's messages: message and part index.
+fn http_images(messages: &Value) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
-    for (m, msg) in chat["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (m, msg) in messages.as_array().into_iter().flatten().enumerate() {
         for (p, part) in msg["content"].as_array().into_iter().flatten().enumerate() {
             if part["type"] != "image_url" {
                 continue;
@@ -67,26 +62,22 @@ fn refused(url: &str, why: impl std::fmt::Display) -> GatewayError {
 }
 
 impl Images {
-    /// `chat` (an OpenAI chat body) with every http(s) image replaced by its bytes as a data URL;
-    /// unchanged when it has none.
+    /// Replaces every http(s) image of `chat` (an OpenAI chat body) by its bytes as a data URL.
     pub async fn inline(
         &mut self,
-        chat: Vec<u8>,
+        chat: &mut Map<String, Value>,
         settings: &Settings,
-    ) -> Result<Vec<u8>, GatewayError> {
+    ) -> Result<(), GatewayError> {
         let (allow_private, timeout) = (
             settings.allow_private_image_urls,
             settings.image_fetch_timeout,
         );
-        if !chat.windows(9).any(|w| w == b"image_url") {
-            return Ok(chat);
-        }
-        let Ok(mut v) = serde_json::from_slice::<Value>(&chat) else {
-            return Ok(chat); // the translator reports malformed bodies
+        let Some(messages) = chat.get_mut("messages") else {
+            return Ok(()); // the translator reports a body without messages
         };
-        let found = http_images(&v);
+        let found = http_images(messages);
         if found.is_empty() {
-            return Ok(chat);
+            return Ok(());
         }
         let mut wanted: Vec<&str> = found.iter().map(|(_, _, u)| u.as_str()).collect();
         wanted.sort_unstable();
@@ -122,7 +113,7 @@ impl Images {
             self.fetched.insert(url.to_string(), r?);
         }
         for (m, p, url) in found {
-            let part = &mut v["messages"][m]["content"][p];
+            let part = &mut messages[m]["content"][p];
             let data = self.fetched[&url].clone();
             if part["image_url"].is_object() {
                 part["image_url"]["url"] = data.into();
@@ -130,7 +121,7 @@ impl Images {
                 part["image_url"] = serde_json::json!({ "url": data });
             }
         }
-        serde_json::to_vec(&v).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))
+        Ok(())
     }
 }
 
@@ -215,14 +206,14 @@ mod tests {
 
     #[test]
     fn finds_http_images_only() {
-        let chat = json!({"messages": [
+        let messages = json!([
             {"role": "system", "content": "x"},
             {"role": "user", "content": [{"type": "text", "text": "a"},
                 {"type": "image_url", "image_url": {"url": "HTTPS://x.test/a.png"}},
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
-                {"type": "image_url", "image_url": "http://x.test/b.png"}]}]});
+                {"type": "image_url", "image_url": "http://x.test/b.png"}]}]);
         assert_eq!(
-            http_images(&chat),
+            http_images(&messages),
             vec![
                 (1, 1, "HTTPS://x.test/a.png".to_string()),
                 (1, 3, "http://x.test/b.png".to_string())

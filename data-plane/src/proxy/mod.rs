@@ -1,21 +1,191 @@
-//! The gateway endpoint: authenticate, read the body (with a limit), resolve the model, forward to
-//! the chosen upstream with awc and stream the answer back as it arrives.
+//! The gateway endpoint, as a pipeline of small stages: `admit` (who calls, which API, the body
+//! scanned once, the model resolved) → candidates (the order targets are tried,
+//! `policy::candidates`) → `prepare` (each target's plan and body, once) → `attempt` (the retry
+//! and fallback loop, through the `Upstream` that `send` implements with awc) → `answer` (streamed,
+//! converted or translated whole, guarded).
+//!
+//! Seams: admission control (limits, budgets) goes between `admit::resolve` and the first
+//! attempt; usage metering taps the answer in `answer::deliver` (its body, whole or streamed).
 
+mod admit;
 mod answer;
-pub mod forward;
+pub mod attempt;
 pub mod guard;
 mod images;
 pub mod models;
+pub mod prepare;
 mod present;
+mod send;
 pub mod transform;
 
+use std::time::{Duration, Instant};
+
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use to11_shared::body::Scan;
+use to11_shared::policy::{candidates, RoutePolicy, TargetView};
+use to11_shared::upstream::Surface;
 use to11_shared::ErrorCode;
 
-use crate::error::GatewayError;
+use crate::error::{Dialect, GatewayError};
+use crate::health_book::now_ms;
+use crate::Ctx;
+use admit::Call;
+use attempt::{Attempts, Delivery};
+use prepare::{Preparer, Request};
+
+/// `POST /v1/{chat/completions,completions,embeddings,responses,messages}`, Gemini's and
+/// Bedrock's paths.
+pub async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: web::Data<Ctx>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    let request_id = new_request_id();
+    ctx.metrics.requests.inc();
+    match serve(&req, payload, &ctx, &client, &request_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.metrics.error(e.code);
+            e.with_request_id(&request_id)
+                .render(Dialect::of_path(req.path()))
+        }
+    }
+}
+
+async fn serve(
+    req: &HttpRequest,
+    payload: web::Payload,
+    ctx: &Ctx,
+    client: &awc::Client,
+    request_id: &str,
+) -> Result<HttpResponse, GatewayError> {
+    let caller = admit::caller(ctx, req)?;
+    let byok = caller.byok(req.headers())?;
+    let (surface, path_model) = admit::surface(req)?;
+    let body = read_body(req, payload, ctx.settings.max_body_bytes).await?;
+    let scan = admit::scan(&body)?;
+    let call = admit::resolve(&caller, surface, path_model.as_deref(), &scan)?;
+    // Admission control (limits and budgets) decides here, before any attempt.
+    let project = &caller.project;
+    let r = &call.resolution;
+    let health = r
+        .route
+        .map(|name| project.health.route(name))
+        .unwrap_or(&[]);
+    let order = order(&call, health);
+    let (first_byte, idle, deadline) = timeouts(r.policy, &ctx.settings);
+    let attempts = Attempts {
+        request_id,
+        project,
+        layer: r.layer,
+        function: r.function,
+        route: r.route,
+        targets: r.targets,
+        policy: r.policy,
+        health,
+        first_byte,
+        deadline,
+        byok,
+        metrics: &ctx.metrics,
+    };
+    let mut prep = Preparer::new(
+        project,
+        request(&call, surface, req, &body, &scan),
+        &ctx.settings,
+    );
+    let upstream = send::AwcUpstream {
+        client,
+        method: req.method(),
+        headers: req.headers(),
+        ctx,
+    };
+    let how = answer::Answering {
+        idle,
+        dialect: Dialect::of_path(req.path()),
+        end: end_markers(surface),
+        streaming: call.streaming,
+    };
+    match attempts.run(&upstream, &mut prep, &order, idle).await {
+        Delivery::Answer {
+            answered,
+            prepared,
+            served,
+        } => Ok(answer::deliver(answered, &prepared, &served, &how).await),
+        Delivery::Failed(f, served, prepared) => answer::failed(f, served, prepared.as_deref()),
+        Delivery::Error(e) => Err(e),
+    }
+}
+
+/// What every target's preparation shares.
+fn request<'a>(
+    call: &Call<'a>,
+    surface: Surface,
+    req: &'a HttpRequest,
+    body: &'a Bytes,
+    scan: &'a Scan<'a>,
+) -> Request<'a> {
+    Request {
+        surface,
+        model: call.model,
+        streaming: call.streaming,
+        query: req.uri().query(),
+        body,
+        scan,
+        defaults: call.resolution.defaults,
+    }
+}
+
+/// The order the targets are tried: the route's strategy, cooled-down targets last.
+fn order(
+    call: &Call<'_>,
+    health: &[std::sync::Arc<crate::health_book::TargetHealth>],
+) -> Vec<usize> {
+    let r = &call.resolution;
+    if r.targets.len() == 1 {
+        return vec![0];
+    }
+    let now = now_ms();
+    let views: Vec<TargetView> = (0..r.targets.len())
+        .map(|i| TargetView {
+            weight: r.targets[i].weight,
+            latency_ms: health.get(i).and_then(|h| h.latency_ms(now)),
+            cooling: health.get(i).is_some_and(|h| h.cooling(now)),
+        })
+        .collect();
+    candidates(r.policy.and(r.strategy), &views, rand::random())
+}
+
+/// First-byte timeout, idle gap and deadline: the route's policy, else the gateway's settings.
+fn timeouts(
+    policy: Option<&RoutePolicy>,
+    settings: &crate::Settings,
+) -> (Duration, Duration, Option<Instant>) {
+    let ms = |f: fn(&RoutePolicy) -> u64| {
+        policy
+            .map(f)
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+    };
+    (
+        ms(|p| p.first_byte_ms).unwrap_or(settings.upstream_timeout),
+        ms(|p| p.idle_ms).unwrap_or(settings.upstream_idle_timeout),
+        ms(|p| p.total_ms).map(|d| Instant::now() + d),
+    )
+}
+
+/// How a complete stream of the called API ends: OpenAI chat and completions with `[DONE]`,
+/// Anthropic Messages with `message_stop` (or their own error events); others are not checked.
+fn end_markers(surface: Surface) -> &'static [&'static [u8]] {
+    match surface {
+        Surface::Chat | Surface::Completions => guard::OPENAI_END,
+        Surface::Messages => guard::ANTHROPIC_END,
+        _ => &[],
+    }
+}
 
 /// A v4 UUID from the thread-local generator (no syscall per request).
 pub fn new_request_id() -> String {

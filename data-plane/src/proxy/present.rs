@@ -50,13 +50,11 @@ pub(super) async fn present(
                 }
             }
         }
-        Some(UpstreamAuth::Google(sa)) => {
-            let token = ctx
-                .google_tokens
-                .get(
+        Some(UpstreamAuth::Google(slot)) => {
+            let header = slot
+                .authorization(
                     client,
                     &ctx.settings.google_token_url,
-                    sa,
                     ctx.settings.upstream_connect_timeout,
                 )
                 .await
@@ -70,14 +68,7 @@ pub(super) async fn present(
                         format!("could not get a Google access token: {m}"),
                     )
                 })?;
-            let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                GatewayError::new(
-                    ErrorCode::UpstreamAuth,
-                    "the access token is not a header value",
-                )
-            })?;
-            v.set_sensitive(true);
-            h.insert(actix_web::http::header::AUTHORIZATION, v);
+            h.insert(actix_web::http::header::AUTHORIZATION, header);
         }
     }
     Ok(())

@@ -147,3 +147,79 @@ fn least_latency_prefers_fast_and_explores() {
         vec![0, 1, 2]
     );
 }
+
+#[test]
+fn candidates_follow_the_strategy_with_cooling_targets_last() {
+    let view = |weight, latency_ms, cooling| TargetView {
+        weight,
+        latency_ms,
+        cooling,
+    };
+    type Case = (Option<Strategy>, Vec<TargetView>, f64, Vec<usize>);
+    let cases: &[Case] = &[
+        // No strategy: as given, even with cooling targets (they still come last).
+        (
+            None,
+            vec![view(1, None, true), view(1, None, false)],
+            0.5,
+            vec![1, 0],
+        ),
+        (None, vec![view(1, None, false)], 0.5, vec![0]),
+        (
+            Some(Strategy::Fallback),
+            vec![
+                view(1, None, false),
+                view(1, None, true),
+                view(1, None, false),
+            ],
+            0.5,
+            vec![0, 2, 1],
+        ),
+        // Weighted pick of the third target, then the rest in order.
+        (
+            Some(Strategy::Loadbalance),
+            vec![
+                view(10, None, false),
+                view(10, None, false),
+                view(80, None, false),
+            ],
+            0.9,
+            vec![2, 0, 1],
+        ),
+        // The weighted pick is cooling: it goes last.
+        (
+            Some(Strategy::Loadbalance),
+            vec![
+                view(10, None, false),
+                view(10, None, false),
+                view(80, None, true),
+            ],
+            0.9,
+            vec![0, 1, 2],
+        ),
+        (
+            Some(Strategy::LeastLatency),
+            vec![
+                view(1, Some(300.0), false),
+                view(1, Some(30.0), false),
+                view(1, Some(3.0), true),
+            ],
+            0.9,
+            vec![1, 0, 2],
+        ),
+        // Every target cooling: the strategy's order.
+        (
+            Some(Strategy::LeastLatency),
+            vec![view(1, Some(300.0), true), view(1, Some(30.0), true)],
+            0.9,
+            vec![1, 0],
+        ),
+    ];
+    for (strategy, targets, r, want) in cases {
+        assert_eq!(
+            &candidates(*strategy, targets, *r),
+            want,
+            "{strategy:?} {targets:?}"
+        );
+    }
+}

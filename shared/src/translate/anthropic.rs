@@ -14,10 +14,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::sse::Event;
+use super::pair::{Answer, Target};
+use super::stream::{Event, StreamTranslator};
 use super::{
-    assistant_message, chunk, finish_reason, image_url, json_tool, openai_error, push_turn,
-    stop_list, tool_arguments, usage_chunk, ImageUrl, TranslateError, JSON_TOOL,
+    assistant_message, chunk, image_url, json_tool, openai_error, push_turn, stop_list,
+    tool_arguments, usage_chunk, Asked, ImageUrl, TranslateError, JSON_TOOL,
 };
 
 /// `max_tokens` when the request sets none (Anthropic requires it).
@@ -31,44 +32,55 @@ fn invalid(what: impl Into<String>) -> TranslateError {
     TranslateError::Invalid(what.into())
 }
 
-/// What the answer translation needs to know about the request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Asked {
-    pub stream: bool,
-    pub include_usage: bool,
-    /// JSON mode through the forced `JSON_TOOL`: its call is the answer's `content`.
-    pub json_tool: bool,
-}
-
-impl Asked {
-    /// Whether a tool call named `name` is the JSON-mode answer rather than a tool call.
-    pub fn is_json_answer(&self, name: &Value) -> bool {
-        self.json_tool && name == super::JSON_TOOL
-    }
-
-    /// The OpenAI `finish_reason` of a provider stop reason, `stop` for a JSON-mode answer.
-    pub fn finish(&self, stop: &str) -> &'static str {
-        match finish_reason(stop) {
-            "tool_calls" if self.json_tool => "stop",
-            f => f,
-        }
-    }
-}
-
-/// An OpenAI chat request body → an Anthropic Messages body for `model`.
-pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateError> {
-    let req: Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
-    let mut out = Map::new();
-    out.insert("model".into(), model.into());
-    let mut asked = Asked::default();
-    let mut tool_choice: Option<Value> = None;
-    let mut parallel = true;
-    let mut json = None;
+/// An OpenAI chat request body → an Anthropic Messages body for the target's model.
+pub fn request(
+    req: Map<String, Value>,
+    target: &Target<'_>,
+    asked: &mut Asked,
+) -> Result<Map<String, Value>, TranslateError> {
+    let mut f = Fields {
+        out: Map::new(),
+        tool_choice: None,
+        parallel: true,
+        json: None,
+    };
+    f.out.insert("model".into(), target.model.into());
     for (k, v) in &req {
-        match k.as_str() {
-            "model" | "messages" => {}
-            "max_tokens" | "max_completion_tokens" => {}
+        f.field(k, v, asked)?;
+    }
+    let max = req
+        .get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    f.out.insert("max_tokens".into(), max.into());
+    f.tooling(asked)?;
+    let (system, messages) = messages(
+        req.get("messages")
+            .ok_or_else(|| invalid("the request has no 'messages'"))?,
+    )?;
+    let mut out = f.out;
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    Ok(out)
+}
+
+/// The Messages body being built, and what decides its tool settings at the end.
+struct Fields {
+    out: Map<String, Value>,
+    tool_choice: Option<Value>,
+    parallel: bool,
+    json: Option<super::JsonTool>,
+}
+
+impl Fields {
+    /// One top-level field of the chat request.
+    fn field(&mut self, k: &str, v: &Value, asked: &mut Asked) -> Result<(), TranslateError> {
+        let out = &mut self.out;
+        match k {
+            "model" | "messages" | "max_tokens" | "max_completion_tokens" => {}
             "stream" => {
                 asked.stream = v.as_bool().unwrap_or(false);
                 out.insert("stream".into(), asked.stream.into());
@@ -87,20 +99,11 @@ pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateEr
                     out.insert("temperature".into(), v.clone());
                 }
             }
-            "top_p" => {
-                if !v.is_null() {
-                    out.insert("top_p".into(), v.clone());
-                }
+            "top_p" | "top_k" if !v.is_null() => {
+                out.insert(k.into(), v.clone());
             }
-            "top_k" => {
-                if !v.is_null() {
-                    out.insert("top_k".into(), v.clone());
-                }
-            }
-            "stop" => {
-                if !v.is_null() {
-                    out.insert("stop_sequences".into(), stop_list(v)?);
-                }
+            "stop" if !v.is_null() => {
+                out.insert("stop_sequences".into(), stop_list(v)?);
             }
             "user" => {
                 if let Some(u) = v.as_str() {
@@ -108,126 +111,152 @@ pub fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateEr
                 }
             }
             "tools" => {
-                let tools = v
-                    .as_array()
-                    .ok_or_else(|| invalid("'tools' must be an array"))?;
-                let mut t = Vec::with_capacity(tools.len());
-                for tool in tools {
-                    if tool["type"] != "function" {
-                        return Err(unsupported(&format!("tools of type {}", tool["type"])));
-                    }
-                    let f = &tool["function"];
-                    let name = f["name"]
-                        .as_str()
-                        .ok_or_else(|| invalid("a tool has no function.name"))?;
-                    let mut a = Map::new();
-                    a.insert("name".into(), name.into());
-                    if let Some(d) = f["description"].as_str() {
-                        a.insert("description".into(), d.into());
-                    }
-                    let schema = match &f["parameters"] {
-                        Value::Null => json!({"type": "object", "properties": {}}),
-                        p => p.clone(),
-                    };
-                    a.insert("input_schema".into(), schema);
-                    t.push(Value::Object(a));
-                }
-                out.insert("tools".into(), Value::Array(t));
+                out.insert("tools".into(), tools(v)?);
             }
-            "tool_choice" => {
-                tool_choice = Some(match v {
-                    Value::String(s) if s == "auto" => json!({"type": "auto"}),
-                    Value::String(s) if s == "required" => json!({"type": "any"}),
-                    Value::String(s) if s == "none" => json!({"type": "none"}),
-                    Value::Object(o) if o.get("type") == Some(&json!("function")) => {
-                        let name = v["function"]["name"]
-                            .as_str()
-                            .ok_or_else(|| invalid("tool_choice.function.name is missing"))?;
-                        json!({"type": "tool", "name": name})
-                    }
-                    Value::Null => continue,
-                    _ => return Err(invalid(format!("unknown tool_choice {v}"))),
-                });
+            "tool_choice" if !v.is_null() => self.tool_choice = Some(choice(v)?),
+            "parallel_tool_calls" => self.parallel = v.as_bool().unwrap_or(true),
+            "response_format" => self.json = json_tool(v, unsupported)?,
+            "reasoning_effort" if !v.is_null() => {
+                return Err(unsupported(
+                    "'reasoning_effort' (use an Anthropic 'thinking' budget)",
+                ))
             }
-            "parallel_tool_calls" => parallel = v.as_bool().unwrap_or(true),
-            "n" => {
-                if v.as_u64().is_some_and(|n| n > 1) {
-                    return Err(unsupported("several choices (n > 1)"));
-                }
-            }
-            "logprobs" => {
-                if v.as_bool() == Some(true) {
-                    return Err(unsupported("logprobs"));
-                }
-            }
-            "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options" => {
-                if !v.is_null() {
-                    return Err(unsupported(&format!("'{k}'")));
-                }
-            }
-            "presence_penalty" | "frequency_penalty" => {
-                if v.as_f64().is_some_and(|x| x != 0.0) {
-                    return Err(unsupported(&format!("'{k}'")));
-                }
-            }
-            "modalities" => {
-                if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
-                    return Err(unsupported("output modalities other than text"));
-                }
-            }
-            "response_format" => json = json_tool(v, unsupported)?,
-            "reasoning_effort" => {
-                if !v.is_null() {
-                    return Err(unsupported(
-                        "'reasoning_effort' (use an Anthropic 'thinking' budget)",
-                    ));
-                }
-            }
-            // Fields that do not change what the model answers.
-            "seed" | "store" | "metadata" | "service_tier" | "safety_identifier"
-            | "prompt_cache_key" | "verbosity" => {}
-            other => return Err(unsupported(&format!("the request field '{other}'"))),
+            _ => refusals(k, v)?,
         }
+        Ok(())
     }
-    let max = req
-        .get("max_completion_tokens")
-        .and_then(Value::as_u64)
-        .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    out.insert("max_tokens".into(), max.into());
-    if let Some(j) = json {
-        if out.contains_key("tools") {
-            return Err(unsupported(
-                "response_format json_object/json_schema together with tools",
-            ));
+
+    /// JSON mode's forced tool, and parallel tool calls turned off, into `tool_choice`.
+    fn tooling(&mut self, asked: &mut Asked) -> Result<(), TranslateError> {
+        if let Some(j) = self.json.take() {
+            if self.out.contains_key("tools") {
+                return Err(unsupported(
+                    "response_format json_object/json_schema together with tools",
+                ));
+            }
+            asked.json_tool = true;
+            self.out.insert(
+                "tools".into(),
+                json!([{"name": JSON_TOOL, "description": j.description, "input_schema": j.schema}]),
+            );
+            self.tool_choice = Some(json!({"type": "tool", "name": JSON_TOOL}));
         }
-        asked.json_tool = true;
-        out.insert(
-            "tools".into(),
-            json!([{"name": JSON_TOOL, "description": j.description, "input_schema": j.schema}]),
-        );
-        tool_choice = Some(json!({"type": "tool", "name": JSON_TOOL}));
+        if !self.parallel {
+            let mut c = self
+                .tool_choice
+                .take()
+                .unwrap_or_else(|| json!({"type": "auto"}));
+            c["disable_parallel_tool_use"] = true.into();
+            self.tool_choice = Some(c);
+        }
+        if let Some(c) = self.tool_choice.take() {
+            self.out.insert("tool_choice".into(), c);
+        }
+        Ok(())
     }
-    if !parallel {
-        let mut c = tool_choice
-            .take()
-            .unwrap_or_else(|| json!({"type": "auto"}));
-        c["disable_parallel_tool_use"] = true.into();
-        tool_choice = Some(c);
+}
+
+/// Fields Anthropic cannot express, refused by name when they ask for something; fields that do
+/// not change what the model answers pass.
+fn refusals(k: &str, v: &Value) -> Result<(), TranslateError> {
+    match k {
+        "n" if v.as_u64().is_some_and(|n| n > 1) => Err(unsupported("several choices (n > 1)")),
+        "logprobs" if v.as_bool() == Some(true) => Err(unsupported("logprobs")),
+        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
+            if !v.is_null() =>
+        {
+            Err(unsupported(&format!("'{k}'")))
+        }
+        "presence_penalty" | "frequency_penalty" if v.as_f64().is_some_and(|x| x != 0.0) => {
+            Err(unsupported(&format!("'{k}'")))
+        }
+        "modalities" if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) => {
+            Err(unsupported("output modalities other than text"))
+        }
+        "n" | "logprobs" | "top_logprobs" | "logit_bias" | "audio" | "prediction"
+        | "web_search_options" | "presence_penalty" | "frequency_penalty" | "modalities"
+        | "top_p" | "top_k" | "stop" | "tool_choice" | "reasoning_effort" => Ok(()),
+        // Fields that do not change what the model answers.
+        "seed" | "store" | "metadata" | "service_tier" | "safety_identifier"
+        | "prompt_cache_key" | "verbosity" => Ok(()),
+        other => Err(unsupported(&format!("the request field '{other}'"))),
     }
-    if let Some(c) = tool_choice {
-        out.insert("tool_choice".into(), c);
+}
+
+/// OpenAI function tools → Anthropic tools.
+fn tools(v: &Value) -> Result<Value, TranslateError> {
+    let tools = v
+        .as_array()
+        .ok_or_else(|| invalid("'tools' must be an array"))?;
+    let mut t = Vec::with_capacity(tools.len());
+    for tool in tools {
+        if tool["type"] != "function" {
+            return Err(unsupported(&format!("tools of type {}", tool["type"])));
+        }
+        let f = &tool["function"];
+        let name = f["name"]
+            .as_str()
+            .ok_or_else(|| invalid("a tool has no function.name"))?;
+        let mut a = Map::new();
+        a.insert("name".into(), name.into());
+        if let Some(d) = f["description"].as_str() {
+            a.insert("description".into(), d.into());
+        }
+        let schema = match &f["parameters"] {
+            Value::Null => json!({"type": "object", "properties": {}}),
+            p => p.clone(),
+        };
+        a.insert("input_schema".into(), schema);
+        t.push(Value::Object(a));
     }
-    let (system, messages) = messages(
-        req.get("messages")
-            .ok_or_else(|| invalid("the request has no 'messages'"))?,
-    )?;
-    if !system.is_empty() {
-        out.insert("system".into(), Value::Array(system));
+    Ok(Value::Array(t))
+}
+
+/// OpenAI `tool_choice` → Anthropic's.
+fn choice(v: &Value) -> Result<Value, TranslateError> {
+    Ok(match v {
+        Value::String(s) if s == "auto" => json!({"type": "auto"}),
+        Value::String(s) if s == "required" => json!({"type": "any"}),
+        Value::String(s) if s == "none" => json!({"type": "none"}),
+        Value::Object(o) if o.get("type") == Some(&json!("function")) => {
+            let name = v["function"]["name"]
+                .as_str()
+                .ok_or_else(|| invalid("tool_choice.function.name is missing"))?;
+            json!({"type": "tool", "name": name})
+        }
+        _ => return Err(invalid(format!("unknown tool_choice {v}"))),
+    })
+}
+
+/// Anthropic Messages for a vendor's `rawPredict`/`invoke`: `model` removed (it is in the URL),
+/// `anthropic_version` set unless present, `stream` removed when the vendor takes none.
+fn vendor(mut body: Map<String, Value>, version: &str, drop_stream: bool) -> Map<String, Value> {
+    body.remove("model");
+    if drop_stream {
+        body.remove("stream");
     }
-    out.insert("messages".into(), Value::Array(messages));
-    let bytes = serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))?;
-    Ok((bytes, asked))
+    body.entry("anthropic_version")
+        .or_insert_with(|| version.into());
+    body
+}
+
+/// Claude on Vertex (`rawPredict`, `streamRawPredict`).
+pub fn vertex_body(
+    body: Map<String, Value>,
+    _: &Target<'_>,
+    _: &mut Asked,
+) -> Result<Map<String, Value>, TranslateError> {
+    Ok(vendor(body, "vertex-2023-10-16", false))
+}
+
+/// Claude on Bedrock (`invoke`, `invoke-with-response-stream`: the operation says whether it
+/// streams, the body does not).
+pub fn bedrock_body(
+    body: Map<String, Value>,
+    _: &Target<'_>,
+    _: &mut Asked,
+) -> Result<Map<String, Value>, TranslateError> {
+    Ok(vendor(body, "bedrock-2023-05-31", true))
 }
 
 /// One content part → Anthropic blocks.
@@ -338,9 +367,8 @@ fn usage(u: &Value) -> Value {
 }
 
 /// An Anthropic message → an OpenAI `chat.completion`.
-pub fn response(body: &[u8], created: i64, asked: Asked) -> Result<Vec<u8>, String> {
-    let m: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
+pub fn answer(m: Value, a: &Answer<'_>) -> Value {
+    let asked = a.asked;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
@@ -357,22 +385,22 @@ pub fn response(body: &[u8], created: i64, asked: Asked) -> Result<Vec<u8>, Stri
         }
     }
     let message = assistant_message(text, calls, reasoning);
-    let out = json!({"id": m["id"], "object": "chat.completion", "created": created, "model": m["model"],
+    json!({"id": m["id"], "object": "chat.completion", "created": a.created, "model": m["model"],
         "choices": [{"index": 0, "message": message, "logprobs": null,
             "finish_reason": asked.finish(m["stop_reason"].as_str().unwrap_or("end_turn"))}],
-        "usage": usage(&m["usage"])});
-    serde_json::to_vec(&out).map_err(|e| e.to_string())
+        "usage": usage(&m["usage"])})
 }
 
 /// An Anthropic error body → OpenAI's error shape (the status stays the provider's).
-pub fn error(body: &[u8]) -> Vec<u8> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+pub fn error(_: u16, v: &Value, text: &str) -> Value {
     let kind = v["error"]["type"].as_str().unwrap_or("api_error");
-    let message = v["error"]["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
-    openai_error(&message.into(), kind).to_string().into_bytes()
+    let message = v["error"]["message"].as_str().unwrap_or(text);
+    openai_error(&message.into(), kind)
+}
+
+/// The translator of an Anthropic stream into OpenAI chunks.
+pub fn stream(a: &Answer<'_>) -> Box<dyn StreamTranslator> {
+    Box::new(Stream::new(a.asked, a.created))
 }
 
 /// Anthropic's stream events → `chat.completion.chunk` SSE, one event at a time.
@@ -407,7 +435,7 @@ impl Stream {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
         chunk(
             &self.id,
             self.created,
@@ -417,65 +445,43 @@ impl Stream {
             finish,
         )
     }
+}
 
-    /// Whether the stream reached its end (`[DONE]` or a terminal error was written).
-    pub fn ended(&self) -> bool {
-        self.ended
-    }
-
-    /// The OpenAI SSE text for one Anthropic event (often empty).
-    pub fn event(&mut self, e: &Event) -> String {
+impl StreamTranslator for Stream {
+    /// The OpenAI chunks of one Anthropic event (often none).
+    fn event(&mut self, e: Event, out: &mut Vec<Event>) {
         if self.ended {
-            return String::new();
+            return;
         }
-        let v: Value = serde_json::from_str(&e.data).unwrap_or_default();
-        let kind = e.event.as_deref().or(v["type"].as_str()).unwrap_or("");
+        let name = e.name().map(str::to_string);
+        let Event::Json { data: v, .. } = e else {
+            return;
+        };
+        let kind = name.as_deref().or(v["type"].as_str()).unwrap_or("");
         match kind {
             "message_start" => {
                 self.id = v["message"]["id"].as_str().unwrap_or("").to_string();
                 self.model = v["message"]["model"].as_str().unwrap_or("").to_string();
                 self.input_usage = v["message"]["usage"].clone();
-                self.chunk(json!({"role": "assistant", "content": ""}), None)
+                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
             "content_block_start" => {
                 let b = &v["content_block"];
                 if b["type"] == "tool_use" && self.asked.is_json_answer(&b["name"]) {
                     self.json_block = v["index"].as_u64();
-                    String::new()
                 } else if b["type"] == "tool_use" {
                     let index = self.tools.len();
                     self.tools.push((v["index"].as_u64().unwrap_or(0), index));
-                    self.chunk(
+                    out.push(self.chunk(
                         json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function",
                         "function": {"name": b["name"], "arguments": ""}}]}),
                         None,
-                    )
-                } else {
-                    String::new()
+                    ));
                 }
             }
             "content_block_delta" => {
-                let d = &v["delta"];
-                match d["type"].as_str() {
-                    Some("text_delta") => self.chunk(json!({"content": d["text"]}), None),
-                    Some("thinking_delta") => {
-                        self.chunk(json!({"reasoning_content": d["thinking"]}), None)
-                    }
-                    Some("input_json_delta") if v["index"].as_u64() == self.json_block => {
-                        self.chunk(json!({"content": d["partial_json"]}), None)
-                    }
-                    Some("input_json_delta") => {
-                        let block = v["index"].as_u64().unwrap_or(0);
-                        match self.tools.iter().find(|(b, _)| *b == block) {
-                            Some((_, index)) => self.chunk(
-                                json!({"tool_calls": [{"index": index,
-                                "function": {"arguments": d["partial_json"]}}]}),
-                                None,
-                            ),
-                            None => String::new(),
-                        }
-                    }
-                    _ => String::new(),
+                if let Some(delta) = self.delta(&v) {
+                    out.push(self.chunk(delta, None));
                 }
             }
             "message_delta" => {
@@ -485,41 +491,52 @@ impl Stream {
                 if let Some(o) = v["usage"]["output_tokens"].as_u64() {
                     self.output_tokens = o;
                 }
-                String::new()
             }
             "message_stop" => {
                 self.ended = true;
-                let mut out = self.chunk(json!({}), Some(self.finish.unwrap_or("stop")));
+                out.push(self.chunk(json!({}), Some(self.finish.unwrap_or("stop"))));
                 if self.asked.include_usage {
                     let mut u = self.input_usage.clone();
                     u["output_tokens"] = self.output_tokens.into();
-                    out.push_str(&usage_chunk(&self.id, self.created, &self.model, usage(&u)));
+                    out.push(usage_chunk(&self.id, self.created, &self.model, usage(&u)));
                 }
-                out.push_str("data: [DONE]\n\n");
-                out
+                out.push(Event::Done);
             }
             "error" => {
                 self.ended = true;
                 let kind = v["error"]["type"].as_str().unwrap_or("api_error");
-                format!("data: {}\n\n", openai_error(&v["error"]["message"], kind))
+                out.push(Event::data(openai_error(&v["error"]["message"], kind)));
             }
-            _ => String::new(),
+            _ => {}
         }
-    }
-}
-
-impl super::StreamTranslator for Stream {
-    fn event(&mut self, e: &Event) -> String {
-        Stream::event(self, e)
     }
 
     /// Anthropic streams end with `message_stop`; a clean close before it adds nothing.
-    fn end(&mut self) -> String {
-        String::new()
-    }
+    fn end(&mut self, _: &mut Vec<Event>) {}
 
     fn ended(&self) -> bool {
-        Stream::ended(self)
+        self.ended
+    }
+}
+
+impl Stream {
+    /// The chunk delta of a `content_block_delta`, if it makes one.
+    fn delta(&self, v: &Value) -> Option<Value> {
+        let d = &v["delta"];
+        match d["type"].as_str() {
+            Some("text_delta") => Some(json!({"content": d["text"]})),
+            Some("thinking_delta") => Some(json!({"reasoning_content": d["thinking"]})),
+            Some("input_json_delta") if v["index"].as_u64() == self.json_block => {
+                Some(json!({"content": d["partial_json"]}))
+            }
+            Some("input_json_delta") => {
+                let block = v["index"].as_u64().unwrap_or(0);
+                self.tools.iter().find(|(b, _)| *b == block).map(|(_, index)| {
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": d["partial_json"]}}]})
+                })
+            }
+            _ => None,
+        }
     }
 }
 

@@ -12,12 +12,12 @@
 
 use serde_json::{json, Map, Value};
 
-use super::anthropic::Asked;
+use super::pair::{Answer, Target};
+use super::stream::{Event, StreamTranslator};
 use super::{
     assistant_message, chunk, image_url, json_tool, openai_error, push_turn, stop_list,
-    tool_arguments, usage_chunk, ImageUrl, TranslateError, JSON_TOOL,
+    tool_arguments, usage_chunk, Asked, ImageUrl, TranslateError, JSON_TOOL,
 };
-use crate::eventstream::Frame;
 
 fn unsupported(what: &str) -> TranslateError {
     TranslateError::Unsupported(format!("Bedrock Converse cannot express {what}"))
@@ -28,67 +28,16 @@ fn invalid(what: impl Into<String>) -> TranslateError {
 }
 
 /// An OpenAI chat request body → a Converse body (the model is in the URL).
-pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
-    let req: Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
-    let mut asked = Asked::default();
+pub fn request(
+    req: Map<String, Value>,
+    _: &Target<'_>,
+    asked: &mut Asked,
+) -> Result<Map<String, Value>, TranslateError> {
     let mut inference = Map::new();
     let mut json = None;
     for (k, v) in &req {
-        if v.is_null() {
-            continue;
-        }
-        match k.as_str() {
-            "model"
-            | "messages"
-            | "tools"
-            | "tool_choice"
-            | "max_tokens"
-            | "max_completion_tokens" => {}
-            "stream" => asked.stream = v.as_bool().unwrap_or(false),
-            "stream_options" => asked.include_usage = v["include_usage"].as_bool().unwrap_or(false),
-            "temperature" => {
-                inference.insert("temperature".into(), v.clone());
-            }
-            "top_p" => {
-                inference.insert("topP".into(), v.clone());
-            }
-            "stop" => {
-                inference.insert("stopSequences".into(), stop_list(v)?);
-            }
-            "parallel_tool_calls" => {
-                if v.as_bool() == Some(false) {
-                    return Err(unsupported("parallel_tool_calls: false"));
-                }
-            }
-            "n" => {
-                if v.as_u64().is_some_and(|n| n > 1) {
-                    return Err(unsupported("several choices (n > 1)"));
-                }
-            }
-            "logprobs" => {
-                if v.as_bool() == Some(true) {
-                    return Err(unsupported("logprobs"));
-                }
-            }
-            "presence_penalty" | "frequency_penalty" => {
-                if v.as_f64().is_some_and(|x| x != 0.0) {
-                    return Err(unsupported(&format!("'{k}'")));
-                }
-            }
-            "response_format" => json = json_tool(v, unsupported)?,
-            "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
-            | "reasoning_effort" | "top_k" => {
-                return Err(unsupported(&format!("'{k}'")));
-            }
-            "modalities" => {
-                if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
-                    return Err(unsupported("output modalities other than text"));
-                }
-            }
-            "user" | "store" | "metadata" | "service_tier" | "safety_identifier"
-            | "prompt_cache_key" | "verbosity" | "seed" => {}
-            other => return Err(unsupported(&format!("the request field '{other}'"))),
+        if !v.is_null() {
+            field(k, v, asked, &mut inference, &mut json)?;
         }
     }
     if let Some(max) = req
@@ -110,33 +59,7 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
-    let choice = req.get("tool_choice").filter(|c| !c.is_null());
-    let none = choice.is_some_and(|c| c == "none");
-    if let (Some(tools), false) = (req.get("tools").and_then(Value::as_array), none) {
-        let mut specs = Vec::new();
-        for t in tools {
-            if t["type"] != "function" {
-                return Err(unsupported(&format!("tools of type {}", t["type"])));
-            }
-            let f = &t["function"];
-            let mut spec = json!({"name": f["name"].as_str().ok_or_else(|| invalid("a tool has no function.name"))?,
-                "inputSchema": {"json": if f["parameters"].is_null() { json!({"type": "object", "properties": {}}) } else { f["parameters"].clone() }}});
-            if let Some(d) = f["description"].as_str() {
-                spec["description"] = d.into();
-            }
-            specs.push(json!({"toolSpec": spec}));
-        }
-        let mut config = json!({"tools": specs});
-        if let Some(c) = choice {
-            config["toolChoice"] = match c {
-                Value::String(s) if s == "auto" => json!({"auto": {}}),
-                Value::String(s) if s == "required" => json!({"any": {}}),
-                Value::Object(_) if c["type"] == "function" => {
-                    json!({"tool": {"name": c["function"]["name"]}})
-                }
-                _ => return Err(invalid(format!("unknown tool_choice {c}"))),
-            };
-        }
+    if let Some(config) = tool_config(&req)? {
         out.insert("toolConfig".into(), config);
     }
     if let Some(j) = json {
@@ -153,8 +76,106 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
                 "toolChoice": {"tool": {"name": JSON_TOOL}}}),
         );
     }
-    let bytes = serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))?;
-    Ok((bytes, asked))
+    Ok(out)
+}
+
+/// One top-level field of the chat request: into `inferenceConfig`, into `asked`, or refused.
+fn field(
+    k: &str,
+    v: &Value,
+    asked: &mut Asked,
+    inference: &mut Map<String, Value>,
+    json: &mut Option<super::JsonTool>,
+) -> Result<(), TranslateError> {
+    match k {
+        "model" | "messages" | "tools" | "tool_choice" | "max_tokens" | "max_completion_tokens" => {
+        }
+        "stream" => asked.stream = v.as_bool().unwrap_or(false),
+        "stream_options" => asked.include_usage = v["include_usage"].as_bool().unwrap_or(false),
+        "temperature" => {
+            inference.insert("temperature".into(), v.clone());
+        }
+        "top_p" => {
+            inference.insert("topP".into(), v.clone());
+        }
+        "stop" => {
+            inference.insert("stopSequences".into(), stop_list(v)?);
+        }
+        "parallel_tool_calls" => {
+            if v.as_bool() == Some(false) {
+                return Err(unsupported("parallel_tool_calls: false"));
+            }
+        }
+        "n" => {
+            if v.as_u64().is_some_and(|n| n > 1) {
+                return Err(unsupported("several choices (n > 1)"));
+            }
+        }
+        "logprobs" => {
+            if v.as_bool() == Some(true) {
+                return Err(unsupported("logprobs"));
+            }
+        }
+        "presence_penalty" | "frequency_penalty" => {
+            if v.as_f64().is_some_and(|x| x != 0.0) {
+                return Err(unsupported(&format!("'{k}'")));
+            }
+        }
+        "response_format" => *json = json_tool(v, unsupported)?,
+        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
+        | "reasoning_effort" | "top_k" => {
+            return Err(unsupported(&format!("'{k}'")));
+        }
+        "modalities" => {
+            if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
+                return Err(unsupported("output modalities other than text"));
+            }
+        }
+        "user" | "store" | "metadata" | "service_tier" | "safety_identifier"
+        | "prompt_cache_key" | "verbosity" | "seed" => {}
+        other => return Err(unsupported(&format!("the request field '{other}'"))),
+    }
+    Ok(())
+}
+
+/// OpenAI tools and `tool_choice` → `toolConfig` (`none` sends no tools).
+fn tool_config(req: &Map<String, Value>) -> Result<Option<Value>, TranslateError> {
+    let choice = req.get("tool_choice").filter(|c| !c.is_null());
+    let none = choice.is_some_and(|c| c == "none");
+    let (Some(tools), false) = (req.get("tools").and_then(Value::as_array), none) else {
+        return Ok(None);
+    };
+    let mut specs = Vec::new();
+    for t in tools {
+        if t["type"] != "function" {
+            return Err(unsupported(&format!("tools of type {}", t["type"])));
+        }
+        let f = &t["function"];
+        let name = f["name"]
+            .as_str()
+            .ok_or_else(|| invalid("a tool has no function.name"))?;
+        let schema = match &f["parameters"] {
+            Value::Null => json!({"type": "object", "properties": {}}),
+            p => p.clone(),
+        };
+        let mut spec = json!({"name": name, "inputSchema": {"json": schema}});
+        if let Some(d) = f["description"].as_str() {
+            spec["description"] = d.into();
+        }
+        specs.push(json!({ "toolSpec": spec }));
+    }
+    let mut config = json!({ "tools": specs });
+    if let Some(c) = choice {
+        config["toolChoice"] = match c {
+            Value::String(s) if s == "auto" => json!({"auto": {}}),
+            Value::String(s) if s == "required" => json!({"any": {}}),
+            Value::Object(_) if c["type"] == "function" => {
+                json!({"tool": {"name": c["function"]["name"]}})
+            }
+            _ => return Err(invalid(format!("unknown tool_choice {c}"))),
+        };
+    }
+    Ok(Some(config))
 }
 
 fn blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
@@ -266,9 +287,8 @@ fn usage(u: &Value) -> Value {
 }
 
 /// A Converse answer → an OpenAI `chat.completion`.
-pub fn response(body: &[u8], model: &str, created: i64, asked: Asked) -> Result<Vec<u8>, String> {
-    let r: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
+pub fn answer(r: Value, a: &Answer<'_>) -> Value {
+    let asked = a.asked;
     let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
     for b in r["output"]["message"]["content"]
         .as_array()
@@ -289,24 +309,24 @@ pub fn response(body: &[u8], model: &str, created: i64, asked: Asked) -> Result<
         }
     }
     let message = assistant_message(text, calls, reasoning);
-    let out = json!({"id": STREAM_ID, "object": "chat.completion", "created": created, "model": model,
+    json!({"id": STREAM_ID, "object": "chat.completion", "created": a.created, "model": a.model,
         "choices": [{"index": 0, "message": message, "logprobs": null,
             "finish_reason": asked.finish(r["stopReason"].as_str().unwrap_or("end_turn"))}],
-        "usage": usage(&r["usage"])});
-    serde_json::to_vec(&out).map_err(|e| e.to_string())
+        "usage": usage(&r["usage"])})
 }
 
 /// A Bedrock error body (`{"message"}` with `x-amzn-ErrorType`) → OpenAI's error shape.
-pub fn error(body: &[u8]) -> Vec<u8> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+pub fn error(_: u16, v: &Value, text: &str) -> Value {
     let message = v["message"]
         .as_str()
         .or(v["Message"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
+        .unwrap_or(text);
     openai_error(&message.into(), "bedrock_error")
-        .to_string()
-        .into_bytes()
+}
+
+/// The translator of ConverseStream events into OpenAI chunks.
+pub fn stream(a: &Answer<'_>) -> Box<dyn StreamTranslator> {
+    Box::new(Stream::new(a.asked, a.model, a.created))
 }
 
 /// The `id` of translated Converse answers and chunks (Converse gives none).
@@ -338,7 +358,7 @@ impl Stream {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
         chunk(
             STREAM_ID,
             self.created,
@@ -349,89 +369,94 @@ impl Stream {
         )
     }
 
-    fn done(&mut self, usage_of: Option<&Value>) -> String {
+    fn done(&mut self, usage_of: Option<&Value>, out: &mut Vec<Event>) {
         self.ended = true;
-        let mut out = String::new();
         if let (true, Some(u)) = (self.asked.include_usage, usage_of) {
-            out.push_str(&usage_chunk(STREAM_ID, self.created, &self.model, usage(u)));
+            out.push(usage_chunk(STREAM_ID, self.created, &self.model, usage(u)));
         }
-        out.push_str("data: [DONE]\n\n");
-        out
+        out.push(Event::Done);
     }
 
-    /// The OpenAI SSE text for one ConverseStream frame.
-    pub fn frame(&mut self, f: &Frame) -> String {
+    /// The chunk delta of a `contentBlockDelta`, if it makes one.
+    fn delta(&self, v: &Value) -> Option<Value> {
+        let d = &v["delta"];
+        if let Some(t) = d["text"].as_str() {
+            return Some(json!({ "content": t }));
+        }
+        if let Some(input) = d["toolUse"]["input"].as_str() {
+            let block = v["contentBlockIndex"].as_u64();
+            if block == self.json_block {
+                return Some(json!({ "content": input }));
+            }
+            let block = block.unwrap_or(0);
+            return self.tools.iter().find(|(b, _)| *b == block).map(|(_, index)| {
+                json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]})
+            });
+        }
+        d["reasoningContent"]["text"]
+            .as_str()
+            .map(|t| json!({ "reasoning_content": t }))
+    }
+}
+
+impl StreamTranslator for Stream {
+    /// The OpenAI chunks of one ConverseStream event.
+    fn event(&mut self, e: Event, out: &mut Vec<Event>) {
         if self.ended {
-            return String::new();
+            return;
         }
-        let v: Value = serde_json::from_slice(&f.payload).unwrap_or_default();
-        if f.header(":message-type") != Some("event") {
-            self.ended = true;
-            let kind = f.header(":exception-type").unwrap_or("exception");
-            let message = format!("{kind}: {}", v["message"].as_str().unwrap_or(""));
-            return format!("data: {}\n\n", openai_error(&message.into(), kind));
-        }
-        match f.header(":event-type").unwrap_or("") {
-            "messageStart" => self.chunk(json!({"role": "assistant", "content": ""}), None),
+        let (name, v) = match e {
+            Event::Json { name, data } => (name.unwrap_or_default(), data),
+            Event::Exception { kind, data } => {
+                self.ended = true;
+                let message = format!("{kind}: {}", data["message"].as_str().unwrap_or(""));
+                out.push(Event::data(openai_error(&message.into(), &kind)));
+                return;
+            }
+            Event::Done => return,
+        };
+        match name.as_ref() {
+            "messageStart" => {
+                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None))
+            }
             "contentBlockStart" => match v["start"].get("toolUse") {
                 Some(u) if self.asked.is_json_answer(&u["name"]) => {
                     self.json_block = v["contentBlockIndex"].as_u64();
-                    String::new()
                 }
                 Some(u) => {
                     let index = self.tools.len();
                     self.tools
                         .push((v["contentBlockIndex"].as_u64().unwrap_or(0), index));
-                    self.chunk(json!({"tool_calls": [{"index": index, "id": u["toolUseId"], "type": "function",
-                        "function": {"name": u["name"], "arguments": ""}}]}), None)
+                    out.push(self.chunk(json!({"tool_calls": [{"index": index, "id": u["toolUseId"], "type": "function",
+                        "function": {"name": u["name"], "arguments": ""}}]}), None));
                 }
-                None => String::new(),
+                None => {}
             },
             "contentBlockDelta" => {
-                let d = &v["delta"];
-                if let Some(t) = d["text"].as_str() {
-                    self.chunk(json!({"content": t}), None)
-                } else if let (Some(input), true) = (
-                    d["toolUse"]["input"].as_str(),
-                    v["contentBlockIndex"].as_u64() == self.json_block,
-                ) {
-                    self.chunk(json!({"content": input}), None)
-                } else if let Some(input) = d["toolUse"]["input"].as_str() {
-                    let block = v["contentBlockIndex"].as_u64().unwrap_or(0);
-                    match self.tools.iter().find(|(b, _)| *b == block) {
-                        Some((_, index)) => self.chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]}), None),
-                        None => String::new(),
-                    }
-                } else if let Some(t) = d["reasoningContent"]["text"].as_str() {
-                    self.chunk(json!({"reasoning_content": t}), None)
-                } else {
-                    String::new()
+                if let Some(delta) = self.delta(&v) {
+                    out.push(self.chunk(delta, None));
                 }
             }
             "messageStop" => {
                 self.stopped = true;
-                self.chunk(
-                    json!({}),
-                    Some(
-                        self.asked
-                            .finish(v["stopReason"].as_str().unwrap_or("end_turn")),
-                    ),
-                )
+                let finish = self
+                    .asked
+                    .finish(v["stopReason"].as_str().unwrap_or("end_turn"));
+                out.push(self.chunk(json!({}), Some(finish)));
             }
-            "metadata" if self.stopped => self.done(Some(&v["usage"])),
-            _ => String::new(),
+            "metadata" if self.stopped => self.done(Some(&v["usage"]), out),
+            _ => {}
         }
     }
 
     /// The frames ended: `[DONE]` if the message was complete.
-    pub fn end(&mut self) -> String {
-        if self.ended || !self.stopped {
-            return String::new();
+    fn end(&mut self, out: &mut Vec<Event>) {
+        if !self.ended && self.stopped {
+            self.done(None, out);
         }
-        self.done(None)
     }
 
-    pub fn ended(&self) -> bool {
+    fn ended(&self) -> bool {
         self.ended
     }
 }
@@ -439,10 +464,35 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventstream::{encode, Decoder};
+    use crate::eventstream::encode;
+    use crate::translate::pair::CHAT_TO_CONVERSE;
+    use crate::translate::{testing, Framing};
 
     fn req(v: Value) -> Result<Value, TranslateError> {
         request(v.to_string().as_bytes()).map(|(b, _)| serde_json::from_slice(&b).expect("json"))
+    }
+
+    fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
+        testing::request(&CHAT_TO_CONVERSE, body, "m")
+    }
+
+    fn response(
+        body: &[u8],
+        model: &str,
+        created: i64,
+        asked: Asked,
+    ) -> Result<Vec<u8>, crate::translate::AnswerError> {
+        testing::answer(&CHAT_TO_CONVERSE, body, model, created, asked)
+    }
+
+    fn frames(asked: Asked, parts: &[&[u8]]) -> (String, bool) {
+        testing::stream(
+            &CHAT_TO_CONVERSE,
+            Framing::ConverseEvents,
+            asked,
+            "m",
+            parts,
+        )
     }
 
     #[test]
@@ -517,8 +567,12 @@ mod tests {
         );
         assert_eq!(out["usage"]["prompt_tokens"], 7);
         assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
-        let e: Value =
-            serde_json::from_slice(&error(br#"{"message":"Too many tokens"}"#)).expect("json");
+        let e: Value = serde_json::from_slice(&testing::error(
+            &CHAT_TO_CONVERSE,
+            400,
+            br#"{"message":"Too many tokens"}"#,
+        ))
+        .expect("json");
         assert_eq!(e["error"]["message"], "Too many tokens");
     }
 
@@ -542,24 +596,12 @@ mod tests {
         ]
         .concat();
         let run = |parts: &[&[u8]]| {
-            let mut d = Decoder::default();
-            let mut s = Stream::new(
-                Asked {
-                    stream: true,
-                    include_usage: true,
-                    ..Asked::default()
-                },
-                "m",
-                1,
-            );
-            let mut out = String::new();
-            for p in parts {
-                for f in d.push(p).expect("frames") {
-                    out.push_str(&s.frame(&f));
-                }
-            }
-            out.push_str(&s.end());
-            out
+            let asked = Asked {
+                stream: true,
+                include_usage: true,
+                ..Asked::default()
+            };
+            frames(asked, parts).0
         };
         let whole = run(&[&bytes]);
         assert!(whole.ends_with("data: [DONE]\n\n"), "{whole}");
@@ -630,35 +672,27 @@ mod tests {
             frame("metadata", json!({"usage": {"inputTokens": 3, "outputTokens": 4}})),
         ]
         .concat();
-        let mut d = Decoder::default();
-        let mut s = Stream::new(
+        let (text, ended) = frames(
             Asked {
                 stream: true,
                 ..asked
             },
-            "m",
-            1,
+            &[&bytes],
         );
         let mut content = String::new();
         let mut finish = Vec::new();
-        for f in d.push(&bytes).expect("frames") {
-            for c in s
-                .frame(&f)
-                .split("\n\n")
-                .filter_map(|l| l.strip_prefix("data: "))
-            {
-                if c == "[DONE]" {
-                    continue;
-                }
-                let c: Value = serde_json::from_str(c).expect("chunk");
-                assert!(c["choices"][0]["delta"].get("tool_calls").is_none(), "{c}");
-                content.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
-                if let Some(r) = c["choices"][0]["finish_reason"].as_str() {
-                    finish.push(r.to_string());
-                }
+        for c in text.split("\n\n").filter_map(|l| l.strip_prefix("data: ")) {
+            if c == "[DONE]" {
+                continue;
+            }
+            let c: Value = serde_json::from_str(c).expect("chunk");
+            assert!(c["choices"][0]["delta"].get("tool_calls").is_none(), "{c}");
+            content.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+            if let Some(r) = c["choices"][0]["finish_reason"].as_str() {
+                finish.push(r.to_string());
             }
         }
-        assert!(s.ended());
+        assert!(ended);
         assert_eq!(content, "{\"a\":1}");
         assert_eq!(finish, ["stop"]);
     }

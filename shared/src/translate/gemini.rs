@@ -16,10 +16,11 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::sse::Event;
+use super::pair::{Answer, Target};
+use super::stream::{Event, StreamTranslator};
 use super::{
     assistant_message, chunk, image_url, openai_error, push_turn, stop_list, tool_arguments,
-    usage_chunk, ImageUrl, StreamTranslator, TranslateError,
+    usage_chunk, Asked, ImageUrl, TranslateError,
 };
 
 fn unsupported(what: &str) -> TranslateError {
@@ -29,8 +30,6 @@ fn unsupported(what: &str) -> TranslateError {
 fn invalid(what: impl Into<String>) -> TranslateError {
     TranslateError::Invalid(what.into())
 }
-
-pub use super::anthropic::Asked;
 
 /// JSON-Schema keys Gemini's function declarations refuse.
 const SCHEMA_DROP: &[&str] = &[
@@ -56,75 +55,16 @@ fn clean_schema(v: &Value) -> Value {
 }
 
 /// An OpenAI chat request body → a `generateContent` body (the model is in the URL).
-pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
-    let req: Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
+pub fn request(
+    req: Map<String, Value>,
+    _: &Target<'_>,
+    asked: &mut Asked,
+) -> Result<Map<String, Value>, TranslateError> {
     let mut out = Map::new();
     let mut config = Map::new();
-    let mut asked = Asked::default();
     for (k, v) in &req {
-        if v.is_null() {
-            continue;
-        }
-        match k.as_str() {
-            "model" | "messages" | "tools" | "tool_choice" | "parallel_tool_calls" => {}
-            "stream" => asked.stream = v.as_bool().unwrap_or(false),
-            "stream_options" => asked.include_usage = v["include_usage"].as_bool().unwrap_or(false),
-            "temperature" => {
-                config.insert("temperature".into(), v.clone());
-            }
-            "top_p" => {
-                config.insert("topP".into(), v.clone());
-            }
-            "top_k" => {
-                config.insert("topK".into(), v.clone());
-            }
-            "max_tokens" | "max_completion_tokens" => {}
-            "n" => {
-                config.insert("candidateCount".into(), v.clone());
-            }
-            "seed" => {
-                config.insert("seed".into(), v.clone());
-            }
-            "presence_penalty" => {
-                config.insert("presencePenalty".into(), v.clone());
-            }
-            "frequency_penalty" => {
-                config.insert("frequencyPenalty".into(), v.clone());
-            }
-            "stop" => {
-                config.insert("stopSequences".into(), stop_list(v)?);
-            }
-            "response_format" => match v["type"].as_str() {
-                Some("text") => {}
-                Some("json_object") => {
-                    config.insert("responseMimeType".into(), "application/json".into());
-                }
-                Some("json_schema") => {
-                    config.insert("responseMimeType".into(), "application/json".into());
-                    if let Some(schema) = v["json_schema"].get("schema") {
-                        config.insert("responseJsonSchema".into(), schema.clone());
-                    }
-                }
-                _ => return Err(invalid(format!("unknown response_format {v}"))),
-            },
-            "logprobs" => {
-                if v.as_bool() == Some(true) {
-                    return Err(unsupported("logprobs"));
-                }
-            }
-            "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
-            | "reasoning_effort" => {
-                return Err(unsupported(&format!("'{k}'")));
-            }
-            "modalities" => {
-                if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
-                    return Err(unsupported("output modalities other than text"));
-                }
-            }
-            "user" | "store" | "metadata" | "service_tier" | "safety_identifier"
-            | "prompt_cache_key" | "verbosity" => {}
-            other => return Err(unsupported(&format!("the request field '{other}'"))),
+        if !v.is_null() {
+            field(k, v, asked, &mut config)?;
         }
     }
     if let Some(max) = req
@@ -135,34 +75,10 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
         config.insert("maxOutputTokens".into(), max.into());
     }
     if let Some(tools) = req.get("tools").and_then(Value::as_array) {
-        let mut decls = Vec::new();
-        for t in tools {
-            if t["type"] != "function" {
-                return Err(unsupported(&format!("tools of type {}", t["type"])));
-            }
-            let f = &t["function"];
-            let mut d = json!({"name": f["name"].as_str().ok_or_else(|| invalid("a tool has no function.name"))?});
-            if let Some(desc) = f["description"].as_str() {
-                d["description"] = desc.into();
-            }
-            if !f["parameters"].is_null() {
-                d["parameters"] = clean_schema(&f["parameters"]);
-            }
-            decls.push(d);
-        }
-        out.insert("tools".into(), json!([{"functionDeclarations": decls}]));
+        out.insert("tools".into(), declarations(tools)?);
     }
     if let Some(c) = req.get("tool_choice").filter(|c| !c.is_null()) {
-        let cfg = match c {
-            Value::String(s) if s == "auto" => json!({"mode": "AUTO"}),
-            Value::String(s) if s == "required" => json!({"mode": "ANY"}),
-            Value::String(s) if s == "none" => json!({"mode": "NONE"}),
-            Value::Object(_) if c["type"] == "function" => {
-                json!({"mode": "ANY", "allowedFunctionNames": [c["function"]["name"].as_str().ok_or_else(|| invalid("tool_choice.function.name is missing"))?]})
-            }
-            _ => return Err(invalid(format!("unknown tool_choice {c}"))),
-        };
-        out.insert("toolConfig".into(), json!({"functionCallingConfig": cfg}));
+        out.insert("toolConfig".into(), calling_config(c)?);
     }
     let (system, contents) = contents(
         req.get("messages")
@@ -175,8 +91,117 @@ pub fn request(body: &[u8]) -> Result<(Vec<u8>, Asked), TranslateError> {
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
-    let bytes = serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))?;
-    Ok((bytes, asked))
+    Ok(out)
+}
+
+/// One top-level field of the chat request: into `generationConfig`, into `asked`, or refused.
+fn field(
+    k: &str,
+    v: &Value,
+    asked: &mut Asked,
+    config: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    match k {
+        "model" | "messages" | "tools" | "tool_choice" | "parallel_tool_calls" => {}
+        "stream" => asked.stream = v.as_bool().unwrap_or(false),
+        "stream_options" => asked.include_usage = v["include_usage"].as_bool().unwrap_or(false),
+        "temperature" => {
+            config.insert("temperature".into(), v.clone());
+        }
+        "top_p" => {
+            config.insert("topP".into(), v.clone());
+        }
+        "top_k" => {
+            config.insert("topK".into(), v.clone());
+        }
+        "max_tokens" | "max_completion_tokens" => {}
+        "n" => {
+            config.insert("candidateCount".into(), v.clone());
+        }
+        "seed" => {
+            config.insert("seed".into(), v.clone());
+        }
+        "presence_penalty" => {
+            config.insert("presencePenalty".into(), v.clone());
+        }
+        "frequency_penalty" => {
+            config.insert("frequencyPenalty".into(), v.clone());
+        }
+        "stop" => {
+            config.insert("stopSequences".into(), stop_list(v)?);
+        }
+        "response_format" => match v["type"].as_str() {
+            Some("text") => {}
+            Some("json_object") => {
+                config.insert("responseMimeType".into(), "application/json".into());
+            }
+            Some("json_schema") => {
+                config.insert("responseMimeType".into(), "application/json".into());
+                if let Some(schema) = v["json_schema"].get("schema") {
+                    config.insert("responseJsonSchema".into(), schema.clone());
+                }
+            }
+            _ => return Err(invalid(format!("unknown response_format {v}"))),
+        },
+        "logprobs" => {
+            if v.as_bool() == Some(true) {
+                return Err(unsupported("logprobs"));
+            }
+        }
+        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
+        | "reasoning_effort" => {
+            return Err(unsupported(&format!("'{k}'")));
+        }
+        "modalities" => {
+            if v.as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
+                return Err(unsupported("output modalities other than text"));
+            }
+        }
+        "user" | "store" | "metadata" | "service_tier" | "safety_identifier"
+        | "prompt_cache_key" | "verbosity" => {}
+        other => return Err(unsupported(&format!("the request field '{other}'"))),
+    }
+    Ok(())
+}
+
+/// OpenAI function tools → `functionDeclarations`.
+fn declarations(tools: &[Value]) -> Result<Value, TranslateError> {
+    let mut decls = Vec::new();
+    for t in tools {
+        if t["type"] != "function" {
+            return Err(unsupported(&format!("tools of type {}", t["type"])));
+        }
+        let f = &t["function"];
+        let name = f["name"]
+            .as_str()
+            .ok_or_else(|| invalid("a tool has no function.name"))?;
+        let mut d = json!({ "name": name });
+        if let Some(desc) = f["description"].as_str() {
+            d["description"] = desc.into();
+        }
+        if !f["parameters"].is_null() {
+            d["parameters"] = clean_schema(&f["parameters"]);
+        }
+        decls.push(d);
+    }
+    Ok(json!([{ "functionDeclarations": decls }]))
+}
+
+/// OpenAI `tool_choice` → `toolConfig.functionCallingConfig`.
+fn calling_config(c: &Value) -> Result<Value, TranslateError> {
+    let cfg = match c {
+        Value::String(s) if s == "auto" => json!({"mode": "AUTO"}),
+        Value::String(s) if s == "required" => json!({"mode": "ANY"}),
+        Value::String(s) if s == "none" => json!({"mode": "NONE"}),
+        Value::Object(_) if c["type"] == "function" => {
+            let name = c["function"]["name"]
+                .as_str()
+                .ok_or_else(|| invalid("tool_choice.function.name is missing"))?;
+            json!({"mode": "ANY", "allowedFunctionNames": [name]})
+        }
+        _ => return Err(invalid(format!("unknown tool_choice {c}"))),
+    };
+    Ok(json!({ "functionCallingConfig": cfg }))
 }
 
 fn parts(c: &Value) -> Result<Vec<Value>, TranslateError> {
@@ -334,9 +359,7 @@ fn split_parts(parts: &Value, choice: usize, first_call: usize) -> (String, Vec<
 }
 
 /// A `generateContent` answer → an OpenAI `chat.completion`.
-pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, String> {
-    let r: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
+pub fn answer(r: Value, a: &Answer<'_>) -> Value {
     let mut choices = Vec::new();
     for (i, c) in r["candidates"].as_array().into_iter().flatten().enumerate() {
         let (text, calls, reasoning) = split_parts(&c["content"]["parts"], i, 0);
@@ -353,22 +376,20 @@ pub fn response(body: &[u8], model: &str, created: i64) -> Result<Vec<u8>, Strin
         .as_str()
         .map(|i| format!("chatcmpl-{i}"))
         .unwrap_or_else(|| STREAM_ID.into());
-    let out = json!({"id": id, "object": "chat.completion", "created": created,
-        "model": r["modelVersion"].as_str().unwrap_or(model), "choices": choices, "usage": usage(&r["usageMetadata"])});
-    serde_json::to_vec(&out).map_err(|e| e.to_string())
+    json!({"id": id, "object": "chat.completion", "created": a.created,
+        "model": r["modelVersion"].as_str().unwrap_or(a.model), "choices": choices, "usage": usage(&r["usageMetadata"])})
 }
 
 /// A Google error body → OpenAI's error shape.
-pub fn error(body: &[u8]) -> Vec<u8> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+pub fn error(_: u16, v: &Value, text: &str) -> Value {
     let status = v["error"]["status"].as_str().unwrap_or("UNKNOWN");
-    let message = v["error"]["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
+    let message = v["error"]["message"].as_str().unwrap_or(text);
     openai_error(&message.into(), status)
-        .to_string()
-        .into_bytes()
+}
+
+/// The translator of a Gemini stream into OpenAI chunks.
+pub fn stream(a: &Answer<'_>) -> Box<dyn StreamTranslator> {
+    Box::new(Stream::new(a.asked, a.model, a.created))
 }
 
 /// The `id` of translated Gemini chunks (the SSE events carry no response id).
@@ -400,7 +421,7 @@ impl Stream {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
         chunk(
             STREAM_ID,
             self.created,
@@ -413,65 +434,61 @@ impl Stream {
 }
 
 impl StreamTranslator for Stream {
-    fn event(&mut self, e: &Event) -> String {
-        if self.ended {
-            return String::new();
-        }
-        let v: Value = match serde_json::from_str(&e.data) {
-            Ok(v) => v,
-            Err(_) => return String::new(),
+    fn event(&mut self, e: Event, out: &mut Vec<Event>) {
+        let Event::Json { data: v, .. } = e else {
+            return;
         };
+        if self.ended {
+            return;
+        }
         if let Some(err) = v.get("error") {
             self.ended = true;
             let status = err["status"].as_str().unwrap_or("UNKNOWN");
-            return format!("data: {}\n\n", openai_error(&err["message"], status));
+            out.push(Event::data(openai_error(&err["message"], status)));
+            return;
         }
-        let mut out = String::new();
         if !self.started {
             self.started = true;
-            out.push_str(&self.chunk(json!({"role": "assistant", "content": ""}), None));
+            out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
         }
         let c = &v["candidates"][0];
         let (text, calls, reasoning) = split_parts(&c["content"]["parts"], 0, self.calls);
         if !reasoning.is_empty() {
-            out.push_str(&self.chunk(json!({"reasoning_content": reasoning}), None));
+            out.push(self.chunk(json!({ "reasoning_content": reasoning }), None));
         }
         if !text.is_empty() {
-            out.push_str(&self.chunk(json!({"content": text}), None));
+            out.push(self.chunk(json!({ "content": text }), None));
         }
         for call in calls {
             let index = self.calls;
             self.calls += 1;
-            let mut delta = call.clone();
+            let mut delta = call;
             delta["index"] = index.into();
-            out.push_str(&self.chunk(json!({"tool_calls": [delta]}), None));
+            out.push(self.chunk(json!({ "tool_calls": [delta] }), None));
         }
         if let Some(u) = v.get("usageMetadata") {
             self.usage = Some(u.clone());
         }
         if let Some(r) = c["finishReason"].as_str() {
             self.finished = true;
-            out.push_str(&self.chunk(json!({}), Some(finish(r, self.calls > 0))));
+            out.push(self.chunk(json!({}), Some(finish(r, self.calls > 0))));
         } else if v["promptFeedback"]["blockReason"].is_string() {
             self.finished = true;
-            out.push_str(&self.chunk(json!({}), Some("content_filter")));
+            out.push(self.chunk(json!({}), Some("content_filter")));
         }
-        out
     }
 
-    fn end(&mut self) -> String {
+    fn end(&mut self, out: &mut Vec<Event>) {
         if self.ended || !self.finished {
             // Without a finish reason the answer is incomplete: no `[DONE]` (the guard reports it).
-            return String::new();
+            return;
         }
         self.ended = true;
-        let mut out = String::new();
         if self.asked.include_usage {
             let u = usage(self.usage.as_ref().unwrap_or(&json!({})));
-            out.push_str(&usage_chunk(STREAM_ID, self.created, &self.model, u));
+            out.push(usage_chunk(STREAM_ID, self.created, &self.model, u));
         }
-        out.push_str("data: [DONE]\n\n");
-        out
+        out.push(Event::Done);
     }
 
     fn ended(&self) -> bool {
@@ -482,10 +499,20 @@ impl StreamTranslator for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::sse::Parser;
+    use crate::translate::pair::CHAT_TO_GEMINI;
+    use crate::translate::{testing, Framing};
 
     fn req(v: Value) -> Result<Value, TranslateError> {
-        request(v.to_string().as_bytes()).map(|(b, _)| serde_json::from_slice(&b).expect("json"))
+        testing::request(&CHAT_TO_GEMINI, v.to_string().as_bytes(), "m")
+            .map(|(b, _)| serde_json::from_slice(&b).expect("json"))
+    }
+
+    fn response(
+        body: &[u8],
+        model: &str,
+        created: i64,
+    ) -> Result<Vec<u8>, crate::translate::AnswerError> {
+        testing::answer(&CHAT_TO_GEMINI, body, model, created, Asked::default())
     }
 
     #[test]
@@ -607,7 +634,9 @@ mod tests {
         )
         .expect("json");
         assert_eq!(blocked["choices"][0]["finish_reason"], "content_filter");
-        let e: Value = serde_json::from_slice(&error(
+        let e: Value = serde_json::from_slice(&testing::error(
+            &CHAT_TO_GEMINI,
+            429,
             br#"{"error":{"code":429,"message":"Quota","status":"RESOURCE_EXHAUSTED"}}"#,
         ))
         .expect("json");
@@ -618,19 +647,7 @@ mod tests {
 data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"lo\"},{\"functionCall\":{\"name\":\"get\",\"args\":{\"q\":\"a\"}}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2,\"totalTokenCount\":5}}\r\n\r\n";
 
     fn translate(parts: &[&[u8]], asked: Asked) -> String {
-        let mut p = Parser::default();
-        let mut s = Stream::new(asked, "m", 1);
-        let mut out = String::new();
-        for b in parts {
-            for e in p.push(b) {
-                out.push_str(&s.event(&e));
-            }
-        }
-        if let Some(e) = p.finish() {
-            out.push_str(&s.event(&e));
-        }
-        out.push_str(&s.end());
-        out
+        testing::stream(&CHAT_TO_GEMINI, Framing::Sse, asked, "m", parts).0
     }
 
     #[test]

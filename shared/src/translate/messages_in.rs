@@ -13,8 +13,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::sse::Event;
-use super::{StreamTranslator, TranslateError};
+use super::pair::{Answer, Target};
+use super::stream::{Event, StreamTranslator};
+use super::{Asked, TranslateError};
 
 fn unsupported(what: &str) -> TranslateError {
     TranslateError::Unsupported(format!("OpenAI-compatible models cannot express {what}"))
@@ -24,148 +25,28 @@ fn invalid(what: impl Into<String>) -> TranslateError {
     TranslateError::Invalid(what.into())
 }
 
-/// An Anthropic Messages body → an OpenAI chat body for `model`, its `max_tokens` sent as
-/// `max_field` (`max_tokens` or `max_completion_tokens`, per the target).
-pub fn request(body: &[u8], model: &str, max_field: &str) -> Result<Vec<u8>, TranslateError> {
-    let req: Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("request body is not a JSON object: {e}")))?;
+/// An Anthropic Messages body → an OpenAI chat body for the target's model, its `max_tokens`
+/// sent as the target's field (`max_tokens` or `max_completion_tokens`).
+pub fn request(
+    req: Map<String, Value>,
+    target: &Target<'_>,
+    _: &mut Asked,
+) -> Result<Map<String, Value>, TranslateError> {
     let mut out = Map::new();
-    out.insert("model".into(), model.into());
-    let mut messages = Vec::new();
+    out.insert("model".into(), target.model.into());
     for (k, v) in &req {
         if v.is_null() {
             continue;
         }
-        match k.as_str() {
-            "model" | "messages" | "system" | "tools" | "tool_choice" => {}
-            "max_tokens" => {
-                out.insert(max_field.into(), v.clone());
-            }
-            "temperature" => {
-                out.insert("temperature".into(), v.clone());
-            }
-            "top_p" => {
-                out.insert("top_p".into(), v.clone());
-            }
-            "stop_sequences" => {
-                out.insert("stop".into(), v.clone());
-            }
-            "stream" => {
-                out.insert("stream".into(), v.clone());
-                if v == true {
-                    out.insert("stream_options".into(), json!({"include_usage": true}));
-                }
-            }
-            "metadata" => {
-                if let Some(u) = v["user_id"].as_str() {
-                    out.insert("user".into(), u.into());
-                }
-            }
-            "thinking" => {
-                if v["type"] != "disabled" {
-                    return Err(unsupported("extended thinking"));
-                }
-            }
-            "top_k" | "container" | "mcp_servers" | "output_config" | "output_format"
-            | "cache_control" => {
-                return Err(unsupported(&format!("'{k}'")));
-            }
-            "service_tier" | "inference_geo" => {}
-            other => return Err(unsupported(&format!("the request field '{other}'"))),
-        }
+        field(k, v, target.max_tokens_field, &mut out)?;
     }
-    match req.get("system") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => messages.push(json!({"role": "system", "content": s})),
-        Some(Value::Array(blocks)) => {
-            let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
-            messages.push(json!({"role": "system", "content": text.join("\n\n")}));
-        }
-        Some(_) => return Err(invalid("'system' must be a string or text blocks")),
-    }
+    let mut messages = system(req.get("system"))?;
     for m in req
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("the request has no 'messages'"))?
     {
-        let role = m["role"]
-            .as_str()
-            .ok_or_else(|| invalid("a message has no role"))?;
-        let blocks = match &m["content"] {
-            Value::String(s) => vec![json!({"type": "text", "text": s})],
-            Value::Array(b) => b.clone(),
-            _ => return Err(invalid("message content must be a string or blocks")),
-        };
-        match role {
-            "user" => {
-                let mut parts = Vec::new();
-                for b in &blocks {
-                    match b["type"].as_str() {
-                        Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
-                        Some("image") => {
-                            let s = &b["source"];
-                            let url = match s["type"].as_str() {
-                                Some("base64") => format!(
-                                    "data:{};base64,{}",
-                                    s["media_type"].as_str().unwrap_or("image/png"),
-                                    s["data"].as_str().unwrap_or("")
-                                ),
-                                Some("url") => s["url"].as_str().unwrap_or("").to_string(),
-                                _ => {
-                                    return Err(unsupported(
-                                        "image sources other than base64 and url",
-                                    ))
-                                }
-                            };
-                            parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
-                        }
-                        Some("tool_result") => {
-                            // Tool results are messages of their own, before the rest of the turn.
-                            let content = match &b["content"] {
-                                Value::String(s) => s.clone(),
-                                Value::Array(c) => c
-                                    .iter()
-                                    .filter_map(|x| x["text"].as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(""),
-                                _ => String::new(),
-                            };
-                            let content = if b["is_error"] == true {
-                                format!("Error: {content}")
-                            } else {
-                                content
-                            };
-                            messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
-                        }
-                        Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
-                        None => return Err(invalid("a content block has no type")),
-                    }
-                }
-                if !parts.is_empty() {
-                    messages.push(json!({"role": "user", "content": parts}));
-                }
-            }
-            "assistant" => {
-                let mut text = String::new();
-                let mut calls = Vec::new();
-                for b in &blocks {
-                    match b["type"].as_str() {
-                        Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
-                        Some("tool_use") => calls.push(json!({"id": b["id"], "type": "function",
-                            "function": {"name": b["name"], "arguments": b["input"].to_string()}})),
-                        Some("thinking" | "redacted_thinking") => {}
-                        Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
-                        None => return Err(invalid("a content block has no type")),
-                    }
-                }
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { text.into() }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                messages.push(msg);
-            }
-            other => return Err(invalid(format!("unknown role '{other}'"))),
-        }
+        message(m, &mut messages)?;
     }
     out.insert("messages".into(), Value::Array(messages));
     if let Some(tools) = req.get("tools").and_then(Value::as_array) {
@@ -192,7 +73,161 @@ pub fn request(body: &[u8], model: &str, max_field: &str) -> Result<Vec<u8>, Tra
             out.insert("parallel_tool_calls".into(), false.into());
         }
     }
-    serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))
+    Ok(out)
+}
+
+/// One top-level field of a Messages request, in chat's terms.
+fn field(
+    k: &str,
+    v: &Value,
+    max_field: &str,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    match k {
+        "model" | "messages" | "system" | "tools" | "tool_choice" => {}
+        "max_tokens" => {
+            out.insert(max_field.into(), v.clone());
+        }
+        "temperature" | "top_p" => {
+            out.insert(k.into(), v.clone());
+        }
+        "stop_sequences" => {
+            out.insert("stop".into(), v.clone());
+        }
+        "stream" => {
+            out.insert("stream".into(), v.clone());
+            if v == true {
+                out.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+        }
+        "metadata" => {
+            if let Some(u) = v["user_id"].as_str() {
+                out.insert("user".into(), u.into());
+            }
+        }
+        "thinking" => {
+            if v["type"] != "disabled" {
+                return Err(unsupported("extended thinking"));
+            }
+        }
+        "top_k" | "container" | "mcp_servers" | "output_config" | "output_format"
+        | "cache_control" => {
+            return Err(unsupported(&format!("'{k}'")));
+        }
+        "service_tier" | "inference_geo" => {}
+        other => return Err(unsupported(&format!("the request field '{other}'"))),
+    }
+    Ok(())
+}
+
+/// `system` as the first chat message.
+fn system(system: Option<&Value>) -> Result<Vec<Value>, TranslateError> {
+    Ok(match system {
+        None | Some(Value::Null) => vec![],
+        Some(Value::String(s)) => vec![json!({"role": "system", "content": s})],
+        Some(Value::Array(blocks)) => {
+            let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+            vec![json!({"role": "system", "content": text.join("\n\n")})]
+        }
+        Some(_) => return Err(invalid("'system' must be a string or text blocks")),
+    })
+}
+
+/// One Messages turn → chat messages (a user turn's tool results are messages of their own).
+fn message(m: &Value, messages: &mut Vec<Value>) -> Result<(), TranslateError> {
+    let role = m["role"]
+        .as_str()
+        .ok_or_else(|| invalid("a message has no role"))?;
+    let text_block;
+    let blocks: &[Value] = match &m["content"] {
+        Value::String(s) => {
+            text_block = [json!({"type": "text", "text": s})];
+            &text_block
+        }
+        Value::Array(b) => b,
+        _ => return Err(invalid("message content must be a string or blocks")),
+    };
+    match role {
+        "user" => user_turn(blocks, messages),
+        "assistant" => {
+            messages.push(assistant_turn(blocks)?);
+            Ok(())
+        }
+        other => Err(invalid(format!("unknown role '{other}'"))),
+    }
+}
+
+fn user_turn(blocks: &[Value], messages: &mut Vec<Value>) -> Result<(), TranslateError> {
+    let mut parts = Vec::new();
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
+            Some("image") => {
+                let s = &b["source"];
+                let url = match s["type"].as_str() {
+                    Some("base64") => format!(
+                        "data:{};base64,{}",
+                        s["media_type"].as_str().unwrap_or("image/png"),
+                        s["data"].as_str().unwrap_or("")
+                    ),
+                    Some("url") => s["url"].as_str().unwrap_or("").to_string(),
+                    _ => return Err(unsupported("image sources other than base64 and url")),
+                };
+                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            Some("tool_result") => {
+                // Tool results are messages of their own, before the rest of the turn.
+                let content = match &b["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(c) => c
+                        .iter()
+                        .filter_map(|x| x["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(""),
+                    _ => String::new(),
+                };
+                let content = if b["is_error"] == true {
+                    format!("Error: {content}")
+                } else {
+                    content
+                };
+                messages.push(
+                    json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}),
+                );
+            }
+            Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
+            None => return Err(invalid("a content block has no type")),
+        }
+    }
+    if !parts.is_empty() {
+        messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+fn assistant_turn(blocks: &[Value]) -> Result<Value, TranslateError> {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
+            Some("tool_use") => calls.push(json!({"id": b["id"], "type": "function",
+                "function": {"name": b["name"], "arguments": b["input"].to_string()}})),
+            Some("thinking" | "redacted_thinking") => {}
+            Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
+            None => return Err(invalid("a content block has no type")),
+        }
+    }
+    let content = if text.is_empty() {
+        Value::Null
+    } else {
+        text.into()
+    };
+    let mut msg = json!({"role": "assistant", "content": content});
+    if !calls.is_empty() {
+        msg["tool_calls"] = Value::Array(calls);
+    }
+    Ok(msg)
 }
 
 fn stop_reason(finish: &str) -> &'static str {
@@ -214,9 +249,7 @@ fn usage(u: &Value) -> Value {
 }
 
 /// An OpenAI `chat.completion` → an Anthropic `message`.
-pub fn response(body: &[u8]) -> Result<Vec<u8>, String> {
-    let r: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the provider's answer is not JSON: {e}"))?;
+pub fn answer(r: Value, _: &Answer<'_>) -> Value {
     let c = &r["choices"][0];
     let mut content = Vec::new();
     if let Some(t) = c["message"]["content"].as_str().filter(|t| !t.is_empty()) {
@@ -228,10 +261,9 @@ pub fn response(body: &[u8]) -> Result<Vec<u8>, String> {
                 .unwrap_or_else(|_| json!({}));
         content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
     }
-    let out = json!({"id": format!("msg_{}", r["id"].as_str().unwrap_or("to11")), "type": "message", "role": "assistant",
+    json!({"id": format!("msg_{}", r["id"].as_str().unwrap_or("to11")), "type": "message", "role": "assistant",
         "model": r["model"], "content": content, "stop_reason": stop_reason(c["finish_reason"].as_str().unwrap_or("stop")),
-        "stop_sequence": null, "usage": usage(&r["usage"])});
-    serde_json::to_vec(&out).map_err(|e| e.to_string())
+        "stop_sequence": null, "usage": usage(&r["usage"])})
 }
 
 fn error_kind(status: u16) -> &'static str {
@@ -247,17 +279,18 @@ fn error_kind(status: u16) -> &'static str {
 }
 
 /// An OpenAI-style error body → Anthropic's error shape (the status stays the provider's).
-pub fn error(status: u16, body: &[u8]) -> Vec<u8> {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+pub fn error(status: u16, v: &Value, text: &str) -> Value {
     let message = v["error"]["message"]
         .as_str()
         .or(v["error"].as_str())
         .or(v["message"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect());
+        .unwrap_or(text);
     json!({"type": "error", "error": {"type": error_kind(status), "message": message}})
-        .to_string()
-        .into_bytes()
+}
+
+/// The translator of OpenAI chunks into Anthropic's events.
+pub fn stream(_: &Answer<'_>) -> Box<dyn StreamTranslator> {
+    Box::new(Stream::default())
 }
 
 /// OpenAI chunks → Anthropic's stream events.
@@ -274,45 +307,84 @@ pub struct Stream {
     ended: bool,
 }
 
-fn ev(name: &str, data: Value) -> String {
-    format!("event: {name}\ndata: {data}\n\n")
-}
-
 impl Stream {
-    fn close(&mut self) -> String {
-        match self.open.take() {
-            Some((i, _)) => ev(
+    fn close(&mut self, out: &mut Vec<Event>) {
+        if let Some((i, _)) = self.open.take() {
+            out.push(Event::named(
                 "content_block_stop",
                 json!({"type": "content_block_stop", "index": i}),
-            ),
-            None => String::new(),
+            ));
         }
     }
 
-    fn open_block(&mut self, text: bool, block: Value) -> (usize, String) {
-        let mut out = self.close();
+    fn open_block(&mut self, text: bool, block: Value, out: &mut Vec<Event>) -> usize {
+        self.close(out);
         let i = self.next_index;
         self.next_index += 1;
         self.open = Some((i, text));
-        out.push_str(&ev(
+        out.push(Event::named(
             "content_block_start",
             json!({"type": "content_block_start", "index": i, "content_block": block}),
         ));
-        (i, out)
+        i
+    }
+
+    fn start(&mut self, v: &Value, out: &mut Vec<Event>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        out.push(Event::named("message_start", json!({"type": "message_start", "message": {
+            "id": format!("msg_{}", v["id"].as_str().unwrap_or("to11")), "type": "message", "role": "assistant",
+            "model": v["model"], "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 0, "output_tokens": 0}}})));
+    }
+
+    fn text(&mut self, t: &str, out: &mut Vec<Event>) {
+        let index = match self.open {
+            Some((i, true)) => i,
+            _ => self.open_block(true, json!({"type": "text", "text": ""}), out),
+        };
+        out.push(Event::named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "text_delta", "text": t}}),
+        ));
+    }
+
+    fn tool_call(&mut self, call: &Value, out: &mut Vec<Event>) {
+        let oi = call["index"].as_u64().unwrap_or(0);
+        let index = match self.tools.iter().find(|(o, _)| *o == oi) {
+            Some((_, i)) => *i,
+            None => {
+                let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+                let i = self.open_block(false, block, out);
+                self.tools.push((oi, i));
+                i
+            }
+        };
+        if let Some(a) = call["function"]["arguments"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+        {
+            out.push(Event::named(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": a}}),
+            ));
+        }
     }
 }
 
 impl StreamTranslator for Stream {
-    fn event(&mut self, e: &Event) -> String {
+    fn event(&mut self, e: Event, out: &mut Vec<Event>) {
         if self.ended {
-            return String::new();
+            return;
         }
-        if e.data == "[DONE]" {
-            return self.end();
-        }
-        let v: Value = match serde_json::from_str(&e.data) {
-            Ok(v) => v,
-            Err(_) => return String::new(),
+        let v = match e {
+            Event::Done => return self.end(out),
+            Event::Json { data, .. } => data,
+            Event::Exception { .. } => return,
         };
         if let Some(err) = v.get("error") {
             self.ended = true;
@@ -320,75 +392,51 @@ impl StreamTranslator for Stream {
                 .as_str()
                 .or(err.as_str())
                 .unwrap_or("the upstream failed");
-            return ev(
+            out.push(Event::named(
                 "error",
                 json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-            );
+            ));
+            return;
         }
-        let mut out = String::new();
-        if !self.started {
-            self.started = true;
-            out.push_str(&ev("message_start", json!({"type": "message_start", "message": {
-                "id": format!("msg_{}", v["id"].as_str().unwrap_or("to11")), "type": "message", "role": "assistant",
-                "model": v["model"], "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0}}})));
-        }
+        self.start(&v, out);
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             self.output_tokens = u["completion_tokens"]
                 .as_u64()
                 .unwrap_or(self.output_tokens);
         }
         let Some(c) = v["choices"].get(0) else {
-            return out;
+            return;
         };
         let d = &c["delta"];
         if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
-            let index = match self.open {
-                Some((i, true)) => i,
-                _ => {
-                    let (i, s) = self.open_block(true, json!({"type": "text", "text": ""}));
-                    out.push_str(&s);
-                    i
-                }
-            };
-            out.push_str(&ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": t}})));
+            self.text(t, out);
         }
         for call in d["tool_calls"].as_array().into_iter().flatten() {
-            let oi = call["index"].as_u64().unwrap_or(0);
-            let index = match self.tools.iter().find(|(o, _)| *o == oi) {
-                Some((_, i)) => *i,
-                None => {
-                    let (i, s) = self.open_block(false, json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}}));
-                    out.push_str(&s);
-                    self.tools.push((oi, i));
-                    i
-                }
-            };
-            if let Some(a) = call["function"]["arguments"]
-                .as_str()
-                .filter(|a| !a.is_empty())
-            {
-                out.push_str(&ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": a}})));
-            }
+            self.tool_call(call, out);
         }
         if let Some(f) = c["finish_reason"].as_str() {
             self.stop = Some(stop_reason(f));
-            out.push_str(&self.close());
+            self.close(out);
         }
-        out
     }
 
     /// `[DONE]` (or a clean end after a finish reason): `message_delta` and `message_stop`.
-    fn end(&mut self) -> String {
+    fn end(&mut self, out: &mut Vec<Event>) {
         if self.ended || self.stop.is_none() || !self.started {
-            return String::new();
+            return;
         }
         self.ended = true;
-        let mut out = self.close();
-        out.push_str(&ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": self.stop, "stop_sequence": null},
-            "usage": {"output_tokens": self.output_tokens}})));
-        out.push_str(&ev("message_stop", json!({"type": "message_stop"})));
-        out
+        self.close(out);
+        out.push(Event::named(
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": self.stop, "stop_sequence": null},
+            "usage": {"output_tokens": self.output_tokens}}),
+        ));
+        out.push(Event::named(
+            "message_stop",
+            json!({"type": "message_stop"}),
+        ));
     }
 
     fn ended(&self) -> bool {
@@ -399,7 +447,34 @@ impl StreamTranslator for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::pair::{Target, Translation, MESSAGES_TO_CHAT};
     use crate::translate::sse::Parser;
+    use crate::translate::{testing, Framing};
+
+    fn request(
+        body: &[u8],
+        model: &str,
+        max_field: &'static str,
+    ) -> Result<Vec<u8>, TranslateError> {
+        static STEPS: &[&crate::translate::Step] = &[&MESSAGES_TO_CHAT];
+        Translation::new(STEPS, Framing::Sse)
+            .request_bytes(
+                body,
+                &Target {
+                    model,
+                    max_tokens_field: max_field,
+                },
+            )
+            .map(|(b, _)| b)
+    }
+
+    fn response(body: &[u8]) -> Result<Vec<u8>, crate::translate::AnswerError> {
+        testing::answer(&MESSAGES_TO_CHAT, body, "", 1, Asked::default())
+    }
+
+    fn error(status: u16, body: &[u8]) -> Vec<u8> {
+        testing::error(&MESSAGES_TO_CHAT, status, body)
+    }
 
     #[test]
     fn a_messages_request_maps_to_chat() {
@@ -492,15 +567,9 @@ data: {\"id\":\"c\",\"model\":\"gpt-x\",\"choices\":[],\"usage\":{\"prompt_token
 data: [DONE]\n\n";
 
     fn run(parts: &[&[u8]]) -> Vec<(String, Value)> {
-        let mut p = Parser::default();
-        let mut s = Stream::default();
-        let mut out = String::new();
-        for b in parts {
-            for e in p.push(b) {
-                out.push_str(&s.event(&e));
-            }
-        }
-        assert!(s.ended());
+        let (out, ended) =
+            testing::stream(&MESSAGES_TO_CHAT, Framing::Sse, Asked::default(), "", parts);
+        assert!(ended);
         let mut q = Parser::default();
         q.push(out.as_bytes())
             .into_iter()

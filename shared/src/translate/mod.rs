@@ -6,17 +6,35 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod messages_in;
+pub mod pair;
 pub mod sse;
+pub mod stream;
 
-/// A provider's stream, translated into OpenAI `chat.completion.chunk` SSE one event at a time.
-pub trait StreamTranslator {
-    /// The OpenAI SSE text for one upstream event (often empty).
-    fn event(&mut self, e: &sse::Event) -> String;
-    /// The upstream ended cleanly: what closes the stream (`[DONE]`), or nothing if the answer
-    /// was incomplete.
-    fn end(&mut self) -> String;
-    /// Whether the stream reached its end (`[DONE]` or a terminal error was written).
-    fn ended(&self) -> bool;
+pub use pair::{Answer, AnswerError, Step, Target, Translation};
+pub use stream::{Converter, Event, Framing, StreamError, StreamTranslator};
+
+/// What the answer translation needs to know about the request, learnt while translating it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub stream: bool,
+    pub include_usage: bool,
+    /// JSON mode through the forced `JSON_TOOL`: its call is the answer's `content`.
+    pub json_tool: bool,
+}
+
+impl Asked {
+    /// Whether a tool call named `name` is the JSON-mode answer rather than a tool call.
+    pub fn is_json_answer(&self, name: &Value) -> bool {
+        self.json_tool && name == JSON_TOOL
+    }
+
+    /// The OpenAI `finish_reason` of a provider stop reason, `stop` for a JSON-mode answer.
+    pub fn finish(&self, stop: &str) -> &'static str {
+        match finish_reason(stop) {
+            "tool_calls" if self.json_tool => "stop",
+            f => f,
+        }
+    }
 }
 
 /// Why a request cannot be translated.
@@ -75,7 +93,7 @@ pub(crate) fn openai_error(message: &Value, kind: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})
 }
 
-/// One `chat.completion.chunk` SSE event (`usage: null` on content chunks when usage was asked).
+/// One `chat.completion.chunk` event (`usage: null` on content chunks when usage was asked).
 pub(crate) fn chunk(
     id: &str,
     created: i64,
@@ -83,20 +101,21 @@ pub(crate) fn chunk(
     include_usage: bool,
     delta: Value,
     finish: Option<&str>,
-) -> String {
+) -> Event {
     let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
         "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
     if include_usage {
         c["usage"] = Value::Null;
     }
-    format!("data: {c}\n\n")
+    Event::data(c)
 }
 
 /// The usage chunk (`choices: []`) of `stream_options.include_usage`.
-pub(crate) fn usage_chunk(id: &str, created: i64, model: &str, usage: Value) -> String {
-    let c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-        "choices": [], "usage": usage});
-    format!("data: {c}\n\n")
+pub(crate) fn usage_chunk(id: &str, created: i64, model: &str, usage: Value) -> Event {
+    Event::data(
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [], "usage": usage}),
+    )
 }
 
 /// The tool through which a JSON-mode request (`response_format` `json_object`/`json_schema`) is
@@ -210,5 +229,74 @@ pub fn finish_reason(stop: &str) -> &'static str {
         "refusal" | "guardrail_intervened" | "content_filtered" => "content_filter",
         // end_turn, stop_sequence, pause_turn and values added later.
         _ => "stop",
+    }
+}
+
+/// Test helpers: one step run through its descriptor, bytes in and out.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    fn one(step: &'static Step, framing: Framing) -> Translation {
+        Translation::new(Box::leak(Box::new([step])), framing)
+    }
+
+    /// The request through `step` for `model` (max tokens as `max_tokens`).
+    pub fn request(
+        step: &'static Step,
+        body: &[u8],
+        model: &str,
+    ) -> Result<(Vec<u8>, Asked), TranslateError> {
+        one(step, Framing::Sse).request_bytes(
+            body,
+            &Target {
+                model,
+                max_tokens_field: "max_tokens",
+            },
+        )
+    }
+
+    /// A whole answer back through `step`.
+    pub fn answer(
+        step: &'static Step,
+        body: &[u8],
+        model: &str,
+        created: i64,
+        asked: Asked,
+    ) -> Result<Vec<u8>, AnswerError> {
+        one(step, Framing::Sse).answer(
+            body,
+            &Answer {
+                model,
+                created,
+                asked,
+            },
+        )
+    }
+
+    /// An error body back through `step`.
+    pub fn error(step: &'static Step, status: u16, body: &[u8]) -> Vec<u8> {
+        one(step, Framing::Sse).error(status, body)
+    }
+
+    /// A stream in `parts` back through `step`: the client's text, and whether it ended.
+    pub fn stream(
+        step: &'static Step,
+        framing: Framing,
+        asked: Asked,
+        model: &str,
+        parts: &[&[u8]],
+    ) -> (String, bool) {
+        let mut c = one(step, framing).stream(&Answer {
+            model,
+            created: 1,
+            asked,
+        });
+        let mut out = Vec::new();
+        for p in parts {
+            out.extend(c.push(p).expect("stream"));
+        }
+        out.extend(c.finish().expect("stream end"));
+        (String::from_utf8(out).expect("utf8"), c.ended())
     }
 }

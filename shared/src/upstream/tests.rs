@@ -1,29 +1,36 @@
 use super::*;
 use crate::catalog::entry;
+use crate::translate::Framing;
 
 fn api(kind: &str, base: &str, account: serde_json::Value) -> ProviderApi {
     let e = entry(kind).expect("entry");
     ProviderApi::new(kind, &e, base, account.as_object().expect("obj"))
 }
 
+/// A plan's translation: its steps' names and its framing.
+fn steps(p: &Plan) -> Option<(Vec<&'static str>, Framing)> {
+    p.translation()
+        .map(|t| (t.steps.iter().map(|s| s.name).collect(), t.framing))
+}
+
+const CHAT_TO_ANTHROPIC: &str = "OpenAI chat → Anthropic Messages";
+const MESSAGES_TO_CHAT: &str = "Anthropic Messages → OpenAI chat";
+
 #[test]
 fn inbound_paths() {
-    assert_eq!(
-        inbound("/v1/chat/completions"),
-        Some((Surface::OpenAi("/chat/completions"), None))
-    );
+    assert_eq!(inbound("/v1/chat/completions"), Some((Surface::Chat, None)));
     assert_eq!(inbound("/v1/messages"), Some((Surface::Messages, None)));
     assert_eq!(
         inbound("/v1beta/models/gemini-2.0-flash:streamGenerateContent"),
         Some((
-            Surface::Google("streamGenerateContent".into()),
+            Surface::Google(GoogleMethod::StreamGenerateContent),
             Some("gemini-2.0-flash".into())
         ))
     );
     assert_eq!(
         inbound("/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"),
         Some((
-            Surface::Bedrock("converse"),
+            Surface::Bedrock(BedrockOp::Converse),
             Some("anthropic.claude-3-haiku-20240307-v1:0".into())
         ))
     );
@@ -31,17 +38,23 @@ fn inbound_paths() {
     assert_eq!(
         inbound("/v1beta/models/gemini/m1:generateContent"),
         Some((
-            Surface::Google("generateContent".into()),
+            Surface::Google(GoogleMethod::GenerateContent),
             Some("gemini/m1".into())
         ))
     );
     assert_eq!(
         inbound("/model/bedrock%2Fm1/converse"),
-        Some((Surface::Bedrock("converse"), Some("bedrock/m1".into())))
+        Some((
+            Surface::Bedrock(BedrockOp::Converse),
+            Some("bedrock/m1".into())
+        ))
     );
     assert_eq!(
         inbound("/model/bedrock/m1/converse"),
-        Some((Surface::Bedrock("converse"), Some("bedrock/m1".into())))
+        Some((
+            Surface::Bedrock(BedrockOp::Converse),
+            Some("bedrock/m1".into())
+        ))
     );
     for bad in [
         "/v1/nope",
@@ -57,15 +70,9 @@ fn inbound_paths() {
 fn plans_per_family() {
     let openai = api("openai", "https://api.openai.com/v1", serde_json::json!({}));
     assert_eq!(
-        plan(
-            &openai,
-            &Surface::OpenAi("/chat/completions"),
-            "gpt-4o",
-            false,
-            Some("a=1")
-        )
-        .expect("ok")
-        .url,
+        plan(&openai, Surface::Chat, "gpt-4o", false, Some("a=1"))
+            .expect("ok")
+            .url,
         "https://api.openai.com/v1/chat/completions?a=1"
     );
     let azure = api(
@@ -74,10 +81,10 @@ fn plans_per_family() {
         serde_json::json!({"resource":"contoso","api_version":"2024-10-21"}),
     );
     assert_eq!(
-        plan(&azure, &Surface::OpenAi("/chat/completions"), "my-gpt4o", false, Some("api-version=evil")).expect("ok").url,
+        plan(&azure, Surface::Chat, "my-gpt4o", false, Some("api-version=evil")).expect("ok").url,
         "https://contoso.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
     );
-    assert!(plan(&azure, &Surface::OpenAi("/responses"), "d", false, None).is_err());
+    assert!(plan(&azure, Surface::Responses, "d", false, None).is_err());
     let anthropic = api(
         "anthropic",
         "https://api.anthropic.com/v1",
@@ -85,7 +92,7 @@ fn plans_per_family() {
     );
     let p = plan(
         &anthropic,
-        &Surface::Messages,
+        Surface::Messages,
         "claude-sonnet-4-5",
         true,
         None,
@@ -96,30 +103,11 @@ fn plans_per_family() {
         ("https://api.anthropic.com/v1/messages", BodyEdit::SetModel)
     );
     assert_eq!(p.default_headers, ANTHROPIC_DEFAULTS);
-    let e = plan(
-        &anthropic,
-        &Surface::OpenAi("/embeddings"),
-        "claude",
-        false,
-        None,
-    )
-    .unwrap_err();
+    let e = plan(&anthropic, Surface::Embeddings, "claude", false, None).unwrap_err();
     // OpenAI chat reaches Claude through translation, wherever Claude is served.
-    let t = plan(
-        &anthropic,
-        &Surface::OpenAi("/chat/completions"),
-        "claude-x",
-        true,
-        None,
-    )
-    .expect("translated");
-    assert_eq!(
-        (t.body, t.response),
-        (
-            BodyEdit::OpenAiToAnthropic { vendor: None },
-            ResponseEdit::AnthropicToOpenAi
-        )
-    );
+    let t = plan(&anthropic, Surface::Chat, "claude-x", true, None).expect("translated");
+    assert_eq!(steps(&t), Some((vec![CHAT_TO_ANTHROPIC], Framing::Sse)));
+    let e = e.to_string();
     assert!(
         e.contains("OpenAI Embeddings") && e.contains("Anthropic Messages"),
         "{e}"
@@ -130,7 +118,7 @@ fn plans_per_family() {
         serde_json::json!({}),
     );
     assert_eq!(
-        plan(&gemini, &Surface::Google("streamGenerateContent".into()), "gemini-2.0-flash", false, Some("alt=sse&key=leak")).expect("ok").url,
+        plan(&gemini, Surface::Google(GoogleMethod::StreamGenerateContent), "gemini-2.0-flash", false, Some("alt=sse&key=leak")).expect("ok").url,
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
     );
     let vertex = api(
@@ -139,12 +127,12 @@ fn plans_per_family() {
         serde_json::json!({"project":"p1","region":"us-central1"}),
     );
     assert_eq!(
-        plan(&vertex, &Surface::Google("generateContent".into()), "gemini-2.0-flash", false, None).expect("ok").url,
+        plan(&vertex, Surface::Google(GoogleMethod::GenerateContent), "gemini-2.0-flash", false, None).expect("ok").url,
         "https://us-central1-aiplatform.googleapis.com/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
     );
     let p = plan(
         &vertex,
-        &Surface::Messages,
+        Surface::Messages,
         "claude-sonnet-4@20250514",
         true,
         None,
@@ -152,24 +140,25 @@ fn plans_per_family() {
     .expect("ok");
     assert_eq!(p.url, "https://us-central1-aiplatform.googleapis.com/v1/projects/p1/locations/us-central1/publishers/anthropic/models/claude-sonnet-4@20250514:streamRawPredict");
     assert_eq!(
-        p.body,
-        BodyEdit::AnthropicVendor {
-            version: "vertex-2023-10-16",
-            drop_stream: false
-        }
+        steps(&p),
+        Some((vec!["Anthropic Messages → Claude on Vertex"], Framing::Sse))
     );
+    assert!(p.translation().is_some_and(|t| t.answers_pass()));
     // Messages to a Gemini model: through OpenAI chat.
-    let t = plan(&vertex, &Surface::Messages, "gemini-2.0-flash", true, None).expect("translated");
+    let t = plan(&vertex, Surface::Messages, "gemini-2.0-flash", true, None).expect("translated");
     assert_eq!(
-        (t.body, t.response),
-        (BodyEdit::MessagesToGemini, ResponseEdit::GeminiToMessages)
+        steps(&t),
+        Some((
+            vec![MESSAGES_TO_CHAT, "OpenAI chat → Gemini generateContent"],
+            Framing::Sse
+        ))
     );
     assert!(t
         .url
         .ends_with("/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse"));
     assert!(plan(
         &vertex,
-        &Surface::Google("generateContent".into()),
+        Surface::Google(GoogleMethod::GenerateContent),
         "claude-sonnet-4@20250514",
         false,
         None
@@ -181,12 +170,12 @@ fn plans_per_family() {
         serde_json::json!({"region":"us-east-1"}),
     );
     assert_eq!(
-        plan(&bedrock, &Surface::Bedrock("converse-stream"), "anthropic.claude-3-haiku-20240307-v1:0", false, None).expect("ok").url,
+        plan(&bedrock, Surface::Bedrock(BedrockOp::ConverseStream), "anthropic.claude-3-haiku-20240307-v1:0", false, None).expect("ok").url,
         "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
     );
     let p = plan(
         &bedrock,
-        &Surface::Messages,
+        Surface::Messages,
         "us.anthropic.claude-3-haiku-20240307-v1:0",
         false,
         None,
@@ -197,7 +186,7 @@ fn plans_per_family() {
         .ends_with("/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/invoke"));
     let p = plan(
         &bedrock,
-        &Surface::Messages,
+        Surface::Messages,
         "anthropic.claude-x",
         true,
         None,
@@ -206,26 +195,32 @@ fn plans_per_family() {
     assert!(p
         .url
         .ends_with("/model/anthropic.claude-x/invoke-with-response-stream"));
-    assert_eq!(p.response, ResponseEdit::EventStreamToAnthropicSse);
+    assert_eq!(
+        steps(&p),
+        Some((
+            vec!["Anthropic Messages → Claude on Bedrock"],
+            Framing::AnthropicChunks
+        ))
+    );
     let t = plan(
         &bedrock,
-        &Surface::Messages,
+        Surface::Messages,
         "amazon.nova-pro-v1:0",
         false,
         None,
     )
     .expect("translated");
     assert_eq!(
-        (t.body, t.response),
-        (
-            BodyEdit::MessagesToConverse,
-            ResponseEdit::ConverseToMessages
-        )
+        steps(&t),
+        Some((
+            vec![MESSAGES_TO_CHAT, "OpenAI chat → Bedrock Converse"],
+            Framing::ConverseEvents
+        ))
     );
     assert!(t.url.ends_with("/model/amazon.nova-pro-v1%3A0/converse"));
     assert!(plan(
         &bedrock,
-        &Surface::OpenAi("/responses"),
+        Surface::Responses,
         "amazon.nova-pro-v1:0",
         false,
         None
@@ -236,48 +231,8 @@ fn plans_per_family() {
         "https://api.cohere.ai/compatibility/v1",
         serde_json::json!({}),
     );
-    assert!(plan(
-        &cohere,
-        &Surface::OpenAi("/embeddings"),
-        "embed-v4.0",
-        false,
-        None
-    )
-    .is_ok());
-    assert!(plan(
-        &cohere,
-        &Surface::OpenAi("/responses"),
-        "command-a",
-        false,
-        None
-    )
-    .is_err());
-}
-
-#[test]
-fn vendor_body_moves_the_model_out() {
-    let b = vendor_body(
-        br#"{"model":"m","stream":true,"max_tokens":5}"#,
-        "bedrock-2023-05-31",
-        true,
-    )
-    .expect("ok");
-    let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
-    assert_eq!(
-        v,
-        serde_json::json!({"anthropic_version":"bedrock-2023-05-31","max_tokens":5})
-    );
-    let b = vendor_body(
-        br#"{"model":"m","stream":true,"anthropic_version":"x"}"#,
-        "v",
-        false,
-    )
-    .expect("ok");
-    let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
-    assert_eq!(
-        v,
-        serde_json::json!({"anthropic_version":"x","stream":true})
-    );
+    assert!(plan(&cohere, Surface::Embeddings, "embed-v4.0", false, None).is_ok());
+    assert!(plan(&cohere, Surface::Responses, "command-a", false, None).is_err());
 }
 
 #[test]

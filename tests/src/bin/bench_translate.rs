@@ -7,8 +7,9 @@
 use std::time::Instant;
 
 use serde_json::json;
-use to11_shared::body::{apply_defaults, peek};
-use to11_shared::translate::gemini;
+use to11_shared::body::{apply_defaults_to, scan};
+use to11_shared::translate::pair::{parse_object, CHAT_TO_GEMINI};
+use to11_shared::translate::{Asked, Target, Translation};
 
 fn body() -> Vec<u8> {
     json!({
@@ -41,17 +42,26 @@ fn main() {
     let body = body();
     let defaults = json!({"temperature": 0.2, "max_tokens": 256, "top_p": 0.9});
     let defaults = defaults.as_object().expect("object").clone();
+    let target = Target {
+        model: "gemini-2.5-flash",
+        max_tokens_field: "max_tokens",
+    };
     let n = 50_000;
     let mut best = f64::INFINITY;
     let mut out_len = 0;
     for _ in 0..5 {
         let started = Instant::now();
         for _ in 0..n {
-            let p = peek(&body).expect("peek");
-            assert!(p.model.is_some() && !p.stream);
-            let with_defaults = apply_defaults(&body, &defaults).expect("defaults");
-            let (translated, _) = gemini::request(&with_defaults).expect("translate");
-            out_len = translated.len();
+            // What the gateway does for this request: one scan to route it, one parse into a
+            // JSON object, the defaults added to it, the translation over values, one write.
+            let s = scan(&body).expect("scan");
+            assert!(s.model.is_some() && !s.stream);
+            let mut v = parse_object(&body).expect("object");
+            apply_defaults_to(&mut v, &defaults);
+            let mut asked = Asked::default();
+            let v = Translation::request_step(&CHAT_TO_GEMINI, v, &target, &mut asked)
+                .expect("translate");
+            out_len = serde_json::to_vec(&v).expect("json").len();
         }
         best = best.min(started.elapsed().as_nanos() as f64 / n as f64);
     }
@@ -60,4 +70,43 @@ fn main() {
         best,
         body.len()
     );
+    // Each stage alone, to see where the time goes.
+    let stage = |name: &str, f: &dyn Fn()| {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            best = best.min(started.elapsed().as_nanos() as f64 / n as f64);
+        }
+        println!("  {name:<28} {best:>8.0} ns");
+    };
+    let parsed = parse_object(&body).expect("object");
+    stage("scan (route it)", &|| {
+        std::hint::black_box(scan(&body).expect("scan"));
+    });
+    stage("parse into a JSON object", &|| {
+        std::hint::black_box(parse_object(&body).expect("object"));
+    });
+    stage("translate (values)", &|| {
+        let mut asked = Asked::default();
+        std::hint::black_box(
+            Translation::request_step(&CHAT_TO_GEMINI, parsed.clone(), &target, &mut asked)
+                .expect("translate"),
+        );
+    });
+    stage("  of which cloning the input", &|| {
+        std::hint::black_box(parsed.clone());
+    });
+    let out = Translation::request_step(
+        &CHAT_TO_GEMINI,
+        parsed.clone(),
+        &target,
+        &mut Asked::default(),
+    )
+    .expect("translate");
+    stage("write the body", &|| {
+        std::hint::black_box(serde_json::to_vec(&out).expect("json"));
+    });
 }

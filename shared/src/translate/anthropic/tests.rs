@@ -1,9 +1,22 @@
 use super::*;
-use crate::translate::sse::Parser;
+use crate::translate::pair::CHAT_TO_MESSAGES;
+use crate::translate::{testing, Framing};
 
 fn req(v: Value) -> Result<Value, TranslateError> {
-    request(v.to_string().as_bytes(), "claude-x")
+    testing::request(&CHAT_TO_MESSAGES, v.to_string().as_bytes(), "claude-x")
         .map(|(b, _)| serde_json::from_slice(&b).expect("json"))
+}
+
+fn request(body: &[u8], model: &str) -> Result<(Vec<u8>, Asked), TranslateError> {
+    testing::request(&CHAT_TO_MESSAGES, body, model)
+}
+
+fn response(
+    body: &[u8],
+    created: i64,
+    asked: Asked,
+) -> Result<Vec<u8>, crate::translate::AnswerError> {
+    testing::answer(&CHAT_TO_MESSAGES, body, "", created, asked)
 }
 
 #[test]
@@ -133,7 +146,9 @@ fn answers_map_back() {
         .expect("json");
         assert_eq!(o["choices"][0]["finish_reason"], want, "{stop}");
     }
-    let e: Value = serde_json::from_slice(&error(
+    let e: Value = serde_json::from_slice(&testing::error(
+        &CHAT_TO_MESSAGES,
+        529,
         br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     ))
     .expect("json");
@@ -154,15 +169,8 @@ event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason
 event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 fn translate(bytes: &[&[u8]], asked: Asked) -> Vec<Value> {
-    let mut p = Parser::default();
-    let mut s = Stream::new(asked, 1);
-    let mut out = String::new();
-    for b in bytes {
-        for e in p.push(b) {
-            out.push_str(&s.event(&e));
-        }
-    }
-    assert!(s.ended());
+    let (out, ended) = testing::stream(&CHAT_TO_MESSAGES, Framing::Sse, asked, "", bytes);
+    assert!(ended);
     out.split("\n\n")
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| {
@@ -219,21 +227,20 @@ fn the_stream_maps_event_by_event_at_any_split() {
 
 #[test]
 fn an_error_event_is_a_terminal_openai_error() {
-    let mut s = Stream::new(Asked::default(), 1);
-    let out = s.event(&Event {
-        event: Some("error".into()),
-        data: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
-            .into(),
-    });
-    assert!(out.starts_with("data: {\"error\""), "{out}");
-    assert!(!out.contains("[DONE]") && s.ended());
-    assert_eq!(
-        s.event(&Event {
-            event: Some("message_stop".into()),
-            data: "{}".into()
-        }),
+    let (out, ended) = testing::stream(
+        &CHAT_TO_MESSAGES,
+        Framing::Sse,
+        Asked::default(),
         "",
-        "nothing after the end"
+        &[b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+            b"event: message_stop\ndata: {}\n\n"],
+    );
+    assert!(out.starts_with("data: {\"error\""), "{out}");
+    assert!(!out.contains("[DONE]") && ended);
+    assert_eq!(
+        out.matches("data: ").count(),
+        1,
+        "nothing after the end: {out}"
     );
 }
 

@@ -1,0 +1,77 @@
+//! Admitting a request: who calls (the to11 key, BYOK), which API (`inbound`), the body scanned
+//! once (model, stream flag, top-level keys), the model the key may call and what it resolves
+//! to. Everything decided before the first attempt; admission control (limits and budgets)
+//! plugs in right after `resolve`.
+
+use actix_web::HttpRequest;
+use to11_shared::body::Scan;
+use to11_shared::resolve::Resolution;
+use to11_shared::upstream::{inbound, Surface};
+use to11_shared::ErrorCode;
+
+use crate::auth::{authenticate, Caller};
+use crate::error::GatewayError;
+use crate::Ctx;
+
+/// The caller, from the live state loaded once.
+pub fn caller(ctx: &Ctx, req: &HttpRequest) -> Result<Caller, GatewayError> {
+    let state = ctx.live.load();
+    authenticate(&state, req.headers(), &ctx.keyring)
+}
+
+/// The API a path calls, and the model when the path names it.
+pub fn surface(req: &HttpRequest) -> Result<(Surface, Option<String>), GatewayError> {
+    inbound(req.path())
+        .ok_or_else(|| GatewayError::new(ErrorCode::NotFound, format!("no API at {}", req.path())))
+}
+
+/// The body's top level, in one pass.
+pub fn scan(body: &[u8]) -> Result<Scan<'_>, GatewayError> {
+    to11_shared::body::scan(body)
+        .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))
+}
+
+/// What the request asks for, resolved.
+pub struct Call<'a> {
+    pub model: &'a str,
+    pub streaming: bool,
+    pub resolution: Resolution<'a>,
+}
+
+/// The model (from the path, else the body), checked against the key, resolved top-down.
+pub fn resolve<'a>(
+    caller: &'a Caller,
+    surface: Surface,
+    path_model: Option<&'a str>,
+    scan: &'a Scan<'a>,
+) -> Result<Call<'a>, GatewayError> {
+    let Some(model) = path_model.or(scan.model.as_deref()) else {
+        return Err(GatewayError::new(
+            ErrorCode::MissingModel,
+            "the request body has no 'model'",
+        ));
+    };
+    if !caller.model_allowed(model) {
+        return Err(GatewayError::new(
+            ErrorCode::ModelNotAllowed,
+            format!("this key may not call model '{model}'"),
+        ));
+    }
+    let resolution = caller.project.tables.resolve(model).ok_or_else(|| {
+        GatewayError::new(
+            ErrorCode::ModelNotFound,
+            format!("model '{model}' is not known to this project: no function, route or connected provider serves it"),
+        )
+    })?;
+    if resolution.targets.is_empty() {
+        return Err(GatewayError::new(
+            ErrorCode::ModelNotFound,
+            format!("model '{model}' has no target"),
+        ));
+    }
+    Ok(Call {
+        model,
+        streaming: scan.stream || surface.streams_by_path(),
+        resolution,
+    })
+}

@@ -1,0 +1,102 @@
+//! Sending an attempt with awc: the client's headers (minus hop-by-hop, framing, credentials and
+//! cookies), an uncompressed answer asked for, the API's default headers, the credential in the
+//! provider's form (`present`), the prepared body, the attempt's first-byte budget.
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING};
+use actix_web::http::Method;
+use awc::error::SendRequestError;
+
+use super::attempt::{Answered, Attempt, SendError, Upstream};
+use super::present::present;
+use crate::auth::TO11_AUTH_HEADER;
+use crate::Ctx;
+
+/// Request headers never forwarded upstream: hop-by-hop, framing, to11's own, the client's
+/// credentials (re-added in the upstream's form), its encoding wishes (answers are read on the
+/// way) and cookies.
+fn skip_request_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "expect"
+            | "accept-encoding"
+            | "authorization"
+            | "x-api-key"
+            | "x-goog-api-key"
+            | "api-key"
+            | "x-amz-date"
+            | "x-amz-security-token"
+            | "x-amz-content-sha256"
+            | "cookie"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-real-ip"
+            | TO11_AUTH_HEADER
+    )
+}
+
+/// Attempts of one request, sent with the worker's awc client.
+pub(super) struct AwcUpstream<'a> {
+    pub client: &'a awc::Client,
+    pub method: &'a Method,
+    /// The client's request headers.
+    pub headers: &'a HeaderMap,
+    pub ctx: &'a Ctx,
+}
+
+impl Upstream for AwcUpstream<'_> {
+    type Body = awc::ClientResponse;
+
+    async fn send(&self, a: &Attempt<'_>) -> Result<Answered<Self::Body>, SendError> {
+        let p = a.prepared;
+        let mut up = self.client.request(self.method.clone(), p.url.as_str());
+        let h = up.headers_mut();
+        for (name, value) in self.headers {
+            if !skip_request_header(name) {
+                h.append(name.clone(), value.clone());
+            }
+        }
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        for (name, value) in p.default_headers {
+            if !h.contains_key(*name) {
+                h.insert(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+        }
+        present(h, a.byok, a.stored, &p.url, &p.body, self.ctx, self.client)
+            .await
+            .map_err(SendError::Credential)?;
+        match up.timeout(a.budget).send_body(p.body.clone()).await {
+            Ok(resp) => {
+                let status = resp.status();
+                let mut headers = HeaderMap::new();
+                let body = resp.map_body(|head, payload| {
+                    headers = std::mem::take(&mut head.headers);
+                    payload
+                });
+                Ok(Answered {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+            Err(SendRequestError::Timeout) => Err(SendError::Timeout),
+            Err(SendRequestError::Connect(c)) => Err(SendError::Connect(c.to_string())),
+            Err(other) => Err(SendError::Broken(other.to_string())),
+        }
+    }
+}

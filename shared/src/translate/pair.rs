@@ -1,0 +1,338 @@
+//! Translation descriptors: one `Step` per surface pair (its request, whole answer, error and
+//! stream translation), and `Translation`, the steps a target needs in turn. Chained pairs (Anthropic
+//! Messages → OpenAI chat → Gemini) are a list of steps run over JSON values: the request through
+//! each step in order, the answer back through them in reverse, never through bytes in between.
+//!
+//! Adding a pair is one `Step` (its functions live in the pair's file) plus its tests, and one
+//! line where `upstream::plan` chooses it.
+
+use serde_json::{Map, Value};
+
+use super::stream::{Chain, Converter, Framing, StreamTranslator};
+use super::{anthropic, bedrock, gemini, messages_in, Asked, TranslateError};
+
+/// What a request translation needs to know about the target.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The upstream model.
+    pub model: &'a str,
+    /// The catalog entry's field for an output limit (`max_tokens` or `max_completion_tokens`).
+    pub max_tokens_field: &'static str,
+}
+
+/// What an answer translation needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    /// The upstream model (named in answers whose upstream does not say).
+    pub model: &'a str,
+    /// The answer's creation time (Unix seconds).
+    pub created: i64,
+    pub asked: Asked,
+}
+
+/// The answer side of a step.
+pub struct AnswerSide {
+    /// A whole (non-streamed) answer.
+    pub whole: fn(Value, &Answer<'_>) -> Value,
+    /// An error body (its JSON, or `Null`; and its text) with the upstream's status.
+    pub error: fn(u16, &Value, &str) -> Value,
+    /// The translator of a streamed answer.
+    pub stream: fn(&Answer<'_>) -> Box<dyn StreamTranslator>,
+}
+
+/// A request translation: the body as a JSON object in, the next API's out; what the answer
+/// translation must know is noted in `Asked`.
+pub type RequestFn =
+    fn(Map<String, Value>, &Target<'_>, &mut Asked) -> Result<Map<String, Value>, TranslateError>;
+
+/// One surface pair.
+pub struct Step {
+    /// `client API → upstream API`, for messages and tests.
+    pub name: &'static str,
+    /// The request body (a JSON object) in the next API's terms.
+    pub request: RequestFn,
+    /// Whether http(s) image URLs must become inline bytes before this step (its target takes
+    /// images only as bytes). The caller fetches them: this crate does no I/O.
+    pub inline_images: bool,
+    /// `None`: the answer is already in the client's terms (a body edit only).
+    pub answer: Option<AnswerSide>,
+}
+
+/// The steps a target needs, and how its streamed answers are framed.
+#[derive(Clone, Copy)]
+pub struct Translation {
+    pub steps: &'static [&'static Step],
+    pub framing: Framing,
+}
+
+impl std::fmt::Debug for Translation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.steps.iter().map(|s| s.name).collect();
+        write!(f, "Translation({} / {:?})", names.join(" → "), self.framing)
+    }
+}
+
+impl PartialEq for Translation {
+    fn eq(&self, other: &Self) -> bool {
+        self.framing == other.framing
+            && self.steps.len() == other.steps.len()
+            && self
+                .steps
+                .iter()
+                .zip(other.steps)
+                .all(|(a, b)| std::ptr::eq(*a, *b))
+    }
+}
+
+impl Eq for Translation {}
+
+/// Why an answer could not be translated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("the provider's answer is not JSON: {0}")]
+    NotJson(String),
+}
+
+impl Translation {
+    pub const fn new(steps: &'static [&'static Step], framing: Framing) -> Self {
+        Translation { steps, framing }
+    }
+
+    /// Whether answers come back in the client's terms (every step is a body edit only), so they
+    /// pass through unread — unless their framing must change.
+    pub fn answers_pass(&self) -> bool {
+        self.steps.iter().all(|s| s.answer.is_none())
+    }
+
+    /// Whether a streamed answer must be converted on the way.
+    pub fn converts_streams(&self) -> bool {
+        !self.answers_pass() || self.framing != Framing::Sse
+    }
+
+    /// Runs the request through one step (the caller inlines images first when it asks).
+    pub fn request_step(
+        step: &Step,
+        body: Map<String, Value>,
+        target: &Target<'_>,
+        asked: &mut Asked,
+    ) -> Result<Map<String, Value>, TranslateError> {
+        (step.request)(body, target, asked)
+    }
+
+    /// A whole answer back through every step, last first.
+    pub fn answer(&self, body: &[u8], a: &Answer<'_>) -> Result<Vec<u8>, AnswerError> {
+        let mut v: Value =
+            serde_json::from_slice(body).map_err(|e| AnswerError::NotJson(e.to_string()))?;
+        for side in self.answer_sides() {
+            v = (side.whole)(v, a);
+        }
+        Ok(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    /// An error body back through every step, last first: the client's error shape.
+    pub fn error(&self, status: u16, body: &[u8]) -> Vec<u8> {
+        let mut v: Value = serde_json::from_slice(body).unwrap_or_default();
+        let text: String = String::from_utf8_lossy(body).chars().take(500).collect();
+        let mut translated = false;
+        for side in self.answer_sides() {
+            v = (side.error)(status, &v, &text);
+            translated = true;
+        }
+        if translated {
+            serde_json::to_vec(&v).unwrap_or_default()
+        } else {
+            body.to_vec()
+        }
+    }
+
+    /// The converter of a streamed answer: the upstream's framing decoded, every step's
+    /// translator chained (last step first), the client's SSE encoded.
+    pub fn stream(&self, a: &Answer<'_>) -> Converter {
+        let mut chain: Option<Box<dyn StreamTranslator>> = None;
+        for side in self.answer_sides() {
+            let next = (side.stream)(a);
+            chain = Some(match chain {
+                None => next,
+                Some(first) => Box::new(Chain::new(first, next)),
+            });
+        }
+        Converter::new(self.framing, chain)
+    }
+
+    fn answer_sides(&self) -> impl Iterator<Item = &'static AnswerSide> {
+        self.steps.iter().rev().filter_map(|s| s.answer.as_ref())
+    }
+
+    /// The whole request translation without images fetched (tests, benchmarks): a body in,
+    /// the upstream's body out.
+    pub fn request_bytes(
+        &self,
+        body: &[u8],
+        target: &Target<'_>,
+    ) -> Result<(Vec<u8>, Asked), TranslateError> {
+        let mut v = parse_object(body)?;
+        let mut asked = Asked::default();
+        for step in self.steps {
+            v = (step.request)(v, target, &mut asked)?;
+        }
+        Ok((serde_json::to_vec(&v).unwrap_or_default(), asked))
+    }
+}
+
+/// A request body as a JSON object.
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, TranslateError> {
+    serde_json::from_slice(body)
+        .map_err(|e| TranslateError::Invalid(format!("request body is not a JSON object: {e}")))
+}
+
+/// OpenAI chat → Anthropic Messages (Anthropic's own API).
+pub static CHAT_TO_MESSAGES: Step = Step {
+    name: "OpenAI chat → Anthropic Messages",
+    request: anthropic::request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: anthropic::answer,
+        error: anthropic::error,
+        stream: anthropic::stream,
+    }),
+};
+
+/// OpenAI chat → Gemini `generateContent`.
+pub static CHAT_TO_GEMINI: Step = Step {
+    name: "OpenAI chat → Gemini generateContent",
+    request: gemini::request,
+    inline_images: true,
+    answer: Some(AnswerSide {
+        whole: gemini::answer,
+        error: gemini::error,
+        stream: gemini::stream,
+    }),
+};
+
+/// OpenAI chat → Bedrock Converse.
+pub static CHAT_TO_CONVERSE: Step = Step {
+    name: "OpenAI chat → Bedrock Converse",
+    request: bedrock::request,
+    inline_images: true,
+    answer: Some(AnswerSide {
+        whole: bedrock::answer,
+        error: bedrock::error,
+        stream: bedrock::stream,
+    }),
+};
+
+/// Anthropic Messages → OpenAI chat.
+pub static MESSAGES_TO_CHAT: Step = Step {
+    name: "Anthropic Messages → OpenAI chat",
+    request: messages_in::request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: messages_in::answer,
+        error: messages_in::error,
+        stream: messages_in::stream,
+    }),
+};
+
+/// Anthropic Messages for Claude on Vertex (`rawPredict`): the model moves to the URL, the body
+/// gets `anthropic_version: vertex-2023-10-16`. Answers are Anthropic's own.
+pub static VERTEX_CLAUDE: Step = Step {
+    name: "Anthropic Messages → Claude on Vertex",
+    request: anthropic::vertex_body,
+    inline_images: false,
+    answer: None,
+};
+
+/// Anthropic Messages for Claude on Bedrock (`invoke`): the model moves to the URL, no `stream`,
+/// `anthropic_version: bedrock-2023-05-31`. Answers are Anthropic's own (streams in AWS's
+/// framing).
+pub static BEDROCK_CLAUDE: Step = Step {
+    name: "Anthropic Messages → Claude on Bedrock",
+    request: anthropic::bedrock_body,
+    inline_images: false,
+    answer: None,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    static MESSAGES_TO_GEMINI: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_GEMINI];
+
+    #[test]
+    fn a_chain_translates_requests_in_order_and_answers_in_reverse() {
+        let t = Translation::new(MESSAGES_TO_GEMINI, Framing::Sse);
+        let (body, _) = t
+            .request_bytes(
+                json!({"model": "m", "max_tokens": 10, "system": "Be brief.",
+                    "messages": [{"role": "user", "content": "hi"}]})
+                .to_string()
+                .as_bytes(),
+                &Target {
+                    model: "gemini-x",
+                    max_tokens_field: "max_tokens",
+                },
+            )
+            .expect("ok");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["systemInstruction"]["parts"][0]["text"], "Be brief.");
+        assert_eq!(v["generationConfig"]["maxOutputTokens"], 10);
+        let a = Answer {
+            model: "gemini-x",
+            created: 1,
+            asked: Asked::default(),
+        };
+        let answer = t
+            .answer(
+                json!({"candidates": [{"content": {"parts": [{"text": "Hello"}]}, "finishReason": "STOP"}],
+                    "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1}})
+                .to_string()
+                .as_bytes(),
+                &a,
+            )
+            .expect("ok");
+        let m: Value = serde_json::from_slice(&answer).expect("json");
+        assert_eq!(m["type"], "message");
+        assert_eq!(m["content"][0]["text"], "Hello");
+        assert_eq!(m["usage"]["input_tokens"], 3);
+        let e: Value = serde_json::from_slice(&t.error(
+            429,
+            br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}"#,
+        ))
+        .expect("json");
+        assert_eq!(
+            (e["type"].as_str(), e["error"]["type"].as_str()),
+            (Some("error"), Some("rate_limit_error"))
+        );
+        assert_eq!(
+            t.answer(b"<html>", &a),
+            Err(AnswerError::NotJson(
+                "expected value at line 1 column 1".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_body_edit_passes_answers() {
+        static VERTEX: &[&Step] = &[&VERTEX_CLAUDE];
+        static BEDROCK: &[&Step] = &[&BEDROCK_CLAUDE];
+        let t = Translation::new(VERTEX, Framing::Sse);
+        assert!(t.answers_pass() && !t.converts_streams());
+        assert_eq!(t.error(500, b"boom"), b"boom");
+        let t = Translation::new(BEDROCK, Framing::AnthropicChunks);
+        assert!(t.answers_pass() && t.converts_streams());
+        let (body, _) = t
+            .request_bytes(
+                br#"{"model":"m","stream":true,"max_tokens":5,"messages":[]}"#,
+                &Target {
+                    model: "m",
+                    max_tokens_field: "max_tokens",
+                },
+            )
+            .expect("ok");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).expect("json"),
+            json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []})
+        );
+    }
+}
