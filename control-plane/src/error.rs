@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use to11_shared::ErrorCode;
 
+use crate::domain::DomainError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -58,6 +59,28 @@ impl From<StoreError> for ApiError {
                 ErrorCode::StoreUnavailable,
                 format!("the configuration store is unavailable; nothing was changed ({other})"),
             ),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let message = e.to_string();
+        match e {
+            DomainError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
+            DomainError::Invalid(_) => ApiError::new(ErrorCode::BadRequest, message),
+            DomainError::UnknownModels(unknown) => ApiError::new(ErrorCode::Validation, message)
+                .with_details(serde_json::json!({ "unknown_models": unknown })),
+            DomainError::SlugTaken(_)
+            | DomainError::ProviderConnected(_)
+            | DomainError::CredentialExists { .. }
+            | DomainError::DefaultCredential { .. }
+            | DomainError::AlreadyExists { .. } => ApiError::new(ErrorCode::Conflict, message),
+            DomainError::CredentialInUse { routes, .. } => {
+                ApiError::new(ErrorCode::Conflict, message)
+                    .with_details(serde_json::json!({ "used_by": routes }))
+            }
+            DomainError::UnreadableCredential(_) => ApiError::new(ErrorCode::Internal, message),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod domain;
 pub mod error;
 pub mod providers;
 pub mod store;

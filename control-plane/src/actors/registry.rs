@@ -18,6 +18,7 @@ use to11_shared::snapshot::{credential_owner, Snapshot};
 use to11_shared::ErrorCode;
 use uuid::Uuid;
 
+use crate::domain::{self, DomainError};
 use crate::error::ApiError;
 use crate::store::{Seed, Store, StoreError};
 
@@ -327,10 +328,8 @@ impl Handler<CreateProject> for ProjectRegistry {
         let slug = msg.state.project.slug.clone();
         let id = msg.state.project.id;
         if self.projects.values().any(|p| p.project.slug == slug) {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!("a project with slug '{slug}' already exists"),
-            )))));
+            let taken = DomainError::SlugTaken(slug);
+            return AtomicResponse::new(Box::pin(fut::ready(Err(taken.into()))));
         }
         self.write(id, Some(msg.state), Box::new(|_, _| Ok(())))
     }
@@ -353,17 +352,15 @@ impl Handler<RenameProject> for ProjectRegistry {
             .values()
             .any(|p| p.project.slug == msg.slug && p.project.id != msg.project)
         {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!("a project with slug '{}' already exists", msg.slug),
-            )))));
+            let taken = DomainError::SlugTaken(msg.slug);
+            return AtomicResponse::new(Box::pin(fut::ready(Err(taken.into()))));
         }
         let slug = msg.slug;
         self.write(
             msg.project,
             None,
             Box::new(move |s, _| {
-                s.project.slug = slug;
+                domain::project::rename(s, slug);
                 Ok(())
             }),
         )
@@ -485,20 +482,7 @@ impl Handler<OpenProviderCredential> for ProjectRegistry {
         let p = state
             .provider(&msg.provider)
             .ok_or_else(|| ApiError::not_found("provider"))?;
-        let secret = match p.credentials.iter().find(|c| c.id == p.default_credential) {
-            Some(c) => {
-                let owner = credential_owner(&msg.project, &p.slug, &c.id);
-                let clear = self.keyring.open(&owner, &c.sealed).map_err(|e| {
-                    ApiError::new(ErrorCode::Internal, format!("stored credential: {e}"))
-                })?;
-                serde_json::from_slice(&clear).map_err(|e| {
-                    ApiError::new(ErrorCode::Internal, format!("stored credential: {e}"))
-                })?
-            }
-            None => CredentialSecret::ApiKey {
-                api_key: String::new(),
-            },
-        };
+        let secret = domain::credentials::open_default(state, &msg.provider, &self.keyring)?;
         Ok((p.kind.clone(), p.base_url.clone(), secret))
     }
 }

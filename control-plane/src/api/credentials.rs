@@ -7,15 +7,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use to11_shared::catalog;
-use to11_shared::model::{valid_slug, ProjectState, StoredCredential};
-use to11_shared::snapshot::credential_owner;
+use to11_shared::model::{valid_slug, ProjectState};
 use to11_shared::ErrorCode;
 
 use super::auth::project;
 use super::providers::{locate, parse_secret, probe};
-use super::views::{remove_one, Written};
+use super::views::Written;
 use super::Api;
 use crate::actors::registry::UpdateProject;
+use crate::domain::credentials::{self, ClearCredential, CredentialChange, NewCredential};
 use crate::error::ApiError;
 use crate::providers::Target;
 
@@ -36,17 +36,7 @@ fn entries(s: &ProjectState) -> Vec<CredentialEntry> {
     for p in &s.providers {
         for c in &p.credentials {
             let is_default = p.default_credential == c.id;
-            let used_by = s
-                .routes
-                .iter()
-                .filter(|r| {
-                    r.targets.iter().any(|t| {
-                        t.provider == p.slug
-                            && t.credential.as_deref().map_or(is_default, |id| id == c.id)
-                    })
-                })
-                .map(|r| r.name.clone())
-                .collect();
+            let used_by = credentials::used_by(s, &p.slug, &c.id, is_default);
             out.push(CredentialEntry {
                 provider: p.slug.clone(),
                 id: c.id.clone(),
@@ -83,7 +73,7 @@ async fn validated(
     s: &ProjectState,
     provider: &str,
     value: &serde_json::Value,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<ClearCredential, ApiError> {
     let p = s
         .provider(provider)
         .ok_or_else(|| ApiError::not_found("provider"))?;
@@ -111,7 +101,7 @@ async fn validated(
         named,
     };
     probe(api, &checked).await?;
-    serde_json::to_vec(&checked.secret)
+    ClearCredential::new(&checked.secret)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
 
@@ -141,44 +131,21 @@ pub async fn add(
             "'id' must be lowercase letters, digits and '-'",
         ));
     }
-    let plain = validated(&api, &s, &body.provider, &body.credential).await?;
-    let hint = serde_json::from_slice::<to11_shared::model::CredentialSecret>(&plain)
-        .map(|c| c.hint())
-        .unwrap_or_default();
-    let project_id = s.project.id;
+    let secret = validated(&api, &s, &body.provider, &body.credential).await?;
     let (provider, id) = (body.provider.clone(), body.id.clone());
+    let new = NewCredential {
+        provider: body.provider,
+        id: body.id,
+        name: body.name,
+        secret,
+        make_default: body.default,
+    };
+    let now = Utc::now();
     let c = api
         .registry
         .send(UpdateProject {
-            project: project_id,
-            change: Box::new(move |st, keyring| {
-                let p = st
-                    .provider_mut(&body.provider)
-                    .ok_or_else(|| ApiError::not_found("provider"))?;
-                if p.credentials.iter().any(|c| c.id == body.id) {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "provider '{}' already has a credential '{}'; rotate it with PUT",
-                            p.slug, body.id
-                        ),
-                    ));
-                }
-                p.credentials.push(StoredCredential {
-                    id: body.id.clone(),
-                    name: body.name.unwrap_or_else(|| body.id.clone()),
-                    hint,
-                    sealed: keyring.seal(
-                        &credential_owner(&project_id, &body.provider, &body.id),
-                        &plain,
-                    ),
-                    created_at: Utc::now(),
-                });
-                if body.default || p.default_credential.is_empty() {
-                    p.default_credential = body.id;
-                }
-                Ok(())
-            }),
+            project: s.project.id,
+            change: Box::new(move |st, keyring| Ok(credentials::add(st, new, keyring, now)?)),
         })
         .await??;
     Ok(HttpResponse::Created().json(Written {
@@ -213,38 +180,22 @@ pub async fn update(
             "a provider always has a default credential: make another one the default instead",
         ));
     }
-    let plain = match &body.credential {
+    let secret = match &body.credential {
         Some(v) => Some(validated(&api, &s, &provider, v).await?),
         None => None,
     };
-    let project_id = s.project.id;
+    let change = CredentialChange {
+        secret,
+        name: body.name,
+        make_default: body.default == Some(true),
+    };
     let (prov, cid) = (provider.clone(), id.clone());
     let c = api
         .registry
         .send(UpdateProject {
-            project: project_id,
+            project: s.project.id,
             change: Box::new(move |st, keyring| {
-                let p = st
-                    .provider_mut(&prov)
-                    .ok_or_else(|| ApiError::not_found("provider"))?;
-                let c = p
-                    .credentials
-                    .iter_mut()
-                    .find(|c| c.id == cid)
-                    .ok_or_else(|| ApiError::not_found("credential"))?;
-                if let Some(plain) = plain {
-                    c.hint = serde_json::from_slice::<to11_shared::model::CredentialSecret>(&plain)
-                        .map(|s| s.hint())
-                        .unwrap_or_default();
-                    c.sealed = keyring.seal(&credential_owner(&project_id, &prov, &cid), &plain);
-                }
-                if let Some(n) = body.name {
-                    c.name = n;
-                }
-                if body.default == Some(true) {
-                    p.default_credential = cid;
-                }
-                Ok(())
+                Ok(credentials::update(st, &prov, &cid, change, keyring)?)
             }),
         })
         .await??;
@@ -267,22 +218,7 @@ pub async fn delete(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                let e = entry_of(st, &provider, &id)?;
-                if e.default {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!("'{id}' is the default credential of '{provider}'; make another one the default first"),
-                    ));
-                }
-                if !e.used_by.is_empty() {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!("credential '{id}' is used by route(s): {}", e.used_by.join(", ")),
-                    )
-                    .with_details(serde_json::json!({ "used_by": e.used_by })));
-                }
-                let p = st.provider_mut(&provider).ok_or_else(|| ApiError::not_found("provider"))?;
-                remove_one(&mut p.credentials, |c| c.id == id, "credential")?;
+                credentials::remove(st, &provider, &id)?;
                 Ok(id)
             }),
         })

@@ -8,9 +8,10 @@ use to11_shared::model::{ByokPolicy, GatewayKey};
 use uuid::Uuid;
 
 use super::auth::project;
-use super::views::{mint, remove_one, KeyView, Minted, Written};
+use super::views::{mint, KeyView, Minted, Written};
 use super::Api;
 use crate::actors::registry::UpdateProject;
+use crate::domain::keys;
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -59,7 +60,7 @@ pub async fn create(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                st.keys.push(key);
+                keys::issue_gateway_key(st, key);
                 Ok(())
             }),
         })
@@ -94,7 +95,7 @@ pub async fn revoke(
         .registry
         .send(UpdateProject {
             project: s.project.id,
-            change: Box::new(move |st, _| remove_one(&mut st.keys, |k| k.id == id, "key")),
+            change: Box::new(move |st, _| Ok(keys::revoke_gateway_key(st, id)?)),
         })
         .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": id, "version": c.version })))

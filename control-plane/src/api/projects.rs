@@ -4,18 +4,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::keys::new_management_key;
-use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey, Project, ProjectState};
+use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey};
 use to11_shared::resolve::compile;
 use to11_shared::snapshot::Snapshot;
 use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use super::auth::{project, Principal};
-use super::views::{mint, remove_one, KeyView, Minted, ProjectView, Written};
+use super::views::{mint, KeyView, Minted, ProjectView, Written};
 use super::Api;
 use crate::actors::registry::{
     CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject,
 };
+use crate::domain::project::{new_project, slug_from_name, ProjectEdit};
+use crate::domain::{self, keys};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -25,18 +27,6 @@ pub struct CreateBody {
     slug: Option<String>,
     #[serde(default)]
     byok: ByokPolicy,
-}
-
-fn slug_from_name(name: &str) -> String {
-    let mut s: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    while s.contains("--") {
-        s = s.replace("--", "-");
-    }
-    s.trim_matches('-').chars().take(64).collect()
 }
 
 fn check_slug(slug: &str) -> Result<(), ApiError> {
@@ -63,21 +53,7 @@ pub async fn create(
     }
     let slug = body.slug.unwrap_or_else(|| slug_from_name(&body.name));
     check_slug(&slug)?;
-    let state = ProjectState {
-        project: Project {
-            id: Uuid::new_v4(),
-            slug,
-            name: body.name.trim().to_string(),
-            byok: body.byok,
-            created_at: Utc::now(),
-        },
-        version: 0,
-        providers: vec![],
-        keys: vec![],
-        management_keys: vec![],
-        routes: vec![],
-        functions: vec![],
-    };
+    let state = new_project(Uuid::new_v4(), slug, &body.name, body.byok, Utc::now());
     let c = api.registry.send(CreateProject { state }).await??;
     // The view carries the version the write produced.
     Ok(HttpResponse::Created().json(ProjectView::from(&c.state)))
@@ -144,28 +120,12 @@ pub async fn update(
         .send(UpdateProject {
             project: id,
             change: Box::new(move |s, _| {
-                if let Some(n) = body.name {
-                    s.project.name = n.trim().to_string();
-                }
-                if let Some(b) = body.byok {
-                    s.project.byok = b;
-                }
-                if let Some(order) = body.provider_order {
-                    let mut want = order.clone();
-                    want.sort();
-                    let mut have: Vec<String> =
-                        s.providers.iter().map(|p| p.slug.clone()).collect();
-                    have.sort();
-                    if want != have {
-                        return Err(ApiError::bad_request(format!(
-                            "provider_order must list every connected provider exactly once: {}",
-                            have.join(", ")
-                        )));
-                    }
-                    s.providers
-                        .sort_by_key(|p| order.iter().position(|o| *o == p.slug));
-                }
-                Ok(())
+                let edit = ProjectEdit {
+                    name: body.name,
+                    byok: body.byok,
+                    provider_order: body.provider_order,
+                };
+                Ok(domain::project::edit(s, edit)?)
             }),
         })
         .await??;
@@ -225,7 +185,7 @@ pub async fn create_management_key(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |s, _| {
-                s.management_keys.push(key);
+                keys::issue_management_key(s, key);
                 Ok(())
             }),
         })
@@ -258,9 +218,7 @@ pub async fn delete_management_key(
         .registry
         .send(UpdateProject {
             project: s.project.id,
-            change: Box::new(move |s, _| {
-                remove_one(&mut s.management_keys, |k| k.id == id, "management key")
-            }),
+            change: Box::new(move |s, _| Ok(keys::revoke_management_key(s, id)?)),
         })
         .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))

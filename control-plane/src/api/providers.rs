@@ -7,18 +7,18 @@ use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::catalog::{self, AuthForm, CatalogEntry};
 use to11_shared::google::ServiceAccount;
-use to11_shared::model::{
-    valid_slug, CredentialSecret, ModelInfo, ProviderConnection, StoredCredential,
-};
-use to11_shared::snapshot::credential_owner;
+use to11_shared::model::{valid_slug, CredentialSecret, ModelInfo};
 use to11_shared::upstream_url::check_base_url;
 use to11_shared::ErrorCode;
 
 use super::auth::project;
-use super::views::{remove_one, ProviderView, Written};
+use super::views::{ProviderView, Written};
 use super::Api;
 use crate::actors::prober::DiscoverModels;
 use crate::actors::registry::{Committed, OpenProviderCredential, UpdateProject};
+use crate::domain;
+use crate::domain::credentials::ClearCredential;
+use crate::domain::providers::NewProvider;
 use crate::error::ApiError;
 use crate::providers::Target;
 
@@ -210,25 +210,6 @@ pub async fn discover(
     })))
 }
 
-fn unknown_models(wanted: &[String], discovered: &[ModelInfo]) -> Vec<String> {
-    wanted
-        .iter()
-        .filter(|m| !discovered.iter().any(|d| d.id == **m))
-        .cloned()
-        .collect()
-}
-
-fn refuse_unknown(unknown: Vec<String>) -> Result<(), ApiError> {
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        ErrorCode::Validation,
-        format!("the provider does not offer: {}", unknown.join(", ")),
-    )
-    .with_details(serde_json::json!({ "unknown_models": unknown })))
-}
-
 pub async fn connect(
     req: HttpRequest,
     api: web::Data<Api>,
@@ -243,65 +224,28 @@ pub async fn connect(
             "invalid provider slug '{slug}': use lowercase letters, digits and '-'"
         )));
     }
-    if s.provider(&slug).is_some() {
-        return Err(conflict(&slug));
-    }
+    domain::providers::ensure_unconnected(&s, &slug)?;
     let c = check(&api, &body)?;
     let discovered = probe(&api, &c).await?;
-    let exposed = match body.models {
-        Some(m) => {
-            refuse_unknown(unknown_models(&m, &discovered))?;
-            let mut m = m;
-            m.dedup();
-            m
-        }
-        None => discovered.iter().map(|d| d.id.clone()).collect(),
-    };
+    let exposed = domain::providers::choose_exposed(body.models, &discovered)?;
     let now = Utc::now();
-    let project_id = s.project.id;
-    let secret = c.secret;
-    // Every credential is stored, except the empty key of a keyless self-hosted server.
-    let has_key = !matches!(&secret, CredentialSecret::ApiKey { api_key } if api_key.is_empty());
-    let plain = serde_json::to_vec(&secret)
+    let credential = ClearCredential::new(&c.secret)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let new = NewProvider {
+        slug: slug.clone(),
+        kind: c.entry.id.to_string(),
+        base_url: c.base_url,
+        account: c.account,
+        credential,
+        discovered,
+        exposed,
+    };
     let committed = api
         .registry
         .send(UpdateProject {
-            project: project_id,
+            project: s.project.id,
             change: Box::new(move |st, keyring| {
-                if st.provider(&slug).is_some() {
-                    return Err(conflict(&slug));
-                }
-                let credentials = if has_key {
-                    vec![StoredCredential {
-                        id: "default".into(),
-                        name: "default".into(),
-                        hint: secret.hint(),
-                        sealed: keyring
-                            .seal(&credential_owner(&project_id, &slug, "default"), &plain),
-                        created_at: now,
-                    }]
-                } else {
-                    vec![]
-                };
-                st.providers.push(ProviderConnection {
-                    slug: slug.clone(),
-                    kind: c.entry.id.to_string(),
-                    base_url: c.base_url,
-                    account: c.account,
-                    default_credential: if has_key {
-                        "default".into()
-                    } else {
-                        String::new()
-                    },
-                    credentials,
-                    discovered,
-                    exposed,
-                    validated_at: Some(now),
-                    discovered_at: Some(now),
-                    last_error: None,
-                    created_at: now,
-                });
+                domain::providers::connect(st, new, keyring, now)?;
                 Ok(slug)
             }),
         })
@@ -320,13 +264,6 @@ fn written_provider(c: Committed<String>) -> Result<Written<ProviderView>, ApiEr
         version: c.version,
         warnings: c.warnings,
     })
-}
-
-fn conflict(slug: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Conflict,
-        format!("a provider with slug '{slug}' is already connected; pass another 'slug' (e.g. '{slug}-2') to connect a second one"),
-    )
 }
 
 pub async fn list(
@@ -366,18 +303,13 @@ pub async fn set_models(
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
-    let mut exposed = body.into_inner().exposed;
-    exposed.dedup();
+    let exposed = body.into_inner().exposed;
     let c = api
         .registry
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                let pr = st
-                    .provider_mut(&slug)
-                    .ok_or_else(|| ApiError::not_found("provider"))?;
-                refuse_unknown(unknown_models(&exposed, &pr.discovered))?;
-                pr.exposed = exposed;
+                domain::providers::set_exposed(st, &slug, exposed)?;
                 Ok(slug)
             }),
         })
@@ -436,32 +368,14 @@ pub async fn refresh(
         .registry
         .send(UpdateProject {
             project: project_id,
-            change: Box::new(move |st, _| {
-                let pr = st.provider_mut(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
-                match outcome {
-                    Ok(models) => {
-                        let added: Vec<String> = models
-                            .iter()
-                            .filter(|m| !pr.discovered.iter().any(|d| d.id == m.id))
-                            .map(|m| m.id.clone())
-                            .collect();
-                        let removed: Vec<String> = pr
-                            .discovered
-                            .iter()
-                            .filter(|d| !models.iter().any(|m| m.id == d.id))
-                            .map(|d| d.id.clone())
-                            .collect();
-                        let missing = unknown_models(&pr.exposed, &models);
-                        pr.discovered = models;
-                        pr.discovered_at = Some(now);
-                        pr.validated_at = Some(now);
-                        pr.last_error = None;
-                        Ok(serde_json::json!({ "added": added, "removed": removed, "exposed_missing": missing }))
-                    }
-                    Err(msg) => {
-                        pr.last_error = Some(msg);
-                        Ok(serde_json::Value::Null)
-                    }
+            change: Box::new(move |st, _| match outcome {
+                Ok(models) => {
+                    let d = domain::providers::apply_discovery(st, &slug, models, now)?;
+                    Ok(serde_json::json!({ "added": d.added, "removed": d.removed, "exposed_missing": d.exposed_missing }))
+                }
+                Err(msg) => {
+                    domain::providers::record_discovery_failure(st, &slug, msg)?;
+                    Ok(serde_json::Value::Null)
                 }
             }),
         })
@@ -489,7 +403,7 @@ pub async fn disconnect(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                remove_one(&mut st.providers, |pr| pr.slug == slug, "provider")?;
+                domain::providers::disconnect(st, &slug)?;
                 Ok(slug)
             }),
         })

@@ -6,14 +6,14 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use to11_shared::model::{Function, ProjectState, Route, Strategy, Target};
+use to11_shared::model::{Function, Route, Strategy, Target};
 use to11_shared::policy::RoutePolicy;
-use to11_shared::ErrorCode;
 
 use super::auth::project;
-use super::views::{remove_one, Written};
+use super::views::Written;
 use super::Api;
 use crate::actors::registry::UpdateProject;
+use crate::domain::routing::{self, Named};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -88,41 +88,7 @@ fn name_of(path: Option<&str>, body: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-/// Routes and functions: named objects of a project, managed the same way.
-trait Aliased: Clone + serde::Serialize + Send + 'static {
-    const KIND: &'static str;
-    fn name(&self) -> &str;
-    fn all(st: &ProjectState) -> &Vec<Self>;
-    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self>;
-}
-
-impl Aliased for Route {
-    const KIND: &'static str = "route";
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn all(st: &ProjectState) -> &Vec<Self> {
-        &st.routes
-    }
-    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self> {
-        &mut st.routes
-    }
-}
-
-impl Aliased for Function {
-    const KIND: &'static str = "function";
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn all(st: &ProjectState) -> &Vec<Self> {
-        &st.functions
-    }
-    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self> {
-        &mut st.functions
-    }
-}
-
-async fn create<T: Aliased>(
+async fn create<T: Named>(
     api: &Api,
     project: uuid::Uuid,
     item: T,
@@ -132,17 +98,7 @@ async fn create<T: Aliased>(
         .send(UpdateProject {
             project,
             change: Box::new(move |st, _| {
-                if T::all(st).iter().any(|x| x.name() == item.name()) {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "a {} named '{}' already exists; replace it with PUT",
-                            T::KIND,
-                            item.name()
-                        ),
-                    ));
-                }
-                T::all_mut(st).push(item.clone());
+                routing::create(st, item.clone())?;
                 Ok(item)
             }),
         })
@@ -154,7 +110,7 @@ async fn create<T: Aliased>(
     }))
 }
 
-async fn replace<T: Aliased>(
+async fn replace<T: Named>(
     api: &Api,
     project: uuid::Uuid,
     item: T,
@@ -164,11 +120,7 @@ async fn replace<T: Aliased>(
         .send(UpdateProject {
             project,
             change: Box::new(move |st, _| {
-                let slot = T::all_mut(st)
-                    .iter_mut()
-                    .find(|x| x.name() == item.name())
-                    .ok_or_else(|| ApiError::not_found(T::KIND))?;
-                *slot = item.clone();
+                routing::replace(st, item.clone())?;
                 Ok(item)
             }),
         })
@@ -180,26 +132,23 @@ async fn replace<T: Aliased>(
     }))
 }
 
-async fn list<T: Aliased>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
+async fn list<T: Named>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(req, api, p).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": T::all(&s) })))
 }
 
-async fn get<T: Aliased>(
+async fn get<T: Named>(
     req: &HttpRequest,
     api: &Api,
     p: &str,
     name: &str,
 ) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(req, api, p).await?;
-    let item = T::all(&s)
-        .iter()
-        .find(|x| x.name() == name)
-        .ok_or_else(|| ApiError::not_found(T::KIND))?;
+    let item = routing::find::<T>(&s, name).ok_or_else(|| ApiError::not_found(T::KIND))?;
     Ok(HttpResponse::Ok().json(item))
 }
 
-async fn delete<T: Aliased>(
+async fn delete<T: Named>(
     req: &HttpRequest,
     api: &Api,
     p: &str,
@@ -211,7 +160,7 @@ async fn delete<T: Aliased>(
         .send(UpdateProject {
             project: s.project.id,
             change: Box::new(move |st, _| {
-                remove_one(T::all_mut(st), |x| x.name() == name, T::KIND)?;
+                routing::delete::<T>(st, &name)?;
                 Ok(name)
             }),
         })
