@@ -14,7 +14,7 @@ use super::auth::project;
 use super::providers::{locate, parse_secret, probe};
 use super::views::Written;
 use super::Api;
-use crate::actors::registry::UpdateProject;
+use crate::actors::registry::{AddCredential, RemoveCredential, UpdateCredential};
 use crate::domain::credentials::{self, ClearCredential, CredentialChange, NewCredential};
 use crate::error::ApiError;
 use crate::providers::Target;
@@ -140,14 +140,13 @@ pub async fn add(
         secret,
         make_default: body.default,
     };
-    let now = Utc::now();
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(AddCredential {
             project: s.project.id,
-            change: Box::new(move |st, keyring| Ok(credentials::add(st, new, keyring, now)?)),
+            credential: new,
+            at: Utc::now(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Created().json(Written {
         value: entry_of(&c.state, &provider, &id)?,
         version: c.version,
@@ -189,16 +188,14 @@ pub async fn update(
         name: body.name,
         make_default: body.default == Some(true),
     };
-    let (prov, cid) = (provider.clone(), id.clone());
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(UpdateCredential {
             project: s.project.id,
-            change: Box::new(move |st, keyring| {
-                Ok(credentials::update(st, &prov, &cid, change, keyring)?)
-            }),
+            provider: provider.clone(),
+            id: id.clone(),
+            change,
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(Written {
         value: entry_of(&c.state, &provider, &id)?,
         version: c.version,
@@ -214,14 +211,11 @@ pub async fn delete(
     let (p, provider, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(RemoveCredential {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                credentials::remove(st, &provider, &id)?;
-                Ok(id)
-            }),
+            provider,
+            id: id.clone(),
         })
-        .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
 }

@@ -10,8 +10,7 @@ use uuid::Uuid;
 use super::auth::project;
 use super::views::{mint, KeyView, Minted, Written};
 use super::Api;
-use crate::actors::registry::UpdateProject;
-use crate::domain::keys;
+use crate::actors::registry::{IssueGatewayKey, RevokeGatewayKey};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -54,18 +53,13 @@ pub async fn create(
         byok: body.byok,
         created_at: Utc::now(),
     };
-    let view = serde_json::to_value(KeyView::from(&key)).unwrap_or_default();
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(IssueGatewayKey {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                keys::issue_gateway_key(st, key);
-                Ok(())
-            }),
+            key,
         })
-        .await??;
-    let mut value = view;
+        .await?;
+    let mut value = serde_json::to_value(KeyView::from(&c.value)).unwrap_or_default();
     value["key"] = secret.into();
     Ok(HttpResponse::Created().json(Written {
         value,
@@ -92,11 +86,10 @@ pub async fn revoke(
     let (p, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(RevokeGatewayKey {
             project: s.project.id,
-            change: Box::new(move |st, _| Ok(keys::revoke_gateway_key(st, id)?)),
+            id,
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": id, "version": c.version })))
 }

@@ -14,12 +14,13 @@ mod views;
 
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, Message};
 use actix_web::web;
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use crate::actors::prober::ProviderProber;
-use crate::actors::registry::ProjectRegistry;
+use crate::actors::registry::{Committed, ProjectCommand, ProjectRegistry, RegistryError};
+use crate::error::ApiError;
 
 pub use auth::Principal;
 
@@ -34,6 +35,17 @@ pub struct Api {
     pub sessions: session::Sessions,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Api {
+    /// Sends a change to the registry, the one way handlers change configuration, and waits
+    /// until it is committed (or refused).
+    pub async fn apply<C>(&self, command: C) -> Result<Committed<C::Value>, ApiError>
+    where
+        C: ProjectCommand + Message<Result = Result<Committed<C::Value>, RegistryError>>,
+    {
+        self.registry.send(command).await?
+    }
 }
 
 /// Routes of the control plane, shared by `main`, embedded mode and the tests.

@@ -14,10 +14,10 @@ use super::auth::{project, Principal};
 use super::views::{mint, KeyView, Minted, ProjectView, Written};
 use super::Api;
 use crate::actors::registry::{
-    CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject,
+    CreateProject, DeleteProject, EditProject, IssueManagementKey, ListProjects, RenameProject,
+    RevokeManagementKey,
 };
 use crate::domain::project::{new_project, slug_from_name, ProjectEdit};
-use crate::domain::{self, keys};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -102,12 +102,11 @@ pub async fn update(
         who.require_operator()?;
         check_slug(slug)?;
         if *slug != s.project.slug {
-            api.registry
-                .send(RenameProject {
-                    project: id,
-                    slug: slug.clone(),
-                })
-                .await??;
+            api.apply(RenameProject {
+                project: id,
+                slug: slug.clone(),
+            })
+            .await?;
         }
     }
     if let Some(name) = &body.name {
@@ -115,20 +114,12 @@ pub async fn update(
             return Err(ApiError::bad_request("'name' must not be empty"));
         }
     }
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: id,
-            change: Box::new(move |s, _| {
-                let edit = ProjectEdit {
-                    name: body.name,
-                    byok: body.byok,
-                    provider_order: body.provider_order,
-                };
-                Ok(domain::project::edit(s, edit)?)
-            }),
-        })
-        .await??;
+    let edit = ProjectEdit {
+        name: body.name,
+        byok: body.byok,
+        provider_order: body.provider_order,
+    };
+    let c = api.apply(EditProject { project: id, edit }).await?;
     // The view carries the version the write produced; warnings (e.g. a reordering that changes
     // which provider serves a shared model name) are added beside it.
     let mut out = serde_json::to_value(ProjectView::from(&c.state)).unwrap_or_default();
@@ -179,17 +170,13 @@ pub async fn create_management_key(
         hint,
         created_at: Utc::now(),
     };
-    let view = KeyView::from(&key);
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(IssueManagementKey {
             project: s.project.id,
-            change: Box::new(move |s, _| {
-                keys::issue_management_key(s, key);
-                Ok(())
-            }),
+            key,
         })
-        .await??;
+        .await?;
+    let view = KeyView::from(&c.value);
     Ok(HttpResponse::Created().json(Written {
         value: serde_json::json!({ "key": secret, "id": view.id, "name": view.name, "hint": view.hint, "created_at": view.created_at }),
         version: c.version,
@@ -215,12 +202,11 @@ pub async fn delete_management_key(
     let (p, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(RevokeManagementKey {
             project: s.project.id,
-            change: Box::new(move |s, _| Ok(keys::revoke_management_key(s, id)?)),
+            id,
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
 }
 

@@ -15,7 +15,10 @@ use super::auth::project;
 use super::views::{ProviderView, Written};
 use super::Api;
 use crate::actors::prober::DiscoverModels;
-use crate::actors::registry::{Committed, OpenProviderCredential, UpdateProject};
+use crate::actors::registry::{
+    ApplyDiscovery, Committed, ConnectProvider, DisconnectProvider, OpenProviderCredential,
+    SetExposedModels,
+};
 use crate::domain;
 use crate::domain::credentials::ClearCredential;
 use crate::domain::providers::NewProvider;
@@ -241,23 +244,20 @@ pub async fn connect(
         exposed,
     };
     let committed = api
-        .registry
-        .send(UpdateProject {
+        .apply(ConnectProvider {
             project: s.project.id,
-            change: Box::new(move |st, keyring| {
-                domain::providers::connect(st, new, keyring, now)?;
-                Ok(slug)
-            }),
+            provider: new,
+            at: now,
         })
-        .await??;
-    Ok(HttpResponse::Created().json(written_provider(committed)?))
+        .await?;
+    Ok(HttpResponse::Created().json(written_provider(committed, &slug)?))
 }
 
-/// The answer to a write that produced provider `c.value`: its view, the version, the warnings.
-fn written_provider(c: Committed<String>) -> Result<Written<ProviderView>, ApiError> {
+/// The answer to a write that produced provider `slug`: its view, the version, the warnings.
+fn written_provider(c: Committed<()>, slug: &str) -> Result<Written<ProviderView>, ApiError> {
     let p = c
         .state
-        .provider(&c.value)
+        .provider(slug)
         .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(Written {
         value: ProviderView::from(p),
@@ -303,18 +303,14 @@ pub async fn set_models(
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
-    let exposed = body.into_inner().exposed;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(SetExposedModels {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                domain::providers::set_exposed(st, &slug, exposed)?;
-                Ok(slug)
-            }),
+            provider: slug.clone(),
+            exposed: body.into_inner().exposed,
         })
-        .await??;
-    Ok(HttpResponse::Ok().json(written_provider(c)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(written_provider(c, &slug)?))
 }
 
 /// Rediscovers the provider's models with its stored credential and reports what changed. The
@@ -363,27 +359,23 @@ pub async fn refresh(
         .as_ref()
         .map(|m| m.clone())
         .map_err(|e| e.message.clone());
-    let slug_out = slug.clone();
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(ApplyDiscovery {
             project: project_id,
-            change: Box::new(move |st, _| match outcome {
-                Ok(models) => {
-                    let d = domain::providers::apply_discovery(st, &slug, models, now)?;
-                    Ok(serde_json::json!({ "added": d.added, "removed": d.removed, "exposed_missing": d.exposed_missing }))
-                }
-                Err(msg) => {
-                    domain::providers::record_discovery_failure(st, &slug, msg)?;
-                    Ok(serde_json::Value::Null)
-                }
-            }),
+            provider: slug.clone(),
+            outcome,
+            at: now,
         })
-        .await??;
+        .await?;
     // Discovery failed: the error is recorded on the provider (`last_error`) and returned.
     result?;
-    let mut out = c.value;
-    if let Some(pr) = c.state.provider(&slug_out) {
+    let mut out = match c.value {
+        Some(d) => {
+            serde_json::json!({ "added": d.added, "removed": d.removed, "exposed_missing": d.exposed_missing })
+        }
+        None => serde_json::Value::Null,
+    };
+    if let Some(pr) = c.state.provider(&slug) {
         out["provider"] = serde_json::to_value(ProviderView::from(pr)).unwrap_or_default();
     }
     out["version"] = c.version.into();
@@ -399,15 +391,10 @@ pub async fn disconnect(
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p).await?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(DisconnectProvider {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                domain::providers::disconnect(st, &slug)?;
-                Ok(slug)
-            }),
+            provider: slug.clone(),
         })
-        .await??;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "disconnected": c.value, "version": c.version })))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "disconnected": slug, "version": c.version })))
 }

@@ -12,7 +12,7 @@ use to11_shared::policy::RoutePolicy;
 use super::auth::project;
 use super::views::Written;
 use super::Api;
-use crate::actors::registry::UpdateProject;
+use crate::actors::registry::{Create, Delete, Replace};
 use crate::domain::routing::{self, Named};
 use crate::error::ApiError;
 
@@ -94,17 +94,13 @@ async fn create<T: Named>(
     item: T,
 ) -> Result<HttpResponse, ApiError> {
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(Create {
             project,
-            change: Box::new(move |st, _| {
-                routing::create(st, item.clone())?;
-                Ok(item)
-            }),
+            item: item.clone(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Created().json(Written {
-        value: c.value,
+        value: item,
         version: c.version,
         warnings: c.warnings,
     }))
@@ -116,17 +112,13 @@ async fn replace<T: Named>(
     item: T,
 ) -> Result<HttpResponse, ApiError> {
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(Replace {
             project,
-            change: Box::new(move |st, _| {
-                routing::replace(st, item.clone())?;
-                Ok(item)
-            }),
+            item: item.clone(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(Written {
-        value: c.value,
+        value: item,
         version: c.version,
         warnings: c.warnings,
     }))
@@ -156,16 +148,9 @@ async fn delete<T: Named>(
 ) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(req, api, p).await?;
     let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                routing::delete::<T>(st, &name)?;
-                Ok(name)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+        .apply(Delete::<T>::new(s.project.id, name.clone()))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": name, "version": c.version })))
 }
 
 pub async fn create_route(
