@@ -150,7 +150,7 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         settings.api.epoch_check_interval,
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?
+    .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
     .start();
     let prober = ProviderProber::new(
         ProbeTimeouts {

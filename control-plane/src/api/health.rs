@@ -23,6 +23,7 @@ pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"ready": true})),
         Ok(Err(e)) => {
             api.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            let e = ApiError::from(e);
             HttpResponse::ServiceUnavailable()
                 .json(serde_json::json!({"ready": false, "error": e.message}))
         }

@@ -44,7 +44,7 @@ impl Api {
     where
         C: ProjectCommand + Message<Result = Result<Committed<C::Value>, RegistryError>>,
     {
-        self.registry.send(command).await?
+        Ok(self.registry.send(command).await??)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The registry's other messages: creating and deleting whole projects, and reads.
 
-use actix::prelude::*;
 use std::sync::atomic::Ordering;
+
+use actix::prelude::*;
 use to11_shared::bus::Change;
 use to11_shared::crypto::KeyHash;
 use to11_shared::model::{CredentialSecret, ProjectState};
@@ -10,7 +11,6 @@ use uuid::Uuid;
 use super::write::Created;
 use super::{Committed, ProjectRegistry, RegistryError};
 use crate::domain::{self, DomainError};
-use crate::error::ApiError;
 
 /// Create a project; its slug must be unused.
 #[derive(Message)]
@@ -46,7 +46,7 @@ impl Handler<DeleteProject> for ProjectRegistry {
     fn handle(&mut self, msg: DeleteProject, _: &mut Context<Self>) -> Self::Result {
         let id = msg.project;
         if !self.projects.contains_key(&id) {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ApiError::not_found("project")))));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(RegistryError::NotFound))));
         }
         let store = self.store.clone();
         let publish = self.publish.load(Ordering::Relaxed);
@@ -144,10 +144,10 @@ impl Handler<OpenProviderCredential> for ProjectRegistry {
         let state = self
             .projects
             .get(&msg.project)
-            .ok_or_else(|| ApiError::not_found("project"))?;
+            .ok_or(RegistryError::NotFound)?;
         let p = state
             .provider(&msg.provider)
-            .ok_or_else(|| ApiError::not_found("provider"))?;
+            .ok_or(DomainError::NotFound("provider"))?;
         let secret = domain::credentials::open_default(state, &msg.provider, &self.keyring)?;
         Ok((p.kind.clone(), p.base_url.clone(), secret))
     }

@@ -6,6 +6,7 @@
 //! by an older copy.
 
 mod commands;
+mod error;
 mod messages;
 mod write;
 
@@ -19,17 +20,13 @@ use to11_shared::crypto::{KeyHash, Keyring};
 use to11_shared::model::ProjectState;
 use to11_shared::resolve::Problem;
 use to11_shared::snapshot::{credential_owner, Snapshot};
-use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 pub use commands::*;
+pub use error::RegistryError;
 pub use messages::*;
 
-use crate::error::ApiError;
 use crate::store::{Seed, Store, StoreError};
-
-/// The registry's errors. (Still the API's error; a typed one follows.)
-pub type RegistryError = ApiError;
 
 pub struct ProjectRegistry {
     store: Arc<Store>,
@@ -91,13 +88,11 @@ impl ProjectRegistry {
             for c in &p.credentials {
                 let owner = credential_owner(&s.project.id, &p.slug, &c.id);
                 if self.keyring.open(&owner, &c.sealed).is_err() {
-                    return Err(ApiError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "TO11_MASTER_KEY does not open the stored credential {}/{}/{}: wrong master key",
-                            s.project.slug, p.slug, c.id
-                        ),
-                    ));
+                    return Err(RegistryError::WrongMasterKey {
+                        project: s.project.slug.clone(),
+                        provider: p.slug.clone(),
+                        credential: c.id.clone(),
+                    });
                 }
             }
         }

@@ -13,12 +13,10 @@ use to11_shared::crypto::Keyring;
 use to11_shared::model::ProjectState;
 use to11_shared::resolve::{compile, Problem};
 use to11_shared::snapshot::Snapshot;
-use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use super::{Committed, ProjectCommand, ProjectRegistry, RegistryError};
 use crate::domain::DomainError;
-use crate::error::ApiError;
 use crate::store::StoreError;
 
 /// A change applied to a copy and compiled, on its way to the store.
@@ -106,7 +104,7 @@ impl ProjectRegistry {
         let (mut next, before) = match (self.projects.get(&project), create) {
             (Some(s), _) => (s.clone(), check(s).unwrap_or_default()),
             (None, Some(new)) => (new, vec![]),
-            (None, None) => return Err(ApiError::not_found("project")),
+            (None, None) => return Err(RegistryError::NotFound),
         };
         let value = command.apply(&mut next, &self.keyring)?;
         // Only what this write introduced: an overlap is announced by the write that creates it,
@@ -165,11 +163,18 @@ impl ProjectRegistry {
                 })
             }
             Err(e) => {
-                if matches!(e.code, ErrorCode::StoreUnavailable | ErrorCode::Internal) {
-                    self.stale.insert(project);
-                }
-                if e.code == ErrorCode::StoreReset {
-                    self.reseed(ctx);
+                match &e {
+                    // Memory is right and the store empty: write memory back.
+                    RegistryError::Store(StoreError::EpochLost) => self.reseed(ctx),
+                    // Unavailable, timed out or corrupt: the store may or may not have the write.
+                    RegistryError::Store(_) => {
+                        self.stale.insert(project);
+                    }
+                    // Refused before reaching the store: nothing is in doubt.
+                    RegistryError::Domain(_)
+                    | RegistryError::Invalid(_)
+                    | RegistryError::NotFound
+                    | RegistryError::WrongMasterKey { .. } => {}
                 }
                 Err(e)
             }
@@ -179,15 +184,7 @@ impl ProjectRegistry {
 
 /// Compiles the snapshot a state would publish: problems refuse the write, warnings go back.
 fn check(state: &ProjectState) -> Result<Vec<Problem>, RegistryError> {
-    match compile(&Snapshot::from_state(state)) {
-        Ok(t) => Ok(t.warnings),
-        Err(problems) => Err(ApiError::new(
-            ErrorCode::Validation,
-            format!(
-                "the change leaves the configuration invalid ({} problem(s))",
-                problems.len()
-            ),
-        )
-        .with_details(serde_json::json!({ "problems": problems }))),
-    }
+    compile(&Snapshot::from_state(state))
+        .map(|t| t.warnings)
+        .map_err(RegistryError::Invalid)
 }
