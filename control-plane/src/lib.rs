@@ -23,7 +23,7 @@ use to11_shared::config::{log_filter, Problems, Reader, RedisSettings, Secret, S
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use actors::prober::ProviderProber;
-use actors::registry::ProjectRegistry;
+use actors::registry::{ProjectRegistry, ReadModel};
 use providers::ProbeTimeouts;
 use store::Store;
 
@@ -143,11 +143,13 @@ pub struct ControlPlane {
 /// actix system; the caller awaits `server`.
 pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<ControlPlane> {
     let publish = Arc::new(AtomicBool::new(true));
+    let model = ReadModel::default();
     let registry = ProjectRegistry::load(
         store,
         settings.keyring.clone(),
         publish.clone(),
         settings.api.epoch_check_interval,
+        model.clone(),
     )
     .await
     .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
@@ -167,6 +169,7 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
     }
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
+        model,
         prober,
         keyring: settings.keyring.clone(),
         admin_token_hash: settings.admin_token_hash,

@@ -63,7 +63,7 @@ pub async fn list(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": entries(&s) })))
 }
 
@@ -124,7 +124,7 @@ pub async fn add(
     path: web::Path<String>,
     body: web::Json<AddBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     if !valid_slug(&body.id) {
         return Err(ApiError::bad_request(
@@ -171,7 +171,7 @@ pub async fn update(
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, provider, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     entry_of(&s, &provider, &id)?;
     let body = body.into_inner();
     if body.default == Some(false) {
@@ -209,7 +209,7 @@ pub async fn delete(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, provider, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
         .apply(RemoveCredential {
             project: s.project.id,

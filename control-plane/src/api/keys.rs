@@ -29,7 +29,7 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
@@ -73,7 +73,7 @@ pub async fn list(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let data: Vec<KeyView> = s.keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -84,7 +84,7 @@ pub async fn revoke(
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
         .apply(RevokeGatewayKey {
             project: s.project.id,

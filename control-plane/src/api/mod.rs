@@ -19,14 +19,19 @@ use actix_web::web;
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use crate::actors::prober::ProviderProber;
-use crate::actors::registry::{Committed, ProjectCommand, ProjectRegistry, RegistryError};
+use crate::actors::registry::{
+    Committed, ProjectCommand, ProjectRegistry, ReadModel, RegistryError,
+};
 use crate::error::ApiError;
 
 pub use auth::Principal;
 
 /// Shared by every handler.
 pub struct Api {
+    /// Where writes go, one at a time.
     pub registry: Addr<ProjectRegistry>,
+    /// What reads and authentication look at: the registry's model as last published.
+    pub model: ReadModel,
     pub prober: Addr<ProviderProber>,
     pub keyring: Keyring,
     pub admin_token_hash: KeyHash,

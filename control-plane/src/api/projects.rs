@@ -14,7 +14,7 @@ use super::auth::{project, Principal};
 use super::views::{mint, KeyView, Minted, ProjectView, Written};
 use super::Api;
 use crate::actors::registry::{
-    CreateProject, DeleteProject, EditProject, IssueManagementKey, ListProjects, RenameProject,
+    CreateProject, DeleteProject, EditProject, IssueManagementKey, RenameProject,
     RevokeManagementKey,
 };
 use crate::domain::project::{new_project, slug_from_name, ProjectEdit};
@@ -44,9 +44,7 @@ pub async fn create(
     api: web::Data<Api>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Principal::from_request(&req, &api)
-        .await?
-        .require_operator()?;
+    Principal::from_request(&req, &api)?.require_operator()?;
     let body = body.into_inner();
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
@@ -56,16 +54,16 @@ pub async fn create(
     let state = new_project(Uuid::new_v4(), slug, &body.name, body.byok, Utc::now());
     let c = api.registry.send(CreateProject { state }).await??;
     // The view carries the version the write produced.
-    Ok(HttpResponse::Created().json(ProjectView::from(&c.state)))
+    Ok(HttpResponse::Created().json(ProjectView::from(&*c.state)))
 }
 
 pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
-    let only = match Principal::from_request(&req, &api).await? {
+    let only = match Principal::from_request(&req, &api)? {
         Principal::Operator => None,
         Principal::Project(p) => Some(p),
     };
-    let all = api.registry.send(ListProjects { only }).await?;
-    let data: Vec<ProjectView> = all.iter().map(ProjectView::from).collect();
+    let all = api.model.load().list(only);
+    let data: Vec<ProjectView> = all.iter().map(|p| ProjectView::from(&**p)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
@@ -74,8 +72,8 @@ pub async fn get(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
-    Ok(HttpResponse::Ok().json(ProjectView::from(&s)))
+    let (_, s) = project(&req, &api, &path)?;
+    Ok(HttpResponse::Ok().json(ProjectView::from(&*s)))
 }
 
 #[derive(Deserialize)]
@@ -95,7 +93,7 @@ pub async fn update(
     path: web::Path<String>,
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (who, s) = project(&req, &api, &path).await?;
+    let (who, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let id = s.project.id;
     if let Some(slug) = &body.slug {
@@ -122,7 +120,7 @@ pub async fn update(
     let c = api.apply(EditProject { project: id, edit }).await?;
     // The view carries the version the write produced; warnings (e.g. a reordering that changes
     // which provider serves a shared model name) are added beside it.
-    let mut out = serde_json::to_value(ProjectView::from(&c.state)).unwrap_or_default();
+    let mut out = serde_json::to_value(ProjectView::from(&*c.state)).unwrap_or_default();
     if !c.warnings.is_empty() {
         out["warnings"] = serde_json::to_value(&c.warnings).unwrap_or_default();
     }
@@ -134,7 +132,7 @@ pub async fn delete(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (who, s) = project(&req, &api, &path).await?;
+    let (who, s) = project(&req, &api, &path)?;
     who.require_operator()?;
     let version = api
         .registry
@@ -157,7 +155,7 @@ pub async fn create_management_key(
     path: web::Path<String>,
     body: web::Json<KeyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let name = body.into_inner().name;
     if name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
@@ -189,7 +187,7 @@ pub async fn list_management_keys(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let data: Vec<KeyView> = s.management_keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -200,7 +198,7 @@ pub async fn delete_management_key(
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
         .apply(RevokeManagementKey {
             project: s.project.id,
@@ -223,7 +221,7 @@ pub async fn resolve(
     path: web::Path<String>,
     q: web::Query<ResolveQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let tables = compile(&Snapshot::from_state(&s)).map_err(|problems| {
         ApiError::new(
             ErrorCode::Internal,

@@ -16,8 +16,7 @@ use super::views::{ProviderView, Written};
 use super::Api;
 use crate::actors::prober::DiscoverModels;
 use crate::actors::registry::{
-    ApplyDiscovery, Committed, ConnectProvider, DisconnectProvider, OpenProviderCredential,
-    SetExposedModels,
+    ApplyDiscovery, Committed, ConnectProvider, DisconnectProvider, SetExposedModels,
 };
 use crate::domain;
 use crate::domain::credentials::ClearCredential;
@@ -202,7 +201,7 @@ pub async fn discover(
     path: web::Path<String>,
     body: web::Json<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    project(&req, &api, &path).await?;
+    project(&req, &api, &path)?;
     let c = check(&api, &body)?;
     let models = probe(&api, &c).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -219,7 +218,7 @@ pub async fn connect(
     path: web::Path<String>,
     body: web::Json<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let slug = body.slug.clone().unwrap_or_else(|| body.kind.clone());
     if !valid_slug(&slug) {
@@ -271,7 +270,7 @@ pub async fn list(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let data: Vec<ProviderView> = s.providers.iter().map(ProviderView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -282,7 +281,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let pr = s
         .provider(&slug)
         .ok_or_else(|| ApiError::not_found("provider"))?;
@@ -302,7 +301,7 @@ pub async fn set_models(
     body: web::Json<ModelsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
         .apply(SetExposedModels {
             project: s.project.id,
@@ -322,26 +321,26 @@ pub async fn refresh(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let project_id = s.project.id;
-    let (kind, base_url, secret) = api
-        .registry
-        .send(OpenProviderCredential {
-            project: project_id,
-            provider: slug.clone(),
-        })
-        .await??;
-    let entry = catalog::entry(&kind).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("kind '{kind}' left the catalog"),
-        )
-    })?;
+    let secret = domain::credentials::open_default(&s, &slug, &api.keyring)?;
     let stored = s
         .provider(&slug)
         .ok_or_else(|| ApiError::not_found("provider"))?;
+    let entry = catalog::entry(&stored.kind).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("kind '{}' left the catalog", stored.kind),
+        )
+    })?;
     // The stored base URL was checked when saved; check again, the operator's allowance may differ now.
-    let (base_url, account) = locate(&api, &entry, Some(&base_url), &stored.account, &secret)?;
+    let (base_url, account) = locate(
+        &api,
+        &entry,
+        Some(&stored.base_url),
+        &stored.account,
+        &secret,
+    )?;
     let named = stored.discovered.iter().map(|m| m.id.clone()).collect();
     let result = probe(
         &api,
@@ -389,7 +388,7 @@ pub async fn disconnect(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
         .apply(DisconnectProvider {
             project: s.project.id,

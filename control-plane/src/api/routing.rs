@@ -124,18 +124,18 @@ async fn replace<T: Named>(
     }))
 }
 
-async fn list<T: Named>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(req, api, p).await?;
+fn list<T: Named>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(req, api, p)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": T::all(&s) })))
 }
 
-async fn get<T: Named>(
+fn get<T: Named>(
     req: &HttpRequest,
     api: &Api,
     p: &str,
     name: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(req, api, p).await?;
+    let (_, s) = project(req, api, p)?;
     let item = routing::find::<T>(&s, name).ok_or_else(|| ApiError::not_found(T::KIND))?;
     Ok(HttpResponse::Ok().json(item))
 }
@@ -146,7 +146,7 @@ async fn delete<T: Named>(
     p: &str,
     name: String,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(req, api, p).await?;
+    let (_, s) = project(req, api, p)?;
     let c = api
         .apply(Delete::<T>::new(s.project.id, name.clone()))
         .await?;
@@ -159,7 +159,7 @@ pub async fn create_route(
     path: web::Path<String>,
     body: web::Json<RouteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
     create(&api, s.project.id, body.into_route(name)).await
@@ -172,7 +172,7 @@ pub async fn replace_route(
     body: web::Json<RouteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
     replace(&api, s.project.id, body.into_route(name)).await
@@ -183,7 +183,7 @@ pub async fn list_routes(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    list::<Route>(&req, &api, &path).await
+    list::<Route>(&req, &api, &path)
 }
 
 pub async fn get_route(
@@ -192,7 +192,7 @@ pub async fn get_route(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    get::<Route>(&req, &api, &p, &name).await
+    get::<Route>(&req, &api, &p, &name)
 }
 
 pub async fn delete_route(
@@ -210,7 +210,7 @@ pub async fn create_function(
     path: web::Path<String>,
     body: web::Json<FunctionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
     create(&api, s.project.id, body.into_function(name)).await
@@ -223,7 +223,7 @@ pub async fn replace_function(
     body: web::Json<FunctionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
     replace(&api, s.project.id, body.into_function(name)).await
@@ -234,7 +234,7 @@ pub async fn list_functions(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    list::<Function>(&req, &api, &path).await
+    list::<Function>(&req, &api, &path)
 }
 
 pub async fn get_function(
@@ -243,7 +243,7 @@ pub async fn get_function(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    get::<Function>(&req, &api, &p, &name).await
+    get::<Function>(&req, &api, &p, &name)
 }
 
 pub async fn delete_function(

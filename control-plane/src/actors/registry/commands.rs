@@ -44,7 +44,7 @@ where
 
     fn handle(&mut self, command: C, _: &mut Context<Self>) -> Self::Result {
         if let Some(slug) = command.claims_slug() {
-            if self.slug_taken(slug, command.project()) {
+            if self.model.slug_taken(slug, command.project()) {
                 let taken = DomainError::SlugTaken(slug.to_string());
                 return AtomicResponse::new(Box::pin(fut::ready(Err(taken.into()))));
             }

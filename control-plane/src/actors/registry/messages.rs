@@ -1,16 +1,15 @@
-//! The registry's other messages: creating and deleting whole projects, and reads.
+//! The registry's other messages: creating and deleting whole projects, and pinging the store.
 
 use std::sync::atomic::Ordering;
 
 use actix::prelude::*;
 use to11_shared::bus::Change;
-use to11_shared::crypto::KeyHash;
-use to11_shared::model::{CredentialSecret, ProjectState};
+use to11_shared::model::ProjectState;
 use uuid::Uuid;
 
 use super::write::Created;
 use super::{Committed, ProjectRegistry, RegistryError};
-use crate::domain::{self, DomainError};
+use crate::domain::DomainError;
 
 /// Create a project; its slug must be unused.
 #[derive(Message)]
@@ -25,7 +24,7 @@ impl Handler<CreateProject> for ProjectRegistry {
     fn handle(&mut self, msg: CreateProject, _: &mut Context<Self>) -> Self::Result {
         let slug = msg.state.project.slug.clone();
         let id = msg.state.project.id;
-        if self.slug_taken(&slug, id) {
+        if self.model.slug_taken(&slug, id) {
             let taken = DomainError::SlugTaken(slug);
             return AtomicResponse::new(Box::pin(fut::ready(Err(taken.into()))));
         }
@@ -45,7 +44,7 @@ impl Handler<DeleteProject> for ProjectRegistry {
 
     fn handle(&mut self, msg: DeleteProject, _: &mut Context<Self>) -> Self::Result {
         let id = msg.project;
-        if !self.projects.contains_key(&id) {
+        if self.model.get(&id).is_none() {
             return AtomicResponse::new(Box::pin(fut::ready(Err(RegistryError::NotFound))));
         }
         let store = self.store.clone();
@@ -74,82 +73,6 @@ impl Handler<DeleteProject> for ProjectRegistry {
             res
         });
         AtomicResponse::new(Box::pin(fut))
-    }
-}
-
-/// Read one project by id or slug.
-#[derive(Message)]
-#[rtype(result = "Option<ProjectState>")]
-pub struct GetProject {
-    pub key: String,
-}
-
-impl Handler<GetProject> for ProjectRegistry {
-    type Result = Option<ProjectState>;
-
-    fn handle(&mut self, msg: GetProject, _: &mut Context<Self>) -> Self::Result {
-        self.find(&msg.key).cloned()
-    }
-}
-
-/// Read all projects (or only one, for a management key).
-#[derive(Message)]
-#[rtype(result = "Vec<ProjectState>")]
-pub struct ListProjects {
-    pub only: Option<Uuid>,
-}
-
-impl Handler<ListProjects> for ProjectRegistry {
-    type Result = Vec<ProjectState>;
-
-    fn handle(&mut self, msg: ListProjects, _: &mut Context<Self>) -> Self::Result {
-        let mut v: Vec<ProjectState> = self
-            .projects
-            .values()
-            .filter(|p| msg.only.is_none_or(|o| o == p.project.id))
-            .cloned()
-            .collect();
-        v.sort_by_key(|p| p.project.created_at);
-        v
-    }
-}
-
-/// Which project a management key belongs to.
-#[derive(Message)]
-#[rtype(result = "Option<Uuid>")]
-pub struct AuthenticateManagementKey {
-    pub hash: KeyHash,
-}
-
-impl Handler<AuthenticateManagementKey> for ProjectRegistry {
-    type Result = Option<Uuid>;
-
-    fn handle(&mut self, msg: AuthenticateManagementKey, _: &mut Context<Self>) -> Self::Result {
-        self.management_keys.get(&msg.hash).copied()
-    }
-}
-
-/// Open a provider's stored credential, for rediscovery. Stays inside the control plane.
-#[derive(Message)]
-#[rtype(result = "Result<(String, String, CredentialSecret), RegistryError>")]
-pub struct OpenProviderCredential {
-    pub project: Uuid,
-    pub provider: String,
-}
-
-impl Handler<OpenProviderCredential> for ProjectRegistry {
-    type Result = Result<(String, String, CredentialSecret), RegistryError>;
-
-    fn handle(&mut self, msg: OpenProviderCredential, _: &mut Context<Self>) -> Self::Result {
-        let state = self
-            .projects
-            .get(&msg.project)
-            .ok_or(RegistryError::NotFound)?;
-        let p = state
-            .provider(&msg.provider)
-            .ok_or(DomainError::NotFound("provider"))?;
-        let secret = domain::credentials::open_default(state, &msg.provider, &self.keyring)?;
-        Ok((p.kind.clone(), p.base_url.clone(), secret))
     }
 }
 

@@ -3,20 +3,24 @@
 //! command (`commands`) whose domain change is applied to a copy of the project, then compiled,
 //! stored and published (`write`). A write that fails at the store marks the project stale; the
 //! next write reloads it first, so a write whose outcome is unknown is never silently overwritten
-//! by an older copy.
+//! by an older copy. Every change to the model is published (`model::ReadModel`), where readers
+//! find it without going through the mailbox.
 
 mod commands;
 mod error;
 mod messages;
+mod model;
+#[cfg(test)]
+mod tests;
 mod write;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use to11_shared::bus::Change;
-use to11_shared::crypto::{KeyHash, Keyring};
+use to11_shared::crypto::Keyring;
 use to11_shared::model::ProjectState;
 use to11_shared::resolve::Problem;
 use to11_shared::snapshot::{credential_owner, Snapshot};
@@ -25,14 +29,16 @@ use uuid::Uuid;
 pub use commands::*;
 pub use error::RegistryError;
 pub use messages::*;
+pub use model::{Model, ReadModel};
 
 use crate::store::{Seed, Store, StoreError};
 
 pub struct ProjectRegistry {
     store: Arc<Store>,
     keyring: Keyring,
-    projects: HashMap<Uuid, ProjectState>,
-    management_keys: HashMap<KeyHash, Uuid>,
+    /// The current model; changed only here, and published whole after each change.
+    model: Model,
+    published: ReadModel,
     stale: HashSet<Uuid>,
     /// Fault injection for tests: when false, changes are stored but not announced.
     publish: Arc<AtomicBool>,
@@ -45,26 +51,27 @@ pub struct ProjectRegistry {
 #[derive(Debug)]
 pub struct Committed<T> {
     pub value: T,
-    pub state: ProjectState,
+    pub state: Arc<ProjectState>,
     pub version: u64,
     pub warnings: Vec<Problem>,
 }
 
 impl ProjectRegistry {
-    /// Loads every project from the store.
+    /// Loads every project from the store, and publishes them into `published`.
     pub async fn load(
         store: Arc<Store>,
         keyring: Keyring,
         publish: Arc<AtomicBool>,
         epoch_check: std::time::Duration,
+        published: ReadModel,
     ) -> Result<Self, RegistryError> {
         store.join_epoch().await?;
         let all = store.load_all().await?;
         let mut r = ProjectRegistry {
             store,
             keyring,
-            projects: HashMap::new(),
-            management_keys: HashMap::new(),
+            model: Model::default(),
+            published,
             stale: HashSet::new(),
             publish,
             epoch_check,
@@ -72,10 +79,11 @@ impl ProjectRegistry {
         };
         for s in all {
             r.check_credentials_open(&s)?;
-            r.put(s);
+            r.model.put(Arc::new(s));
         }
+        r.published.publish(&r.model);
         tracing::info!(
-            projects = r.projects.len(),
+            projects = r.model.len(),
             "loaded configuration from the store"
         );
         Ok(r)
@@ -99,49 +107,32 @@ impl ProjectRegistry {
         Ok(())
     }
 
-    fn put(&mut self, s: ProjectState) {
-        self.management_keys.retain(|_, p| *p != s.project.id);
-        for k in &s.management_keys {
-            if let Some(h) = KeyHash::from_hex(&k.hash) {
-                self.management_keys.insert(h, s.project.id);
-            }
-        }
-        self.projects.insert(s.project.id, s);
+    /// Adds or replaces a project in the model, and publishes the model.
+    fn put(&mut self, s: Arc<ProjectState>) {
+        self.model.put(s);
+        self.published.publish(&self.model);
     }
 
+    /// Removes a project from the model, and publishes the model.
     fn remove(&mut self, id: Uuid) {
-        self.management_keys.retain(|_, p| *p != id);
-        self.projects.remove(&id);
-    }
-
-    fn find(&self, key: &str) -> Option<&ProjectState> {
-        match key.parse::<Uuid>() {
-            Ok(id) => self.projects.get(&id),
-            Err(_) => self.projects.values().find(|p| p.project.slug == key),
-        }
-    }
-
-    /// Whether a project other than `except` has `slug`.
-    fn slug_taken(&self, slug: &str, except: Uuid) -> bool {
-        self.projects
-            .values()
-            .any(|p| p.project.slug == slug && p.project.id != except)
+        self.model.remove(id);
+        self.published.publish(&self.model);
     }
 
     /// Writes the whole in-memory model into a store that lost its epoch, then announces every
     /// project. Runs with the mailbox paused, so no write interleaves.
     fn reseed(&mut self, ctx: &mut Context<Self>) {
         let seeds: Vec<Seed> = self
-            .projects
-            .values()
+            .model
+            .projects()
             .map(|s| Seed {
                 project: s.project.id,
                 version: s.version,
-                state: serde_json::to_vec(s).unwrap_or_default(),
+                state: serde_json::to_vec(&**s).unwrap_or_default(),
                 snapshot: Snapshot::from_state(s).seal(&self.keyring),
             })
             .collect();
-        let max_version = self.projects.values().map(|p| p.version).max().unwrap_or(0);
+        let max_version = self.model.max_version();
         let store = self.store.clone();
         let publish = self.publish.load(Ordering::Relaxed);
         let fut = async move {

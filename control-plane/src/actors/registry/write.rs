@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use to11_shared::bus::Change;
@@ -93,7 +94,7 @@ impl ProjectRegistry {
         match reloaded {
             Some(Some(s)) => {
                 self.stale.remove(&project);
-                self.put(s);
+                self.put(Arc::new(s));
             }
             Some(None) => {
                 self.stale.remove(&project);
@@ -101,8 +102,8 @@ impl ProjectRegistry {
             }
             None => {}
         }
-        let (mut next, before) = match (self.projects.get(&project), create) {
-            (Some(s), _) => (s.clone(), check(s).unwrap_or_default()),
+        let (mut next, before) = match (self.model.get(&project), create) {
+            (Some(s), _) => (ProjectState::clone(s), check(s).unwrap_or_default()),
             (None, Some(new)) => (new, vec![]),
             (None, None) => return Err(RegistryError::NotFound),
         };
@@ -153,11 +154,12 @@ impl ProjectRegistry {
         match res {
             Ok(p) => {
                 let version = p.next.version;
-                self.put(p.next.clone());
+                let state = Arc::new(p.next);
+                self.put(state.clone());
                 tracing::info!(project = %project, version, "configuration committed");
                 Ok(Committed {
                     value: p.value,
-                    state: p.next,
+                    state,
                     version,
                     warnings: p.warnings,
                 })
