@@ -1,9 +1,11 @@
-//! to11 control plane: the REST API (`api`), the actors that own configuration and talk to
-//! providers (`actors`, `providers`), persistence (`store`) and embedded mode (`embedded`).
+//! to11 control plane: the REST API (`api`), what a configuration change means (`domain`), the
+//! actors that own configuration and talk to providers (`actors`, `providers`), persistence
+//! (`store`) and embedded mode (`embedded`).
 //!
-//! Architecture invariant: every configuration write goes through `ProjectRegistry`, which
-//! compiles the resulting snapshot with `to11_shared::resolve::compile` (the function replicas
-//! use) before it is stored and published.
+//! Architecture invariant: every configuration write goes through `ProjectRegistry` as a typed
+//! command, which compiles the resulting snapshot with `to11_shared::resolve::compile` (the
+//! function replicas use) before it is stored and published; reads load the model the registry
+//! publishes (`ReadModel`).
 
 pub mod actors;
 pub mod api;

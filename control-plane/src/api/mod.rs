@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: thin handlers that authenticate, parse, and send a verb to an
-//! actor. Views (what responses show) live beside the handlers and never include a secret.
+//! actor (`Api::apply` for a change); reads and authentication load the registry's published
+//! model. Views (what responses show) live beside the handlers and never include a secret.
 
 mod auth;
 mod credentials;
