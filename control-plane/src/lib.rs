@@ -1,12 +1,15 @@
-//! to11 control plane: the REST API (`api`), the actors that own configuration and talk to
-//! providers (`actors`, `providers`), persistence (`store`) and embedded mode (`embedded`).
+//! to11 control plane: the REST API (`api`), what a configuration change means (`domain`), the
+//! actors that own configuration and talk to providers (`actors`, `providers`), persistence
+//! (`store`) and embedded mode (`embedded`).
 //!
-//! Architecture invariant: every configuration write goes through `ProjectRegistry`, which
-//! compiles the resulting snapshot with `to11_shared::resolve::compile` (the function replicas
-//! use) before it is stored and published.
+//! Architecture invariant: every configuration write goes through `ProjectRegistry` as a typed
+//! command, which compiles the resulting snapshot with `to11_shared::resolve::compile` (the
+//! function replicas use) before it is stored and published; reads load the model the registry
+//! publishes (`ReadModel`).
 
 pub mod actors;
 pub mod api;
+pub mod domain;
 pub mod error;
 pub mod providers;
 pub mod store;
@@ -22,7 +25,7 @@ use to11_shared::config::{log_filter, Problems, Reader, RedisSettings, Secret, S
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use actors::prober::ProviderProber;
-use actors::registry::ProjectRegistry;
+use actors::registry::{ProjectRegistry, ReadModel};
 use providers::ProbeTimeouts;
 use store::Store;
 
@@ -142,14 +145,16 @@ pub struct ControlPlane {
 /// actix system; the caller awaits `server`.
 pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<ControlPlane> {
     let publish = Arc::new(AtomicBool::new(true));
+    let model = ReadModel::default();
     let registry = ProjectRegistry::load(
         store,
         settings.keyring.clone(),
         publish.clone(),
         settings.api.epoch_check_interval,
+        model.clone(),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?
+    .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
     .start();
     let prober = ProviderProber::new(
         ProbeTimeouts {
@@ -166,6 +171,7 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
     }
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
+        model,
         prober,
         keyring: settings.keyring.clone(),
         admin_token_hash: settings.admin_token_hash,

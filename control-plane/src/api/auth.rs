@@ -3,6 +3,8 @@
 //! whose session cookie then stands for them (`session`). Another project's objects answer 404,
 //! exactly like objects that do not exist.
 
+use std::sync::Arc;
+
 use actix_web::HttpRequest;
 use to11_shared::crypto::{secret_eq, KeyHash};
 use to11_shared::keys::strip_bearer;
@@ -11,7 +13,6 @@ use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use super::Api;
-use crate::actors::registry::{AuthenticateManagementKey, GetProject};
 use crate::error::ApiError;
 
 fn unauthorized() -> ApiError {
@@ -30,38 +31,35 @@ pub enum Principal {
 impl Principal {
     /// The caller of an API request: `Authorization: Bearer`, or else a dashboard session cookie
     /// (with its CSRF checks).
-    pub async fn from_request(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
+    pub fn from_request(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
         match req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
         {
-            Some(raw) => Self::from_token(strip_bearer(raw), api).await,
+            Some(raw) => Self::from_token(strip_bearer(raw), api),
             None => match api.sessions.authenticate(req)? {
-                Some(hash) => Self::from_hash(hash, api).await,
+                Some(hash) => Self::from_hash(hash, api),
                 None => Err(unauthorized()),
             },
         }
     }
 
     /// The principal a token (operator token or management key) authenticates.
-    pub async fn from_token(token: &str, api: &Api) -> Result<Principal, ApiError> {
+    pub fn from_token(token: &str, api: &Api) -> Result<Principal, ApiError> {
         if token.is_empty() || token.len() > 512 {
             return Err(unauthorized());
         }
-        Self::from_hash(api.keyring.key_hash(token), api).await
+        Self::from_hash(api.keyring.key_hash(token), api)
     }
 
-    /// The principal of a token's keyed hash.
-    pub async fn from_hash(hash: KeyHash, api: &Api) -> Result<Principal, ApiError> {
+    /// The principal of a token's keyed hash (a management key: one hash-map hit in the
+    /// published model).
+    pub fn from_hash(hash: KeyHash, api: &Api) -> Result<Principal, ApiError> {
         if secret_eq(&hash.0, &api.admin_token_hash.0) {
             return Ok(Principal::Operator);
         }
-        match api
-            .registry
-            .send(AuthenticateManagementKey { hash })
-            .await?
-        {
+        match api.model.authenticate(&hash) {
             Some(p) => Ok(Principal::Project(p)),
             None => Err(unauthorized()),
         }
@@ -78,19 +76,17 @@ impl Principal {
     }
 }
 
-/// Authenticates and loads the project named in the path (id or slug), or 404.
-pub async fn project(
+/// Authenticates and finds the project named in the path (id or slug) in the published model,
+/// or 404.
+pub fn project(
     req: &HttpRequest,
     api: &Api,
     key: &str,
-) -> Result<(Principal, ProjectState), ApiError> {
-    let who = Principal::from_request(req, api).await?;
+) -> Result<(Principal, Arc<ProjectState>), ApiError> {
+    let who = Principal::from_request(req, api)?;
     let state = api
-        .registry
-        .send(GetProject {
-            key: key.to_string(),
-        })
-        .await?
+        .model
+        .project(key)
         .ok_or_else(|| ApiError::not_found("project"))?;
     match who {
         Principal::Project(p) if p != state.project.id => Err(ApiError::not_found("project")),

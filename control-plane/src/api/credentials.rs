@@ -7,15 +7,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use to11_shared::catalog;
-use to11_shared::model::{valid_slug, ProjectState, StoredCredential};
-use to11_shared::snapshot::credential_owner;
+use to11_shared::model::{valid_slug, ProjectState};
 use to11_shared::ErrorCode;
 
 use super::auth::project;
 use super::providers::{locate, parse_secret, probe};
-use super::views::{remove_one, Written};
+use super::views::Written;
 use super::Api;
-use crate::actors::registry::UpdateProject;
+use crate::actors::registry::{AddCredential, RemoveCredential, UpdateCredential};
+use crate::domain::credentials::{self, ClearCredential, CredentialChange, NewCredential};
 use crate::error::ApiError;
 use crate::providers::Target;
 
@@ -36,17 +36,7 @@ fn entries(s: &ProjectState) -> Vec<CredentialEntry> {
     for p in &s.providers {
         for c in &p.credentials {
             let is_default = p.default_credential == c.id;
-            let used_by = s
-                .routes
-                .iter()
-                .filter(|r| {
-                    r.targets.iter().any(|t| {
-                        t.provider == p.slug
-                            && t.credential.as_deref().map_or(is_default, |id| id == c.id)
-                    })
-                })
-                .map(|r| r.name.clone())
-                .collect();
+            let used_by = credentials::used_by(s, &p.slug, &c.id, is_default);
             out.push(CredentialEntry {
                 provider: p.slug.clone(),
                 id: c.id.clone(),
@@ -73,7 +63,7 @@ pub async fn list(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": entries(&s) })))
 }
 
@@ -83,7 +73,7 @@ async fn validated(
     s: &ProjectState,
     provider: &str,
     value: &serde_json::Value,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<ClearCredential, ApiError> {
     let p = s
         .provider(provider)
         .ok_or_else(|| ApiError::not_found("provider"))?;
@@ -111,7 +101,7 @@ async fn validated(
         named,
     };
     probe(api, &checked).await?;
-    serde_json::to_vec(&checked.secret)
+    ClearCredential::new(&checked.secret)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
 
@@ -134,53 +124,29 @@ pub async fn add(
     path: web::Path<String>,
     body: web::Json<AddBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     if !valid_slug(&body.id) {
         return Err(ApiError::bad_request(
             "'id' must be lowercase letters, digits and '-'",
         ));
     }
-    let plain = validated(&api, &s, &body.provider, &body.credential).await?;
-    let hint = serde_json::from_slice::<to11_shared::model::CredentialSecret>(&plain)
-        .map(|c| c.hint())
-        .unwrap_or_default();
-    let project_id = s.project.id;
+    let secret = validated(&api, &s, &body.provider, &body.credential).await?;
     let (provider, id) = (body.provider.clone(), body.id.clone());
+    let new = NewCredential {
+        provider: body.provider,
+        id: body.id,
+        name: body.name,
+        secret,
+        make_default: body.default,
+    };
     let c = api
-        .registry
-        .send(UpdateProject {
-            project: project_id,
-            change: Box::new(move |st, keyring| {
-                let p = st
-                    .provider_mut(&body.provider)
-                    .ok_or_else(|| ApiError::not_found("provider"))?;
-                if p.credentials.iter().any(|c| c.id == body.id) {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "provider '{}' already has a credential '{}'; rotate it with PUT",
-                            p.slug, body.id
-                        ),
-                    ));
-                }
-                p.credentials.push(StoredCredential {
-                    id: body.id.clone(),
-                    name: body.name.unwrap_or_else(|| body.id.clone()),
-                    hint,
-                    sealed: keyring.seal(
-                        &credential_owner(&project_id, &body.provider, &body.id),
-                        &plain,
-                    ),
-                    created_at: Utc::now(),
-                });
-                if body.default || p.default_credential.is_empty() {
-                    p.default_credential = body.id;
-                }
-                Ok(())
-            }),
+        .apply(AddCredential {
+            project: s.project.id,
+            credential: new,
+            at: Utc::now(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Created().json(Written {
         value: entry_of(&c.state, &provider, &id)?,
         version: c.version,
@@ -205,7 +171,7 @@ pub async fn update(
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, provider, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     entry_of(&s, &provider, &id)?;
     let body = body.into_inner();
     if body.default == Some(false) {
@@ -213,41 +179,23 @@ pub async fn update(
             "a provider always has a default credential: make another one the default instead",
         ));
     }
-    let plain = match &body.credential {
+    let secret = match &body.credential {
         Some(v) => Some(validated(&api, &s, &provider, v).await?),
         None => None,
     };
-    let project_id = s.project.id;
-    let (prov, cid) = (provider.clone(), id.clone());
+    let change = CredentialChange {
+        secret,
+        name: body.name,
+        make_default: body.default == Some(true),
+    };
     let c = api
-        .registry
-        .send(UpdateProject {
-            project: project_id,
-            change: Box::new(move |st, keyring| {
-                let p = st
-                    .provider_mut(&prov)
-                    .ok_or_else(|| ApiError::not_found("provider"))?;
-                let c = p
-                    .credentials
-                    .iter_mut()
-                    .find(|c| c.id == cid)
-                    .ok_or_else(|| ApiError::not_found("credential"))?;
-                if let Some(plain) = plain {
-                    c.hint = serde_json::from_slice::<to11_shared::model::CredentialSecret>(&plain)
-                        .map(|s| s.hint())
-                        .unwrap_or_default();
-                    c.sealed = keyring.seal(&credential_owner(&project_id, &prov, &cid), &plain);
-                }
-                if let Some(n) = body.name {
-                    c.name = n;
-                }
-                if body.default == Some(true) {
-                    p.default_credential = cid;
-                }
-                Ok(())
-            }),
+        .apply(UpdateCredential {
+            project: s.project.id,
+            provider: provider.clone(),
+            id: id.clone(),
+            change,
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(Written {
         value: entry_of(&c.state, &provider, &id)?,
         version: c.version,
@@ -261,31 +209,13 @@ pub async fn delete(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, provider, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(RemoveCredential {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                let e = entry_of(st, &provider, &id)?;
-                if e.default {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!("'{id}' is the default credential of '{provider}'; make another one the default first"),
-                    ));
-                }
-                if !e.used_by.is_empty() {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!("credential '{id}' is used by route(s): {}", e.used_by.join(", ")),
-                    )
-                    .with_details(serde_json::json!({ "used_by": e.used_by })));
-                }
-                let p = st.provider_mut(&provider).ok_or_else(|| ApiError::not_found("provider"))?;
-                remove_one(&mut p.credentials, |c| c.id == id, "credential")?;
-                Ok(id)
-            }),
+            provider,
+            id: id.clone(),
         })
-        .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
 }

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use to11_shared::ErrorCode;
 
 use super::Api;
-use crate::actors::registry::{ListProjects, PingStore};
+use crate::actors::registry::PingStore;
 use crate::error::ApiError;
 
 #[derive(Default)]
@@ -23,6 +23,7 @@ pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"ready": true})),
         Ok(Err(e)) => {
             api.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            let e = ApiError::from(e);
             HttpResponse::ServiceUnavailable()
                 .json(serde_json::json!({"ready": false, "error": e.message}))
         }
@@ -32,14 +33,13 @@ pub async fn readyz(api: web::Data<Api>) -> HttpResponse {
 }
 
 pub async fn metrics(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
-    let projects = api.registry.send(ListProjects { only: None }).await?;
-    let version = projects.iter().map(|p| p.version).max().unwrap_or(0);
+    let model = api.model.load();
     let text = format!(
         "# TYPE to11_cp_projects gauge\nto11_cp_projects {}\n\
          # TYPE to11_cp_config_version gauge\nto11_cp_config_version {}\n\
          # TYPE to11_cp_store_errors_total counter\nto11_cp_store_errors_total {}\n",
-        projects.len(),
-        version,
+        model.len(),
+        model.max_version(),
         api.metrics.store_errors.load(Ordering::Relaxed)
     );
     Ok(HttpResponse::Ok()

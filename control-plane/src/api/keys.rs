@@ -8,9 +8,9 @@ use to11_shared::model::{ByokPolicy, GatewayKey};
 use uuid::Uuid;
 
 use super::auth::project;
-use super::views::{mint, remove_one, KeyView, Minted, Written};
+use super::views::{mint, KeyView, Minted, Written};
 use super::Api;
-use crate::actors::registry::UpdateProject;
+use crate::actors::registry::{IssueGatewayKey, RevokeGatewayKey};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -29,7 +29,7 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
@@ -53,18 +53,13 @@ pub async fn create(
         byok: body.byok,
         created_at: Utc::now(),
     };
-    let view = serde_json::to_value(KeyView::from(&key)).unwrap_or_default();
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(IssueGatewayKey {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                st.keys.push(key);
-                Ok(())
-            }),
+            key,
         })
-        .await??;
-    let mut value = view;
+        .await?;
+    let mut value = serde_json::to_value(KeyView::from(&c.value)).unwrap_or_default();
     value["key"] = secret.into();
     Ok(HttpResponse::Created().json(Written {
         value,
@@ -78,7 +73,7 @@ pub async fn list(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let data: Vec<KeyView> = s.keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -89,13 +84,12 @@ pub async fn revoke(
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(RevokeGatewayKey {
             project: s.project.id,
-            change: Box::new(move |st, _| remove_one(&mut st.keys, |k| k.id == id, "key")),
+            id,
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": id, "version": c.version })))
 }

@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1`: thin handlers that authenticate, parse, and send a verb to an
-//! actor. Views (what responses show) live beside the handlers and never include a secret.
+//! actor (`Api::apply` for a change); reads and authentication load the registry's published
+//! model. Views (what responses show) live beside the handlers and never include a secret.
 
 mod auth;
 mod credentials;
@@ -14,18 +15,24 @@ mod views;
 
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, Message};
 use actix_web::web;
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use crate::actors::prober::ProviderProber;
-use crate::actors::registry::ProjectRegistry;
+use crate::actors::registry::{
+    Committed, ProjectCommand, ProjectRegistry, ReadModel, RegistryError,
+};
+use crate::error::ApiError;
 
 pub use auth::Principal;
 
 /// Shared by every handler.
 pub struct Api {
+    /// Where writes go, one at a time.
     pub registry: Addr<ProjectRegistry>,
+    /// What reads and authentication look at: the registry's model as last published.
+    pub model: ReadModel,
     pub prober: Addr<ProviderProber>,
     pub keyring: Keyring,
     pub admin_token_hash: KeyHash,
@@ -34,6 +41,17 @@ pub struct Api {
     pub sessions: session::Sessions,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Api {
+    /// Sends a change to the registry, the one way handlers change configuration, and waits
+    /// until it is committed (or refused).
+    pub async fn apply<C>(&self, command: C) -> Result<Committed<C::Value>, ApiError>
+    where
+        C: ProjectCommand + Message<Result = Result<Committed<C::Value>, RegistryError>>,
+    {
+        Ok(self.registry.send(command).await??)
+    }
 }
 
 /// Routes of the control plane, shared by `main`, embedded mode and the tests.

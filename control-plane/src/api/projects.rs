@@ -4,18 +4,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::keys::new_management_key;
-use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey, Project, ProjectState};
+use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey};
 use to11_shared::resolve::compile;
 use to11_shared::snapshot::Snapshot;
 use to11_shared::ErrorCode;
 use uuid::Uuid;
 
 use super::auth::{project, Principal};
-use super::views::{mint, remove_one, KeyView, Minted, ProjectView, Written};
+use super::views::{mint, KeyView, Minted, ProjectView, Written};
 use super::Api;
 use crate::actors::registry::{
-    CreateProject, DeleteProject, ListProjects, RenameProject, UpdateProject,
+    CreateProject, DeleteProject, EditProject, IssueManagementKey, RenameProject,
+    RevokeManagementKey,
 };
+use crate::domain::project::{new_project, slug_from_name, ProjectEdit};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -25,18 +27,6 @@ pub struct CreateBody {
     slug: Option<String>,
     #[serde(default)]
     byok: ByokPolicy,
-}
-
-fn slug_from_name(name: &str) -> String {
-    let mut s: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    while s.contains("--") {
-        s = s.replace("--", "-");
-    }
-    s.trim_matches('-').chars().take(64).collect()
 }
 
 fn check_slug(slug: &str) -> Result<(), ApiError> {
@@ -54,42 +44,26 @@ pub async fn create(
     api: web::Data<Api>,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Principal::from_request(&req, &api)
-        .await?
-        .require_operator()?;
+    Principal::from_request(&req, &api)?.require_operator()?;
     let body = body.into_inner();
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
     }
     let slug = body.slug.unwrap_or_else(|| slug_from_name(&body.name));
     check_slug(&slug)?;
-    let state = ProjectState {
-        project: Project {
-            id: Uuid::new_v4(),
-            slug,
-            name: body.name.trim().to_string(),
-            byok: body.byok,
-            created_at: Utc::now(),
-        },
-        version: 0,
-        providers: vec![],
-        keys: vec![],
-        management_keys: vec![],
-        routes: vec![],
-        functions: vec![],
-    };
+    let state = new_project(Uuid::new_v4(), slug, &body.name, body.byok, Utc::now());
     let c = api.registry.send(CreateProject { state }).await??;
     // The view carries the version the write produced.
-    Ok(HttpResponse::Created().json(ProjectView::from(&c.state)))
+    Ok(HttpResponse::Created().json(ProjectView::from(&*c.state)))
 }
 
 pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
-    let only = match Principal::from_request(&req, &api).await? {
+    let only = match Principal::from_request(&req, &api)? {
         Principal::Operator => None,
         Principal::Project(p) => Some(p),
     };
-    let all = api.registry.send(ListProjects { only }).await?;
-    let data: Vec<ProjectView> = all.iter().map(ProjectView::from).collect();
+    let all = api.model.load().list(only);
+    let data: Vec<ProjectView> = all.iter().map(|p| ProjectView::from(&**p)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
@@ -98,8 +72,8 @@ pub async fn get(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
-    Ok(HttpResponse::Ok().json(ProjectView::from(&s)))
+    let (_, s) = project(&req, &api, &path)?;
+    Ok(HttpResponse::Ok().json(ProjectView::from(&*s)))
 }
 
 #[derive(Deserialize)]
@@ -119,19 +93,18 @@ pub async fn update(
     path: web::Path<String>,
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (who, s) = project(&req, &api, &path).await?;
+    let (who, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let id = s.project.id;
     if let Some(slug) = &body.slug {
         who.require_operator()?;
         check_slug(slug)?;
         if *slug != s.project.slug {
-            api.registry
-                .send(RenameProject {
-                    project: id,
-                    slug: slug.clone(),
-                })
-                .await??;
+            api.apply(RenameProject {
+                project: id,
+                slug: slug.clone(),
+            })
+            .await?;
         }
     }
     if let Some(name) = &body.name {
@@ -139,39 +112,15 @@ pub async fn update(
             return Err(ApiError::bad_request("'name' must not be empty"));
         }
     }
-    let c = api
-        .registry
-        .send(UpdateProject {
-            project: id,
-            change: Box::new(move |s, _| {
-                if let Some(n) = body.name {
-                    s.project.name = n.trim().to_string();
-                }
-                if let Some(b) = body.byok {
-                    s.project.byok = b;
-                }
-                if let Some(order) = body.provider_order {
-                    let mut want = order.clone();
-                    want.sort();
-                    let mut have: Vec<String> =
-                        s.providers.iter().map(|p| p.slug.clone()).collect();
-                    have.sort();
-                    if want != have {
-                        return Err(ApiError::bad_request(format!(
-                            "provider_order must list every connected provider exactly once: {}",
-                            have.join(", ")
-                        )));
-                    }
-                    s.providers
-                        .sort_by_key(|p| order.iter().position(|o| *o == p.slug));
-                }
-                Ok(())
-            }),
-        })
-        .await??;
+    let edit = ProjectEdit {
+        name: body.name,
+        byok: body.byok,
+        provider_order: body.provider_order,
+    };
+    let c = api.apply(EditProject { project: id, edit }).await?;
     // The view carries the version the write produced; warnings (e.g. a reordering that changes
     // which provider serves a shared model name) are added beside it.
-    let mut out = serde_json::to_value(ProjectView::from(&c.state)).unwrap_or_default();
+    let mut out = serde_json::to_value(ProjectView::from(&*c.state)).unwrap_or_default();
     if !c.warnings.is_empty() {
         out["warnings"] = serde_json::to_value(&c.warnings).unwrap_or_default();
     }
@@ -183,7 +132,7 @@ pub async fn delete(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (who, s) = project(&req, &api, &path).await?;
+    let (who, s) = project(&req, &api, &path)?;
     who.require_operator()?;
     let version = api
         .registry
@@ -206,7 +155,7 @@ pub async fn create_management_key(
     path: web::Path<String>,
     body: web::Json<KeyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let name = body.into_inner().name;
     if name.trim().is_empty() {
         return Err(ApiError::bad_request("'name' must not be empty"));
@@ -219,17 +168,13 @@ pub async fn create_management_key(
         hint,
         created_at: Utc::now(),
     };
-    let view = KeyView::from(&key);
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(IssueManagementKey {
             project: s.project.id,
-            change: Box::new(move |s, _| {
-                s.management_keys.push(key);
-                Ok(())
-            }),
+            key,
         })
-        .await??;
+        .await?;
+    let view = KeyView::from(&c.value);
     Ok(HttpResponse::Created().json(Written {
         value: serde_json::json!({ "key": secret, "id": view.id, "name": view.name, "hint": view.hint, "created_at": view.created_at }),
         version: c.version,
@@ -242,7 +187,7 @@ pub async fn list_management_keys(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let data: Vec<KeyView> = s.management_keys.iter().map(KeyView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -253,16 +198,13 @@ pub async fn delete_management_key(
     path: web::Path<(String, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, id) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(RevokeManagementKey {
             project: s.project.id,
-            change: Box::new(move |s, _| {
-                remove_one(&mut s.management_keys, |k| k.id == id, "management key")
-            }),
+            id,
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
 }
 
@@ -279,7 +221,7 @@ pub async fn resolve(
     path: web::Path<String>,
     q: web::Query<ResolveQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let tables = compile(&Snapshot::from_state(&s)).map_err(|problems| {
         ApiError::new(
             ErrorCode::Internal,

@@ -7,18 +7,20 @@ use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::catalog::{self, AuthForm, CatalogEntry};
 use to11_shared::google::ServiceAccount;
-use to11_shared::model::{
-    valid_slug, CredentialSecret, ModelInfo, ProviderConnection, StoredCredential,
-};
-use to11_shared::snapshot::credential_owner;
+use to11_shared::model::{valid_slug, CredentialSecret, ModelInfo};
 use to11_shared::upstream_url::check_base_url;
 use to11_shared::ErrorCode;
 
 use super::auth::project;
-use super::views::{remove_one, ProviderView, Written};
+use super::views::{ProviderView, Written};
 use super::Api;
 use crate::actors::prober::DiscoverModels;
-use crate::actors::registry::{Committed, OpenProviderCredential, UpdateProject};
+use crate::actors::registry::{
+    ApplyDiscovery, Committed, ConnectProvider, DisconnectProvider, SetExposedModels,
+};
+use crate::domain;
+use crate::domain::credentials::ClearCredential;
+use crate::domain::providers::NewProvider;
 use crate::error::ApiError;
 use crate::providers::Target;
 
@@ -199,7 +201,7 @@ pub async fn discover(
     path: web::Path<String>,
     body: web::Json<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    project(&req, &api, &path).await?;
+    project(&req, &api, &path)?;
     let c = check(&api, &body)?;
     let models = probe(&api, &c).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -210,32 +212,13 @@ pub async fn discover(
     })))
 }
 
-fn unknown_models(wanted: &[String], discovered: &[ModelInfo]) -> Vec<String> {
-    wanted
-        .iter()
-        .filter(|m| !discovered.iter().any(|d| d.id == **m))
-        .cloned()
-        .collect()
-}
-
-fn refuse_unknown(unknown: Vec<String>) -> Result<(), ApiError> {
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        ErrorCode::Validation,
-        format!("the provider does not offer: {}", unknown.join(", ")),
-    )
-    .with_details(serde_json::json!({ "unknown_models": unknown })))
-}
-
 pub async fn connect(
     req: HttpRequest,
     api: web::Data<Api>,
     path: web::Path<String>,
     body: web::Json<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let slug = body.slug.clone().unwrap_or_else(|| body.kind.clone());
     if !valid_slug(&slug) {
@@ -243,77 +226,37 @@ pub async fn connect(
             "invalid provider slug '{slug}': use lowercase letters, digits and '-'"
         )));
     }
-    if s.provider(&slug).is_some() {
-        return Err(conflict(&slug));
-    }
+    domain::providers::ensure_unconnected(&s, &slug)?;
     let c = check(&api, &body)?;
     let discovered = probe(&api, &c).await?;
-    let exposed = match body.models {
-        Some(m) => {
-            refuse_unknown(unknown_models(&m, &discovered))?;
-            let mut m = m;
-            m.dedup();
-            m
-        }
-        None => discovered.iter().map(|d| d.id.clone()).collect(),
-    };
+    let exposed = domain::providers::choose_exposed(body.models, &discovered)?;
     let now = Utc::now();
-    let project_id = s.project.id;
-    let secret = c.secret;
-    // Every credential is stored, except the empty key of a keyless self-hosted server.
-    let has_key = !matches!(&secret, CredentialSecret::ApiKey { api_key } if api_key.is_empty());
-    let plain = serde_json::to_vec(&secret)
+    let credential = ClearCredential::new(&c.secret)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let new = NewProvider {
+        slug: slug.clone(),
+        kind: c.entry.id.to_string(),
+        base_url: c.base_url,
+        account: c.account,
+        credential,
+        discovered,
+        exposed,
+    };
     let committed = api
-        .registry
-        .send(UpdateProject {
-            project: project_id,
-            change: Box::new(move |st, keyring| {
-                if st.provider(&slug).is_some() {
-                    return Err(conflict(&slug));
-                }
-                let credentials = if has_key {
-                    vec![StoredCredential {
-                        id: "default".into(),
-                        name: "default".into(),
-                        hint: secret.hint(),
-                        sealed: keyring
-                            .seal(&credential_owner(&project_id, &slug, "default"), &plain),
-                        created_at: now,
-                    }]
-                } else {
-                    vec![]
-                };
-                st.providers.push(ProviderConnection {
-                    slug: slug.clone(),
-                    kind: c.entry.id.to_string(),
-                    base_url: c.base_url,
-                    account: c.account,
-                    default_credential: if has_key {
-                        "default".into()
-                    } else {
-                        String::new()
-                    },
-                    credentials,
-                    discovered,
-                    exposed,
-                    validated_at: Some(now),
-                    discovered_at: Some(now),
-                    last_error: None,
-                    created_at: now,
-                });
-                Ok(slug)
-            }),
+        .apply(ConnectProvider {
+            project: s.project.id,
+            provider: new,
+            at: now,
         })
-        .await??;
-    Ok(HttpResponse::Created().json(written_provider(committed)?))
+        .await?;
+    Ok(HttpResponse::Created().json(written_provider(committed, &slug)?))
 }
 
-/// The answer to a write that produced provider `c.value`: its view, the version, the warnings.
-fn written_provider(c: Committed<String>) -> Result<Written<ProviderView>, ApiError> {
+/// The answer to a write that produced provider `slug`: its view, the version, the warnings.
+fn written_provider(c: Committed<()>, slug: &str) -> Result<Written<ProviderView>, ApiError> {
     let p = c
         .state
-        .provider(&c.value)
+        .provider(slug)
         .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(Written {
         value: ProviderView::from(p),
@@ -322,19 +265,12 @@ fn written_provider(c: Committed<String>) -> Result<Written<ProviderView>, ApiEr
     })
 }
 
-fn conflict(slug: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Conflict,
-        format!("a provider with slug '{slug}' is already connected; pass another 'slug' (e.g. '{slug}-2') to connect a second one"),
-    )
-}
-
 pub async fn list(
     req: HttpRequest,
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let data: Vec<ProviderView> = s.providers.iter().map(ProviderView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
@@ -345,7 +281,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let pr = s
         .provider(&slug)
         .ok_or_else(|| ApiError::not_found("provider"))?;
@@ -365,24 +301,15 @@ pub async fn set_models(
     body: web::Json<ModelsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
-    let mut exposed = body.into_inner().exposed;
-    exposed.dedup();
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(SetExposedModels {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                let pr = st
-                    .provider_mut(&slug)
-                    .ok_or_else(|| ApiError::not_found("provider"))?;
-                refuse_unknown(unknown_models(&exposed, &pr.discovered))?;
-                pr.exposed = exposed;
-                Ok(slug)
-            }),
+            provider: slug.clone(),
+            exposed: body.into_inner().exposed,
         })
-        .await??;
-    Ok(HttpResponse::Ok().json(written_provider(c)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(written_provider(c, &slug)?))
 }
 
 /// Rediscovers the provider's models with its stored credential and reports what changed. The
@@ -394,26 +321,26 @@ pub async fn refresh(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let project_id = s.project.id;
-    let (kind, base_url, secret) = api
-        .registry
-        .send(OpenProviderCredential {
-            project: project_id,
-            provider: slug.clone(),
-        })
-        .await??;
-    let entry = catalog::entry(&kind).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("kind '{kind}' left the catalog"),
-        )
-    })?;
+    let secret = domain::credentials::open_default(&s, &slug, &api.keyring)?;
     let stored = s
         .provider(&slug)
         .ok_or_else(|| ApiError::not_found("provider"))?;
+    let entry = catalog::entry(&stored.kind).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("kind '{}' left the catalog", stored.kind),
+        )
+    })?;
     // The stored base URL was checked when saved; check again, the operator's allowance may differ now.
-    let (base_url, account) = locate(&api, &entry, Some(&base_url), &stored.account, &secret)?;
+    let (base_url, account) = locate(
+        &api,
+        &entry,
+        Some(&stored.base_url),
+        &stored.account,
+        &secret,
+    )?;
     let named = stored.discovered.iter().map(|m| m.id.clone()).collect();
     let result = probe(
         &api,
@@ -431,45 +358,23 @@ pub async fn refresh(
         .as_ref()
         .map(|m| m.clone())
         .map_err(|e| e.message.clone());
-    let slug_out = slug.clone();
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(ApplyDiscovery {
             project: project_id,
-            change: Box::new(move |st, _| {
-                let pr = st.provider_mut(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
-                match outcome {
-                    Ok(models) => {
-                        let added: Vec<String> = models
-                            .iter()
-                            .filter(|m| !pr.discovered.iter().any(|d| d.id == m.id))
-                            .map(|m| m.id.clone())
-                            .collect();
-                        let removed: Vec<String> = pr
-                            .discovered
-                            .iter()
-                            .filter(|d| !models.iter().any(|m| m.id == d.id))
-                            .map(|d| d.id.clone())
-                            .collect();
-                        let missing = unknown_models(&pr.exposed, &models);
-                        pr.discovered = models;
-                        pr.discovered_at = Some(now);
-                        pr.validated_at = Some(now);
-                        pr.last_error = None;
-                        Ok(serde_json::json!({ "added": added, "removed": removed, "exposed_missing": missing }))
-                    }
-                    Err(msg) => {
-                        pr.last_error = Some(msg);
-                        Ok(serde_json::Value::Null)
-                    }
-                }
-            }),
+            provider: slug.clone(),
+            outcome,
+            at: now,
         })
-        .await??;
+        .await?;
     // Discovery failed: the error is recorded on the provider (`last_error`) and returned.
     result?;
-    let mut out = c.value;
-    if let Some(pr) = c.state.provider(&slug_out) {
+    let mut out = match c.value {
+        Some(d) => {
+            serde_json::json!({ "added": d.added, "removed": d.removed, "exposed_missing": d.exposed_missing })
+        }
+        None => serde_json::Value::Null,
+    };
+    if let Some(pr) = c.state.provider(&slug) {
         out["provider"] = serde_json::to_value(ProviderView::from(pr)).unwrap_or_default();
     }
     out["version"] = c.version.into();
@@ -483,17 +388,12 @@ pub async fn disconnect(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, slug) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(DisconnectProvider {
             project: s.project.id,
-            change: Box::new(move |st, _| {
-                remove_one(&mut st.providers, |pr| pr.slug == slug, "provider")?;
-                Ok(slug)
-            }),
+            provider: slug.clone(),
         })
-        .await??;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "disconnected": c.value, "version": c.version })))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "disconnected": slug, "version": c.version })))
 }

@@ -6,14 +6,14 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use to11_shared::model::{Function, ProjectState, Route, Strategy, Target};
+use to11_shared::model::{Function, Route, Strategy, Target};
 use to11_shared::policy::RoutePolicy;
-use to11_shared::ErrorCode;
 
 use super::auth::project;
-use super::views::{remove_one, Written};
+use super::views::Written;
 use super::Api;
-use crate::actors::registry::UpdateProject;
+use crate::actors::registry::{Create, Delete, Replace};
+use crate::domain::routing::{self, Named};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -88,135 +88,69 @@ fn name_of(path: Option<&str>, body: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-/// Routes and functions: named objects of a project, managed the same way.
-trait Aliased: Clone + serde::Serialize + Send + 'static {
-    const KIND: &'static str;
-    fn name(&self) -> &str;
-    fn all(st: &ProjectState) -> &Vec<Self>;
-    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self>;
-}
-
-impl Aliased for Route {
-    const KIND: &'static str = "route";
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn all(st: &ProjectState) -> &Vec<Self> {
-        &st.routes
-    }
-    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self> {
-        &mut st.routes
-    }
-}
-
-impl Aliased for Function {
-    const KIND: &'static str = "function";
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn all(st: &ProjectState) -> &Vec<Self> {
-        &st.functions
-    }
-    fn all_mut(st: &mut ProjectState) -> &mut Vec<Self> {
-        &mut st.functions
-    }
-}
-
-async fn create<T: Aliased>(
+async fn create<T: Named>(
     api: &Api,
     project: uuid::Uuid,
     item: T,
 ) -> Result<HttpResponse, ApiError> {
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(Create {
             project,
-            change: Box::new(move |st, _| {
-                if T::all(st).iter().any(|x| x.name() == item.name()) {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "a {} named '{}' already exists; replace it with PUT",
-                            T::KIND,
-                            item.name()
-                        ),
-                    ));
-                }
-                T::all_mut(st).push(item.clone());
-                Ok(item)
-            }),
+            item: item.clone(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Created().json(Written {
-        value: c.value,
+        value: item,
         version: c.version,
         warnings: c.warnings,
     }))
 }
 
-async fn replace<T: Aliased>(
+async fn replace<T: Named>(
     api: &Api,
     project: uuid::Uuid,
     item: T,
 ) -> Result<HttpResponse, ApiError> {
     let c = api
-        .registry
-        .send(UpdateProject {
+        .apply(Replace {
             project,
-            change: Box::new(move |st, _| {
-                let slot = T::all_mut(st)
-                    .iter_mut()
-                    .find(|x| x.name() == item.name())
-                    .ok_or_else(|| ApiError::not_found(T::KIND))?;
-                *slot = item.clone();
-                Ok(item)
-            }),
+            item: item.clone(),
         })
-        .await??;
+        .await?;
     Ok(HttpResponse::Ok().json(Written {
-        value: c.value,
+        value: item,
         version: c.version,
         warnings: c.warnings,
     }))
 }
 
-async fn list<T: Aliased>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(req, api, p).await?;
+fn list<T: Named>(req: &HttpRequest, api: &Api, p: &str) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(req, api, p)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": T::all(&s) })))
 }
 
-async fn get<T: Aliased>(
+fn get<T: Named>(
     req: &HttpRequest,
     api: &Api,
     p: &str,
     name: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(req, api, p).await?;
-    let item = T::all(&s)
-        .iter()
-        .find(|x| x.name() == name)
-        .ok_or_else(|| ApiError::not_found(T::KIND))?;
+    let (_, s) = project(req, api, p)?;
+    let item = routing::find::<T>(&s, name).ok_or_else(|| ApiError::not_found(T::KIND))?;
     Ok(HttpResponse::Ok().json(item))
 }
 
-async fn delete<T: Aliased>(
+async fn delete<T: Named>(
     req: &HttpRequest,
     api: &Api,
     p: &str,
     name: String,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(req, api, p).await?;
+    let (_, s) = project(req, api, p)?;
     let c = api
-        .registry
-        .send(UpdateProject {
-            project: s.project.id,
-            change: Box::new(move |st, _| {
-                remove_one(T::all_mut(st), |x| x.name() == name, T::KIND)?;
-                Ok(name)
-            }),
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": c.value, "version": c.version })))
+        .apply(Delete::<T>::new(s.project.id, name.clone()))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": name, "version": c.version })))
 }
 
 pub async fn create_route(
@@ -225,7 +159,7 @@ pub async fn create_route(
     path: web::Path<String>,
     body: web::Json<RouteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
     create(&api, s.project.id, body.into_route(name)).await
@@ -238,7 +172,7 @@ pub async fn replace_route(
     body: web::Json<RouteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
     replace(&api, s.project.id, body.into_route(name)).await
@@ -249,7 +183,7 @@ pub async fn list_routes(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    list::<Route>(&req, &api, &path).await
+    list::<Route>(&req, &api, &path)
 }
 
 pub async fn get_route(
@@ -258,7 +192,7 @@ pub async fn get_route(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    get::<Route>(&req, &api, &p, &name).await
+    get::<Route>(&req, &api, &p, &name)
 }
 
 pub async fn delete_route(
@@ -276,7 +210,7 @@ pub async fn create_function(
     path: web::Path<String>,
     body: web::Json<FunctionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, s) = project(&req, &api, &path).await?;
+    let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
     create(&api, s.project.id, body.into_function(name)).await
@@ -289,7 +223,7 @@ pub async fn replace_function(
     body: web::Json<FunctionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    let (_, s) = project(&req, &api, &p).await?;
+    let (_, s) = project(&req, &api, &p)?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
     replace(&api, s.project.id, body.into_function(name)).await
@@ -300,7 +234,7 @@ pub async fn list_functions(
     api: web::Data<Api>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    list::<Function>(&req, &api, &path).await
+    list::<Function>(&req, &api, &path)
 }
 
 pub async fn get_function(
@@ -309,7 +243,7 @@ pub async fn get_function(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (p, name) = path.into_inner();
-    get::<Function>(&req, &api, &p, &name).await
+    get::<Function>(&req, &api, &p, &name)
 }
 
 pub async fn delete_function(

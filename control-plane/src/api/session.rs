@@ -204,7 +204,7 @@ pub async fn sign_in(
     body: web::Json<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.token.trim();
-    let who = Principal::from_token(token, &api).await?;
+    let who = Principal::from_token(token, &api)?;
     let (id, csrf) = api.sessions.create(api.keyring.key_hash(token));
     Ok(HttpResponse::Ok()
         .insert_header((
@@ -220,7 +220,7 @@ pub async fn current(req: HttpRequest, api: web::Data<Api>) -> Result<HttpRespon
     let no_session = || ApiError::new(ErrorCode::Unauthorized, "not signed in");
     let id = cookie(&req).ok_or_else(no_session)?;
     let s = api.sessions.find(id).ok_or_else(no_session)?;
-    let who = Principal::from_hash(s.token, &api).await?;
+    let who = Principal::from_hash(s.token, &api)?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(view(&api, who, &s.csrf)))

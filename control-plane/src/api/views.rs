@@ -146,20 +146,6 @@ pub fn mint(keyring: &to11_shared::crypto::Keyring, new_key: fn() -> String) -> 
     }
 }
 
-/// Removes the one item `matches` selects, or answers 404 naming `what`.
-pub fn remove_one<T>(
-    items: &mut Vec<T>,
-    matches: impl Fn(&T) -> bool,
-    what: &str,
-) -> Result<(), crate::error::ApiError> {
-    let before = items.len();
-    items.retain(|i| !matches(i));
-    if items.len() == before {
-        return Err(crate::error::ApiError::not_found(what));
-    }
-    Ok(())
-}
-
 /// A write's answer: the object, the configuration version it produced, and any warnings.
 #[derive(Serialize)]
 pub struct Written<T: Serialize> {

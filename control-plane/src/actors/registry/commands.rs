@@ -1,0 +1,384 @@
+//! The verbs of configuration: one message per change the API can ask of `ProjectRegistry`.
+//! Each names its project and, inside the write pipeline (`ProjectRegistry::write`), applies a
+//! `domain` function to the registry's copy of that project; the registry then compiles, stores
+//! and publishes the result, and answers `Committed` with the command's value.
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use to11_shared::crypto::Keyring;
+use to11_shared::model::{GatewayKey, ManagementKey, ModelInfo, ProjectState};
+use uuid::Uuid;
+
+use super::{Committed, ProjectRegistry, RegistryError};
+use crate::domain::credentials::{self, CredentialChange, NewCredential};
+use crate::domain::keys;
+use crate::domain::project::{self, ProjectEdit};
+use crate::domain::providers::{self, DiscoveryDiff, NewProvider};
+use crate::domain::routing::{self, Named};
+use crate::domain::DomainError;
+
+/// A change to one existing project.
+pub trait ProjectCommand: Send + 'static {
+    /// What the command answers besides the committed state.
+    type Value: Send + 'static;
+
+    /// The project it changes.
+    fn project(&self) -> Uuid;
+
+    /// A project slug the change takes, which no other project may have. Checked by the
+    /// registry, which sees every project, before the write.
+    fn claims_slug(&self) -> Option<&str> {
+        None
+    }
+
+    /// Applies the change to the registry's copy of the project.
+    fn apply(self, state: &mut ProjectState, keyring: &Keyring)
+        -> Result<Self::Value, DomainError>;
+}
+
+impl<C> Handler<C> for ProjectRegistry
+where
+    C: ProjectCommand + Message<Result = Result<Committed<C::Value>, RegistryError>>,
+{
+    type Result = AtomicResponse<Self, Result<Committed<C::Value>, RegistryError>>;
+
+    fn handle(&mut self, command: C, _: &mut Context<Self>) -> Self::Result {
+        if let Some(slug) = command.claims_slug() {
+            if self.model.slug_taken(slug, command.project()) {
+                let taken = DomainError::SlugTaken(slug.to_string());
+                return AtomicResponse::new(Box::pin(fut::ready(Err(taken.into()))));
+            }
+        }
+        self.write(command.project(), None, command)
+    }
+}
+
+/// Declares what each command answers, as its actix `Message`.
+macro_rules! answers {
+    ($($command:ident => $value:ty;)*) => {$(
+        impl Message for $command {
+            type Result = Result<Committed<$value>, RegistryError>;
+        }
+    )*};
+}
+
+answers! {
+    RenameProject => ();
+    EditProject => ();
+    IssueManagementKey => ManagementKey;
+    RevokeManagementKey => ();
+    IssueGatewayKey => GatewayKey;
+    RevokeGatewayKey => ();
+    ConnectProvider => ();
+    SetExposedModels => ();
+    ApplyDiscovery => Option<DiscoveryDiff>;
+    DisconnectProvider => ();
+    AddCredential => ();
+    UpdateCredential => ();
+    RemoveCredential => ();
+}
+
+/// Gives a project another slug, unless another project has it.
+pub struct RenameProject {
+    pub project: Uuid,
+    pub slug: String,
+}
+
+impl ProjectCommand for RenameProject {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn claims_slug(&self) -> Option<&str> {
+        Some(&self.slug)
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        project::rename(state, self.slug);
+        Ok(())
+    }
+}
+
+/// Changes a project's name, BYOK policy or provider order.
+pub struct EditProject {
+    pub project: Uuid,
+    pub edit: ProjectEdit,
+}
+
+impl ProjectCommand for EditProject {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        project::edit(state, self.edit)
+    }
+}
+
+/// Adds a minted management key (its secret stays with the caller).
+pub struct IssueManagementKey {
+    pub project: Uuid,
+    pub key: ManagementKey,
+}
+
+impl ProjectCommand for IssueManagementKey {
+    type Value = ManagementKey;
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<ManagementKey, DomainError> {
+        Ok(keys::issue_management_key(state, self.key))
+    }
+}
+
+pub struct RevokeManagementKey {
+    pub project: Uuid,
+    pub id: Uuid,
+}
+
+impl ProjectCommand for RevokeManagementKey {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        keys::revoke_management_key(state, self.id)
+    }
+}
+
+/// Adds a minted gateway key (its secret stays with the caller).
+pub struct IssueGatewayKey {
+    pub project: Uuid,
+    pub key: GatewayKey,
+}
+
+impl ProjectCommand for IssueGatewayKey {
+    type Value = GatewayKey;
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<GatewayKey, DomainError> {
+        Ok(keys::issue_gateway_key(state, self.key))
+    }
+}
+
+pub struct RevokeGatewayKey {
+    pub project: Uuid,
+    pub id: Uuid,
+}
+
+impl ProjectCommand for RevokeGatewayKey {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        keys::revoke_gateway_key(state, self.id)
+    }
+}
+
+/// Connects a provider validated and discovered `at`; its credential is sealed here.
+pub struct ConnectProvider {
+    pub project: Uuid,
+    pub provider: NewProvider,
+    pub at: DateTime<Utc>,
+}
+
+impl ProjectCommand for ConnectProvider {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, keyring: &Keyring) -> Result<(), DomainError> {
+        providers::connect(state, self.provider, keyring, self.at)
+    }
+}
+
+/// Replaces the models a provider exposes.
+pub struct SetExposedModels {
+    pub project: Uuid,
+    pub provider: String,
+    pub exposed: Vec<String>,
+}
+
+impl ProjectCommand for SetExposedModels {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        providers::set_exposed(state, &self.provider, self.exposed)
+    }
+}
+
+/// Records a rediscovery made `at`: the models found (answering what changed), or why it failed.
+pub struct ApplyDiscovery {
+    pub project: Uuid,
+    pub provider: String,
+    pub outcome: Result<Vec<ModelInfo>, String>,
+    pub at: DateTime<Utc>,
+}
+
+impl ProjectCommand for ApplyDiscovery {
+    type Value = Option<DiscoveryDiff>;
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(
+        self,
+        state: &mut ProjectState,
+        _: &Keyring,
+    ) -> Result<Option<DiscoveryDiff>, DomainError> {
+        match self.outcome {
+            Ok(models) => {
+                providers::apply_discovery(state, &self.provider, models, self.at).map(Some)
+            }
+            Err(m) => providers::record_discovery_failure(state, &self.provider, m).map(|_| None),
+        }
+    }
+}
+
+pub struct DisconnectProvider {
+    pub project: Uuid,
+    pub provider: String,
+}
+
+impl ProjectCommand for DisconnectProvider {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        providers::disconnect(state, &self.provider)
+    }
+}
+
+/// Adds a credential (validated by the caller) `at`; sealed here.
+pub struct AddCredential {
+    pub project: Uuid,
+    pub credential: NewCredential,
+    pub at: DateTime<Utc>,
+}
+
+impl ProjectCommand for AddCredential {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, keyring: &Keyring) -> Result<(), DomainError> {
+        credentials::add(state, self.credential, keyring, self.at)
+    }
+}
+
+/// Rotates, renames or makes default a credential.
+pub struct UpdateCredential {
+    pub project: Uuid,
+    pub provider: String,
+    pub id: String,
+    pub change: CredentialChange,
+}
+
+impl ProjectCommand for UpdateCredential {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, keyring: &Keyring) -> Result<(), DomainError> {
+        credentials::update(state, &self.provider, &self.id, self.change, keyring)
+    }
+}
+
+pub struct RemoveCredential {
+    pub project: Uuid,
+    pub provider: String,
+    pub id: String,
+}
+
+impl ProjectCommand for RemoveCredential {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        credentials::remove(state, &self.provider, &self.id)
+    }
+}
+
+/// Creates a route or a function (`CreateRoute`, `CreateFunction`).
+pub struct Create<T> {
+    pub project: Uuid,
+    pub item: T,
+}
+
+pub type CreateRoute = Create<to11_shared::model::Route>;
+pub type CreateFunction = Create<to11_shared::model::Function>;
+
+impl<T: Named> Message for Create<T> {
+    type Result = Result<Committed<()>, RegistryError>;
+}
+
+impl<T: Named> ProjectCommand for Create<T> {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        routing::create(state, self.item)
+    }
+}
+
+/// Replaces a route or a function of the same name (`ReplaceRoute`, `ReplaceFunction`).
+pub struct Replace<T> {
+    pub project: Uuid,
+    pub item: T,
+}
+
+pub type ReplaceRoute = Replace<to11_shared::model::Route>;
+pub type ReplaceFunction = Replace<to11_shared::model::Function>;
+
+impl<T: Named> Message for Replace<T> {
+    type Result = Result<Committed<()>, RegistryError>;
+}
+
+impl<T: Named> ProjectCommand for Replace<T> {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        routing::replace(state, self.item)
+    }
+}
+
+/// Deletes a route or a function by name (`DeleteRoute`, `DeleteFunction`).
+pub struct Delete<T> {
+    pub project: Uuid,
+    pub name: String,
+    pub kind: std::marker::PhantomData<T>,
+}
+
+pub type DeleteRoute = Delete<to11_shared::model::Route>;
+pub type DeleteFunction = Delete<to11_shared::model::Function>;
+
+impl<T: Named> Delete<T> {
+    pub fn new(project: Uuid, name: String) -> Self {
+        Delete {
+            project,
+            name,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Named> Message for Delete<T> {
+    type Result = Result<Committed<()>, RegistryError>;
+}
+
+impl<T: Named> ProjectCommand for Delete<T> {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        routing::delete::<T>(state, &self.name)
+    }
+}

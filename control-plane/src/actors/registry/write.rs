@@ -1,0 +1,192 @@
+//! The write pipeline every change goes through, with the mailbox paused:
+//! reload the project if a failed write left it stale → apply the command to a copy → compile
+//! its snapshot, refusing it with every problem (`prepare`) → take a new version → commit state
+//! and sealed snapshot together → publish (`persist`) → swap the copy into the model and
+//! acknowledge, or mark the project stale / re-seed the store on failure (`settle`).
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use to11_shared::bus::Change;
+use to11_shared::crypto::Keyring;
+use to11_shared::model::ProjectState;
+use to11_shared::resolve::{compile, Problem};
+use to11_shared::snapshot::Snapshot;
+use uuid::Uuid;
+
+use super::{Committed, ProjectCommand, ProjectRegistry, RegistryError};
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+/// A change applied to a copy and compiled, on its way to the store.
+pub(super) struct Prepared<V> {
+    next: ProjectState,
+    value: V,
+    warnings: Vec<Problem>,
+}
+
+/// The change of a project being created: nothing beyond the new state itself.
+pub(super) struct Created(pub Uuid);
+
+impl ProjectCommand for Created {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.0
+    }
+    fn apply(self, _: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        Ok(())
+    }
+}
+
+impl ProjectRegistry {
+    /// Writes `command`'s change to `project` (or creates it as `create`).
+    pub(super) fn write<C: ProjectCommand>(
+        &mut self,
+        project: Uuid,
+        create: Option<ProjectState>,
+        command: C,
+    ) -> AtomicResponse<Self, Result<Committed<C::Value>, RegistryError>> {
+        let fut = self
+            .reload_if_stale(project)
+            .into_actor(self)
+            .then(move |reloaded, act, _| {
+                let prepared = reloaded
+                    .map_err(RegistryError::from)
+                    .and_then(|r| act.prepare(project, r, create, command));
+                act.persist(prepared).into_actor(act)
+            })
+            .map(move |res, act, ctx| act.settle(project, res, ctx));
+        AtomicResponse::new(Box::pin(fut))
+    }
+
+    /// The project as stored when a failed write left the in-memory copy in doubt: `None` when
+    /// it is not stale, `Some(None)` when the store no longer has it.
+    fn reload_if_stale(
+        &self,
+        project: Uuid,
+    ) -> impl Future<Output = Result<Option<Option<ProjectState>>, StoreError>> + 'static {
+        let store = self.store.clone();
+        let needs_reload = self.stale.contains(&project);
+        async move {
+            if !needs_reload {
+                return Ok(None);
+            }
+            // Never reload from a store that lost its epoch: an emptied store would read as
+            // "project deleted". The watchdog re-seeds it first.
+            if !store.epoch_intact().await? {
+                return Err(StoreError::EpochLost);
+            }
+            store.load(project).await.map(Some)
+        }
+    }
+
+    /// Takes in a reloaded project, then applies the command to a copy of it (or to the project
+    /// being created) and compiles the result.
+    fn prepare<C: ProjectCommand>(
+        &mut self,
+        project: Uuid,
+        reloaded: Option<Option<ProjectState>>,
+        create: Option<ProjectState>,
+        command: C,
+    ) -> Result<Prepared<C::Value>, RegistryError> {
+        match reloaded {
+            Some(Some(s)) => {
+                self.stale.remove(&project);
+                self.put(Arc::new(s));
+            }
+            Some(None) => {
+                self.stale.remove(&project);
+                self.remove(project);
+            }
+            None => {}
+        }
+        let (mut next, before) = match (self.model.get(&project), create) {
+            (Some(s), _) => (ProjectState::clone(s), check(s).unwrap_or_default()),
+            (None, Some(new)) => (new, vec![]),
+            (None, None) => return Err(RegistryError::NotFound),
+        };
+        let value = command.apply(&mut next, &self.keyring)?;
+        // Only what this write introduced: an overlap is announced by the write that creates it,
+        // not repeated by every later one (`resolve` shows it any time).
+        let mut warnings = check(&next)?;
+        warnings.retain(|w| !before.contains(w));
+        Ok(Prepared {
+            next,
+            value,
+            warnings,
+        })
+    }
+
+    /// Takes a new version, commits state and sealed snapshot together, then announces it.
+    fn persist<V: 'static>(
+        &self,
+        prepared: Result<Prepared<V>, RegistryError>,
+    ) -> impl Future<Output = Result<Prepared<V>, RegistryError>> + 'static {
+        let store = self.store.clone();
+        let keyring = self.keyring.clone();
+        let publish = self.publish.load(Ordering::Relaxed);
+        async move {
+            let mut p = prepared?;
+            p.next.version = store.next_version().await?;
+            let sealed = Snapshot::from_state(&p.next).seal(&keyring);
+            store.commit(&p.next, &sealed).await?;
+            if publish {
+                let change = Change {
+                    project: p.next.project.id,
+                    version: p.next.version,
+                };
+                store.publish(change).await;
+            }
+            Ok(p)
+        }
+    }
+
+    /// After the store answered: the committed copy replaces the model's. A store failure leaves
+    /// the project stale (the write's outcome is unknown); a lost epoch re-seeds the store.
+    fn settle<V>(
+        &mut self,
+        project: Uuid,
+        res: Result<Prepared<V>, RegistryError>,
+        ctx: &mut Context<Self>,
+    ) -> Result<Committed<V>, RegistryError> {
+        match res {
+            Ok(p) => {
+                let version = p.next.version;
+                let state = Arc::new(p.next);
+                self.put(state.clone());
+                tracing::info!(project = %project, version, "configuration committed");
+                Ok(Committed {
+                    value: p.value,
+                    state,
+                    version,
+                    warnings: p.warnings,
+                })
+            }
+            Err(e) => {
+                match &e {
+                    // Memory is right and the store empty: write memory back.
+                    RegistryError::Store(StoreError::EpochLost) => self.reseed(ctx),
+                    // Unavailable, timed out or corrupt: the store may or may not have the write.
+                    RegistryError::Store(_) => {
+                        self.stale.insert(project);
+                    }
+                    // Refused before reaching the store: nothing is in doubt.
+                    RegistryError::Domain(_)
+                    | RegistryError::Invalid(_)
+                    | RegistryError::NotFound
+                    | RegistryError::WrongMasterKey { .. } => {}
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Compiles the snapshot a state would publish: problems refuse the write, warnings go back.
+fn check(state: &ProjectState) -> Result<Vec<Problem>, RegistryError> {
+    compile(&Snapshot::from_state(state))
+        .map(|t| t.warnings)
+        .map_err(RegistryError::Invalid)
+}
