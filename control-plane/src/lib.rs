@@ -1,6 +1,7 @@
 //! to11 control plane: the REST API (`api`), what a configuration change means (`domain`), the
 //! actors that own configuration and talk to providers (`actors`, `providers`), persistence
-//! (`store`) and embedded mode (`embedded`).
+//! (`store`: Redis, or the local directory embedded mode uses — the `to11` binary itself is the
+//! `to11-embedded` crate).
 //!
 //! Architecture invariant: every configuration write goes through `ProjectRegistry` as a typed
 //! command, which compiles the resulting snapshot with `to11_shared::resolve::compile` (the
