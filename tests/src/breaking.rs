@@ -102,38 +102,9 @@ async fn serve_split(mut s: TcpStream) {
 }
 
 async fn serve(mut s: TcpStream, chunks: usize, how: Break) {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 8192];
-    // Read the head and a content-length body.
-    let head_end = loop {
-        let Ok(n) = s.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        req.extend_from_slice(&buf[..n]);
-        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
+    let Some(head) = read_request(&mut s, &mut Vec::new()).await else {
+        return;
     };
-    let head = String::from_utf8_lossy(&req[..head_end]).to_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    while req.len() < head_end + len {
-        let Ok(n) = s.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        req.extend_from_slice(&buf[..n]);
-    }
     if head.starts_with("get /v1/models") {
         let body =
             r#"{"object":"list","data":[{"id":"m","object":"model","owned_by":"breaking"}]}"#;
