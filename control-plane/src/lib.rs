@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod providers;
 pub mod store;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -92,6 +93,24 @@ impl Settings {
     }
 }
 
+/// How long usage is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Request records (the request log), in days.
+    pub raw_days: u32,
+    /// Hourly rollups (the usage queries), in days.
+    pub rollup_days: u32,
+}
+
+impl Retention {
+    pub fn read(r: &mut Reader<'_>) -> Self {
+        Retention {
+            raw_days: r.number("TO11_USAGE_RETENTION_DAYS", 30).max(1) as u32,
+            rollup_days: r.number("TO11_USAGE_ROLLUP_RETENTION_DAYS", 400).max(1) as u32,
+        }
+    }
+}
+
 /// Everything `to11-control-plane` reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControlPlaneConfig {
@@ -99,6 +118,10 @@ pub struct ControlPlaneConfig {
     pub redis: RedisSettings,
     /// A store call slower than this fails the write with 503.
     pub store_timeout: Duration,
+    /// Where request records are stored (`postgres://…`, or `sqlite://PATH`); none: records
+    /// wait in the Redis stream and the usage API answers 503.
+    pub database_url: Option<Secret>,
+    pub retention: Retention,
     pub admin_token: Secret,
     pub master_key: Secret,
     pub log: String,
@@ -110,6 +133,8 @@ impl ControlPlaneConfig {
         let api = ApiSettings::read(&mut r);
         let redis = RedisSettings::read(&mut r);
         let store_timeout = r.millis("TO11_STORE_TIMEOUT_MS", 3_000);
+        let database_url = r.optional("TO11_DATABASE_URL").map(Secret::new);
+        let retention = Retention::read(&mut r);
         let admin_token = r.required("TO11_ADMIN_TOKEN", "the operator token");
         let master_key = r.required(
             "TO11_MASTER_KEY",
@@ -123,6 +148,8 @@ impl ControlPlaneConfig {
             api,
             redis,
             store_timeout,
+            database_url,
+            retention,
             admin_token: Secret::new(admin_token.unwrap_or_default()),
             master_key: Secret::new(master_key.unwrap_or_default()),
             log,
@@ -144,7 +171,16 @@ pub struct ControlPlane {
 
 /// Loads all state from the store, starts the actors and the HTTP server. Must run inside an
 /// actix system; the caller awaits `server`.
-pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<ControlPlane> {
+pub async fn start(
+    settings: Settings,
+    store: Arc<Store>,
+    metering: usage::Metering,
+) -> anyhow::Result<ControlPlane> {
+    if let Some(s) = &metering.store {
+        if let Err(e) = metering.pricer.reload(&**s).await {
+            tracing::warn!(error = %e, "prices not loaded from the usage store yet");
+        }
+    }
     let publish = Arc::new(AtomicBool::new(true));
     let model = ReadModel::default();
     let registry = ProjectRegistry::load(
@@ -180,6 +216,8 @@ pub async fn start(settings: Settings, store: Arc<Store>) -> anyhow::Result<Cont
         metrics: Default::default(),
         sessions: Default::default(),
         gateway_url: gateway_url.clone(),
+        usage: metering.store.clone(),
+        pricer: metering.pricer.clone(),
     });
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))

@@ -30,6 +30,10 @@ pub struct Settings {
     pub image_fetch_timeout: Duration,
     /// Whether browsers on other origins may call the gateway (`cors`).
     pub cors: bool,
+    /// Whether every request is metered into a record (`metering`).
+    pub usage: bool,
+    /// Records waiting to be shipped, at most; beyond, new records are dropped (and counted).
+    pub usage_buffer: usize,
 }
 
 impl Settings {
@@ -55,6 +59,8 @@ impl Settings {
             allow_private_image_urls: env.flag("TO11_ALLOW_PRIVATE_IMAGE_URLS", false),
             image_fetch_timeout: env.millis("TO11_IMAGE_FETCH_TIMEOUT_MS", 10_000),
             cors: env.flag("TO11_CORS", true),
+            usage: env.flag("TO11_USAGE", true),
+            usage_buffer: env.number("TO11_USAGE_BUFFER", 100_000) as usize,
         }
     }
 
@@ -74,6 +80,8 @@ pub struct ReplicaConfig {
     pub redis: RedisSettings,
     /// The control plane's master key (base64 of 32 bytes).
     pub master_key: Secret,
+    /// The usage stream's length cap, in entries (batches of up to 200 records).
+    pub usage_stream_max: u64,
     pub log: String,
 }
 
@@ -94,10 +102,12 @@ impl ReplicaConfig {
         }
         let log = log_filter(&mut r);
         let master_key = Secret::new(master_key.unwrap_or_default());
+        let usage_stream_max = r.number("TO11_USAGE_STREAM_MAX", 50_000);
         r.finish(ReplicaConfig {
             gateway,
             redis,
             master_key,
+            usage_stream_max,
             log,
         })
     }

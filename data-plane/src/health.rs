@@ -40,6 +40,7 @@ pub async fn readyz(ctx: web::Data<Ctx>, q: web::Query<ReadyQuery>) -> HttpRespo
 pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
     let s = &ctx.sync;
     let m = &ctx.metrics;
+    let u = &ctx.recorder.stats;
     let text = format!(
         "# TYPE to11_requests_total counter\nto11_requests_total {}\n\
          # TYPE to11_request_errors_total counter\n\
@@ -52,7 +53,11 @@ pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
          # TYPE to11_snapshots_applied_total counter\nto11_snapshots_applied_total {}\n\
          # TYPE to11_snapshots_refused_total counter\nto11_snapshots_refused_total {}\n\
          # TYPE to11_reconciles_total counter\nto11_reconciles_total {}\n\
-         # TYPE to11_config_subscribed gauge\nto11_config_subscribed {}\n",
+         # TYPE to11_config_subscribed gauge\nto11_config_subscribed {}\n\
+         # TYPE to11_usage_records_queued_total counter\nto11_usage_records_queued_total {}\n\
+         # TYPE to11_usage_records_dropped_total counter\nto11_usage_records_dropped_total {}\n\
+         # TYPE to11_usage_records_shipped_total counter\nto11_usage_records_shipped_total {}\n\
+         # TYPE to11_usage_ship_failures_total counter\nto11_usage_ship_failures_total {}\n",
         m.requests.get(),
         m.errors[0].get(),
         m.errors[1].get(),
@@ -64,6 +69,10 @@ pub async fn metrics(ctx: web::Data<Ctx>) -> HttpResponse {
         s.refused.load(Ordering::Relaxed),
         s.reconciles.load(Ordering::Relaxed),
         u8::from(s.subscribed.load(Ordering::Relaxed)),
+        u.queued.load(Ordering::Relaxed),
+        u.dropped.load(Ordering::Relaxed),
+        u.shipped.load(Ordering::Relaxed),
+        u.ship_failures.load(Ordering::Relaxed),
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

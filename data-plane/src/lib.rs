@@ -8,6 +8,7 @@ pub mod cors;
 pub mod error;
 pub mod health;
 pub mod health_book;
+pub mod metering;
 pub mod proxy;
 pub mod state;
 pub mod sync;
@@ -65,6 +66,8 @@ pub struct Ctx {
     pub settings: Settings,
     pub metrics: Metrics,
     pub sync: Arc<SyncStatus>,
+    /// Where finished request records go.
+    pub recorder: Arc<metering::Recorder>,
 }
 
 /// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
@@ -110,6 +113,7 @@ pub fn start(
     settings: Settings,
     keyring: Keyring,
     source: Arc<dyn SnapshotSource>,
+    sink: Option<Arc<dyn to11_io::sink::RecordSink>>,
 ) -> std::io::Result<Gateway> {
     let live = Live::default();
     let status = Arc::new(SyncStatus::default());
@@ -124,6 +128,14 @@ pub fn start(
     };
     actix_rt::spawn(follower.run());
 
+    let recorder = match sink.filter(|_| settings.usage) {
+        Some(sink) => {
+            let (recorder, queue) = metering::Recorder::new(settings.usage_buffer);
+            actix_rt::spawn(metering::ship::run(queue, sink, recorder.stats.clone()));
+            recorder
+        }
+        None => metering::Recorder::off(),
+    };
     let workers = settings.workers;
     let listen = settings.listen.clone();
     let ctx = web::Data::new(Ctx {
@@ -132,6 +144,7 @@ pub fn start(
         settings,
         metrics: Metrics::default(),
         sync: status.clone(),
+        recorder: Arc::new(recorder),
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {

@@ -16,7 +16,18 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("TO11_MASTER_KEY: {e}"))?;
     let source = RedisSource::new(&config.redis.url, &config.redis.prefix)
         .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
-    let gw = to11_data_plane::start(config.gateway, keyring, Arc::new(source))?;
+    let sink = to11_data_plane::metering::redis::RedisSink::new(
+        &config.redis.url,
+        &config.redis.prefix,
+        config.usage_stream_max,
+    )
+    .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let gw = to11_data_plane::start(
+        config.gateway,
+        keyring,
+        Arc::new(source),
+        Some(Arc::new(sink)),
+    )?;
     println!("to11-data-plane listening on {}", gw.addr);
     gw.server.await?;
     Ok(())

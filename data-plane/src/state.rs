@@ -198,6 +198,7 @@ pub fn prepare(
                     vertex_prefix: String::new(),
                     api_version: String::new(),
                     max_tokens_field: "max_tokens",
+                    stream_usage: catalog::StreamUsage::Sends,
                 },
                 AuthForm::Bearer,
             ),

@@ -17,6 +17,16 @@ pub struct Scan<'a> {
     pub model_span: Option<(usize, usize)>,
     /// The top-level keys, in order.
     pub keys: Vec<Cow<'a, str>>,
+    /// The top-level `user` (OpenAI's end-user id), when it is a string.
+    pub user: Option<Cow<'a, str>>,
+    /// Whether `stream_options.include_usage` is true.
+    pub include_usage: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,6 +82,19 @@ impl<'de> Visitor<'de> for ScanVisitor<'de> {
                     }
                     stream_seen = true;
                     scan.stream = map.next_value::<Option<bool>>()?.unwrap_or(false);
+                }
+                "user" => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if let Ok(u) = serde_json::from_str::<Cow<'de, str>>(raw.get()) {
+                        scan.user = Some(u);
+                    }
+                }
+                "stream_options" => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    scan.include_usage = serde_json::from_str::<StreamOptions>(raw.get())
+                        .ok()
+                        .and_then(|o| o.include_usage)
+                        .unwrap_or(false);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -168,8 +191,21 @@ mod tests {
         assert_eq!(p.model.as_deref(), Some("gpt-4o"));
         assert!(p.stream);
         assert_eq!(p.keys, ["messages", "model", "stream"]);
+        assert!(p.user.is_none() && !p.include_usage);
         let (s, e) = p.model_span.expect("span");
         assert_eq!(&b[s..e], br#""gpt-4o""#);
+    }
+
+    #[test]
+    fn scans_user_and_include_usage() {
+        let b = br#"{"user":"u-7","stream_options":{"include_usage":true},"model":"m"}"#;
+        let p = scan(b).expect("ok");
+        assert_eq!((p.user.as_deref(), p.include_usage), (Some("u-7"), true));
+        let p = scan(br#"{"user":5,"stream_options":"x","model":"m"}"#).expect("ok");
+        assert_eq!(
+            (p.user, p.include_usage, p.model.as_deref()),
+            (None, false, Some("m"))
+        );
     }
 
     #[test]

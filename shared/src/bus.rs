@@ -19,6 +19,18 @@ pub fn epoch_key(prefix: &str) -> String {
     format!("{prefix}epoch")
 }
 
+/// Stream of request records (usage): replicas add batches, the control plane consumes them with
+/// the consumer group `USAGE_GROUP`.
+pub fn usage_stream(prefix: &str) -> String {
+    format!("{prefix}usage")
+}
+
+/// The consumer group that ingests request records into the usage store.
+pub const USAGE_GROUP: &str = "to11-ingest";
+
+/// The field of a usage-stream entry that holds its batch (a JSON array of records).
+pub const USAGE_FIELD: &str = "records";
+
 /// Pub/sub channel carrying change notifications.
 pub fn changes_channel(prefix: &str) -> String {
     format!("{prefix}changes")

@@ -152,6 +152,21 @@ pub struct CatalogEntry {
     pub fields: Vec<Field>,
     /// The APIs the provider serves natively.
     pub surfaces: &'static [Api],
+    /// Whether its streamed OpenAI-format answers report their usage.
+    pub stream_usage: StreamUsage,
+}
+
+/// Whether a streamed answer reports the tokens it used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamUsage {
+    /// Only when asked (`stream_options.include_usage`): the gateway asks, and removes what
+    /// asking adds before the client sees it.
+    Ask,
+    /// Always, unasked (Anthropic, Gemini, Bedrock, and some OpenAI-compatible servers).
+    Sends,
+    /// Never: the server refuses `stream_options`; streams are metered by estimate.
+    Never,
 }
 
 /// An API a client calls, and a provider may serve natively (named as the catalog shows it).
@@ -169,6 +184,20 @@ pub enum Api {
 }
 
 impl Api {
+    /// Its name in the catalog and in records (`chat`, `generate-content`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Completions => "completions",
+            Api::Embeddings => "embeddings",
+            Api::Responses => "responses",
+            Api::Messages => "messages",
+            Api::GenerateContent => "generate-content",
+            Api::Converse => "converse",
+            Api::Invoke => "invoke",
+        }
+    }
+
     /// How people call it.
     pub fn title(self) -> &'static str {
         match self {
@@ -234,6 +263,7 @@ fn hosted(
             base_url_field(false, "Override for a corporate proxy or regional endpoint, in the same form as the default."),
         ],
         surfaces: OPENAI_SURFACES,
+        stream_usage: StreamUsage::Ask,
     }
 }
 
@@ -261,10 +291,25 @@ fn self_hosted(
             api_key_field(false, "Only if the server requires one."),
         ],
         surfaces: OPENAI_SURFACES,
+        stream_usage: StreamUsage::Ask,
     }
 }
 
 pub fn entries() -> Vec<CatalogEntry> {
+    let mut all = listed();
+    for e in &mut all {
+        // Mistral and Perplexity report usage in every stream and take no `stream_options`;
+        // Cohere's compatibility API refuses it.
+        match e.id {
+            "mistral" | "perplexity" => e.stream_usage = StreamUsage::Sends,
+            "cohere" => e.stream_usage = StreamUsage::Never,
+            _ => {}
+        }
+    }
+    all
+}
+
+fn listed() -> Vec<CatalogEntry> {
     use Listing::*;
     vec![
         hosted("openai", "OpenAI", "GPT, o-series, embeddings and the Responses API.",
@@ -417,6 +462,10 @@ fn native(e: NativeEntry) -> CatalogEntry {
         listing: e.listing,
         fields,
         surfaces: e.surfaces,
+        stream_usage: match e.family {
+            Family::OpenAi | Family::Azure => StreamUsage::Ask,
+            _ => StreamUsage::Sends,
+        },
     }
 }
 

@@ -61,6 +61,8 @@ codes! {
     ProviderTimeout           => 400, "provider_timeout",            "invalid_request_error", Client;
     ProviderUnexpected        => 400, "provider_unexpected_response","invalid_request_error", Client;
     UpstreamUrlRefused        => 400, "upstream_url_refused",        "invalid_request_error", Client;
+    // Control plane: the usage store.
+    UsageUnavailable          => 503, "usage_unavailable",           "api_error",             Gateway;
 }
 
 #[cfg(test)]

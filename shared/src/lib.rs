@@ -16,12 +16,13 @@ pub mod google;
 pub mod keys;
 pub mod model;
 pub mod policy;
+pub mod record;
 pub mod resolve;
 pub mod sigv4;
 pub mod snapshot;
 pub mod translate;
-pub mod usage;
 pub mod upstream;
 pub mod upstream_url;
+pub mod usage;
 
 pub use error::ErrorCode;

@@ -7,13 +7,14 @@
 //! chosen when the target speaks another API; otherwise the target is refused with a `PlanError`
 //! naming what it does speak.
 
-use crate::catalog::{Api, Family};
+use crate::catalog::{Api, Family, StreamUsage};
 use crate::sigv4::uri_encode;
 use crate::translate::pair::{
     BEDROCK_CLAUDE, CHAT_TO_CONVERSE, CHAT_TO_GEMINI, CHAT_TO_MESSAGES, MESSAGES_TO_CHAT,
     VERTEX_CLAUDE,
 };
 use crate::translate::{Framing, Step, Translation};
+use crate::usage::UsageFormat;
 
 /// A Gemini API method (`/v1beta/models/{model}:{method}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +187,8 @@ pub struct ProviderApi {
     pub api_version: String,
     /// `CatalogEntry::max_tokens_field`.
     pub max_tokens_field: &'static str,
+    /// Whether streamed answers report usage (`CatalogEntry::stream_usage`).
+    pub stream_usage: crate::catalog::StreamUsage,
 }
 
 impl ProviderApi {
@@ -211,6 +214,7 @@ impl ProviderApi {
             },
             api_version: get("api_version").into(),
             max_tokens_field: entry.max_tokens_field(),
+            stream_usage: entry.stream_usage,
         }
     }
 }
@@ -278,6 +282,11 @@ pub struct Plan {
     pub body: BodyEdit,
     /// Headers sent when the client did not send them.
     pub default_headers: &'static [(&'static str, &'static str)],
+    /// The usage format of the upstream's answers.
+    pub usage: UsageFormat,
+    /// Whether the gateway asks for the usage of this stream (`stream_options.include_usage`)
+    /// on the client's behalf, to remove what that adds before the client sees it.
+    pub ask_usage: bool,
 }
 
 impl Plan {
@@ -366,24 +375,51 @@ pub fn plan(
     stream: bool,
     query: Option<&str>,
 ) -> Result<Plan, PlanError> {
-    if surface == Surface::Chat {
-        if let Some(plan) = translated_chat(p, model, stream) {
-            return Ok(plan);
+    let translated = match surface {
+        Surface::Chat => translated_chat(p, model, stream),
+        Surface::Messages => translated_messages(p, model, stream),
+        _ => None,
+    };
+    let mut plan = match translated {
+        Some(plan) => plan,
+        None if !p.surfaces.contains(&surface.api()) => {
+            return Err(PlanError::NotServed {
+                provider: p.slug.clone(),
+                api: surface.api(),
+                native: p.surfaces,
+            })
+        }
+        None => native(p, surface, model, stream, query)?,
+    };
+    plan.usage = usage_format(p, surface, model, &plan.body);
+    plan.ask_usage = stream
+        && matches!(surface, Surface::Chat | Surface::Completions)
+        && plan.body == BodyEdit::SetModel
+        && p.stream_usage == StreamUsage::Ask;
+    Ok(plan)
+}
+
+/// The usage format of the answers a target gives for `surface`.
+fn usage_format(p: &ProviderApi, surface: Surface, model: &str, body: &BodyEdit) -> UsageFormat {
+    if let BodyEdit::Translate(t) = body {
+        if let Some(last) = t.steps.last() {
+            return last.answers_in;
         }
     }
-    if surface == Surface::Messages {
-        if let Some(plan) = translated_messages(p, model, stream) {
-            return Ok(plan);
-        }
+    match p.family {
+        Family::OpenAi | Family::Azure => UsageFormat::OpenAi,
+        Family::Anthropic => UsageFormat::Anthropic,
+        Family::Gemini => UsageFormat::Gemini,
+        Family::Vertex if vertex_publisher(model) == "anthropic" => UsageFormat::Anthropic,
+        Family::Vertex => UsageFormat::Gemini,
+        Family::Bedrock => match surface {
+            Surface::Bedrock(BedrockOp::Converse | BedrockOp::ConverseStream) => {
+                UsageFormat::Converse
+            }
+            _ if model.contains("anthropic.") => UsageFormat::Anthropic,
+            _ => UsageFormat::BedrockInvoke,
+        },
     }
-    if !p.surfaces.contains(&surface.api()) {
-        return Err(PlanError::NotServed {
-            provider: p.slug.clone(),
-            api: surface.api(),
-            native: p.surfaces,
-        });
-    }
-    native(p, surface, model, stream, query)
 }
 
 /// `query` without the parameters in `drop`, appended to `url`.
@@ -406,6 +442,8 @@ fn pass(url: String, body: BodyEdit) -> Plan {
         url,
         body,
         default_headers: &[],
+        usage: UsageFormat::OpenAi,
+        ask_usage: false,
     }
 }
 
@@ -437,9 +475,11 @@ fn native(
                 _ => "/messages/count_tokens",
             };
             Plan {
-                url: with_query(format!("{base}{path}"), query, &[]),
-                body: BodyEdit::SetModel,
                 default_headers: ANTHROPIC_DEFAULTS,
+                ..pass(
+                    with_query(format!("{base}{path}"), query, &[]),
+                    BodyEdit::SetModel,
+                )
             }
         }
         (Family::Gemini | Family::Vertex, Surface::Google(method)) => {
@@ -546,9 +586,11 @@ fn translated_chat(p: &ProviderApi, model: &str, stream: bool) -> Option<Plan> {
     let base = &p.base_url;
     Some(match p.family {
         Family::Anthropic => Plan {
-            url: format!("{base}/messages"),
-            body: translate(CHAT_TO_ANTHROPIC, Framing::Sse),
             default_headers: ANTHROPIC_DEFAULTS,
+            ..pass(
+                format!("{base}/messages"),
+                translate(CHAT_TO_ANTHROPIC, Framing::Sse),
+            )
         },
         Family::Vertex if vertex_publisher(model) == "anthropic" => pass(
             p.vertex_claude_url(model, stream),

@@ -11,6 +11,7 @@ pub mod client;
 pub mod gzip;
 pub mod mock;
 pub mod native_mock;
+pub mod postgres;
 pub mod redis_server;
 pub mod sandbox;
 

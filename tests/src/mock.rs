@@ -371,7 +371,14 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
     if v["stream"].as_bool() == Some(true) {
         let mut chunks = stream_chunks(&model);
         if v["stream_options"]["include_usage"] == true {
-            // As OpenAI does when asked: one more chunk, no choices, the usage, before [DONE].
+            // As OpenAI does when asked: `"usage":null` in every chunk, then one more chunk, no
+            // choices, the usage, before [DONE].
+            for c in chunks.iter_mut().filter(|c| c.starts_with("data: {")) {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(c["data: ".len()..].trim()).expect("chunk");
+                v["usage"] = serde_json::Value::Null;
+                *c = format!("data: {v}\n\n");
+            }
             let usage = serde_json::json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
                 "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}});
             chunks.insert(chunks.len() - 1, format!("data: {usage}\n\n"));

@@ -10,6 +10,8 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use to11_control_plane::store::redis::RedisStore;
 use to11_control_plane::store::Store;
+use to11_control_plane::usage::ingest::{IngestStats, Ingester};
+use to11_control_plane::usage::{self, Metering};
 use to11_data_plane::sync::redis::RedisSource;
 use to11_shared::crypto::Keyring;
 
@@ -119,6 +121,48 @@ pub fn control_plane_with(
     prefix: &str,
     tweak: impl FnOnce(&mut to11_control_plane::Settings) + Send + 'static,
 ) -> anyhow::Result<Spawned<ControlPlaneInfo>> {
+    control_plane_full(redis_url, prefix, None, tweak)
+}
+
+/// A control plane over Redis that ingests request records into the usage store at
+/// `database_url` (PostgreSQL or SQLite), as `to11-control-plane` does with `TO11_DATABASE_URL`.
+pub fn control_plane_metered(
+    redis_url: &str,
+    prefix: &str,
+    database_url: &str,
+) -> anyhow::Result<Spawned<ControlPlaneInfo>> {
+    control_plane_full(redis_url, prefix, Some(database_url.to_string()), |_| {})
+}
+
+/// The usage store and its ingester, as the control-plane binary makes them.
+fn metering(redis_url: &str, prefix: &str, database_url: &str) -> anyhow::Result<Metering> {
+    let store = usage::open(database_url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pricer = Arc::new(usage::Pricer::default());
+    let stats = Arc::new(IngestStats::default());
+    let ingester = Ingester {
+        redis_url: redis_url.to_string(),
+        prefix: prefix.to_string(),
+        consumer: format!("test-{}", uuid::Uuid::new_v4()),
+        store: store.clone(),
+        pricer: pricer.clone(),
+        stats: stats.clone(),
+        raw_days: 30,
+        rollup_days: 400,
+    };
+    actix_rt::spawn(ingester.run());
+    Ok(Metering {
+        store: Some(store),
+        pricer,
+        ingest: Some(stats),
+    })
+}
+
+fn control_plane_full(
+    redis_url: &str,
+    prefix: &str,
+    database_url: Option<String>,
+    tweak: impl FnOnce(&mut to11_control_plane::Settings) + Send + 'static,
+) -> anyhow::Result<Spawned<ControlPlaneInfo>> {
     let redis_url = redis_url.to_string();
     let prefix = prefix.to_string();
     spawn(move || async move {
@@ -128,7 +172,12 @@ pub fn control_plane_with(
         tweak(&mut settings);
         let store = RedisStore::new(&redis_url, &prefix, Duration::from_secs(2))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cp = to11_control_plane::start(settings, Arc::new(Store::Redis(store))).await?;
+        let metering = match &database_url {
+            Some(db) => metering(&redis_url, &prefix, db)?,
+            None => Metering::default(),
+        };
+        let cp =
+            to11_control_plane::start(settings, Arc::new(Store::Redis(store)), metering).await?;
         Ok((
             ControlPlaneInfo {
                 addr: cp.addr,
@@ -168,7 +217,14 @@ pub fn replica(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<SocketAd
     spawn(move || async move {
         let keyring = Keyring::from_base64(&master_key())?;
         let source = RedisSource::new(&redis_url, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let gw = to11_data_plane::start(gateway_settings(), keyring, Arc::new(source))?;
+        let sink = to11_data_plane::metering::redis::RedisSink::new(&redis_url, &prefix, 50_000)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let gw = to11_data_plane::start(
+            gateway_settings(),
+            keyring,
+            Arc::new(source),
+            Some(Arc::new(sink)),
+        )?;
         Ok((gw.addr, vec![gw.server]))
     })
 }
@@ -197,6 +253,11 @@ pub fn embedded_with(
             gateway: gateway_settings(),
             admin_token: None,
             master_key: None,
+            database_url: None,
+            retention: to11_control_plane::Retention {
+                raw_days: 30,
+                rollup_days: 400,
+            },
             log: "info".into(),
         };
         adjust(&mut s);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use to11_control_plane::store::local::{write_atomic, LocalStore};
 use to11_control_plane::store::Store;
-use to11_control_plane::{ApiSettings, ControlPlane, Settings};
+use to11_control_plane::usage::{self, LocalSink, Metering, Pricer};
+use to11_control_plane::{ApiSettings, ControlPlane, Retention, Settings};
+use to11_io::sink::RecordSink;
 use to11_shared::config::{log_filter, Problems, Secret, Source};
 use to11_shared::crypto::Keyring;
 
@@ -21,6 +23,9 @@ pub struct EmbeddedConfig {
     pub admin_token: Option<Secret>,
     /// `TO11_MASTER_KEY`: overrides the generated key.
     pub master_key: Option<Secret>,
+    /// `TO11_DATABASE_URL`: the usage store (default: SQLite in the data directory).
+    pub database_url: Option<Secret>,
+    pub retention: Retention,
     pub log: String,
 }
 
@@ -33,6 +38,8 @@ impl EmbeddedConfig {
             gateway: to11_data_plane::Settings::read(&mut r),
             admin_token: r.optional("TO11_ADMIN_TOKEN").map(Secret::new),
             master_key: r.optional("TO11_MASTER_KEY").map(Secret::new),
+            database_url: r.optional("TO11_DATABASE_URL").map(Secret::new),
+            retention: Retention::read(&mut r),
             log: log_filter(&mut r),
         };
         if let Some(Err(e)) = config
@@ -44,6 +51,38 @@ impl EmbeddedConfig {
         }
         r.finish(config)
     }
+}
+
+/// The usage store (SQLite in the data directory unless `TO11_DATABASE_URL` names another),
+/// with its upkeep: prices reloaded and retention applied every few minutes.
+fn metering(s: &EmbeddedConfig) -> anyhow::Result<Metering> {
+    let url = match &s.database_url {
+        Some(u) => u.expose().to_string(),
+        None => format!("sqlite://{}", s.data_dir.join("usage.db").display()),
+    };
+    let store = usage::open(&url).map_err(|e| anyhow::anyhow!("usage store {url}: {e}"))?;
+    let pricer = Arc::new(Pricer::default());
+    let (upkeep_store, upkeep_pricer, retention) = (store.clone(), pricer.clone(), s.retention);
+    actix_rt::spawn(async move {
+        loop {
+            if let Err(e) = upkeep_pricer.reload(&*upkeep_store).await {
+                tracing::warn!(error = %e, "reloading prices failed");
+            }
+            let now = chrono::Utc::now();
+            if let Err(e) = upkeep_store
+                .maintain(now, retention.raw_days, retention.rollup_days)
+                .await
+            {
+                tracing::warn!(error = %e, "usage retention failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+        }
+    });
+    Ok(Metering {
+        store: Some(store),
+        pricer,
+        ingest: None,
+    })
 }
 
 pub struct Embedded {
@@ -107,14 +146,22 @@ pub async fn start(s: EmbeddedConfig) -> anyhow::Result<Embedded> {
     };
 
     let local = LocalStore::open(&s.data_dir.join("store")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metering = metering(&s)?;
     let settings = Settings {
         api: s.api,
         keyring: keyring.clone(),
         admin_token_hash,
     };
+    let sink = metering.store.clone().map(|store| {
+        Arc::new(LocalSink {
+            store,
+            pricer: metering.pricer.clone(),
+        }) as Arc<dyn RecordSink>
+    });
     let control_plane =
-        to11_control_plane::start(settings, Arc::new(Store::Local(local.clone()))).await?;
-    let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local))?;
+        to11_control_plane::start(settings, Arc::new(Store::Local(local.clone())), metering)
+            .await?;
+    let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local), sink)?;
     let _ = control_plane
         .gateway_url
         .set(format!("http://{}", gateway.addr));

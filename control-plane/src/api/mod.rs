@@ -11,6 +11,7 @@ mod projects;
 mod providers;
 mod routing;
 mod session;
+mod usage;
 mod views;
 
 use std::sync::Arc;
@@ -41,6 +42,9 @@ pub struct Api {
     pub sessions: session::Sessions,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
+    /// Where request records are kept; `None` without a database.
+    pub usage: Option<Arc<dyn crate::usage::UsageStore>>,
+    pub pricer: Arc<crate::usage::Pricer>,
 }
 
 impl Api {
@@ -167,6 +171,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::delete().to(routing::delete_function),
                 )
                 .route("/projects/{p}/resolve", web::get().to(projects::resolve))
+                .route("/projects/{p}/usage", web::get().to(usage::project_usage))
+                .route("/projects/{p}/requests", web::get().to(usage::requests))
+                .route("/projects/{p}/requests/{id}", web::get().to(usage::request))
+                .route("/projects/{p}/prices", web::get().to(usage::project_prices))
+                .route(
+                    "/projects/{p}/prices",
+                    web::put().to(usage::set_project_prices),
+                )
+                .route("/usage", web::get().to(usage::all_usage))
+                .route("/prices", web::get().to(usage::operator_prices))
+                .route("/prices", web::put().to(usage::set_operator_prices))
                 .default_service(web::to(health::not_found)),
         )
         .app_data(

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use to11_control_plane::store::redis::RedisStore;
 use to11_control_plane::store::Store;
+use to11_control_plane::usage::ingest::{IngestStats, Ingester};
+use to11_control_plane::usage::{self, Metering};
 use to11_control_plane::{ControlPlaneConfig, Settings};
 use to11_shared::config::Source;
 use to11_shared::crypto::Keyring;
@@ -16,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     to11_control_plane::init_tracing(&config.log);
     let keyring = Keyring::from_base64(config.master_key.expose())
         .map_err(|e| anyhow::anyhow!("TO11_MASTER_KEY: {e}"))?;
-    let settings = Settings::new(config.api, keyring, config.admin_token.expose());
+    let settings = Settings::new(config.api.clone(), keyring, config.admin_token.expose());
     let store = Arc::new(Store::Redis(
         RedisStore::new(
             &config.redis.url,
@@ -25,10 +27,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?,
     ));
+    let metering = metering(&config)?;
     // Wait for the store: the control plane serves nothing it has not loaded.
     let mut wait = Duration::from_millis(200);
     let cp = loop {
-        match to11_control_plane::start(settings.clone(), store.clone()).await {
+        match to11_control_plane::start(settings.clone(), store.clone(), metering.clone()).await {
             Ok(cp) => break cp,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot load configuration from Redis; retrying");
@@ -40,4 +43,33 @@ async fn main() -> anyhow::Result<()> {
     println!("to11-control-plane listening on {}", cp.addr);
     cp.server.await?;
     Ok(())
+}
+
+/// The usage store of `TO11_DATABASE_URL`, and the ingestion of the replicas' records into it.
+fn metering(config: &ControlPlaneConfig) -> anyhow::Result<Metering> {
+    let Some(url) = &config.database_url else {
+        tracing::warn!(
+            "TO11_DATABASE_URL is not set: request records wait in Redis and the usage API answers 503"
+        );
+        return Ok(Metering::default());
+    };
+    let store = usage::open(url.expose()).map_err(|e| anyhow::anyhow!("TO11_DATABASE_URL: {e}"))?;
+    let pricer = Arc::new(usage::Pricer::default());
+    let stats = Arc::new(IngestStats::default());
+    let ingester = Ingester {
+        redis_url: config.redis.url.clone(),
+        prefix: config.redis.prefix.clone(),
+        consumer: format!("cp-{}-{:08x}", std::process::id(), rand::random::<u32>()),
+        store: store.clone(),
+        pricer: pricer.clone(),
+        stats: stats.clone(),
+        raw_days: config.retention.raw_days,
+        rollup_days: config.retention.rollup_days,
+    };
+    actix_rt::spawn(ingester.run());
+    Ok(Metering {
+        store: Some(store),
+        pricer,
+        ingest: Some(stats),
+    })
 }

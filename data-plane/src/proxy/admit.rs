@@ -25,6 +25,32 @@ pub fn surface(req: &HttpRequest) -> Result<(Surface, Option<String>), GatewayEr
         .ok_or_else(|| GatewayError::new(ErrorCode::NotFound, format!("no API at {}", req.path())))
 }
 
+/// The request's labels: its tags (`x-to11-tags`, refused with 400 when malformed) and its end
+/// user (`x-to11-user`).
+pub fn labels(
+    req: &HttpRequest,
+) -> Result<(std::collections::BTreeMap<String, String>, Option<String>), GatewayError> {
+    let header = |name: &str| {
+        req.headers().get(name).map(|v| {
+            v.to_str().map_err(|_| {
+                GatewayError::new(
+                    ErrorCode::BadRequest,
+                    format!("{name} must be printable ASCII"),
+                )
+            })
+        })
+    };
+    let tags = match header("x-to11-tags").transpose()? {
+        Some(raw) => to11_shared::record::parse_tags(raw)
+            .map_err(|m| GatewayError::new(ErrorCode::BadRequest, m))?,
+        None => Default::default(),
+    };
+    let user = header("x-to11-user")
+        .transpose()?
+        .and_then(to11_shared::record::clean_user);
+    Ok((tags, user))
+}
+
 /// The body's top level, in one pass.
 pub fn scan(body: &[u8]) -> Result<Scan<'_>, GatewayError> {
     to11_shared::body::scan(body)

@@ -22,6 +22,10 @@ use super::guard::Guarded;
 use super::prepare::Prepared;
 use super::transform::Converted;
 use crate::error::{Dialect, GatewayError};
+use crate::metering::{Draft, Metered, Outcome};
+use to11_shared::translate::Framing;
+use to11_shared::usage::meter::Body;
+use to11_shared::usage::{from_bedrock_headers, Meter, Usage, UsageFormat, UsageStrip};
 
 pub(super) fn skip_response_header(name: &HeaderName) -> bool {
     matches!(
@@ -46,6 +50,8 @@ pub struct Served<'a> {
     pub function: Option<&'a str>,
     pub route: Option<&'a str>,
     pub provider: &'a str,
+    /// The provider's catalog kind (for records; not a header).
+    pub kind: &'a str,
     pub model: &'a str,
     pub version: u64,
     pub attempts: u32,
@@ -95,11 +101,20 @@ pub(super) async fn deliver<B>(
     prepared: &Prepared,
     served: &Served<'_>,
     how: &Answering,
+    draft: Option<Draft>,
 ) -> HttpResponse
 where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
     let ok = upstream.status.is_success();
+    // An upstream's error answer is recorded as such; it used no tokens worth metering.
+    let draft = match draft {
+        Some(d) if !ok => {
+            d.fail(upstream.status.as_u16(), "upstream_error");
+            None
+        }
+        d => d,
+    };
     let answer = Answer {
         model: served.model,
         created: chrono::Utc::now().timestamp(),
@@ -107,14 +122,20 @@ where
     };
     match &prepared.translation {
         Some(t) if !t.answers_pass() && (!how.streaming || !ok) => {
-            whole(upstream, t, &answer, served, how).await
+            whole(upstream, t, &answer, prepared, served, how, draft).await
         }
         Some(t) if t.converts_streams() && ok => {
             let mut out = head(&upstream, served, true);
             out.insert_header((CONTENT_TYPE, "text/event-stream"));
+            let mut converter = t.stream(&answer);
+            if draft.is_some() {
+                converter =
+                    converter.with_meter(Meter::new(prepared.usage, Body::Stream(t.framing)));
+            }
+            let status = upstream.status.as_u16();
             out.streaming(
                 Guarded::new(
-                    Converted::new(upstream.body, t.stream(&answer)),
+                    Converted::new(upstream.body, converter, draft.map(|d| (d, status))),
                     how.idle,
                     true,
                 )
@@ -122,8 +143,36 @@ where
                 .dialect(how.dialect),
             )
         }
-        _ => pass(upstream, served, how),
+        _ => pass(upstream, prepared, served, how, draft),
     }
+}
+
+/// How a passed-through answer's body is laid out, for its meter.
+fn body_kind<B>(upstream: &Answered<B>, prepared: &Prepared) -> Body {
+    let content_type = upstream
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("text/event-stream") {
+        Body::Stream(Framing::Sse)
+    } else if content_type.starts_with("application/vnd.amazon.eventstream") {
+        Body::Stream(match prepared.usage {
+            UsageFormat::Converse => Framing::ConverseEvents,
+            _ => Framing::AnthropicChunks,
+        })
+    } else {
+        Body::Json
+    }
+}
+
+/// Bedrock InvokeModel's usage headers.
+fn header_usage<B>(upstream: &Answered<B>) -> Option<Usage> {
+    let h = |n: &str| upstream.headers.get(n).and_then(|v| v.to_str().ok());
+    from_bedrock_headers(
+        h("x-amzn-bedrock-input-token-count"),
+        h("x-amzn-bedrock-output-token-count"),
+    )
 }
 
 /// The status and headers of an answer, with the served-by headers.
@@ -141,10 +190,41 @@ fn head<B>(upstream: &Answered<B>, served: &Served<'_>, converted: bool) -> Http
     out
 }
 
-/// Streams an upstream answer to the client as it arrives, guarded.
-fn pass<B>(upstream: Answered<B>, served: &Served<'_>, how: &Answering) -> HttpResponse
+/// Streams an upstream answer to the client as it arrives, guarded (and metered, when there is
+/// a record to finish).
+fn pass<B>(
+    upstream: Answered<B>,
+    prepared: &Prepared,
+    served: &Served<'_>,
+    how: &Answering,
+    draft: Option<Draft>,
+) -> HttpResponse
 where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
+{
+    let Some(draft) = draft else {
+        return pass_as(upstream, served, how, |b| b);
+    };
+    let kind = body_kind(&upstream, prepared);
+    let strip =
+        (prepared.strip_usage && kind == Body::Stream(Framing::Sse)).then(UsageStrip::default);
+    let fallback = header_usage(&upstream);
+    let status = upstream.status.as_u16();
+    let meter = Meter::new(prepared.usage, kind);
+    pass_as(upstream, served, how, move |b| {
+        Metered::new(b, meter, strip, draft, status).with_fallback(fallback)
+    })
+}
+
+/// `pass` with the body wrapped by `wrap`.
+fn pass_as<B, W>(
+    upstream: Answered<B>,
+    served: &Served<'_>,
+    how: &Answering,
+    wrap: impl FnOnce(B) -> W,
+) -> HttpResponse
+where
+    W: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
     let mut out = head(&upstream, served, false);
     let length = upstream
@@ -157,7 +237,7 @@ where
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let body = Guarded::new(upstream.body, how.idle, sse)
+    let body = Guarded::new(wrap(upstream.body), how.idle, sse)
         .expect_end(how.end)
         .dialect(how.dialect);
     match length {
@@ -172,8 +252,10 @@ async fn whole<B>(
     mut upstream: Answered<B>,
     t: &Translation,
     answer: &Answer<'_>,
+    prepared: &Prepared,
     served: &Served<'_>,
     how: &Answering,
+    draft: Option<Draft>,
 ) -> HttpResponse
 where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
@@ -204,6 +286,19 @@ where
         ));
     };
     let out = if upstream.status.is_success() {
+        if let Some(d) = draft {
+            let mut meter = Meter::new(prepared.usage, Body::Json);
+            meter.push(&body);
+            d.finish(
+                upstream.status.as_u16(),
+                Outcome {
+                    reported: meter.usage().or_else(|| header_usage(&upstream)),
+                    chunks: 0,
+                    answer_bytes: body.len() as u64,
+                    cut: false,
+                },
+            );
+        }
         match t.answer(&body, answer) {
             Ok(b) => b,
             Err(e) => return fail(e.to_string()),
@@ -242,17 +337,26 @@ const MAX_TRANSLATED_BODY: usize = 32 * 1024 * 1024;
 /// when the target speaks another API), or a gateway error.
 pub(super) fn failed(
     failure: Failure,
-    served: HeaderMap,
+    served: &Served<'_>,
     prepared: Option<&Prepared>,
+    draft: Option<Draft>,
 ) -> Result<HttpResponse, GatewayError> {
     let (status, headers, body) = match failure {
-        Failure::Error(e) => return Err(e),
+        Failure::Error(e) => {
+            if let Some(d) = draft {
+                d.fail(e.code.status(), e.code.name());
+            }
+            return Err(e);
+        }
         Failure::Answered {
             status,
             headers,
             body,
         } => (status, headers, body),
     };
+    if let Some(d) = draft {
+        d.fail(status, "upstream_error");
+    }
     let translation = prepared.and_then(Prepared::answer_translation);
     let mut out =
         HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
@@ -269,7 +373,7 @@ pub(super) fn failed(
         }
         None => body,
     };
-    for (name, value) in served {
+    for (name, value) in served.headers() {
         out.insert_header((name, value));
     }
     Ok(out.body(body))

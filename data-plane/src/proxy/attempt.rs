@@ -6,6 +6,7 @@
 //! Retries and fallback happen only here, on response heads: once an answer is delivered, it is
 //! the client's.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use actix_web::http::StatusCode;
 use bytes::Bytes;
 use futures_util::Stream;
 use to11_shared::policy::{retry_after_ms, Decision, Outcome, RoutePolicy};
+use to11_shared::record::FailedAttempt;
 use to11_shared::resolve::{CompiledTarget, Layer};
 use to11_shared::ErrorCode;
 
@@ -78,6 +80,8 @@ pub struct Attempts<'a> {
     /// The client's own upstream key (BYOK).
     pub byok: Option<&'a str>,
     pub metrics: &'a Metrics,
+    /// Every failed attempt, in order (for the request's record).
+    pub failed: RefCell<Vec<FailedAttempt>>,
 }
 
 /// How a request ends.
@@ -89,8 +93,9 @@ pub enum Delivery<'a, B> {
         prepared: Rc<Prepared>,
         served: Served<'a>,
     },
-    /// The last failure, once every target was tried (or the deadline passed).
-    Failed(Failure, HeaderMap, Option<Rc<Prepared>>),
+    /// The last failure, once every target was tried (or the deadline passed), or a failure
+    /// the policy delivers.
+    Failed(Failure, Served<'a>, Option<Rc<Prepared>>),
     /// No target could be tried at all.
     Error(GatewayError),
 }
@@ -157,7 +162,7 @@ impl<'a> Attempts<'a> {
             }
         }
         match last {
-            Some((f, served, prepared)) => Delivery::Failed(f, served.headers(), Some(prepared)),
+            Some((f, served, prepared)) => Delivery::Failed(f, served, Some(prepared)),
             None => Delivery::Error(self.nothing_tried(unsupported)),
         }
     }
@@ -199,6 +204,7 @@ impl<'a> Attempts<'a> {
             function: self.function,
             route: self.route,
             provider: &self.project.tables.providers[target.provider].slug,
+            kind: &self.project.tables.providers[target.provider].kind,
             model: &target.model,
             version: self.project.version,
             attempts,
@@ -236,6 +242,9 @@ impl<'a> Attempts<'a> {
             let served = self.served(target, *attempts);
             let (outcome, failure) = match sent {
                 Ok(answered) if answered.status.as_u16() < 400 || self.policy.is_none() => {
+                    if answered.status.as_u16() >= 400 {
+                        self.note(&served, Some(answered.status.as_u16()), None);
+                    }
                     self.record_answer(health, &answered, ttfb_us);
                     return TargetEnd::Deliver(Delivery::Answer {
                         answered,
@@ -244,14 +253,21 @@ impl<'a> Attempts<'a> {
                     });
                 }
                 Ok(answered) => read_failure(answered, idle).await,
-                Err(SendError::Credential(e)) => return TargetEnd::Next(Failure::Error(e), served),
+                Err(SendError::Credential(e)) => {
+                    self.note(&served, None, Some(e.code.name()));
+                    return TargetEnd::Next(Failure::Error(e), served);
+                }
                 Err(e) => upstream_error(e, served.provider),
             };
+            match &failure {
+                Failure::Answered { status, .. } => self.note(&served, Some(*status), None),
+                Failure::Error(e) => self.note(&served, None, Some(e.code.name())),
+            }
             match self.decide(outcome, &failure, health, retries_done, ttfb_us) {
                 Decision::Deliver => {
                     return TargetEnd::Deliver(Delivery::Failed(
                         failure,
-                        served.headers(),
+                        served,
                         Some(prepared.clone()),
                     ))
                 }
@@ -267,6 +283,16 @@ impl<'a> Attempts<'a> {
                 Decision::Next => return TargetEnd::Next(failure, served),
             }
         }
+    }
+
+    /// Notes a failed attempt for the record.
+    fn note(&self, served: &Served<'_>, status: Option<u16>, error: Option<&str>) {
+        self.failed.borrow_mut().push(FailedAttempt {
+            provider: served.provider.to_string(),
+            model: served.model.to_string(),
+            status,
+            error: error.map(str::to_string),
+        });
     }
 
     /// The wait allowed for the next attempt's headers; `None` once the deadline passed.

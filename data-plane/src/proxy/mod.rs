@@ -31,6 +31,7 @@ use to11_shared::ErrorCode;
 
 use crate::error::{Dialect, GatewayError};
 use crate::health_book::now_ms;
+use crate::metering::Draft;
 use crate::Ctx;
 use admit::Call;
 use attempt::{Attempts, Delivery};
@@ -44,16 +45,31 @@ pub async fn forward(
     ctx: web::Data<Ctx>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
-    let request_id = new_request_id();
+    let arrived = Arrival {
+        id: new_request_id(),
+        at: chrono::Utc::now(),
+        started: Instant::now(),
+    };
     ctx.metrics.requests.inc();
-    match serve(&req, payload, &ctx, &client, &request_id).await {
+    let mut draft = None;
+    match serve(&req, payload, &ctx, &client, &arrived, &mut draft).await {
         Ok(r) => r,
         Err(e) => {
             ctx.metrics.error(e.code);
-            e.with_request_id(&request_id)
+            if let Some(d) = draft {
+                d.fail(e.code.status(), e.code.name());
+            }
+            e.with_request_id(&arrived.id)
                 .render(Dialect::of_path(req.path()))
         }
     }
+}
+
+/// When and as what a request arrived.
+struct Arrival {
+    id: String,
+    at: chrono::DateTime<chrono::Utc>,
+    started: Instant,
 }
 
 async fn serve(
@@ -61,14 +77,43 @@ async fn serve(
     payload: web::Payload,
     ctx: &Ctx,
     client: &awc::Client,
-    request_id: &str,
+    arrived: &Arrival,
+    draft: &mut Option<Draft>,
 ) -> Result<HttpResponse, GatewayError> {
+    let request_id = arrived.id.as_str();
     let caller = admit::caller(ctx, req)?;
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
+    let (tags, user) = admit::labels(req)?;
+    if ctx.recorder.enabled() {
+        let mut d = Draft::new(
+            ctx.recorder.clone(),
+            request_id,
+            arrived.at,
+            arrived.started,
+            caller.project.id,
+            caller.key.key_id,
+            surface.api().name(),
+            tags,
+        );
+        d.user(user);
+        *draft = Some(d);
+    }
     let body = read_body(req, payload, ctx.settings.max_body_bytes).await?;
     let scan = admit::scan(&body)?;
     let call = admit::resolve(&caller, surface, path_model.as_deref(), &scan)?;
+    if let Some(d) = draft.as_mut() {
+        let r = &call.resolution;
+        d.body(
+            body.len(),
+            Some(call.model),
+            scan.user
+                .as_deref()
+                .and_then(to11_shared::record::clean_user),
+            call.streaming,
+        );
+        d.resolved(r.layer.as_str(), r.function, r.route);
+    }
     // Admission control (limits and budgets) decides here, before any attempt.
     let project = &caller.project;
     let r = &call.resolution;
@@ -91,6 +136,7 @@ async fn serve(
         deadline,
         byok,
         metrics: &ctx.metrics,
+        failed: Default::default(),
     };
     let mut prep = Preparer::new(
         project,
@@ -109,14 +155,46 @@ async fn serve(
         end: end_markers(surface),
         streaming: call.streaming,
     };
-    match attempts.run(&upstream, &mut prep, &order, idle).await {
+    let delivery = attempts.run(&upstream, &mut prep, &order, idle).await;
+    let failed = attempts.failed.take();
+    match delivery {
         Delivery::Answer {
             answered,
             prepared,
             served,
-        } => Ok(answer::deliver(answered, &prepared, &served, &how).await),
-        Delivery::Failed(f, served, prepared) => answer::failed(f, served, prepared.as_deref()),
-        Delivery::Error(e) => Err(e),
+        } => {
+            let d = draft.take().map(|mut d| {
+                d.served(
+                    served.provider,
+                    served.kind,
+                    served.model,
+                    served.attempts,
+                    failed,
+                );
+                d.first_byte();
+                d
+            });
+            Ok(answer::deliver(answered, &prepared, &served, &how, d).await)
+        }
+        Delivery::Failed(f, served, prepared) => {
+            let d = draft.take().map(|mut d| {
+                d.served(
+                    served.provider,
+                    served.kind,
+                    served.model,
+                    served.attempts,
+                    failed,
+                );
+                d
+            });
+            answer::failed(f, &served, prepared.as_deref(), d)
+        }
+        Delivery::Error(e) => {
+            if let Some(d) = draft.as_mut() {
+                d.attempts(failed);
+            }
+            Err(e)
+        }
     }
 }
 

@@ -8,9 +8,11 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use to11_shared::body::{apply_defaults, apply_defaults_to, replace_model, Scan};
+use to11_shared::catalog::StreamUsage;
 use to11_shared::resolve::CompiledTarget;
 use to11_shared::translate::{pair, Asked, Target, TranslateError, Translation};
-use to11_shared::upstream::{plan, BodyEdit, Surface};
+use to11_shared::upstream::{plan, BodyEdit, ProviderApi, Surface};
+use to11_shared::usage::UsageFormat;
 use to11_shared::ErrorCode;
 
 use super::images::Images;
@@ -29,6 +31,11 @@ pub struct Prepared {
     pub translation: Option<Translation>,
     /// What the answer translation needs to know of the request.
     pub asked: Asked,
+    /// The usage format of the upstream's answers.
+    pub usage: UsageFormat,
+    /// The gateway asked for this stream's usage on the client's behalf: what that adds is
+    /// removed before the client sees it.
+    pub strip_usage: bool,
 }
 
 impl Prepared {
@@ -97,20 +104,22 @@ impl<'a> Preparer<'a> {
             Ok(p) => p,
             Err(why) => return Ok(Prepare::Unsupported(why.to_string())),
         };
+        let strip_usage = plan.ask_usage && !self.request.scan.include_usage;
         let (body, asked) = match plan.body {
-            BodyEdit::SetModel => (self.native(&target.model, true)?, Asked::default()),
-            BodyEdit::Keep => (self.native(&target.model, false)?, Asked::default()),
-            BodyEdit::Translate(t) => {
-                match self.translate(t, target, api.max_tokens_field).await? {
-                    Ok(done) => done,
-                    Err(why) => {
-                        return Ok(Prepare::Unsupported(format!(
-                            "provider '{}': {why}",
-                            api.slug
-                        )))
-                    }
+            BodyEdit::SetModel => (
+                self.native(&target.model, true, strip_usage)?,
+                Asked::default(),
+            ),
+            BodyEdit::Keep => (self.native(&target.model, false, false)?, Asked::default()),
+            BodyEdit::Translate(t) => match self.translate(t, target, api).await? {
+                Ok(done) => done,
+                Err(why) => {
+                    return Ok(Prepare::Unsupported(format!(
+                        "provider '{}': {why}",
+                        api.slug
+                    )))
                 }
-            }
+            },
         };
         let prepared = Rc::new(Prepared {
             translation: plan.translation().copied(),
@@ -118,6 +127,8 @@ impl<'a> Preparer<'a> {
             body,
             default_headers: plan.default_headers,
             asked,
+            usage: plan.usage,
+            strip_usage,
         });
         self.done
             .push((target.provider, &target.model, prepared.clone()));
@@ -125,8 +136,9 @@ impl<'a> Preparer<'a> {
     }
 
     /// The client's body for a target that speaks its API: the model written in when
-    /// `set_model` and it differs, a function's defaults added; every other byte as it came.
-    fn native(&self, model: &str, set_model: bool) -> Result<Bytes, GatewayError> {
+    /// `set_model` and it differs, a function's defaults added, the stream's usage asked for when
+    /// `ask_usage`; every other byte as it came.
+    fn native(&self, model: &str, set_model: bool, ask_usage: bool) -> Result<Bytes, GatewayError> {
         let r = &self.request;
         let mut body = r.body.clone();
         if set_model && model != r.model {
@@ -143,6 +155,9 @@ impl<'a> Preparer<'a> {
                 .map_err(|e| GatewayError::new(ErrorCode::InvalidJson, e.to_string()))?
                 .into();
         }
+        if ask_usage {
+            body = ask_for_usage(body, r.scan)?;
+        }
         Ok(body)
     }
 
@@ -152,7 +167,7 @@ impl<'a> Preparer<'a> {
         &mut self,
         t: Translation,
         target: &CompiledTarget,
-        max_tokens_field: &'static str,
+        api: &ProviderApi,
     ) -> Result<Result<(Bytes, Asked), TranslateError>, GatewayError> {
         let mut v = match self.parsed.take() {
             Some(v) => v,
@@ -160,7 +175,8 @@ impl<'a> Preparer<'a> {
         };
         let goal = Target {
             model: &target.model,
-            max_tokens_field,
+            max_tokens_field: api.max_tokens_field,
+            ask_usage: api.stream_usage == StreamUsage::Ask,
         };
         let mut asked = Asked::default();
         for step in t.steps {
@@ -190,4 +206,35 @@ impl<'a> Preparer<'a> {
         }
         Ok(v)
     }
+}
+
+/// `stream_options.include_usage: true` added to a body (spliced in when the body has no
+/// `stream_options`, else set in it).
+fn ask_for_usage(body: Bytes, scan: &Scan<'_>) -> Result<Bytes, GatewayError> {
+    let bad = |e: String| GatewayError::new(ErrorCode::InvalidJson, e);
+    if !scan.keys.iter().any(|k| k == "stream_options") {
+        let mut add = Map::new();
+        add.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+        return Ok(apply_defaults(&body, scan, &add)
+            .map_err(|e| bad(e.to_string()))?
+            .into());
+    }
+    let mut v = pair::parse_object(&body).map_err(|e| bad(e.to_string()))?;
+    match v.get_mut("stream_options") {
+        Some(Value::Object(o)) => {
+            o.insert("include_usage".into(), true.into());
+        }
+        _ => {
+            v.insert(
+                "stream_options".into(),
+                serde_json::json!({"include_usage": true}),
+            );
+        }
+    }
+    Ok(serde_json::to_vec(&v)
+        .map_err(|e| bad(e.to_string()))?
+        .into())
 }

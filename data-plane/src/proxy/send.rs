@@ -8,43 +8,42 @@ use awc::error::SendRequestError;
 
 use super::attempt::{Answered, Attempt, SendError, Upstream};
 use super::present::present;
-use crate::auth::TO11_AUTH_HEADER;
 use crate::Ctx;
 
-/// Request headers never forwarded upstream: hop-by-hop, framing, to11's own, the client's
-/// credentials (re-added in the upstream's form), its encoding wishes (answers are read on the
-/// way) and cookies.
+/// Request headers never forwarded upstream: hop-by-hop, framing, to11's own (`x-to11-*`), the
+/// client's credentials (re-added in the upstream's form), its encoding wishes (answers are read
+/// on the way) and cookies.
 fn skip_request_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "host"
-            | "connection"
-            | "keep-alive"
-            | "proxy-authorization"
-            | "proxy-authenticate"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "content-length"
-            | "expect"
-            | "accept-encoding"
-            | "authorization"
-            | "x-api-key"
-            | "x-goog-api-key"
-            | "api-key"
-            | "x-amz-date"
-            | "x-amz-security-token"
-            | "x-amz-content-sha256"
-            | "cookie"
-            | "forwarded"
-            | "x-forwarded-for"
-            | "x-forwarded-host"
-            | "x-forwarded-proto"
-            | "x-real-ip"
-            | TO11_AUTH_HEADER
-    )
+    name.as_str().starts_with("x-to11-")
+        || matches!(
+            name.as_str(),
+            "host"
+                | "connection"
+                | "keep-alive"
+                | "proxy-authorization"
+                | "proxy-authenticate"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "content-length"
+                | "expect"
+                | "accept-encoding"
+                | "authorization"
+                | "x-api-key"
+                | "x-goog-api-key"
+                | "api-key"
+                | "x-amz-date"
+                | "x-amz-security-token"
+                | "x-amz-content-sha256"
+                | "cookie"
+                | "forwarded"
+                | "x-forwarded-for"
+                | "x-forwarded-host"
+                | "x-forwarded-proto"
+                | "x-real-ip"
+        )
 }
 
 /// Attempts of one request, sent with the worker's awc client.

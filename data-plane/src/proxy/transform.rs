@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use to11_shared::translate::{Converter, StreamError};
 
+use crate::metering::{Draft, Outcome};
+
 /// Why a converted stream ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError<E> {
@@ -23,15 +25,42 @@ pub struct Converted<S> {
     inner: S,
     converter: Converter,
     done: bool,
+    /// The request's record and the answer's status, finished from the converter's meter when
+    /// the stream ends or is dropped.
+    draft: Option<(Draft, u16)>,
+    answer_bytes: u64,
 }
 
 impl<S> Converted<S> {
-    pub fn new(inner: S, converter: Converter) -> Self {
+    pub fn new(inner: S, converter: Converter, draft: Option<(Draft, u16)>) -> Self {
         Converted {
             inner,
             converter,
             done: false,
+            draft,
+            answer_bytes: 0,
         }
+    }
+
+    fn finish(&mut self, cut: bool) {
+        if let Some((draft, status)) = self.draft.take() {
+            let meter = self.converter.meter();
+            draft.finish(
+                status,
+                Outcome {
+                    reported: meter.and_then(|m| m.usage()),
+                    chunks: meter.map(|m| m.chunks()).unwrap_or(0),
+                    answer_bytes: self.answer_bytes,
+                    cut,
+                },
+            );
+        }
+    }
+}
+
+impl<S> Drop for Converted<S> {
+    fn drop(&mut self) {
+        self.finish(true);
     }
 }
 
@@ -48,27 +77,39 @@ where
                 return Poll::Ready(None);
             }
             let out = match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => self.converter.push(&chunk),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.answer_bytes += chunk.len() as u64;
+                    self.converter.push(&chunk)
+                }
                 Poll::Ready(Some(Err(e))) => {
                     self.done = true;
+                    self.finish(true);
                     return Poll::Ready(Some(Err(ConvertError::Upstream(e))));
                 }
                 // An incomplete answer gets no close from the converter: `Guarded` reports the
                 // truncation.
                 Poll::Ready(None) => {
                     self.done = true;
-                    self.converter.finish()
+                    let rest = self.converter.finish();
+                    if !self.converter.ended() {
+                        // Ended before its close: `Guarded` reports the truncation.
+                        self.finish(true);
+                    }
+                    rest
                 }
                 Poll::Pending => return Poll::Pending,
             };
             if self.converter.ended() {
                 self.done = true;
+                // The client got the stream's end: complete, whatever else the upstream sends.
+                self.finish(false);
             }
             match out {
                 Ok(bytes) if bytes.is_empty() => continue,
                 Ok(bytes) => return Poll::Ready(Some(Ok(Bytes::from(bytes)))),
                 Err(e) => {
                     self.done = true;
+                    self.finish(true);
                     return Poll::Ready(Some(Err(e.into())));
                 }
             }
@@ -98,7 +139,7 @@ mod tests {
                 .into_iter()
                 .map(|p| Ok::<_, std::io::Error>(Bytes::from(p))),
         );
-        Converted::new(inner, Converter::new(Framing::AnthropicChunks, None))
+        Converted::new(inner, Converter::new(Framing::AnthropicChunks, None), None)
             .map(|r| {
                 r.map(|b| String::from_utf8(b.to_vec()).expect("utf8"))
                     .map_err(|e| e.to_string())

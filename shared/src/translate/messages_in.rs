@@ -38,7 +38,7 @@ pub fn request(
         if v.is_null() {
             continue;
         }
-        field(k, v, target.max_tokens_field, &mut out)?;
+        field(k, v, target, &mut out)?;
     }
     let mut messages = system(req.get("system"))?;
     for m in req
@@ -80,13 +80,13 @@ pub fn request(
 fn field(
     k: &str,
     v: &Value,
-    max_field: &str,
+    target: &Target<'_>,
     out: &mut Map<String, Value>,
 ) -> Result<(), TranslateError> {
     match k {
         "model" | "messages" | "system" | "tools" | "tool_choice" => {}
         "max_tokens" => {
-            out.insert(max_field.into(), v.clone());
+            out.insert(target.max_tokens_field.into(), v.clone());
         }
         "temperature" | "top_p" => {
             out.insert(k.into(), v.clone());
@@ -96,7 +96,8 @@ fn field(
         }
         "stream" => {
             out.insert("stream".into(), v.clone());
-            if v == true {
+            // The usage of the stream, for the client's `message_delta` (and metering).
+            if v == true && target.ask_usage {
                 out.insert("stream_options".into(), json!({"include_usage": true}));
             }
         }
@@ -463,6 +464,7 @@ mod tests {
                 &Target {
                     model,
                     max_tokens_field: max_field,
+                    ask_usage: true,
                 },
             )
             .map(|(b, _)| b)

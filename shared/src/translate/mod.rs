@@ -252,6 +252,7 @@ pub(crate) mod testing {
             &Target {
                 model,
                 max_tokens_field: "max_tokens",
+                ask_usage: true,
             },
         )
     }

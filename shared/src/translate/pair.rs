@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::stream::{Chain, Converter, Framing, StreamTranslator};
 use super::{anthropic, bedrock, gemini, messages_in, Asked, TranslateError};
+use crate::usage::UsageFormat;
 
 /// What a request translation needs to know about the target.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +19,9 @@ pub struct Target<'a> {
     pub model: &'a str,
     /// The catalog entry's field for an output limit (`max_tokens` or `max_completion_tokens`).
     pub max_tokens_field: &'static str,
+    /// Whether to ask an OpenAI-compatible target for the usage of a stream
+    /// (`stream_options.include_usage`; some servers refuse it).
+    pub ask_usage: bool,
 }
 
 /// What an answer translation needs to know.
@@ -56,6 +60,8 @@ pub struct Step {
     pub inline_images: bool,
     /// `None`: the answer is already in the client's terms (a body edit only).
     pub answer: Option<AnswerSide>,
+    /// The usage format of the answers this step's upstream gives.
+    pub answers_in: UsageFormat,
 }
 
 /// The steps a target needs, and how its streamed answers are framed.
@@ -195,6 +201,7 @@ pub static CHAT_TO_MESSAGES: Step = Step {
         error: anthropic::error,
         stream: anthropic::stream,
     }),
+    answers_in: UsageFormat::Anthropic,
 };
 
 /// OpenAI chat → Gemini `generateContent`.
@@ -207,6 +214,7 @@ pub static CHAT_TO_GEMINI: Step = Step {
         error: gemini::error,
         stream: gemini::stream,
     }),
+    answers_in: UsageFormat::Gemini,
 };
 
 /// OpenAI chat → Bedrock Converse.
@@ -219,6 +227,7 @@ pub static CHAT_TO_CONVERSE: Step = Step {
         error: bedrock::error,
         stream: bedrock::stream,
     }),
+    answers_in: UsageFormat::Converse,
 };
 
 /// Anthropic Messages → OpenAI chat.
@@ -231,6 +240,7 @@ pub static MESSAGES_TO_CHAT: Step = Step {
         error: messages_in::error,
         stream: messages_in::stream,
     }),
+    answers_in: UsageFormat::OpenAi,
 };
 
 /// Anthropic Messages for Claude on Vertex (`rawPredict`): the model moves to the URL, the body
@@ -240,6 +250,7 @@ pub static VERTEX_CLAUDE: Step = Step {
     request: anthropic::vertex_body,
     inline_images: false,
     answer: None,
+    answers_in: UsageFormat::Anthropic,
 };
 
 /// Anthropic Messages for Claude on Bedrock (`invoke`): the model moves to the URL, no `stream`,
@@ -250,6 +261,7 @@ pub static BEDROCK_CLAUDE: Step = Step {
     request: anthropic::bedrock_body,
     inline_images: false,
     answer: None,
+    answers_in: UsageFormat::Anthropic,
 };
 
 #[cfg(test)]
@@ -271,6 +283,7 @@ mod tests {
                 &Target {
                     model: "gemini-x",
                     max_tokens_field: "max_tokens",
+                    ask_usage: true,
                 },
             )
             .expect("ok");
@@ -327,6 +340,7 @@ mod tests {
                 &Target {
                     model: "m",
                     max_tokens_field: "max_tokens",
+                    ask_usage: true,
                 },
             )
             .expect("ok");

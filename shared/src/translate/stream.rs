@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::sse;
 use crate::eventstream::{Decoder, Frame, FrameError};
+use crate::usage::Meter;
 
 /// One event of a stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,6 +165,8 @@ pub struct Converter {
     events: Vec<Event>,
     out: Vec<Event>,
     done: bool,
+    /// Reads the usage from the upstream's events, before they are translated.
+    meter: Option<Meter>,
 }
 
 impl Converter {
@@ -177,7 +180,19 @@ impl Converter {
             events: Vec::new(),
             out: Vec::new(),
             done: false,
+            meter: None,
         }
+    }
+
+    /// Meters the upstream's events with `meter` as they are decoded.
+    pub fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// The meter, if one was given.
+    pub fn meter(&self) -> Option<&Meter> {
+        self.meter.as_ref()
     }
 
     /// Whether the stream reached its end; later input is ignored.
@@ -202,7 +217,7 @@ impl Converter {
                 for f in d.push(bytes)? {
                     if self.translator.is_none() && framing == Framing::AnthropicChunks {
                         // Passed as they came: each chunk's event bytes, verbatim.
-                        if anthropic_chunk_sse(&f, &mut text)? {
+                        if anthropic_chunk_sse(&f, &mut text, self.meter.as_mut())? {
                             self.done = true;
                             return Ok(text);
                         }
@@ -233,10 +248,19 @@ impl Converter {
         }
         let mut text = Vec::new();
         self.translate(&mut text, true);
+        if self.translator.is_none() {
+            // A framing change only: a clean end is the stream's end.
+            self.done = true;
+        }
         Ok(text)
     }
 
     fn translate(&mut self, text: &mut Vec<u8>, end: bool) {
+        if let Some(m) = &mut self.meter {
+            for e in &self.events {
+                m.event(e);
+            }
+        }
         match &mut self.translator {
             Some(t) => {
                 for e in self.events.drain(..) {
@@ -321,7 +345,11 @@ fn chunk_bytes(f: &Frame) -> Result<Vec<u8>, StreamError> {
 
 /// A frame of InvokeModelWithResponseStream as Anthropic SSE, the event's bytes as they came. An
 /// exception frame becomes Anthropic's `error` event; `true` says the stream ends there.
-fn anthropic_chunk_sse(f: &Frame, text: &mut Vec<u8>) -> Result<bool, StreamError> {
+fn anthropic_chunk_sse(
+    f: &Frame,
+    text: &mut Vec<u8>,
+    meter: Option<&mut Meter>,
+) -> Result<bool, StreamError> {
     if f.header(":message-type") != Some("event") {
         if let Event::Exception { kind, data } = exception(f) {
             let e = bedrock_exception(&kind, &data);
@@ -334,11 +362,18 @@ fn anthropic_chunk_sse(f: &Frame, text: &mut Vec<u8>) -> Result<bool, StreamErro
     }
     let data = chunk_bytes(f)?;
     let event: Value = serde_json::from_slice(&data).map_err(|_| StreamError::BadChunk)?;
+    let name = event["type"].as_str().unwrap_or("message").to_string();
     text.extend_from_slice(b"event: ");
-    text.extend_from_slice(event["type"].as_str().unwrap_or("message").as_bytes());
+    text.extend_from_slice(name.as_bytes());
     text.extend_from_slice(b"\ndata: ");
     text.extend_from_slice(String::from_utf8_lossy(&data).trim().as_bytes());
     text.extend_from_slice(b"\n\n");
+    if let Some(m) = meter {
+        m.event(&Event::Json {
+            name: Some(Cow::Owned(name)),
+            data: event,
+        });
+    }
     Ok(false)
 }
 

@@ -45,6 +45,7 @@ fn main() {
     let target = Target {
         model: "gemini-2.5-flash",
         max_tokens_field: "max_tokens",
+        ask_usage: true,
     };
     let n = 50_000;
     let mut best = f64::INFINITY;

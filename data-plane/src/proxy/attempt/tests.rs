@@ -147,6 +147,7 @@ async fn run_on(
         deadline,
         byok: None,
         metrics: &metrics,
+        failed: Default::default(),
     };
     let mut prep = Preparer::new(
         project,
@@ -179,9 +180,11 @@ async fn run_on(
             Some(served.attempts.to_string()),
         ),
         Delivery::Failed(Failure::Answered { status, .. }, served, _) => {
-            (Ok(status), served_attempts(&served))
+            (Ok(status), served_attempts(&served.headers()))
         }
-        Delivery::Failed(Failure::Error(e), served, _) => (Err(e.code), served_attempts(&served)),
+        Delivery::Failed(Failure::Error(e), served, _) => {
+            (Err(e.code), served_attempts(&served.headers()))
+        }
         Delivery::Error(e) => (Err(e.code), None),
     };
     Outcome {

@@ -1,0 +1,114 @@
+//! `Metered`: an answer's body on its way to the client, read by a `Meter` as it passes (and,
+//! where the gateway asked for a stream's usage on the client's behalf, with that usage removed
+//! by a `UsageStrip`). Its record is finished when the body ends, fails, or is dropped before its
+//! end (the client went away).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use to11_shared::usage::{Meter, Usage, UsageStrip};
+
+use super::{Draft, Outcome};
+
+pub struct Metered<S> {
+    inner: S,
+    meter: Meter,
+    strip: Option<UsageStrip>,
+    /// The record, until it is finished.
+    draft: Option<(Draft, u16)>,
+    answer_bytes: u64,
+    ended: bool,
+    /// Usage known from elsewhere (Bedrock's headers), used when the body reports none.
+    fallback: Option<Usage>,
+}
+
+impl<S> Metered<S> {
+    pub fn new(
+        inner: S,
+        meter: Meter,
+        strip: Option<UsageStrip>,
+        draft: Draft,
+        status: u16,
+    ) -> Self {
+        Metered {
+            inner,
+            meter,
+            strip,
+            draft: Some((draft, status)),
+            answer_bytes: 0,
+            ended: false,
+            fallback: None,
+        }
+    }
+
+    /// Usage to record when the body reports none.
+    pub fn with_fallback(mut self, usage: Option<Usage>) -> Self {
+        self.fallback = usage;
+        self
+    }
+
+    fn finish(&mut self, cut: bool) {
+        if let Some((draft, status)) = self.draft.take() {
+            draft.finish(
+                status,
+                Outcome {
+                    reported: self.meter.usage().or(self.fallback),
+                    chunks: self.meter.chunks(),
+                    answer_bytes: self.answer_bytes,
+                    cut,
+                },
+            );
+        }
+    }
+}
+
+impl<S> Drop for Metered<S> {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away (or the stream was ended for it).
+        self.finish(true);
+    }
+}
+
+impl<S, E> Stream for Metered<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.answer_bytes += chunk.len() as u64;
+                    self.meter.push(&chunk);
+                    let Some(strip) = self.strip.as_mut() else {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    };
+                    let out = strip.push(&chunk);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Bytes::from(out))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.finish(true);
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    let rest = self.strip.as_mut().map(UsageStrip::finish);
+                    self.finish(false);
+                    if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+                        return Poll::Ready(Some(Ok(Bytes::from(rest))));
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! Usage end to end: every request leaves exactly one record, with the usage the upstream
+//! reported, in SQLite (embedded mode) and in PostgreSQL over the Redis stream; rollups equal the
+//! sum of the records; the usage API and the request log are tenant-scoped; Redis and PostgreSQL
+//! going away under load fail no request and lose no record.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use to11_tests::client::{gateway, post_chat, wait_version, ApiClient};
+use to11_tests::mock::MockUpstream;
+use to11_tests::postgres::{PgServer, TestDatabase};
+use to11_tests::redis_server::RedisServer;
+use to11_tests::sandbox::{control_plane_metered, embedded, replica, ADMIN_TOKEN};
+use to11_tests::wait_until;
+
+const UPSTREAM_KEY: &str = "sk-usage";
+
+/// A project `slug` with `mock` connected and one key, applied on `gw`: (project id, key).
+async fn project(
+    api: &ApiClient,
+    slug: &str,
+    mock: &MockUpstream,
+    gw: std::net::SocketAddr,
+) -> (String, String) {
+    let (s, p) = api
+        .post("/projects", json!({"name": slug, "slug": slug}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let (s, e) = api
+        .post(
+            &format!("/projects/{slug}/providers"),
+            json!({"kind": "openai-compatible", "slug": "up", "base_url": mock.base_url(), "credential": {"api_key": UPSTREAM_KEY}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let (_, k) = api
+        .post(&format!("/projects/{slug}/keys"), json!({"name": "k"}))
+        .await;
+    let id = p["id"].as_str().expect("id").to_string();
+    wait_version(&[gw], &id, k["version"].as_u64().expect("v")).await;
+    (id, k["key"].as_str().expect("key").to_string())
+}
+
+fn auth(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+/// Sends the mix every test uses: whole and streamed answers, tags and an end user, an unknown
+/// model; returns how many were sent.
+async fn traffic(gw: std::net::SocketAddr, key: &str, n: usize) -> usize {
+    let a = auth(key);
+    for i in 0..n {
+        let stream = i % 3 == 1;
+        let body = json!({"model": "up/gpt-4o", "stream": stream, "user": "end-user-1",
+            "messages": [{"role": "user", "content": "hi"}]})
+        .to_string();
+        let r = post_chat(
+            gw,
+            &[
+                ("x-to11-authorization", &a),
+                ("x-to11-tags", r#"{"team":"search"}"#),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = post_chat(
+        gw,
+        &[("x-to11-authorization", &a)],
+        r#"{"model":"nope","messages":[]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    n + 1
+}
+
+/// Every page of the request log.
+async fn all_records(api: &ApiClient, slug: &str) -> Vec<Value> {
+    let mut out = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/projects/{slug}/requests?limit=7&cursor={c}"),
+            None => format!("/projects/{slug}/requests?limit=7"),
+        };
+        let (s, page) = api.get(&path).await;
+        assert_eq!(s, 200, "{page}");
+        out.extend(page["data"].as_array().expect("data").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+async fn wait_records(api: &ApiClient, slug: &str, n: usize) -> Vec<Value> {
+    wait_until(&format!("{n} records"), 30, || async {
+        let r = all_records(api, slug).await;
+        (r.len() >= n).then_some(r)
+    })
+    .await
+}
+
+/// What every test checks of the records and the usage of the mix.
+async fn check_mix(api: &ApiClient, slug: &str, n: usize) {
+    let records = wait_records(api, slug, n + 1).await;
+    assert_eq!(records.len(), n + 1, "exactly one record per request");
+    let ok: Vec<&Value> = records.iter().filter(|r| r["status"] == 200).collect();
+    assert_eq!(ok.len(), n);
+    for r in &ok {
+        assert_eq!(r["usage"]["input"], 5, "{r}");
+        assert_eq!(r["usage"]["output"], 4, "{r}");
+        assert_eq!(r["usage_source"], "reported", "{r}");
+        assert_eq!(r["user"], "end-user-1");
+        assert_eq!(r["tags"]["team"], "search");
+        assert_eq!(
+            (r["provider"].as_str(), r["model"].as_str()),
+            (Some("up"), Some("gpt-4o"))
+        );
+    }
+    let missing = records
+        .iter()
+        .find(|r| r["status"] == 404)
+        .expect("the 404");
+    assert_eq!(missing["error"], "model_not_found");
+    let ids: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), records.len(), "no record twice");
+
+    let (s, u) = api
+        .get(&format!(
+            "/projects/{slug}/usage?group_by=model&interval=day&from=2000-01-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["totals"]["requests"], (n + 1) as u64, "{u}");
+    assert_eq!(u["totals"]["errors"], 1);
+    assert_eq!(u["totals"]["tokens"]["input"], 5 * n as u64);
+    assert_eq!(u["totals"]["tokens"]["output"], 4 * n as u64);
+    let (_, by_tag) = api
+        .get(&format!(
+            "/projects/{slug}/usage?group_by=tag:team&from=2000-01-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(
+        by_tag["groups"][0]["group"]["tag:team"], "search",
+        "{by_tag}"
+    );
+    assert_eq!(by_tag["groups"][0]["requests"], n as u64);
+    let (s, csv) = api.get(&format!("/projects/{slug}/usage?format=csv")).await;
+    assert_eq!(s, 200, "{csv}");
+}
+
+#[actix_rt::test]
+async fn embedded_mode_meters_every_request_into_sqlite() {
+    let dir = std::env::temp_dir().join(format!("to11-usage-{}", uuid::Uuid::new_v4()));
+    let gw = embedded(&dir).expect("embedded");
+    let api = ApiClient::new(
+        gw.info.api,
+        gw.info.generated_admin_token.as_deref().expect("token"),
+    );
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    let (_, key) = project(&api, "meter", &mock, gw.info.gateway).await;
+    let n = traffic(gw.info.gateway, &key, 12).await - 1;
+    check_mix(&api, "meter", n).await;
+
+    // Tenant isolation: another project's management key sees nothing of this one.
+    let (_, other) = project(&api, "other", &mock, gw.info.gateway).await;
+    let _ = other;
+    let (_, mk) = api
+        .post("/projects/other/management-keys", json!({"name": "m"}))
+        .await;
+    let tenant = api.with_token(mk["key"].as_str().expect("key"));
+    for path in [
+        "/projects/meter/usage",
+        "/projects/meter/requests",
+        "/projects/meter/prices",
+    ] {
+        let (s, _) = tenant.get(path).await;
+        assert_eq!(s, 404, "{path}");
+    }
+    let (s, own) = tenant.get("/projects/other/requests").await;
+    assert_eq!((s, own["data"].as_array().map(Vec::len)), (200, Some(0)));
+    let (s, _) = tenant.get("/usage").await;
+    assert_eq!(s, 403, "the operator's view is the operator's");
+    let (s, all) = api
+        .get("/usage?group_by=project&from=2000-01-01T00:00:00Z")
+        .await;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(all["totals"]["requests"], (n + 1) as u64);
+    let (s, bad) = api.get("/projects/meter/usage?interval=week").await;
+    assert_eq!(
+        (s, bad["error"]["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
+    let bad_tags = post_chat(
+        gw.info.gateway,
+        &[
+            ("x-to11-authorization", &auth(&key)),
+            ("x-to11-tags", "[1]"),
+        ],
+        r#"{"model":"up/gpt-4o","messages":[]}"#,
+    )
+    .await;
+    assert_eq!(bad_tags.status, 400);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[actix_rt::test]
+async fn redis_mode_ingests_records_into_postgres_with_exact_rollups() {
+    let redis = RedisServer::start(false);
+    let db = TestDatabase::create();
+    let cp = control_plane_metered(&redis.url(), "usage:", &db.url).expect("control plane");
+    let dp = replica(&redis.url(), "usage:").expect("replica");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    let (_, key) = project(&api, "pg", &mock, dp.info).await;
+    let n = traffic(dp.info, &key, 15).await - 1;
+    check_mix(&api, "pg", n).await;
+    let raw = db.query("SELECT count(*), sum(input), sum(output) FROM to11_requests");
+    let minute = db.query("SELECT sum(requests), sum(input), sum(output) FROM to11_usage_minute");
+    let hour = db.query("SELECT sum(requests), sum(input), sum(output) FROM to11_usage_hour");
+    assert_eq!(raw, minute, "minute rollups equal the records");
+    assert_eq!(raw, hour, "hour rollups equal the records");
+}
+
+/// Sends chat requests until `stop` is set; counts answers by status.
+async fn load(
+    gw: std::net::SocketAddr,
+    key: String,
+    stop: std::rc::Rc<std::cell::Cell<bool>>,
+) -> (usize, usize) {
+    let a = auth(&key);
+    let (mut ok, mut failed) = (0, 0);
+    let mut i = 0u64;
+    while !stop.get() {
+        i += 1;
+        let body = json!({"model": "up/gpt-4o", "stream": i % 2 == 0,
+            "messages": [{"role": "user", "content": "hi"}]})
+        .to_string();
+        let r = post_chat(gw, &[("x-to11-authorization", &a)], &body).await;
+        if r.status == 200 {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (ok, failed)
+}
+
+/// The replica's counter `name` from its `/metrics`.
+async fn counter(gw: std::net::SocketAddr, name: &str) -> u64 {
+    let r = gateway(gw, awc::http::Method::GET, "/metrics", &[], None).await;
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn redis_then_postgres_going_away_under_load_fails_nothing_and_loses_nothing() {
+    // Redis keeps what it acknowledged (AOF, fsync always), as a deployment's must.
+    let mut redis = RedisServer::start(true);
+    let pg = PgServer::start();
+    let cp = control_plane_metered(&redis.url(), "faults:", &pg.url("postgres")).expect("cp");
+    let dp = replica(&redis.url(), "faults:").expect("replica");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    let (_, key) = project(&api, "fault", &mock, dp.info).await;
+
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let running = actix_rt::spawn(load(dp.info, key, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    pg.down();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.up();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.set(true);
+    let (ok, failed) = running.await.expect("load");
+    assert_eq!(
+        failed, 0,
+        "no request failed while Redis and then PostgreSQL were away"
+    );
+    assert!(ok > 50, "the load ran ({ok} requests)");
+
+    let dropped = counter(dp.info, "to11_usage_records_dropped_total").await;
+    let want = ok as u64 - dropped;
+    let stored = wait_until("every record not dropped", 60, || async {
+        let n: u64 = pg
+            .query("postgres", "SELECT count(*) FROM to11_requests")
+            .parse()
+            .unwrap_or(0);
+        (n >= want).then_some(n)
+    })
+    .await;
+    assert_eq!(
+        stored, want,
+        "no record twice, none lost (dropped: {dropped})"
+    );
+    let rolled: u64 = pg
+        .query("postgres", "SELECT sum(requests) FROM to11_usage_hour")
+        .parse()
+        .expect("sum");
+    assert_eq!(rolled, stored, "rollups count each record once");
+}
