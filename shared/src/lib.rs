@@ -20,8 +20,8 @@ pub mod resolve;
 pub mod sigv4;
 pub mod snapshot;
 pub mod translate;
-pub mod usage;
 pub mod upstream;
 pub mod upstream_url;
+pub mod usage;
 
 pub use error::ErrorCode;

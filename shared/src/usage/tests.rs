@@ -1,0 +1,1 @@
+//! Tests of the usage module (extractors, meter, strip, prices).
