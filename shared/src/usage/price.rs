@@ -101,31 +101,33 @@ impl PriceTable {
             Some(u) if u.as_str() == Some(UNIT) => {}
             Some(u) => problems.push(format!("unit: {u} (amounts must be {UNIT:?})")),
         }
-        let mut rows = Vec::new();
+        // Rows that parse, with their index in the file.
+        let mut rows: Vec<(usize, PriceRow)> = Vec::new();
         match doc.get("rows").and_then(Value::as_array) {
             None => problems.push("rows: missing".to_string()),
             Some(raw) => {
                 for (i, r) in raw.iter().enumerate() {
                     match row(r) {
-                        Ok(row) => rows.push(row),
+                        Ok(row) => rows.push((i, row)),
                         Err(ps) => problems.extend(ps.into_iter().map(|p| format!("row {i}: {p}"))),
                     }
                 }
             }
         }
-        for (i, r) in rows.iter().enumerate() {
-            if let Some(j) = rows[..i]
-                .iter()
-                .position(|o| o.kind == r.kind && o.model == r.model && o.pattern == r.pattern)
-            {
+        for (n, (i, r)) in rows.iter().enumerate() {
+            let same = |(_, o): &&(usize, PriceRow)| {
+                o.kind == r.kind && o.model == r.model && o.pattern == r.pattern
+            };
+            if let Some((j, _)) = rows[..n].iter().find(same) {
                 let what = if r.pattern { "pattern" } else { "model" };
                 problems.push(format!(
-                    "{} {what} {:?} is priced twice (rows {j} and {i} of those that parse)",
+                    "{} {what} {:?} is priced twice (rows {j} and {i})",
                     r.kind, r.model
                 ));
             }
         }
         if problems.is_empty() {
+            let rows = rows.into_iter().map(|(_, r)| r).collect();
             Ok(PriceTable { currency, rows })
         } else {
             Err(problems)
@@ -188,11 +190,11 @@ pub fn cost(usage: &Usage, price: &Price) -> u64 {
         (usage.output.saturating_sub(usage.reasoning), p.output),
         (usage.reasoning, p.reasoning.unwrap_or(p.output)),
     ];
-    let sum: u128 = terms
-        .iter()
-        .map(|&(tokens, rate)| u128::from(tokens) * u128::from(rate))
-        .sum();
-    u64::try_from((sum + 500_000) / 1_000_000).unwrap_or(u64::MAX)
+    // Each product fits in 128 bits; their sum saturates (at that point far beyond u64 anyway).
+    let sum = terms.iter().fold(0u128, |acc, &(tokens, rate)| {
+        acc.saturating_add(u128::from(tokens) * u128::from(rate))
+    });
+    u64::try_from(sum.saturating_add(500_000) / 1_000_000).unwrap_or(u64::MAX)
 }
 
 /// A decimal amount (`"2.50"`, `"0.075"`, at most six decimals) in micro-units.

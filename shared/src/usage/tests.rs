@@ -1,1 +1,0 @@
-//! Tests of the usage module (extractors, meter, strip, prices).
