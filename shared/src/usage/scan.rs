@@ -93,14 +93,15 @@ impl Tail {
 
 /// The first match of `needle` that starts in `prev` and ends in `data`: (start in `prev`, end
 /// in `data`). Both sides are cut to `needle.len() - 1` bytes, so a match must straddle.
-fn across(prev: &[u8], data: &[u8], needle: &[u8]) -> Option<(usize, usize)> {
+fn across(prev: &[u8], data: &[u8], finder: &Finder) -> Option<(usize, usize)> {
+    let needle = finder.needle();
     let k = needle.len().saturating_sub(1).min(TAIL);
     let t = &prev[prev.len().saturating_sub(k)..];
     let c = &data[..data.len().min(k)];
     let mut seam = [0u8; 2 * TAIL];
     seam[..t.len()].copy_from_slice(t);
     seam[t.len()..t.len() + c.len()].copy_from_slice(c);
-    let at = memchr::memmem::find(&seam[..t.len() + c.len()], needle)?;
+    let at = finder.find(&seam[..t.len() + c.len()])?;
     Some((prev.len() - t.len() + at, at + needle.len() - t.len()))
 }
 
@@ -231,10 +232,10 @@ impl Keys {
     ) -> Option<(Slot, usize)> {
         let mut pos = 0;
         let seam = self
-            .keys
+            .finders
             .iter()
             .enumerate()
-            .filter_map(|(i, k)| across(prev, data, k.bytes).map(|(s, e)| (i, s, e)))
+            .filter_map(|(i, f)| across(prev, data, f).map(|(s, e)| (i, s, e)))
             .min_by_key(|&(_, s, _)| s);
         if let Some((i, start, end)) = seam {
             let escaped = start > 0 && prev[start - 1] == b'\\';
@@ -311,7 +312,7 @@ impl Counter {
         let mut n = 0;
         for f in &self.finders {
             n += f.find_iter(bytes).count() as u64;
-            n += u64::from(across(self.tail.bytes(), bytes, f.needle()).is_some());
+            n += u64::from(across(self.tail.bytes(), bytes, f).is_some());
         }
         self.tail = Tail::of(self.tail.bytes(), bytes);
         n

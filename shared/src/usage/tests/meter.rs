@@ -164,27 +164,96 @@ fn a_key_after_a_backslash_is_string_content() {
     check_every_split(&c);
 }
 
-/// The meter's cost per chunk: `cargo test -p to11-shared --release -- --ignored --nocapture
-/// meter_cost`.
+/// The meter's cost: `cargo test -p to11-shared --release --lib -- --ignored --nocapture
+/// meter_cost`. Each stream is pushed an event (an SSE event or an AWS frame) at a time, as an
+/// upstream's reads usually arrive, and in 64-byte pieces.
 #[test]
 #[ignore]
 fn meter_cost_per_chunk() {
-    for c in fixtures::streams() {
-        let rounds = 20_000;
-        let pieces: Vec<&[u8]> = c.bytes.chunks(96).collect();
+    let rounds = 20_000u32;
+    let time = |f: &mut dyn FnMut()| {
         let start = std::time::Instant::now();
         for _ in 0..rounds {
-            let mut m = Meter::new(c.format, c.body);
-            for p in &pieces {
-                m.push(p);
-            }
-            assert_eq!(m.usage(), c.want);
+            f();
         }
-        let per = start.elapsed().as_nanos() as f64 / (rounds * pieces.len()) as f64;
-        let per_byte = start.elapsed().as_nanos() as f64 / (rounds * c.bytes.len()) as f64;
+        start.elapsed().as_nanos() as f64 / f64::from(rounds)
+    };
+    for c in fixtures::streams() {
+        let events = event_pieces(&c);
+        let new = time(&mut || {
+            std::hint::black_box(Meter::new(c.format, c.body));
+        });
+        for (how, pieces) in [
+            ("event", events.clone()),
+            ("64 B", c.bytes.chunks(64).collect()),
+        ] {
+            let total = time(&mut || {
+                let mut m = Meter::new(c.format, c.body);
+                for p in &pieces {
+                    m.push(p);
+                }
+                assert_eq!(m.usage(), c.want);
+            });
+            println!(
+                "{:40} new {new:4.0} ns; per {how} push {:5.0} ns ({} pushes, {:.2} ns/byte)",
+                c.name,
+                (total - new) / pieces.len() as f64,
+                pieces.len(),
+                (total - new) / c.bytes.len() as f64,
+            );
+        }
+    }
+}
+
+/// The steady state: one content event after another, as most of a long answer is.
+#[test]
+#[ignore]
+fn meter_cost_per_content_event() {
+    for c in fixtures::streams() {
+        let events = event_pieces(&c);
+        // The longest content event of the stream (a text delta).
+        let Some(content) = events
+            .iter()
+            .filter(|e| {
+                let mut m = Meter::new(c.format, c.body);
+                m.push(e);
+                m.chunks() == 1 && m.usage().is_none()
+            })
+            .max_by_key(|e| e.len())
+        else {
+            continue;
+        };
+        let mut m = Meter::new(c.format, c.body);
+        let n = 200_000u32;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            m.push(std::hint::black_box(content));
+        }
+        let per = start.elapsed().as_nanos() as f64 / f64::from(n);
+        assert_eq!(m.chunks(), u64::from(n));
         println!(
-            "{:40} {per:7.0} ns per 96-byte push, {per_byte:5.2} ns per byte",
-            c.name
+            "{:40} {per:5.0} ns per {}-byte content event",
+            c.name,
+            content.len()
         );
     }
+}
+
+/// A stream cut at its events' ends.
+fn event_pieces(c: &Case) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = &c.bytes[..];
+    while !rest.is_empty() {
+        let end = match c.body {
+            Body::Stream(Framing::Sse) => memchr::memmem::find(rest, b"\n\n")
+                .map(|i| i + 2)
+                .or_else(|| memchr::memmem::find(rest, b"\r\n\r\n").map(|i| i + 4)),
+            _ => Some(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize),
+        }
+        .unwrap_or(rest.len());
+        let (a, b) = rest.split_at(end);
+        out.push(a);
+        rest = b;
+    }
+    out
 }
