@@ -5,6 +5,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::fixtures::{self, Case};
+use super::streams;
 use crate::eventstream::Decoder;
 use crate::translate::sse;
 use crate::translate::stream::{Event, Framing};
@@ -48,7 +49,7 @@ fn whole_answers_at_every_split() {
 
 #[test]
 fn streams_at_every_split() {
-    for c in fixtures::streams() {
+    for c in streams::streams() {
         check_every_split(&c);
     }
 }
@@ -57,7 +58,7 @@ fn streams_at_every_split() {
 fn streams_at_three_pieces_around_the_usage() {
     // Every pair of cuts in a window around the usage key: a key, its colon and its object cut
     // in three places at once.
-    for c in fixtures::streams() {
+    for c in streams::streams() {
         let b = &c.bytes;
         let Some(key) = memchr::memmem::find(b, b"\"usage\"")
             .or_else(|| memchr::memmem::find(b, b"\"usageMetadata\""))
@@ -77,7 +78,7 @@ fn streams_at_three_pieces_around_the_usage() {
 
 #[test]
 fn a_stream_cut_before_its_usage_has_none_but_chunks() {
-    for c in fixtures::streams() {
+    for c in streams::streams() {
         let Some(cut) = c.cut else { continue };
         let (usage, chunks) = run(&c, &[&c.bytes[..cut]]);
         assert_eq!(usage, None, "{}", c.name);
@@ -129,7 +130,7 @@ fn decode(c: &Case) -> Vec<Event> {
 
 #[test]
 fn decoded_events_read_as_the_bytes_do() {
-    for c in fixtures::streams() {
+    for c in streams::streams() {
         let mut m = Meter::new(c.format, c.body);
         for e in decode(&c) {
             m.event(&e);
@@ -140,7 +141,7 @@ fn decoded_events_read_as_the_bytes_do() {
 
 #[test]
 fn a_broken_frame_stops_the_meter_quietly() {
-    let c = fixtures::streams()
+    let c = streams::streams()
         .into_iter()
         .find(|c| c.body == Body::Stream(Framing::ConverseEvents))
         .expect("a converse case");
@@ -178,7 +179,7 @@ fn meter_cost_per_chunk() {
         }
         start.elapsed().as_nanos() as f64 / f64::from(rounds)
     };
-    for c in fixtures::streams() {
+    for c in streams::streams() {
         let events = event_pieces(&c);
         let new = time(&mut || {
             std::hint::black_box(Meter::new(c.format, c.body));
@@ -209,7 +210,7 @@ fn meter_cost_per_chunk() {
 #[test]
 #[ignore]
 fn meter_cost_per_content_event() {
-    for c in fixtures::streams() {
+    for c in streams::streams() {
         let events = event_pieces(&c);
         // The longest content event of the stream (a text delta).
         let Some(content) = events

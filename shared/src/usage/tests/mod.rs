@@ -5,4 +5,5 @@ mod extract;
 mod fixtures;
 mod meter;
 mod price;
+mod streams;
 mod strip;
