@@ -1,9 +1,26 @@
 //! Usage of answers on their way to the client: `Meter` reads it from the bytes as they pass
 //! (split anywhere; JSON bodies, SSE streams, AWS event-stream frames) or from decoded events, and
 //! `UsageStrip` removes the usage the gateway asked for on the client's behalf.
+//!
+//! The hot path: `push` runs on every chunk of every passed-through answer, so text (JSON bodies,
+//! SSE) is never parsed whole. A `memmem` search finds the keys that hold usage (`scan::Keys`) and
+//! the markers of content events (`scan::Counter`); only the object after a usage key is parsed,
+//! and only it is buffered when a push cuts it. See `scan` for why a byte search cannot be fooled
+//! by string content. AWS frames are decoded (`crate::eventstream::Decoder`, as the converter does)
+//! and read by their `:event-type`; a Bedrock `chunk`'s base64 is decoded and searched the same
+//! way as text.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::Value;
+
+use super::extract::{self, BEDROCK_METRICS};
+use super::scan::{Counter, Found, Key, Keys, Slot};
 use super::{Usage, UsageFormat};
+use crate::eventstream::{Decoder, Frame};
 use crate::translate::stream::{Event, Framing};
+
+pub use super::strip::UsageStrip;
 
 /// How an answer's body is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,31 +32,201 @@ pub enum Body {
 }
 
 /// Reads the usage of one answer as it passes.
+///
+/// Merge rules, by format: OpenAI — the last non-null usage object wins; Anthropic (streams) —
+/// `message_start.message.usage`, then each `message_delta.usage` updates the fields it carries;
+/// Gemini — the last `usageMetadata` wins; Converse — the `metadata` event's usage; Bedrock
+/// InvokeModel chunks — the Anthropic events inside, else the last chunk's
+/// `amazon-bedrock-invocationMetrics` (for a model that is not Claude, the metrics first). A
+/// whole JSON body: the last usage object wins.
 pub struct Meter {
     format: UsageFormat,
     body: Body,
     usage: Option<Usage>,
     chunks: u64,
+    read: Read,
+    tally: Tally,
+}
+
+/// How bytes are read.
+enum Read {
+    /// JSON text (a whole body, or SSE): searched for keys and content markers.
+    Text { keys: Keys, content: Counter },
+    /// AWS event-stream frames. `None` once a frame was broken (the converter reports it).
+    Frames {
+        decoder: Option<Decoder>,
+        framing: Framing,
+        keys: Keys,
+        content: Counter,
+    },
+}
+
+const USAGE: Key = Key {
+    bytes: b"\"usage\"",
+    slot: Slot::Usage,
+};
+const USAGE_METADATA: Key = Key {
+    bytes: b"\"usageMetadata\"",
+    slot: Slot::Usage,
+};
+const METRICS: Key = Key {
+    bytes: b"\"amazon-bedrock-invocationMetrics\"",
+    slot: Slot::Metrics,
+};
+
+/// The keys that hold usage, per format.
+fn keys(format: UsageFormat, body: Body) -> &'static [Key] {
+    const OPENAI: &[Key] = &[USAGE];
+    const ANTHROPIC: &[Key] = &[USAGE, METRICS];
+    const GEMINI: &[Key] = &[USAGE_METADATA];
+    const INVOKE: &[Key] = &[METRICS, USAGE];
+    // A whole InvokeModel answer of Titan or Llama has its counts at the top level.
+    const INVOKE_WHOLE: &[Key] = &[
+        METRICS,
+        USAGE,
+        Key {
+            bytes: b"\"inputTextTokenCount\"",
+            slot: Slot::Input,
+        },
+        Key {
+            bytes: b"\"tokenCount\"",
+            slot: Slot::OutputAdd,
+        },
+        Key {
+            bytes: b"\"prompt_token_count\"",
+            slot: Slot::Input,
+        },
+        Key {
+            bytes: b"\"generation_token_count\"",
+            slot: Slot::Output,
+        },
+    ];
+    match (format, body) {
+        (UsageFormat::OpenAi | UsageFormat::Converse, _) => OPENAI,
+        (UsageFormat::Anthropic, _) => ANTHROPIC,
+        (UsageFormat::Gemini, _) => GEMINI,
+        (UsageFormat::BedrockInvoke, Body::Json) => INVOKE_WHOLE,
+        (UsageFormat::BedrockInvoke, Body::Stream(_)) => INVOKE,
+    }
+}
+
+/// Markers of content-carrying events, one per event (per choice for OpenAI), for `chunks()`.
+/// OpenAI: each `delta` key (chat chunks, the Responses API's `*.delta` events) and each legacy
+/// completions chunk; Anthropic: `content_block_delta`; Gemini: each `candidates`.
+fn content(format: UsageFormat) -> &'static [&'static [u8]] {
+    match format {
+        UsageFormat::OpenAi => &[b"\"delta\":", b"\"text_completion\""],
+        UsageFormat::Anthropic => &[b"\"content_block_delta\""],
+        UsageFormat::Gemini => &[b"\"candidates\":"],
+        // Their content events are frames, counted by their type.
+        UsageFormat::Converse | UsageFormat::BedrockInvoke => &[],
+    }
 }
 
 impl Meter {
     pub fn new(format: UsageFormat, body: Body) -> Self {
+        let content = match body {
+            Body::Json => Counter::new(&[]),
+            Body::Stream(_) => Counter::new(content(format)),
+        };
+        let keys = Keys::new(keys(format, body));
+        let read = match body {
+            Body::Json | Body::Stream(Framing::Sse) => Read::Text { keys, content },
+            Body::Stream(framing) => Read::Frames {
+                decoder: Some(Decoder::default()),
+                framing,
+                keys,
+                content,
+            },
+        };
         Meter {
             format,
             body,
             usage: None,
             chunks: 0,
+            read,
+            tally: Tally::default(),
         }
     }
 
     /// Bytes of the upstream's answer as they pass (split anywhere).
     pub fn push(&mut self, bytes: &[u8]) {
-        let _ = (bytes, self.format, self.body);
+        let (format, merge) = (self.format, self.merges());
+        let tally = &mut self.tally;
+        let mut found = |slot, f| tally.found(format, merge, slot, f);
+        match &mut self.read {
+            Read::Text { keys, content } => {
+                keys.push(bytes, &mut found);
+                if !content.is_empty() {
+                    self.chunks += content.push(bytes);
+                }
+            }
+            Read::Frames {
+                decoder,
+                framing,
+                keys,
+                content,
+            } => {
+                let Some(d) = decoder else { return };
+                let Ok(frames) = d.push(bytes) else {
+                    *decoder = None;
+                    return;
+                };
+                for f in &frames {
+                    self.chunks += frame(f, *framing, format, keys, content, &mut found);
+                }
+            }
+        }
+        self.usage = self.tally.current(self.format);
     }
 
     /// A decoded event of the upstream's stream (converted streams, which decode anyway).
     pub fn event(&mut self, e: &Event) {
-        let _ = e;
+        let Event::Json { name, data } = e else {
+            return;
+        };
+        let merge = self.merges();
+        let t = &mut self.tally;
+        let object = |v: Option<&Value>| v.filter(|v| v.is_object()).cloned().map(Found::Object);
+        let mut found = |slot, v: Option<&Value>| {
+            if let Some(f) = object(v) {
+                t.found(self.format, merge, slot, f);
+            }
+        };
+        found(Slot::Metrics, data.get(BEDROCK_METRICS));
+        let content = match self.format {
+            UsageFormat::OpenAi => {
+                found(Slot::Usage, data.get("usage"));
+                found(Slot::Usage, data.pointer("/response/usage"));
+                found(Slot::Usage, data.pointer("/x_groq/usage"));
+                let choices = data.get("choices").and_then(Value::as_array);
+                let deltas = choices.map_or(0, |cs| {
+                    cs.iter().filter(|c| c.get("delta").is_some()).count() as u64
+                });
+                let legacy = data.get("object").and_then(Value::as_str) == Some("text_completion");
+                deltas + u64::from(data.get("delta").is_some()) + u64::from(legacy)
+            }
+            UsageFormat::Anthropic => {
+                found(Slot::Usage, data.pointer("/message/usage"));
+                found(Slot::Usage, data.get("usage"));
+                let kind = data.get("type").and_then(Value::as_str).or(name.as_deref());
+                u64::from(kind == Some("content_block_delta"))
+            }
+            UsageFormat::Gemini => {
+                found(Slot::Usage, data.get("usageMetadata"));
+                u64::from(data.get("candidates").is_some())
+            }
+            UsageFormat::Converse => {
+                found(Slot::Usage, data.get("usage"));
+                u64::from(name.as_deref() == Some("contentBlockDelta"))
+            }
+            UsageFormat::BedrockInvoke => {
+                found(Slot::Usage, data.get("usage"));
+                1
+            }
+        };
+        self.chunks += content;
+        self.usage = self.tally.current(self.format);
     }
 
     /// The usage reported so far, merged by the format's rules.
@@ -51,25 +238,118 @@ impl Meter {
     pub fn chunks(&self) -> u64 {
         self.chunks
     }
+
+    /// Whether usage objects update the fields they carry (Anthropic's streams) rather than
+    /// replace what was read before.
+    fn merges(&self) -> bool {
+        self.format == UsageFormat::Anthropic && self.body != Body::Json
+    }
 }
 
-/// Removes, from an OpenAI chat or completions SSE stream, what `stream_options.include_usage`
-/// added when the gateway (not the client) asked for it: the `"usage":null` member of every
-/// chunk and the final usage chunk (`"choices":[]`). Fed bytes split anywhere; returns the bytes
-/// the client would have received without the option, byte for byte.
+/// Reads one frame; returns the content events it counts for.
+fn frame(
+    f: &Frame,
+    framing: Framing,
+    format: UsageFormat,
+    keys: &Keys,
+    content: &Counter,
+    found: &mut impl FnMut(Slot, Found),
+) -> u64 {
+    if f.header(":message-type") != Some("event") {
+        return 0;
+    }
+    let kind = f.header(":event-type").unwrap_or("");
+    match framing {
+        Framing::AnthropicChunks if kind == "chunk" => {
+            let Some(doc) = chunk_bytes(&f.payload) else {
+                return 0;
+            };
+            keys.whole(&doc, found);
+            match format {
+                UsageFormat::Anthropic => content.whole(&doc),
+                _ => 1,
+            }
+        }
+        Framing::AnthropicChunks | Framing::Sse => 0,
+        Framing::ConverseEvents => match kind {
+            "metadata" => {
+                if let Ok(v) = serde_json::from_slice::<Value>(&f.payload) {
+                    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                        found(Slot::Usage, Found::Object(u.clone()));
+                    }
+                }
+                0
+            }
+            "contentBlockDelta" => 1,
+            _ => 0,
+        },
+    }
+}
+
+/// The event a Bedrock `chunk` frame carries (`{"bytes":"<base64>", "p":…}`).
+fn chunk_bytes(payload: &[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Chunk<'a> {
+        #[serde(borrow)]
+        bytes: &'a str,
+    }
+    let c: Chunk = serde_json::from_slice(payload).ok()?;
+    STANDARD.decode(c.bytes).ok()
+}
+
+/// What was read so far, before the format's rules pick the answer's usage.
 #[derive(Default)]
-pub struct UsageStrip {
-    pending: Vec<u8>,
+struct Tally {
+    usage: Option<Usage>,
+    metrics: Option<Usage>,
+    input: Option<u64>,
+    output: Option<u64>,
 }
 
-impl UsageStrip {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
-        self.pending.extend_from_slice(bytes);
-        std::mem::take(&mut self.pending)
+impl Tally {
+    fn found(&mut self, format: UsageFormat, merge: bool, slot: Slot, f: Found) {
+        match (slot, f) {
+            (Slot::Usage, Found::Object(v)) => {
+                if merge {
+                    extract::anthropic_update(&mut self.usage, &v);
+                    return;
+                }
+                let u = match format {
+                    UsageFormat::OpenAi => extract::openai(&v),
+                    UsageFormat::Anthropic => extract::anthropic(&v),
+                    UsageFormat::Gemini => extract::gemini(&v),
+                    UsageFormat::Converse => extract::converse(&v),
+                    UsageFormat::BedrockInvoke => extract::usage_by_shape(&v),
+                };
+                if u.is_some() {
+                    self.usage = u;
+                }
+            }
+            (Slot::Metrics, Found::Object(v)) => {
+                if let Some(u) = extract::bedrock_metrics(&v) {
+                    self.metrics = Some(u);
+                }
+            }
+            (Slot::Input, Found::Number(n)) => self.input = Some(n),
+            (Slot::Output, Found::Number(n)) => self.output = Some(n),
+            (Slot::OutputAdd, Found::Number(n)) => {
+                self.output = Some(self.output.unwrap_or(0) + n);
+            }
+            _ => {}
+        }
     }
 
-    /// The end of the stream: what is still held back.
-    pub fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.pending)
+    fn current(&self, format: UsageFormat) -> Option<Usage> {
+        match format {
+            UsageFormat::BedrockInvoke => {
+                let counts = (self.input.is_some() || self.output.is_some()).then(|| Usage {
+                    input: self.input.unwrap_or(0),
+                    output: self.output.unwrap_or(0),
+                    ..Usage::default()
+                });
+                self.metrics.or(self.usage).or(counts)
+            }
+            _ => self.usage.or(self.metrics),
+        }
     }
 }

@@ -6,6 +6,10 @@
 pub mod extract;
 pub mod meter;
 pub mod price;
+mod scan;
+mod strip;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
