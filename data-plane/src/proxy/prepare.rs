@@ -173,16 +173,18 @@ impl<'a> Preparer<'a> {
             Some(v) => v,
             None => self.parse()?,
         };
-        let goal = Target {
-            model: &target.model,
-            max_tokens_field: api.max_tokens_field,
-            ask_usage: api.stream_usage == StreamUsage::Ask,
-        };
         let mut asked = Asked::default();
-        for step in t.steps {
+        for (i, step) in t.steps.iter().enumerate() {
             if step.inline_images {
                 self.images.inline(&mut v, self.settings).await?;
             }
+            let goal = Target {
+                model: &target.model,
+                max_tokens_field: api.max_tokens_field,
+                // A stream's usage is asked for when the next step is the gateway's own (it
+                // reads it), or when the target only reports it when asked.
+                ask_usage: i + 1 < t.steps.len() || api.stream_usage == StreamUsage::Ask,
+            };
             v = match Translation::request_step(step, v, &goal, &mut asked) {
                 Ok(v) => v,
                 Err(TranslateError::Invalid(m)) => {
