@@ -197,6 +197,49 @@ impl MockState {
     }
 }
 
+/// Whether the mocks report usage with cache reads and writes and reasoning tokens. A test binary
+/// that checks metering turns it on; the others keep the plain counts their assertions use.
+pub static RICH_USAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn rich_usage() -> bool {
+    RICH_USAGE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An OpenAI `usage` object: `prompt`/`completion` tokens, or (rich) 10 prompt tokens of which 7
+/// cached and 6 completion tokens of which 4 reasoning.
+pub fn openai_usage(prompt: u64, completion: u64) -> serde_json::Value {
+    if rich_usage() {
+        serde_json::json!({"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16,
+            "prompt_tokens_details": {"cached_tokens": 7}, "completion_tokens_details": {"reasoning_tokens": 4}})
+    } else {
+        serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+    }
+}
+
+/// The chunks of a streamed chat completion, as OpenAI sends them: with `include_usage`, a
+/// `"usage":null` member in every chunk, then one more chunk (no choices) with the usage, before
+/// `[DONE]`.
+pub fn openai_stream(
+    model: &str,
+    include_usage: bool,
+    prompt: u64,
+    completion: u64,
+) -> Vec<String> {
+    let mut chunks = stream_chunks(model);
+    if include_usage {
+        for c in chunks.iter_mut().filter(|c| c.starts_with("data: {")) {
+            let mut v: serde_json::Value =
+                serde_json::from_str(c["data: ".len()..].trim()).expect("chunk");
+            v["usage"] = serde_json::Value::Null;
+            *c = format!("data: {v}\n\n");
+        }
+        let usage = serde_json::json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [], "usage": openai_usage(prompt, completion)});
+        chunks.insert(chunks.len() - 1, format!("data: {usage}\n\n"));
+    }
+    chunks
+}
+
 /// The SSE chunks the mock streams for a chat completion of `model`, exactly as sent.
 pub fn stream_chunks(model: &str) -> Vec<String> {
     let words = ["Hello", " from", " the", " mock"];
@@ -369,20 +412,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             "type": "invalid_model", "code": 400}}));
     }
     if v["stream"].as_bool() == Some(true) {
-        let mut chunks = stream_chunks(&model);
-        if v["stream_options"]["include_usage"] == true {
-            // As OpenAI does when asked: `"usage":null` in every chunk, then one more chunk, no
-            // choices, the usage, before [DONE].
-            for c in chunks.iter_mut().filter(|c| c.starts_with("data: {")) {
-                let mut v: serde_json::Value =
-                    serde_json::from_str(c["data: ".len()..].trim()).expect("chunk");
-                v["usage"] = serde_json::Value::Null;
-                *c = format!("data: {v}\n\n");
-            }
-            let usage = serde_json::json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
-                "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}});
-            chunks.insert(chunks.len() - 1, format!("data: {usage}\n\n"));
-        }
+        let chunks = openai_stream(&model, v["stream_options"]["include_usage"] == true, 5, 4);
         let gate = req
             .headers()
             .get("x-mock-gate")
@@ -423,7 +453,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
     HttpResponse::Ok().insert_header(("x-request-id", "req_mock")).json(serde_json::json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock"}, "finish_reason": "stop", "logprobs": null}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+        "usage": openai_usage(5, 4)
     }))
 }
 

@@ -2,13 +2,23 @@
 
 use super::*;
 
+/// Anthropic's `usage`: 3 input tokens and `output`, and (rich) 7 read from and 11 written to the
+/// cache.
+pub(super) fn anthropic_usage(output: u64) -> Value {
+    if crate::mock::rich_usage() {
+        json!({"input_tokens": 3, "cache_read_input_tokens": 7, "cache_creation_input_tokens": 11, "output_tokens": output})
+    } else {
+        json!({"input_tokens": 3, "output_tokens": output})
+    }
+}
+
 /// The SSE events of a streamed Anthropic message, exactly as sent.
 pub fn anthropic_events(model: &str) -> Vec<String> {
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     vec![
         ev(
             "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": anthropic_usage(1)}}),
         ),
         ev(
             "content_block_start",
@@ -38,7 +48,7 @@ pub fn anthropic_events(model: &str) -> Vec<String> {
 pub(super) fn anthropic_message(model: &str) -> Value {
     json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
         "content": [{"type": "text", "text": "Hello there"}], "stop_reason": "end_turn", "stop_sequence": null,
-        "usage": {"input_tokens": 3, "output_tokens": 2}})
+        "usage": anthropic_usage(2)})
 }
 
 pub(super) fn anthropic_error(status: u16, kind: &str, message: &str) -> HttpResponse {

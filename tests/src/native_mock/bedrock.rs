@@ -146,15 +146,34 @@ pub(super) fn chunk_frames(events: &[String]) -> Vec<u8> {
         .collect()
 }
 
+/// Converse's `usage`: 3 input and 2 output tokens, and (rich) 7 read from and 11 written to the
+/// cache.
+pub(super) fn converse_usage() -> Value {
+    if crate::mock::rich_usage() {
+        json!({"inputTokens": 3, "outputTokens": 2, "totalTokens": 23, "cacheReadInputTokens": 7, "cacheWriteInputTokens": 11})
+    } else {
+        json!({"inputTokens": 3, "outputTokens": 2, "totalTokens": 5})
+    }
+}
+
 /// The ConverseStream frames the mock sends, exactly as sent.
 pub fn converse_frames() -> Vec<u8> {
     [
         ("messageStart", json!({"role": "assistant"})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Hello"}})),
-        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": " there"}})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "Hello"}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": " there"}}),
+        ),
         ("contentBlockStop", json!({"contentBlockIndex": 0})),
         ("messageStop", json!({"stopReason": "end_turn"})),
-        ("metadata", json!({"usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}, "metrics": {"latencyMs": 1}})),
+        (
+            "metadata",
+            json!({"usage": converse_usage(), "metrics": {"latencyMs": 1}}),
+        ),
     ]
     .iter()
     .flat_map(|(t, p)| event_frame(t, p))
@@ -249,15 +268,24 @@ pub(super) fn converse_or_invoke(op: &str, model: &str, body: &[u8]) -> HttpResp
     match op {
         "converse" => HttpResponse::Ok().json(json!({
             "output": {"message": {"role": "assistant", "content": [{"text": "Hello there"}]}},
-            "stopReason": "end_turn", "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}, "metrics": {"latencyMs": 1}})),
+            "stopReason": "end_turn", "usage": converse_usage(), "metrics": {"latencyMs": 1}})),
         "converse-stream" => HttpResponse::Ok()
             .content_type("application/vnd.amazon.eventstream")
             .body(converse_frames()),
-        "invoke" if model.contains("anthropic.") => messages(body, Some(&model), Some("bedrock-2023-05-31")),
+        "invoke" if model.contains("anthropic.") => {
+            messages(body, Some(&model), Some("bedrock-2023-05-31"))
+        }
         "invoke-with-response-stream" if model.contains("anthropic.") => {
             let v: Value = serde_json::from_slice(body).unwrap_or_default();
-            if v["anthropic_version"] != "bedrock-2023-05-31" || v.get("model").is_some() || v.get("stream").is_some() {
-                return aws_error(400, "ValidationException", "malformed Anthropic body for InvokeModel");
+            if v["anthropic_version"] != "bedrock-2023-05-31"
+                || v.get("model").is_some()
+                || v.get("stream").is_some()
+            {
+                return aws_error(
+                    400,
+                    "ValidationException",
+                    "malformed Anthropic body for InvokeModel",
+                );
             }
             HttpResponse::Ok()
                 .content_type("application/vnd.amazon.eventstream")

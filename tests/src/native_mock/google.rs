@@ -15,13 +15,23 @@ pub(super) fn google_error(
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status")).json(e)
 }
 
+/// Gemini's `usageMetadata`: 3 prompt and 2 candidates tokens, or (rich) 10 prompt tokens of
+/// which 7 cached, 2 candidates and 4 thoughts tokens.
+pub(super) fn gemini_usage() -> Value {
+    if crate::mock::rich_usage() {
+        json!({"promptTokenCount": 10, "cachedContentTokenCount": 7, "candidatesTokenCount": 2,
+            "thoughtsTokenCount": 4, "totalTokenCount": 16})
+    } else {
+        json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5})
+    }
+}
+
 /// The SSE events of a streamed `generateContent`, exactly as sent (no `[DONE]`).
 pub fn gemini_events() -> Vec<String> {
     let part = |t: &str| json!({"candidates": [{"content": {"role": "model", "parts": [{"text": t}]}, "index": 0}]});
     let mut last = part(" there");
     last["candidates"][0]["finishReason"] = "STOP".into();
-    last["usageMetadata"] =
-        json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5});
+    last["usageMetadata"] = gemini_usage();
     [part("Hello"), last]
         .iter()
         .map(|v| format!("data: {v}\r\n\r\n"))
@@ -44,7 +54,7 @@ pub(super) fn gemini_parts(body: &[u8]) -> Vec<Value> {
 
 pub(super) fn generate(method: &str, body: &[u8]) -> HttpResponse {
     let parts = gemini_parts(body);
-    let usage = json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5});
+    let usage = gemini_usage();
     match method {
         "generateContent" => {
             let whole = match parts

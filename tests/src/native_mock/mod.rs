@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use to11_shared::google::{public_key_der, verify_assertion, ServiceAccount};
 use to11_shared::sigv4;
 
-use crate::mock::{stream_chunks, Recorded};
+use crate::mock::Recorded;
 
 mod anthropic;
 mod bedrock;

@@ -6,11 +6,12 @@ pub(super) fn openai_chat(body: &[u8]) -> HttpResponse {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();
     let model = v["model"].as_str().unwrap_or("").to_string();
     if v["stream"] == true {
-        return sse(stream_chunks(&model));
+        let usage = v["stream_options"]["include_usage"] == true;
+        return sse(crate::mock::openai_stream(&model, usage, 3, 2));
     }
     HttpResponse::Ok().json(json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}))
+        "usage": crate::mock::openai_usage(3, 2)}))
 }
 
 pub(super) fn azure(req: &HttpRequest, body: &[u8], state: &NativeState) -> HttpResponse {
