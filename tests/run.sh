@@ -13,6 +13,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The usage tests store records in PostgreSQL: a database of their own on the server at
+# 127.0.0.1:5432 when one answers there, else a private server they start (initdb + pg_ctl).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
+  echo "installing postgresql (the usage tests store records in it)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+fi
+
 # The dashboard's browser tests drive Debian's chromium with playwright-core (npm, from
 # tests/dashboard/package-lock.json, installed by the test itself).
 missing=()

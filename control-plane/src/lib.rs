@@ -218,6 +218,7 @@ pub async fn start(
         gateway_url: gateway_url.clone(),
         usage: metering.store.clone(),
         pricer: metering.pricer.clone(),
+        ingest: metering.ingest.clone(),
     });
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))

@@ -28,25 +28,34 @@ fn psql(server: &str, db: &str, sql: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A database of its own on the shared server, dropped on drop.
+/// A database of its own on the shared server (or, when no server answers there, on a private
+/// server started for it), dropped on drop.
 pub struct TestDatabase {
     pub url: String,
     name: String,
     server: String,
+    _private: Option<PgServer>,
 }
 
 impl TestDatabase {
     pub fn create() -> TestDatabase {
-        let server = shared_server();
         let name = format!("to11_test_{}", uuid::Uuid::new_v4().simple());
+        let shared = shared_server();
+        let (server, private) = if psql(&shared, "postgres", "SELECT 1") {
+            (shared, None)
+        } else {
+            let p = PgServer::start();
+            (format!("postgres://postgres@127.0.0.1:{}", p.port), Some(p))
+        };
         assert!(
             psql(&server, "postgres", &format!("CREATE DATABASE {name}")),
-            "cannot create a database on {server} (is PostgreSQL running? tests/run.sh starts it)"
+            "cannot create a database on {server}"
         );
         TestDatabase {
             url: format!("{server}/{name}"),
             name,
             server,
+            _private: private,
         }
     }
 

@@ -235,7 +235,7 @@ async fn load(
     let mut i = 0u64;
     while !stop.get() {
         i += 1;
-        let body = json!({"model": "up/gpt-4o", "stream": i % 2 == 0,
+        let body = json!({"model": "up/gpt-4o", "stream": i.is_multiple_of(2),
             "messages": [{"role": "user", "content": "hi"}]})
         .to_string();
         let r = post_chat(gw, &[("x-to11-authorization", &a)], &body).await;

@@ -26,6 +26,12 @@ fn sample(var: &str) -> &'static str {
         "TO11_CORS" => "false",
         "TO11_GOOGLE_TOKEN_URL" | "TO11_PUBLIC_GATEWAY_URL" => "https://example.test/x",
         "TO11_LOG" => "debug",
+        "TO11_USAGE" => "false",
+        "TO11_DATABASE_URL" => "postgres://to11@db.example/usage",
+        "TO11_USAGE_BUFFER"
+        | "TO11_USAGE_STREAM_MAX"
+        | "TO11_USAGE_RETENTION_DAYS"
+        | "TO11_USAGE_ROLLUP_RETENTION_DAYS" => "7",
         v if v.ends_with("_MS") || v.ends_with("_BYTES") => "1234",
         "TO11_MAX_UPSTREAM_CONNECTIONS" | "TO11_GATEWAY_WORKERS" | "TO11_API_WORKERS" => "7",
         other => panic!("the README lists {other}: give it a sample value in tests/settings.rs"),

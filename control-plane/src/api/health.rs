@@ -42,6 +42,28 @@ pub async fn metrics(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
         model.max_version(),
         api.metrics.store_errors.load(Ordering::Relaxed)
     );
+    let text = match &api.ingest {
+        Some(i) => {
+            let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            format!(
+                "{text}# TYPE to11_cp_usage_entries_total counter\nto11_cp_usage_entries_total {}\n\
+                 # TYPE to11_cp_usage_records_total counter\nto11_cp_usage_records_total {}\n\
+                 # TYPE to11_cp_usage_duplicates_total counter\nto11_cp_usage_duplicates_total {}\n\
+                 # TYPE to11_cp_usage_malformed_total counter\nto11_cp_usage_malformed_total {}\n\
+                 # TYPE to11_cp_usage_store_failures_total counter\nto11_cp_usage_store_failures_total {}\n\
+                 # TYPE to11_cp_usage_redis_failures_total counter\nto11_cp_usage_redis_failures_total {}\n\
+                 # TYPE to11_cp_usage_lag_ms gauge\nto11_cp_usage_lag_ms {}\n",
+                g(&i.entries),
+                g(&i.records),
+                g(&i.duplicates),
+                g(&i.malformed),
+                g(&i.store_failures),
+                g(&i.redis_failures),
+                g(&i.lag_ms),
+            )
+        }
+        None => text,
+    };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))

@@ -45,6 +45,8 @@ pub struct Api {
     /// Where request records are kept; `None` without a database.
     pub usage: Option<Arc<dyn crate::usage::UsageStore>>,
     pub pricer: Arc<crate::usage::Pricer>,
+    /// Ingestion's counters (Redis mode with a database).
+    pub ingest: Option<Arc<crate::usage::ingest::IngestStats>>,
 }
 
 impl Api {

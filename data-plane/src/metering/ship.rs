@@ -54,7 +54,11 @@ async fn ship(sink: &dyn RecordSink, batch: &[RequestRecord], stats: &MeterStats
                 return;
             }
             Err(e) => {
-                if stats.ship_failures.fetch_add(1, Ordering::Relaxed) % 20 == 0 {
+                if stats
+                    .ship_failures
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(20)
+                {
                     tracing::warn!(error = %e, records = batch.len(), "shipping request records failed; retrying");
                 }
                 tokio::time::sleep(wait).await;
