@@ -66,11 +66,17 @@ pub struct Ctx {
     pub settings: Settings,
     pub metrics: Metrics,
     pub sync: Arc<SyncStatus>,
-    /// Where finished request records go.
+    /// The queue finished request records go to (through each worker's `Batcher`).
     pub recorder: Arc<metering::Recorder>,
 }
 
-/// One awc client per worker (awc clients are not `Send`); its pool stays warm for the worker.
+/// What each worker thread owns: its upstream client (awc clients are not `Send`; its pool stays
+/// warm for the worker) and the batch of request records it is gathering.
+pub struct Worker {
+    pub client: awc::Client,
+    pub records: metering::Batcher,
+}
+
 fn upstream_client(s: &Settings) -> awc::Client {
     to11_io::outbound::client(&to11_io::outbound::ClientOptions {
         connect_timeout: s.upstream_connect_timeout,
@@ -131,10 +137,11 @@ pub fn start(
     let recorder = match sink.filter(|_| settings.usage) {
         Some(sink) => {
             let (recorder, queue) = metering::Recorder::new(settings.usage_buffer);
-            actix_rt::spawn(metering::ship::run(queue, sink, recorder.stats.clone()));
+            let recorder = Arc::new(recorder);
+            actix_rt::spawn(metering::ship::run(queue, sink, recorder.clone()));
             recorder
         }
-        None => metering::Recorder::off(),
+        None => Arc::new(metering::Recorder::off()),
     };
     let workers = settings.workers;
     let listen = settings.listen.clone();
@@ -144,14 +151,17 @@ pub fn start(
         settings,
         metrics: Metrics::default(),
         sync: status.clone(),
-        recorder: Arc::new(recorder),
+        recorder,
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {
-        let client = web::Data::new(upstream_client(&ctx.settings));
+        let worker = web::Data::new(Worker {
+            client: upstream_client(&ctx.settings),
+            records: metering::Batcher::new(ctx.recorder.clone()),
+        });
         App::new()
             .app_data(ctx.clone())
-            .app_data(client)
+            .app_data(worker)
             .configure(configure)
             .wrap_fn(move |req, srv| {
                 use actix_web::dev::Service;

@@ -28,7 +28,7 @@ pub fn usage_stream(prefix: &str) -> String {
 /// The consumer group that ingests request records into the usage store.
 pub const USAGE_GROUP: &str = "to11-ingest";
 
-/// The field of a usage-stream entry that holds its batch (a JSON array of records).
+/// The field of a usage-stream entry that holds its batch (`record::encode_batch`).
 pub const USAGE_FIELD: &str = "records";
 
 /// Pub/sub channel carrying change notifications.

@@ -153,6 +153,52 @@ async fn check_mix(api: &ApiClient, slug: &str, n: usize) {
     assert_eq!(s, 200, "{csv}");
 }
 
+/// The gateway asks an OpenAI-compatible upstream for the stream's usage and strips what it
+/// asked for: a client that did not ask receives byte for byte what a direct call returns; one
+/// that asked receives the usage chunk, also byte for byte.
+async fn include_usage_is_invisible(gw: std::net::SocketAddr, mock: &MockUpstream, key: &str) {
+    for asked in [false, true] {
+        let mut body = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        if asked {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let direct = gateway(
+            mock.addr,
+            awc::http::Method::POST,
+            "/v1/chat/completions",
+            &[("authorization", &auth(UPSTREAM_KEY))],
+            Some(body.to_string().into()),
+        )
+        .await;
+        assert_eq!(direct.status, 200);
+        body["model"] = json!("up/gpt-4o");
+        let via = post_chat(
+            gw,
+            &[("x-to11-authorization", &auth(key))],
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(via.status, 200);
+        let sent = mock
+            .last_request("/v1/chat/completions")
+            .expect("sent")
+            .json();
+        assert_eq!(
+            sent["stream_options"]["include_usage"], true,
+            "the gateway asked for the usage (asked by the client: {asked})"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&via.body),
+            String::from_utf8_lossy(&direct.body),
+            "client asked for usage: {asked}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&via.body).contains("\"usage\""),
+            asked
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn embedded_mode_meters_every_request_into_sqlite() {
     let dir = std::env::temp_dir().join(format!("to11-usage-{}", uuid::Uuid::new_v4()));
@@ -203,6 +249,7 @@ async fn embedded_mode_meters_every_request_into_sqlite() {
     )
     .await;
     assert_eq!(bad_tags.status, 400);
+    include_usage_is_invisible(gw.info.gateway, &mock, &key).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -222,6 +269,65 @@ async fn redis_mode_ingests_records_into_postgres_with_exact_rollups() {
     let hour = db.query("SELECT sum(requests), sum(input), sum(output) FROM to11_usage_hour");
     assert_eq!(raw, minute, "minute rollups equal the records");
     assert_eq!(raw, hour, "hour rollups equal the records");
+    entries_it_cannot_read(&redis, &api, cp.info.addr, &db).await;
+}
+
+/// Entries on the usage stream that are not batches are acknowledged and counted; one written in
+/// a newer format is left pending for a newer control plane; neither holds up the good ones.
+async fn entries_it_cannot_read(
+    redis: &RedisServer,
+    api: &ApiClient,
+    cp: std::net::SocketAddr,
+    db: &TestDatabase,
+) {
+    let stored_before: u64 = db
+        .query("SELECT count(*) FROM to11_requests")
+        .parse()
+        .expect("n");
+    let mut record = all_records(api, "pg").await[0].clone();
+    record["id"] = json!(uuid::Uuid::new_v4());
+    let record: to11_shared::record::RequestRecord =
+        serde_json::from_value(record).expect("a record");
+    let good = to11_shared::record::encode_batch(&[record]);
+    let mut newer = good.clone();
+    newer[0] += 1;
+    let stream = to11_shared::bus::usage_stream("usage:");
+    let mut c = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for payload in [b"[{\"not\":\"a batch\"}]".to_vec(), newer, good] {
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg(to11_shared::bus::USAGE_FIELD)
+            .arg(payload)
+            .query_async(&mut c)
+            .await
+            .expect("xadd");
+    }
+    wait_until("the good batch stored", 30, || async {
+        let n: u64 = db
+            .query("SELECT count(*) FROM to11_requests")
+            .parse()
+            .ok()?;
+        (n == stored_before + 1).then_some(())
+    })
+    .await;
+    assert_eq!(counter(cp, "to11_cp_usage_malformed_total").await, 1);
+    assert_eq!(counter(cp, "to11_cp_usage_newer_format_total").await, 1);
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg(to11_shared::bus::USAGE_GROUP)
+        .query_async(&mut c)
+        .await
+        .expect("xpending");
+    assert_eq!(
+        redis::from_redis_value::<u64>(pending[0].clone()).expect("count"),
+        1,
+        "only the newer-format entry is pending"
+    );
 }
 
 /// Sends chat requests until `stop` is set; counts answers by status.

@@ -50,6 +50,7 @@ pub async fn metrics(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
                  # TYPE to11_cp_usage_records_total counter\nto11_cp_usage_records_total {}\n\
                  # TYPE to11_cp_usage_duplicates_total counter\nto11_cp_usage_duplicates_total {}\n\
                  # TYPE to11_cp_usage_malformed_total counter\nto11_cp_usage_malformed_total {}\n\
+                 # TYPE to11_cp_usage_newer_format_total counter\nto11_cp_usage_newer_format_total {}\n\
                  # TYPE to11_cp_usage_store_failures_total counter\nto11_cp_usage_store_failures_total {}\n\
                  # TYPE to11_cp_usage_redis_failures_total counter\nto11_cp_usage_redis_failures_total {}\n\
                  # TYPE to11_cp_usage_lag_ms gauge\nto11_cp_usage_lag_ms {}\n",
@@ -57,6 +58,7 @@ pub async fn metrics(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
                 g(&i.records),
                 g(&i.duplicates),
                 g(&i.malformed),
+                g(&i.newer),
                 g(&i.store_failures),
                 g(&i.redis_failures),
                 g(&i.lag_ms),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use to11_shared::bus::{usage_stream, USAGE_FIELD, USAGE_GROUP};
-use to11_shared::record::RequestRecord;
+use to11_shared::record::{decode_batch, BatchError, RequestRecord};
 
 use super::{Pricer, UsageStore};
 
@@ -30,6 +30,9 @@ pub struct IngestStats {
     pub duplicates: AtomicU64,
     /// Entries that could not be read as records (acknowledged and skipped).
     pub malformed: AtomicU64,
+    /// Entries written in a newer format by a newer replica (left pending for a newer control
+    /// plane to take over).
+    pub newer: AtomicU64,
     pub store_failures: AtomicU64,
     pub redis_failures: AtomicU64,
     /// Milliseconds between the newest stored record's arrival and its storing.
@@ -89,7 +92,8 @@ impl Ingester {
     async fn session(&self) -> redis::RedisResult<()> {
         let mut c = self.connect().await?;
         let stream = usage_stream(&self.prefix);
-        let mut pending = true;
+        // Own pending entries are read from the start, past the ones left pending on purpose.
+        let mut pending_from = Some("0".to_string());
         let mut last_claim = Instant::now();
         let mut last_upkeep: Option<Instant> = None;
         loop {
@@ -101,10 +105,12 @@ impl Ingester {
                 last_claim = Instant::now();
                 self.claim(&mut c, &stream).await?
             } else {
-                self.read(&mut c, &stream, pending).await?
+                self.read(&mut c, &stream, pending_from.as_deref()).await?
             };
+            if pending_from.is_some() {
+                pending_from = entries.last().map(|e| e.id.clone());
+            }
             if entries.is_empty() {
-                pending = false;
                 continue;
             }
             self.store_entries(&mut c, &stream, &entries).await?;
@@ -115,7 +121,7 @@ impl Ingester {
         &self,
         c: &mut MultiplexedConnection,
         stream: &str,
-        pending: bool,
+        pending_from: Option<&str>,
     ) -> redis::RedisResult<Vec<StreamId>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -123,12 +129,12 @@ impl Ingester {
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(READ_COUNT);
-        if !pending {
+        if pending_from.is_none() {
             cmd.arg("BLOCK").arg(1000);
         }
         cmd.arg("STREAMS")
             .arg(stream)
-            .arg(if pending { "0" } else { ">" });
+            .arg(pending_from.unwrap_or(">"));
         let reply: Option<StreamReadReply> = cmd.query_async(c).await?;
         Ok(reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
@@ -163,17 +169,22 @@ impl Ingester {
         entries: &[StreamId],
     ) -> redis::RedisResult<()> {
         let mut records: Vec<RequestRecord> = Vec::new();
+        let mut done: Vec<&str> = Vec::with_capacity(entries.len());
         for e in entries {
-            let batch = e
-                .get::<Vec<u8>>(USAGE_FIELD)
-                .and_then(|raw| serde_json::from_slice::<Vec<RequestRecord>>(&raw).ok());
-            match batch {
-                Some(b) => records.extend(b),
-                None => {
+            let raw = e.get::<Vec<u8>>(USAGE_FIELD).unwrap_or_default();
+            match decode_batch(&raw) {
+                Ok(b) => records.extend(b),
+                Err(BatchError::Newer(v)) => {
+                    self.stats.newer.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(entry = %e.id, format = v, "usage entry left pending: written by a newer replica (upgrade the control plane first)");
+                    continue;
+                }
+                Err(BatchError::Malformed(why)) => {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(entry = %e.id, "usage entry skipped: not a batch of records");
+                    tracing::warn!(entry = %e.id, %why, "usage entry skipped: not a batch of records");
                 }
             }
+            done.push(e.id.as_str());
         }
         self.pricer.price(&mut records);
         let mut wait = Duration::from_millis(200);
@@ -188,15 +199,16 @@ impl Ingester {
                 }
             }
         };
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let _: u64 = redis::cmd("XACK")
-            .arg(stream)
-            .arg(USAGE_GROUP)
-            .arg(&ids)
-            .query_async(c)
-            .await?;
+        if !done.is_empty() {
+            let _: u64 = redis::cmd("XACK")
+                .arg(stream)
+                .arg(USAGE_GROUP)
+                .arg(&done)
+                .query_async(c)
+                .await?;
+        }
         let s = &self.stats;
-        s.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
+        s.entries.fetch_add(done.len() as u64, Ordering::Relaxed);
         s.records.fetch_add(stored as u64, Ordering::Relaxed);
         s.duplicates
             .fetch_add((records.len() - stored) as u64, Ordering::Relaxed);

@@ -1,16 +1,20 @@
 //! Metering: one `RequestRecord` per authenticated request, built as the request goes (`Draft`),
-//! completed when its answer ends — read whole, streamed to its end, or cut short — and queued
-//! for shipping (`ship`). The queue is bounded: while the sink is down records wait in it, and
-//! what overflows is counted as dropped; a request never waits on metering.
+//! completed when its answer ends — read whole, streamed to its end, or cut short — and gathered
+//! by the worker that served it (`Batcher`) into batches handed to the shipper (`ship`) through
+//! one bounded queue. A worker wakes the shipper once per batch, never per request. The queue
+//! holds at most `capacity` records: while the sink is down records wait in it, and what
+//! overflows is counted as dropped; a request never waits on metering.
 
 pub mod redis;
 pub mod ship;
 mod stream;
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use to11_shared::record::{FailedAttempt, RequestRecord};
@@ -19,6 +23,11 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use stream::Metered;
+
+/// Most records in one batch.
+pub const MAX_BATCH: usize = 200;
+/// How long a worker gathers records after the first of a batch.
+pub const GATHER: Duration = Duration::from_millis(50);
 
 /// The metering pipeline's counters.
 #[derive(Default)]
@@ -29,9 +38,12 @@ pub struct MeterStats {
     pub ship_failures: AtomicU64,
 }
 
-/// Takes finished records into the bounded queue.
+/// The bounded queue between the workers and the shipper, shared by all workers.
 pub struct Recorder {
-    tx: Option<mpsc::Sender<RequestRecord>>,
+    tx: Option<mpsc::UnboundedSender<Vec<RequestRecord>>>,
+    /// Records in the queue (handed over, not yet taken by the shipper).
+    waiting: AtomicUsize,
+    capacity: usize,
     pub stats: Arc<MeterStats>,
 }
 
@@ -40,16 +52,20 @@ impl Recorder {
     pub fn off() -> Self {
         Recorder {
             tx: None,
+            waiting: AtomicUsize::new(0),
+            capacity: 0,
             stats: Arc::default(),
         }
     }
 
     /// A recorder whose queue holds `capacity` records, and the queue's other end.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<RequestRecord>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    pub fn new(capacity: usize) -> (Self, mpsc::UnboundedReceiver<Vec<RequestRecord>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
         (
             Recorder {
                 tx: Some(tx),
+                waiting: AtomicUsize::new(0),
+                capacity: capacity.max(1),
                 stats: Arc::default(),
             },
             rx,
@@ -60,23 +76,108 @@ impl Recorder {
         self.tx.is_some()
     }
 
-    fn submit(&self, r: RequestRecord) {
-        let Some(tx) = &self.tx else {
+    /// Queues a worker's batch whole, or drops it whole (counted) when the queue has no room.
+    fn offer(&self, batch: Vec<RequestRecord>) {
+        let (Some(tx), n) = (&self.tx, batch.len()) else {
             return;
         };
-        match tx.try_send(r) {
-            Ok(()) => self.stats.queued.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.dropped.fetch_add(1, Ordering::Relaxed),
+        let room = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w + n <= self.capacity).then_some(w + n)
+            })
+            .is_ok();
+        if room && tx.send(batch).is_ok() {
+            self.stats.queued.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            if room {
+                self.waiting.fetch_sub(n, Ordering::AcqRel);
+            }
+            self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The shipper took `n` records off the queue.
+    fn taken(&self, n: usize) {
+        self.waiting.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// One worker's records, gathered into a batch: handed to the queue when it holds `MAX_BATCH`
+/// records or `GATHER` after its first one, whichever comes first, and when the worker stops.
+#[derive(Clone)]
+pub struct Batcher(Rc<Gathering>);
+
+struct Gathering {
+    recorder: Arc<Recorder>,
+    batch: RefCell<Vec<RequestRecord>>,
+    /// A flush is scheduled for the current batch.
+    armed: Cell<bool>,
+}
+
+impl Batcher {
+    pub fn new(recorder: Arc<Recorder>) -> Self {
+        Batcher(Rc::new(Gathering {
+            recorder,
+            batch: RefCell::new(Vec::new()),
+            armed: Cell::new(false),
+        }))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.0.recorder.enabled()
+    }
+
+    /// Takes a finished record. Must run inside the worker's runtime (it may schedule a flush).
+    fn submit(&self, r: RequestRecord) {
+        if !self.enabled() {
+            return;
+        }
+        let full = {
+            let mut batch = self.0.batch.borrow_mut();
+            if batch.capacity() == 0 {
+                batch.reserve_exact(MAX_BATCH);
+            }
+            batch.push(r);
+            batch.len() >= MAX_BATCH
         };
+        if full {
+            self.0.flush();
+        } else if !self.0.armed.replace(true) {
+            let weak: Weak<Gathering> = Rc::downgrade(&self.0);
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(GATHER).await;
+                if let Some(g) = weak.upgrade() {
+                    g.flush();
+                }
+            });
+        }
+    }
+}
+
+impl Gathering {
+    fn flush(&self) {
+        self.armed.set(false);
+        let batch = std::mem::take(&mut *self.batch.borrow_mut());
+        if !batch.is_empty() {
+            self.recorder.offer(batch);
+        }
+    }
+}
+
+impl Drop for Gathering {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
 /// A request's record while it is served.
 pub struct Draft {
-    record: RequestRecord,
+    /// Boxed: a draft travels inside the answer's body wrappers, which are moved several times.
+    record: Box<RequestRecord>,
     started: Instant,
     request_bytes: u64,
-    recorder: Arc<Recorder>,
+    records: Batcher,
 }
 
 impl Draft {
@@ -84,7 +185,7 @@ impl Draft {
     /// clock).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        recorder: Arc<Recorder>,
+        records: Batcher,
         id: &str,
         at: DateTime<Utc>,
         started: Instant,
@@ -94,7 +195,7 @@ impl Draft {
         tags: BTreeMap<String, String>,
     ) -> Draft {
         Draft {
-            record: RequestRecord {
+            record: Box::new(RequestRecord {
                 id: id.parse().unwrap_or_else(|_| Uuid::new_v4()),
                 time: at,
                 project,
@@ -120,10 +221,10 @@ impl Draft {
                 cost: None,
                 user: None,
                 tags,
-            },
+            }),
             started,
             request_bytes: 0,
-            recorder,
+            records,
         }
     }
 
@@ -209,8 +310,7 @@ impl Draft {
 
     fn submit(mut self) {
         self.record.latency_us = self.started.elapsed().as_micros() as u64;
-        let recorder = self.recorder.clone();
-        recorder.submit(self.record);
+        self.records.submit(*self.record);
     }
 }
 
@@ -226,4 +326,62 @@ pub struct Outcome {
     /// The answer did not reach its end (the client went away, or the stream was ended by a
     /// stall or a break).
     pub cut: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RequestRecord {
+        let d = Draft::new(
+            Batcher::new(Arc::new(Recorder::off())),
+            "",
+            Utc::now(),
+            Instant::now(),
+            Uuid::nil(),
+            Uuid::nil(),
+            "chat",
+            BTreeMap::new(),
+        );
+        *d.record
+    }
+
+    #[test]
+    fn a_full_queue_drops_whole_batches_and_counts_them() {
+        let (recorder, mut rx) = Recorder::new(5);
+        recorder.offer(vec![record(), record(), record()]);
+        recorder.offer(vec![record(), record(), record()]);
+        recorder.offer(vec![record(), record()]);
+        let s = &recorder.stats;
+        assert_eq!(s.queued.load(Ordering::Relaxed), 5);
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 3);
+        let first = rx.try_recv().expect("first batch");
+        recorder.taken(first.len());
+        recorder.offer(vec![record(), record(), record()]);
+        assert_eq!(s.queued.load(Ordering::Relaxed), 8, "room again once taken");
+    }
+
+    #[actix_rt::test]
+    async fn a_worker_hands_over_a_batch_when_full_after_a_while_and_when_it_stops() {
+        let (recorder, mut rx) = Recorder::new(10_000);
+        let recorder = Arc::new(recorder);
+        let batcher = Batcher::new(recorder.clone());
+        for _ in 0..MAX_BATCH + 3 {
+            batcher.submit(record());
+        }
+        assert_eq!(rx.try_recv().expect("full batch").len(), MAX_BATCH);
+        assert!(rx.try_recv().is_err(), "the rest gathers");
+        let rest = tokio::time::timeout(GATHER * 20, rx.recv())
+            .await
+            .expect("flushed after GATHER")
+            .expect("batch");
+        assert_eq!(rest.len(), 3);
+        batcher.submit(record());
+        drop(batcher);
+        assert_eq!(rx.try_recv().expect("flushed on drop").len(), 1);
+        assert_eq!(
+            recorder.stats.queued.load(Ordering::Relaxed),
+            MAX_BATCH as u64 + 4
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! Request records into Redis: each batch is one entry (`XADD`, a JSON array in the field
-//! `USAGE_FIELD`) of the usage stream, capped near `max_entries` (oldest trimmed first); the
+//! Request records into Redis: each batch is one entry (`XADD`, `encode_batch`'s bytes in the
+//! field `USAGE_FIELD`) of the usage stream, capped near `max_entries` (oldest trimmed first); the
 //! control plane consumes it with a consumer group. The only write a replica makes to Redis —
 //! never configuration.
 
@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use redis::aio::MultiplexedConnection;
 use to11_io::sink::{RecordSink, SinkError};
 use to11_shared::bus::{usage_stream, USAGE_FIELD};
-use to11_shared::record::RequestRecord;
+use to11_shared::record::{encode_batch, RequestRecord};
 use tokio::sync::Mutex;
 
 pub struct RedisSink {
@@ -29,7 +29,7 @@ impl RedisSink {
     }
 
     async fn add(&self, batch: &[RequestRecord]) -> Result<(), SinkError> {
-        let json = serde_json::to_vec(batch).map_err(|e| SinkError(e.to_string()))?;
+        let encoded = encode_batch(batch);
         let mut guard = self.conn.lock().await;
         let mut conn = match guard.as_ref() {
             Some(c) => c.clone(),
@@ -51,7 +51,7 @@ impl RedisSink {
             .arg(self.max_entries)
             .arg("*")
             .arg(USAGE_FIELD)
-            .arg(json)
+            .arg(encoded)
             .query_async(&mut conn)
             .await;
         match added {

@@ -1,6 +1,6 @@
-//! Shipping records: batches taken from the recorder's queue (up to `MAX_BATCH`, or what arrived
-//! within `GATHER`), each shipped until its sink takes it, backing off while the sink is down.
-//! Meanwhile new records wait in the bounded queue (overflow is counted as dropped there).
+//! Shipping records: the workers' batches taken off the queue (joined while more are waiting,
+//! up to `MAX_BATCH` records), each shipped until its sink takes it, backing off while the sink is
+//! down. Meanwhile new batches wait in the bounded queue (overflow is counted as dropped there).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,35 +10,25 @@ use to11_io::sink::RecordSink;
 use to11_shared::record::RequestRecord;
 use tokio::sync::mpsc;
 
-use super::MeterStats;
+use super::{MeterStats, Recorder, MAX_BATCH};
 
-/// Most records in one batch.
-pub const MAX_BATCH: usize = 200;
-/// How long a batch gathers records after its first one.
-const GATHER: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Ships until the queue's senders are gone (the gateway stopped), then ships what is left.
 pub async fn run(
-    mut rx: mpsc::Receiver<RequestRecord>,
+    mut rx: mpsc::UnboundedReceiver<Vec<RequestRecord>>,
     sink: Arc<dyn RecordSink>,
-    stats: Arc<MeterStats>,
+    recorder: Arc<Recorder>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        batch.push(first);
-        let until = tokio::time::Instant::now() + GATHER;
+    while let Some(mut batch) = rx.recv().await {
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(r)) => batch.push(r),
-                _ => break,
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
             }
         }
-        ship(&*sink, &batch, &stats).await;
-        batch.clear();
+        recorder.taken(batch.len());
+        ship(&*sink, &batch, &recorder.stats).await;
     }
 }
 

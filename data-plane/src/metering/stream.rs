@@ -14,6 +14,11 @@ use super::{Draft, Outcome};
 
 pub struct Metered<S> {
     inner: S,
+    /// Boxed: the body wrappers around it are moved several times on their way to the client.
+    state: Box<State>,
+}
+
+struct State {
     meter: Meter,
     strip: Option<UsageStrip>,
     /// The record, until it is finished.
@@ -34,21 +39,25 @@ impl<S> Metered<S> {
     ) -> Self {
         Metered {
             inner,
-            meter,
-            strip,
-            draft: Some((draft, status)),
-            answer_bytes: 0,
-            ended: false,
-            fallback: None,
+            state: Box::new(State {
+                meter,
+                strip,
+                draft: Some((draft, status)),
+                answer_bytes: 0,
+                ended: false,
+                fallback: None,
+            }),
         }
     }
 
     /// Usage to record when the body reports none.
     pub fn with_fallback(mut self, usage: Option<Usage>) -> Self {
-        self.fallback = usage;
+        self.state.fallback = usage;
         self
     }
+}
 
+impl State {
     fn finish(&mut self, cut: bool) {
         if let Some((draft, status)) = self.draft.take() {
             draft.finish(
@@ -67,7 +76,7 @@ impl<S> Metered<S> {
 impl<S> Drop for Metered<S> {
     fn drop(&mut self) {
         // Dropped before its end: the client went away (or the stream was ended for it).
-        self.finish(true);
+        self.state.finish(true);
     }
 }
 
@@ -78,15 +87,17 @@ where
     type Item = Result<Bytes, E>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let st = &mut *this.state;
         loop {
-            if self.ended {
+            if st.ended {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut self.inner).poll_next(cx) {
+            match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    self.answer_bytes += chunk.len() as u64;
-                    self.meter.push(&chunk);
-                    let Some(strip) = self.strip.as_mut() else {
+                    st.answer_bytes += chunk.len() as u64;
+                    st.meter.push(&chunk);
+                    let Some(strip) = st.strip.as_mut() else {
                         return Poll::Ready(Some(Ok(chunk)));
                     };
                     let out = strip.push(&chunk);
@@ -95,13 +106,13 @@ where
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    self.finish(true);
+                    st.finish(true);
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(None) => {
-                    self.ended = true;
-                    let rest = self.strip.as_mut().map(UsageStrip::finish);
-                    self.finish(false);
+                    st.ended = true;
+                    let rest = st.strip.as_mut().map(UsageStrip::finish);
+                    st.finish(false);
                     if let Some(rest) = rest.filter(|r| !r.is_empty()) {
                         return Poll::Ready(Some(Ok(Bytes::from(rest))));
                     }

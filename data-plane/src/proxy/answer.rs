@@ -166,13 +166,16 @@ fn body_kind<B>(upstream: &Answered<B>, prepared: &Prepared) -> Body {
     }
 }
 
-/// Bedrock InvokeModel's usage headers.
-fn header_usage<B>(upstream: &Answered<B>) -> Option<Usage> {
-    let h = |n: &str| upstream.headers.get(n).and_then(|v| v.to_str().ok());
-    from_bedrock_headers(
-        h("x-amzn-bedrock-input-token-count"),
-        h("x-amzn-bedrock-output-token-count"),
-    )
+/// Bedrock InvokeModel's usage headers (only a model that is not Claude needs them: Claude's
+/// answers carry their usage).
+fn header_usage<B>(upstream: &Answered<B>, prepared: &Prepared) -> Option<Usage> {
+    const INPUT: HeaderName = HeaderName::from_static("x-amzn-bedrock-input-token-count");
+    const OUTPUT: HeaderName = HeaderName::from_static("x-amzn-bedrock-output-token-count");
+    if prepared.usage != UsageFormat::BedrockInvoke {
+        return None;
+    }
+    let h = |n: &HeaderName| upstream.headers.get(n).and_then(|v| v.to_str().ok());
+    from_bedrock_headers(h(&INPUT), h(&OUTPUT))
 }
 
 /// The status and headers of an answer, with the served-by headers.
@@ -208,7 +211,7 @@ where
     let kind = body_kind(&upstream, prepared);
     let strip =
         (prepared.strip_usage && kind == Body::Stream(Framing::Sse)).then(UsageStrip::default);
-    let fallback = header_usage(&upstream);
+    let fallback = header_usage(&upstream, prepared);
     let status = upstream.status.as_u16();
     let meter = Meter::new(prepared.usage, kind);
     pass_as(upstream, served, how, move |b| {
@@ -292,7 +295,7 @@ where
             d.finish(
                 upstream.status.as_u16(),
                 Outcome {
-                    reported: meter.usage().or_else(|| header_usage(&upstream)),
+                    reported: meter.usage().or_else(|| header_usage(&upstream, prepared)),
                     chunks: 0,
                     answer_bytes: body.len() as u64,
                     cut: false,

@@ -32,7 +32,7 @@ use to11_shared::ErrorCode;
 use crate::error::{Dialect, GatewayError};
 use crate::health_book::now_ms;
 use crate::metering::Draft;
-use crate::Ctx;
+use crate::{Ctx, Worker};
 use admit::Call;
 use attempt::{Attempts, Delivery};
 use prepare::{Preparer, Request};
@@ -43,7 +43,7 @@ pub async fn forward(
     req: HttpRequest,
     payload: web::Payload,
     ctx: web::Data<Ctx>,
-    client: web::Data<awc::Client>,
+    worker: web::Data<Worker>,
 ) -> HttpResponse {
     let arrived = Arrival {
         id: new_request_id(),
@@ -52,7 +52,7 @@ pub async fn forward(
     };
     ctx.metrics.requests.inc();
     let mut draft = None;
-    match serve(&req, payload, &ctx, &client, &arrived, &mut draft).await {
+    match serve(&req, payload, &ctx, &worker, &arrived, &mut draft).await {
         Ok(r) => r,
         Err(e) => {
             ctx.metrics.error(e.code);
@@ -76,7 +76,7 @@ async fn serve(
     req: &HttpRequest,
     payload: web::Payload,
     ctx: &Ctx,
-    client: &awc::Client,
+    worker: &Worker,
     arrived: &Arrival,
     draft: &mut Option<Draft>,
 ) -> Result<HttpResponse, GatewayError> {
@@ -85,9 +85,9 @@ async fn serve(
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
     let (tags, user) = admit::labels(req)?;
-    if ctx.recorder.enabled() {
+    if worker.records.enabled() {
         let mut d = Draft::new(
-            ctx.recorder.clone(),
+            worker.records.clone(),
             request_id,
             arrived.at,
             arrived.started,
@@ -144,7 +144,7 @@ async fn serve(
         &ctx.settings,
     );
     let upstream = send::AwcUpstream {
-        client,
+        client: &worker.client,
         method: req.method(),
         headers: req.headers(),
         ctx,

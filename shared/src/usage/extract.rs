@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::counts::{Counts, Details};
 use super::{Usage, UsageFormat};
 
 /// The usage an answer reports, if it reports any.
@@ -24,16 +25,15 @@ use super::{Usage, UsageFormat};
 pub fn from_answer(format: UsageFormat, answer: &Value) -> Option<Usage> {
     match format {
         UsageFormat::OpenAi => openai_answer(answer),
-        UsageFormat::Anthropic => answer
-            .get("usage")
-            .and_then(anthropic)
-            .or_else(|| answer.pointer("/message/usage").and_then(anthropic))
-            .or_else(|| answer.get(BEDROCK_METRICS).and_then(bedrock_metrics)),
+        UsageFormat::Anthropic => counts(answer.get("usage"))
+            .and_then(|c| anthropic(&c))
+            .or_else(|| counts(answer.pointer("/message/usage")).and_then(|c| anthropic(&c)))
+            .or_else(|| counts(answer.get(BEDROCK_METRICS)).and_then(|c| bedrock_metrics(&c))),
         UsageFormat::Gemini => match answer {
             Value::Array(items) => items.iter().rev().find_map(gemini_answer),
             a => gemini_answer(a),
         },
-        UsageFormat::Converse => answer.get("usage").and_then(converse),
+        UsageFormat::Converse => counts(answer.get("usage")).and_then(|c| converse(&c)),
         UsageFormat::BedrockInvoke => bedrock_invoke(answer),
     }
 }
@@ -79,7 +79,13 @@ pub(super) fn estimate(request_bytes: u64, output_chunks: u64, answer_bytes: u64
 /// The key of Bedrock's metrics in InvokeModel answers and stream chunks.
 pub(super) const BEDROCK_METRICS: &str = "amazon-bedrock-invocationMetrics";
 
-/// A count: a non-negative integer (an integral float is accepted, as some servers write them).
+/// The counts of a parsed usage object, if it is an object.
+fn counts(v: Option<&Value>) -> Option<Counts> {
+    v.and_then(Counts::of)
+}
+
+/// A top-level count of a whole answer (Titan's, Llama's): a non-negative integer, or an
+/// integral float.
 fn count(v: &Value, key: &str) -> Option<u64> {
     let n = v.get(key)?;
     n.as_u64().or_else(|| {
@@ -89,16 +95,11 @@ fn count(v: &Value, key: &str) -> Option<u64> {
     })
 }
 
-fn count_at(v: &Value, pointer: &str) -> Option<u64> {
-    let (parent, key) = pointer.rsplit_once('/')?;
-    count(v.pointer(parent)?, key)
-}
-
 fn openai_answer(a: &Value) -> Option<Usage> {
-    a.get("usage")
-        .and_then(openai)
-        .or_else(|| a.pointer("/response/usage").and_then(openai))
-        .or_else(|| a.pointer("/x_groq/usage").and_then(openai))
+    counts(a.get("usage"))
+        .and_then(|c| openai(&c))
+        .or_else(|| counts(a.pointer("/response/usage")).and_then(|c| openai(&c)))
+        .or_else(|| counts(a.pointer("/x_groq/usage")).and_then(|c| openai(&c)))
 }
 
 /// An OpenAI usage object: chat and completions (`prompt_tokens`, which include cached tokens and
@@ -108,25 +109,25 @@ fn openai_answer(a: &Value) -> Option<Usage> {
 ///
 /// Some servers (xAI) count reasoning apart from `completion_tokens`: when `total_tokens` is
 /// prompt + completion + reasoning, or reasoning exceeds completion, reasoning is added to output.
-pub(super) fn openai(u: &Value) -> Option<Usage> {
-    let responses = u.get("input_tokens").is_some() || u.get("output_tokens").is_some();
+pub(super) fn openai(u: &Counts) -> Option<Usage> {
+    let responses = u.input_tokens.is_present() || u.output_tokens.is_present();
     let (prompt, completion, details_in, details_out) = if responses {
         (
-            count(u, "input_tokens"),
-            count(u, "output_tokens"),
-            "input_tokens_details",
-            "output_tokens_details",
+            u.input_tokens.get(),
+            u.output_tokens.get(),
+            &u.input_tokens_details,
+            &u.output_tokens_details,
         )
     } else {
         (
-            count(u, "prompt_tokens"),
-            count(u, "completion_tokens"),
-            "prompt_tokens_details",
-            "completion_tokens_details",
+            u.prompt_tokens.get(),
+            u.completion_tokens.get(),
+            &u.prompt_tokens_details,
+            &u.completion_tokens_details,
         )
     };
-    let hit = count(u, "prompt_cache_hit_tokens");
-    let miss = count(u, "prompt_cache_miss_tokens");
+    let hit = u.prompt_cache_hit_tokens.get();
+    let miss = u.prompt_cache_miss_tokens.get();
     let prompt = prompt.or_else(|| match (hit, miss) {
         (None, None) => None,
         (h, m) => Some(h.unwrap_or(0) + m.unwrap_or(0)),
@@ -135,17 +136,21 @@ pub(super) fn openai(u: &Value) -> Option<Usage> {
         return None;
     }
     let (prompt, completion) = (prompt.unwrap_or(0), completion.unwrap_or(0));
-    let details = u.get(details_in).unwrap_or(&Value::Null);
-    let cached = count(details, "cached_tokens").or(hit).unwrap_or(0);
-    let written = count(details, "cache_write_tokens")
-        .or_else(|| count(details, "cache_creation_tokens"))
+    let none = Details::default();
+    let details = details_in.0.as_ref().unwrap_or(&none);
+    let cached = details.cached_tokens.get().or(hit).unwrap_or(0);
+    let written = details
+        .cache_write_tokens
+        .get()
+        .or_else(|| details.cache_creation_tokens.get())
         .unwrap_or(0);
-    let reasoning = u
-        .get(details_out)
-        .and_then(|d| count(d, "reasoning_tokens"))
+    let reasoning = details_out
+        .0
+        .as_ref()
+        .and_then(|d| d.reasoning_tokens.get())
         .unwrap_or(0);
     let apart = reasoning > completion
-        || (reasoning > 0 && count(u, "total_tokens") == Some(prompt + completion + reasoning));
+        || (reasoning > 0 && u.total_tokens.get() == Some(prompt + completion + reasoning));
     let output = if apart {
         completion + reasoning
     } else {
@@ -162,7 +167,7 @@ pub(super) fn openai(u: &Value) -> Option<Usage> {
 }
 
 /// An Anthropic usage object (`input_tokens` exclude cache reads and writes).
-pub(super) fn anthropic(u: &Value) -> Option<Usage> {
+pub(super) fn anthropic(u: &Counts) -> Option<Usage> {
     let mut usage = None;
     anthropic_update(&mut usage, u);
     usage
@@ -173,13 +178,14 @@ pub(super) fn anthropic(u: &Value) -> Option<Usage> {
 /// cache fields there). The split `cache_creation.ephemeral_5m/1h_input_tokens`, when given,
 /// decides `cache_write` / `cache_write_1h`; a bare `cache_creation_input_tokens` keeps the 1-hour
 /// part already known. Returns whether the object carried any count.
-pub(super) fn anthropic_update(usage: &mut Option<Usage>, u: &Value) -> bool {
-    let input = count(u, "input_tokens");
-    let output = count(u, "output_tokens");
-    let read = count(u, "cache_read_input_tokens");
-    let created = count(u, "cache_creation_input_tokens");
-    let w5m = count_at(u, "/cache_creation/ephemeral_5m_input_tokens");
-    let w1h = count_at(u, "/cache_creation/ephemeral_1h_input_tokens");
+pub(super) fn anthropic_update(usage: &mut Option<Usage>, u: &Counts) -> bool {
+    let input = u.input_tokens.get();
+    let output = u.output_tokens.get();
+    let read = u.cache_read_input_tokens.get();
+    let created = u.cache_creation_input_tokens.get();
+    let split = u.cache_creation.0.as_ref();
+    let w5m = split.and_then(|c| c.ephemeral_5m_input_tokens.get());
+    let w1h = split.and_then(|c| c.ephemeral_1h_input_tokens.get());
     if [input, output, read, created, w5m, w1h]
         .iter()
         .all(Option::is_none)
@@ -212,21 +218,21 @@ pub(super) fn anthropic_update(usage: &mut Option<Usage>, u: &Value) -> bool {
 }
 
 fn gemini_answer(a: &Value) -> Option<Usage> {
-    a.get("usageMetadata").and_then(gemini)
+    counts(a.get("usageMetadata")).and_then(|c| gemini(&c))
 }
 
 /// Gemini's `usageMetadata`: `promptTokenCount` includes `cachedContentTokenCount`;
 /// `toolUsePromptTokenCount` is billed as input; `thoughtsTokenCount` is not in
 /// `candidatesTokenCount` and is billed as output.
-pub(super) fn gemini(m: &Value) -> Option<Usage> {
-    let prompt = count(m, "promptTokenCount");
-    let candidates = count(m, "candidatesTokenCount");
-    let thoughts = count(m, "thoughtsTokenCount");
+pub(super) fn gemini(m: &Counts) -> Option<Usage> {
+    let prompt = m.prompt_token_count.get();
+    let candidates = m.candidates_token_count.get();
+    let thoughts = m.thoughts_token_count.get();
     if prompt.is_none() && candidates.is_none() && thoughts.is_none() {
         return None;
     }
-    let cached = count(m, "cachedContentTokenCount").unwrap_or(0);
-    let tools = count(m, "toolUsePromptTokenCount").unwrap_or(0);
+    let cached = m.cached_content_token_count.get().unwrap_or(0);
+    let tools = m.tool_use_prompt_token_count.get().unwrap_or(0);
     let thoughts = thoughts.unwrap_or(0);
     Some(Usage {
         input: prompt.unwrap_or(0).saturating_sub(cached) + tools,
@@ -240,25 +246,29 @@ pub(super) fn gemini(m: &Value) -> Option<Usage> {
 /// Converse's `usage` (`inputTokens` exclude cache reads and writes; `cacheDetails` splits the
 /// writes by TTL, `5m` or `1h`). Nova's InvokeModel answers name the cache fields
 /// `cacheReadInputTokenCount` / `cacheWriteInputTokenCount`; both are read.
-pub(super) fn converse(u: &Value) -> Option<Usage> {
-    let input = count(u, "inputTokens");
-    let output = count(u, "outputTokens");
+pub(super) fn converse(u: &Counts) -> Option<Usage> {
+    let input = u.input_tokens_camel.get();
+    let output = u.output_tokens_camel.get();
     if input.is_none() && output.is_none() {
         return None;
     }
-    let read = count(u, "cacheReadInputTokens").or_else(|| count(u, "cacheReadInputTokenCount"));
-    let written =
-        count(u, "cacheWriteInputTokens").or_else(|| count(u, "cacheWriteInputTokenCount"));
+    let read = u
+        .cache_read_input_tokens_camel
+        .get()
+        .or_else(|| u.cache_read_input_token_count.get());
+    let written = u
+        .cache_write_input_tokens_camel
+        .get()
+        .or_else(|| u.cache_write_input_token_count.get());
     let one_hour: u64 = u
-        .get("cacheDetails")
-        .and_then(Value::as_array)
-        .map(|ds| {
-            ds.iter()
-                .filter(|d| d.get("ttl").and_then(Value::as_str) == Some("1h"))
-                .filter_map(|d| count(d, "inputTokens"))
-                .sum()
-        })
-        .unwrap_or(0);
+        .cache_details
+        .0
+        .iter()
+        .flatten()
+        .filter_map(|d| d.0.as_ref())
+        .filter(|d| d.ttl.0.as_deref() == Some("1h"))
+        .filter_map(|d| d.input_tokens.get())
+        .sum();
     let written = written.unwrap_or(0).max(one_hour);
     Some(Usage {
         input: input.unwrap_or(0),
@@ -272,17 +282,17 @@ pub(super) fn converse(u: &Value) -> Option<Usage> {
 
 /// Bedrock's `amazon-bedrock-invocationMetrics` (`inputTokenCount` excludes cache reads and
 /// writes, as the usage headers do).
-pub(super) fn bedrock_metrics(m: &Value) -> Option<Usage> {
-    let input = count(m, "inputTokenCount");
-    let output = count(m, "outputTokenCount");
+pub(super) fn bedrock_metrics(m: &Counts) -> Option<Usage> {
+    let input = m.input_token_count.get();
+    let output = m.output_token_count.get();
     if input.is_none() && output.is_none() {
         return None;
     }
     Some(Usage {
         input: input.unwrap_or(0),
         output: output.unwrap_or(0),
-        cache_read: count(m, "cacheReadInputTokenCount").unwrap_or(0),
-        cache_write: count(m, "cacheWriteInputTokenCount").unwrap_or(0),
+        cache_read: m.cache_read_input_token_count.get().unwrap_or(0),
+        cache_write: m.cache_write_input_token_count.get().unwrap_or(0),
         ..Usage::default()
     })
 }
@@ -291,15 +301,19 @@ pub(super) fn bedrock_metrics(m: &Value) -> Option<Usage> {
 /// their maker's format): camelCase counts are Converse's or Nova's, `prompt_tokens` OpenAI's,
 /// `cache_*_input_tokens` Anthropic's, `*_tokens_details` the Responses API's, and bare
 /// `input_tokens` / `output_tokens` Anthropic's (without cache fields both readings agree).
-pub(super) fn usage_by_shape(u: &Value) -> Option<Usage> {
-    let has = |k: &str| u.get(k).is_some();
-    if has("inputTokens") || has("outputTokens") {
+pub(super) fn usage_by_shape(u: &Counts) -> Option<Usage> {
+    if u.input_tokens_camel.is_present() || u.output_tokens_camel.is_present() {
         converse(u)
-    } else if has("prompt_tokens") || has("completion_tokens") || has("prompt_cache_hit_tokens") {
+    } else if u.prompt_tokens.is_present()
+        || u.completion_tokens.is_present()
+        || u.prompt_cache_hit_tokens.is_present()
+    {
         openai(u)
-    } else if has("cache_read_input_tokens") || has("cache_creation_input_tokens") {
+    } else if u.cache_read_input_tokens.is_present() || u.cache_creation_input_tokens.is_present() {
         anthropic(u)
-    } else if has("input_tokens_details") || has("output_tokens_details") {
+    } else if u.input_tokens_details != Default::default()
+        || u.output_tokens_details != Default::default()
+    {
         openai(u)
     } else {
         anthropic(u)
@@ -307,9 +321,9 @@ pub(super) fn usage_by_shape(u: &Value) -> Option<Usage> {
 }
 
 fn bedrock_invoke(a: &Value) -> Option<Usage> {
-    a.get(BEDROCK_METRICS)
-        .and_then(bedrock_metrics)
-        .or_else(|| a.get("usage").and_then(usage_by_shape))
+    counts(a.get(BEDROCK_METRICS))
+        .and_then(|c| bedrock_metrics(&c))
+        .or_else(|| counts(a.get("usage")).and_then(|c| usage_by_shape(&c)))
         .or_else(|| titan(a))
         .or_else(|| llama(a))
 }

@@ -14,8 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
 
+use super::counts::Counts;
 use super::extract::{self, BEDROCK_METRICS};
-use super::scan::{Counter, Found, Key, Keys, Slot};
+use super::scan::{needles, Counter, Found, Key, Keys, Needles, Slot};
 use super::{Usage, UsageFormat};
 use crate::eventstream::{Decoder, Frame};
 use crate::translate::stream::{Event, Framing};
@@ -75,7 +76,7 @@ const METRICS: Key = Key {
 };
 
 /// The keys that hold usage, per format.
-fn keys(format: UsageFormat, body: Body) -> &'static [Key] {
+fn keys(format: UsageFormat, body: Body) -> &'static Needles<Key> {
     const OPENAI: &[Key] = &[USAGE];
     const ANTHROPIC: &[Key] = &[USAGE, METRICS];
     const GEMINI: &[Key] = &[USAGE_METADATA];
@@ -101,32 +102,46 @@ fn keys(format: UsageFormat, body: Body) -> &'static [Key] {
             slot: Slot::Output,
         },
     ];
+    static OPENAI_KEYS: Needles<Key> = needles!(OPENAI);
+    static ANTHROPIC_KEYS: Needles<Key> = needles!(ANTHROPIC);
+    static GEMINI_KEYS: Needles<Key> = needles!(GEMINI);
+    static INVOKE_KEYS: Needles<Key> = needles!(INVOKE);
+    static INVOKE_WHOLE_KEYS: Needles<Key> = needles!(INVOKE_WHOLE);
     match (format, body) {
-        (UsageFormat::OpenAi | UsageFormat::Converse, _) => OPENAI,
-        (UsageFormat::Anthropic, _) => ANTHROPIC,
-        (UsageFormat::Gemini, _) => GEMINI,
-        (UsageFormat::BedrockInvoke, Body::Json) => INVOKE_WHOLE,
-        (UsageFormat::BedrockInvoke, Body::Stream(_)) => INVOKE,
+        (UsageFormat::OpenAi | UsageFormat::Converse, _) => &OPENAI_KEYS,
+        (UsageFormat::Anthropic, _) => &ANTHROPIC_KEYS,
+        (UsageFormat::Gemini, _) => &GEMINI_KEYS,
+        (UsageFormat::BedrockInvoke, Body::Json) => &INVOKE_WHOLE_KEYS,
+        (UsageFormat::BedrockInvoke, Body::Stream(_)) => &INVOKE_KEYS,
     }
 }
 
 /// Markers of content-carrying events, one per event (per choice for OpenAI), for `chunks()`.
 /// OpenAI: each `delta` key (chat chunks, the Responses API's `*.delta` events) and each legacy
 /// completions chunk; Anthropic: `content_block_delta`; Gemini: each `candidates`.
-fn content(format: UsageFormat) -> &'static [&'static [u8]] {
+fn content(format: UsageFormat) -> &'static Needles<&'static [u8]> {
+    const OPENAI: &[&[u8]] = &[b"\"delta\":", b"\"text_completion\""];
+    const ANTHROPIC: &[&[u8]] = &[b"\"content_block_delta\""];
+    const GEMINI: &[&[u8]] = &[b"\"candidates\":"];
+    static OPENAI_MARKS: Needles<&'static [u8]> = needles!(OPENAI);
+    static ANTHROPIC_MARKS: Needles<&'static [u8]> = needles!(ANTHROPIC);
+    static GEMINI_MARKS: Needles<&'static [u8]> = needles!(GEMINI);
     match format {
-        UsageFormat::OpenAi => &[b"\"delta\":", b"\"text_completion\""],
-        UsageFormat::Anthropic => &[b"\"content_block_delta\""],
-        UsageFormat::Gemini => &[b"\"candidates\":"],
+        UsageFormat::OpenAi => &OPENAI_MARKS,
+        UsageFormat::Anthropic => &ANTHROPIC_MARKS,
+        UsageFormat::Gemini => &GEMINI_MARKS,
         // Their content events are frames, counted by their type.
-        UsageFormat::Converse | UsageFormat::BedrockInvoke => &[],
+        UsageFormat::Converse | UsageFormat::BedrockInvoke => &NONE,
     }
 }
+
+/// No markers (whole bodies, framed streams).
+static NONE: Needles<&'static [u8]> = needles!(&[] as &[&[u8]]);
 
 impl Meter {
     pub fn new(format: UsageFormat, body: Body) -> Self {
         let content = match body {
-            Body::Json => Counter::new(&[]),
+            Body::Json => Counter::new(&NONE),
             Body::Stream(_) => Counter::new(content(format)),
         };
         let keys = Keys::new(keys(format, body));
@@ -187,7 +202,7 @@ impl Meter {
         };
         let merge = self.merges();
         let t = &mut self.tally;
-        let object = |v: Option<&Value>| v.filter(|v| v.is_object()).cloned().map(Found::Object);
+        let object = |v: Option<&Value>| v.and_then(Counts::of).map(|c| Found::Object(Box::new(c)));
         let mut found = |slot, v: Option<&Value>| {
             if let Some(f) = object(v) {
                 t.found(self.format, merge, slot, f);
@@ -274,8 +289,8 @@ fn frame(
         Framing::ConverseEvents => match kind {
             "metadata" => {
                 if let Ok(v) = serde_json::from_slice::<Value>(&f.payload) {
-                    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-                        found(Slot::Usage, Found::Object(u.clone()));
+                    if let Some(u) = v.get("usage").and_then(Counts::of) {
+                        found(Slot::Usage, Found::Object(Box::new(u)));
                     }
                 }
                 0

@@ -3,6 +3,7 @@
 //! or decoded events), estimated when an answer reports none, and priced in integer micro-units
 //! of currency from a price table kept as data (`price`).
 
+mod counts;
 pub mod extract;
 pub mod meter;
 pub mod price;

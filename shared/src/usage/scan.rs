@@ -14,8 +14,11 @@
 //! Anthropic's or Gemini's whole answers); the answer's own usage comes after it, and the merge
 //! rules let the last one win.
 
+use std::sync::LazyLock;
+
 use memchr::memmem::Finder;
-use serde_json::Value;
+
+use super::counts::Counts;
 
 /// Bytes of the previous push kept: at least the longest key, and the byte before it.
 const TAIL: usize = 40;
@@ -51,9 +54,49 @@ pub(super) struct Key {
     pub slot: Slot,
 }
 
+/// Needles with their searchers, built once per process (a searcher costs more to build than to
+/// run over a small answer).
+pub(super) struct Needles<T: 'static> {
+    pub items: &'static [T],
+    pub finders: LazyLock<Vec<Finder<'static>>>,
+}
+
+/// `Needles` of a `&'static [Key]` or `&'static [&'static [u8]]` constant.
+macro_rules! needles {
+    ($items:expr) => {
+        $crate::usage::scan::Needles {
+            items: $items,
+            finders: std::sync::LazyLock::new(|| {
+                $items
+                    .iter()
+                    .map(|n| memchr::memmem::Finder::new($crate::usage::scan::Needle::bytes(n)))
+                    .collect()
+            }),
+        }
+    };
+}
+pub(super) use needles;
+
+/// What a needle searches for.
+pub(super) trait Needle {
+    fn bytes(&self) -> &'static [u8];
+}
+
+impl Needle for Key {
+    fn bytes(&self) -> &'static [u8] {
+        self.bytes
+    }
+}
+
+impl Needle for &'static [u8] {
+    fn bytes(&self) -> &'static [u8] {
+        self
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub(super) enum Found {
-    Object(Value),
+    Object(Box<Counts>),
     Number(u64),
 }
 
@@ -156,29 +199,60 @@ fn resolve(buf: &[u8], number: bool) -> Resolve {
         // `null` (OpenAI's chunks) or anything else that is not an object: nothing to read.
         return Resolve::Done(i, None);
     }
-    let mut values = serde_json::Deserializer::from_slice(&buf[i..]).into_iter::<Value>();
+    let mut values = serde_json::Deserializer::from_slice(&buf[i..]).into_iter::<Box<Counts>>();
     match values.next() {
         Some(Ok(v)) => Resolve::Done(i + values.byte_offset(), Some(Found::Object(v))),
         Some(Err(e)) if e.is_eof() => Resolve::Pending,
+        // Skipping an unknown key's number cut after its `.` or `e` reads as an invalid number,
+        // not as the end of the input: an object not closed yet is waited for.
+        Some(Err(_)) if !closes(&buf[i..]) => Resolve::Pending,
         // Not JSON after all: resume the search inside it.
         _ => Resolve::Done(i + 1, None),
     }
 }
 
+/// Whether the object `buf` starts with closes within it (strings and escapes skipped).
+fn closes(buf: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in buf {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The keys of one format, searched in text fed in pieces split anywhere.
 pub(super) struct Keys {
     keys: &'static [Key],
-    finders: Vec<Finder<'static>>,
+    finders: &'static [Finder<'static>],
     tail: Tail,
     /// A value being received: its slot and its bytes so far (from right after its key).
     value: Option<(Slot, Vec<u8>)>,
 }
 
 impl Keys {
-    pub fn new(keys: &'static [Key]) -> Keys {
+    pub fn new(set: &'static Needles<Key>) -> Keys {
         Keys {
-            keys,
-            finders: keys.iter().map(|k| Finder::new(k.bytes)).collect(),
+            keys: set.items,
+            finders: &set.finders,
             tail: Tail::default(),
             value: None,
         }
@@ -292,14 +366,14 @@ impl Keys {
 /// Counts occurrences of markers (one per content-carrying event) in text fed in pieces split
 /// anywhere.
 pub(super) struct Counter {
-    finders: Vec<Finder<'static>>,
+    finders: &'static [Finder<'static>],
     tail: Tail,
 }
 
 impl Counter {
-    pub fn new(markers: &'static [&'static [u8]]) -> Counter {
+    pub fn new(markers: &'static Needles<&'static [u8]>) -> Counter {
         Counter {
-            finders: markers.iter().map(Finder::new).collect(),
+            finders: &markers.finders,
             tail: Tail::default(),
         }
     }
@@ -310,7 +384,7 @@ impl Counter {
 
     pub fn push(&mut self, bytes: &[u8]) -> u64 {
         let mut n = 0;
-        for f in &self.finders {
+        for f in self.finders {
             n += f.find_iter(bytes).count() as u64;
             n += u64::from(across(self.tail.bytes(), bytes, f).is_some());
         }

@@ -23,6 +23,7 @@ struct Opts {
     seconds: u64,
     rate: u64,
     changes: u64,
+    rounds: usize,
 }
 
 fn opts() -> Opts {
@@ -37,6 +38,7 @@ fn opts() -> Opts {
         seconds: n("BENCH_SECONDS", 5),
         rate: n("BENCH_RATE", 5000),
         changes: n("BENCH_CHANGES", 200),
+        rounds: n("BENCH_METERING_ROUNDS", 4) as usize,
     }
 }
 
@@ -224,6 +226,46 @@ async fn measure(name: &'static str, addr: SocketAddr, req: &[u8], pids: &[u32],
     }
 }
 
+/// CPU µs per request of `pids` over one closed-loop run of `o.seconds` against `addr`.
+async fn cpu_per_request(addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -> f64 {
+    let t0 = cpu_ticks(pids);
+    let (ok, bad) = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
+    assert_eq!(bad, 0, "{addr}: non-200 answers");
+    (cpu_ticks(pids) - t0) as f64 * 10_000.0 / ok as f64
+}
+
+/// Metering's cost: the metered and the unmetered replica measured in alternating rounds (the
+/// order flips each round), so drifts of a shared machine fall on both. Returns the per-round
+/// CPU µs per request of each.
+async fn metering_rounds(
+    on: (SocketAddr, &[u8], u32),
+    off: (SocketAddr, &[u8], u32),
+    o: &Opts,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut with, mut without) = (vec![], vec![]);
+    for round in 0..o.rounds {
+        eprintln!("metering on/off, round {}", round + 1);
+        if round % 2 == 0 {
+            with.push(cpu_per_request(on.0, on.1, &[on.2], o).await);
+            without.push(cpu_per_request(off.0, off.1, &[off.2], o).await);
+        } else {
+            without.push(cpu_per_request(off.0, off.1, &[off.2], o).await);
+            with.push(cpu_per_request(on.0, on.1, &[on.2], o).await);
+        }
+    }
+    (with, without)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Configuration propagation: sequential writes through the API, each timed from the API's
 /// acknowledgement to the replica reporting that version (polled over HTTP, ~0.1 ms apart).
 async fn propagation(api: &ApiClient, gw: SocketAddr, project: &str, n: u64) -> Vec<Duration> {
@@ -351,6 +393,16 @@ fn start_nginx(upstream: SocketAddr) -> ((Kill, TempDir), SocketAddr, Vec<u32>) 
     ((Kill(child), TempDir(dir)), addr, pids)
 }
 
+/// A counter from a replica's `/metrics`.
+async fn metric(gw: SocketAddr, name: &str) -> u64 {
+    let r = to11_tests::client::gateway(gw, awc::http::Method::GET, "/metrics", &[], None).await;
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn wait_port(addr: SocketAddr) {
     for _ in 0..500 {
         if std::net::TcpStream::connect(addr).is_ok() {
@@ -359,6 +411,24 @@ fn wait_port(addr: SocketAddr) {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("{addr} never opened");
+}
+
+/// A data-plane replica on core 0, metering every request into the Redis stream or not at all.
+fn start_replica(redis: &RedisServer, metering: bool) -> (Kill, SocketAddr, u32) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let gw = pinned("0", &sibling("to11-data-plane"))
+        .env("TO11_REDIS_URL", redis.url())
+        .env("TO11_REDIS_PREFIX", "bench:")
+        .env("TO11_MASTER_KEY", master_key())
+        .env("TO11_GATEWAY_LISTEN", addr.to_string())
+        .env("TO11_GATEWAY_WORKERS", "1")
+        .env("TO11_USAGE", metering.to_string())
+        .env("TO11_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("to11-data-plane");
+    let pid = gw.id();
+    (Kill(gw), addr, pid)
 }
 
 fn main() {
@@ -383,20 +453,8 @@ fn main() {
         (k["key"].as_str().expect("key").to_string(), p["id"].as_str().expect("id").to_string(), k["version"].as_u64().expect("v"))
     });
 
-    let gw_port = free_port();
-    let gw_addr: SocketAddr = format!("127.0.0.1:{gw_port}").parse().expect("addr");
-    let gw = pinned("0", &sibling("to11-data-plane"))
-        .env("TO11_REDIS_URL", redis.url())
-        .env("TO11_REDIS_PREFIX", "bench:")
-        .env("TO11_MASTER_KEY", master_key())
-        .env("TO11_GATEWAY_LISTEN", gw_addr.to_string())
-        .env("TO11_GATEWAY_WORKERS", "1")
-        .env("TO11_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("to11-data-plane");
-    let gw_pid = gw.id();
-    let _gw = Kill(gw);
+    let (_gw, gw_addr, gw_pid) = start_replica(&redis, true);
+    let (_plain, plain_addr, plain_pid) = start_replica(&redis, false);
 
     let prop = sys.block_on(async {
         to11_tests::wait_until("replica ready", 20, || async {
@@ -408,18 +466,44 @@ fn main() {
     });
 
     let rows = sys.block_on(async {
-        to11_tests::wait_until("replica ready", 20, || async {
-            (replica_version(gw_addr, &project).await >= version).then_some(())
-        })
-        .await;
+        for gw in [gw_addr, plain_addr] {
+            to11_tests::wait_until("replica ready", 20, || async {
+                (replica_version(gw, &project).await >= version).then_some(())
+            })
+            .await;
+        }
         let direct = request_bytes(mock_addr, "authorization: Bearer sk-mock");
         let via_nginx = request_bytes(nginx_addr, "authorization: Bearer sk-mock");
-        let via_to11 = request_bytes(gw_addr, &format!("x-to11-authorization: Bearer {key}"));
-        vec![
+        let auth = format!("x-to11-authorization: Bearer {key}");
+        let via_to11 = request_bytes(gw_addr, &auth);
+        let via_plain = request_bytes(plain_addr, &auth);
+        let rows = vec![
             measure("direct (no hop)", mock_addr, &direct, &[], &o).await,
             measure("nginx proxy_pass", nginx_addr, &via_nginx, &nginx_pids, &o).await,
             measure("to11 data plane", gw_addr, &via_to11, &[gw_pid], &o).await,
-        ]
+            measure(
+                "to11, no metering",
+                plain_addr,
+                &via_plain,
+                &[plain_pid],
+                &o,
+            )
+            .await,
+        ];
+        let rounds = metering_rounds(
+            (gw_addr, &via_to11, gw_pid),
+            (plain_addr, &via_plain, plain_pid),
+            &o,
+        )
+        .await;
+        (rows, rounds)
+    });
+    let (rows, (with, without)) = rows;
+    let (shipped, dropped) = sys.block_on(async {
+        (
+            metric(gw_addr, "to11_usage_records_shipped_total").await,
+            metric(gw_addr, "to11_usage_records_dropped_total").await,
+        )
     });
 
     println!(
@@ -449,6 +533,23 @@ fn main() {
         t.cpu_us.unwrap_or(f64::NAN) / n.cpu_us.unwrap_or(f64::NAN)
     );
     println!("to11 / direct: throughput {:.2}×", t.rps / rows[0].rps);
+    let ratios: Vec<f64> = with.iter().zip(&without).map(|(a, b)| a / b).collect();
+    let list = |v: &[f64], d: usize| {
+        v.iter()
+            .map(|x| format!("{x:.*}", d))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "\nmetering on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
+         metering on / off: CPU per request {:.3}× (median of rounds {}); {shipped} request records shipped to the Redis stream, {dropped} dropped",
+        o.rounds,
+        o.seconds,
+        list(&with, 1),
+        list(&without, 1),
+        median(&ratios),
+        list(&ratios, 3),
+    );
     println!(
         "\nconfiguration propagation over Redis, {} sequential changes, API ack → replica applied: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         prop.len(),
