@@ -415,3 +415,143 @@ async fn redis_then_postgres_going_away_under_load_fails_nothing_and_loses_nothi
         .expect("sum");
     assert_eq!(rolled, stored, "rollups count each record once");
 }
+
+/// Records over five days, with end users and tags, in batches (one of them twice).
+fn days_of_records() -> Vec<to11_shared::record::RequestRecord> {
+    use to11_shared::usage::{Usage, UsageSource};
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-20T05:00:00Z")
+        .expect("time")
+        .to_utc();
+    (0..600u64)
+        .map(|i| to11_shared::record::RequestRecord {
+            id: uuid::Uuid::from_u128(u128::from(i) + 1),
+            time: start + chrono::TimeDelta::minutes((i * 613 % 7_000) as i64),
+            project: uuid::Uuid::from_u128(u128::from(i % 2) + 1),
+            key: uuid::Uuid::from_u128(u128::from(i % 3) + 10),
+            surface: "chat".into(),
+            requested_model: "m".into(),
+            layer: "provider".into(),
+            function: None,
+            route: (i % 4 == 0).then(|| "r".into()),
+            provider: Some(["a", "b"][(i % 2) as usize].into()),
+            provider_kind: Some("openai".into()),
+            model: Some(["m1", "m2", "m3"][(i % 3) as usize].into()),
+            stream: false,
+            status: if i % 10 == 0 { 500 } else { 200 },
+            error: None,
+            attempts: 1,
+            failed: vec![],
+            latency_us: 1_000 * (i % 900),
+            ttfb_us: None,
+            usage: Some(Usage {
+                input: i,
+                output: 2 * i,
+                cache_read: i % 7,
+                ..Usage::default()
+            }),
+            usage_source: Some(UsageSource::Reported),
+            cancelled: false,
+            cost: (i % 5 != 0).then_some(3 * i),
+            user: Some(format!("u{}", i % 6)),
+            tags: std::collections::BTreeMap::from([("team".to_string(), format!("t{}", i % 4))]),
+        })
+        .collect()
+}
+
+/// PostgreSQL answers usage queries from sums made in the database and from day rollups (whole
+/// days) joined to hour rollups (the hours at either end); SQLite from hour rows merged in the
+/// gateway. Over the same records, every answer is the same.
+#[actix_rt::test]
+async fn postgres_day_rollups_answer_exactly_as_hour_rows_do() {
+    use to11_control_plane::usage::query::{parse_usage, report};
+    let db = TestDatabase::create();
+    let pg = to11_control_plane::usage::open(&db.url).expect("pg");
+    let dir = std::env::temp_dir().join(format!("to11-days-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let lite = to11_control_plane::usage::open(dir.join("usage.db").to_str().expect("path"))
+        .expect("sqlite");
+    let records = days_of_records();
+    for store in [&pg, &lite] {
+        for chunk in records.chunks(70) {
+            store.insert(chunk).await.expect("insert");
+        }
+        assert_eq!(store.insert(&records[..70]).await.expect("again"), 0);
+    }
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T00:00:00Z")
+        .expect("now")
+        .to_utc();
+    let queries = [
+        (
+            "2026-11-20T07:17:00Z",
+            "2026-11-24T13:40:00Z",
+            "day",
+            "model",
+        ),
+        (
+            "2026-11-19T00:00:00Z",
+            "2026-11-26T00:00:00Z",
+            "day",
+            "key,provider",
+        ),
+        (
+            "2026-11-21T00:00:00Z",
+            "2026-11-23T00:00:00Z",
+            "day",
+            "route",
+        ),
+        (
+            "2026-11-20T07:17:00Z",
+            "2026-11-24T13:40:00Z",
+            "day",
+            "user",
+        ),
+        (
+            "2026-11-20T23:59:00Z",
+            "2026-11-24T00:01:00Z",
+            "day",
+            "tag:team",
+        ),
+        (
+            "2026-11-20T07:17:00Z",
+            "2026-11-22T13:40:00Z",
+            "hour",
+            "model,key",
+        ),
+        (
+            "2026-11-22T10:00:00Z",
+            "2026-11-22T20:00:00Z",
+            "minute",
+            "provider",
+        ),
+        ("2026-11-20T10:30:00Z", "2026-11-20T11:30:00Z", "day", ""),
+    ];
+    let mut nonzero = 0;
+    for (from, to, interval, group) in queries {
+        for (operator, project) in [(false, Some(uuid::Uuid::from_u128(1))), (true, None)] {
+            let mut p = std::collections::HashMap::from([
+                ("from".to_string(), from.to_string()),
+                ("to".to_string(), to.to_string()),
+                ("interval".to_string(), interval.to_string()),
+            ]);
+            let group = if operator && !group.contains("user") && !group.contains("tag") {
+                format!("project{}{group}", if group.is_empty() { "" } else { "," })
+            } else {
+                group.to_string()
+            };
+            if !group.is_empty() {
+                p.insert("group_by".into(), group.clone());
+            }
+            let params = parse_usage(&p, now, operator).expect("valid");
+            let q = params.rows(project);
+            let from_pg = report(&params, &pg.rows(&q).await.expect("pg rows"));
+            let from_lite = report(&params, &lite.rows(&q).await.expect("sqlite rows"));
+            assert_eq!(
+                from_pg, from_lite,
+                "{from}..{to} by {interval}, group_by={group}"
+            );
+            nonzero += usize::from(from_pg.totals.requests > 0);
+        }
+    }
+    assert!(nonzero >= 14, "the queries found records ({nonzero})");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex as StdMutex};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use to11_shared::record::RequestRecord;
@@ -17,8 +17,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 
-use super::query::{LogQuery, RowQuery, StatusFilter, Table};
-use super::rollup::{rollups, Sums, BUCKETS};
+use super::query::{Interval, LogQuery, RowQuery, StatusFilter, Table};
+use super::rollup::{rollups, Dims, Sums, BUCKETS};
 use super::{PriceScope, Row, UsageError, UsageStore};
 
 /// Serialises schema changes between control planes.
@@ -51,6 +51,7 @@ fn schema() -> String {
         .iter()
         .map(|c| format!("{c} bigint NOT NULL DEFAULT 0, "))
         .collect();
+    let summed = summed_columns();
     format!(
         "CREATE TABLE IF NOT EXISTS to11_requests (
             ts timestamptz NOT NULL, id uuid NOT NULL, project uuid NOT NULL, key uuid NOT NULL,
@@ -80,8 +81,36 @@ fn schema() -> String {
         CREATE TABLE IF NOT EXISTS to11_usage_hour_tag (bucket timestamptz NOT NULL, project uuid NOT NULL,
             tag text NOT NULL, value text NOT NULL, {sums} PRIMARY KEY (project, bucket, tag, value));
         CREATE TABLE IF NOT EXISTS to11_prices (scope text PRIMARY KEY, body text NOT NULL,
-            updated_at timestamptz NOT NULL DEFAULT now());"
+            updated_at timestamptz NOT NULL DEFAULT now());
+        DO $$ BEGIN
+        IF to_regclass('to11_usage_day') IS NULL THEN
+            CREATE TABLE to11_usage_day (bucket timestamptz NOT NULL, project uuid NOT NULL,
+                key uuid NOT NULL, model text NOT NULL, provider text NOT NULL, route text NOT NULL, {sums}
+                PRIMARY KEY (project, bucket, key, model, provider, route));
+            CREATE INDEX to11_usage_day_by_bucket ON to11_usage_day (bucket);
+            CREATE TABLE to11_usage_day_user (bucket timestamptz NOT NULL, project uuid NOT NULL,
+                end_user text NOT NULL, {sums} PRIMARY KEY (project, bucket, end_user));
+            CREATE TABLE to11_usage_day_tag (bucket timestamptz NOT NULL, project uuid NOT NULL,
+                tag text NOT NULL, value text NOT NULL, {sums} PRIMARY KEY (project, bucket, tag, value));
+            -- Day rollups of what was stored before they existed.
+            INSERT INTO to11_usage_day SELECT date_trunc('day', bucket, 'UTC'), project, key, model,
+                provider, route, {summed} FROM to11_usage_hour GROUP BY 1, 2, 3, 4, 5, 6;
+            INSERT INTO to11_usage_day_user SELECT date_trunc('day', bucket, 'UTC'), project, end_user,
+                {summed} FROM to11_usage_hour_user GROUP BY 1, 2, 3;
+            INSERT INTO to11_usage_day_tag SELECT date_trunc('day', bucket, 'UTC'), project, tag, value,
+                {summed} FROM to11_usage_hour_tag GROUP BY 1, 2, 3, 4;
+        END IF;
+        END $$;"
     )
+}
+
+/// `SUM(c)::int8` of every summed column, in order.
+fn summed_columns() -> String {
+    sum_columns()
+        .iter()
+        .map(|c| format!("SUM({c})::int8"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn err(e: tokio_postgres::Error) -> UsageError {
@@ -152,7 +181,13 @@ impl PgStore {
         if let Some(c) = g.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(self.open().await?);
+        let c = self.open().await?;
+        // Usage queries sum tens of thousands of rollup rows in memory; the default 4 MB makes
+        // them spill to disk.
+        c.batch_execute("SET work_mem = '64MB'")
+            .await
+            .map_err(err)?;
+        let c = Arc::new(c);
         *g = Some(c.clone());
         Ok(c)
     }
@@ -344,57 +379,100 @@ async fn add_rollups(
         return Ok(());
     }
     let r = rollups(fresh);
-    let cols = sum_columns().join(", ");
     for (table, rows) in [
         ("to11_usage_minute", &r.minute),
         ("to11_usage_hour", &r.hour),
+        ("to11_usage_day", &r.day),
     ] {
-        let bucket: Vec<DateTime<Utc>> = rows.iter().map(|x| x.0).collect();
-        let project: Vec<Uuid> = rows.iter().map(|x| x.1.project).collect();
-        let key: Vec<Uuid> = rows.iter().map(|x| x.1.key).collect();
-        let model: Vec<String> = rows.iter().map(|x| x.1.model.clone()).collect();
-        let provider: Vec<String> = rows.iter().map(|x| x.1.provider.clone()).collect();
-        let route: Vec<String> = rows.iter().map(|x| x.1.route.clone()).collect();
-        let sums = sum_arrays(rows.iter().map(|x| &x.2));
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&bucket, &project, &key, &model, &provider, &route];
-        params.extend(sums.iter().map(|c| c as &(dyn ToSql + Sync)));
-        let sql = format!(
-            "INSERT INTO {table} (bucket, project, key, model, provider, route, {cols})
-             SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], {})
-             ON CONFLICT (project, bucket, key, model, provider, route) DO UPDATE SET {}",
-            sum_params(7),
-            add_clause(table)
-        );
-        tx.execute(&sql, &params).await.map_err(err)?;
+        add_main(tx, table, rows).await?;
     }
-    let bucket: Vec<DateTime<Utc>> = r.user.iter().map(|x| x.0).collect();
-    let project: Vec<Uuid> = r.user.iter().map(|x| x.1).collect();
-    let user: Vec<String> = r.user.iter().map(|x| x.2.clone()).collect();
-    let sums = sum_arrays(r.user.iter().map(|x| &x.3));
+    for (table, rows) in [
+        ("to11_usage_hour_user", &r.user),
+        ("to11_usage_day_user", &r.day_user),
+    ] {
+        add_user(tx, table, rows).await?;
+    }
+    for (table, rows) in [
+        ("to11_usage_hour_tag", &r.tag),
+        ("to11_usage_day_tag", &r.day_tag),
+    ] {
+        add_tag(tx, table, rows).await?;
+    }
+    Ok(())
+}
+
+/// Adds rows of the main dimensions to `table`, in one statement.
+async fn add_main(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: &[(DateTime<Utc>, Dims, Sums)],
+) -> Result<(), UsageError> {
+    let bucket: Vec<DateTime<Utc>> = rows.iter().map(|x| x.0).collect();
+    let project: Vec<Uuid> = rows.iter().map(|x| x.1.project).collect();
+    let key: Vec<Uuid> = rows.iter().map(|x| x.1.key).collect();
+    let model: Vec<&str> = rows.iter().map(|x| x.1.model.as_str()).collect();
+    let provider: Vec<&str> = rows.iter().map(|x| x.1.provider.as_str()).collect();
+    let route: Vec<&str> = rows.iter().map(|x| x.1.route.as_str()).collect();
+    let sums = sum_arrays(rows.iter().map(|x| &x.2));
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&bucket, &project, &key, &model, &provider, &route];
+    params.extend(sums.iter().map(|c| c as &(dyn ToSql + Sync)));
+    let sql = format!(
+        "INSERT INTO {table} (bucket, project, key, model, provider, route, {})
+         SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], {})
+         ON CONFLICT (project, bucket, key, model, provider, route) DO UPDATE SET {}",
+        sum_columns().join(", "),
+        sum_params(7),
+        add_clause(table)
+    );
+    tx.execute(&sql, &params).await.map_err(err)?;
+    Ok(())
+}
+
+/// Adds rows by end user to `table`.
+async fn add_user(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: &[(DateTime<Utc>, Uuid, String, Sums)],
+) -> Result<(), UsageError> {
+    let bucket: Vec<DateTime<Utc>> = rows.iter().map(|x| x.0).collect();
+    let project: Vec<Uuid> = rows.iter().map(|x| x.1).collect();
+    let user: Vec<&str> = rows.iter().map(|x| x.2.as_str()).collect();
+    let sums = sum_arrays(rows.iter().map(|x| &x.3));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&bucket, &project, &user];
     params.extend(sums.iter().map(|c| c as &(dyn ToSql + Sync)));
     let sql = format!(
-        "INSERT INTO to11_usage_hour_user (bucket, project, end_user, {cols})
+        "INSERT INTO {table} (bucket, project, end_user, {})
          SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::text[], {})
          ON CONFLICT (project, bucket, end_user) DO UPDATE SET {}",
+        sum_columns().join(", "),
         sum_params(4),
-        add_clause("to11_usage_hour_user")
+        add_clause(table)
     );
     tx.execute(&sql, &params).await.map_err(err)?;
-    let bucket: Vec<DateTime<Utc>> = r.tag.iter().map(|x| x.0).collect();
-    let project: Vec<Uuid> = r.tag.iter().map(|x| x.1).collect();
-    let tag: Vec<String> = r.tag.iter().map(|x| x.2.clone()).collect();
-    let value: Vec<String> = r.tag.iter().map(|x| x.3.clone()).collect();
-    let sums = sum_arrays(r.tag.iter().map(|x| &x.4));
+    Ok(())
+}
+
+/// Adds rows by tag to `table`.
+async fn add_tag(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: &[(DateTime<Utc>, Uuid, String, String, Sums)],
+) -> Result<(), UsageError> {
+    let bucket: Vec<DateTime<Utc>> = rows.iter().map(|x| x.0).collect();
+    let project: Vec<Uuid> = rows.iter().map(|x| x.1).collect();
+    let tag: Vec<&str> = rows.iter().map(|x| x.2.as_str()).collect();
+    let value: Vec<&str> = rows.iter().map(|x| x.3.as_str()).collect();
+    let sums = sum_arrays(rows.iter().map(|x| &x.4));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&bucket, &project, &tag, &value];
     params.extend(sums.iter().map(|c| c as &(dyn ToSql + Sync)));
     let sql = format!(
-        "INSERT INTO to11_usage_hour_tag (bucket, project, tag, value, {cols})
+        "INSERT INTO {table} (bucket, project, tag, value, {})
          SELECT * FROM UNNEST($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], {})
          ON CONFLICT (project, bucket, tag, value) DO UPDATE SET {}",
+        sum_columns().join(", "),
         sum_params(5),
-        add_clause("to11_usage_hour_tag")
+        add_clause(table)
     );
     tx.execute(&sql, &params).await.map_err(err)?;
     Ok(())
@@ -475,37 +553,85 @@ fn record_of(row: &tokio_postgres::Row) -> RequestRecord {
 }
 
 impl PgStore {
+    /// Rollup rows summed in the database into `q.interval` and the dimensions kept (a month by
+    /// day is a few hundred rows, not tens of thousands), whole days read from the day rollups
+    /// and the hours at either end from the hour rollups.
     async fn read_rows(&self, q: &RowQuery) -> Result<Vec<Row>, UsageError> {
         let client = self.reader().await?;
-        let cols = sum_columns().join(", ");
-        let (sql, tag) = match &q.table {
+        let nil = "'00000000-0000-0000-0000-000000000000'::uuid";
+        let keep = |on: bool, col: &'static str, none: &'static str| if on { col } else { none };
+        let (hour, day, inner, outer, tag) = match &q.table {
             Table::Minute | Table::Hour => (
+                if q.table == Table::Minute {
+                    "to11_usage_minute"
+                } else {
+                    "to11_usage_hour"
+                },
+                (q.table == Table::Hour).then_some("to11_usage_day"),
+                "bucket, project, key, model, provider, route",
                 format!(
-                    "SELECT bucket, project, key, model, provider, route, '' AS label, {cols} FROM {} \
-                     WHERE ($1::uuid IS NULL OR project = $1) AND bucket >= $2 AND bucket < $3 AND $4::text IS NULL",
-                    if q.table == Table::Minute { "to11_usage_minute" } else { "to11_usage_hour" }
+                    "{}, {}, {}, {}, {}, ''",
+                    keep(q.keep.project, "project", nil),
+                    keep(q.keep.key, "key", nil),
+                    keep(q.keep.model, "model", "''"),
+                    keep(q.keep.provider, "provider", "''"),
+                    keep(q.keep.route, "route", "''"),
                 ),
                 None,
             ),
             Table::User => (
+                "to11_usage_hour_user",
+                Some("to11_usage_day_user"),
+                "bucket, project, end_user AS label",
                 format!(
-                    "SELECT bucket, project, '00000000-0000-0000-0000-000000000000'::uuid, '', '', '', end_user, {cols} \
-                     FROM to11_usage_hour_user WHERE ($1::uuid IS NULL OR project = $1) AND bucket >= $2 AND bucket < $3 AND $4::text IS NULL"
+                    "{}, {nil}, '', '', '', label",
+                    keep(q.keep.project, "project", nil)
                 ),
                 None,
             ),
             Table::Tag(t) => (
+                "to11_usage_hour_tag",
+                Some("to11_usage_day_tag"),
+                "bucket, project, value AS label",
                 format!(
-                    "SELECT bucket, project, '00000000-0000-0000-0000-000000000000'::uuid, '', '', '', value, {cols} \
-                     FROM to11_usage_hour_tag WHERE ($1::uuid IS NULL OR project = $1) AND bucket >= $2 AND bucket < $3 AND tag = $4"
+                    "{}, {nil}, '', '', '', label",
+                    keep(q.keep.project, "project", nil)
                 ),
                 Some(t.clone()),
             ),
         };
-        let rows = client
-            .query(&sql, &[&q.project, &q.from, &q.to, &tag])
-            .await
-            .map_err(err)?;
+        let parts = ranges(q, hour, day);
+        let cols = sum_columns().join(", ");
+        let tag_n = 2 + 2 * parts.len();
+        let selects: Vec<String> =
+            parts
+                .iter()
+                .enumerate()
+                .map(|(i, (table, _, _))| {
+                    format!(
+                    "SELECT {inner}, {cols} FROM {table} WHERE ($1::uuid IS NULL OR project = $1) \
+                     AND bucket >= ${} AND bucket < ${}{}",
+                    2 + 2 * i,
+                    3 + 2 * i,
+                    if tag.is_some() { format!(" AND tag = ${tag_n}") } else { String::new() }
+                )
+                })
+                .collect();
+        let sql = format!(
+            "SELECT date_trunc('{}', bucket, 'UTC'), {outer}, {} FROM ({}) r GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            q.interval.name(),
+            summed_columns(),
+            selects.join(" UNION ALL ")
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.project];
+        for (_, from, to) in &parts {
+            params.push(from);
+            params.push(to);
+        }
+        if let Some(t) = &tag {
+            params.push(t);
+        }
+        let rows = client.query(&sql, &params).await.map_err(err)?;
         Ok(rows
             .iter()
             .map(|r| Row {
@@ -614,6 +740,9 @@ impl PgStore {
             "to11_usage_hour",
             "to11_usage_hour_user",
             "to11_usage_hour_tag",
+            "to11_usage_day",
+            "to11_usage_day_user",
+            "to11_usage_day_tag",
         ] {
             client
                 .execute(
@@ -624,6 +753,36 @@ impl PgStore {
                 .map_err(err)?;
         }
         Ok(())
+    }
+}
+
+/// The tables and time ranges a rollup query reads: by day, the whole days of the range from
+/// `day` and the hours at either end from `hour`; otherwise `hour` alone.
+fn ranges(
+    q: &RowQuery,
+    hour: &'static str,
+    day: Option<&'static str>,
+) -> Vec<(&'static str, DateTime<Utc>, DateTime<Utc>)> {
+    let whole_days = day.filter(|_| q.interval == Interval::Day).and_then(|day| {
+        let first = q.from.duration_trunc(TimeDelta::days(1)).ok()?;
+        let first = if first < q.from {
+            first + TimeDelta::days(1)
+        } else {
+            first
+        };
+        let last = q.to.duration_trunc(TimeDelta::days(1)).ok()?;
+        (first < last).then_some((day, first, last))
+    });
+    match whole_days {
+        Some((day, first, last)) => [
+            (hour, q.from, first),
+            (day, first, last),
+            (hour, last, q.to),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| a < b)
+        .collect(),
+        None => vec![(hour, q.from, q.to)],
     }
 }
 

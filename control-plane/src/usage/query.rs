@@ -15,21 +15,39 @@ use super::Row;
 /// Which rollups a query reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Table {
+    /// By project, key, model, provider and route, per minute.
     Minute,
+    /// By project, key, model, provider and route, per hour (or day).
     Hour,
-    /// Hourly, by end user.
+    /// By end user, per hour (or day).
     User,
-    /// Hourly, by the value of this tag.
+    /// By the value of this tag, per hour (or day).
     Tag(String),
 }
 
 /// Rollup rows of one table in `[from, to)`, of one project or all.
+///
+/// A store may hand back fewer, bigger rows: summed into buckets of `interval` and over the
+/// dimensions not in `keep` (which then read as the nil id or empty); `report` merges whatever
+/// it gets into the same answer. PostgreSQL does, and reads whole days from its day rollups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowQuery {
     pub table: Table,
     pub project: Option<Uuid>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    pub interval: Interval,
+    pub keep: Keep,
+}
+
+/// The dimensions of the main rollups a query groups by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keep {
+    pub project: bool,
+    pub key: bool,
+    pub model: bool,
+    pub provider: bool,
+    pub route: bool,
 }
 
 /// Which statuses the request log shows.
@@ -75,7 +93,7 @@ impl Interval {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Interval::Minute => "minute",
             Interval::Hour => "hour",
@@ -127,7 +145,15 @@ pub struct UsageParams {
     pub to: DateTime<Utc>,
     pub interval: Interval,
     pub group_by: Vec<GroupBy>,
+    /// Groups shown, by cost; the rest are summed into one `(other)` group.
+    pub limit: usize,
 }
+
+/// Groups a usage answer shows unless asked otherwise, and at most.
+pub const GROUPS_DEFAULT: usize = 100;
+pub const GROUPS_MAX: usize = 10_000;
+/// The label of the group the groups past `limit` are summed into.
+pub const OTHER: &str = "(other)";
 
 /// Longest range of a per-minute query.
 const MAX_MINUTE_RANGE: TimeDelta = TimeDelta::hours(48);
@@ -223,15 +249,42 @@ pub fn parse_usage(
     if special > 0 && interval == Interval::Minute {
         problems.push("usage by user or tag is kept hourly: use interval=hour or day".into());
     }
+    let limit = match p.get("limit").map(|l| l.parse::<usize>()) {
+        None => GROUPS_DEFAULT,
+        Some(Ok(n)) if (1..=GROUPS_MAX).contains(&n) => n,
+        Some(_) => {
+            problems.push(format!("'limit' must be 1 to {GROUPS_MAX}"));
+            GROUPS_DEFAULT
+        }
+    };
+    // By day, a query covers whole UTC days: its first and last points are whole days.
+    let (from, to) = match interval {
+        Interval::Day => (floor_day(from), ceil_day(to)),
+        _ => (from, to),
+    };
     if problems.is_empty() {
         Ok(UsageParams {
             from,
             to,
             interval,
             group_by,
+            limit,
         })
     } else {
         Err(problems)
+    }
+}
+
+fn floor_day(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::days(1)).unwrap_or(t)
+}
+
+fn ceil_day(t: DateTime<Utc>) -> DateTime<Utc> {
+    let f = floor_day(t);
+    if f < t {
+        f + TimeDelta::days(1)
+    } else {
+        f
     }
 }
 
@@ -254,11 +307,20 @@ impl UsageParams {
             Table::Minute => TimeDelta::minutes(1),
             _ => TimeDelta::hours(1),
         };
+        let has = |g: GroupBy| self.group_by.contains(&g);
         RowQuery {
             table,
             project,
             from: self.from.duration_trunc(step).unwrap_or(self.from),
             to: self.to,
+            interval: self.interval,
+            keep: Keep {
+                project: has(GroupBy::Project),
+                key: has(GroupBy::Key),
+                model: has(GroupBy::Model),
+                provider: has(GroupBy::Provider),
+                route: has(GroupBy::Route),
+            },
         }
     }
 }
@@ -359,8 +421,11 @@ pub struct Report {
     pub group_by: Vec<String>,
     pub currency: &'static str,
     pub totals: Figures,
-    /// Every group's figures over the whole range, largest cost first.
+    /// Every group's figures over the whole range, largest cost first: the first `limit`, then
+    /// (when there are more) `(other)`, their sum.
     pub groups: Vec<Group>,
+    /// How many groups were summed into `(other)`.
+    pub other_groups: usize,
     /// Per interval and group, oldest first.
     pub series: Vec<Point>,
 }
@@ -375,8 +440,10 @@ pub fn report(params: &UsageParams, rows: &[Row]) -> Report {
     let mut groups: BTreeMap<Vec<String>, Sums> = BTreeMap::new();
     let mut series: BTreeMap<(DateTime<Utc>, Vec<String>), Sums> = BTreeMap::new();
     let step = params.interval.step();
+    let first = params.rows(None).from;
+    let first = first.duration_trunc(step).unwrap_or(first);
     for r in rows {
-        if r.bucket < params.rows(None).from || r.bucket >= params.to {
+        if r.bucket < first || r.bucket >= params.to {
             continue;
         }
         let key: Vec<String> = params.group_by.iter().map(|g| g.value(r)).collect();
@@ -389,17 +456,26 @@ pub fn report(params: &UsageParams, rows: &[Row]) -> Report {
     let label = |key: &[String]| -> BTreeMap<String, String> {
         names.iter().cloned().zip(key.iter().cloned()).collect()
     };
-    let mut groups: Vec<Group> = groups
-        .into_iter()
-        .map(|(k, s)| Group {
-            group: label(&k),
-            figures: Figures::of(&s),
-        })
-        .collect();
-    groups.sort_by(|a, b| {
-        (b.figures.cost_micros, b.figures.requests)
-            .cmp(&(a.figures.cost_micros, a.figures.requests))
-    });
+    let mut ranked: Vec<(Vec<String>, Sums)> = groups.into_iter().collect();
+    ranked.sort_by_key(|g| std::cmp::Reverse((g.1.cost, g.1.requests)));
+    let other_groups = ranked.len().saturating_sub(params.limit);
+    let other: Vec<String> = names.iter().map(|_| OTHER.to_string()).collect();
+    let mut shown: Vec<(Vec<String>, Sums)> =
+        ranked.drain(..ranked.len().min(params.limit)).collect();
+    if other_groups > 0 {
+        let mut rest = Sums::default();
+        for (_, s) in &ranked {
+            rest.add(s);
+        }
+        shown.push((other.clone(), rest));
+        let kept: std::collections::HashSet<&Vec<String>> = shown.iter().map(|(k, _)| k).collect();
+        let mut merged: BTreeMap<(DateTime<Utc>, Vec<String>), Sums> = BTreeMap::new();
+        for ((t, k), s) in series {
+            let k = if kept.contains(&k) { k } else { other.clone() };
+            merged.entry((t, k)).or_default().add(&s);
+        }
+        series = merged;
+    }
     Report {
         from: ts(params.from),
         to: ts(params.to),
@@ -407,7 +483,14 @@ pub fn report(params: &UsageParams, rows: &[Row]) -> Report {
         group_by: names.clone(),
         currency: "USD",
         totals: Figures::of(&totals),
-        groups,
+        groups: shown
+            .iter()
+            .map(|(k, s)| Group {
+                group: label(k),
+                figures: Figures::of(s),
+            })
+            .collect(),
+        other_groups,
         series: series
             .into_iter()
             .map(|((t, k), s)| Point {
@@ -661,6 +744,46 @@ mod tests {
         let csv = report_csv(&r);
         assert_eq!(csv.lines().count(), 4);
         assert!(csv.starts_with("time,model,requests"));
+        assert_eq!(r.other_groups, 0);
+
+        // Past `limit`, groups are summed into `(other)`, in the groups and in the series.
+        let mut one = p.clone();
+        one.limit = 1;
+        let r = report(&one, &[rows.clone(), vec![row(4, "c", 1)]].concat());
+        assert_eq!(r.other_groups, 2);
+        let names: Vec<&str> = r.groups.iter().map(|g| g.group["model"].as_str()).collect();
+        assert_eq!(names, ["b", OTHER]);
+        assert_eq!(r.groups[1].figures.cost_micros, 36);
+        assert_eq!(r.totals.requests, 5, "totals are whole");
+        let other: i64 = r
+            .series
+            .iter()
+            .filter(|pt| pt.group["model"] == OTHER)
+            .map(|pt| pt.figures.requests)
+            .sum();
+        assert_eq!(other, 4);
+    }
+
+    #[test]
+    fn a_query_by_day_covers_whole_days() {
+        let p = parse_usage(
+            &params(&[
+                ("from", "2026-11-20T07:17:00Z"),
+                ("to", "2026-11-24T13:40:00Z"),
+                ("interval", "day"),
+                ("limit", "7"),
+            ]),
+            now(),
+            false,
+        )
+        .expect("ok");
+        assert_eq!(ts(p.from), "2026-11-20T00:00:00Z");
+        assert_eq!(ts(p.to), "2026-11-25T00:00:00Z");
+        assert_eq!(p.limit, 7);
+        for bad in ["0", "10001", "x"] {
+            let e = parse_usage(&params(&[("limit", bad)]), now(), false).expect_err("bad");
+            assert!(e[0].contains("'limit'"), "{e:?}");
+        }
     }
 
     #[test]

@@ -131,6 +131,23 @@ pub struct Rollups {
     pub user: Vec<(DateTime<Utc>, Uuid, String, Sums)>,
     /// Per tag name and value, hourly.
     pub tag: Vec<(DateTime<Utc>, Uuid, String, String, Sums)>,
+    /// `hour`, `user` and `tag` by day (UTC), for the stores that keep day rollups: a query of
+    /// many days reads a row per day instead of 24.
+    pub day: Vec<(DateTime<Utc>, Dims, Sums)>,
+    pub day_user: Vec<(DateTime<Utc>, Uuid, String, Sums)>,
+    pub day_tag: Vec<(DateTime<Utc>, Uuid, String, String, Sums)>,
+}
+
+/// Rows summed by their key, in a stable order (so concurrent writers lock rows in the same
+/// order).
+fn summed<K: Ord + std::hash::Hash + Eq>(rows: impl Iterator<Item = (K, Sums)>) -> Vec<(K, Sums)> {
+    let mut m: HashMap<K, Sums> = HashMap::new();
+    for (k, s) in rows {
+        m.entry(k).or_default().add(&s);
+    }
+    let mut out: Vec<(K, Sums)> = m.into_iter().collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 fn floor(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
@@ -139,27 +156,39 @@ fn floor(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
 
 /// Aggregates `records` into rollup rows.
 pub fn rollups(records: &[RequestRecord]) -> Rollups {
-    let mut minute: HashMap<(DateTime<Utc>, Dims), Sums> = HashMap::new();
-    let mut hour: HashMap<(DateTime<Utc>, Dims), Sums> = HashMap::new();
-    let mut user: HashMap<(DateTime<Utc>, Uuid, String), Sums> = HashMap::new();
-    let mut tag: HashMap<(DateTime<Utc>, Uuid, String, String), Sums> = HashMap::new();
-    for r in records {
-        let s = Sums::of(r);
-        let d = Dims::of(r);
+    let (hour_step, day_step) = (TimeDelta::hours(1), TimeDelta::days(1));
+    let minute = summed(records.iter().map(|r| {
         let m = floor(r.time, TimeDelta::minutes(1));
-        let h = floor(r.time, TimeDelta::hours(1));
-        minute.entry((m, d.clone())).or_default().add(&s);
-        hour.entry((h, d)).or_default().add(&s);
-        if let Some(u) = &r.user {
-            user.entry((h, r.project, u.clone())).or_default().add(&s);
-        }
-        for (k, v) in &r.tags {
-            tag.entry((h, r.project, k.clone(), v.clone()))
-                .or_default()
-                .add(&s);
-        }
-    }
-    let mut out = Rollups {
+        ((m, Dims::of(r)), Sums::of(r))
+    }));
+    let hour = summed(
+        minute
+            .iter()
+            .map(|((t, d), s)| ((floor(*t, hour_step), d.clone()), *s)),
+    );
+    let user = summed(records.iter().filter_map(|r| {
+        let u = r.user.clone()?;
+        Some(((floor(r.time, hour_step), r.project, u), Sums::of(r)))
+    }));
+    let tag = summed(records.iter().flat_map(|r| {
+        let h = floor(r.time, hour_step);
+        r.tags
+            .iter()
+            .map(move |(k, v)| ((h, r.project, k.clone(), v.clone()), Sums::of(r)))
+    }));
+    let day = summed(
+        hour.iter()
+            .map(|((t, d), s)| ((floor(*t, day_step), d.clone()), *s)),
+    );
+    let day_user = summed(
+        user.iter()
+            .map(|((t, p, u), s)| ((floor(*t, day_step), *p, u.clone()), *s)),
+    );
+    let day_tag = summed(
+        tag.iter()
+            .map(|((t, p, k, v), s)| ((floor(*t, day_step), *p, k.clone(), v.clone()), *s)),
+    );
+    Rollups {
         minute: minute.into_iter().map(|((t, d), s)| (t, d, s)).collect(),
         hour: hour.into_iter().map(|((t, d), s)| (t, d, s)).collect(),
         user: user
@@ -170,15 +199,16 @@ pub fn rollups(records: &[RequestRecord]) -> Rollups {
             .into_iter()
             .map(|((t, p, k, v), s)| (t, p, k, v, s))
             .collect(),
-    };
-    // A stable order, so concurrent writers lock rows in the same order.
-    out.minute.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    out.hour.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    out.user
-        .sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-    out.tag
-        .sort_by(|a, b| (a.0, a.1, &a.2, &a.3).cmp(&(b.0, b.1, &b.2, &b.3)));
-    out
+        day: day.into_iter().map(|((t, d), s)| (t, d, s)).collect(),
+        day_user: day_user
+            .into_iter()
+            .map(|((t, p, u), s)| (t, p, u, s))
+            .collect(),
+        day_tag: day_tag
+            .into_iter()
+            .map(|((t, p, k, v), s)| (t, p, k, v, s))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -244,5 +274,11 @@ pub(crate) mod tests {
         assert_eq!(total, 4, "every record in exactly one minute row");
         assert_eq!(r.user.len(), 1);
         assert_eq!(r.tag[0].4.requests, 4);
+        assert_eq!(r.day.len(), 2, "m1 and m2 in one day");
+        assert_eq!(r.day_user[0].3.requests, 4);
+        assert_eq!(r.day_tag[0].4.requests, 4);
+        let late = record(5, 86_400, "m1", 200, 40);
+        let two_days = rollups(&[recs[0].clone(), late]);
+        assert_eq!(two_days.day.len(), 2, "a row per day");
     }
 }

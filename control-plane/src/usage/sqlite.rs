@@ -627,7 +627,7 @@ impl UsageStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::usage::query::{LogQuery, StatusFilter};
+    use crate::usage::query::{Interval, Keep, LogQuery, StatusFilter};
     use crate::usage::rollup::tests::record;
 
     fn store() -> (SqliteStore, std::path::PathBuf) {
@@ -677,6 +677,8 @@ mod tests {
             project: None,
             from: DateTime::from_timestamp(0, 0).expect("t"),
             to: DateTime::from_timestamp(2_000_000_000, 0).expect("t"),
+            interval: Interval::Hour,
+            keep: Keep::default(),
         };
         let rows = s.rows(&q).await.expect("rows");
         let total: i64 = rows.iter().map(|r| r.sums.requests).sum();
