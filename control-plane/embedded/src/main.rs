@@ -3,6 +3,10 @@
 use to11_embedded::EmbeddedConfig;
 use to11_shared::config::Source;
 
+/// The gateway's allocator, as in `to11-data-plane`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let source = Source::new(std::env::vars(), std::env::args().skip(1))?;

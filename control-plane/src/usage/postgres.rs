@@ -553,85 +553,19 @@ fn record_of(row: &tokio_postgres::Row) -> RequestRecord {
 }
 
 impl PgStore {
-    /// Rollup rows summed in the database into `q.interval` and the dimensions kept (a month by
-    /// day is a few hundred rows, not tens of thousands), whole days read from the day rollups
-    /// and the hours at either end from the hour rollups.
+    /// Rollup rows summed in the database (see `RollupSql`).
     async fn read_rows(&self, q: &RowQuery) -> Result<Vec<Row>, UsageError> {
         let client = self.reader().await?;
-        let nil = "'00000000-0000-0000-0000-000000000000'::uuid";
-        let keep = |on: bool, col: &'static str, none: &'static str| if on { col } else { none };
-        let (hour, day, inner, outer, tag) = match &q.table {
-            Table::Minute | Table::Hour => (
-                if q.table == Table::Minute {
-                    "to11_usage_minute"
-                } else {
-                    "to11_usage_hour"
-                },
-                (q.table == Table::Hour).then_some("to11_usage_day"),
-                "bucket, project, key, model, provider, route",
-                format!(
-                    "{}, {}, {}, {}, {}, ''",
-                    keep(q.keep.project, "project", nil),
-                    keep(q.keep.key, "key", nil),
-                    keep(q.keep.model, "model", "''"),
-                    keep(q.keep.provider, "provider", "''"),
-                    keep(q.keep.route, "route", "''"),
-                ),
-                None,
-            ),
-            Table::User => (
-                "to11_usage_hour_user",
-                Some("to11_usage_day_user"),
-                "bucket, project, end_user AS label",
-                format!(
-                    "{}, {nil}, '', '', '', label",
-                    keep(q.keep.project, "project", nil)
-                ),
-                None,
-            ),
-            Table::Tag(t) => (
-                "to11_usage_hour_tag",
-                Some("to11_usage_day_tag"),
-                "bucket, project, value AS label",
-                format!(
-                    "{}, {nil}, '', '', '', label",
-                    keep(q.keep.project, "project", nil)
-                ),
-                Some(t.clone()),
-            ),
-        };
-        let parts = ranges(q, hour, day);
-        let cols = sum_columns().join(", ");
-        let tag_n = 2 + 2 * parts.len();
-        let selects: Vec<String> =
-            parts
-                .iter()
-                .enumerate()
-                .map(|(i, (table, _, _))| {
-                    format!(
-                    "SELECT {inner}, {cols} FROM {table} WHERE ($1::uuid IS NULL OR project = $1) \
-                     AND bucket >= ${} AND bucket < ${}{}",
-                    2 + 2 * i,
-                    3 + 2 * i,
-                    if tag.is_some() { format!(" AND tag = ${tag_n}") } else { String::new() }
-                )
-                })
-                .collect();
-        let sql = format!(
-            "SELECT date_trunc('{}', bucket, 'UTC'), {outer}, {} FROM ({}) r GROUP BY 1, 2, 3, 4, 5, 6, 7",
-            q.interval.name(),
-            summed_columns(),
-            selects.join(" UNION ALL ")
-        );
+        let sql = RollupSql::of(q);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.project];
-        for (_, from, to) in &parts {
+        for (_, from, to) in &sql.parts {
             params.push(from);
             params.push(to);
         }
-        if let Some(t) = &tag {
+        if let Some(t) = &sql.tag {
             params.push(t);
         }
-        let rows = client.query(&sql, &params).await.map_err(err)?;
+        let rows = client.query(&sql.text, &params).await.map_err(err)?;
         Ok(rows
             .iter()
             .map(|r| Row {
@@ -753,6 +687,82 @@ impl PgStore {
                 .map_err(err)?;
         }
         Ok(())
+    }
+}
+
+/// A rollup query as SQL: the rows summed into `q.interval` and the dimensions kept (a month by
+/// day is a few hundred rows, not tens of thousands), whole days read from the day rollups and
+/// any hours at either end from the hour rollups. Parameters: `$1` the project (or NULL), then
+/// each part's range, then the tag's name.
+struct RollupSql {
+    text: String,
+    parts: Vec<(&'static str, DateTime<Utc>, DateTime<Utc>)>,
+    tag: Option<String>,
+}
+
+impl RollupSql {
+    fn of(q: &RowQuery) -> RollupSql {
+        let nil = "'00000000-0000-0000-0000-000000000000'::uuid";
+        let keep = |on: bool, col: &'static str, none: &'static str| if on { col } else { none };
+        let project = keep(q.keep.project, "project", nil);
+        let (hour, day, inner, outer, tag) = match &q.table {
+            Table::Minute | Table::Hour => (
+                if q.table == Table::Minute {
+                    "to11_usage_minute"
+                } else {
+                    "to11_usage_hour"
+                },
+                (q.table == Table::Hour).then_some("to11_usage_day"),
+                "bucket, project, key, model, provider, route",
+                format!(
+                    "{project}, {}, {}, {}, {}, ''",
+                    keep(q.keep.key, "key", nil),
+                    keep(q.keep.model, "model", "''"),
+                    keep(q.keep.provider, "provider", "''"),
+                    keep(q.keep.route, "route", "''"),
+                ),
+                None,
+            ),
+            Table::User => (
+                "to11_usage_hour_user",
+                Some("to11_usage_day_user"),
+                "bucket, project, end_user AS label",
+                format!("{project}, {nil}, '', '', '', label"),
+                None,
+            ),
+            Table::Tag(t) => (
+                "to11_usage_hour_tag",
+                Some("to11_usage_day_tag"),
+                "bucket, project, value AS label",
+                format!("{project}, {nil}, '', '', '', label"),
+                Some(t.clone()),
+            ),
+        };
+        let parts = ranges(q, hour, day);
+        let cols = sum_columns().join(", ");
+        let tag_clause = match tag {
+            Some(_) => format!(" AND tag = ${}", 2 + 2 * parts.len()),
+            None => String::new(),
+        };
+        let selects: Vec<String> = (0..parts.len())
+            .map(|i| {
+                format!(
+                    "SELECT {inner}, {cols} FROM {} WHERE ($1::uuid IS NULL OR project = $1) \
+                     AND bucket >= ${} AND bucket < ${}{tag_clause}",
+                    parts[i].0,
+                    2 + 2 * i,
+                    3 + 2 * i,
+                )
+            })
+            .collect();
+        let text = format!(
+            "SELECT date_trunc('{}', bucket, 'UTC'), {outer}, {} FROM ({}) r \
+             GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            q.interval.name(),
+            summed_columns(),
+            selects.join(" UNION ALL ")
+        );
+        RollupSql { text, parts, tag }
     }
 }
 
