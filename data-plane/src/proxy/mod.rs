@@ -85,34 +85,12 @@ async fn serve(
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
     let (tags, user) = admit::labels(req)?;
-    if worker.records.enabled() {
-        let mut d = Draft::new(
-            worker.records.clone(),
-            request_id,
-            arrived.at,
-            arrived.started,
-            caller.project.id,
-            caller.key.key_id,
-            surface.api().name(),
-            tags,
-        );
-        d.user(user);
-        *draft = Some(d);
-    }
+    *draft = open_draft(worker, arrived, &caller, surface, tags, user);
     let body = read_body(req, payload, ctx.settings.max_body_bytes).await?;
     let scan = admit::scan(&body)?;
     let call = admit::resolve(&caller, surface, path_model.as_deref(), &scan)?;
     if let Some(d) = draft.as_mut() {
-        let r = &call.resolution;
-        d.body(
-            body.len(),
-            Some(call.model),
-            scan.user
-                .as_deref()
-                .and_then(to11_shared::record::clean_user),
-            call.streaming,
-        );
-        d.resolved(r.layer.as_str(), r.function, r.route);
+        note_call(d, &body, &call, &scan);
     }
     // Admission control (limits and budgets) decides here, before any attempt.
     let project = &caller.project;
@@ -157,36 +135,33 @@ async fn serve(
     };
     let delivery = attempts.run(&upstream, &mut prep, &order, idle).await;
     let failed = attempts.failed.take();
+    conclude(delivery, failed, draft, &how).await
+}
+
+/// The answer to the client, or the error, with the record told how the attempts went.
+async fn conclude<B>(
+    delivery: Delivery<'_, B>,
+    failed: Vec<to11_shared::record::FailedAttempt>,
+    draft: &mut Option<Draft>,
+    how: &answer::Answering,
+) -> Result<HttpResponse, GatewayError>
+where
+    B: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin + 'static,
+{
     match delivery {
         Delivery::Answer {
             answered,
             prepared,
             served,
         } => {
-            let d = draft.take().map(|mut d| {
-                d.served(
-                    served.provider,
-                    served.kind,
-                    served.model,
-                    served.attempts,
-                    failed,
-                );
+            let d = served_draft(draft.take(), &served, failed).map(|mut d| {
                 d.first_byte();
                 d
             });
-            Ok(answer::deliver(answered, &prepared, &served, &how, d).await)
+            Ok(answer::deliver(answered, &prepared, &served, how, d).await)
         }
         Delivery::Failed(f, served, prepared) => {
-            let d = draft.take().map(|mut d| {
-                d.served(
-                    served.provider,
-                    served.kind,
-                    served.model,
-                    served.attempts,
-                    failed,
-                );
-                d
-            });
+            let d = served_draft(draft.take(), &served, failed);
             answer::failed(f, &served, prepared.as_deref(), d)
         }
         Delivery::Error(e) => {
@@ -196,6 +171,62 @@ async fn serve(
             Err(e)
         }
     }
+}
+
+/// The request's record, when metering is on: opened once the caller is known, so that every
+/// authenticated request leaves one.
+fn open_draft(
+    worker: &Worker,
+    arrived: &Arrival,
+    caller: &crate::auth::Caller,
+    surface: Surface,
+    tags: std::collections::BTreeMap<String, String>,
+    user: Option<String>,
+) -> Option<Draft> {
+    if !worker.records.enabled() {
+        return None;
+    }
+    let mut d = Draft::new(
+        worker.records.clone(),
+        &arrived.id,
+        arrived.at,
+        arrived.started,
+        caller.project.id,
+        caller.key.key_id,
+        surface.api().name(),
+        tags,
+    );
+    d.user(user);
+    Some(d)
+}
+
+/// What the body and its resolution tell the record.
+fn note_call(d: &mut Draft, body: &Bytes, call: &Call<'_>, scan: &Scan<'_>) {
+    let r = &call.resolution;
+    let user = scan
+        .user
+        .as_deref()
+        .and_then(to11_shared::record::clean_user);
+    d.body(body.len(), Some(call.model), user, call.streaming);
+    d.resolved(r.layer.as_str(), r.function, r.route);
+}
+
+/// The record, told who answered (or failed last) and which targets failed before.
+fn served_draft(
+    draft: Option<Draft>,
+    served: &answer::Served<'_>,
+    failed: Vec<to11_shared::record::FailedAttempt>,
+) -> Option<Draft> {
+    draft.map(|mut d| {
+        d.served(
+            served.provider,
+            served.kind,
+            served.model,
+            served.attempts,
+            failed,
+        );
+        d
+    })
 }
 
 /// What every target's preparation shares.
