@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::http::header::HeaderMap;
 use chrono::Utc;
 use to11_shared::crypto::Keyring;
-use to11_shared::keys::{looks_like_to11_key, strip_bearer};
+use to11_shared::keys::{carries_to11_key, strip_bearer};
 use to11_shared::model::ByokPolicy;
 use to11_shared::ErrorCode;
 
@@ -39,7 +39,7 @@ pub fn authenticate(
             headers
                 .get(*h)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(looks_like_to11_key)
+                .is_some_and(carries_to11_key)
         });
         let msg = if hint {
             "to11 keys go in the x-to11-authorization header; Authorization and x-api-key are reserved for your own upstream key"
@@ -88,9 +88,9 @@ impl Caller {
         let found = ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
             .iter()
             .find_map(|h| {
-                let v = headers.get(*h)?.to_str().ok()?;
-                let v = strip_bearer(v);
-                (!v.is_empty() && !looks_like_to11_key(v)).then_some(v)
+                let raw = headers.get(*h)?.to_str().ok()?;
+                let v = strip_bearer(raw);
+                (!v.is_empty() && !carries_to11_key(raw)).then_some(v)
             });
         if found.is_none() && policy == ByokPolicy::Required {
             return Err(GatewayError::new(
@@ -205,6 +205,33 @@ mod tests {
                 ByokPolicy::Required,
                 vec![("authorization", "Bearer to11_gk_good")],
                 Err(ErrorCode::ByokRequired),
+            ),
+            // A to11 key in a non-canonical form is never taken for the client's own key.
+            (
+                ByokPolicy::Allowed,
+                vec![("authorization", "Bearer\tto11_gk_good")],
+                Ok(None),
+            ),
+            (
+                ByokPolicy::Allowed,
+                vec![("authorization", "Token to11_gk_good")],
+                Ok(None),
+            ),
+            (
+                ByokPolicy::Allowed,
+                vec![("authorization", "Bearer: to11_gk_good")],
+                Ok(None),
+            ),
+            (
+                ByokPolicy::Allowed,
+                vec![("x-api-key", "\"to11_gk_good\"")],
+                Ok(None),
+            ),
+            (
+                ByokPolicy::Allowed,
+                // base64("to11_gk_good:")
+                vec![("authorization", "Basic dG8xMV9na19nb29kOg==")],
+                Ok(None),
             ),
         ] {
             let (live, k) = setup(policy);

@@ -57,6 +57,13 @@ impl GoogleSlot {
         (t.expires > Instant::now() + margin).then(|| t.header.clone())
     }
 
+    /// The access token last presented, whether or not it is still valid (to redact its echoes).
+    pub fn last_token(&self) -> Option<String> {
+        let t = self.token.load();
+        let v = t.as_ref()?.header.to_str().ok()?;
+        Some(to11_shared::redact::header_secret(v).to_string())
+    }
+
     /// `Bearer <access token>` for this account: the cached token, or a new one.
     pub async fn authorization(
         &self,

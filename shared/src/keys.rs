@@ -35,9 +35,51 @@ pub fn new_operator_token() -> String {
     random_key(OPERATOR_TOKEN_PREFIX)
 }
 
-/// Whether a header value carries a to11 key (bearer or bare), which must never go upstream.
-pub fn looks_like_to11_key(header_value: &str) -> bool {
-    strip_bearer(header_value).starts_with("to11_")
+/// Whether a header value or a query parameter carries a to11 key in any form: bare or after any
+/// scheme word or separator (`Bearer<TAB>key`, `Token key`, `Bearer: key`), quoted,
+/// percent-encoded, or inside base64 (`Basic base64(key:)`). Such a value never goes upstream
+/// and never serves as the client's own upstream key.
+pub fn carries_to11_key(value: &str) -> bool {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const MARK: &[u8] = b"to11_";
+    let has = |b: &[u8]| b.windows(MARK.len()).any(|w| w.eq_ignore_ascii_case(MARK));
+    let raw = value.as_bytes();
+    if has(raw) || (raw.contains(&b'%') && has(&percent_decoded(raw))) {
+        return true;
+    }
+    let lenient =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let engines = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, lenient),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient),
+    ];
+    raw.split(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')))
+        .filter(|t| t.len() >= 8)
+        .any(|t| engines.iter().any(|e| e.decode(t).is_ok_and(|d| has(&d))))
+}
+
+/// `%XX` sequences decoded (others kept as they are).
+fn percent_decoded(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match (
+            raw[i],
+            raw.get(i + 1).copied().and_then(hex),
+            raw.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// `Bearer <x>` (any case, surrounding spaces) → `<x>`; a bare value is returned trimmed.
@@ -83,9 +125,39 @@ mod tests {
         let k = new_gateway_key();
         assert!(k.starts_with(GATEWAY_KEY_PREFIX) && k.len() == GATEWAY_KEY_PREFIX.len() + 43);
         assert_ne!(k, new_gateway_key());
-        assert!(looks_like_to11_key(&format!("Bearer {k}")));
-        assert!(looks_like_to11_key(&new_management_key()));
-        assert!(!looks_like_to11_key("Bearer sk-proj-abc"));
+        assert!(carries_to11_key(&format!("Bearer {k}")));
+        assert!(carries_to11_key(&new_management_key()));
+        assert!(!carries_to11_key("Bearer sk-proj-abc"));
+    }
+
+    #[test]
+    fn a_to11_key_is_recognised_in_any_form() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let k = new_gateway_key();
+        let forms = [
+            format!("Bearer\t{k}"),
+            format!("Token {k}"),
+            format!("Bearer: {k}"),
+            format!("\"{k}\""),
+            format!("Basic {}", STANDARD.encode(format!("{k}:"))),
+            format!("Basic {}", STANDARD.encode(format!(":{k}"))),
+            format!("Basic {}", URL_SAFE_NO_PAD.encode(format!("user:{k}"))),
+            format!("key={}", k.replace('_', "%5F")),
+            format!("key=%74%6f%31%31%5f{}", &k[5..]),
+            k.to_ascii_uppercase(),
+        ];
+        for f in forms {
+            assert!(carries_to11_key(&f), "{f}");
+        }
+        for other in [
+            "Bearer sk-proj-abcdefghijklmnop",
+            "Basic dXNlcjpwYXNzd29yZA==",
+            "key=AIzaSyA-abcdefghijklmnopqrstuvwxyz",
+            "%zz%5",
+            "",
+        ] {
+            assert!(!carries_to11_key(other), "{other}");
+        }
     }
 
     #[test]

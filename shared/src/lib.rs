@@ -17,6 +17,7 @@ pub mod keys;
 pub mod model;
 pub mod policy;
 pub mod record;
+pub mod redact;
 pub mod resolve;
 pub mod sigv4;
 pub mod snapshot;

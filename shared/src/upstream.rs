@@ -422,12 +422,16 @@ fn usage_format(p: &ProviderApi, surface: Surface, model: &str, body: &BodyEdit)
     }
 }
 
-/// `query` without the parameters in `drop`, appended to `url`.
+/// `query` without the parameters in `drop` and without any that carries a to11 key (in any
+/// form), appended to `url`.
 fn with_query(mut url: String, query: Option<&str>, drop: &[&str]) -> String {
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         let kept: Vec<&str> = q
             .split('&')
-            .filter(|kv| !drop.contains(&kv.split('=').next().unwrap_or("")))
+            .filter(|kv| {
+                !drop.contains(&kv.split('=').next().unwrap_or(""))
+                    && !crate::keys::carries_to11_key(kv)
+            })
             .collect();
         if !kept.is_empty() {
             url.push('?');

@@ -144,12 +144,24 @@ fn ipv4_is_private(ip: Ipv4Addr) -> bool {
 
 fn ipv6_is_private(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
+    let embedded_v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (incl. fd00:ec2::254)
         || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed by some)
         || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 can reach v4 private space
+        || (s[0] == 0x2002 && ipv4_is_private(embedded_v4(s[1], s[2]))) // 6to4 of a private v4
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo: a tunnel to anywhere
+        || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation
+        || (s[0] == 0x100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // discard-only 100::/64
+        // IPv4-translated ::ffff:0:a.b.c.d (SIIT)
+        || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 && ipv4_is_private(embedded_v4(s[6], s[7])))
         || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)
     // v4-compatible
 }
@@ -237,6 +249,14 @@ mod tests {
             "http://192.168.1.10:8000/v1",
             "http://0.0.0.0/",
             "http://gpu-box.internal/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[::ffff:0:a00:1]/",
+            "http://[2002:a00:1::]/",
+            "http://[2002:7f00:1::1]/",
+            "http://[fec0::1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://[2001:db8::1]/",
+            "http://[100::1]/",
         ] {
             assert_eq!(
                 check_base_url(bad, false),
@@ -274,5 +294,9 @@ mod tests {
             check_base_url("http://127.0.0.1:9000/v1", true).as_deref(),
             Ok("http://127.0.0.1:9000/v1")
         );
+        // Public addresses in the ranges that embed a v4 address stay allowed.
+        for ok in ["http://[2002:808:808::1]/", "http://[2606:4700::1111]/"] {
+            assert!(check_base_url(ok, false).is_ok(), "{ok}");
+        }
     }
 }

@@ -269,15 +269,21 @@ pub fn stream_chunks(model: &str) -> Vec<String> {
 }
 
 /// OpenAI's 401. A presented key starting `sk-echo` is echoed back in full, as a careless or
-/// hostile upstream might, to prove the gateway never repeats it.
+/// hostile upstream might, to prove the gateway never repeats it; one starting `sk-echo-pad`
+/// after a long preamble, so that the key straddles the 300th character of the message.
 fn unauthorized(state: &MockState, req: &HttpRequest) -> HttpResponse {
-    let presented = req
+    let key = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|k| k.starts_with("sk-echo"))
-        .unwrap_or("sk-***");
+        .filter(|k| k.starts_with("sk-echo"));
+    let pad = if key.is_some_and(|k| k.starts_with("sk-echo-pad")) {
+        format!("{} ", "a".repeat(257))
+    } else {
+        String::new()
+    };
+    let presented = format!("{pad}{}", key.unwrap_or("sk-***"));
     match state.family.invalid {
         InvalidKeyShape::OpenAi => HttpResponse::Unauthorized().json(serde_json::json!({"error": {
             "message": format!("Incorrect API key provided: {presented}. You can find your API key at https://platform.openai.com/account/api-keys."),
@@ -293,6 +299,63 @@ fn unauthorized(state: &MockState, req: &HttpRequest) -> HttpResponse {
             .content_type("text/html")
             .body("<html><head><title>401 Authorization Required</title></head><body><center><h1>401 Authorization Required</h1></center></body></html>"),
     }
+}
+
+/// A hostile upstream: when the request carries `x-mock-echo-credentials` (a header the gateway
+/// forwards), it answers 401 quoting every credential it received in every way a provider might —
+/// whole, JSON-escaped, percent-encoded, in base64 (alone, as a `Basic` pair, with its scheme),
+/// cut short by one character — in the body and in headers.
+pub fn echo_credentials(req: &HttpRequest) -> Option<HttpResponse> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    req.headers().get("x-mock-echo-credentials")?;
+    let mut quoted = Vec::new();
+    let mut header_echo = Vec::new();
+    for name in [
+        "authorization",
+        "x-api-key",
+        "x-goog-api-key",
+        "api-key",
+        "x-amz-security-token",
+    ] {
+        for v in req.headers().get_all(name).filter_map(|v| v.to_str().ok()) {
+            let token = v.split_whitespace().last().unwrap_or(v);
+            // SigV4: `Credential=AKID/date/region/service/aws4_request, …`.
+            let token = v
+                .split("Credential=")
+                .nth(1)
+                .and_then(|c| c.split('/').next())
+                .unwrap_or(token);
+            let cut = &token[..token.len().saturating_sub(1)];
+            quoted.push(format!(
+                "{name}: {v} | {token} | {} | {} | {} | {} | {} | {cut}",
+                token.replace('/', "\\/"),
+                token
+                    .bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    })
+                    .collect::<String>(),
+                STANDARD.encode(token),
+                STANDARD.encode(format!("{token}:")),
+                STANDARD.encode(v),
+            ));
+            header_echo.push(format!("Bearer realm=\"mock\", token=\"{token}\""));
+        }
+    }
+    let mut r = HttpResponse::Unauthorized();
+    for h in &header_echo {
+        r.append_header(("www-authenticate", h.as_str()));
+    }
+    if let Some(v) = req.headers().get("authorization") {
+        r.insert_header(("x-echo-authorization", v.clone()));
+    }
+    Some(r.json(serde_json::json!({
+        "error": {"message": format!("Invalid credentials: {}", quoted.join(" ; ")), "type": "authentication_error",
+                  "code": 401, "status": "UNAUTHENTICATED"}
+    })))
 }
 
 fn record(state: &MockState, req: &HttpRequest, body: &[u8]) {
@@ -374,6 +437,9 @@ async fn dispatch(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
 
 async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
     record(&state, &req, &body);
+    if let Some(r) = echo_credentials(&req) {
+        return r;
+    }
     if !authorized(&state, &req) {
         return unauthorized(&state, &req);
     }

@@ -9,6 +9,7 @@ use awc::http::StatusCode;
 use bytes::Bytes;
 use to11_shared::catalog::AuthForm;
 use to11_shared::model::CredentialSecret;
+use to11_shared::redact::{header_secret, Scrubber};
 use to11_shared::sigv4::{self, AwsCredentials};
 
 use super::{ProbeError, ProbeTimeouts};
@@ -56,8 +57,39 @@ impl Auth {
     }
 }
 
-/// The provider's own error message, from whichever shape it uses; cut short, secret redacted.
-fn upstream_message(body: &[u8], secret: &CredentialSecret) -> Option<String> {
+/// Every secret presented on a call (and the stored one it came from), to redact echoes of.
+fn scrubber(auth: &Auth, secret: &CredentialSecret) -> Scrubber {
+    let mut secrets: Vec<&str> = Vec::new();
+    match auth {
+        Auth::None => {}
+        Auth::Header(_, v) => secrets.push(header_secret(v)),
+        Auth::Anthropic(k) => secrets.push(k),
+        Auth::SigV4 { creds, .. } => {
+            secrets.extend([
+                creds.access_key_id.as_str(),
+                creds.secret_access_key.as_str(),
+            ]);
+            secrets.extend(creds.session_token.as_deref());
+        }
+    }
+    match secret {
+        CredentialSecret::ApiKey { api_key } => secrets.push(api_key),
+        CredentialSecret::Aws {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => {
+            secrets.extend([access_key_id.as_str(), secret_access_key.as_str()]);
+            secrets.extend(session_token.as_deref());
+        }
+        CredentialSecret::GoogleServiceAccount { .. } => {}
+    }
+    Scrubber::new(secrets)
+}
+
+/// The provider's own error message, from whichever shape it uses; secrets redacted first, then
+/// cut short (so a cut never keeps part of a secret the redaction would have found whole).
+fn upstream_message(body: &[u8], scrubber: &Scrubber) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let m = v
         .get("error")
@@ -65,12 +97,7 @@ fn upstream_message(body: &[u8], secret: &CredentialSecret) -> Option<String> {
         .or_else(|| v.get("message").and_then(|m| m.as_str()))
         .or_else(|| v.get("Message").and_then(|m| m.as_str()))
         .or_else(|| v.get("detail").and_then(|m| m.as_str()))?;
-    let m: String = m.chars().take(300).collect();
-    // A provider that echoes the key in its message must not make us echo it.
-    Some(match secret.api_key().filter(|k| k.len() >= 4) {
-        Some(k) => m.replace(k, "***"),
-        None => m,
-    })
+    Some(scrubber.scrub_str(m).chars().take(300).collect())
 }
 
 /// AWS's error type (`x-amzn-ErrorType: UnrecognizedClientException:http://…`, or the body's
@@ -106,11 +133,24 @@ pub struct Call<'a> {
     pub secret: &'a CredentialSecret,
 }
 
-/// Sends a call and maps every failure to the one `ProbeError` a user can act on.
+/// Sends a call and maps every failure to the one `ProbeError` a user can act on, with every echo
+/// of the credential (in the provider's message, or a URL that carries a key) redacted.
 pub async fn checked(
     client: &awc::Client,
     c: Call<'_>,
     t: &ProbeTimeouts,
+) -> Result<Bytes, ProbeError> {
+    let scrubber = scrubber(c.auth, c.secret);
+    sent(client, c, t, &scrubber)
+        .await
+        .map_err(|e| e.map_message(|m| scrubber.scrub_str(&m).into_owned()))
+}
+
+async fn sent(
+    client: &awc::Client,
+    c: Call<'_>,
+    t: &ProbeTimeouts,
+    scrubber: &Scrubber,
 ) -> Result<Bytes, ProbeError> {
     let url = c.url;
     let method =
@@ -174,7 +214,7 @@ pub async fn checked(
     if status.is_success() {
         return Ok(body);
     }
-    let message = upstream_message(&body, c.secret);
+    let message = upstream_message(&body, scrubber);
     let detail = message
         .as_deref()
         .map(|m| format!(" (provider says: {m})"))

@@ -30,6 +30,23 @@ pub enum ProbeError {
     UnknownModel(String),
 }
 
+impl ProbeError {
+    /// The same error with its message rewritten.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> ProbeError {
+        use ProbeError::*;
+        match self {
+            InvalidCredential(m) => InvalidCredential(f(m)),
+            Permission(m) => Permission(f(m)),
+            Unreachable(m) => Unreachable(f(m)),
+            BadBaseUrl(m) => BadBaseUrl(f(m)),
+            RateLimited(m) => RateLimited(f(m)),
+            Timeout(m) => Timeout(f(m)),
+            Unexpected(m) => Unexpected(f(m)),
+            UnknownModel(m) => UnknownModel(f(m)),
+        }
+    }
+}
+
 impl From<ProbeError> for ApiError {
     fn from(e: ProbeError) -> Self {
         let (code, m) = match e {

@@ -106,25 +106,18 @@ pub(super) async fn deliver<B>(
 where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
-    let ok = upstream.status.is_success();
-    // An upstream's error answer is recorded as such; it used no tokens worth metering.
-    let draft = match draft {
-        Some(d) if !ok => {
-            d.fail(upstream.status.as_u16(), "upstream_error");
-            None
-        }
-        d => d,
-    };
+    // Error answers never come here: the attempt loop reads them whole and scrubs them
+    // (`failed` delivers them).
     let answer = Answer {
         model: served.model,
         created: chrono::Utc::now().timestamp(),
         asked: prepared.asked,
     };
     match &prepared.translation {
-        Some(t) if !t.answers_pass() && (!how.streaming || !ok) => {
+        Some(t) if !t.answers_pass() && !how.streaming => {
             whole(upstream, t, &answer, prepared, served, how, draft).await
         }
-        Some(t) if t.converts_streams() && ok => {
+        Some(t) if t.converts_streams() => {
             let mut out = head(&upstream, served, true);
             out.insert_header((CONTENT_TYPE, "text/event-stream"));
             let mut converter = t.stream(&answer);
@@ -249,8 +242,8 @@ where
     }
 }
 
-/// A translated answer that is not a stream (or an error): read whole (bounded in size and time),
-/// then delivered in the client's format.
+/// A translated answer that is not a stream: read whole (bounded in size and time), then
+/// delivered in the client's format.
 async fn whole<B>(
     mut upstream: Answered<B>,
     t: &Translation,
@@ -288,7 +281,7 @@ where
             served.provider
         ));
     };
-    let out = if upstream.status.is_success() {
+    let out = {
         if let Some(d) = draft {
             let mut meter = Meter::new(prepared.usage, Body::Json);
             meter.push(&body);
@@ -306,8 +299,6 @@ where
             Ok(b) => b,
             Err(e) => return fail(e.to_string()),
         }
-    } else {
-        t.error(upstream.status.as_u16(), &body)
     };
     let mut r = HttpResponse::build(upstream.status);
     for (name, value) in served.headers() {

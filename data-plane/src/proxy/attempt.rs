@@ -11,17 +11,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use bytes::Bytes;
 use futures_util::Stream;
 use to11_shared::policy::{retry_after_ms, Decision, Outcome, RoutePolicy};
 use to11_shared::record::FailedAttempt;
+use to11_shared::redact::Scrubber;
 use to11_shared::resolve::{CompiledTarget, Layer};
 use to11_shared::ErrorCode;
 
 use super::answer::Served;
 use super::prepare::{Prepare, Prepared, Preparer};
+use super::present::scrubber;
 use crate::error::GatewayError;
 use crate::health_book::{now_ms, TargetHealth};
 use crate::state::{key_header, ProjectLive, UpstreamAuth};
@@ -241,10 +243,16 @@ impl<'a> Attempts<'a> {
             let ttfb_us = started.elapsed().as_micros() as u64;
             let served = self.served(target, *attempts);
             let (outcome, failure) = match sent {
-                Ok(answered) if answered.status.as_u16() < 400 || self.policy.is_none() => {
-                    if answered.status.as_u16() >= 400 {
-                        self.note(&served, Some(answered.status.as_u16()), None);
-                    }
+                // Redirects are not followed, nor passed on (a client could re-send its key
+                // there): the target failed.
+                Ok(answered) if answered.status.is_redirection() => upstream_error(
+                    SendError::Broken(format!(
+                        "it answered with a redirect (HTTP {}), which the gateway does not follow",
+                        answered.status.as_u16()
+                    )),
+                    served.provider,
+                ),
+                Ok(answered) if answered.status.as_u16() < 400 => {
                     self.record_answer(health, &answered, ttfb_us);
                     return TargetEnd::Deliver(Delivery::Answer {
                         answered,
@@ -252,7 +260,14 @@ impl<'a> Attempts<'a> {
                         served,
                     });
                 }
-                Ok(answered) => read_failure(answered, idle).await,
+                // An error answer is read whole and scrubbed of the credential presented before
+                // anything of it reaches the client.
+                Ok(answered) => {
+                    if self.policy.is_none() {
+                        self.record_answer(health, &answered, ttfb_us);
+                    }
+                    read_failure(answered, idle, &scrubber(byok, stored)).await
+                }
                 Err(SendError::Credential(e)) => {
                     self.note(&served, None, Some(e.code.name()));
                     return TargetEnd::Next(Failure::Error(e), served);
@@ -262,6 +277,14 @@ impl<'a> Attempts<'a> {
             match &failure {
                 Failure::Answered { status, .. } => self.note(&served, Some(*status), None),
                 Failure::Error(e) => self.note(&served, None, Some(e.code.name())),
+            }
+            if self.policy.is_none() {
+                // Without a route's policy an answer is final, whatever its status.
+                return TargetEnd::Deliver(Delivery::Failed(
+                    failure,
+                    served,
+                    Some(prepared.clone()),
+                ));
             }
             match self.decide(outcome, &failure, health, retries_done, ttfb_us) {
                 Decision::Deliver => {
@@ -346,8 +369,13 @@ impl<'a> Attempts<'a> {
 }
 
 /// An error answer read whole (bounded in size and time: a stalled error body must not hold the
-/// request), classified.
-async fn read_failure<B>(mut a: Answered<B>, idle: Duration) -> (Outcome, Failure)
+/// request), classified, and scrubbed of every echo of the credential presented (body and
+/// headers; a compressed body, which cannot be searched, is replaced by a message saying so).
+async fn read_failure<B>(
+    mut a: Answered<B>,
+    idle: Duration,
+    scrubber: &Scrubber,
+) -> (Outcome, Failure)
 where
     B: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
@@ -364,6 +392,7 @@ where
         buf.freeze()
     };
     let body = tokio::time::timeout(idle, read).await.unwrap_or_default();
+    let (headers, body) = scrubbed(a.headers, body, status, scrubber);
     let billing = status == 402 || (status == 429 && contains(&body, b"insufficient_quota"));
     let outcome = if billing {
         Outcome::Billing
@@ -374,10 +403,57 @@ where
         outcome,
         Failure::Answered {
             status,
-            headers: a.headers,
+            headers,
             body,
         },
     )
+}
+
+/// An error answer's headers and body without any echo of the credential presented.
+fn scrubbed(
+    mut headers: HeaderMap,
+    body: Bytes,
+    status: u16,
+    scrubber: &Scrubber,
+) -> (HeaderMap, Bytes) {
+    let encoded = headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .filter(|c| !c.trim().eq_ignore_ascii_case("identity"))
+        .map(str::to_string);
+    let body = match encoded {
+        Some(coding) => {
+            headers.remove(CONTENT_ENCODING);
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let message = format!(
+                "the provider answered HTTP {status} with a '{coding}'-encoded body, which the gateway does not pass on"
+            );
+            Bytes::from(
+                serde_json::json!({"error": {"message": message, "type": "upstream_error"}})
+                    .to_string(),
+            )
+        }
+        None => match scrubber.scrub(&body) {
+            std::borrow::Cow::Borrowed(_) => body,
+            std::borrow::Cow::Owned(b) => Bytes::from(b),
+        },
+    };
+    if !scrubber.is_empty() {
+        let names: Vec<HeaderName> = headers.keys().cloned().collect();
+        for name in names {
+            let values: Vec<HeaderValue> = headers.get_all(&name).cloned().collect();
+            if values.iter().any(|v| scrubber.finds(v.as_bytes())) {
+                headers.remove(&name);
+                for v in values {
+                    let clean = scrubber.scrub(v.as_bytes());
+                    if let Ok(v) = HeaderValue::from_bytes(&clean) {
+                        headers.append(name.clone(), v);
+                    }
+                }
+            }
+        }
+    }
+    (headers, body)
 }
 
 /// Whether an outcome is the target's fault (counts towards its cool-down).

@@ -1,6 +1,7 @@
 //! Presenting a credential on an attempt, in its provider's form.
 
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use to11_shared::redact::{header_secret, Scrubber};
 use to11_shared::sigv4;
 use to11_shared::ErrorCode;
 
@@ -72,4 +73,32 @@ pub(super) async fn present(
         }
     }
     Ok(())
+}
+
+/// A scrubber for what an attempt presented: the client's own key, or the stored credential in
+/// every part an upstream could echo (the key, AWS's key id and session token — and its secret,
+/// though it is never sent — or the Google access token). Built only for error answers.
+pub(super) fn scrubber(
+    byok: Option<&(HeaderName, HeaderValue)>,
+    stored: Option<&UpstreamAuth>,
+) -> Scrubber {
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(v) = byok.and_then(|(_, v)| v.to_str().ok()) {
+        secrets.push(header_secret(v).to_string());
+    }
+    match stored {
+        Some(UpstreamAuth::Header(_, v)) => {
+            if let Ok(v) = v.to_str() {
+                secrets.push(header_secret(v).to_string());
+            }
+        }
+        Some(UpstreamAuth::SigV4 { creds, .. }) => {
+            secrets.push(creds.access_key_id.clone());
+            secrets.push(creds.secret_access_key.clone());
+            secrets.extend(creds.session_token.clone());
+        }
+        Some(UpstreamAuth::Google(slot)) => secrets.extend(slot.last_token()),
+        None | Some(UpstreamAuth::None) => {}
+    }
+    Scrubber::new(secrets.iter().map(String::as_str))
 }

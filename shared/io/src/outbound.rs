@@ -22,11 +22,31 @@ impl Resolve for GuardedResolver {
         port: u16,
     ) -> LocalBoxFuture<'a, Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error>>> {
         Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host, port)).await?.collect();
+            // An IPv6 literal arrives bracketed (`[::1]`), which the system resolver refuses.
+            let addrs: Vec<std::net::SocketAddr> = match literal(host) {
+                Some(ip) => vec![std::net::SocketAddr::new(ip, port)],
+                None => tokio::net::lookup_host((host, port)).await?.collect(),
+            };
             connectable(host, addrs, self.allow_private).map_err(|m| m.into())
         })
     }
+}
+
+/// A host that is an IP address literal (IPv6 with or without brackets).
+fn literal(host: &str) -> Option<std::net::IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
+}
+
+/// Why a connection to an IP literal host is refused: actix-tls connects to a literal without
+/// asking the resolver, so the literal is checked here (a base URL saved while the operator
+/// allowed private addresses must not be reached by a replica that does not).
+fn refused_literal(host: &str, allow_private: bool) -> Option<String> {
+    let ip = literal(host)?;
+    connectable(host, vec![std::net::SocketAddr::new(ip, 0)], allow_private).err()
 }
 
 pub struct ClientOptions {
@@ -42,11 +62,26 @@ pub struct ClientOptions {
 /// Its sockets have `TCP_NODELAY`: awc writes a request's head and body separately, and with
 /// Nagle's algorithm the body would wait for the upstream's delayed ACK (up to 40 ms).
 pub fn client(o: &ClientOptions) -> awc::Client {
-    use actix_service::ServiceExt;
-    let tcp = actix_tls::connect::Connector::new(Resolver::custom(GuardedResolver {
-        allow_private: o.allow_private,
-    }))
-    .service()
+    use actix_service::{Service, ServiceExt};
+    use actix_tls::connect::{ConnectError, ConnectInfo};
+    let allow_private = o.allow_private;
+    let connector =
+        actix_tls::connect::Connector::new(Resolver::custom(GuardedResolver { allow_private }))
+            .service();
+    type Info = ConnectInfo<awc::http::Uri>;
+    let tcp = actix_service::apply_fn::<_, _, _, _, Info, Info, _, _>(
+        connector,
+        move |req: Info, svc: &actix_tls::connect::ConnectorService| {
+            let refused = refused_literal(req.hostname(), allow_private);
+            let connecting = refused.is_none().then(|| svc.call(req));
+            async move {
+                match (connecting, refused) {
+                    (Some(c), _) => c.await,
+                    (None, why) => Err(ConnectError::Resolver(why.unwrap_or_default().into())),
+                }
+            }
+        },
+    )
     .map(
         |conn: actix_tls::connect::Connection<_, tokio::net::TcpStream>| {
             // Failure leaves Nagle on: slower, never wrong.
@@ -147,5 +182,69 @@ mod tests {
         .await
         .expect("allowed");
         assert!(allowed.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    /// A tiny HTTP server on `addr` that answers every request with 200 `ok`.
+    fn serve_ok(addr: &str) -> Option<std::net::SocketAddr> {
+        let l = std::net::TcpListener::bind(addr).ok()?;
+        let local = l.local_addr().ok()?;
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut s in l.incoming().flatten() {
+                let mut b = [0u8; 4096];
+                let _ = s.read(&mut b);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Some(local)
+    }
+
+    fn options(allow_private: bool) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+            max_connections: 4,
+            allow_private,
+        }
+    }
+
+    /// actix-tls connects to an IP literal without asking the resolver: the client checks
+    /// literals itself, so a private literal is refused without the allowance.
+    #[actix_rt::test]
+    async fn ip_literals_are_checked_at_connect_time() {
+        let v4 = serve_ok("127.0.0.1:0").expect("listen");
+        let url = format!("http://{v4}/");
+        let e = client(&options(false))
+            .get(&url)
+            .send()
+            .await
+            .expect_err("a private literal is refused");
+        assert!(e.to_string().contains("private"), "{e}");
+        let ok = client(&options(true))
+            .get(&url)
+            .send()
+            .await
+            .expect("allowed");
+        assert_eq!(ok.status(), 200);
+        // IPv6 literals connect (they arrive bracketed), when the machine has IPv6 loopback.
+        if let Some(v6) = serve_ok("[::1]:0") {
+            let url = format!("http://[::1]:{}/", v6.port());
+            let ok = client(&options(true))
+                .get(&url)
+                .send()
+                .await
+                .expect("v6 literal");
+            assert_eq!(ok.status(), 200);
+            assert!(client(&options(false)).get(&url).send().await.is_err());
+        }
+        // Metadata addresses are refused even with the allowance.
+        let e = client(&options(true))
+            .get("http://169.254.169.254/latest/meta-data/")
+            .send()
+            .await
+            .expect_err("metadata");
+        assert!(e.to_string().contains("metadata"), "{e}");
     }
 }

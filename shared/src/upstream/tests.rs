@@ -243,3 +243,17 @@ fn segments_keep_google_version_marks() {
     );
     assert_eq!(segment("a b?c#d"), "a%20b%3Fc%23d");
 }
+
+#[test]
+fn query_parameters_carrying_a_to11_key_are_never_forwarded() {
+    let q =
+        "api-version=1&key=to11_gk_abcdefgh&token=Bearer%20to11_gk_x&b=dG8xMV9na19hYmM6&alt=sse";
+    assert_eq!(
+        super::with_query("https://u.test/v1/chat/completions".into(), Some(q), &[]),
+        "https://u.test/v1/chat/completions?api-version=1&alt=sse"
+    );
+    assert_eq!(
+        super::with_query("https://u.test/x".into(), Some("key=to11_gk_a"), &[]),
+        "https://u.test/x"
+    );
+}

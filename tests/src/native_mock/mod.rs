@@ -180,6 +180,9 @@ pub const IMAGE: &[u8] = b"\x89PNG\r\n\x1a\nmock-image-bytes";
 
 async fn dispatch(req: HttpRequest, body: Bytes, state: web::Data<NativeState>) -> HttpResponse {
     record(&state, &req, &body);
+    if let Some(r) = crate::mock::echo_credentials(&req) {
+        return r;
+    }
     // A web server hosting images that clients refer to by URL.
     match req.path() {
         "/images/dot.png" => return HttpResponse::Ok().content_type("image/png").body(IMAGE),

@@ -118,6 +118,8 @@ struct Outcome {
     /// The status delivered (an answer or a failure), or the gateway error's code.
     delivered: Result<u16, ErrorCode>,
     attempts: Option<String>,
+    /// A delivered failure's headers and body.
+    failure: Option<(HeaderMap, Bytes)>,
 }
 
 /// Runs the loop for `model` (a route name or `openai/x`) on `surface` against `script`.
@@ -169,6 +171,7 @@ async fn run_on(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    let mut failure = None;
     let (delivered, attempts) = match attempts
         .run(&fake, &mut prep, &order, Duration::from_secs(1))
         .await
@@ -179,7 +182,16 @@ async fn run_on(
             Ok(answered.status.as_u16()),
             Some(served.attempts.to_string()),
         ),
-        Delivery::Failed(Failure::Answered { status, .. }, served, _) => {
+        Delivery::Failed(
+            Failure::Answered {
+                status,
+                headers,
+                body,
+            },
+            served,
+            _,
+        ) => {
+            failure = Some((headers, body));
             (Ok(status), served_attempts(&served.headers()))
         }
         Delivery::Failed(Failure::Error(e), served, _) => {
@@ -191,6 +203,7 @@ async fn run_on(
         sent: fake.sent(),
         delivered,
         attempts,
+        failure,
     }
 }
 
@@ -290,6 +303,13 @@ async fn the_fallback_matrix() {
             Ok(200),
         ),
         (
+            "a redirect is the target's failure, never passed on",
+            fast(),
+            vec![Status(302, &[("location", "https://elsewhere.test/")], "")],
+            &["a", "a"],
+            Ok(200),
+        ),
+        (
             "retry-after within the cap is waited for, on the same target",
             fast(),
             vec![Status(429, &[("retry-after-ms", "5")], "{}")],
@@ -382,4 +402,59 @@ async fn failures_cool_a_target_down_and_success_warms_it() {
         health[1].latency_ms(now_ms()).is_some(),
         "b's latency measured"
     );
+}
+
+/// An upstream that quotes the credential it received, in its body and a header, in the forms a
+/// provider might: the client gets neither.
+#[actix_rt::test]
+async fn an_error_answer_never_carries_the_stored_credential_back() {
+    let p = project(fast());
+    let o = run_on(
+        &p,
+        "openai/a",
+        Surface::Chat,
+        None,
+        vec![Step::Status(
+            401,
+            &[("www-authenticate", "Bearer realm=x, token=sk-stored"), ("x-request-id", "r1")],
+            r#"{"error":{"message":"Incorrect API key provided: sk-stored. Basic c2stc3RvcmVkOg== / sk-store"}}"#,
+        )],
+    )
+    .await;
+    assert_eq!(o.delivered, Ok(401));
+    let (headers, body) = o.failure.expect("the failure is delivered");
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        !body.contains("sk-stored") && !body.contains("c2stc3RvcmVk"),
+        "{body}"
+    );
+    assert!(body.contains("[redacted]"), "{body}");
+    assert!(
+        !body.contains("sk-store\""),
+        "a cut-short key is redacted too: {body}"
+    );
+    let auth = headers.get("www-authenticate").expect("kept, scrubbed");
+    assert!(!auth.to_str().unwrap().contains("sk-stored"), "{auth:?}");
+    assert_eq!(headers.get("x-request-id").unwrap(), "r1");
+}
+
+/// A compressed error body cannot be searched for the credential: it is replaced.
+#[actix_rt::test]
+async fn a_compressed_error_body_is_replaced() {
+    let p = project(fast());
+    let o = run_on(
+        &p,
+        "openai/a",
+        Surface::Chat,
+        None,
+        vec![Step::Status(
+            500,
+            &[("content-encoding", "gzip")],
+            "\u{1f}\u{8b}...",
+        )],
+    )
+    .await;
+    let (headers, body) = o.failure.expect("delivered");
+    assert!(headers.get("content-encoding").is_none());
+    assert!(String::from_utf8_lossy(&body).contains("'gzip'-encoded body"));
 }

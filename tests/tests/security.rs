@@ -1,0 +1,303 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! Hostile upstreams and hostile callers against a running gateway: an upstream that echoes the
+//! credential it received never gets it back to a caller (any family, any form, translated or
+//! not, stored or the client's own); a to11 key in a non-canonical form never reaches an
+//! upstream; redirects are errors.
+
+use awc::http::Method;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use to11_tests::client::{gateway, wait_version, ApiClient, GatewayResponse};
+use to11_tests::mock::{MockUpstream, Scripted};
+use to11_tests::native_mock::{Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET};
+use to11_tests::sandbox::{embedded, EmbeddedInfo, Spawned};
+
+const OPENAI_KEY: &str = "sk-stored-openai-0123456789abcdef";
+const NATIVE_KEY: &str = "sk-stored-native-fedcba9876543210";
+const SESSION: &str = "FQoGZXIvYXdzEMockSessionToken0123456789";
+const BYOK: &str = "sk-byok-client-own-key-5555";
+
+/// Every run of eight characters of `secret` that appears in the answer (body or any header).
+fn leaks(r: &GatewayResponse, secret: &str) -> Vec<String> {
+    let mut text = String::from_utf8_lossy(&r.body).into_owned();
+    for (name, v) in r.headers.iter() {
+        text.push_str(&format!(
+            "\n{name}: {}",
+            String::from_utf8_lossy(v.as_bytes())
+        ));
+    }
+    secret
+        .as_bytes()
+        .windows(8)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .filter(|w| text.contains(w.as_str()))
+        .collect()
+}
+
+struct World {
+    gw: Spawned<EmbeddedInfo>,
+    api: ApiClient,
+    key: String,
+    openai: MockUpstream,
+    _native: Vec<NativeMock>,
+}
+
+async fn world() -> World {
+    let dir = std::env::temp_dir().join(format!("to11-security-{}", uuid::Uuid::new_v4()));
+    let gw = embedded(&dir).expect("embedded");
+    let api = ApiClient::new(
+        gw.info.api,
+        gw.info.generated_admin_token.as_deref().expect("token"),
+    );
+    let (_, p) = api
+        .post("/projects", json!({"name": "Sec", "slug": "sec"}))
+        .await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let openai = MockUpstream::start(OPENAI_KEY, &["m"]);
+    let (s, e) = api
+        .post(
+            "/projects/sec/providers",
+            json!({"kind": "openai-compatible", "slug": "openai", "base_url": openai.base_url(), "credential": {"api_key": OPENAI_KEY}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let mut native = Vec::new();
+    for (kind, id, prefix, credential, account) in [
+        (
+            Native::Anthropic,
+            "anthropic",
+            "/v1",
+            json!({"api_key": NATIVE_KEY}),
+            json!({}),
+        ),
+        (
+            Native::Gemini,
+            "gemini",
+            "/v1beta",
+            json!({"api_key": NATIVE_KEY}),
+            json!({}),
+        ),
+        (
+            Native::Bedrock,
+            "bedrock",
+            "",
+            json!({"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET, "session_token": SESSION}),
+            json!({"region": AWS_REGION}),
+        ),
+    ] {
+        let m = NativeMock::start(kind, NATIVE_KEY);
+        let (s, e) = api
+            .post(
+                "/projects/sec/providers",
+                json!({"kind": id, "slug": id, "base_url": format!("http://{}{prefix}", m.addr),
+                       "credential": credential, "account": account, "models": ["m1"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{id}: {e}");
+        native.push(m);
+    }
+    let (_, k) = api.post("/projects/sec/keys", json!({"name": "k"})).await;
+    wait_version(
+        &[gw.info.gateway],
+        &project,
+        k["version"].as_u64().expect("v"),
+    )
+    .await;
+    World {
+        gw,
+        api,
+        key: k["key"].as_str().expect("key").to_string(),
+        openai,
+        _native: native,
+    }
+}
+
+impl World {
+    async fn call(&self, path: &str, body: Value, extra: &[(&str, &str)]) -> GatewayResponse {
+        let auth = format!("Bearer {}", self.key);
+        let mut headers = vec![
+            ("x-to11-authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        gateway(
+            self.gw.info.gateway,
+            Method::POST,
+            path,
+            &headers,
+            Some(Bytes::from(body.to_string())),
+        )
+        .await
+    }
+}
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[actix_rt::test]
+async fn an_upstream_that_echoes_credentials_never_gets_them_to_a_caller() {
+    let w = world().await;
+    let echo = [("x-mock-echo-credentials", "1")];
+    let converse = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let cases: Vec<(&str, &str, Value, Vec<&str>)> = vec![
+        (
+            "openai, native",
+            "/v1/chat/completions",
+            chat("openai/m"),
+            vec![OPENAI_KEY],
+        ),
+        (
+            "openai, stream",
+            "/v1/chat/completions",
+            json!({"model": "openai/m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+            vec![OPENAI_KEY],
+        ),
+        (
+            "anthropic, native",
+            "/v1/messages",
+            json!({"model": "anthropic/m1", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}),
+            vec![NATIVE_KEY],
+        ),
+        (
+            "anthropic, translated",
+            "/v1/chat/completions",
+            chat("anthropic/m1"),
+            vec![NATIVE_KEY],
+        ),
+        (
+            "gemini, native",
+            "/v1beta/models/gemini/m1:generateContent",
+            gemini,
+            vec![NATIVE_KEY],
+        ),
+        (
+            "gemini, translated",
+            "/v1/chat/completions",
+            chat("gemini/m1"),
+            vec![NATIVE_KEY],
+        ),
+        (
+            "bedrock converse",
+            "/model/bedrock/m1/converse",
+            converse,
+            vec![AWS_KEY_ID, SESSION, AWS_SECRET],
+        ),
+        (
+            "bedrock, translated",
+            "/v1/chat/completions",
+            chat("bedrock/m1"),
+            vec![AWS_KEY_ID, SESSION, AWS_SECRET],
+        ),
+    ];
+    for (what, path, body, secrets) in cases {
+        let r = w.call(path, body, &echo).await;
+        assert_eq!(
+            r.status,
+            401,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        for s in secrets {
+            assert_eq!(
+                leaks(&r, s),
+                Vec::<String>::new(),
+                "{what}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+    // The client's own key (BYOK) is scrubbed from what comes back too.
+    let auth = format!("Bearer {BYOK}");
+    let r = w
+        .call(
+            "/v1/chat/completions",
+            chat("openai/m"),
+            &[
+                ("x-mock-echo-credentials", "1"),
+                ("authorization", auth.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(leaks(&r, BYOK), Vec::<String>::new());
+    // The echo really happened: the mock received the key it quoted.
+    let last = w.openai.last_request("/v1/chat/completions").expect("sent");
+    assert_eq!(last.header("authorization"), Some(auth.as_str()));
+    drop(w.api);
+}
+
+#[actix_rt::test]
+async fn a_to11_key_in_any_form_never_reaches_an_upstream() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let w = world().await;
+    let k = w.key.clone();
+    let basic = format!("Basic {}", STANDARD.encode(format!("{k}:")));
+    let forms = [
+        ("authorization", format!("Bearer\t{k}")),
+        ("authorization", format!("Token {k}")),
+        ("authorization", format!("Bearer: {k}")),
+        ("authorization", format!("\"{k}\"")),
+        ("authorization", basic),
+        ("x-api-key", format!("Bearer {k}")),
+        ("x-goog-api-key", k.clone()),
+        ("api-key", format!("'{k}'")),
+    ];
+    for (name, value) in &forms {
+        let r = w
+            .call(
+                "/v1/chat/completions",
+                chat("openai/m"),
+                &[(name, value.as_str())],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{name}: {value}");
+    }
+    for q in [
+        format!("?key={k}"),
+        format!("?api_key=Bearer%20{k}"),
+        format!("?x={}", k.replace('_', "%5F")),
+    ] {
+        let r = w
+            .call(&format!("/v1/chat/completions{q}"), chat("openai/m"), &[])
+            .await;
+        assert_eq!(r.status, 200, "{q}");
+    }
+    let sent: Vec<_> = w
+        .openai
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/chat/completions"))
+        .collect();
+    assert_eq!(sent.len(), forms.len() + 3);
+    for r in sent {
+        let everything = format!("{} {:?}", r.path, r.headers).to_ascii_lowercase();
+        assert!(
+            !everything.contains("to11_"),
+            "a to11 key reached the upstream: {everything}"
+        );
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {OPENAI_KEY}").as_str())
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn an_upstream_redirect_is_an_error_never_passed_on() {
+    let w = world().await;
+    w.openai.always(Some(
+        Scripted::error(307, "moved").with_header("location", "https://collector.example/steal"),
+    ));
+    let r = w.call("/v1/chat/completions", chat("openai/m"), &[]).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.headers.get("location").is_none());
+    let m = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(m.contains("redirect"), "{m}");
+    assert!(!String::from_utf8_lossy(&r.body).contains("collector.example"));
+}
