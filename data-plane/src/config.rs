@@ -28,6 +28,29 @@ pub struct Settings {
     pub allow_private_image_urls: bool,
     /// Longest an image fetch may take.
     pub image_fetch_timeout: Duration,
+    /// Whether images given by http(s) URL are fetched (for targets that take only bytes); when
+    /// off, such a request is refused with a 400 asking for data URLs.
+    pub image_urls: bool,
+    /// Largest image fetched, and most bytes of images fetched for one request.
+    pub image_max_bytes: usize,
+    pub image_max_total_bytes: usize,
+    /// Longest wait for a request's head, then between two chunks of its body, and for the whole
+    /// body.
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// Bytes of request bodies (and fetched images) held at once by the whole replica; a request
+    /// that would pass it waits up to `body_memory_wait`, then gets 503 `overloaded`.
+    pub body_memory_bytes: usize,
+    pub body_memory_wait: Duration,
+    /// Most upstream attempts for one request, retries and fallbacks included.
+    pub max_attempts: u32,
+    /// Failed to11 keys allowed from one source per minute; beyond, the source gets 429 before
+    /// its key is even looked at, for a back-off that doubles with each block (0: no limit).
+    pub failed_auth_per_minute: u32,
+    /// A header holding the client's address, set by a proxy in front (the last value is used:
+    /// the one the proxy appended); otherwise the peer address is the source.
+    pub client_ip_header: Option<String>,
     /// Whether browsers on other origins may call the gateway (`cors`).
     pub cors: bool,
     /// Whether every request is metered into a record (`metering`).
@@ -58,6 +81,20 @@ impl Settings {
             ),
             allow_private_image_urls: env.flag("TO11_ALLOW_PRIVATE_IMAGE_URLS", false),
             image_fetch_timeout: env.millis("TO11_IMAGE_FETCH_TIMEOUT_MS", 10_000),
+            image_urls: env.flag("TO11_IMAGE_URLS", true),
+            image_max_bytes: env.number("TO11_IMAGE_MAX_BYTES", 10 * 1024 * 1024) as usize,
+            image_max_total_bytes: env.number("TO11_IMAGE_MAX_TOTAL_BYTES", 20 * 1024 * 1024)
+                as usize,
+            header_read_timeout: env.millis("TO11_HEADER_READ_TIMEOUT_MS", 5_000),
+            body_idle_timeout: env.millis("TO11_BODY_IDLE_TIMEOUT_MS", 10_000),
+            body_read_timeout: env.millis("TO11_BODY_READ_TIMEOUT_MS", 60_000),
+            body_memory_bytes: env.number("TO11_BODY_MEMORY_BYTES", 512 * 1024 * 1024) as usize,
+            body_memory_wait: env.millis("TO11_BODY_MEMORY_WAIT_MS", 1_000),
+            max_attempts: env.number("TO11_MAX_ATTEMPTS", 10).max(1) as u32,
+            failed_auth_per_minute: env.number("TO11_FAILED_AUTH_PER_MINUTE", 60) as u32,
+            client_ip_header: Some(env.string("TO11_CLIENT_IP_HEADER", ""))
+                .filter(|h| !h.is_empty())
+                .map(|h| h.to_ascii_lowercase()),
             cors: env.flag("TO11_CORS", true),
             usage: env.flag("TO11_USAGE", true),
             usage_buffer: env.number("TO11_USAGE_BUFFER", 100_000) as usize,

@@ -10,6 +10,8 @@ pub struct GatewayError {
     pub code: ErrorCode,
     pub message: String,
     pub request_id: Option<String>,
+    /// Seconds a client should wait before trying again (`retry-after`).
+    pub retry_after: Option<u64>,
 }
 
 impl GatewayError {
@@ -18,7 +20,13 @@ impl GatewayError {
             code,
             message: message.into(),
             request_id: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_request_id(mut self, id: &str) -> Self {
@@ -78,6 +86,9 @@ impl GatewayError {
         let mut b = HttpResponse::build(self.status_code());
         if let Some(id) = &self.request_id {
             b.insert_header(("x-to11-request-id", id.as_str()));
+        }
+        if let Some(secs) = self.retry_after {
+            b.insert_header(("retry-after", secs.to_string()));
         }
         let body = match dialect {
             Dialect::OpenAi => serde_json::json!({"error": {

@@ -3,6 +3,7 @@
 //! keyed-hash lookup (see `auth`) and streams requests to upstreams with awc (see `proxy`).
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod cors;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod health_book;
 pub mod metering;
 pub mod proxy;
 pub mod state;
+pub mod strikes;
 pub mod sync;
 pub mod tokens;
 
@@ -68,6 +70,8 @@ pub struct Ctx {
     pub sync: Arc<SyncStatus>,
     /// The queue finished request records go to (through each worker's `Batcher`).
     pub recorder: Arc<metering::Recorder>,
+    /// Bytes of request bodies and fetched images the replica may hold at once.
+    pub budget: budget::MemoryBudget,
 }
 
 /// What each worker thread owns: its upstream client (awc clients are not `Send`; its pool stays
@@ -75,6 +79,8 @@ pub struct Ctx {
 pub struct Worker {
     pub client: awc::Client,
     pub records: metering::Batcher,
+    /// Sources refused for bad keys, backed off.
+    pub strikes: strikes::Strikes,
 }
 
 fn upstream_client(s: &Settings) -> awc::Client {
@@ -145,9 +151,11 @@ pub fn start(
     };
     let workers = settings.workers;
     let listen = settings.listen.clone();
+    let header_read_timeout = settings.header_read_timeout;
     let ctx = web::Data::new(Ctx {
         live: live.clone(),
         keyring,
+        budget: budget::MemoryBudget::new(settings.body_memory_bytes, settings.body_memory_wait),
         settings,
         metrics: Metrics::default(),
         sync: status.clone(),
@@ -158,6 +166,7 @@ pub fn start(
         let worker = web::Data::new(Worker {
             client: upstream_client(&ctx.settings),
             records: metering::Batcher::new(ctx.recorder.clone()),
+            strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
         });
         App::new()
             .app_data(ctx.clone())
@@ -191,6 +200,8 @@ pub fn start(
     // A client that goes away cancels its request: the handler is dropped, and with it the
     // upstream request (LLM answers are expensive; nobody should pay for an unread one).
     .h1_allow_half_closed(false)
+    // A client must send its request head within this (a slow-loris holds nothing longer).
+    .client_request_timeout(header_read_timeout)
     .bind(&listen)?;
     let addr = server
         .addrs()

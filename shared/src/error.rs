@@ -52,6 +52,8 @@ codes! {
     UpstreamTimeout     => 504, "upstream_timeout",         "api_error",             Upstream;
     UnsupportedByTarget => 400, "unsupported_by_target",    "invalid_request_error", Client;
     UpstreamAuth        => 502, "upstream_auth_failed",     "api_error",             Upstream;
+    Overloaded          => 503, "overloaded",               "api_error",             Gateway;
+    RequestTimeout      => 408, "request_timeout",          "invalid_request_error", Client;
     // Control plane: provider validation and discovery.
     ProviderInvalidCredential => 400, "provider_invalid_credential", "invalid_request_error", Client;
     ProviderPermission        => 400, "provider_permission_denied",  "invalid_request_error", Client;

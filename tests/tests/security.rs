@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use to11_tests::client::{gateway, wait_version, ApiClient, GatewayResponse};
 use to11_tests::mock::{MockUpstream, Scripted};
 use to11_tests::native_mock::{Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET};
-use to11_tests::sandbox::{embedded, EmbeddedInfo, Spawned};
+use to11_tests::sandbox::{embedded_with, EmbeddedInfo, Spawned};
 
 const OPENAI_KEY: &str = "sk-stored-openai-0123456789abcdef";
 const NATIVE_KEY: &str = "sk-stored-native-fedcba9876543210";
@@ -43,8 +43,14 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+async fn world_with(
+    adjust: impl FnOnce(&mut to11_embedded::EmbeddedConfig) + Send + 'static,
+) -> World {
     let dir = std::env::temp_dir().join(format!("to11-security-{}", uuid::Uuid::new_v4()));
-    let gw = embedded(&dir).expect("embedded");
+    let gw = embedded_with(&dir, adjust).expect("embedded");
     let api = ApiClient::new(
         gw.info.api,
         gw.info.generated_admin_token.as_deref().expect("token"),
@@ -300,4 +306,137 @@ async fn an_upstream_redirect_is_an_error_never_passed_on() {
         .to_string();
     assert!(m.contains("redirect"), "{m}");
     assert!(!String::from_utf8_lossy(&r.body).contains("collector.example"));
+}
+
+/// A raw upload: the head (declaring `declared` body bytes) and the first `sent` bytes of body.
+async fn upload(w: &World, declared: usize, sent: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(w.gw.info.gateway)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-to11-authorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n",
+        w.key
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&vec![b' '; sent]).await.expect("body");
+    s
+}
+
+/// The status line of the answer on `s`, read within `within`.
+async fn status_of(s: &mut tokio::net::TcpStream, within: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(within, s.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[actix_rt::test]
+async fn request_bodies_are_bounded_in_memory_and_time() {
+    use std::time::{Duration, Instant};
+    let w = world_with(|s| {
+        s.gateway.body_memory_bytes = 1 << 20;
+        s.gateway.max_body_bytes = 1 << 20;
+        s.gateway.body_memory_wait = Duration::from_millis(200);
+        s.gateway.body_idle_timeout = Duration::from_millis(1500);
+        s.gateway.body_read_timeout = Duration::from_secs(4);
+    })
+    .await;
+    let big = || chat_with("x".repeat(200 << 10));
+    let r = w.call("/v1/chat/completions", big(), &[]).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Two stalled uploads of 512 KiB hold the whole budget (1 MiB).
+    let started = Instant::now();
+    let mut a = upload(&w, 512 << 10, 1024).await;
+    let mut b = upload(&w, 512 << 10, 1024).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another large body waits briefly, then is refused: 503 overloaded, retry-after.
+    let r = w.call("/v1/chat/completions", big(), &[]).await;
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["code"], "overloaded");
+    assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+    // The stalled uploads are cut after the idle timeout, with 408.
+    for s in [&mut a, &mut b] {
+        let line = status_of(s, Duration::from_secs(10)).await;
+        assert!(line.contains(" 408 "), "{line}");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    // What they held is returned: the large body passes again.
+    assert_eq!(w.call("/v1/chat/completions", big(), &[]).await.status, 200);
+    // A body that drips in (a byte every 500 ms, never idle long enough) is cut at the read
+    // timeout.
+    let mut c = upload(&w, 1000, 1).await;
+    let dripping = Instant::now();
+    let line = loop {
+        use tokio::io::AsyncWriteExt;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if c.write_all(b" ").await.is_err() || dripping.elapsed() > Duration::from_secs(8) {
+            break status_of(&mut c, Duration::from_secs(2)).await;
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), c.peek(&mut probe)).await
+        {
+            if n > 0 {
+                break status_of(&mut c, Duration::from_secs(2)).await;
+            }
+        }
+    };
+    assert!(line.contains(" 408 "), "{line}");
+    let took = dripping.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+}
+
+fn chat_with(content: String) -> Value {
+    json!({"model": "openai/m", "messages": [{"role": "user", "content": content}]})
+}
+
+#[actix_rt::test]
+async fn a_source_that_keeps_presenting_bad_keys_is_backed_off() {
+    use std::time::Duration;
+    let w = world_with(|s| s.gateway.failed_auth_per_minute = 5).await;
+    let bad = |n: usize| {
+        let gw = w.gw.info.gateway;
+        async move {
+            let auth = format!("Bearer to11_gk_not-a-key-{n}");
+            gateway(
+                gw,
+                Method::POST,
+                "/v1/chat/completions",
+                &[("x-to11-authorization", auth.as_str())],
+                Some(Bytes::from(chat("openai/m").to_string())),
+            )
+            .await
+        }
+    };
+    for n in 0..6 {
+        assert_eq!(bad(n).await.status, 401, "failure {n} is a plain 401");
+    }
+    // Past the allowance: refused before the key is looked at, good key or not.
+    let r = bad(7).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"]["code"], "rate_limited");
+    assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+    assert_eq!(
+        w.call("/v1/chat/completions", chat("openai/m"), &[])
+            .await
+            .status,
+        429
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        w.call("/v1/chat/completions", chat("openai/m"), &[])
+            .await
+            .status,
+        200
+    );
 }

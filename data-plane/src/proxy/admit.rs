@@ -11,12 +11,39 @@ use to11_shared::ErrorCode;
 
 use crate::auth::{authenticate, Caller};
 use crate::error::GatewayError;
-use crate::Ctx;
+use crate::strikes;
+use crate::{Ctx, Worker};
 
 /// The caller, from the live state loaded once.
 pub fn caller(ctx: &Ctx, req: &HttpRequest) -> Result<Caller, GatewayError> {
     let state = ctx.live.load();
     authenticate(&state, req.headers(), &ctx.keyring)
+}
+
+/// `caller`, for a source not backed off for its bad keys (`strikes`); a refused key counts
+/// against its source.
+pub fn caller_backed_off(
+    ctx: &Ctx,
+    worker: &Worker,
+    req: &HttpRequest,
+) -> Result<Caller, GatewayError> {
+    let header = ctx.settings.client_ip_header.as_deref();
+    let now = std::time::Instant::now();
+    if let Some(wait) = worker.strikes.blocked(|| strikes::source(req, header), now) {
+        let secs = wait.as_secs().max(1);
+        return Err(GatewayError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many requests with invalid to11 keys from this address; retry in {secs} s"
+            ),
+        )
+        .with_retry_after(secs));
+    }
+    caller(ctx, req).inspect_err(|e| {
+        if matches!(e.code, ErrorCode::InvalidKey | ErrorCode::ExpiredKey) {
+            worker.strikes.failed(strikes::source(req, header), now);
+        }
+    })
 }
 
 /// The API a path calls, and the model when the path names it.

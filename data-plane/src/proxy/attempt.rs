@@ -81,6 +81,9 @@ pub struct Attempts<'a> {
     pub deadline: Option<Instant>,
     /// The client's own upstream key (BYOK).
     pub byok: Option<&'a str>,
+    /// Most attempts for the request, retries and fallbacks included (`TO11_MAX_ATTEMPTS`):
+    /// however many targets a route has, one request never becomes more upstream calls.
+    pub max_attempts: u32,
     pub metrics: &'a Metrics,
     /// Every failed attempt, in order (for the request's record).
     pub failed: RefCell<Vec<FailedAttempt>>,
@@ -138,7 +141,7 @@ impl<'a> Attempts<'a> {
         let mut last: Option<(Failure, Served<'a>, Rc<Prepared>)> = None;
         let mut unsupported: Vec<String> = Vec::new();
         for &ti in order {
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.deadline.is_some_and(|d| Instant::now() >= d) || attempts >= self.max_attempts {
                 break;
             }
             let target = &self.targets[ti];
@@ -293,6 +296,9 @@ impl<'a> Attempts<'a> {
                         served,
                         Some(prepared.clone()),
                     ))
+                }
+                Decision::Retry { .. } if *attempts >= self.max_attempts => {
+                    return TargetEnd::Next(failure, served)
                 }
                 Decision::Retry { after_ms } => {
                     let wait = Duration::from_millis(after_ms);

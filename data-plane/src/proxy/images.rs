@@ -4,32 +4,50 @@
 //! The URL is the client's, so it is checked like a provider's base URL (`check_fetch_url`: no
 //! private or metadata address, literal or named, without the operator's allowance; no userinfo)
 //! and fetched through the guarded client, which re-checks every resolved address and follows no
-//! redirect. Each image is bounded in size and time and must be served as `image/*`. A URL is
-//! fetched once per request, however many targets are tried. A failure is the client's to fix: a
-//! 400 naming the URL and the reason, never a request sent without the image.
+//! redirect. Each image must be served as `image/*` and is bounded in time and size, and so is
+//! the sum of a request's images (`TO11_IMAGE_MAX_BYTES`, `TO11_IMAGE_MAX_TOTAL_BYTES`, at most
+//! `MAX_IMAGES`); the bytes are encoded to base64 as they arrive (never held twice) and charged to
+//! the replica's memory budget, as request bodies are. An operator may turn fetching off
+//! (`TO11_IMAGE_URLS=false`). A URL is fetched once per request, however many targets are tried. A
+//! failure is the client's to fix: a 400 naming the URL and the reason, never a request sent
+//! without the image.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 use to11_shared::error::ErrorCode;
 use to11_shared::upstream_url::{check_fetch_url, UrlProblem};
 
+use crate::budget::{Charge, MemoryBudget};
 use crate::config::Settings;
 use crate::error::GatewayError;
 
-/// Largest image fetched.
-pub const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
 /// Most images fetched for one request.
 pub const MAX_IMAGES: usize = 16;
 
+/// Bytes of memory charged per byte of image: the base64 text (4/3), its copy in the body being
+/// translated and the translated body's own copy.
+const HELD_PER_BYTE: usize = 4;
+
 /// The images fetched for one request: URL → data URL.
 #[derive(Default)]
-pub(super) struct Images {
+pub(super) struct Images<'a> {
     fetched: HashMap<String, String>,
     /// A client of its own, made when the request first needs one: its resolver applies
     /// `allow_private_image_urls`, not the upstreams' allowance.
     client: Option<awc::Client>,
+    /// The replica's budget, and what this request's images hold of it.
+    budget: Option<&'a MemoryBudget>,
+    charges: Vec<Charge<'a>>,
+    /// Bytes of images fetched so far.
+    total: usize,
+}
+
+/// What one fetch may take: its settings, and the request's running total.
+struct Limits<'s> {
+    settings: &'s Settings,
+    total: &'s Cell<usize>,
 }
 
 /// Where an http(s) URL sits in an OpenAI chat body's messages: message and part index.
@@ -61,7 +79,14 @@ fn refused(url: &str, why: impl std::fmt::Display) -> GatewayError {
     )
 }
 
-impl Images {
+impl<'a> Images<'a> {
+    pub fn new(budget: Option<&'a MemoryBudget>) -> Self {
+        Images {
+            budget,
+            ..Images::default()
+        }
+    }
+
     /// Replaces every http(s) image of `chat` (an OpenAI chat body) by its bytes as a data URL.
     pub async fn inline(
         &mut self,
@@ -78,6 +103,12 @@ impl Images {
         let found = http_images(messages);
         if found.is_empty() {
             return Ok(());
+        }
+        if !settings.image_urls {
+            return Err(GatewayError::new(
+                ErrorCode::BadRequest,
+                "this gateway does not fetch images by URL for targets that need their bytes; send them as data URLs (data:image/png;base64,…)",
+            ));
         }
         let mut wanted: Vec<&str> = found.iter().map(|(_, _, u)| u.as_str()).collect();
         wanted.sort_unstable();
@@ -103,14 +134,23 @@ impl Images {
                 allow_private,
             })
         });
+        let total = Cell::new(self.total);
+        let limits = Limits {
+            settings,
+            total: &total,
+        };
+        let budget = self.budget;
         let results = futures_util::future::join_all(
             missing
                 .iter()
-                .map(|u| fetch(client, u, allow_private, timeout)),
+                .map(|u| fetch(client, u, allow_private, &limits, budget)),
         )
         .await;
+        self.total = total.get();
         for (url, r) in missing.into_iter().zip(results) {
-            self.fetched.insert(url.to_string(), r?);
+            let (data, charge) = r?;
+            self.charges.push(charge);
+            self.fetched.insert(url.to_string(), data);
         }
         for (m, p, url) in found {
             let part = &mut messages[m]["content"][p];
@@ -125,14 +165,15 @@ impl Images {
     }
 }
 
-/// One image as a data URL.
-async fn fetch(
+/// One image as a data URL, and what it holds of the memory budget.
+async fn fetch<'b>(
     client: &awc::Client,
     raw: &str,
     allow_private: bool,
-    timeout: Duration,
-) -> Result<String, GatewayError> {
-    use base64::Engine;
+    limits: &Limits<'_>,
+    budget: Option<&'b MemoryBudget>,
+) -> Result<(String, Charge<'b>), GatewayError> {
+    let timeout = limits.settings.image_fetch_timeout;
     let url = check_fetch_url(raw, allow_private).map_err(|p| {
         refused(
             raw,
@@ -148,7 +189,7 @@ async fn fetch(
         )
     })?;
     let work = async {
-        let mut resp = client
+        let resp = client
             .get(url.as_str())
             .timeout(timeout)
             .send()
@@ -178,25 +219,65 @@ async fn fetch(
                 format!("it is served as '{mime}', not as an image"),
             ));
         }
-        let body = resp
-            .body()
-            .limit(MAX_IMAGE_BYTES)
-            .await
-            .map_err(|e| match e {
-                awc::error::PayloadError::Overflow => refused(
-                    raw,
-                    format!("it is larger than {} MiB", MAX_IMAGE_BYTES >> 20),
-                ),
-                e => refused(raw, format!("reading it failed ({e})")),
-            })?;
-        Ok(format!(
-            "data:{mime};base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(&body)
-        ))
+        encode(resp, raw, &mime, limits, budget).await
     };
     tokio::time::timeout(timeout, work)
         .await
         .unwrap_or_else(|_| Err(refused(raw, "fetching it timed out")))
+}
+
+/// An image's body as a data URL, encoded as it arrives: each chunk is counted against the
+/// image's and the request's limits and charged to the budget before it is kept.
+async fn encode<'b, S>(
+    mut body: S,
+    raw: &str,
+    mime: &str,
+    limits: &Limits<'_>,
+    budget: Option<&'b MemoryBudget>,
+) -> Result<(String, Charge<'b>), GatewayError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    use base64::Engine;
+    use futures_util::StreamExt;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let (each, all) = (
+        limits.settings.image_max_bytes,
+        limits.settings.image_max_total_bytes,
+    );
+    let mut out = format!("data:{mime};base64,");
+    let mut charge = Charge::default();
+    // Bytes not encoded yet (base64 encodes groups of three).
+    let mut rest: Vec<u8> = Vec::with_capacity(3);
+    let mut size = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| refused(raw, format!("reading it failed ({e})")))?;
+        size += chunk.len();
+        if size > each {
+            return Err(refused(
+                raw,
+                format!("it is larger than this gateway's {each}-byte limit per image"),
+            ));
+        }
+        limits.total.set(limits.total.get() + chunk.len());
+        if limits.total.get() > all {
+            return Err(refused(
+                raw,
+                format!(
+                    "the request's images pass this gateway's {all}-byte limit for one request"
+                ),
+            ));
+        }
+        if let Some(b) = budget {
+            b.charge(&mut charge, chunk.len() * HELD_PER_BYTE).await?;
+        }
+        rest.extend_from_slice(&chunk);
+        let whole = rest.len() / 3 * 3;
+        engine.encode_string(&rest[..whole], &mut out);
+        rest.drain(..whole);
+    }
+    engine.encode_string(&rest, &mut out);
+    Ok((out, charge))
 }
 
 #[cfg(test)]
@@ -219,5 +300,82 @@ mod tests {
                 (1, 3, "http://x.test/b.png".to_string())
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod encoding {
+    use super::*;
+    use base64::Engine;
+
+    fn settings(each: usize, all: usize) -> Settings {
+        let mut s = Settings::with_listen("127.0.0.1:0");
+        s.image_max_bytes = each;
+        s.image_max_total_bytes = all;
+        s
+    }
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin
+    {
+        futures_util::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(bytes::Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[actix_rt::test]
+    async fn encodes_as_it_arrives_whatever_the_chunking() {
+        let s = settings(100, 100);
+        let total = Cell::new(0);
+        let limits = Limits {
+            settings: &s,
+            total: &total,
+        };
+        let budget = MemoryBudget::new(1 << 20, std::time::Duration::ZERO);
+        let (data, charge) = encode(
+            chunks(&[b"ab", b"cdefg", b"", b"h", b"ijklmnopq"]),
+            "u",
+            "image/png",
+            &limits,
+            Some(&budget),
+        )
+        .await
+        .expect("encoded");
+        let want = base64::engine::general_purpose::STANDARD.encode(b"abcdefghijklmnopq");
+        assert_eq!(data, format!("data:image/png;base64,{want}"));
+        assert!(charge.bytes() >= 17 * HELD_PER_BYTE);
+        assert_eq!(total.get(), 17);
+    }
+
+    #[actix_rt::test]
+    async fn an_image_or_a_request_over_its_limit_is_refused() {
+        let s = settings(8, 12);
+        let total = Cell::new(0);
+        let limits = Limits {
+            settings: &s,
+            total: &total,
+        };
+        let e = encode(
+            chunks(&[b"123456", b"789"]),
+            "u",
+            "image/png",
+            &limits,
+            None,
+        )
+        .await
+        .expect_err("over the image limit");
+        assert!(e.message.contains("per image"), "{}", e.message);
+        total.set(0);
+        encode(chunks(&[b"12345678"]), "a", "image/png", &limits, None)
+            .await
+            .expect("first image");
+        let e = encode(chunks(&[b"12345"]), "b", "image/png", &limits, None)
+            .await
+            .expect_err("over the request's limit");
+        assert!(e.message.contains("for one request"), "{}", e.message);
     }
 }

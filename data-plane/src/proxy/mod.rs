@@ -29,6 +29,7 @@ use to11_shared::policy::{candidates, RoutePolicy, TargetView};
 use to11_shared::upstream::Surface;
 use to11_shared::ErrorCode;
 
+use crate::budget::Charge;
 use crate::error::{Dialect, GatewayError};
 use crate::health_book::now_ms;
 use crate::metering::Draft;
@@ -81,12 +82,13 @@ async fn serve(
     draft: &mut Option<Draft>,
 ) -> Result<HttpResponse, GatewayError> {
     let request_id = arrived.id.as_str();
-    let caller = admit::caller(ctx, req)?;
+    let caller = admit::caller_backed_off(ctx, worker, req)?;
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
     let (tags, user) = admit::labels(req)?;
     *draft = open_draft(worker, arrived, &caller, surface, tags, user);
-    let body = read_body(req, payload, ctx.settings.max_body_bytes).await?;
+    let mut charge = Charge::default();
+    let body = read_body(req, payload, ctx, &mut charge).await?;
     let scan = admit::scan(&body)?;
     let call = admit::resolve(&caller, surface, path_model.as_deref(), &scan)?;
     if let Some(d) = draft.as_mut() {
@@ -113,6 +115,7 @@ async fn serve(
         first_byte,
         deadline,
         byok,
+        max_attempts: ctx.settings.max_attempts,
         metrics: &ctx.metrics,
         failed: Default::default(),
     };
@@ -120,7 +123,8 @@ async fn serve(
         project,
         request(&call, surface, req, &body, &scan),
         &ctx.settings,
-    );
+    )
+    .with_budget(&ctx.budget);
     let upstream = send::AwcUpstream {
         client: &worker.client,
         method: req.method(),
@@ -303,13 +307,18 @@ pub fn new_request_id() -> String {
         .to_string()
 }
 
-/// Reads a request body, refusing with 413 as soon as it exceeds `limit` (a declared
-/// Content-Length over the limit is refused before reading anything).
-pub async fn read_body(
+/// Reads a request body: refused with 413 as soon as it exceeds the limit (a declared
+/// Content-Length over it before reading anything), with 408 when it stalls longer than the idle
+/// timeout between chunks or takes longer than the read timeout in all, and charged to the
+/// replica's memory budget before it is kept (503 `overloaded` when the budget stays full).
+pub async fn read_body<'b>(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    ctx: &'b Ctx,
+    charge: &mut Charge<'b>,
 ) -> Result<Bytes, GatewayError> {
+    let s = &ctx.settings;
+    let limit = s.max_body_bytes;
     let too_large = || {
         GatewayError::new(
             ErrorCode::PayloadTooLarge,
@@ -324,15 +333,49 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            GatewayError::new(ErrorCode::BadRequest, format!("reading request body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > limit {
+    let first = declared.unwrap_or(BODY_STEP).min(limit);
+    ctx.budget.charge(charge, first).await?;
+    let mut buf = BytesMut::with_capacity(first);
+    let deadline = tokio::time::Instant::now() + s.body_read_timeout;
+    let stalled = |what: &str| {
+        GatewayError::new(
+            ErrorCode::RequestTimeout,
+            format!("the request body {what}; send it without pauses"),
+        )
+    };
+    loop {
+        let next = tokio::time::timeout(s.body_idle_timeout, payload.next());
+        let chunk = match tokio::time::timeout_at(deadline, next).await {
+            Err(_) => {
+                return Err(stalled(&format!(
+                    "took longer than {} s to arrive",
+                    s.body_read_timeout.as_secs()
+                )))
+            }
+            Ok(Err(_)) => {
+                return Err(stalled(&format!(
+                    "stalled for {} s",
+                    s.body_idle_timeout.as_secs()
+                )))
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk.map_err(|e| {
+                GatewayError::new(ErrorCode::BadRequest, format!("reading request body: {e}"))
+            })?,
+        };
+        let len = buf.len() + chunk.len();
+        if len > limit {
             return Err(too_large());
+        }
+        if len > charge.bytes() {
+            // A body longer than declared (or chunked): the charge doubles, up to the limit.
+            let target = len.max((2 * charge.bytes()).min(limit));
+            ctx.budget.charge(charge, target - charge.bytes()).await?;
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
 }
+
+/// The first charge of a body of unknown length.
+const BODY_STEP: usize = 64 * 1024;

@@ -71,7 +71,7 @@ pub struct Preparer<'a> {
     project: &'a ProjectLive,
     request: Request<'a>,
     settings: &'a Settings,
-    images: Images,
+    images: Images<'a>,
     /// The client's body as a JSON object with the defaults in, for the first translation.
     parsed: Option<Map<String, Value>>,
     done: Vec<(usize, &'a str, Rc<Prepared>)>,
@@ -87,6 +87,12 @@ impl<'a> Preparer<'a> {
             parsed: None,
             done: Vec::new(),
         }
+    }
+
+    /// Images fetched for this request are charged to `budget`.
+    pub fn with_budget(mut self, budget: &'a crate::budget::MemoryBudget) -> Self {
+        self.images = Images::new(Some(budget));
+        self
     }
 
     /// The upstream request of `target`; a malformed client body is the client's error.

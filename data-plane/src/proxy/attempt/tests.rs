@@ -130,6 +130,18 @@ async fn run_on(
     deadline: Option<Instant>,
     script: Vec<Step>,
 ) -> Outcome {
+    run_capped(project, model, surface, deadline, script, 10).await
+}
+
+/// `run_on` with at most `max_attempts` attempts.
+async fn run_capped(
+    project: &ProjectLive,
+    model: &str,
+    surface: Surface,
+    deadline: Option<Instant>,
+    script: Vec<Step>,
+    max_attempts: u32,
+) -> Outcome {
     let r = project.tables.resolve(model).expect("resolves");
     let body = Bytes::from(json!({"model": model, "messages": []}).to_string());
     let scan = scan(&body).expect("scan");
@@ -148,6 +160,7 @@ async fn run_on(
         first_byte: Duration::from_secs(5),
         deadline,
         byok: None,
+        max_attempts,
         metrics: &metrics,
         failed: Default::default(),
     };
@@ -457,4 +470,23 @@ async fn a_compressed_error_body_is_replaced() {
     let (headers, body) = o.failure.expect("delivered");
     assert!(headers.get("content-encoding").is_none());
     assert!(String::from_utf8_lossy(&body).contains("'gzip'-encoded body"));
+}
+
+/// However many targets and retries a route allows, a request makes at most `max_attempts`
+/// upstream calls.
+#[actix_rt::test]
+async fn attempts_per_request_are_bounded() {
+    let p = project(
+        json!({"backoff_ms": 1, "backoff_max_ms": 2, "cooldown_failures": 0, "max_retries": 3}),
+    );
+    let failing = || {
+        (0..20)
+            .map(|_| Step::Status(503, &[], "{}"))
+            .collect::<Vec<_>>()
+    };
+    let o = run_capped(&p, "r", Surface::Chat, None, failing(), 5).await;
+    assert_eq!(o.sent.len(), 5, "{:?}", o.sent);
+    assert_eq!(o.delivered, Ok(503));
+    let o = run_capped(&p, "r", Surface::Chat, None, failing(), 1).await;
+    assert_eq!(o.sent, vec!["a"]);
 }
