@@ -6,8 +6,9 @@
 //! and fetched through the guarded client, which re-checks every resolved address and follows no
 //! redirect. Each image must be served as `image/*` and is bounded in time and size, and so is
 //! the sum of a request's images (`TO11_IMAGE_MAX_BYTES`, `TO11_IMAGE_MAX_TOTAL_BYTES`, at most
-//! `MAX_IMAGES`); the bytes are encoded to base64 as they arrive (never held twice) and charged to
-//! the replica's memory budget, as request bodies are. An operator may turn fetching off
+//! `MAX_IMAGES`); the bytes are encoded to base64 as they arrive (never held twice), and the most
+//! a request's fetches may hold is reserved from the replica's memory budget before they start,
+//! as request bodies are charged. An operator may turn fetching off
 //! (`TO11_IMAGE_URLS=false`). A URL is fetched once per request, however many targets are tried. A
 //! failure is the client's to fix: a 400 naming the URL and the reason, never a request sent
 //! without the image.
@@ -134,23 +135,29 @@ impl<'a> Images<'a> {
                 allow_private,
             })
         });
+        // The most these fetches may hold is reserved before any starts, all at once: requests
+        // charging image by image could each hold part of the budget and all wait for the rest.
+        if let Some(budget) = self.budget.filter(|_| !missing.is_empty()) {
+            let most = (missing.len() * settings.image_max_bytes)
+                .min(settings.image_max_total_bytes.saturating_sub(self.total));
+            let mut charge = Charge::default();
+            budget.charge(&mut charge, most * HELD_PER_BYTE).await?;
+            self.charges.push(charge);
+        }
         let total = Cell::new(self.total);
         let limits = Limits {
             settings,
             total: &total,
         };
-        let budget = self.budget;
         let results = futures_util::future::join_all(
             missing
                 .iter()
-                .map(|u| fetch(client, u, allow_private, &limits, budget)),
+                .map(|u| fetch(client, u, allow_private, &limits)),
         )
         .await;
         self.total = total.get();
         for (url, r) in missing.into_iter().zip(results) {
-            let (data, charge) = r?;
-            self.charges.push(charge);
-            self.fetched.insert(url.to_string(), data);
+            self.fetched.insert(url.to_string(), r?);
         }
         for (m, p, url) in found {
             let part = &mut messages[m]["content"][p];
@@ -165,14 +172,13 @@ impl<'a> Images<'a> {
     }
 }
 
-/// One image as a data URL, and what it holds of the memory budget.
-async fn fetch<'b>(
+/// One image as a data URL.
+async fn fetch(
     client: &awc::Client,
     raw: &str,
     allow_private: bool,
     limits: &Limits<'_>,
-    budget: Option<&'b MemoryBudget>,
-) -> Result<(String, Charge<'b>), GatewayError> {
+) -> Result<String, GatewayError> {
     let timeout = limits.settings.image_fetch_timeout;
     let url = check_fetch_url(raw, allow_private).map_err(|p| {
         refused(
@@ -219,7 +225,7 @@ async fn fetch<'b>(
                 format!("it is served as '{mime}', not as an image"),
             ));
         }
-        encode(resp, raw, &mime, limits, budget).await
+        encode(resp, raw, &mime, limits).await
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -227,14 +233,13 @@ async fn fetch<'b>(
 }
 
 /// An image's body as a data URL, encoded as it arrives: each chunk is counted against the
-/// image's and the request's limits and charged to the budget before it is kept.
-async fn encode<'b, S>(
+/// image's and the request's limits before it is kept.
+async fn encode<S>(
     mut body: S,
     raw: &str,
     mime: &str,
     limits: &Limits<'_>,
-    budget: Option<&'b MemoryBudget>,
-) -> Result<(String, Charge<'b>), GatewayError>
+) -> Result<String, GatewayError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
 {
@@ -246,7 +251,6 @@ where
         limits.settings.image_max_total_bytes,
     );
     let mut out = format!("data:{mime};base64,");
-    let mut charge = Charge::default();
     // Bytes not encoded yet (base64 encodes groups of three).
     let mut rest: Vec<u8> = Vec::with_capacity(3);
     let mut size = 0usize;
@@ -268,16 +272,13 @@ where
                 ),
             ));
         }
-        if let Some(b) = budget {
-            b.charge(&mut charge, chunk.len() * HELD_PER_BYTE).await?;
-        }
         rest.extend_from_slice(&chunk);
         let whole = rest.len() / 3 * 3;
         engine.encode_string(&rest[..whole], &mut out);
         rest.drain(..whole);
     }
     engine.encode_string(&rest, &mut out);
-    Ok((out, charge))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -335,19 +336,16 @@ mod encoding {
             settings: &s,
             total: &total,
         };
-        let budget = MemoryBudget::new(1 << 20, std::time::Duration::ZERO);
-        let (data, charge) = encode(
+        let data = encode(
             chunks(&[b"ab", b"cdefg", b"", b"h", b"ijklmnopq"]),
             "u",
             "image/png",
             &limits,
-            Some(&budget),
         )
         .await
         .expect("encoded");
         let want = base64::engine::general_purpose::STANDARD.encode(b"abcdefghijklmnopq");
         assert_eq!(data, format!("data:image/png;base64,{want}"));
-        assert!(charge.bytes() >= 17 * HELD_PER_BYTE);
         assert_eq!(total.get(), 17);
     }
 
@@ -370,10 +368,10 @@ mod encoding {
         .expect_err("over the image limit");
         assert!(e.message.contains("per image"), "{}", e.message);
         total.set(0);
-        encode(chunks(&[b"12345678"]), "a", "image/png", &limits, None)
+        encode(chunks(&[b"12345678"]), "a", "image/png", &limits)
             .await
             .expect("first image");
-        let e = encode(chunks(&[b"12345"]), "b", "image/png", &limits, None)
+        let e = encode(chunks(&[b"12345"]), "b", "image/png", &limits)
             .await
             .expect_err("over the request's limit");
         assert!(e.message.contains("for one request"), "{}", e.message);

@@ -100,6 +100,8 @@ impl NativeMock {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(data.clone())
+                        // Requests with images inlined are large.
+                        .app_data(web::PayloadConfig::new(128 << 20))
                         .wrap_fn(|req, srv| crate::gzip::gzip_json(req, srv, true))
                         .default_service(web::to(dispatch))
                 })
@@ -187,6 +189,17 @@ async fn dispatch(req: HttpRequest, body: Bytes, state: web::Data<NativeState>) 
     match req.path() {
         "/images/dot.png" => return HttpResponse::Ok().content_type("image/png").body(IMAGE),
         "/images/page.html" => return HttpResponse::Ok().content_type("text/html").body("<p>"),
+        // `/images/big-{MiB}-{anything}.png`: an image of that many MiB.
+        p if p.starts_with("/images/big-") => {
+            let mib: usize = p["/images/big-".len()..]
+                .split('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            return HttpResponse::Ok()
+                .content_type("image/png")
+                .body(vec![0x42u8; mib << 20]);
+        }
         p if p.starts_with("/images/") => return HttpResponse::NotFound().finish(),
         _ => {}
     }
