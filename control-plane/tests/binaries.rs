@@ -27,7 +27,12 @@ fn control_plane_binary_takes_flags_that_mirror_variables() {
     let out = Command::new(env!("CARGO_BIN_EXE_to11-control-plane"))
         .env_remove("TO11_ADMIN_TOKEN")
         .env_remove("TO11_MASTER_KEY")
-        .args(["--admin-token", "x", "--probe-timeout-ms=later", "stray"])
+        .args([
+            "--admin-token",
+            "a-long-enough-operator-token",
+            "--probe-timeout-ms=later",
+            "stray",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -36,7 +41,11 @@ fn control_plane_binary_takes_flags_that_mirror_variables() {
     let out = Command::new(env!("CARGO_BIN_EXE_to11-control-plane"))
         .env_remove("TO11_ADMIN_TOKEN")
         .env_remove("TO11_MASTER_KEY")
-        .args(["--admin-token", "x", "--probe-timeout-ms=later"])
+        .args([
+            "--admin-token",
+            "a-long-enough-operator-token",
+            "--probe-timeout-ms=later",
+        ])
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -5,12 +5,14 @@
 mod auth;
 mod credentials;
 mod dashboard;
+pub mod guard;
 mod health;
 mod keys;
 mod projects;
 mod providers;
 mod routing;
 mod session;
+pub mod throttle;
 mod usage;
 mod views;
 
@@ -27,6 +29,7 @@ use crate::actors::registry::{
 use crate::error::ApiError;
 
 pub use auth::Principal;
+pub use session::Sessions;
 
 /// Shared by every handler.
 pub struct Api {
@@ -40,6 +43,10 @@ pub struct Api {
     pub allow_private_upstreams: bool,
     pub metrics: Arc<health::ApiMetrics>,
     pub sessions: session::Sessions,
+    /// Back-off on failed authentication, by source and by token.
+    pub throttle: throttle::Throttle,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
     /// Where request records are kept; `None` without a database.
@@ -69,10 +76,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ui/{file}", web::get().to(dashboard::asset))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(guard::admit))
                 .route("/openapi.json", web::get().to(health::openapi))
-                .route("/session", web::post().to(session::sign_in))
-                .route("/session", web::get().to(session::current))
-                .route("/session", web::delete().to(session::sign_out))
+                .service(
+                    web::resource("/session")
+                        .app_data(json_config(session::SIGN_IN_LIMIT))
+                        .route(web::post().to(session::sign_in))
+                        .route(web::get().to(session::current))
+                        .route(web::delete().to(session::sign_out)),
+                )
                 .route("/catalog", web::get().to(providers::catalog))
                 .route("/projects", web::post().to(projects::create))
                 .route("/projects", web::get().to(projects::list))
@@ -186,18 +198,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/prices", web::put().to(usage::set_operator_prices))
                 .default_service(web::to(health::not_found)),
         )
-        .app_data(
-            web::JsonConfig::default()
-                .limit(1024 * 1024)
-                .error_handler(|e, _| {
-                    crate::error::ApiError::new(
-                        to11_shared::ErrorCode::InvalidJson,
-                        format!("invalid JSON body: {e}"),
-                    )
-                    .into()
-                }),
-        )
+        .app_data(json_config(1024 * 1024))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             crate::error::ApiError::bad_request(format!("invalid path: {e}")).into()
         }));
+}
+
+/// JSON bodies up to `limit` bytes; a body that did not arrive in time is a 408, any other
+/// failure an `invalid_json` 400.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|e, _| {
+            let timed_out = match &e {
+                actix_web::error::JsonPayloadError::Payload(p) => guard::payload_error(p),
+                _ => None,
+            };
+            timed_out
+                .unwrap_or_else(|| {
+                    ApiError::new(
+                        to11_shared::ErrorCode::InvalidJson,
+                        format!("invalid JSON body: {e}"),
+                    )
+                })
+                .into()
+        })
 }
