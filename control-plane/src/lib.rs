@@ -274,6 +274,11 @@ pub async fn start(
             base: settings.api.auth_backoff,
         }),
         body_timeout: settings.api.body_timeout,
+        metrics_token: settings
+            .api
+            .metrics_token
+            .as_ref()
+            .map(|t| settings.keyring.key_hash(t.expose())),
         gateway_url: gateway_url.clone(),
         usage: metering.store.clone(),
         pricer: metering.pricer.clone(),

@@ -291,3 +291,64 @@ async fn one_tenant_signing_in_10001_times_signs_out_nobody_else() {
     );
     cp.stop();
 }
+
+async fn scrape(addr: SocketAddr, token: Option<&str>) -> (u16, String) {
+    let mut req = to11_tests::client::http().get(format!("http://{addr}/metrics"));
+    if let Some(t) = token {
+        req = req.insert_header(("authorization", format!("Bearer {t}")));
+    }
+    let mut resp = req.send().await.expect("answer");
+    let body = resp.body().await.expect("body");
+    (
+        resp.status().as_u16(),
+        String::from_utf8_lossy(&body).into(),
+    )
+}
+
+fn gauge(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[actix_rt::test]
+async fn metrics_follow_writes_and_can_need_a_token() {
+    let redis = RedisServer::start(false);
+    let open = control_plane_with(&redis.url(), "guard-metrics-open:", |_| {}).expect("cp");
+    let api = ApiClient::new(open.info.addr, ADMIN_TOKEN);
+    let (s, text) = scrape(open.info.addr, None).await;
+    assert_eq!((s, gauge(&text, "to11_cp_projects")), (200, 0));
+    let (_, p) = api.post("/projects", json!({"name": "Counted"})).await;
+    let (_, text) = scrape(open.info.addr, None).await;
+    assert_eq!(gauge(&text, "to11_cp_projects"), 1);
+    assert_eq!(
+        gauge(&text, "to11_cp_config_version"),
+        p["version"].as_u64().unwrap()
+    );
+    assert_eq!(api.with_token("wrong-token").get("/projects").await.0, 401);
+    let (_, text) = scrape(open.info.addr, None).await;
+    assert_eq!(gauge(&text, "to11_cp_auth_failures_total"), 1);
+    api.delete(&format!("/projects/{}", p["id"].as_str().unwrap()))
+        .await;
+    let (_, text) = scrape(open.info.addr, None).await;
+    assert_eq!(gauge(&text, "to11_cp_projects"), 0);
+    open.stop();
+
+    let closed = control_plane_with(&redis.url(), "guard-metrics-token:", |s| {
+        s.api.metrics_token = Some(to11_shared::config::Secret::new("scrape-token-0123456789"));
+    })
+    .expect("cp");
+    let addr = closed.info.addr;
+    assert_eq!(scrape(addr, None).await.0, 401);
+    assert_eq!(scrape(addr, Some("not-the-scrape-token")).await.0, 401);
+    assert_eq!(
+        scrape(addr, Some(ADMIN_TOKEN)).await.0,
+        401,
+        "only its own token"
+    );
+    let (s, text) = scrape(addr, Some("scrape-token-0123456789")).await;
+    assert_eq!(s, 200);
+    assert_eq!(gauge(&text, "to11_cp_auth_failures_total"), 3);
+    closed.stop();
+}

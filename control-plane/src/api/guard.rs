@@ -12,6 +12,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,7 @@ fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
     let now = Instant::now();
     let keys = throttle_keys(req, api);
     if let Some(wait) = api.throttle.blocked(&keys, now) {
+        api.metrics.auth_throttled.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::too_many_failures(retry_after_secs(wait)));
     }
     match Principal::authenticate(req, api) {
@@ -84,6 +86,7 @@ fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
         }
         Err(e) => {
             if e.code == to11_shared::ErrorCode::Unauthorized && presents_credentials(req) {
+                api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
                 api.throttle.fail(&keys, now);
             }
             Err(e)

@@ -45,6 +45,8 @@ pub struct Api {
     pub sessions: session::Sessions,
     /// Back-off on failed authentication, by source and by token.
     pub throttle: throttle::Throttle,
+    /// Keyed hash of `TO11_METRICS_TOKEN`, when `/metrics` needs one.
+    pub metrics_token: Option<KeyHash>,
     /// How long a request body may take to arrive.
     pub body_timeout: std::time::Duration,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
