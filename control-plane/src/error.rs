@@ -123,6 +123,10 @@ impl From<DomainError> for ApiError {
                     .with_details(serde_json::json!({ "used_by": routes }))
             }
             DomainError::UnreadableCredential(_) => ApiError::new(ErrorCode::Internal, message),
+            DomainError::Limit { setting, max, .. } => {
+                ApiError::new(ErrorCode::Validation, message)
+                    .with_details(serde_json::json!({ "limit": setting, "max": max }))
+            }
         }
     }
 }
@@ -219,6 +223,12 @@ mod tests {
                 ErrorCode::Conflict,
                 "a function named 'f' already exists; replace it with PUT",
                 None,
+            ),
+            (
+                DomainError::Limit { what: "routes", setting: "TO11_MAX_ROUTES", max: 3 },
+                ErrorCode::Validation,
+                "a project may hold at most 3 routes (the operator's TO11_MAX_ROUTES)",
+                Some(json!({"limit": "TO11_MAX_ROUTES", "max": 3})),
             ),
             (
                 DomainError::UnreadableCredential("broken".into()),

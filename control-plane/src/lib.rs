@@ -28,6 +28,7 @@ use to11_shared::crypto::{KeyHash, Keyring};
 
 use actors::prober::ProviderProber;
 use actors::registry::{ProjectRegistry, ReadModel};
+use domain::limits::Limits;
 use providers::ProbeTimeouts;
 use store::Store;
 
@@ -59,6 +60,8 @@ pub struct ApiSettings {
     pub max_sessions: usize,
     /// When set, `/metrics` needs `Authorization: Bearer <it>`.
     pub metrics_token: Option<Secret>,
+    /// Quotas on each project's configuration.
+    pub limits: Limits,
 }
 
 impl ApiSettings {
@@ -82,6 +85,7 @@ impl ApiSettings {
             sessions_per_principal: r.number("TO11_SESSIONS_PER_PRINCIPAL", 20).max(1) as usize,
             max_sessions: r.number("TO11_MAX_SESSIONS", 10_000).max(1) as usize,
             metrics_token: r.optional("TO11_METRICS_TOKEN").map(Secret::new),
+            limits: read_limits(r),
         }
     }
 
@@ -91,6 +95,23 @@ impl ApiSettings {
         let mut s = Self::read(&mut source.reader());
         s.listen = listen.to_string();
         s
+    }
+}
+
+/// The `TO11_MAX_*` quotas (each at least 1).
+fn read_limits(r: &mut Reader<'_>) -> Limits {
+    let d = Limits::default();
+    let mut n = |name: &str, default: usize| r.number(name, default as u64).max(1) as usize;
+    Limits {
+        routes: n("TO11_MAX_ROUTES", d.routes),
+        targets_per_route: n("TO11_MAX_TARGETS_PER_ROUTE", d.targets_per_route),
+        gateway_keys: n("TO11_MAX_GATEWAY_KEYS", d.gateway_keys),
+        management_keys: n("TO11_MAX_MANAGEMENT_KEYS", d.management_keys),
+        credentials: n("TO11_MAX_CREDENTIALS", d.credentials),
+        providers: n("TO11_MAX_PROVIDERS", d.providers),
+        models_per_provider: n("TO11_MAX_MODELS_PER_PROVIDER", d.models_per_provider),
+        functions: n("TO11_MAX_FUNCTIONS", d.functions),
+        name_length: n("TO11_MAX_NAME_LENGTH", d.name_length),
     }
 }
 
@@ -243,6 +264,7 @@ pub async fn start(
     )
     .await
     .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
+    .with_limits(settings.api.limits)
     .start();
     let prober = ProviderProber::new(
         ProbeTimeouts {

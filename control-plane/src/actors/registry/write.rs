@@ -108,6 +108,8 @@ impl ProjectRegistry {
             (None, None) => return Err(RegistryError::NotFound),
         };
         let value = command.apply(&mut next, &self.keyring)?;
+        self.limits
+            .check(self.model.get(&project).map(|s| &**s), &next)?;
         // Only what this write introduced: an overlap is announced by the write that creates it,
         // not repeated by every later one (`resolve` shows it any time).
         let mut warnings = check(&next)?;
