@@ -10,6 +10,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod audit;
 pub mod domain;
 pub mod error;
 pub mod providers;
@@ -256,7 +257,7 @@ pub async fn start(
     let publish = Arc::new(AtomicBool::new(true));
     let model = ReadModel::default();
     let registry = ProjectRegistry::load(
-        store,
+        store.clone(),
         settings.keyring.clone(),
         publish.clone(),
         settings.api.epoch_check_interval,
@@ -279,6 +280,7 @@ pub async fn start(
     if let Some(u) = &settings.api.public_gateway_url {
         let _ = gateway_url.set(u.trim_end_matches('/').to_string());
     }
+    let auditor = audit::Auditor::new(store.clone());
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
         model,
@@ -287,6 +289,7 @@ pub async fn start(
         admin_token_hash: settings.admin_token_hash,
         allow_private_upstreams: settings.api.allow_private_upstreams,
         metrics: Default::default(),
+        audit: auditor,
         sessions: api::Sessions::new(
             settings.api.sessions_per_principal,
             settings.api.max_sessions,

@@ -24,6 +24,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
+use to11_shared::ErrorCode;
 
 use super::auth::Principal;
 use super::throttle::{retry_after_secs, Key};
@@ -58,6 +59,9 @@ pub async fn admit(
     };
     if !open(req.method(), req.path()) {
         if let Err(e) = authenticate(req.request(), &api) {
+            if e.code == ErrorCode::Unauthorized && presents_credentials(req.request()) {
+                record_failure(req.request(), &api, &e).await;
+            }
             let res = e.error_response();
             return Ok(req.into_response(res).map_into_right_body());
         }
@@ -85,13 +89,22 @@ fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
             Ok(p)
         }
         Err(e) => {
-            if e.code == to11_shared::ErrorCode::Unauthorized && presents_credentials(req) {
+            if e.code == ErrorCode::Unauthorized && presents_credentials(req) {
                 api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
                 api.throttle.fail(&keys, now);
             }
             Err(e)
         }
     }
+}
+
+/// Records a failed authentication (what was asked, from where; never the token).
+async fn record_failure(req: &HttpRequest, api: &Api, e: &ApiError) {
+    let mut entry = crate::audit::Entry::new(None, source(req), "auth_failed");
+    let path: String = req.path().chars().take(200).collect();
+    entry.target = Some(format!("{} {path}", req.method()));
+    entry.outcome = e.code.name().to_string();
+    api.audit.record(entry).await;
 }
 
 /// Whether a request carries a token or a session cookie (one with neither guesses nothing, and

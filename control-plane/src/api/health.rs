@@ -16,8 +16,6 @@ pub struct ApiMetrics {
     /// Requests refused for their credentials (401), and refused during a back-off (429).
     pub auth_failures: AtomicU64,
     pub auth_throttled: AtomicU64,
-    /// Audit entries the audit store failed to keep (the change itself went through).
-    pub audit_failures: AtomicU64,
 }
 
 pub async fn healthz() -> HttpResponse {
@@ -57,7 +55,7 @@ pub async fn metrics(req: HttpRequest, api: web::Data<Api>) -> Result<HttpRespon
         m.store_errors.load(Ordering::Relaxed),
         m.auth_failures.load(Ordering::Relaxed),
         m.auth_throttled.load(Ordering::Relaxed),
-        m.audit_failures.load(Ordering::Relaxed),
+        api.audit.failures(),
     );
     let text = match &api.ingest {
         Some(i) => {

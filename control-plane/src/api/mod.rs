@@ -2,6 +2,7 @@
 //! actor (`Api::apply` for a change); reads and authentication load the registry's published
 //! model. Views (what responses show) live beside the handlers and never include a secret.
 
+mod audit;
 mod auth;
 mod credentials;
 mod dashboard;
@@ -19,7 +20,7 @@ mod views;
 use std::sync::Arc;
 
 use actix::{Addr, Message};
-use actix_web::web;
+use actix_web::{web, HttpMessage, HttpRequest};
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use crate::actors::prober::ProviderProber;
@@ -45,6 +46,8 @@ pub struct Api {
     pub sessions: session::Sessions,
     /// Back-off on failed authentication, by source and by token.
     pub throttle: throttle::Throttle,
+    /// Where audit entries go.
+    pub audit: crate::audit::Auditor,
     /// Keyed hash of `TO11_METRICS_TOKEN`, when `/metrics` needs one.
     pub metrics_token: Option<KeyHash>,
     /// How long a request body may take to arrive.
@@ -59,13 +62,47 @@ pub struct Api {
 }
 
 impl Api {
-    /// Sends a change to the registry, the one way handlers change configuration, and waits
-    /// until it is committed (or refused).
-    pub async fn apply<C>(&self, command: C) -> Result<Committed<C::Value>, ApiError>
+    /// Sends a change to the registry, the one way handlers change configuration, waits until
+    /// it is committed (or refused), and records it in the audit log.
+    pub async fn apply<C>(
+        &self,
+        req: &HttpRequest,
+        command: C,
+    ) -> Result<Committed<C::Value>, ApiError>
     where
         C: ProjectCommand + Message<Result = Result<Committed<C::Value>, RegistryError>>,
     {
-        Ok(self.registry.send(command).await??)
+        let (action, target) = command.audit();
+        let project = command.project();
+        let result = match self.registry.send(command).await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(e) => Err(ApiError::from(e)),
+        };
+        let outcome = result.as_ref().map(|c| c.version);
+        self.audit_change(req, action, Some(project), target, outcome)
+            .await;
+        result
+    }
+
+    /// Records a configuration change made by `req`'s principal (its version, or why it was
+    /// refused). Never fails: a failing audit store is counted.
+    pub async fn audit_change(
+        &self,
+        req: &HttpRequest,
+        action: &str,
+        project: Option<uuid::Uuid>,
+        target: Option<String>,
+        outcome: Result<u64, &ApiError>,
+    ) {
+        let who = req.extensions().get::<Principal>().copied();
+        let mut entry = crate::audit::Entry::new(who, guard::source(req), action);
+        entry.project = project.or(entry.project);
+        entry.target = target;
+        match outcome {
+            Ok(version) => entry.version = Some(version).filter(|v| *v > 0),
+            Err(e) => entry.outcome = e.code.name().to_string(),
+        }
+        self.audit.record(entry).await;
     }
 }
 
@@ -195,6 +232,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/projects/{p}/prices",
                     web::put().to(usage::set_project_prices),
                 )
+                .route("/projects/{p}/audit", web::get().to(audit::project_audit))
+                .route("/audit", web::get().to(audit::all_audit))
                 .route("/usage", web::get().to(usage::all_usage))
                 .route("/prices", web::get().to(usage::operator_prices))
                 .route("/prices", web::put().to(usage::set_operator_prices))

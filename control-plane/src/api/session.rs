@@ -274,10 +274,20 @@ pub async fn sign_in(
         Err(e) => {
             api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             api.throttle.fail(&keys, now);
+            record(&req, &api, None, "sign_in_failed", Err(&e)).await;
             return Err(e);
         }
     };
-    let (id, csrf) = api.sessions.create(api.keyring.key_hash(token), who)?;
+    let opened = api.sessions.create(api.keyring.key_hash(token), who);
+    record(
+        &req,
+        &api,
+        Some(who),
+        "sign_in",
+        opened.as_ref().map(|_| ()),
+    )
+    .await;
+    let (id, csrf) = opened?;
     Ok(HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::SET_COOKIE,
@@ -285,6 +295,21 @@ pub async fn sign_in(
         ))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(view(&api, who, &csrf)))
+}
+
+/// Records a sign-in (or its failure) in the audit log.
+async fn record(
+    req: &HttpRequest,
+    api: &Api,
+    who: Option<Principal>,
+    action: &str,
+    outcome: Result<(), &ApiError>,
+) {
+    let mut entry = crate::audit::Entry::new(who, guard::source(req), action);
+    if let Err(e) = outcome {
+        entry.outcome = e.code.name().to_string();
+    }
+    api.audit.record(entry).await;
 }
 
 /// `GET /api/v1/session`: who the cookie signs in, and the CSRF token for changes.

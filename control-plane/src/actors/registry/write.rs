@@ -35,6 +35,9 @@ impl ProjectCommand for Created {
     fn project(&self) -> Uuid {
         self.0
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("CreateProject", None)
+    }
     fn apply(self, _: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         Ok(())
     }
