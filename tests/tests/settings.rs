@@ -37,8 +37,7 @@ fn sample(var: &str) -> &'static str {
         "TO11_METRICS_TOKEN" => "a-metrics-scrape-token",
         v if v.starts_with("TO11_MAX_")
             || v == "TO11_AUTH_FREE_FAILURES"
-            || v == "TO11_SESSIONS_PER_PRINCIPAL"
-            || v == "TO11_AUDIT_STREAM_MAX" =>
+            || v == "TO11_SESSIONS_PER_PRINCIPAL" =>
         {
             "7"
         }
