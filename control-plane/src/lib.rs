@@ -49,7 +49,7 @@ pub struct ApiSettings {
     pub public_gateway_url: Option<String>,
     /// How long a client may take to send a request's headers (actix `client_request_timeout`).
     pub header_timeout: Duration,
-    /// How long a client may take to send a request's body, from when the handler reads it.
+    /// How long a client may take to send a request's body, counted from its headers.
     pub body_timeout: Duration,
     /// Failed authentications a source (or a token) makes before back-off starts.
     pub auth_free_failures: u32,

@@ -1,7 +1,8 @@
 //! Who is calling the API: the operator (token from `TO11_ADMIN_TOKEN`), or a project's
 //! management key. Both come as `Authorization: Bearer`, or once to sign in to the dashboard,
 //! whose session cookie then stands for them (`session`). Another project's objects answer 404,
-//! exactly like objects that do not exist.
+//! exactly like objects that do not exist. `guard::admit` authenticates every request before its
+//! body is read and keeps the principal in the request's extensions; handlers find it there.
 
 use std::sync::Arc;
 

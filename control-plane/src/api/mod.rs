@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: thin handlers that authenticate, parse, and send a verb to an
-//! actor (`Api::apply` for a change); reads and authentication load the registry's published
-//! model. Views (what responses show) live beside the handlers and never include a secret.
+//! actor (`Api::apply` for a change, which also records it in the audit log); reads and
+//! authentication load the registry's published model. `guard::admit` authenticates every
+//! request before its body is read, and bounds the time the body may take. Views (what responses show) live beside the handlers and never include a secret.
 
 mod audit;
 mod auth;
