@@ -17,6 +17,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<serde_json::Value>,
+    /// Seconds a client should wait before trying again (`retry-after`), for 429s.
+    pub retry_after: Option<u64>,
+    /// A status other than the code's (408 for a body that did not arrive in time).
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -25,7 +29,29 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
+            status: None,
         }
+    }
+
+    /// 429: too many failed attempts; try again after `secs`.
+    pub fn too_many_failures(secs: u64) -> Self {
+        let mut e = Self::new(
+            ErrorCode::RateLimited,
+            format!("too many failed authentication attempts from this source or with this token; retry after {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+
+    /// 408: the request body did not arrive within `secs`.
+    pub fn body_timeout(secs: f64) -> Self {
+        let mut e = Self::new(
+            ErrorCode::BadRequest,
+            format!("the request body was not received within {secs} s"),
+        );
+        e.status = Some(StatusCode::REQUEST_TIMEOUT);
+        e
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -97,6 +123,10 @@ impl From<DomainError> for ApiError {
                     .with_details(serde_json::json!({ "used_by": routes }))
             }
             DomainError::UnreadableCredential(_) => ApiError::new(ErrorCode::Internal, message),
+            DomainError::Limit { setting, max, .. } => {
+                ApiError::new(ErrorCode::Validation, message)
+                    .with_details(serde_json::json!({ "limit": setting, "max": max }))
+            }
         }
     }
 }
@@ -112,6 +142,9 @@ impl From<actix::MailboxError> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
+        if let Some(s) = self.status {
+            return s;
+        }
         StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
@@ -120,7 +153,14 @@ impl ResponseError for ApiError {
         if let Some(d) = &self.details {
             err["details"] = d.clone();
         }
-        HttpResponse::build(self.status_code()).json(serde_json::json!({ "error": err }))
+        let mut r = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after {
+            r.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == Some(StatusCode::REQUEST_TIMEOUT) {
+            r.insert_header((actix_web::http::header::CONNECTION, "close"));
+        }
+        r.json(serde_json::json!({ "error": err }))
     }
 }
 
@@ -183,6 +223,12 @@ mod tests {
                 ErrorCode::Conflict,
                 "a function named 'f' already exists; replace it with PUT",
                 None,
+            ),
+            (
+                DomainError::Limit { what: "routes", setting: "TO11_MAX_ROUTES", max: 3 },
+                ErrorCode::Validation,
+                "a project may hold at most 3 routes (the operator's TO11_MAX_ROUTES)",
+                Some(json!({"limit": "TO11_MAX_ROUTES", "max": 3})),
             ),
             (
                 DomainError::UnreadableCredential("broken".into()),

@@ -10,6 +10,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod audit;
 pub mod domain;
 pub mod error;
 pub mod providers;
@@ -28,6 +29,7 @@ use to11_shared::crypto::{KeyHash, Keyring};
 
 use actors::prober::ProviderProber;
 use actors::registry::{ProjectRegistry, ReadModel};
+use domain::limits::Limits;
 use providers::ProbeTimeouts;
 use store::Store;
 
@@ -45,6 +47,22 @@ pub struct ApiSettings {
     pub epoch_check_interval: Duration,
     /// Where browsers reach the gateway (the dashboard's playground calls it).
     pub public_gateway_url: Option<String>,
+    /// How long a client may take to send a request's headers (actix `client_request_timeout`).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body, counted from its headers.
+    pub body_timeout: Duration,
+    /// Failed authentications a source (or a token) makes before back-off starts.
+    pub auth_free_failures: u32,
+    /// The first back-off; each further failure doubles it (at most 15 minutes).
+    pub auth_backoff: Duration,
+    /// Dashboard sessions one principal (the operator, or one project) holds at most.
+    pub sessions_per_principal: usize,
+    /// Dashboard sessions held at most by all projects together.
+    pub max_sessions: usize,
+    /// When set, `/metrics` needs `Authorization: Bearer <it>`.
+    pub metrics_token: Option<Secret>,
+    /// Quotas on each project's configuration.
+    pub limits: Limits,
 }
 
 impl ApiSettings {
@@ -61,6 +79,14 @@ impl ApiSettings {
             workers: r.number("TO11_API_WORKERS", 1).max(1) as usize,
             epoch_check_interval: r.millis("TO11_EPOCH_CHECK_INTERVAL_MS", 2_000),
             public_gateway_url: r.optional("TO11_PUBLIC_GATEWAY_URL"),
+            header_timeout: r.millis("TO11_API_HEADER_TIMEOUT_MS", 5_000),
+            body_timeout: r.millis("TO11_API_BODY_TIMEOUT_MS", 10_000),
+            auth_free_failures: r.number("TO11_AUTH_FREE_FAILURES", 10).min(1_000_000) as u32,
+            auth_backoff: r.millis("TO11_AUTH_BACKOFF_MS", 1_000),
+            sessions_per_principal: r.number("TO11_SESSIONS_PER_PRINCIPAL", 20).max(1) as usize,
+            max_sessions: r.number("TO11_MAX_SESSIONS", 10_000).max(1) as usize,
+            metrics_token: r.optional("TO11_METRICS_TOKEN").map(Secret::new),
+            limits: read_limits(r),
         }
     }
 
@@ -70,6 +96,23 @@ impl ApiSettings {
         let mut s = Self::read(&mut source.reader());
         s.listen = listen.to_string();
         s
+    }
+}
+
+/// The `TO11_MAX_*` quotas (each at least 1).
+fn read_limits(r: &mut Reader<'_>) -> Limits {
+    let d = Limits::default();
+    let mut n = |name: &str, default: usize| r.number(name, default as u64).max(1) as usize;
+    Limits {
+        routes: n("TO11_MAX_ROUTES", d.routes),
+        targets_per_route: n("TO11_MAX_TARGETS_PER_ROUTE", d.targets_per_route),
+        gateway_keys: n("TO11_MAX_GATEWAY_KEYS", d.gateway_keys),
+        management_keys: n("TO11_MAX_MANAGEMENT_KEYS", d.management_keys),
+        credentials: n("TO11_MAX_CREDENTIALS", d.credentials),
+        providers: n("TO11_MAX_PROVIDERS", d.providers),
+        models_per_provider: n("TO11_MAX_MODELS_PER_PROVIDER", d.models_per_provider),
+        functions: n("TO11_MAX_FUNCTIONS", d.functions),
+        name_length: n("TO11_MAX_NAME_LENGTH", d.name_length),
     }
 }
 
@@ -136,6 +179,9 @@ impl ControlPlaneConfig {
         let database_url = r.optional("TO11_DATABASE_URL").map(Secret::new);
         let retention = Retention::read(&mut r);
         let admin_token = r.required("TO11_ADMIN_TOKEN", "the operator token");
+        if let Some(p) = admin_token.as_deref().and_then(weak_admin_token) {
+            r.problem(p);
+        }
         let master_key = r.required(
             "TO11_MASTER_KEY",
             "base64 of 32 random bytes, e.g. `openssl rand -base64 32`",
@@ -155,6 +201,33 @@ impl ControlPlaneConfig {
             log,
         })
     }
+}
+
+/// Why an operator-supplied `TO11_ADMIN_TOKEN` is too weak to accept, if it is: shorter than 16
+/// characters, fewer than 6 distinct characters, or a run or repetition of a short pattern.
+pub fn weak_admin_token(token: &str) -> Option<String> {
+    const MIN: usize = 16;
+    let chars: Vec<char> = token.chars().collect();
+    let why = if chars.len() < MIN {
+        format!(
+            "is {} characters long; it needs at least {MIN}",
+            chars.len()
+        )
+    } else if chars.iter().collect::<std::collections::HashSet<_>>().len() < 6 {
+        "uses fewer than 6 distinct characters".to_string()
+    } else if (1..=chars.len() / 2).any(|p| chars.iter().skip(p).zip(&chars).all(|(a, b)| a == b)) {
+        "repeats a short pattern".to_string()
+    } else if chars
+        .windows(2)
+        .all(|w| (w[1] as i64) - (w[0] as i64) == (chars[1] as i64) - (chars[0] as i64))
+    {
+        "is a run of consecutive characters".to_string()
+    } else {
+        return None;
+    };
+    Some(format!(
+        "TO11_ADMIN_TOKEN {why} (generate one with `openssl rand -base64 32`)"
+    ))
 }
 
 /// A running control plane.
@@ -184,7 +257,7 @@ pub async fn start(
     let publish = Arc::new(AtomicBool::new(true));
     let model = ReadModel::default();
     let registry = ProjectRegistry::load(
-        store,
+        store.clone(),
         settings.keyring.clone(),
         publish.clone(),
         settings.api.epoch_check_interval,
@@ -192,6 +265,7 @@ pub async fn start(
     )
     .await
     .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
+    .with_limits(settings.api.limits)
     .start();
     let prober = ProviderProber::new(
         ProbeTimeouts {
@@ -206,6 +280,7 @@ pub async fn start(
     if let Some(u) = &settings.api.public_gateway_url {
         let _ = gateway_url.set(u.trim_end_matches('/').to_string());
     }
+    let auditor = audit::Auditor::new(store.clone());
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
         model,
@@ -214,7 +289,21 @@ pub async fn start(
         admin_token_hash: settings.admin_token_hash,
         allow_private_upstreams: settings.api.allow_private_upstreams,
         metrics: Default::default(),
-        sessions: Default::default(),
+        audit: auditor,
+        sessions: api::Sessions::new(
+            settings.api.sessions_per_principal,
+            settings.api.max_sessions,
+        ),
+        throttle: api::throttle::Throttle::new(api::throttle::Policy {
+            free: settings.api.auth_free_failures,
+            base: settings.api.auth_backoff,
+        }),
+        body_timeout: settings.api.body_timeout,
+        metrics_token: settings
+            .api
+            .metrics_token
+            .as_ref()
+            .map(|t| settings.keyring.key_hash(t.expose())),
         gateway_url: gateway_url.clone(),
         usage: metering.store.clone(),
         pricer: metering.pricer.clone(),
@@ -223,6 +312,7 @@ pub async fn start(
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))
             .workers(settings.api.workers)
+            .client_request_timeout(settings.api.header_timeout)
             .tcp_nodelay(true)
             .bind(&settings.api.listen)?;
     let addr = server
@@ -245,4 +335,34 @@ pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weak_admin_token;
+
+    #[test]
+    fn weak_operator_tokens_are_refused_with_the_reason() {
+        for (token, why) in [
+            ("x", "1 characters long"),
+            ("short-token-15c", "15 characters long"),
+            ("aaaaaaaaaaaaaaaaaaaa", "fewer than 6 distinct"),
+            ("abababababababababab", "fewer than 6 distinct"),
+            ("abcdefabcdefabcdefab", "repeats a short pattern"),
+            ("abcdefghijklmnopqrst", "run of consecutive"),
+        ] {
+            let p = weak_admin_token(token).unwrap_or_else(|| panic!("{token} accepted"));
+            assert!(
+                p.contains(why) && p.starts_with("TO11_ADMIN_TOKEN"),
+                "{token}: {p}"
+            );
+        }
+        for token in [
+            "test-operator-token",
+            "to11_op_3q2+7w5eXmPZ0k1aQ",
+            "correct horse battery",
+        ] {
+            assert_eq!(weak_admin_token(token), None, "{token}");
+        }
+    }
 }

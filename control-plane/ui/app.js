@@ -167,6 +167,7 @@ const NAV = [
   ['explain', 'Explain a name'],
   ['keys', 'Keys'],
   ['playground', 'Playground'],
+  ['audit', 'Audit log'],
 ];
 
 function route() {
@@ -990,6 +991,54 @@ async function keysPage() {
       : h('div', { class: 'card empty' }, h('p', { class: 'muted' }, 'No keys yet.')));
 }
 
+// ---------------------------------------------------------------- audit log
+
+function actorOf(e) {
+  if (e.actor === 'operator') return 'operator';
+  if (e.actor.startsWith('project:')) return 'management key';
+  return e.actor;
+}
+
+// The project's changes and sign-ins, newest first (the operator may switch to every entry);
+// "Older" fetches the next page with `before`.
+async function auditPage() {
+  const operator = state.session.principal === 'operator';
+  const everything = operator && localStorage.getItem('to11.audit.all') === '1';
+  const base = everything ? '/audit' : `${P()}/audit`;
+  const body = h('tbody');
+  const more = h('button', { class: 'small' }, 'Older');
+  let next = null;
+  const load = async () => {
+    const page = await api('GET', `${base}?limit=50${next ? `&before=${encodeURIComponent(next)}` : ''}`);
+    for (const e of page.data) {
+      const ok = e.outcome === 'ok';
+      body.append(h('tr', {},
+        h('td', { class: 'muted', title: e.at }, new Date(e.at).toLocaleString()),
+        h('td', {}, actorOf(e)),
+        h('td', { class: 'mono' }, e.action),
+        h('td', { class: 'mono' }, e.target || ''),
+        h('td', {}, h('span', { class: `pill ${ok ? 'ok' : 'warn'}` }, e.outcome)),
+        h('td', { class: 'mono muted' }, e.source)));
+    }
+    next = page.next;
+    more.hidden = !next;
+    return page.data.length;
+  };
+  more.addEventListener('click', () => busy(more, 'Loading…', load));
+  const shown = await load();
+  const scope = operator ? h('label', { class: 'row' },
+    h('input', {
+      type: 'checkbox', checked: everything,
+      onchange: (ev) => { localStorage.setItem('to11.audit.all', ev.target.checked ? '1' : '0'); render(); },
+    }), 'Every project and failed sign-ins') : null;
+  return h('div', {},
+    header('Audit log', 'Who changed what, when and from where; sign-ins and failed ones.', scope),
+    shown ? h('div', { class: 'table' }, h('table', { 'aria-label': 'Audit log' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Who'), h('th', {}, 'Action'), h('th', {}, 'Target'), h('th', {}, 'Outcome'), h('th', {}, 'From'))),
+      body)) : h('div', { class: 'card empty' }, h('p', { class: 'muted' }, 'Nothing recorded yet.')),
+    h('div', { class: 'row end', style: 'margin-top:1rem' }, more));
+}
+
 // ---------------------------------------------------------------- playground
 
 function gatewayUrl() {
@@ -1101,6 +1150,7 @@ const VIEWS = {
   explain: explainPage,
   keys: keysPage,
   playground: playgroundPage,
+  audit: auditPage,
 };
 
 boot();

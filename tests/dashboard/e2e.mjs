@@ -273,6 +273,21 @@ try {
     await shot('14-providers');
   });
 
+  await run('the audit log lists the changes made here', async () => {
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    const log = page.getByRole('table', { name: 'Audit log' });
+    await log.waitFor();
+    for (const action of ['RevokeGatewayKey', 'IssueGatewayKey', 'CreateRoute', 'DeleteRoute', 'ConnectProvider']) {
+      check(await log.getByRole('cell', { name: action, exact: true }).count() > 0, `the audit log shows ${action}`);
+    }
+    check(!(await log.textContent()).includes(TOKEN), 'no token in the audit log');
+    await page.getByLabel('Every project and failed sign-ins').check();
+    const all = page.getByRole('table', { name: 'Audit log' });
+    await all.getByRole('cell', { name: 'sign_in_failed', exact: true }).first().waitFor();
+    check(await all.getByRole('cell', { name: 'sign_in', exact: true }).count() > 0, 'the operator sees the sign-ins');
+    await shot('15-audit');
+  });
+
   await run('sign out', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();

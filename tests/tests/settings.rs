@@ -36,6 +36,13 @@ fn sample(var: &str) -> &'static str {
         | "TO11_USAGE_ROLLUP_RETENTION_DAYS" => "7",
         v if v.ends_with("_MS") || v.ends_with("_BYTES") => "1234",
         "TO11_MAX_UPSTREAM_CONNECTIONS" | "TO11_GATEWAY_WORKERS" | "TO11_API_WORKERS" => "7",
+        "TO11_METRICS_TOKEN" => "a-metrics-scrape-token",
+        v if v.starts_with("TO11_MAX_")
+            || v == "TO11_AUTH_FREE_FAILURES"
+            || v == "TO11_SESSIONS_PER_PRINCIPAL" =>
+        {
+            "7"
+        }
         other => panic!("the README lists {other}: give it a sample value in tests/settings.rs"),
     }
 }
@@ -44,7 +51,7 @@ fn sample(var: &str) -> &'static str {
 fn base(binary: &str) -> Source {
     match binary {
         "to11-control-plane" => Source::from_pairs(&[
-            ("TO11_ADMIN_TOKEN", "operator-token"),
+            ("TO11_ADMIN_TOKEN", "operator-token-for-tests"),
             ("TO11_MASTER_KEY", KEY_A),
         ]),
         "to11-data-plane" => Source::from_pairs(&[("TO11_MASTER_KEY", KEY_A)]),

@@ -49,6 +49,13 @@ impl EmbeddedConfig {
         {
             r.problem(format!("TO11_MASTER_KEY: {e}"));
         }
+        if let Some(p) = config
+            .admin_token
+            .as_ref()
+            .and_then(|t| to11_control_plane::weak_admin_token(t.expose()))
+        {
+            r.problem(p);
+        }
         r.finish(config)
     }
 }

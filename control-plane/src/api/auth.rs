@@ -1,11 +1,12 @@
 //! Who is calling the API: the operator (token from `TO11_ADMIN_TOKEN`), or a project's
 //! management key. Both come as `Authorization: Bearer`, or once to sign in to the dashboard,
 //! whose session cookie then stands for them (`session`). Another project's objects answer 404,
-//! exactly like objects that do not exist.
+//! exactly like objects that do not exist. `guard::admit` authenticates every request before its
+//! body is read and keeps the principal in the request's extensions; handlers find it there.
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 use to11_shared::crypto::{secret_eq, KeyHash};
 use to11_shared::keys::strip_bearer;
 use to11_shared::model::ProjectState;
@@ -29,9 +30,18 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// The caller of an API request: `Authorization: Bearer`, or else a dashboard session cookie
-    /// (with its CSRF checks).
+    /// The caller of an API request, as `guard::admit` found it before the body was read (or,
+    /// for a request it let through unauthenticated, found now).
     pub fn from_request(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
+        if let Some(p) = req.extensions().get::<Principal>() {
+            return Ok(*p);
+        }
+        Self::authenticate(req, api)
+    }
+
+    /// Checks a request's credentials: `Authorization: Bearer`, or else a dashboard session
+    /// cookie (with its CSRF checks).
+    pub fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
         match req
             .headers()
             .get("authorization")

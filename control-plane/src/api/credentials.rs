@@ -141,11 +141,14 @@ pub async fn add(
         make_default: body.default,
     };
     let c = api
-        .apply(AddCredential {
-            project: s.project.id,
-            credential: new,
-            at: Utc::now(),
-        })
+        .apply(
+            &req,
+            AddCredential {
+                project: s.project.id,
+                credential: new,
+                at: Utc::now(),
+            },
+        )
         .await?;
     Ok(HttpResponse::Created().json(Written {
         value: entry_of(&c.state, &provider, &id)?,
@@ -189,12 +192,15 @@ pub async fn update(
         make_default: body.default == Some(true),
     };
     let c = api
-        .apply(UpdateCredential {
-            project: s.project.id,
-            provider: provider.clone(),
-            id: id.clone(),
-            change,
-        })
+        .apply(
+            &req,
+            UpdateCredential {
+                project: s.project.id,
+                provider: provider.clone(),
+                id: id.clone(),
+                change,
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(Written {
         value: entry_of(&c.state, &provider, &id)?,
@@ -211,11 +217,14 @@ pub async fn delete(
     let (p, provider, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .apply(RemoveCredential {
-            project: s.project.id,
-            provider,
-            id: id.clone(),
-        })
+        .apply(
+            &req,
+            RemoveCredential {
+                project: s.project.id,
+                provider,
+                id: id.clone(),
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
 }

@@ -54,10 +54,13 @@ pub async fn create(
         created_at: Utc::now(),
     };
     let c = api
-        .apply(IssueGatewayKey {
-            project: s.project.id,
-            key,
-        })
+        .apply(
+            &req,
+            IssueGatewayKey {
+                project: s.project.id,
+                key,
+            },
+        )
         .await?;
     let mut value = serde_json::to_value(KeyView::from(&c.value)).unwrap_or_default();
     value["key"] = secret.into();
@@ -86,10 +89,13 @@ pub async fn revoke(
     let (p, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .apply(RevokeGatewayKey {
-            project: s.project.id,
-            id,
-        })
+        .apply(
+            &req,
+            RevokeGatewayKey {
+                project: s.project.id,
+                id,
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": id, "version": c.version })))
 }

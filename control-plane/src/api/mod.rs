@@ -1,23 +1,27 @@
 //! The REST API under `/api/v1`: thin handlers that authenticate, parse, and send a verb to an
-//! actor (`Api::apply` for a change); reads and authentication load the registry's published
-//! model. Views (what responses show) live beside the handlers and never include a secret.
+//! actor (`Api::apply` for a change, which also records it in the audit log); reads and
+//! authentication load the registry's published model. `guard::admit` authenticates every
+//! request before its body is read, and bounds the time the body may take. Views (what responses show) live beside the handlers and never include a secret.
 
+mod audit;
 mod auth;
 mod credentials;
 mod dashboard;
+pub mod guard;
 mod health;
 mod keys;
 mod projects;
 mod providers;
 mod routing;
 mod session;
+pub mod throttle;
 mod usage;
 mod views;
 
 use std::sync::Arc;
 
 use actix::{Addr, Message};
-use actix_web::web;
+use actix_web::{web, HttpMessage, HttpRequest};
 use to11_shared::crypto::{KeyHash, Keyring};
 
 use crate::actors::prober::ProviderProber;
@@ -27,6 +31,7 @@ use crate::actors::registry::{
 use crate::error::ApiError;
 
 pub use auth::Principal;
+pub use session::Sessions;
 
 /// Shared by every handler.
 pub struct Api {
@@ -40,6 +45,14 @@ pub struct Api {
     pub allow_private_upstreams: bool,
     pub metrics: Arc<health::ApiMetrics>,
     pub sessions: session::Sessions,
+    /// Back-off on failed authentication, by source and by token.
+    pub throttle: throttle::Throttle,
+    /// Where audit entries go.
+    pub audit: crate::audit::Auditor,
+    /// Keyed hash of `TO11_METRICS_TOKEN`, when `/metrics` needs one.
+    pub metrics_token: Option<KeyHash>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
     /// Where request records are kept; `None` without a database.
@@ -50,13 +63,47 @@ pub struct Api {
 }
 
 impl Api {
-    /// Sends a change to the registry, the one way handlers change configuration, and waits
-    /// until it is committed (or refused).
-    pub async fn apply<C>(&self, command: C) -> Result<Committed<C::Value>, ApiError>
+    /// Sends a change to the registry, the one way handlers change configuration, waits until
+    /// it is committed (or refused), and records it in the audit log.
+    pub async fn apply<C>(
+        &self,
+        req: &HttpRequest,
+        command: C,
+    ) -> Result<Committed<C::Value>, ApiError>
     where
         C: ProjectCommand + Message<Result = Result<Committed<C::Value>, RegistryError>>,
     {
-        Ok(self.registry.send(command).await??)
+        let (action, target) = command.audit();
+        let project = command.project();
+        let result = match self.registry.send(command).await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(e) => Err(ApiError::from(e)),
+        };
+        let outcome = result.as_ref().map(|c| c.version);
+        self.audit_change(req, action, Some(project), target, outcome)
+            .await;
+        result
+    }
+
+    /// Records a configuration change made by `req`'s principal (its version, or why it was
+    /// refused). Never fails: a failing audit store is counted.
+    pub async fn audit_change(
+        &self,
+        req: &HttpRequest,
+        action: &str,
+        project: Option<uuid::Uuid>,
+        target: Option<String>,
+        outcome: Result<u64, &ApiError>,
+    ) {
+        let who = req.extensions().get::<Principal>().copied();
+        let mut entry = crate::audit::Entry::new(who, guard::source(req), action);
+        entry.project = project.or(entry.project);
+        entry.target = target;
+        match outcome {
+            Ok(version) => entry.version = Some(version).filter(|v| *v > 0),
+            Err(e) => entry.outcome = e.code.name().to_string(),
+        }
+        self.audit.record(entry).await;
     }
 }
 
@@ -69,10 +116,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ui/{file}", web::get().to(dashboard::asset))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(guard::admit))
                 .route("/openapi.json", web::get().to(health::openapi))
-                .route("/session", web::post().to(session::sign_in))
-                .route("/session", web::get().to(session::current))
-                .route("/session", web::delete().to(session::sign_out))
+                .service(
+                    web::resource("/session")
+                        .app_data(json_config(session::SIGN_IN_LIMIT))
+                        .route(web::post().to(session::sign_in))
+                        .route(web::get().to(session::current))
+                        .route(web::delete().to(session::sign_out)),
+                )
                 .route("/catalog", web::get().to(providers::catalog))
                 .route("/projects", web::post().to(projects::create))
                 .route("/projects", web::get().to(projects::list))
@@ -181,23 +233,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/projects/{p}/prices",
                     web::put().to(usage::set_project_prices),
                 )
+                .route("/projects/{p}/audit", web::get().to(audit::project_audit))
+                .route("/audit", web::get().to(audit::all_audit))
                 .route("/usage", web::get().to(usage::all_usage))
                 .route("/prices", web::get().to(usage::operator_prices))
                 .route("/prices", web::put().to(usage::set_operator_prices))
                 .default_service(web::to(health::not_found)),
         )
-        .app_data(
-            web::JsonConfig::default()
-                .limit(1024 * 1024)
-                .error_handler(|e, _| {
-                    crate::error::ApiError::new(
-                        to11_shared::ErrorCode::InvalidJson,
-                        format!("invalid JSON body: {e}"),
-                    )
-                    .into()
-                }),
-        )
+        .app_data(json_config(1024 * 1024))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             crate::error::ApiError::bad_request(format!("invalid path: {e}")).into()
         }));
+}
+
+/// JSON bodies up to `limit` bytes; a body that did not arrive in time is a 408, any other
+/// failure an `invalid_json` 400.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|e, _| {
+            let timed_out = match &e {
+                actix_web::error::JsonPayloadError::Payload(p) => guard::payload_error(p),
+                _ => None,
+            };
+            timed_out
+                .unwrap_or_else(|| {
+                    ApiError::new(
+                        to11_shared::ErrorCode::InvalidJson,
+                        format!("invalid JSON body: {e}"),
+                    )
+                })
+                .into()
+        })
 }

@@ -52,7 +52,15 @@ pub async fn create(
     let slug = body.slug.unwrap_or_else(|| slug_from_name(&body.name));
     check_slug(&slug)?;
     let state = new_project(Uuid::new_v4(), slug, &body.name, body.byok, Utc::now());
-    let c = api.registry.send(CreateProject { state }).await??;
+    let (id, slug) = (state.project.id, state.project.slug.clone());
+    let c = match api.registry.send(CreateProject { state }).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    let outcome = c.as_ref().map(|c| c.version);
+    api.audit_change(&req, "CreateProject", Some(id), Some(slug), outcome)
+        .await;
+    let c = c?;
     // The view carries the version the write produced.
     Ok(HttpResponse::Created().json(ProjectView::from(&*c.state)))
 }
@@ -100,10 +108,13 @@ pub async fn update(
         who.require_operator()?;
         check_slug(slug)?;
         if *slug != s.project.slug {
-            api.apply(RenameProject {
-                project: id,
-                slug: slug.clone(),
-            })
+            api.apply(
+                &req,
+                RenameProject {
+                    project: id,
+                    slug: slug.clone(),
+                },
+            )
             .await?;
         }
     }
@@ -117,7 +128,7 @@ pub async fn update(
         byok: body.byok,
         provider_order: body.provider_order,
     };
-    let c = api.apply(EditProject { project: id, edit }).await?;
+    let c = api.apply(&req, EditProject { project: id, edit }).await?;
     // The view carries the version the write produced; warnings (e.g. a reordering that changes
     // which provider serves a shared model name) are added beside it.
     let mut out = serde_json::to_value(ProjectView::from(&*c.state)).unwrap_or_default();
@@ -134,12 +145,21 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (who, s) = project(&req, &api, &path)?;
     who.require_operator()?;
-    let version = api
+    let version = match api
         .registry
         .send(DeleteProject {
             project: s.project.id,
         })
-        .await??;
+        .await
+    {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    let target = Some(s.project.slug.clone());
+    let outcome = version.as_ref().copied();
+    api.audit_change(&req, "DeleteProject", Some(s.project.id), target, outcome)
+        .await;
+    let version = version?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": s.project.id, "version": version })))
 }
 
@@ -169,10 +189,13 @@ pub async fn create_management_key(
         created_at: Utc::now(),
     };
     let c = api
-        .apply(IssueManagementKey {
-            project: s.project.id,
-            key,
-        })
+        .apply(
+            &req,
+            IssueManagementKey {
+                project: s.project.id,
+                key,
+            },
+        )
         .await?;
     let view = KeyView::from(&c.value);
     Ok(HttpResponse::Created().json(Written {
@@ -200,10 +223,13 @@ pub async fn delete_management_key(
     let (p, id) = path.into_inner();
     let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .apply(RevokeManagementKey {
-            project: s.project.id,
-            id,
-        })
+        .apply(
+            &req,
+            RevokeManagementKey {
+                project: s.project.id,
+                id,
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": id, "version": c.version })))
 }

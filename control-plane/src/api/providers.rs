@@ -243,11 +243,14 @@ pub async fn connect(
         exposed,
     };
     let committed = api
-        .apply(ConnectProvider {
-            project: s.project.id,
-            provider: new,
-            at: now,
-        })
+        .apply(
+            &req,
+            ConnectProvider {
+                project: s.project.id,
+                provider: new,
+                at: now,
+            },
+        )
         .await?;
     Ok(HttpResponse::Created().json(written_provider(committed, &slug)?))
 }
@@ -303,11 +306,14 @@ pub async fn set_models(
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .apply(SetExposedModels {
-            project: s.project.id,
-            provider: slug.clone(),
-            exposed: body.into_inner().exposed,
-        })
+        .apply(
+            &req,
+            SetExposedModels {
+                project: s.project.id,
+                provider: slug.clone(),
+                exposed: body.into_inner().exposed,
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(written_provider(c, &slug)?))
 }
@@ -359,12 +365,15 @@ pub async fn refresh(
         .map(|m| m.clone())
         .map_err(|e| e.message.clone());
     let c = api
-        .apply(ApplyDiscovery {
-            project: project_id,
-            provider: slug.clone(),
-            outcome,
-            at: now,
-        })
+        .apply(
+            &req,
+            ApplyDiscovery {
+                project: project_id,
+                provider: slug.clone(),
+                outcome,
+                at: now,
+            },
+        )
         .await?;
     // Discovery failed: the error is recorded on the provider (`last_error`) and returned.
     result?;
@@ -390,10 +399,13 @@ pub async fn disconnect(
     let (p, slug) = path.into_inner();
     let (_, s) = project(&req, &api, &p)?;
     let c = api
-        .apply(DisconnectProvider {
-            project: s.project.id,
-            provider: slug.clone(),
-        })
+        .apply(
+            &req,
+            DisconnectProvider {
+                project: s.project.id,
+                provider: slug.clone(),
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "disconnected": slug, "version": c.version })))
 }

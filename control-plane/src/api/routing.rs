@@ -89,15 +89,19 @@ fn name_of(path: Option<&str>, body: Option<&str>) -> Result<String, ApiError> {
 }
 
 async fn create<T: Named>(
+    req: &HttpRequest,
     api: &Api,
     project: uuid::Uuid,
     item: T,
 ) -> Result<HttpResponse, ApiError> {
     let c = api
-        .apply(Create {
-            project,
-            item: item.clone(),
-        })
+        .apply(
+            req,
+            Create {
+                project,
+                item: item.clone(),
+            },
+        )
         .await?;
     Ok(HttpResponse::Created().json(Written {
         value: item,
@@ -107,15 +111,19 @@ async fn create<T: Named>(
 }
 
 async fn replace<T: Named>(
+    req: &HttpRequest,
     api: &Api,
     project: uuid::Uuid,
     item: T,
 ) -> Result<HttpResponse, ApiError> {
     let c = api
-        .apply(Replace {
-            project,
-            item: item.clone(),
-        })
+        .apply(
+            req,
+            Replace {
+                project,
+                item: item.clone(),
+            },
+        )
         .await?;
     Ok(HttpResponse::Ok().json(Written {
         value: item,
@@ -148,7 +156,7 @@ async fn delete<T: Named>(
 ) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(req, api, p)?;
     let c = api
-        .apply(Delete::<T>::new(s.project.id, name.clone()))
+        .apply(req, Delete::<T>::new(s.project.id, name.clone()))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "deleted": name, "version": c.version })))
 }
@@ -162,7 +170,7 @@ pub async fn create_route(
     let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
-    create(&api, s.project.id, body.into_route(name)).await
+    create(&req, &api, s.project.id, body.into_route(name)).await
 }
 
 pub async fn replace_route(
@@ -175,7 +183,7 @@ pub async fn replace_route(
     let (_, s) = project(&req, &api, &p)?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
-    replace(&api, s.project.id, body.into_route(name)).await
+    replace(&req, &api, s.project.id, body.into_route(name)).await
 }
 
 pub async fn list_routes(
@@ -213,7 +221,7 @@ pub async fn create_function(
     let (_, s) = project(&req, &api, &path)?;
     let body = body.into_inner();
     let name = name_of(None, body.name.as_deref())?;
-    create(&api, s.project.id, body.into_function(name)).await
+    create(&req, &api, s.project.id, body.into_function(name)).await
 }
 
 pub async fn replace_function(
@@ -226,7 +234,7 @@ pub async fn replace_function(
     let (_, s) = project(&req, &api, &p)?;
     let body = body.into_inner();
     let name = name_of(Some(&name), body.name.as_deref())?;
-    replace(&api, s.project.id, body.into_function(name)).await
+    replace(&req, &api, s.project.id, body.into_function(name)).await
 }
 
 pub async fn list_functions(

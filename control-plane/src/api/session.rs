@@ -10,8 +10,15 @@
 //!   cannot read), and an `Origin`, when sent, must be this host.
 //! - Sessions live in the control plane's memory (12 h at most, 2 h idle); a restart signs
 //!   everyone out.
+//! - The table is bounded without letting one principal sign out another: a principal (the
+//!   operator, or one project) holds at most `per_principal` sessions, and its own oldest one
+//!   makes room for its next; when the whole table (`max`) is full, a project's sign-in is
+//!   refused (429), never served by evicting someone else's session. The operator's sessions
+//!   are bounded by their per-principal limit only, so the operator can always sign in.
+//! - Failed sign-ins count towards the source's and the token's back-off (`throttle`).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,6 +30,8 @@ use to11_shared::crypto::{secret_eq, KeyHash};
 use to11_shared::ErrorCode;
 
 use super::auth::Principal;
+use super::guard;
+use super::throttle::{retry_after_secs, Key};
 use super::Api;
 use crate::error::ApiError;
 
@@ -30,21 +39,24 @@ pub const COOKIE: &str = "to11_session";
 pub const CSRF_HEADER: &str = "x-to11-csrf";
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const IDLE: Duration = Duration::from_secs(2 * 3600);
-/// More live sessions than this: the oldest are dropped.
-const MAX_SESSIONS: usize = 10_000;
+/// The largest body `POST /api/v1/session` reads (a token is at most 512 bytes).
+pub const SIGN_IN_LIMIT: usize = 4096;
 
 struct Session {
     /// Keyed hash of the token signed in with.
     token: KeyHash,
+    /// Whom the token signed in when the session began (what the per-principal bound counts).
+    principal: Principal,
     csrf: String,
     created: Instant,
     used: Instant,
 }
 
 /// Live sessions, by SHA-256 of their id.
-#[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<[u8; 32], Session>>,
+    per_principal: usize,
+    max: usize,
 }
 
 fn id_hash(id: &str) -> [u8; 32] {
@@ -62,6 +74,11 @@ fn cookie(req: &HttpRequest) -> Option<&str> {
         .map(|(_, v)| v)
 }
 
+/// Whether the request carries a session cookie at all.
+pub fn has_cookie(req: &HttpRequest) -> bool {
+    cookie(req).is_some()
+}
+
 /// What a cookie-authenticated request resolved to.
 pub struct FromCookie {
     pub token: KeyHash,
@@ -69,33 +86,72 @@ pub struct FromCookie {
 }
 
 impl Sessions {
+    /// A table of at most `max` sessions (the operator's aside), `per_principal` each.
+    pub fn new(per_principal: usize, max: usize) -> Self {
+        Sessions {
+            live: Mutex::new(HashMap::new()),
+            per_principal: per_principal.max(1),
+            max: max.max(1),
+        }
+    }
+
     /// The table (a panic elsewhere while holding it leaves nothing half-written: every change
     /// is one map operation).
     fn guard(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn create(&self, token: KeyHash) -> (String, String) {
-        let id = to11_shared::keys::new_secret();
-        let csrf = to11_shared::keys::new_secret();
+    /// Opens a session for `principal` (signed in with `token`): its id and CSRF token. Makes
+    /// room among the principal's own sessions only; a full table refuses a project.
+    pub fn create(
+        &self,
+        token: KeyHash,
+        principal: Principal,
+    ) -> Result<(String, String), ApiError> {
         let now = Instant::now();
         let mut live = self.guard();
         live.retain(|_, s| alive(s, now));
-        if live.len() >= MAX_SESSIONS {
-            if let Some(oldest) = live.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k) {
-                live.remove(&oldest);
+        let mut own: Vec<([u8; 32], Instant)> = live
+            .iter()
+            .filter(|(_, s)| s.principal == principal)
+            .map(|(k, s)| (*k, s.created))
+            .collect();
+        if own.len() >= self.per_principal {
+            own.sort_by_key(|(_, created)| *created);
+            for (k, _) in &own[..=own.len() - self.per_principal] {
+                live.remove(k);
             }
         }
+        if principal != Principal::Operator && live.len() >= self.max {
+            let mut e = ApiError::new(
+                ErrorCode::RateLimited,
+                "the dashboard has as many sessions as it keeps; sign in later, or call the API with 'Authorization: Bearer'",
+            );
+            e.retry_after = Some(60);
+            return Err(e);
+        }
+        let id = to11_shared::keys::new_secret();
+        let csrf = to11_shared::keys::new_secret();
         live.insert(
             id_hash(&id),
             Session {
                 token,
+                principal,
                 csrf: csrf.clone(),
                 created: now,
                 used: now,
             },
         );
-        (id, csrf)
+        Ok((id, csrf))
+    }
+
+    /// Live sessions (tests).
+    pub fn len(&self) -> usize {
+        self.guard().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn remove(&self, id: &str) {
@@ -204,8 +260,34 @@ pub async fn sign_in(
     body: web::Json<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.token.trim();
-    let who = Principal::from_token(token, &api)?;
-    let (id, csrf) = api.sessions.create(api.keyring.key_hash(token));
+    let now = std::time::Instant::now();
+    let mut keys = vec![Key::source(guard::source(&req))];
+    if !token.is_empty() && token.len() <= 512 {
+        keys.push(Key::token(&api.keyring.key_hash(token).0));
+    }
+    if let Some(wait) = api.throttle.blocked(&keys, now) {
+        api.metrics.auth_throttled.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::too_many_failures(retry_after_secs(wait)));
+    }
+    let who = match Principal::from_token(token, &api) {
+        Ok(who) => who,
+        Err(e) => {
+            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            api.throttle.fail(&keys, now);
+            record(&req, &api, None, "sign_in_failed", Err(&e)).await;
+            return Err(e);
+        }
+    };
+    let opened = api.sessions.create(api.keyring.key_hash(token), who);
+    record(
+        &req,
+        &api,
+        Some(who),
+        "sign_in",
+        opened.as_ref().map(|_| ()),
+    )
+    .await;
+    let (id, csrf) = opened?;
     Ok(HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::SET_COOKIE,
@@ -213,6 +295,21 @@ pub async fn sign_in(
         ))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(view(&api, who, &csrf)))
+}
+
+/// Records a sign-in (or its failure) in the audit log.
+async fn record(
+    req: &HttpRequest,
+    api: &Api,
+    who: Option<Principal>,
+    action: &str,
+    outcome: Result<(), &ApiError>,
+) {
+    let mut entry = crate::audit::Entry::new(who, guard::source(req), action);
+    if let Err(e) = outcome {
+        entry.outcome = e.code.name().to_string();
+    }
+    api.audit.record(entry).await;
 }
 
 /// `GET /api/v1/session`: who the cookie signs in, and the CSRF token for changes.
@@ -236,4 +333,59 @@ pub async fn sign_out(req: HttpRequest, api: web::Data<Api>) -> Result<HttpRespo
     Ok(HttpResponse::NoContent()
         .insert_header((actix_web::http::header::SET_COOKIE, set_cookie(&req, "", 0)))
         .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn hash(b: u8) -> KeyHash {
+        KeyHash([b; 32])
+    }
+
+    #[test]
+    fn a_principal_signing_in_again_and_again_evicts_only_its_own_sessions() {
+        let s = Sessions::new(20, 100);
+        let (a, b) = (
+            Principal::Project(Uuid::new_v4()),
+            Principal::Project(Uuid::new_v4()),
+        );
+        let (b_id, _) = s.create(hash(2), b).unwrap();
+        let (op_id, _) = s.create(hash(0), Principal::Operator).unwrap();
+        let (first_a, _) = s.create(hash(1), a).unwrap();
+        for _ in 0..10_001 {
+            s.create(hash(1), a).unwrap();
+        }
+        assert!(
+            s.find(&b_id).is_some(),
+            "another project's session survives"
+        );
+        assert!(s.find(&op_id).is_some(), "the operator's session survives");
+        assert!(s.find(&first_a).is_none(), "a's oldest made room");
+        assert_eq!(s.len(), 22);
+    }
+
+    #[test]
+    fn a_full_table_refuses_projects_but_not_the_operator() {
+        let s = Sessions::new(2, 4);
+        let ids: Vec<_> = (0..4)
+            .map(|i| {
+                s.create(hash(i), Principal::Project(Uuid::new_v4()))
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        let e = s
+            .create(hash(9), Principal::Project(Uuid::new_v4()))
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        assert_eq!(e.retry_after, Some(60));
+        s.create(hash(0), Principal::Operator).unwrap();
+        assert!(
+            ids.iter().all(|id| s.find(id).is_some()),
+            "nobody was signed out"
+        );
+    }
 }

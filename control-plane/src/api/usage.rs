@@ -185,7 +185,25 @@ fn price_view(json: Option<String>) -> serde_json::Value {
         .unwrap_or(serde_json::json!({"currency": "USD", "rows": []}))
 }
 
+/// Replaces a price table, and records the change in the audit log.
 async fn put_prices(
+    req: &HttpRequest,
+    api: &Api,
+    scope: PriceScope,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let answer = replace_prices(api, scope, body).await;
+    let project = match scope {
+        PriceScope::Project(p) => Some(p),
+        PriceScope::Operator => None,
+    };
+    let outcome = answer.as_ref().map(|_| 0);
+    api.audit_change(req, "SetPrices", project, None, outcome)
+        .await;
+    answer
+}
+
+async fn replace_prices(
     api: &Api,
     scope: PriceScope,
     body: web::Bytes,
@@ -220,7 +238,7 @@ pub async fn set_operator_prices(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     Principal::from_request(&req, &api)?.require_operator()?;
-    put_prices(&api, PriceScope::Operator, body).await
+    put_prices(&req, &api, PriceScope::Operator, body).await
 }
 
 /// `GET /projects/{p}/prices`: the project's negotiated rates.
@@ -244,5 +262,5 @@ pub async fn set_project_prices(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (_, s) = project(&req, &api, &path)?;
-    put_prices(&api, PriceScope::Project(s.project.id), body).await
+    put_prices(&req, &api, PriceScope::Project(s.project.id), body).await
 }

@@ -9,6 +9,7 @@
 
 pub mod credentials;
 pub mod keys;
+pub mod limits;
 pub mod project;
 pub mod providers;
 pub mod routing;
@@ -40,6 +41,13 @@ pub enum DomainError {
     /// A route or function of that name exists (`kind`: "route" or "function").
     #[error("a {kind} named '{name}' already exists; replace it with PUT")]
     AlreadyExists { kind: &'static str, name: String },
+    /// The change would make a project hold more than a quota allows.
+    #[error("a project may hold at most {max} {what} (the operator's {setting})")]
+    Limit {
+        what: &'static str,
+        setting: &'static str,
+        max: usize,
+    },
     /// A stored credential does not open or does not parse (the store or the master key is wrong).
     #[error("stored credential: {0}")]
     UnreadableCredential(String),

@@ -4,7 +4,10 @@
 //! holds the last version handed out. Every file is replaced atomically (write a temporary file,
 //! fsync it, rename it over the old one, fsync the directory), so a crash mid-write leaves either
 //! the old or the new file, never a torn one. The in-process bus mirrors the stored snapshots in
-//! memory and implements the data plane's `SnapshotSource`.
+//! memory and implements the data plane's `SnapshotSource`. `audit/` holds the audit log
+//! (`audit::AuditFiles`).
+
+mod audit;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -38,6 +41,7 @@ struct Inner {
     version: AtomicU64,
     snapshots: RwLock<Snapshots>,
     tx: broadcast::Sender<Change>,
+    audit: audit::AuditFiles,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,6 +100,7 @@ impl LocalStore {
                 version: AtomicU64::new(meta.map(|m| m.version).unwrap_or(0)),
                 snapshots: RwLock::new(HashMap::new()),
                 tx,
+                audit: audit::AuditFiles::new(dir),
             }),
         };
         let files = store.read_files()?;
@@ -162,6 +167,26 @@ impl LocalStore {
             Err(e) => Err(io(e)),
         })
         .await
+    }
+
+    pub async fn append_audit(
+        &self,
+        entry: &crate::audit::Entry,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let me = self.clone();
+        let entry = entry.clone();
+        blocking(move || me.inner.audit.append(&entry, max)).await
+    }
+
+    pub async fn read_audit(
+        &self,
+        project: Option<Uuid>,
+        page: &crate::audit::Page,
+    ) -> Result<Vec<crate::audit::Entry>, StoreError> {
+        let me = self.clone();
+        let page = page.clone();
+        blocking(move || me.inner.audit.read(project, &page)).await
     }
 
     pub async fn next_version(&self) -> Result<u64, StoreError> {

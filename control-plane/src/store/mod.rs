@@ -12,6 +12,11 @@ use to11_shared::bus::Change;
 use to11_shared::model::ProjectState;
 use uuid::Uuid;
 
+use crate::audit::{Entry, Page, Scope};
+
+/// Entries each audit log (operator-wide, and each project's) keeps, about.
+pub const AUDIT_MAX: usize = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -163,6 +168,49 @@ impl Store {
         if let Err(e) = r {
             tracing::warn!(error = %e, project = %change.project, version = change.version, "publish failed; replicas will reconcile");
         }
+    }
+
+    /// Appends an audit entry to the operator-wide log and, when it concerns a project, to the
+    /// project's; each keeps about `AUDIT_MAX` entries.
+    pub async fn append_audit(&self, entry: &Entry) -> Result<(), StoreError> {
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => {
+                    let json = serde_json::to_string(entry)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    r.append_audit(&json, entry.project, AUDIT_MAX).await
+                }
+                Store::Local(l) => l.append_audit(entry, AUDIT_MAX).await,
+            }
+        })
+        .await
+    }
+
+    /// A page of the audit log of `scope`, newest first.
+    pub async fn read_audit(&self, scope: Scope, page: &Page) -> Result<Vec<Entry>, StoreError> {
+        let project = match scope {
+            Scope::Operator => None,
+            Scope::Project(p) => Some(p),
+        };
+        timed(self.op_timeout(), async {
+            match self {
+                Store::Redis(r) => {
+                    let rows = r
+                        .read_audit(project, page.before.as_deref(), page.limit)
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .filter_map(|(id, json)| {
+                            let mut e: Entry = serde_json::from_str(&json).ok()?;
+                            e.id = id;
+                            Some(e)
+                        })
+                        .collect())
+                }
+                Store::Local(l) => l.read_audit(project, page).await,
+            }
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -6,6 +6,8 @@
 //! - channel `changes`: notifications.
 //!
 //! - `epoch`: a random id written when the store is initialised.
+//! - `audit` and `audit:{id}`: the audit log, operator-wide and per project — capped streams
+//!   (`XADD … MAXLEN ~`) of one field `e`, the entry as JSON.
 //!
 //! A commit is one Lua script that first checks the epoch, so state, snapshot and index never
 //! disagree and nothing is written into a store that was flushed or replaced under us (the
@@ -155,6 +157,67 @@ impl RedisStore {
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
         self.pool.get().await.map_err(unavailable)
+    }
+
+    fn audit_key(&self, project: Option<Uuid>) -> String {
+        match project {
+            Some(p) => self.key(&format!("audit:{p}")),
+            None => self.key("audit"),
+        }
+    }
+
+    /// Appends an entry (JSON) to the operator-wide stream and, when it concerns a project, to
+    /// the project's; each keeps about `max` entries.
+    pub async fn append_audit(
+        &self,
+        json: &str,
+        project: Option<Uuid>,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let keys = std::iter::once(None).chain(project.map(Some));
+        for key in keys.map(|p| self.audit_key(p)) {
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max)
+                .arg("*")
+                .arg("e")
+                .arg(json)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut *c).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// At most `limit` entries (id, JSON) older than `before`, newest first.
+    pub async fn read_audit(
+        &self,
+        project: Option<Uuid>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut c = self.conn().await?;
+        let end = before.map_or_else(|| "+".to_string(), |b| format!("({b}"));
+        let rows: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+            .arg(self.audit_key(project))
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut *c)
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, mut fields)| {
+                let json = (fields.len() == 2).then(|| fields.swap_remove(1))?;
+                Some((id, json))
+            })
+            .collect())
     }
 
     pub async fn load_all(&self) -> Result<Vec<ProjectState>, StoreError> {

@@ -31,6 +31,10 @@ pub trait ProjectCommand: Send + 'static {
         None
     }
 
+    /// How the audit log names the change: the command's name and what it targets inside the
+    /// project (ids, slugs, names; never a secret).
+    fn audit(&self) -> (&'static str, Option<String>);
+
     /// Applies the change to the registry's copy of the project.
     fn apply(self, state: &mut ProjectState, keyring: &Keyring)
         -> Result<Self::Value, DomainError>;
@@ -92,6 +96,9 @@ impl ProjectCommand for RenameProject {
     fn claims_slug(&self) -> Option<&str> {
         Some(&self.slug)
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("RenameProject", Some(self.slug.clone()))
+    }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         project::rename(state, self.slug);
         Ok(())
@@ -109,6 +116,9 @@ impl ProjectCommand for EditProject {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("EditProject", None)
+    }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         project::edit(state, self.edit)
     }
@@ -125,6 +135,9 @@ impl ProjectCommand for IssueManagementKey {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("IssueManagementKey", Some(self.key.id.to_string()))
+    }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<ManagementKey, DomainError> {
         Ok(keys::issue_management_key(state, self.key))
     }
@@ -139,6 +152,9 @@ impl ProjectCommand for RevokeManagementKey {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("RevokeManagementKey", Some(self.id.to_string()))
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         keys::revoke_management_key(state, self.id)
@@ -156,6 +172,9 @@ impl ProjectCommand for IssueGatewayKey {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("IssueGatewayKey", Some(self.key.id.to_string()))
+    }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<GatewayKey, DomainError> {
         Ok(keys::issue_gateway_key(state, self.key))
     }
@@ -170,6 +189,9 @@ impl ProjectCommand for RevokeGatewayKey {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("RevokeGatewayKey", Some(self.id.to_string()))
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         keys::revoke_gateway_key(state, self.id)
@@ -188,6 +210,9 @@ impl ProjectCommand for ConnectProvider {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("ConnectProvider", Some(self.provider.slug.clone()))
+    }
     fn apply(self, state: &mut ProjectState, keyring: &Keyring) -> Result<(), DomainError> {
         providers::connect(state, self.provider, keyring, self.at)
     }
@@ -204,6 +229,9 @@ impl ProjectCommand for SetExposedModels {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("SetExposedModels", Some(self.provider.clone()))
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         providers::set_exposed(state, &self.provider, self.exposed)
@@ -222,6 +250,9 @@ impl ProjectCommand for ApplyDiscovery {
     type Value = Option<DiscoveryDiff>;
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("ApplyDiscovery", Some(self.provider.clone()))
     }
     fn apply(
         self,
@@ -247,6 +278,9 @@ impl ProjectCommand for DisconnectProvider {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("DisconnectProvider", Some(self.provider.clone()))
+    }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         providers::disconnect(state, &self.provider)
     }
@@ -263,6 +297,15 @@ impl ProjectCommand for AddCredential {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        (
+            "AddCredential",
+            Some(format!(
+                "{}/{}",
+                self.credential.provider, self.credential.id
+            )),
+        )
     }
     fn apply(self, state: &mut ProjectState, keyring: &Keyring) -> Result<(), DomainError> {
         credentials::add(state, self.credential, keyring, self.at)
@@ -282,6 +325,12 @@ impl ProjectCommand for UpdateCredential {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        (
+            "UpdateCredential",
+            Some(format!("{}/{}", self.provider, self.id)),
+        )
+    }
     fn apply(self, state: &mut ProjectState, keyring: &Keyring) -> Result<(), DomainError> {
         credentials::update(state, &self.provider, &self.id, self.change, keyring)
     }
@@ -297,6 +346,12 @@ impl ProjectCommand for RemoveCredential {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        (
+            "RemoveCredential",
+            Some(format!("{}/{}", self.provider, self.id)),
+        )
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         credentials::remove(state, &self.provider, &self.id)
@@ -321,6 +376,14 @@ impl<T: Named> ProjectCommand for Create<T> {
     fn project(&self) -> Uuid {
         self.project
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        let action = if T::KIND == "route" {
+            "CreateRoute"
+        } else {
+            "CreateFunction"
+        };
+        (action, Some(self.item.name().to_string()))
+    }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         routing::create(state, self.item)
     }
@@ -343,6 +406,14 @@ impl<T: Named> ProjectCommand for Replace<T> {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        let action = if T::KIND == "route" {
+            "ReplaceRoute"
+        } else {
+            "ReplaceFunction"
+        };
+        (action, Some(self.item.name().to_string()))
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         routing::replace(state, self.item)
@@ -377,6 +448,14 @@ impl<T: Named> ProjectCommand for Delete<T> {
     type Value = ();
     fn project(&self) -> Uuid {
         self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        let action = if T::KIND == "route" {
+            "DeleteRoute"
+        } else {
+            "DeleteFunction"
+        };
+        (action, Some(self.name.clone()))
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         routing::delete::<T>(state, &self.name)

@@ -31,6 +31,7 @@ pub use error::RegistryError;
 pub use messages::*;
 pub use model::{Model, ReadModel};
 
+use crate::domain::limits::Limits;
 use crate::store::{Seed, Store, StoreError};
 
 pub struct ProjectRegistry {
@@ -45,6 +46,8 @@ pub struct ProjectRegistry {
     /// How often the store's epoch is checked (a flushed or replaced store is re-seeded).
     epoch_check: std::time::Duration,
     epoch_check_running: bool,
+    /// Quotas every write is checked against.
+    limits: Limits,
 }
 
 /// What a successful write returns.
@@ -76,6 +79,7 @@ impl ProjectRegistry {
             publish,
             epoch_check,
             epoch_check_running: false,
+            limits: Limits::default(),
         };
         for s in all {
             r.check_credentials_open(&s)?;
@@ -87,6 +91,12 @@ impl ProjectRegistry {
             "loaded configuration from the store"
         );
         Ok(r)
+    }
+
+    /// The quotas writes are checked against (default: `Limits::default()`).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// A master key that does not open the stored credentials is refused at start, instead of

@@ -18,6 +18,9 @@ pub struct Model {
     projects: imbl::HashMap<Uuid, Arc<ProjectState>>,
     slugs: imbl::HashMap<String, Uuid>,
     management_keys: imbl::HashMap<KeyHash, Uuid>,
+    /// (version, id) of every project, so the highest version is read without a walk
+    /// (`/metrics` asks on every scrape).
+    versions: imbl::OrdSet<(u64, Uuid)>,
 }
 
 impl Model {
@@ -65,9 +68,9 @@ impl Model {
         self.projects.is_empty()
     }
 
-    /// The highest configuration version of any project (0 without projects).
+    /// The highest configuration version of any project (0 without projects), O(log n).
     pub fn max_version(&self) -> u64 {
-        self.projects.values().map(|p| p.version).max().unwrap_or(0)
+        self.versions.get_max().map_or(0, |(v, _)| *v)
     }
 
     /// Adds or replaces a project with its indexes.
@@ -78,6 +81,7 @@ impl Model {
         for h in hashes(&s) {
             self.management_keys.insert(h, id);
         }
+        self.versions.insert((s.version, id));
         self.projects.insert(id, s);
     }
 
@@ -91,6 +95,7 @@ impl Model {
         let Some(old) = self.projects.get(&id).cloned() else {
             return;
         };
+        self.versions.remove(&(old.version, id));
         if self.slugs.get(&old.project.slug) == Some(&id) {
             self.slugs.remove(&old.project.slug);
         }

@@ -35,6 +35,9 @@ impl ProjectCommand for Created {
     fn project(&self) -> Uuid {
         self.0
     }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("CreateProject", None)
+    }
     fn apply(self, _: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
         Ok(())
     }
@@ -108,6 +111,8 @@ impl ProjectRegistry {
             (None, None) => return Err(RegistryError::NotFound),
         };
         let value = command.apply(&mut next, &self.keyring)?;
+        self.limits
+            .check(self.model.get(&project).map(|s| &**s), &next)?;
         // Only what this write introduced: an overlap is announced by the write that creates it,
         // not repeated by every later one (`resolve` shows it any time).
         let mut warnings = check(&next)?;

@@ -161,3 +161,17 @@ fn readers_keep_the_model_they_loaded() {
     assert_eq!(published.authenticate(&hash(1)), None);
     assert_eq!(published.load().len(), 2);
 }
+
+#[test]
+fn the_highest_version_follows_replacements_and_removals() {
+    let mut m = Model::default();
+    m.put(project(3, "acme", &[]));
+    m.put(project(2, "globex", &[]));
+    assert_eq!(m.max_version(), 30);
+    let mut lower = (*project(3, "acme", &[])).clone();
+    lower.version = 5;
+    m.put(Arc::new(lower));
+    assert_eq!(m.max_version(), 20, "the replaced version no longer counts");
+    m.remove(id(2));
+    assert_eq!(m.max_version(), 5);
+}
