@@ -34,3 +34,42 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The repository's root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A Python virtual environment `target/{name}` with `requirements` (a file under the repository)
+/// installed from PyPI, created (or brought up to date) when missing; its `bin` directory.
+pub fn venv(name: &str, requirements: &str) -> std::path::PathBuf {
+    use std::process::Command;
+    let venv = repo_root().join("target").join(name);
+    let bin = venv.join("bin");
+    let requirements = repo_root().join(requirements);
+    let stamp = venv.join("installed-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("requirements");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+        && bin.join("python").exists()
+    {
+        return bin;
+    }
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python3 runs");
+    assert!(ok.success(), "python3 -m venv failed");
+    let ok = Command::new(bin.join("pip"))
+        .args(["install", "-q", "--disable-pip-version-check", "-r"])
+        .arg(&requirements)
+        .status()
+        .expect("pip runs");
+    assert!(
+        ok.success(),
+        "installing {} from PyPI failed",
+        requirements.display()
+    );
+    std::fs::write(&stamp, wanted).expect("stamp");
+    bin
+}

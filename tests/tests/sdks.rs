@@ -16,33 +16,12 @@ use to11_tests::native_mock::{
 use to11_tests::sandbox::embedded_with;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    to11_tests::repo_root()
 }
 
 /// The venv's python, created (and the SDKs installed) when missing.
 fn python() -> PathBuf {
-    let venv = root().join("target/sdk-venv");
-    let py = venv.join("bin/python");
-    let requirements = root().join("tests/sdk/requirements.txt");
-    let stamp = venv.join("installed-requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).expect("requirements");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && py.exists() {
-        return py;
-    }
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .expect("python3 runs");
-    assert!(ok.success(), "python3 -m venv failed");
-    let ok = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "--disable-pip-version-check", "-r"])
-        .arg(&requirements)
-        .status()
-        .expect("pip runs");
-    assert!(ok.success(), "installing the SDKs from PyPI failed");
-    std::fs::write(&stamp, wanted).expect("stamp");
-    py
+    to11_tests::venv("sdk-venv", "tests/sdk/requirements.txt").join("python")
 }
 
 #[actix_rt::test]

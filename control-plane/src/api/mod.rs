@@ -243,6 +243,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(json_config(1024 * 1024))
         .app_data(web::PathConfig::default().error_handler(|e, _| {
             crate::error::ApiError::bad_request(format!("invalid path: {e}")).into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            crate::error::ApiError::bad_request(format!("invalid query: {e}")).into()
         }));
 }
 
