@@ -37,7 +37,7 @@ impl Field {
     const ABSENT: Field = Field(u64::MAX);
     const NOT_A_COUNT: u64 = u64::MAX - 1;
 
-    fn present(n: Option<u64>) -> Field {
+    pub(super) fn present(n: Option<u64>) -> Field {
         Field(
             n.filter(|&n| n < Field::NOT_A_COUNT)
                 .unwrap_or(Field::NOT_A_COUNT),

@@ -6,6 +6,7 @@
 mod counts;
 pub mod extract;
 pub mod meter;
+mod plain;
 pub mod price;
 mod scan;
 mod strip;

@@ -199,6 +199,9 @@ fn resolve(buf: &[u8], number: bool) -> Resolve {
         // `null` (OpenAI's chunks) or anything else that is not an object: nothing to read.
         return Resolve::Done(i, None);
     }
+    if let Some((end, counts)) = super::plain::read(&buf[i..]) {
+        return Resolve::Done(i + end, Some(Found::Object(Box::new(counts))));
+    }
     let mut values = serde_json::Deserializer::from_slice(&buf[i..]).into_iter::<Box<Counts>>();
     match values.next() {
         Some(Ok(v)) => Resolve::Done(i + values.byte_offset(), Some(Found::Object(v))),

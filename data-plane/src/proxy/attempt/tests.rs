@@ -417,22 +417,27 @@ async fn failures_cool_a_target_down_and_success_warms_it() {
     );
 }
 
+/// One passthrough attempt (`openai/a`) answered by `step`.
+async fn passthrough(step: Step) -> Outcome {
+    run_on(
+        &project(fast()),
+        "openai/a",
+        Surface::Chat,
+        None,
+        vec![step],
+    )
+    .await
+}
+
 /// An upstream that quotes the credential it received, in its body and a header, in the forms a
 /// provider might: the client gets neither.
 #[actix_rt::test]
 async fn an_error_answer_never_carries_the_stored_credential_back() {
-    let p = project(fast());
-    let o = run_on(
-        &p,
-        "openai/a",
-        Surface::Chat,
-        None,
-        vec![Step::Status(
-            401,
-            &[("www-authenticate", "Bearer realm=x, token=sk-stored"), ("x-request-id", "r1")],
-            r#"{"error":{"message":"Incorrect API key provided: sk-stored. Basic c2stc3RvcmVkOg== / sk-store"}}"#,
-        )],
-    )
+    let o = passthrough(Step::Status(
+        401,
+        &[("www-authenticate", "Bearer realm=x, token=sk-stored"), ("x-request-id", "r1")],
+        r#"{"error":{"message":"Incorrect API key provided: sk-stored. Basic c2stc3RvcmVkOg== / sk-store"}}"#,
+    ))
     .await;
     assert_eq!(o.delivered, Ok(401));
     let (headers, body) = o.failure.expect("the failure is delivered");
@@ -454,18 +459,11 @@ async fn an_error_answer_never_carries_the_stored_credential_back() {
 /// A compressed error body cannot be searched for the credential: it is replaced.
 #[actix_rt::test]
 async fn a_compressed_error_body_is_replaced() {
-    let p = project(fast());
-    let o = run_on(
-        &p,
-        "openai/a",
-        Surface::Chat,
-        None,
-        vec![Step::Status(
-            500,
-            &[("content-encoding", "gzip")],
-            "\u{1f}\u{8b}...",
-        )],
-    )
+    let o = passthrough(Step::Status(
+        500,
+        &[("content-encoding", "gzip")],
+        "\u{1f}\u{8b}...",
+    ))
     .await;
     let (headers, body) = o.failure.expect("delivered");
     assert!(headers.get("content-encoding").is_none());
