@@ -186,7 +186,7 @@ impl Draft {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         records: Batcher,
-        id: &str,
+        id: Uuid,
         at: DateTime<Utc>,
         started: Instant,
         project: Uuid,
@@ -196,7 +196,7 @@ impl Draft {
     ) -> Draft {
         Draft {
             record: Box::new(RequestRecord {
-                id: id.parse().unwrap_or_else(|_| Uuid::new_v4()),
+                id,
                 time: at,
                 project,
                 key,
@@ -335,7 +335,7 @@ mod tests {
     fn record() -> RequestRecord {
         let d = Draft::new(
             Batcher::new(Arc::new(Recorder::off())),
-            "",
+            Uuid::nil(),
             Utc::now(),
             Instant::now(),
             Uuid::nil(),

@@ -46,8 +46,10 @@ pub async fn forward(
     ctx: web::Data<Ctx>,
     worker: web::Data<Worker>,
 ) -> HttpResponse {
+    let uuid = new_request_uuid();
     let arrived = Arrival {
-        id: new_request_id(),
+        id: uuid.to_string(),
+        uuid,
         at: chrono::Utc::now(),
         started: Instant::now(),
     };
@@ -68,6 +70,8 @@ pub async fn forward(
 
 /// When and as what a request arrived.
 struct Arrival {
+    /// The request id, and its text (`x-to11-request-id`).
+    uuid: uuid::Uuid,
     id: String,
     at: chrono::DateTime<chrono::Utc>,
     started: Instant,
@@ -88,7 +92,7 @@ async fn serve(
     let (tags, user) = admit::labels(req)?;
     *draft = open_draft(worker, arrived, &caller, surface, tags, user);
     let mut charge = Charge::default();
-    let body = read_body(req, payload, ctx, &mut charge).await?;
+    let body = read_body(req, payload, ctx, arrived.started, &mut charge).await?;
     let scan = admit::scan(&body)?;
     let call = admit::resolve(&caller, surface, path_model.as_deref(), &scan)?;
     if let Some(d) = draft.as_mut() {
@@ -192,7 +196,7 @@ fn open_draft(
     }
     let mut d = Draft::new(
         worker.records.clone(),
-        &arrived.id,
+        arrived.uuid,
         arrived.at,
         arrived.started,
         caller.project.id,
@@ -302,9 +306,11 @@ fn end_markers(surface: Surface) -> &'static [&'static [u8]] {
 
 /// A v4 UUID from the thread-local generator (no syscall per request).
 pub fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string()
+    new_request_uuid().to_string()
+}
+
+fn new_request_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
 }
 
 /// Reads a request body: refused with 413 as soon as it exceeds the limit (a declared
@@ -315,8 +321,10 @@ pub async fn read_body<'b>(
     req: &HttpRequest,
     mut payload: web::Payload,
     ctx: &'b Ctx,
+    started: Instant,
     charge: &mut Charge<'b>,
 ) -> Result<Bytes, GatewayError> {
+    use futures_util::FutureExt;
     let s = &ctx.settings;
     let limit = s.max_body_bytes;
     let too_large = || {
@@ -336,30 +344,23 @@ pub async fn read_body<'b>(
     let first = declared.unwrap_or(BODY_STEP).min(limit);
     ctx.budget.charge(charge, first).await?;
     let mut buf = BytesMut::with_capacity(first);
-    let deadline = tokio::time::Instant::now() + s.body_read_timeout;
-    let stalled = |what: &str| {
-        GatewayError::new(
-            ErrorCode::RequestTimeout,
-            format!("the request body {what}; send it without pauses"),
-        )
-    };
+    let deadline = tokio::time::Instant::from_std(started + s.body_read_timeout);
     loop {
-        let next = tokio::time::timeout(s.body_idle_timeout, payload.next());
-        let chunk = match tokio::time::timeout_at(deadline, next).await {
-            Err(_) => {
-                return Err(stalled(&format!(
-                    "took longer than {} s to arrive",
-                    s.body_read_timeout.as_secs()
-                )))
+        // A chunk already received is taken without a timer (most bodies arrive with their
+        // head); only a wait is bounded, by the idle timeout and the whole body's deadline.
+        let next = match payload.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                let until = deadline.min(tokio::time::Instant::now() + s.body_idle_timeout);
+                match tokio::time::timeout_at(until, payload.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(body_timeout(s, until == deadline)),
+                }
             }
-            Ok(Err(_)) => {
-                return Err(stalled(&format!(
-                    "stalled for {} s",
-                    s.body_idle_timeout.as_secs()
-                )))
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => chunk.map_err(|e| {
+        };
+        let chunk = match next {
+            None => break,
+            Some(chunk) => chunk.map_err(|e| {
                 GatewayError::new(ErrorCode::BadRequest, format!("reading request body: {e}"))
             })?,
         };
@@ -375,6 +376,22 @@ pub async fn read_body<'b>(
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// A body that stalled (`total`: took too long in all).
+fn body_timeout(s: &crate::config::Settings, total: bool) -> GatewayError {
+    let what = if total {
+        format!(
+            "took longer than {} s to arrive",
+            s.body_read_timeout.as_secs()
+        )
+    } else {
+        format!("stalled for {} s", s.body_idle_timeout.as_secs())
+    };
+    GatewayError::new(
+        ErrorCode::RequestTimeout,
+        format!("the request body {what}; send it without pauses"),
+    )
 }
 
 /// The first charge of a body of unknown length.

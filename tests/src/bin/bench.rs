@@ -52,12 +52,25 @@ fn request_bytes(addr: SocketAddr, auth: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+thread_local! {
+    /// The first answer that was not a 200, shown when a run fails.
+    static FIRST_FAILURE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Reads one HTTP/1.1 response with a content-length body; returns false on a non-200.
 async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
             let ok = head.starts_with("HTTP/1.1 200");
+            if !ok {
+                FIRST_FAILURE.with(|f| {
+                    if f.borrow().is_empty() {
+                        let body = &buf[end..buf.len().min(end + 400)];
+                        *f.borrow_mut() = format!("{head}\n{}", String::from_utf8_lossy(body));
+                    }
+                });
+            }
             let len = head
                 .lines()
                 .find_map(|l| {
@@ -208,7 +221,12 @@ async fn measure(name: &'static str, addr: SocketAddr, req: &[u8], pids: &[u32],
     let (ok, bad) = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let ticks = cpu_ticks(pids) - t0;
-    assert_eq!(bad, 0, "{name}: non-200 answers");
+    assert_eq!(
+        bad,
+        0,
+        "{name}: non-200 answers, the first: {}",
+        FIRST_FAILURE.with(|f| f.borrow().clone())
+    );
     let lat = fixed_rate(
         addr,
         req,
@@ -423,6 +441,8 @@ fn start_replica(redis: &RedisServer, metering: bool) -> (Kill, SocketAddr, u32)
         .env("TO11_GATEWAY_LISTEN", addr.to_string())
         .env("TO11_GATEWAY_WORKERS", "1")
         .env("TO11_USAGE", metering.to_string())
+        // The mock upstream is on loopback, which replicas refuse without the allowance.
+        .env("TO11_ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("TO11_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
