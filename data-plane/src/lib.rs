@@ -81,6 +81,8 @@ pub struct Worker {
     pub records: metering::Batcher,
     /// Sources refused for bad keys, backed off.
     pub strikes: strikes::Strikes,
+    /// Keyed hashes of the keys that authenticated on this worker.
+    pub key_hashes: auth::KeyHashes,
 }
 
 fn upstream_client(s: &Settings) -> awc::Client {
@@ -167,6 +169,7 @@ pub fn start(
             client: upstream_client(&ctx.settings),
             records: metering::Batcher::new(ctx.recorder.clone()),
             strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
+            key_hashes: auth::KeyHashes::default(),
         });
         App::new()
             .app_data(ctx.clone())

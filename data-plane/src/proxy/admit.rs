@@ -9,19 +9,14 @@ use to11_shared::resolve::Resolution;
 use to11_shared::upstream::{inbound, Surface};
 use to11_shared::ErrorCode;
 
-use crate::auth::{authenticate, Caller};
+use crate::auth::{authenticate_with, Caller};
 use crate::error::GatewayError;
 use crate::strikes;
 use crate::{Ctx, Worker};
 
-/// The caller, from the live state loaded once.
-pub fn caller(ctx: &Ctx, req: &HttpRequest) -> Result<Caller, GatewayError> {
-    let state = ctx.live.load();
-    authenticate(&state, req.headers(), &ctx.keyring)
-}
-
-/// `caller`, for a source not backed off for its bad keys (`strikes`); a refused key counts
-/// against its source.
+/// The caller, from the live state loaded once, for a source not backed off for its bad keys
+/// (`strikes`); a refused key counts against its source. Keys that authenticated before are
+/// found by their remembered hash (`auth::KeyHashes`).
 pub fn caller_backed_off(
     ctx: &Ctx,
     worker: &Worker,
@@ -39,7 +34,14 @@ pub fn caller_backed_off(
         )
         .with_retry_after(secs));
     }
-    caller(ctx, req).inspect_err(|e| {
+    let state = ctx.live.load();
+    authenticate_with(
+        &state,
+        req.headers(),
+        &ctx.keyring,
+        Some(&worker.key_hashes),
+    )
+    .inspect_err(|e| {
         if matches!(e.code, ErrorCode::InvalidKey | ErrorCode::ExpiredKey) {
             worker.strikes.failed(strikes::source(req, header), now);
         }

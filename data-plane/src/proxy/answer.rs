@@ -59,26 +59,41 @@ pub struct Served<'a> {
 
 impl Served<'_> {
     /// The SPEC §4 headers: request id, layer, route or function, provider, upstream model,
-    /// attempts and the configuration version.
+    /// attempts and the configuration version. Names are built at compile time and fixed values
+    /// are static: this runs on every answer.
     pub fn headers(&self) -> HeaderMap {
+        const REQUEST_ID: HeaderName = HeaderName::from_static("x-to11-request-id");
+        const LAYER: HeaderName = HeaderName::from_static("x-to11-layer");
+        const FUNCTION: HeaderName = HeaderName::from_static("x-to11-function");
+        const ROUTE: HeaderName = HeaderName::from_static("x-to11-route");
+        const PROVIDER: HeaderName = HeaderName::from_static("x-to11-provider");
+        const MODEL: HeaderName = HeaderName::from_static("x-to11-upstream-model");
+        const ATTEMPTS: HeaderName = HeaderName::from_static("x-to11-attempts");
+        const VERSION: HeaderName = HeaderName::from_static("x-to11-config-version");
         let mut h = HeaderMap::with_capacity(8);
-        let mut put = |name: &'static str, value: &str| {
+        let mut put = |name: HeaderName, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
-                h.insert(HeaderName::from_static(name), v);
+                h.insert(name, v);
             }
         };
-        put("x-to11-request-id", self.request_id);
-        put("x-to11-layer", self.layer.as_str());
+        put(REQUEST_ID, self.request_id);
         if let Some(f) = self.function {
-            put("x-to11-function", f);
+            put(FUNCTION, f);
         }
         if let Some(r) = self.route {
-            put("x-to11-route", r);
+            put(ROUTE, r);
         }
-        put("x-to11-provider", self.provider);
-        put("x-to11-upstream-model", self.model);
-        put("x-to11-attempts", &self.attempts.to_string());
-        put("x-to11-config-version", &self.version.to_string());
+        put(PROVIDER, self.provider);
+        put(MODEL, self.model);
+        h.insert(LAYER, HeaderValue::from_static(self.layer.as_str()));
+        h.insert(
+            ATTEMPTS,
+            match self.attempts {
+                1 => HeaderValue::from_static("1"),
+                n => n.into(),
+            },
+        );
+        h.insert(VERSION, self.version.into());
         h
     }
 }
