@@ -357,15 +357,9 @@ mod encoding {
             settings: &s,
             total: &total,
         };
-        let e = encode(
-            chunks(&[b"123456", b"789"]),
-            "u",
-            "image/png",
-            &limits,
-            None,
-        )
-        .await
-        .expect_err("over the image limit");
+        let e = encode(chunks(&[b"123456", b"789"]), "u", "image/png", &limits)
+            .await
+            .expect_err("over the image limit");
         assert!(e.message.contains("per image"), "{}", e.message);
         total.set(0);
         encode(chunks(&[b"12345678"]), "a", "image/png", &limits)
