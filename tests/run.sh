@@ -33,6 +33,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The metrics test scrapes both planes with a real Prometheus and lints the exposition with
+# promtool (Debian's prometheus package ships both; the test starts its own, on a free port).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "installing prometheus (the metrics test scrapes the planes with it)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus >/dev/null
+fi
+
 # The crate graph matches the architecture: the control plane never depends on the data plane
 # (only the embedded binary, to11-embedded, puts both planes in one process).
 if cargo tree -p to11-control-plane -e normal,build --prefix none --locked | grep -q '^to11-data-plane '; then

@@ -112,6 +112,11 @@ impl Auditor {
         self.store.read_audit(scope, page).await
     }
 
+    /// The failure count itself (read at scrape time by `/metrics`).
+    pub fn failure_counter(&self) -> Arc<AtomicU64> {
+        self.failures.clone()
+    }
+
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }

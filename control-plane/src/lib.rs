@@ -267,6 +267,7 @@ pub async fn start(
     .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
     .with_limits(settings.api.limits)
     .start();
+    let metrics = Arc::new(api::ApiMetrics::new());
     let prober = ProviderProber::new(
         ProbeTimeouts {
             connect: settings.api.probe_connect_timeout,
@@ -275,12 +276,14 @@ pub async fn start(
         settings.api.allow_private_upstreams,
         &settings.api.google_token_url,
     )
+    .with_outcomes(metrics.probes.clone())
     .start();
     let gateway_url = Arc::new(std::sync::OnceLock::new());
     if let Some(u) = &settings.api.public_gateway_url {
         let _ = gateway_url.set(u.trim_end_matches('/').to_string());
     }
     let auditor = audit::Auditor::new(store.clone());
+    metrics.pull(&model, auditor.failure_counter(), metering.ingest.as_ref());
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
         model,
@@ -288,7 +291,7 @@ pub async fn start(
         keyring: settings.keyring.clone(),
         admin_token_hash: settings.admin_token_hash,
         allow_private_upstreams: settings.api.allow_private_upstreams,
-        metrics: Default::default(),
+        metrics,
         audit: auditor,
         sessions: api::Sessions::new(
             settings.api.sessions_per_principal,

@@ -57,6 +57,11 @@ pub struct Settings {
     pub usage: bool,
     /// Records waiting to be shipped, at most; beyond, new records are dropped (and counted).
     pub usage_buffer: usize,
+    /// Per-request metrics (`metrics`): requests, latencies, tokens, attempts. Off, `/metrics`
+    /// keeps the configuration and usage pipeline figures.
+    pub metrics: bool,
+    /// Whether per-request metrics carry a `project` label (the project's slug).
+    pub metrics_project_label: bool,
 }
 
 impl Settings {
@@ -98,6 +103,8 @@ impl Settings {
             cors: env.flag("TO11_CORS", true),
             usage: env.flag("TO11_USAGE", true),
             usage_buffer: env.number("TO11_USAGE_BUFFER", 100_000) as usize,
+            metrics: env.flag("TO11_METRICS", true),
+            metrics_project_label: env.flag("TO11_METRICS_PROJECT_LABEL", false),
         }
     }
 

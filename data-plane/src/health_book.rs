@@ -62,10 +62,19 @@ impl TargetHealth {
         self.sample(ttfb_us, now_ms);
     }
 
-    /// Records a failure; after `threshold` consecutive ones the target cools down.
-    pub fn failure(&self, now_ms: u64, threshold: u32, cooldown_ms: u64, ttfb_us: Option<u64>) {
+    /// Records a failure; after `threshold` consecutive ones the target cools down. Whether it
+    /// entered a cool-down now (it was not cooling before).
+    pub fn failure(
+        &self,
+        now_ms: u64,
+        threshold: u32,
+        cooldown_ms: u64,
+        ttfb_us: Option<u64>,
+    ) -> bool {
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut entered = false;
         if threshold > 0 && n >= threshold {
+            entered = !self.cooling(now_ms);
             self.cooldown_until_ms
                 .store(now_ms + cooldown_ms, Ordering::Relaxed);
         }
@@ -73,6 +82,7 @@ impl TargetHealth {
         if let (Some(us), Some(_)) = (ttfb_us, self.decayed_us(now_ms)) {
             self.sample(us, now_ms);
         }
+        entered
     }
 }
 
@@ -135,10 +145,15 @@ mod tests {
     #[test]
     fn cooldown_after_threshold_and_reset_on_success() {
         let h = TargetHealth::default();
-        h.failure(1_000, 2, 500, None);
+        assert!(!h.failure(1_000, 2, 500, None), "below the threshold");
         assert!(!h.cooling(1_000));
-        h.failure(1_000, 2, 500, None);
+        assert!(h.failure(1_000, 2, 500, None), "entered");
         assert!(h.cooling(1_499) && !h.cooling(1_500));
+        assert!(
+            !h.failure(1_200, 2, 500, None),
+            "already cooling: extended, not entered"
+        );
+        assert!(h.cooling(1_699));
         h.success(10_000, 1_000);
         assert!(!h.cooling(1_000));
         assert_eq!(h.latency_ms(1_000), Some(10.0));

@@ -10,56 +10,24 @@ pub mod error;
 pub mod health;
 pub mod health_book;
 pub mod metering;
+pub mod metrics;
 pub mod proxy;
 pub mod state;
 pub mod strikes;
 pub mod sync;
 pub mod tokens;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 use to11_shared::crypto::Keyring;
 
 pub use config::{ReplicaConfig, Settings};
+pub use metrics::Metrics;
 use state::Live;
 use sync::{Follower, SnapshotSource, SyncStatus};
-
-#[derive(Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Default)]
-pub struct Metrics {
-    pub requests: Counter,
-    /// Requests the gateway answered with its own error, by who was at fault (the error table's
-    /// `fault`): client, upstream, gateway.
-    pub errors: [Counter; 3],
-    pub upstream_errors: Counter,
-}
-
-impl Metrics {
-    /// Counts a request the gateway answered with its own error.
-    pub fn error(&self, code: to11_shared::ErrorCode) {
-        use to11_shared::error::Fault;
-        let i = match code.fault() {
-            Fault::Client => 0,
-            Fault::Upstream => 1,
-            Fault::Gateway => 2,
-        };
-        self.errors[i].inc();
-    }
-}
 
 /// Everything a request handler needs, shared by all workers.
 pub struct Ctx {
@@ -83,6 +51,8 @@ pub struct Worker {
     pub strikes: strikes::Strikes,
     /// Keyed hashes of the keys that authenticated on this worker.
     pub key_hashes: auth::KeyHashes,
+    /// The metric series of the requests this worker served, by label set.
+    pub series: RefCell<metrics::SeriesCache>,
 }
 
 fn upstream_client(s: &Settings) -> awc::Client {
@@ -154,12 +124,14 @@ pub fn start(
     let workers = settings.workers;
     let listen = settings.listen.clone();
     let header_read_timeout = settings.header_read_timeout;
+    let metrics = Metrics::new(settings.metrics, settings.metrics_project_label);
+    metrics.pull(&live, &status, &recorder);
     let ctx = web::Data::new(Ctx {
         live: live.clone(),
         keyring,
         budget: budget::MemoryBudget::new(settings.body_memory_bytes, settings.body_memory_wait),
         settings,
-        metrics: Metrics::default(),
+        metrics,
         sync: status.clone(),
         recorder,
     });
@@ -170,6 +142,7 @@ pub fn start(
             records: metering::Batcher::new(ctx.recorder.clone()),
             strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
             key_hashes: auth::KeyHashes::default(),
+            series: RefCell::default(),
         });
         App::new()
             .app_data(ctx.clone())

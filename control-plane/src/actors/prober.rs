@@ -11,6 +11,8 @@ pub struct ProviderProber {
     client: awc::Client,
     timeouts: std::rc::Rc<ProbeTimeouts>,
     token_url: std::rc::Rc<str>,
+    /// Outcomes by catalog id (`to11_cp_probes_total`).
+    outcomes: Option<prometheus::IntCounterVec>,
 }
 
 impl ProviderProber {
@@ -25,7 +27,29 @@ impl ProviderProber {
             client,
             timeouts: std::rc::Rc::new(timeouts),
             token_url: token_url.into(),
+            outcomes: None,
         }
+    }
+
+    /// Counts each probe's outcome in `outcomes` (labels: provider, outcome).
+    pub fn with_outcomes(mut self, outcomes: prometheus::IntCounterVec) -> Self {
+        self.outcomes = Some(outcomes);
+        self
+    }
+}
+
+/// A probe's outcome as a label value.
+fn outcome(r: &Result<Vec<ModelInfo>, ProbeError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(ProbeError::InvalidCredential(_)) => "invalid_credential",
+        Err(ProbeError::Permission(_)) => "permission",
+        Err(ProbeError::Unreachable(_)) => "unreachable",
+        Err(ProbeError::BadBaseUrl(_)) => "bad_base_url",
+        Err(ProbeError::RateLimited(_)) => "rate_limited",
+        Err(ProbeError::Timeout(_)) => "timeout",
+        Err(ProbeError::Unexpected(_)) => "unexpected",
+        Err(ProbeError::UnknownModel(_)) => "unknown_model",
     }
 }
 
@@ -45,6 +69,16 @@ impl Handler<DiscoverModels> for ProviderProber {
         let client = self.client.clone();
         let timeouts = self.timeouts.clone();
         let token_url = self.token_url.clone();
-        Box::pin(async move { discover(&client, &msg.0, &timeouts, &token_url).await })
+        let outcomes = self.outcomes.clone();
+        Box::pin(async move {
+            let r = discover(&client, &msg.0, &timeouts, &token_url).await;
+            if let Some(c) = outcomes.as_ref().and_then(|o| {
+                o.get_metric_with_label_values(&[msg.0.entry.id, outcome(&r)])
+                    .ok()
+            }) {
+                c.inc();
+            }
+            r
+        })
     }
 }

@@ -12,7 +12,6 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -80,7 +79,7 @@ fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
     let now = Instant::now();
     let keys = throttle_keys(req, api);
     if let Some(wait) = api.throttle.blocked(&keys, now) {
-        api.metrics.auth_throttled.fetch_add(1, Ordering::Relaxed);
+        api.metrics.auth_throttled.inc();
         return Err(ApiError::too_many_failures(retry_after_secs(wait)));
     }
     match Principal::authenticate(req, api) {
@@ -90,7 +89,7 @@ fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
         }
         Err(e) => {
             if e.code == ErrorCode::Unauthorized && presents_credentials(req) {
-                api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                api.metrics.auth_failures.inc();
                 api.throttle.fail(&keys, now);
             }
             Err(e)

@@ -31,6 +31,7 @@ use crate::actors::registry::{
 use crate::error::ApiError;
 
 pub use auth::Principal;
+pub use health::ApiMetrics;
 pub use session::Sessions;
 
 /// Shared by every handler.
@@ -76,7 +77,12 @@ impl Api {
         let (action, target) = command.audit();
         let project = command.project();
         let result = match self.registry.send(command).await {
-            Ok(r) => r.map_err(ApiError::from),
+            Ok(r) => r.map_err(|e| {
+                if matches!(e, RegistryError::Store(_)) {
+                    self.metrics.store_errors.inc();
+                }
+                ApiError::from(e)
+            }),
             Err(e) => Err(ApiError::from(e)),
         };
         let outcome = result.as_ref().map(|c| c.version);
@@ -117,6 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(guard::admit))
+                .wrap(actix_web::middleware::from_fn(health::observe))
                 .route("/openapi.json", web::get().to(health::openapi))
                 .service(
                     web::resource("/session")

@@ -18,7 +18,6 @@
 //! - Failed sign-ins count towards the source's and the token's back-off (`throttle`).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -266,13 +265,13 @@ pub async fn sign_in(
         keys.push(Key::token(&api.keyring.key_hash(token).0));
     }
     if let Some(wait) = api.throttle.blocked(&keys, now) {
-        api.metrics.auth_throttled.fetch_add(1, Ordering::Relaxed);
+        api.metrics.auth_throttled.inc();
         return Err(ApiError::too_many_failures(retry_after_secs(wait)));
     }
     let who = match Principal::from_token(token, &api) {
         Ok(who) => who,
         Err(e) => {
-            api.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            api.metrics.auth_failures.inc();
             api.throttle.fail(&keys, now);
             record(&req, &api, None, "sign_in_failed", Err(&e)).await;
             return Err(e);

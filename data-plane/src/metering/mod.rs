@@ -36,6 +36,8 @@ pub struct MeterStats {
     pub dropped: AtomicU64,
     pub shipped: AtomicU64,
     pub ship_failures: AtomicU64,
+    /// Age of the oldest record of the last batch shipped, when it was shipped (ms).
+    pub lag_ms: AtomicU64,
 }
 
 /// The bounded queue between the workers and the shipper, shared by all workers.
@@ -95,6 +97,11 @@ impl Recorder {
             }
             self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Records in the queue (handed over, not yet taken by the shipper).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// The shipper took `n` records off the queue.
@@ -178,6 +185,8 @@ pub struct Draft {
     started: Instant,
     request_bytes: u64,
     records: Batcher,
+    /// Where the request's tokens are counted (`/metrics`), once its series is known.
+    tokens: Option<Arc<crate::metrics::Series>>,
 }
 
 impl Draft {
@@ -225,6 +234,7 @@ impl Draft {
             started,
             request_bytes: 0,
             records,
+            tokens: None,
         }
     }
 
@@ -270,6 +280,11 @@ impl Draft {
         self.record.failed = failed;
     }
 
+    /// Counts the request's tokens into `series` when it finishes.
+    pub fn metrics(&mut self, series: Option<Arc<crate::metrics::Series>>) {
+        self.tokens = series;
+    }
+
     /// Targets that failed, when no answer came.
     pub fn attempts(&mut self, failed: Vec<FailedAttempt>) {
         self.record.attempts = failed.len() as u32;
@@ -299,6 +314,9 @@ impl Draft {
                 UsageSource::Estimated,
             ),
         };
+        if let Some(s) = &self.tokens {
+            s.tokens(&usage);
+        }
         self.record.usage = Some(usage);
         self.record.usage_source = Some(source);
         self.record.cancelled = outcome.cut;

@@ -38,6 +38,11 @@ async fn ship(sink: &dyn RecordSink, batch: &[RequestRecord], stats: &MeterStats
     loop {
         match sink.ship(batch).await {
             Ok(()) => {
+                if let Some(first) = batch.first() {
+                    let age = chrono::Utc::now() - first.time;
+                    let ms = u64::try_from(age.num_milliseconds()).unwrap_or(0);
+                    stats.lag_ms.store(ms, Ordering::Relaxed);
+                }
                 stats
                     .shipped
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -23,6 +23,7 @@ use super::prepare::Prepared;
 use super::transform::Converted;
 use crate::error::{Dialect, GatewayError};
 use crate::metering::{Draft, Metered, Outcome};
+use crate::metrics::Tally;
 use to11_shared::translate::Framing;
 use to11_shared::usage::meter::Body;
 use to11_shared::usage::{from_bedrock_headers, Meter, Usage, UsageFormat, UsageStrip};
@@ -117,6 +118,7 @@ pub(super) async fn deliver<B>(
     served: &Served<'_>,
     how: &Answering,
     draft: Option<Draft>,
+    tally: Option<Tally>,
 ) -> HttpResponse
 where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
@@ -130,7 +132,11 @@ where
     };
     match &prepared.translation {
         Some(t) if !t.answers_pass() && !how.streaming => {
-            whole(upstream, t, &answer, prepared, served, how, draft).await
+            let r = whole(upstream, t, &answer, prepared, served, how, draft).await;
+            if let Some(t) = tally {
+                t.end(r.status().as_u16());
+            }
+            r
         }
         Some(t) if t.converts_streams() => {
             let mut out = head(&upstream, served, true);
@@ -148,10 +154,11 @@ where
                     true,
                 )
                 .expect_end(how.end)
-                .dialect(how.dialect),
+                .dialect(how.dialect)
+                .tally(tally),
             )
         }
-        _ => pass(upstream, prepared, served, how, draft),
+        _ => pass(upstream, prepared, served, how, draft, tally),
     }
 }
 
@@ -209,12 +216,13 @@ fn pass<B>(
     served: &Served<'_>,
     how: &Answering,
     draft: Option<Draft>,
+    tally: Option<Tally>,
 ) -> HttpResponse
 where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
     let Some(draft) = draft else {
-        return pass_as(upstream, served, how, |b| b);
+        return pass_as(upstream, served, how, tally, |b| b);
     };
     let kind = body_kind(&upstream, prepared);
     let strip =
@@ -222,7 +230,7 @@ where
     let fallback = header_usage(&upstream, prepared);
     let status = upstream.status.as_u16();
     let meter = Meter::new(prepared.usage, kind);
-    pass_as(upstream, served, how, move |b| {
+    pass_as(upstream, served, how, tally, move |b| {
         Metered::new(b, meter, strip, draft, status).with_fallback(fallback)
     })
 }
@@ -232,6 +240,7 @@ fn pass_as<B, W>(
     upstream: Answered<B>,
     served: &Served<'_>,
     how: &Answering,
+    tally: Option<Tally>,
     wrap: impl FnOnce(B) -> W,
 ) -> HttpResponse
 where
@@ -250,7 +259,8 @@ where
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let body = Guarded::new(wrap(upstream.body), how.idle, sse)
         .expect_end(how.end)
-        .dialect(how.dialect);
+        .dialect(how.dialect)
+        .tally(tally);
     match length {
         Some(n) => out.body(SizedStream::new(n, body)),
         None => out.streaming(body),

@@ -26,6 +26,7 @@ use super::prepare::{Prepare, Prepared, Preparer};
 use super::present::scrubber;
 use crate::error::GatewayError;
 use crate::health_book::{now_ms, TargetHealth};
+use crate::metrics::AttemptTally;
 use crate::state::{key_header, ProjectLive, UpstreamAuth};
 use crate::Metrics;
 
@@ -85,6 +86,8 @@ pub struct Attempts<'a> {
     /// however many targets a route has, one request never becomes more upstream calls.
     pub max_attempts: u32,
     pub metrics: &'a Metrics,
+    /// Attempts, retries, fallbacks and the time spent waiting on upstreams (for `/metrics`).
+    pub tally: AttemptTally,
     /// Every failed attempt, in order (for the request's record).
     pub failed: RefCell<Vec<FailedAttempt>>,
 }
@@ -155,6 +158,10 @@ impl<'a> Attempts<'a> {
             };
             let end = match self.byok_header(target) {
                 Ok(byok) => {
+                    if last.is_some() {
+                        let f = &self.tally.fallbacks;
+                        f.set(f.get() + 1);
+                    }
                     self.target(upstream, ti, &prepared, byok.as_ref(), &mut attempts, idle)
                         .await
                 }
@@ -235,6 +242,7 @@ impl<'a> Attempts<'a> {
                 return TargetEnd::Deadline;
             };
             *attempts += 1;
+            self.tally.attempts.set(*attempts);
             let attempt = Attempt {
                 prepared,
                 byok,
@@ -256,6 +264,7 @@ impl<'a> Attempts<'a> {
                     served.provider,
                 ),
                 Ok(answered) if answered.status.as_u16() < 400 => {
+                    self.tally.waited(Duration::from_micros(ttfb_us));
                     self.record_answer(health, &answered, ttfb_us);
                     return TargetEnd::Deliver(Delivery::Answer {
                         answered,
@@ -277,6 +286,7 @@ impl<'a> Attempts<'a> {
                 }
                 Err(e) => upstream_error(e, served.provider),
             };
+            self.tally.waited(started.elapsed());
             match &failure {
                 Failure::Answered { status, .. } => self.note(&served, Some(*status), None),
                 Failure::Error(e) => self.note(&served, None, Some(e.code.name())),
@@ -289,7 +299,14 @@ impl<'a> Attempts<'a> {
                     Some(prepared.clone()),
                 ));
             }
-            match self.decide(outcome, &failure, health, retries_done, ttfb_us) {
+            match self.decide(
+                outcome,
+                &failure,
+                health,
+                retries_done,
+                ttfb_us,
+                served.kind,
+            ) {
                 Decision::Deliver => {
                     return TargetEnd::Deliver(Delivery::Failed(
                         failure,
@@ -308,6 +325,9 @@ impl<'a> Attempts<'a> {
                     }
                     tokio::time::sleep(wait).await;
                     retries_done += 1;
+                    self.tally.waited(wait);
+                    let r = &self.tally.retries;
+                    r.set(r.get() + 1);
                 }
                 Decision::Next => return TargetEnd::Next(failure, served),
             }
@@ -353,6 +373,7 @@ impl<'a> Attempts<'a> {
         health: Option<&Arc<TargetHealth>>,
         retries_done: u32,
         ttfb_us: u64,
+        kind: &str,
     ) -> Decision {
         let Some(p) = self.policy else {
             return Decision::Deliver;
@@ -360,7 +381,9 @@ impl<'a> Attempts<'a> {
         if counts_against_target(outcome) {
             self.metrics.upstream_errors.inc();
             if let Some(h) = health {
-                h.failure(now_ms(), p.cooldown_failures, p.cooldown_ms, Some(ttfb_us));
+                if h.failure(now_ms(), p.cooldown_failures, p.cooldown_ms, Some(ttfb_us)) {
+                    self.metrics.cooldown(kind);
+                }
             }
         }
         let retry_after = match failure {

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::error::Dialect;
+use crate::metrics::Tally;
 
 /// The events that end an OpenAI chat or completions stream: `[DONE]`, or its own error.
 pub const OPENAI_END: &[&[u8]] = &[b"data: [DONE]", b"data: {\"error\""];
@@ -37,6 +38,8 @@ pub struct Guarded<S> {
     terminal_seen: bool,
     tail: [u8; SEAM],
     tail_len: usize,
+    /// The request's metrics, ended with the stream (dropped with it when the client goes away).
+    tally: Option<Tally>,
 }
 
 /// Longest end marker: the bytes of the previous chunk a marker split across two may start in.
@@ -55,6 +58,7 @@ impl<S> Guarded<S> {
             terminal_seen: false,
             tail: [0; SEAM],
             tail_len: 0,
+            tally: None,
         }
     }
 
@@ -68,6 +72,12 @@ impl<S> Guarded<S> {
         if self.sse {
             self.end_markers = markers;
         }
+        self
+    }
+
+    /// Ends `tally` with the stream.
+    pub fn tally(mut self, tally: Option<Tally>) -> Self {
+        self.tally = tally;
         self
     }
 
@@ -106,6 +116,9 @@ impl<S> Guarded<S> {
     /// Ends the stream: a terminal SSE error event, or an error that aborts the response.
     fn end(&mut self, code: &str, message: String) -> Poll<Option<Result<Bytes, std::io::Error>>> {
         self.done = true;
+        if let Some(t) = self.tally.take() {
+            t.end_stream(true);
+        }
         if self.sse {
             let timeout = code == "upstream_timeout";
             let event = match self.dialect {
@@ -177,7 +190,12 @@ where
                 "upstream_failure",
                 "the upstream ended the stream before it was complete".into(),
             ),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(t) = self.tally.take() {
+                    t.end_stream(false);
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => match self.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     let msg = format!(

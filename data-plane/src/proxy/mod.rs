@@ -33,6 +33,7 @@ use crate::budget::Charge;
 use crate::error::{Dialect, GatewayError};
 use crate::health_book::now_ms;
 use crate::metering::Draft;
+use crate::metrics::{labels, Key, Tally};
 use crate::{Ctx, Worker};
 use admit::Call;
 use attempt::{Attempts, Delivery};
@@ -53,12 +54,29 @@ pub async fn forward(
         at: chrono::Utc::now(),
         started: Instant::now(),
     };
-    ctx.metrics.requests.inc();
+    let mut tally = ctx.metrics.start(arrived.started);
     let mut draft = None;
-    match serve(&req, payload, &ctx, &worker, &arrived, &mut draft).await {
-        Ok(r) => r,
+    match serve(
+        &req, payload, &ctx, &worker, &arrived, &mut draft, &mut tally,
+    )
+    .await
+    {
+        Ok(r) => {
+            // Still here: the answer is complete (an upstream's error, or translated whole).
+            if let Some(t) = tally {
+                t.end(r.status().as_u16());
+            }
+            r
+        }
         Err(e) => {
             ctx.metrics.error(e.code);
+            if let Some(mut t) = tally {
+                if !t.labelled() {
+                    t.label(ctx.metrics.series(&worker.series, &unresolved(t.surface)));
+                }
+                t.head(e.code.status(), false);
+                t.end(e.code.status());
+            }
             if let Some(d) = draft {
                 d.fail(e.code.status(), e.code.name());
             }
@@ -77,6 +95,17 @@ struct Arrival {
     started: Instant,
 }
 
+/// The labels of a request that ended before its model resolved.
+fn unresolved(surface: &'static str) -> Key<'static> {
+    Key {
+        surface,
+        provider: labels::NONE,
+        model: labels::NONE,
+        layer: labels::NONE,
+        project: labels::NONE,
+    }
+}
+
 async fn serve(
     req: &HttpRequest,
     payload: web::Payload,
@@ -84,15 +113,23 @@ async fn serve(
     worker: &Worker,
     arrived: &Arrival,
     draft: &mut Option<Draft>,
+    tally: &mut Option<Tally>,
 ) -> Result<HttpResponse, GatewayError> {
     let request_id = arrived.id.as_str();
     let caller = admit::caller_backed_off(ctx, worker, req)?;
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
+    if let Some(t) = tally.as_mut() {
+        t.surface = surface.api().name();
+    }
     let (tags, user) = admit::labels(req)?;
     *draft = open_draft(worker, arrived, &caller, surface, tags, user);
     let mut charge = Charge::default();
+    let reading = tally.as_ref().map(|_| Instant::now());
     let body = read_body(req, payload, ctx, arrived.started, &mut charge).await?;
+    if let (Some(t), Some(at)) = (tally.as_mut(), reading) {
+        t.outside(at.elapsed());
+    }
     let scan = admit::scan(&body)?;
     let call = admit::resolve(&caller, surface, path_model.as_deref(), &scan)?;
     if let Some(d) = draft.as_mut() {
@@ -121,6 +158,7 @@ async fn serve(
         byok,
         max_attempts: ctx.settings.max_attempts,
         metrics: &ctx.metrics,
+        tally: Default::default(),
         failed: Default::default(),
     };
     let mut prep = Preparer::new(
@@ -142,8 +180,23 @@ async fn serve(
         streaming: call.streaming,
     };
     let delivery = attempts.run(&upstream, &mut prep, &order, idle).await;
+    if let Some(t) = tally.as_mut() {
+        let provider = match &delivery {
+            Delivery::Answer { served, .. } | Delivery::Failed(_, served, _) => served.kind,
+            Delivery::Error(_) => labels::NONE,
+        };
+        let key = Key {
+            surface: surface.api().name(),
+            provider,
+            model: call.model,
+            layer: r.layer.as_str(),
+            project: &project.slug,
+        };
+        t.label(ctx.metrics.series(&worker.series, &key));
+        t.attempts(&attempts.tally);
+    }
     let failed = attempts.failed.take();
-    conclude(delivery, failed, draft, &how).await
+    conclude(delivery, failed, draft, &how, tally).await
 }
 
 /// The answer to the client, or the error, with the record told how the attempts went.
@@ -152,6 +205,7 @@ async fn conclude<B>(
     failed: Vec<to11_shared::record::FailedAttempt>,
     draft: &mut Option<Draft>,
     how: &answer::Answering,
+    tally: &mut Option<Tally>,
 ) -> Result<HttpResponse, GatewayError>
 where
     B: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin + 'static,
@@ -162,13 +216,24 @@ where
             prepared,
             served,
         } => {
+            if let Some(t) = tally.as_mut() {
+                t.head(answered.status.as_u16(), true);
+            }
             let d = served_draft(draft.take(), &served, failed).map(|mut d| {
                 d.first_byte();
+                d.metrics(tally.as_ref().and_then(Tally::series));
                 d
             });
-            Ok(answer::deliver(answered, &prepared, &served, how, d).await)
+            let t = tally.take();
+            Ok(answer::deliver(answered, &prepared, &served, how, d, t).await)
         }
         Delivery::Failed(f, served, prepared) => {
+            if let Some(t) = tally.as_mut() {
+                match &f {
+                    attempt::Failure::Answered { status, .. } => t.head(*status, true),
+                    attempt::Failure::Error(e) => t.head(e.code.status(), false),
+                }
+            }
             let d = served_draft(draft.take(), &served, failed);
             answer::failed(f, &served, prepared.as_deref(), d)
         }

@@ -28,6 +28,8 @@ pub struct SyncStatus {
     pub applied: AtomicU64,
     pub refused: AtomicU64,
     pub reconciles: AtomicU64,
+    /// When the last reconcile that reached the store ended (ms since the epoch; 0: never).
+    pub reconciled_ms: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -181,6 +183,9 @@ impl Follower {
             *e = Some(epoch);
         }
         self.live.mark_loaded();
+        self.status
+            .reconciled_ms
+            .store(crate::health_book::now_ms(), Ordering::Relaxed);
         if ok {
             self.status.set_error(None);
         }

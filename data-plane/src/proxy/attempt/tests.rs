@@ -162,6 +162,7 @@ async fn run_capped(
         byok: None,
         max_attempts,
         metrics: &metrics,
+        tally: Default::default(),
         failed: Default::default(),
     };
     let mut prep = Preparer::new(

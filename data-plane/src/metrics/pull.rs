@@ -1,0 +1,68 @@
+//! What `/metrics` reads at scrape time from the counters the sync task and the usage pipeline
+//! keep anyway: the configuration (version, projects, snapshots applied and refused, the
+//! subscription, the age of the last reconcile) and the usage pipeline (queued, shipped, dropped,
+//! the queue's depth and the shipping lag).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use to11_io::metrics::Pulled;
+
+use super::Metrics;
+use crate::health_book::now_ms;
+use crate::metering::Recorder;
+use crate::state::Live;
+use crate::sync::SyncStatus;
+
+impl Metrics {
+    /// Registers the scrape-time values of `live`, `sync` and `recorder`.
+    pub fn pull(&self, live: &Live, sync: &Arc<SyncStatus>, recorder: &Arc<Recorder>) {
+        let count = |a: fn(&SyncStatus) -> &AtomicU64| {
+            let s = sync.clone();
+            move || a(&s).load(Ordering::Relaxed) as f64
+        };
+        let flag = |a: fn(&SyncStatus) -> &AtomicBool| {
+            let s = sync.clone();
+            move || f64::from(u8::from(a(&s).load(Ordering::Relaxed)))
+        };
+        let usage = |a: fn(&crate::metering::MeterStats) -> &AtomicU64| {
+            let s = recorder.stats.clone();
+            move || a(&s).load(Ordering::Relaxed) as f64
+        };
+        let (l1, l2, s, r) = (live.clone(), live.clone(), sync.clone(), recorder.clone());
+        let lag = recorder.stats.clone();
+        let all = [
+            Pulled::gauge("to11_config_version", "Highest configuration version applied.", move || l1.max_version() as f64),
+            Pulled::gauge("to11_config_projects", "Projects in the live configuration.", move || l2.load().projects.len() as f64),
+            Pulled::counter("to11_snapshots_applied_total", "Project snapshots applied.", count(|s| &s.applied)),
+            Pulled::counter("to11_snapshots_refused_total", "Project snapshots refused (MAC, decoding, compilation or credentials); the last good one stays.", count(|s| &s.refused)),
+            Pulled::counter("to11_reconciles_total", "Reconciles with the configuration store started.", count(|s| &s.reconciles)),
+            Pulled::gauge("to11_config_subscribed", "1 while subscribed to configuration changes.", flag(|s| &s.subscribed)),
+            Pulled::gauge("to11_config_reconcile_age_seconds", "Seconds since the last reconcile that reached the store ended (+Inf: none yet).", move || age_seconds(s.reconciled_ms.load(Ordering::Relaxed))),
+            Pulled::counter("to11_usage_records_queued_total", "Request records handed to the shipping queue.", usage(|u| &u.queued)),
+            Pulled::counter("to11_usage_records_dropped_total", "Request records dropped because the shipping queue was full.", usage(|u| &u.dropped)),
+            Pulled::counter("to11_usage_records_shipped_total", "Request records the sink took.", usage(|u| &u.shipped)),
+            Pulled::counter("to11_usage_ship_failures_total", "Failed attempts to ship a batch (retried).", usage(|u| &u.ship_failures)),
+            Pulled::gauge("to11_usage_queue_records", "Request records waiting to be shipped.", move || r.waiting() as f64),
+            Pulled::gauge("to11_usage_ship_lag_seconds", "Age of the oldest record of the last batch shipped, when it was shipped.", move || lag.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0),
+        ];
+        for p in all {
+            match p {
+                Ok(p) => {
+                    if let Err(e) = p.register(&self.registry) {
+                        tracing::warn!(error = %e, "a metric could not be registered");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "a metric could not be made"),
+            }
+        }
+    }
+}
+
+/// Seconds since `ms` (ms since the epoch); +Inf for 0 (never).
+fn age_seconds(ms: u64) -> f64 {
+    if ms == 0 {
+        return f64::INFINITY;
+    }
+    now_ms().saturating_sub(ms) as f64 / 1000.0
+}
