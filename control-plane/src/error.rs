@@ -19,8 +19,6 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
     /// Seconds a client should wait before trying again (`retry-after`), for 429s.
     pub retry_after: Option<u64>,
-    /// A status other than the code's (408 for a body that did not arrive in time).
-    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -30,7 +28,6 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
-            status: None,
         }
     }
 
@@ -46,12 +43,10 @@ impl ApiError {
 
     /// 408: the request body did not arrive within `secs`.
     pub fn body_timeout(secs: f64) -> Self {
-        let mut e = Self::new(
-            ErrorCode::BadRequest,
+        Self::new(
+            ErrorCode::RequestTimeout,
             format!("the request body was not received within {secs} s"),
-        );
-        e.status = Some(StatusCode::REQUEST_TIMEOUT);
-        e
+        )
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -142,9 +137,6 @@ impl From<actix::MailboxError> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        if let Some(s) = self.status {
-            return s;
-        }
         StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
@@ -157,7 +149,8 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             r.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
-        if self.status == Some(StatusCode::REQUEST_TIMEOUT) {
+        // A body that did not arrive in time: the connection is not reused.
+        if self.code == ErrorCode::RequestTimeout {
             r.insert_header((actix_web::http::header::CONNECTION, "close"));
         }
         r.json(serde_json::json!({ "error": err }))

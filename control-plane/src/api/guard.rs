@@ -224,10 +224,8 @@ mod tests {
         );
         let err = d.next().await.unwrap().unwrap_err();
         let api = payload_error(&err).expect("a timeout");
-        assert_eq!(
-            api.status,
-            Some(actix_web::http::StatusCode::REQUEST_TIMEOUT)
-        );
+        assert_eq!(api.code, to11_shared::ErrorCode::RequestTimeout);
+        assert_eq!(api.code.status(), 408);
         assert!(d.next().await.is_none());
     }
 }

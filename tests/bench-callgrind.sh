@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind (repeatable whatever else the machine is
+# doing, unlike CPU time): a to11-data-plane replica (one worker) under valgrind, configured over
+# a private Redis by a to11-control-plane, proxying to the fast mock upstream; 300 warm-up
+# requests, then BENCH_REQUESTS (3000) counted. One line per mode in BENCH_MODES (default: metering
+# on, metering off, metrics off): each is `name:VAR=value,VAR=value`.
+# Builds the release binaries first; installs valgrind and redis-server when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
+BIN=target/release
+N=${BENCH_REQUESTS:-3000}
+MODES=${BENCH_MODES:-"metered: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false"}
+free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+D=$(mktemp -d)
+RP=$(free); API=$(free)
+redis-server --port "$RP" --save '' --appendonly no --daemonize yes --pidfile "$D/redis.pid" >/dev/null
+export TO11_REDIS_URL=redis://127.0.0.1:$RP TO11_MASTER_KEY=dG8xMS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE= \
+  TO11_LOG=warn TO11_ALLOW_PRIVATE_UPSTREAMS=true TO11_ADMIN_TOKEN=callgrind-operator-token-0123456789
+TO11_API_LISTEN=127.0.0.1:$API "$BIN/to11-control-plane" >"$D/cp.log" 2>&1 &
+CP=$!
+"$BIN/to11-mock-upstream" 127.0.0.1:0 --fast >"$D/mock.addr" &
+MOCK=$!
+trap 'kill $CP $MOCK 2>/dev/null; redis-cli -p $RP shutdown nosave >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
+for _ in $(seq 100); do [ -s "$D/mock.addr" ] && curl -s -o /dev/null "http://127.0.0.1:$API/healthz" && break; sleep 0.1; done
+MA=$(head -1 "$D/mock.addr")
+api() { curl -sf -H "authorization: Bearer $TO11_ADMIN_TOKEN" -H 'content-type: application/json' "http://127.0.0.1:$API/api/v1$1" -d "$2"; }
+api /projects '{"name":"Bench"}' >/dev/null
+api /projects/bench/providers "{\"kind\":\"openai-compatible\",\"base_url\":\"http://$MA/v1\",\"credential\":{\"api_key\":\"sk-mock\"},\"models\":[\"gpt-4o\"]}" >/dev/null
+KEY=$(api /projects/bench/keys '{"name":"b"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
+declare -A counted
+for mode in $MODES; do
+  name=${mode%%:*}
+  vars=${mode#*:}
+  GP=$(free)
+  (
+    IFS=, && for v in $vars; do [ -n "$v" ] && export "${v?}"; done
+    TO11_GATEWAY_LISTEN=127.0.0.1:$GP TO11_GATEWAY_WORKERS=1 exec valgrind --tool=callgrind \
+      --callgrind-out-file="$D/cg.$name.%p" "$BIN/to11-data-plane" >"$D/gw.$name.log" 2>&1
+  ) &
+  GW=$!
+  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$GP/healthz" && break; sleep 0.2; done
+  python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$KEY" 300
+  sleep 0.5
+  PID=$(pgrep -f "callgrind-out-file=$D/cg.$name" | head -1)
+  callgrind_control -d "$PID" >/dev/null
+  python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$KEY" "$N"
+  sleep 0.3
+  callgrind_control -d "$PID" >/dev/null
+  kill "$PID" 2>/dev/null || true
+  wait "$GW" 2>/dev/null || true
+  F=$(ls "$D"/cg."$name".*.2)
+  T=$(grep -E '^(summary|totals):' "$F" | head -1 | awk '{print $2}')
+  counted[$name]=$((T / N))
+  printf '%-14s %8d instructions per request  (%s)\n' "$name" "${counted[$name]}" "${vars:-defaults}"
+done
+if [ -n "${counted[metered]:-}" ] && [ -n "${counted[unmetered]:-}" ]; then
+  python3 -c "print(f'metering on / off: {${counted[metered]}/${counted[unmetered]}:.3f}x')"
+fi
+if [ -n "${counted[unmetered]:-}" ] && [ -n "${counted[no-metrics]:-}" ]; then
+  python3 -c "print(f'metrics on / off (metering off): {${counted[unmetered]}/${counted[no-metrics]}:.3f}x')"
+fi
