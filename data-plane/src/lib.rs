@@ -71,14 +71,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/v1/models", web::get().to(proxy::models::list_models))
+        .route(
+            "/v1/models/{id:.+}",
+            web::get().to(proxy::models::get_model),
+        )
+        .route(
+            "/v1beta/models/{id:.+}",
+            web::get().to(proxy::models::get_gemini_model),
+        )
         .route("/v1/chat/completions", web::post().to(forward))
         .route("/v1/completions", web::post().to(forward))
         .route("/v1/embeddings", web::post().to(forward))
         .route("/v1/responses", web::post().to(forward))
         .route("/v1/messages", web::post().to(forward))
         .route("/v1/messages/count_tokens", web::post().to(forward))
-        .route("/v1beta/models/{call:.+}", web::post().to(forward))
-        .route("/v1/models/{call:.+}", web::post().to(forward))
+        // One resource per path, both methods: a resource matched by path answers 405 for a
+        // method it lacks rather than letting another resource try.
+        .service(
+            web::resource("/v1beta/models/{call:.+}")
+                .route(web::post().to(forward))
+                .route(web::get().to(proxy::models::get_gemini_model)),
+        )
+        .service(
+            web::resource("/v1/models/{call:.+}")
+                .route(web::post().to(forward))
+                .route(web::get().to(proxy::models::get_model)),
+        )
         .route("/model/{call:.+}", web::post().to(forward))
         .default_service(web::to(health::not_found));
 }

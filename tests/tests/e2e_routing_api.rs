@@ -364,6 +364,52 @@ async fn credentials_routes_and_functions() {
         );
     }
 
+    // GET /v1/models/{id} (the SDKs' models.retrieve) answers each name the key may call, in
+    // OpenAI's shape, Anthropic's with anthropic-version, Gemini's under /v1beta; 404 otherwise.
+    let get = |path: String, extra: Option<(&'static str, &'static str)>| {
+        let auth = auth.clone();
+        async move {
+            let mut h = vec![("x-to11-authorization", auth.as_str())];
+            h.extend(extra);
+            to11_tests::client::gateway(dp.info, awc::http::Method::GET, &path, &h, None).await
+        }
+    };
+    let r = get("/v1/models/summarize".into(), None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        (
+            r.json()["id"].clone(),
+            r.json()["object"].clone(),
+            r.json()["to11_layer"].clone()
+        ),
+        (json!("summarize"), json!("model"), json!("function"))
+    );
+    let r = get("/v1/models/main/gpt-4o".into(), None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["id"], "main/gpt-4o");
+    let r = get(
+        "/v1/models/smart".into(),
+        Some(("anthropic-version", "2023-06-01")),
+    )
+    .await;
+    assert_eq!(
+        (r.json()["type"].clone(), r.json()["id"].clone()),
+        (json!("model"), json!("smart"))
+    );
+    let r = get("/v1beta/models/gpt-4o".into(), None).await;
+    assert_eq!(r.json()["name"], "models/gpt-4o");
+    let r = get("/v1/models/nope".into(), None).await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (404, json!("model_not_found"))
+    );
+    let r = get(
+        "/v1/models/nope".into(),
+        Some(("anthropic-version", "2023-06-01")),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["type"].clone()), (404, json!("error")));
+
     // A route a function uses is not deleted; after the function goes, it can be.
     let (s, e) = api.delete("/projects/routes/routes/smart").await;
     assert_eq!(s, 422, "{e}");
