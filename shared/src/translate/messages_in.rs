@@ -154,6 +154,13 @@ fn message(m: &Value, messages: &mut Vec<Value>) -> Result<(), TranslateError> {
             messages.push(assistant_turn(blocks)?);
             Ok(())
         }
+        // Claude Code sends its instructions as a `system` turn to models it does not know:
+        // chat has the same role, wherever it appears.
+        "system" => {
+            let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+            messages.push(json!({"role": "system", "content": text.join("\n\n")}));
+            Ok(())
+        }
         other => Err(invalid(format!("unknown role '{other}'"))),
     }
 }
@@ -533,6 +540,26 @@ mod tests {
             request(thinking.to_string().as_bytes(), "x", "max_tokens"),
             Err(TranslateError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn a_system_turn_becomes_a_system_message() {
+        let body = json!({"model": "m", "max_tokens": 10, "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "You are Claude Code."}, {"type": "text", "text": "Be terse."}]},
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "Later rule."}]});
+        let out: Value = serde_json::from_slice(
+            &request(body.to_string().as_bytes(), "gpt-x", "max_tokens").expect("ok"),
+        )
+        .expect("json");
+        let m = out["messages"].as_array().expect("messages");
+        assert_eq!(
+            m[0],
+            json!({"role": "system", "content": "You are Claude Code.\n\nBe terse."})
+        );
+        assert_eq!(m[2], json!({"role": "system", "content": "Later rule."}));
+        let bad = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "robot", "content": "x"}]});
+        assert!(request(bad.to_string().as_bytes(), "gpt-x", "max_tokens").is_err());
     }
 
     #[test]
