@@ -608,3 +608,34 @@ async fn a_client_that_goes_away_cancels_the_upstream_request() {
     })
     .await;
 }
+
+/// `count_tokens` to a target without the API: an estimate, marked, never a refusal; nothing is
+/// sent upstream.
+#[actix_rt::test]
+async fn count_tokens_is_estimated_for_targets_without_it() {
+    let w = world("count").await;
+    let auth = format!("Bearer {}", w.key);
+    let body = json!({"model": "a/m", "messages": [{"role": "user", "content": "How many tokens is this sentence, roughly?"}]});
+    let r = to11_tests::client::gateway(
+        w.gw.info.gateway,
+        awc::http::Method::POST,
+        "/v1/messages/count_tokens?beta=true",
+        &[
+            ("x-to11-authorization", auth.as_str()),
+            ("content-type", "application/json"),
+            ("anthropic-version", "2023-06-01"),
+        ],
+        Some(bytes::Bytes::from(body.to_string())),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.headers.get("x-to11-token-count").unwrap(), "estimated");
+    let n = r.json()["input_tokens"].as_u64().expect("input_tokens");
+    assert!(n > 0 && n < 200, "{n}");
+    assert_eq!(w.counts(), (0, 0, 0));
+    assert!(w
+        .a
+        .requests()
+        .iter()
+        .all(|r| !r.path.contains("count_tokens")));
+}

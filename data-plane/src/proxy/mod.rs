@@ -196,7 +196,45 @@ async fn serve(
         t.attempts(&attempts.tally);
     }
     let failed = attempts.failed.take();
+    if let Some(r) = estimated_count(surface, &delivery, &body, request_id, draft) {
+        return Ok(r);
+    }
     conclude(delivery, failed, draft, &how, tally).await
+}
+
+/// `count_tokens` for a target with no such API: an estimate of the request's input tokens
+/// (about four bytes of request per token, as metering estimates), marked
+/// `x-to11-token-count: estimated`, instead of a refusal. No tokens were used.
+fn estimated_count<B>(
+    surface: Surface,
+    delivery: &Delivery<'_, B>,
+    body: &Bytes,
+    request_id: &str,
+    draft: &mut Option<Draft>,
+) -> Option<HttpResponse> {
+    let unsupported =
+        matches!(delivery, Delivery::Error(e) if e.code == ErrorCode::UnsupportedByTarget);
+    if surface != Surface::CountTokens || !unsupported {
+        return None;
+    }
+    let tokens = to11_shared::usage::estimate(body.len() as u64, 0, 0).input;
+    if let Some(d) = draft.take() {
+        d.finish(
+            200,
+            crate::metering::Outcome {
+                reported: Some(Default::default()),
+                chunks: 0,
+                answer_bytes: 0,
+                cut: false,
+            },
+        );
+    }
+    Some(
+        HttpResponse::Ok()
+            .insert_header(("x-to11-request-id", request_id))
+            .insert_header(("x-to11-token-count", "estimated"))
+            .json(serde_json::json!({ "input_tokens": tokens })),
+    )
 }
 
 /// The answer to the client, or the error, with the record told how the attempts went.
