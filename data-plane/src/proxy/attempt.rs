@@ -122,6 +122,12 @@ pub enum Failure {
 /// this.
 const MAX_ERROR_BODY: usize = 1024 * 1024;
 
+/// What one send came to (`Attempts::classify`).
+enum Sent<'a, B> {
+    Failed(Outcome, Failure, Served<'a>),
+    End(TargetEnd<'a, B>),
+}
+
 /// What one target came to.
 enum TargetEnd<'a, B> {
     Deliver(Delivery<'a, B>),
@@ -253,38 +259,14 @@ impl<'a> Attempts<'a> {
             let sent = upstream.send(&attempt).await;
             let ttfb_us = started.elapsed().as_micros() as u64;
             let served = self.served(target, *attempts);
-            let (outcome, failure) = match sent {
-                // Redirects are not followed, nor passed on (a client could re-send its key
-                // there): the target failed.
-                Ok(answered) if answered.status.is_redirection() => upstream_error(
-                    SendError::Broken(format!(
-                        "it answered with a redirect (HTTP {}), which the gateway does not follow",
-                        answered.status.as_u16()
-                    )),
-                    served.provider,
-                ),
-                Ok(answered) if answered.status.as_u16() < 400 => {
-                    self.tally.waited(Duration::from_micros(ttfb_us));
-                    self.record_answer(health, &answered, ttfb_us);
-                    return TargetEnd::Deliver(Delivery::Answer {
-                        answered,
-                        prepared: prepared.clone(),
-                        served,
-                    });
-                }
-                // An error answer is read whole and scrubbed of the credential presented before
-                // anything of it reaches the client.
-                Ok(answered) => {
-                    if self.policy.is_none() {
-                        self.record_answer(health, &answered, ttfb_us);
-                    }
-                    read_failure(answered, idle, &scrubber(byok, stored)).await
-                }
-                Err(SendError::Credential(e)) => {
-                    self.note(&served, None, Some(e.code.name()));
-                    return TargetEnd::Next(Failure::Error(e), served);
-                }
-                Err(e) => upstream_error(e, served.provider),
+            let (outcome, failure, served) = match self
+                .classify(sent, served, prepared, health, ttfb_us, idle, || {
+                    scrubber(byok, stored)
+                })
+                .await
+            {
+                Sent::Failed(outcome, failure, served) => (outcome, failure, served),
+                Sent::End(end) => return end,
             };
             self.tally.waited(started.elapsed());
             match &failure {
@@ -332,6 +314,56 @@ impl<'a> Attempts<'a> {
                 Decision::Next => return TargetEnd::Next(failure, served),
             }
         }
+    }
+
+    /// What one send came to: an answer to deliver (a success), or a failure to decide on — an
+    /// error answer read whole and scrubbed of the credential presented (`scrubber`) before
+    /// anything of it reaches the client, a redirect (never followed nor passed on: a client
+    /// could re-send its key there), or no answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn classify<B>(
+        &self,
+        sent: Result<Answered<B>, SendError>,
+        served: Served<'a>,
+        prepared: &Rc<Prepared>,
+        health: Option<&Arc<TargetHealth>>,
+        ttfb_us: u64,
+        idle: Duration,
+        scrubber: impl FnOnce() -> Scrubber,
+    ) -> Sent<'a, B>
+    where
+        B: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+    {
+        let (outcome, failure) = match sent {
+            Ok(answered) if answered.status.is_redirection() => upstream_error(
+                SendError::Broken(format!(
+                    "it answered with a redirect (HTTP {}), which the gateway does not follow",
+                    answered.status.as_u16()
+                )),
+                served.provider,
+            ),
+            Ok(answered) if answered.status.as_u16() < 400 => {
+                self.tally.waited(Duration::from_micros(ttfb_us));
+                self.record_answer(health, &answered, ttfb_us);
+                return Sent::End(TargetEnd::Deliver(Delivery::Answer {
+                    answered,
+                    prepared: prepared.clone(),
+                    served,
+                }));
+            }
+            Ok(answered) => {
+                if self.policy.is_none() {
+                    self.record_answer(health, &answered, ttfb_us);
+                }
+                read_failure(answered, idle, &scrubber()).await
+            }
+            Err(SendError::Credential(e)) => {
+                self.note(&served, None, Some(e.code.name()));
+                return Sent::End(TargetEnd::Next(Failure::Error(e), served));
+            }
+            Err(e) => upstream_error(e, served.provider),
+        };
+        Sent::Failed(outcome, failure, served)
     }
 
     /// Notes a failed attempt for the record.
