@@ -639,3 +639,39 @@ async fn count_tokens_is_estimated_for_targets_without_it() {
         .iter()
         .all(|r| !r.path.contains("count_tokens")));
 }
+
+/// Claude Code's tuning hints against an OpenAI-format target: dropped, named in
+/// `x-to11-dropped`, never sent upstream; the request is answered.
+#[actix_rt::test]
+async fn claude_code_hints_are_dropped_and_named_for_chat_targets() {
+    let w = world("hints").await;
+    let auth = format!("Bearer {}", w.key);
+    for stream in [false, true] {
+        let body = json!({"model": "a/m", "max_tokens": 64, "stream": stream,
+            "thinking": {"type": "enabled", "budget_tokens": 2048}, "output_config": {"effort": "medium"},
+            "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+            "messages": [{"role": "user", "content": "hi"}]});
+        let r = to11_tests::client::gateway(
+            w.gw.info.gateway,
+            awc::http::Method::POST,
+            "/v1/messages?beta=true",
+            &[
+                ("x-to11-authorization", auth.as_str()),
+                ("content-type", "application/json"),
+                ("anthropic-version", "2023-06-01"),
+                ("anthropic-beta", "context-management-2025-06-27"),
+            ],
+            Some(bytes::Bytes::from(body.to_string())),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.headers.get("x-to11-dropped").unwrap(),
+            "thinking, output_config.effort, context_management"
+        );
+        let sent = w.a.last_request(CHAT).expect("sent").json();
+        for k in ["thinking", "output_config", "context_management"] {
+            assert!(sent.get(k).is_none(), "{k} reached the upstream: {sent}");
+        }
+    }
+}

@@ -140,6 +140,7 @@ where
         }
         Some(t) if t.converts_streams() => {
             let mut out = head(&upstream, served, true);
+            dropped(&mut out, prepared);
             out.insert_header((CONTENT_TYPE, "text/event-stream"));
             let mut converter = t.stream(&answer);
             if draft.is_some() {
@@ -191,6 +192,17 @@ fn header_usage<B>(upstream: &Answered<B>, prepared: &Prepared) -> Option<Usage>
     }
     let h = |n: &HeaderName| upstream.headers.get(n).and_then(|v| v.to_str().ok());
     from_bedrock_headers(h(&INPUT), h(&OUTPUT))
+}
+
+/// `x-to11-dropped`: the request hints the translation dropped (the target has no equivalent).
+fn dropped(out: &mut HttpResponseBuilder, prepared: &Prepared) {
+    const DROPPED: HeaderName = HeaderName::from_static("x-to11-dropped");
+    let d = prepared.asked.dropped;
+    if !d.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&d.names()) {
+            out.insert_header((DROPPED, v));
+        }
+    }
 }
 
 /// The status and headers of an answer, with the served-by headers.
@@ -329,6 +341,7 @@ where
     for (name, value) in served.headers() {
         r.insert_header((name, value));
     }
+    dropped(&mut r, prepared);
     r.content_type("application/json").body(out)
 }
 

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::pair::{Answer, Target};
 use super::stream::{Event, StreamTranslator};
-use super::{Asked, TranslateError};
+use super::{Asked, Dropped, TranslateError};
 
 fn unsupported(what: &str) -> TranslateError {
     TranslateError::Unsupported(format!("OpenAI-compatible models cannot express {what}"))
@@ -30,7 +30,7 @@ fn invalid(what: impl Into<String>) -> TranslateError {
 pub fn request(
     req: Map<String, Value>,
     target: &Target<'_>,
-    _: &mut Asked,
+    asked: &mut Asked,
 ) -> Result<Map<String, Value>, TranslateError> {
     let mut out = Map::new();
     out.insert("model".into(), target.model.into());
@@ -38,7 +38,7 @@ pub fn request(
         if v.is_null() {
             continue;
         }
-        field(k, v, target, &mut out)?;
+        field(k, v, target, &mut out, asked)?;
     }
     let mut messages = system(req.get("system"))?;
     for m in req
@@ -76,12 +76,16 @@ pub fn request(
     Ok(out)
 }
 
-/// One top-level field of a Messages request, in chat's terms.
+/// One top-level field of a Messages request, in chat's terms. Hints that only tune how the
+/// answer is produced (thinking, effort, context management, cache points, `top_k`) have no
+/// chat equivalent every model accepts: they are dropped and named in `asked.dropped`; features
+/// that change what the answer means are refused by name.
 fn field(
     k: &str,
     v: &Value,
     target: &Target<'_>,
     out: &mut Map<String, Value>,
+    asked: &mut Asked,
 ) -> Result<(), TranslateError> {
     match k {
         "model" | "messages" | "system" | "tools" | "tool_choice" => {}
@@ -108,11 +112,22 @@ fn field(
         }
         "thinking" => {
             if v["type"] != "disabled" {
-                return Err(unsupported("extended thinking"));
+                asked.dropped.add(Dropped::THINKING);
             }
         }
-        "top_k" | "container" | "mcp_servers" | "output_config" | "output_format"
-        | "cache_control" => {
+        "output_config" => {
+            let fields = v.as_object().map(|o| o.keys().collect::<Vec<_>>());
+            match fields {
+                Some(keys) if keys.iter().all(|k| *k == "effort") => {
+                    asked.dropped.add(Dropped::EFFORT)
+                }
+                _ => return Err(unsupported("'output_config' beyond 'effort'")),
+            }
+        }
+        "context_management" => asked.dropped.add(Dropped::CONTEXT_MANAGEMENT),
+        "cache_control" => asked.dropped.add(Dropped::CACHE_CONTROL),
+        "top_k" => asked.dropped.add(Dropped::TOP_K),
+        "container" | "mcp_servers" | "output_format" => {
             return Err(unsupported(&format!("'{k}'")));
         }
         "service_tier" | "inference_geo" => {}
@@ -535,11 +550,55 @@ mod tests {
             json!({"role": "tool", "tool_call_id": "tu1", "content": "42"})
         );
         assert_eq!(m[4]["content"][0]["text"], "and?");
-        let thinking = json!({"model": "m", "max_tokens": 5, "thinking": {"type": "enabled", "budget_tokens": 1000}, "messages": []});
-        assert!(matches!(
-            request(thinking.to_string().as_bytes(), "x", "max_tokens"),
-            Err(TranslateError::Unsupported(_))
-        ));
+    }
+
+    /// What Claude Code sends: hints that only tune the answer are dropped and named; what would
+    /// change the answer's meaning is refused by name.
+    #[test]
+    fn tuning_hints_are_dropped_and_named_meaning_is_refused() {
+        static STEPS: &[&crate::translate::Step] = &[&MESSAGES_TO_CHAT];
+        let t = Translation::new(STEPS, Framing::Sse);
+        let goal = Target {
+            model: "x",
+            max_tokens_field: "max_tokens",
+            ask_usage: true,
+        };
+        let body = json!({"model": "m", "max_tokens": 5, "thinking": {"type": "adaptive"},
+            "output_config": {"effort": "high"}, "top_k": 5,
+            "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+            "cache_control": {"type": "ephemeral"},
+            "messages": [{"role": "user", "content": "hi"}]});
+        let (out, asked) = t
+            .request_bytes(body.to_string().as_bytes(), &goal)
+            .expect("translated");
+        let out: Value = serde_json::from_slice(&out).expect("json");
+        for k in [
+            "thinking",
+            "output_config",
+            "top_k",
+            "context_management",
+            "cache_control",
+        ] {
+            assert!(out.get(k).is_none(), "{k} dropped");
+        }
+        assert_eq!(
+            asked.dropped.names(),
+            "thinking, output_config.effort, context_management, cache_control, top_k"
+        );
+        let plain = json!({"model": "m", "max_tokens": 5, "thinking": {"type": "disabled"}, "messages": []});
+        let (_, asked) = t
+            .request_bytes(plain.to_string().as_bytes(), &goal)
+            .expect("ok");
+        assert!(asked.dropped.is_empty());
+        for refused in [
+            json!({"model": "m", "max_tokens": 5, "messages": [], "output_config": {"format": {"type": "json_schema"}}}),
+            json!({"model": "m", "max_tokens": 5, "messages": [], "mcp_servers": [{"url": "https://x"}]}),
+        ] {
+            assert!(matches!(
+                t.request_bytes(refused.to_string().as_bytes(), &goal),
+                Err(TranslateError::Unsupported(_))
+            ));
+        }
     }
 
     #[test]

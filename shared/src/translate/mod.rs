@@ -20,6 +20,46 @@ pub struct Asked {
     pub include_usage: bool,
     /// JSON mode through the forced `JSON_TOOL`: its call is the answer's `content`.
     pub json_tool: bool,
+    /// Hints that only tune how an answer is produced, dropped because the target has no
+    /// equivalent (the answer names them in `x-to11-dropped`).
+    pub dropped: Dropped,
+}
+
+/// A set of dropped request hints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped(u8);
+
+impl Dropped {
+    pub const THINKING: Dropped = Dropped(1);
+    pub const EFFORT: Dropped = Dropped(1 << 1);
+    pub const CONTEXT_MANAGEMENT: Dropped = Dropped(1 << 2);
+    pub const CACHE_CONTROL: Dropped = Dropped(1 << 3);
+    pub const TOP_K: Dropped = Dropped(1 << 4);
+    const NAMES: [(Dropped, &'static str); 5] = [
+        (Dropped::THINKING, "thinking"),
+        (Dropped::EFFORT, "output_config.effort"),
+        (Dropped::CONTEXT_MANAGEMENT, "context_management"),
+        (Dropped::CACHE_CONTROL, "cache_control"),
+        (Dropped::TOP_K, "top_k"),
+    ];
+
+    pub fn add(&mut self, d: Dropped) {
+        self.0 |= d.0;
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The dropped hints' request field names, comma-separated.
+    pub fn names(self) -> String {
+        Dropped::NAMES
+            .iter()
+            .filter(|(d, _)| self.0 & d.0 != 0)
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Asked {
