@@ -705,7 +705,7 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
         // Messages to an OpenAI-family target, with a feature OpenAI chat cannot express.
         (
             "/v1/messages",
-            json!({"model": "cohere/m1", "max_tokens": 5, "top_k": 5, "messages": [{"role": "user", "content": "hi"}]}),
+            json!({"model": "cohere/m1", "max_tokens": 5, "mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}], "messages": [{"role": "user", "content": "hi"}]}),
         ),
         // Claude on Bedrock, but a model that is not Claude.
         ("/v1/responses", chat_body("bedrock/m1", false)),
