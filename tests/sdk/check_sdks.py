@@ -267,7 +267,8 @@ check("anthropic: streamed tool use translated to Gemini", an_tools("gemini/m1",
 check("anthropic: tool use translated to Bedrock Converse", an_tools("bedrock/m1", False))
 check("anthropic: streamed tool use translated to Bedrock ConverseStream", an_tools("bedrock/m1", True))
 check("anthropic: a request the target cannot express raises BadRequestError",
-      an_error(an, "openai/m1", anthropic.BadRequestError, extra_body={"top_k": 5}))
+      an_error(an, "openai/m1", anthropic.BadRequestError,
+               extra_body={"mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}]}))
 
 if failures:
     print(f"{len(failures)} SDK check(s) failed")
