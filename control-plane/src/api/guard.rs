@@ -77,12 +77,21 @@ pub async fn admit(
 /// (and the token presented), and a blocked source is refused before any check.
 fn authenticate(req: &HttpRequest, api: &Api) -> Result<Principal, ApiError> {
     let now = Instant::now();
-    let keys = throttle_keys(req, api);
+    // The bearer token's keyed hash serves both the throttle and the authentication: one HMAC.
+    let bearer = bearer(req);
+    let hash = bearer.and_then(|t| token_hash(t, api));
+    let keys = keys_of(req, hash);
     if let Some(wait) = api.throttle.blocked(&keys, now) {
         api.metrics.auth_throttled.inc();
         return Err(ApiError::too_many_failures(retry_after_secs(wait)));
     }
-    match Principal::authenticate(req, api) {
+    let principal = match (bearer, hash) {
+        (Some(_), Some(hash)) => Principal::from_hash(hash, api),
+        // A token too short or too long to be one: refused as it is, without hashing.
+        (Some(token), None) => Principal::from_token(token, api),
+        (None, _) => Principal::authenticate(req, api),
+    };
+    match principal {
         Ok(p) => {
             req.extensions_mut().insert(p);
             Ok(p)
@@ -114,17 +123,26 @@ fn presents_credentials(req: &HttpRequest) -> bool {
 
 /// The keys a request's failures count against: its source, and the bearer token it presents.
 pub fn throttle_keys(req: &HttpRequest, api: &Api) -> Vec<Key> {
-    let mut keys = vec![Key::source(source(req))];
-    if let Some(token) = req
-        .headers()
+    keys_of(req, bearer(req).and_then(|t| token_hash(t, api)))
+}
+
+/// The token in `Authorization` (without its `Bearer`), when the header is text.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-    {
-        let token = to11_shared::keys::strip_bearer(token);
-        if !token.is_empty() && token.len() <= 512 {
-            keys.push(Key::token(&api.keyring.key_hash(token).0));
-        }
-    }
+        .map(to11_shared::keys::strip_bearer)
+}
+
+/// The keyed hash of a token of a length a token can have.
+fn token_hash(token: &str, api: &Api) -> Option<to11_shared::crypto::KeyHash> {
+    (!token.is_empty() && token.len() <= 512).then(|| api.keyring.key_hash(token))
+}
+
+/// The source, and the token by its keyed hash when one was presented.
+fn keys_of(req: &HttpRequest, token: Option<to11_shared::crypto::KeyHash>) -> Vec<Key> {
+    let mut keys = vec![Key::source(source(req))];
+    keys.extend(token.map(|h| Key::token(&h.0)));
     keys
 }
 

@@ -16,14 +16,15 @@ use crate::{Ctx, Worker};
 
 /// The caller, from the live state loaded once, for a source not backed off for its bad keys
 /// (`strikes`); a refused key counts against its source. Keys that authenticated before are
-/// found by their remembered hash (`auth::KeyHashes`).
+/// found by their remembered hash (`auth::KeyHashes`). `now` is the request's arrival (no clock
+/// read of its own on the hot path).
 pub fn caller_backed_off(
     ctx: &Ctx,
     worker: &Worker,
     req: &HttpRequest,
+    now: std::time::Instant,
 ) -> Result<Caller, GatewayError> {
     let header = ctx.settings.client_ip_header.as_deref();
-    let now = std::time::Instant::now();
     if let Some(wait) = worker.strikes.blocked(|| strikes::source(req, header), now) {
         let secs = wait.as_secs().max(1);
         return Err(GatewayError::new(

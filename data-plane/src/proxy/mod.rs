@@ -116,7 +116,7 @@ async fn serve(
     tally: &mut Option<Tally>,
 ) -> Result<HttpResponse, GatewayError> {
     let request_id = arrived.id.as_str();
-    let caller = admit::caller_backed_off(ctx, worker, req)?;
+    let caller = admit::caller_backed_off(ctx, worker, req, arrived.started)?;
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
     if let Some(t) = tally.as_mut() {
