@@ -18,6 +18,16 @@ pub struct AwsCredentials {
     pub session_token: Option<String>,
 }
 
+impl AwsCredentials {
+    /// Every part an echo of the credentials could show (the secret is never sent, but is
+    /// looked for all the same).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        [self.access_key_id.as_str(), self.secret_access_key.as_str()]
+            .into_iter()
+            .chain(self.session_token.as_deref())
+    }
+}
+
 /// One request to sign. `path` is the path exactly as sent (already percent-encoded where needed);
 /// `query` the raw query string, without `?`. `headers` are the headers to sign besides `host`,
 /// `x-amz-date` and `x-amz-security-token`, which `sign` adds itself.

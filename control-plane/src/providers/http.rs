@@ -57,32 +57,15 @@ impl Auth {
     }
 }
 
-/// Every secret presented on a call (and the stored one it came from), to redact echoes of.
+/// Every secret presented on a call (and the stored key it came from), to redact echoes of. The
+/// presentation is made from the stored secret (`Auth::new`), so AWS keys are found in it.
 fn scrubber(auth: &Auth, secret: &CredentialSecret) -> Scrubber {
-    let mut secrets: Vec<&str> = Vec::new();
+    let mut secrets: Vec<&str> = secret.api_key().into_iter().collect();
     match auth {
         Auth::None => {}
         Auth::Header(_, v) => secrets.push(header_secret(v)),
         Auth::Anthropic(k) => secrets.push(k),
-        Auth::SigV4 { creds, .. } => {
-            secrets.extend([
-                creds.access_key_id.as_str(),
-                creds.secret_access_key.as_str(),
-            ]);
-            secrets.extend(creds.session_token.as_deref());
-        }
-    }
-    match secret {
-        CredentialSecret::ApiKey { api_key } => secrets.push(api_key),
-        CredentialSecret::Aws {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        } => {
-            secrets.extend([access_key_id.as_str(), secret_access_key.as_str()]);
-            secrets.extend(session_token.as_deref());
-        }
-        CredentialSecret::GoogleServiceAccount { .. } => {}
+        Auth::SigV4 { creds, .. } => secrets.extend(creds.secrets()),
     }
     Scrubber::new(secrets)
 }

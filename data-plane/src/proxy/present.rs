@@ -93,9 +93,7 @@ pub(super) fn scrubber(
             }
         }
         Some(UpstreamAuth::SigV4 { creds, .. }) => {
-            secrets.push(creds.access_key_id.clone());
-            secrets.push(creds.secret_access_key.clone());
-            secrets.extend(creds.session_token.clone());
+            secrets.extend(creds.secrets().map(str::to_string))
         }
         Some(UpstreamAuth::Google(slot)) => secrets.extend(slot.last_token()),
         None | Some(UpstreamAuth::None) => {}
