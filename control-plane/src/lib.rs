@@ -311,6 +311,7 @@ pub async fn start(
         usage: metering.store.clone(),
         pricer: metering.pricer.clone(),
         ingest: metering.ingest.clone(),
+        counters: metering.counters.clone(),
     });
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))

@@ -62,6 +62,13 @@ pub struct Settings {
     pub metrics: bool,
     /// Whether per-request metrics carry a `project` label (the project's slug).
     pub metrics_project_label: bool,
+    /// What a replica does with limited requests while the limits store is unreachable.
+    pub limits_when_store_down: crate::limits::WhenDown,
+    /// Output tokens a request that sets no maximum reserves against token limits and budgets.
+    pub limits_default_output_tokens: u64,
+    /// Longest wait for the limits store (a grant, a report) before counting on the worker's
+    /// own share.
+    pub limits_store_timeout: Duration,
 }
 
 impl Settings {
@@ -105,6 +112,21 @@ impl Settings {
             usage_buffer: env.number("TO11_USAGE_BUFFER", 100_000) as usize,
             metrics: env.flag("TO11_METRICS", true),
             metrics_project_label: env.flag("TO11_METRICS_PROJECT_LABEL", false),
+            limits_when_store_down: match env
+                .string("TO11_LIMITS_WHEN_STORE_DOWN", "local")
+                .as_str()
+            {
+                "local" => crate::limits::WhenDown::Local,
+                "refuse" => crate::limits::WhenDown::Refuse,
+                other => {
+                    env.problem(format!(
+                        "TO11_LIMITS_WHEN_STORE_DOWN: '{other}' is neither 'local' nor 'refuse'"
+                    ));
+                    crate::limits::WhenDown::Local
+                }
+            },
+            limits_default_output_tokens: env.number("TO11_LIMITS_DEFAULT_OUTPUT_TOKENS", 4096),
+            limits_store_timeout: env.millis("TO11_LIMITS_STORE_TIMEOUT_MS", 200),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod error;
 pub mod health;
 pub mod health_book;
+pub mod limits;
 pub mod metering;
 pub mod metrics;
 pub mod proxy;
@@ -40,6 +41,8 @@ pub struct Ctx {
     pub recorder: Arc<metering::Recorder>,
     /// Bytes of request bodies and fetched images the replica may hold at once.
     pub budget: budget::MemoryBudget,
+    /// Usage limits and budgets, counted across replicas.
+    pub limiter: Arc<limits::Limiter>,
 }
 
 /// What each worker thread owns: its upstream client (awc clients are not `Send`; its pool stays
@@ -53,6 +56,8 @@ pub struct Worker {
     pub key_hashes: auth::KeyHashes,
     /// The metric series of the requests this worker served, by label set.
     pub series: RefCell<metrics::SeriesCache>,
+    /// This worker's slices of the usage limits it met.
+    pub limits: limits::WorkerLimits,
 }
 
 fn upstream_client(s: &Settings) -> awc::Client {
@@ -116,6 +121,7 @@ pub fn start(
     keyring: Keyring,
     source: Arc<dyn SnapshotSource>,
     sink: Option<Arc<dyn to11_io::sink::RecordSink>>,
+    counters: Arc<dyn to11_io::counters::CounterStore>,
 ) -> std::io::Result<Gateway> {
     let live = Live::default();
     let status = Arc::new(SyncStatus::default());
@@ -144,6 +150,12 @@ pub fn start(
     let header_read_timeout = settings.header_read_timeout;
     let metrics = Metrics::new(settings.metrics, settings.metrics_project_label);
     metrics.pull(&live, &status, &recorder);
+    let limiter = limits::Limiter::new(
+        counters,
+        settings.limits_when_store_down,
+        settings.limits_default_output_tokens,
+    );
+    metrics.pull_limits(&limiter.stats);
     let ctx = web::Data::new(Ctx {
         live: live.clone(),
         keyring,
@@ -152,6 +164,7 @@ pub fn start(
         metrics,
         sync: status.clone(),
         recorder,
+        limiter,
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {
@@ -161,6 +174,7 @@ pub fn start(
             strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
             key_hashes: auth::KeyHashes::default(),
             series: RefCell::default(),
+            limits: ctx.limiter.worker(),
         });
         App::new()
             .app_data(ctx.clone())

@@ -27,11 +27,18 @@ async fn main() -> anyhow::Result<()> {
         config.usage_stream_max,
     )
     .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let counters = to11_io::counters::RedisCounters::new(
+        &config.redis.url,
+        &config.redis.prefix,
+        config.gateway.limits_store_timeout,
+    )
+    .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
     let gw = to11_data_plane::start(
         config.gateway,
         keyring,
         Arc::new(source),
         Some(Arc::new(sink)),
+        Arc::new(counters),
     )?;
     println!("to11-data-plane listening on {}", gw.addr);
     gw.server.await?;

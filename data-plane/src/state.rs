@@ -92,6 +92,9 @@ pub struct ProjectLive {
     pub auth_forms: Vec<AuthForm>,
     /// Health of route targets; carried over from the previous snapshot on apply.
     pub health: crate::health_book::HealthBook,
+    /// The project's own limits, and the operator's plan for it.
+    pub limits: Option<to11_shared::limits::Limits>,
+    pub plan: Option<to11_shared::limits::Limits>,
     key_hashes: Vec<KeyHash>,
 }
 
@@ -144,6 +147,7 @@ pub struct KeyEntry {
     pub models: Option<HashSet<String>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub byok: Option<ByokPolicy>,
+    pub limits: Option<to11_shared::limits::Limits>,
 }
 
 #[derive(Clone, Default)]
@@ -235,6 +239,7 @@ pub fn prepare(
                 models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
                 expires_at: k.expires_at,
                 byok: k.byok,
+                limits: k.limits.clone(),
             },
         ));
     }
@@ -249,6 +254,8 @@ pub fn prepare(
             apis,
             auth_forms,
             health: Default::default(),
+            limits: s.limits.clone(),
+            plan: s.plan.clone(),
             key_hashes: keys.iter().map(|(h, _)| *h).collect(),
         },
         keys,
@@ -373,8 +380,11 @@ pub(crate) mod tests {
                     models: None,
                     expires_at: None,
                     byok: None,
+                    limits: None,
                 })
                 .collect(),
+            limits: None,
+            plan: None,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct Scan<'a> {
     pub user: Option<Cow<'a, str>>,
     /// Whether `stream_options.include_usage` is true.
     pub include_usage: bool,
+    /// The most output tokens the request allows (`max_tokens`, `max_completion_tokens` or
+    /// `max_output_tokens` at the top level), when it is a whole number: what limits reserve.
+    pub max_output: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -87,6 +90,12 @@ impl<'de> Visitor<'de> for ScanVisitor<'de> {
                     let raw: &'de RawValue = map.next_value()?;
                     if let Ok(u) = serde_json::from_str::<Cow<'de, str>>(raw.get()) {
                         scan.user = Some(u);
+                    }
+                }
+                "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if let Ok(n) = raw.get().parse::<u64>() {
+                        scan.max_output = Some(scan.max_output.map_or(n, |m| m.min(n)));
                     }
                 }
                 "stream_options" => {

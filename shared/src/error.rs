@@ -47,6 +47,8 @@ codes! {
     ModelNotAllowed     => 403, "model_not_allowed",        "permission_error",      Client;
     ModelNotFound       => 404, "model_not_found",          "not_found_error",       Client;
     RateLimited         => 429, "rate_limited",             "rate_limit_error",      Client;
+    BudgetExceeded      => 429, "budget_exceeded",          "rate_limit_error",      Client;
+    ConcurrencyLimited  => 429, "concurrency_limited",      "rate_limit_error",      Client;
     UpstreamFailure     => 502, "upstream_failure",         "api_error",             Upstream;
     NotConfigured       => 503, "not_configured",           "api_error",             Gateway;
     UpstreamTimeout     => 504, "upstream_timeout",         "api_error",             Upstream;

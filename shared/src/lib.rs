@@ -14,6 +14,7 @@ pub mod error;
 pub mod eventstream;
 pub mod google;
 pub mod keys;
+pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod record;

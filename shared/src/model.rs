@@ -177,6 +177,9 @@ pub struct GatewayKey {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub byok: Option<ByokPolicy>,
+    /// What this key may use (`limits::Limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::Limits>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -206,6 +209,13 @@ pub struct ProjectState {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub functions: Vec<Function>,
+    /// The project's own limits (its management key may change them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::Limits>,
+    /// The operator's plan for the project: limits only the operator may change, enforced
+    /// besides the project's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::limits::Limits>,
 }
 
 impl ProjectState {

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::crypto::{Keyring, SealedSecret};
+use crate::limits::Limits;
 use crate::model::{ByokPolicy, Function, Project, ProjectState, Route};
 
 /// The newest snapshot schema this build understands.
@@ -28,6 +29,10 @@ pub struct Snapshot {
     pub functions: Vec<Function>,
     #[serde(default)]
     pub keys: Vec<SnapshotKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Limits>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,6 +66,8 @@ pub struct SnapshotKey {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub byok: Option<ByokPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 /// The associated data a credential is sealed under: it opens only for this owner.
@@ -105,8 +112,11 @@ impl Snapshot {
                     models: k.models.clone(),
                     expires_at: k.expires_at,
                     byok: k.byok,
+                    limits: k.limits.clone(),
                 })
                 .collect(),
+            limits: state.limits.clone(),
+            plan: state.plan.clone(),
         }
     }
 
@@ -196,6 +206,8 @@ mod tests {
             routes: vec![],
             functions: vec![],
             keys: vec![],
+            limits: None,
+            plan: None,
         }
     }
 

@@ -154,6 +154,7 @@ fn metering(redis_url: &str, prefix: &str, database_url: &str) -> anyhow::Result
         store: Some(store),
         pricer,
         ingest: Some(stats),
+        counters: None,
     })
 }
 
@@ -172,10 +173,14 @@ fn control_plane_full(
         tweak(&mut settings);
         let store = RedisStore::new(&redis_url, &prefix, Duration::from_secs(2))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let metering = match &database_url {
+        let mut metering = match &database_url {
             Some(db) => metering(&redis_url, &prefix, db)?,
             None => Metering::default(),
         };
+        metering.counters = Some(Arc::new(
+            to11_io::counters::RedisCounters::new(&redis_url, &prefix, Duration::from_secs(2))
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ));
         let cp =
             to11_control_plane::start(settings, Arc::new(Store::Redis(store)), metering).await?;
         Ok((
@@ -219,11 +224,19 @@ pub fn replica(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<SocketAd
         let source = RedisSource::new(&redis_url, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
         let sink = to11_data_plane::metering::redis::RedisSink::new(&redis_url, &prefix, 50_000)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let settings = gateway_settings();
+        let counters = to11_io::counters::RedisCounters::new(
+            &redis_url,
+            &prefix,
+            settings.limits_store_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let gw = to11_data_plane::start(
-            gateway_settings(),
+            settings,
             keyring,
             Arc::new(source),
             Some(Arc::new(sink)),
+            Arc::new(counters),
         )?;
         Ok((gw.addr, vec![gw.server]))
     })

@@ -9,6 +9,7 @@ use to11_control_plane::store::local::{write_atomic, LocalStore};
 use to11_control_plane::store::Store;
 use to11_control_plane::usage::{self, LocalSink, Metering, Pricer};
 use to11_control_plane::{ApiSettings, ControlPlane, Retention, Settings};
+use to11_io::counters::LocalCounters;
 use to11_io::sink::RecordSink;
 use to11_shared::config::{log_filter, Problems, Secret, Source};
 use to11_shared::crypto::Keyring;
@@ -89,6 +90,7 @@ fn metering(s: &EmbeddedConfig) -> anyhow::Result<Metering> {
         store: Some(store),
         pricer,
         ingest: None,
+        counters: None,
     })
 }
 
@@ -153,7 +155,22 @@ pub async fn start(s: EmbeddedConfig) -> anyhow::Result<Embedded> {
     };
 
     let local = LocalStore::open(&s.data_dir.join("store")).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let metering = metering(&s)?;
+    let mut metering = metering(&s)?;
+    // Usage limits are counted in this process, and kept in the data directory.
+    let counters = Arc::new(
+        LocalCounters::open(s.data_dir.join("limits.json")).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let saving = counters.clone();
+    actix_rt::spawn(async move {
+        let mut every = actix_rt::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            if let Err(e) = saving.persist() {
+                tracing::warn!(error = %e, "usage limit counters not saved");
+            }
+        }
+    });
+    metering.counters = Some(counters.clone());
     let settings = Settings {
         api: s.api,
         keyring: keyring.clone(),
@@ -168,7 +185,7 @@ pub async fn start(s: EmbeddedConfig) -> anyhow::Result<Embedded> {
     let control_plane =
         to11_control_plane::start(settings, Arc::new(Store::Local(local.clone())), metering)
             .await?;
-    let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local), sink)?;
+    let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local), sink, counters)?;
     let _ = control_plane
         .gateway_url
         .set(format!("http://{}", gateway.addr));

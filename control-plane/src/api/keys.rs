@@ -21,6 +21,8 @@ pub struct CreateBody {
     models: Option<Vec<String>>,
     expires_at: Option<DateTime<Utc>>,
     byok: Option<ByokPolicy>,
+    /// What the key may use (`to11_shared::limits::Limits`).
+    limits: Option<serde_json::Value>,
 }
 
 pub async fn create(
@@ -42,6 +44,10 @@ pub async fn create(
             "'models' must name at least one model, or be omitted for all",
         ));
     }
+    let limits = match &body.limits {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(super::limits::parse(v)?).filter(|l| !l.is_empty()),
+    };
     let Minted { secret, hash, hint } = mint(&api.keyring, new_gateway_key);
     let key = GatewayKey {
         id: Uuid::new_v4(),
@@ -51,6 +57,7 @@ pub async fn create(
         models: body.models,
         expires_at: body.expires_at,
         byok: body.byok,
+        limits,
         created_at: Utc::now(),
     };
     let c = api

@@ -10,6 +10,7 @@ mod dashboard;
 pub mod guard;
 mod health;
 mod keys;
+pub mod limits;
 mod projects;
 mod providers;
 mod routing;
@@ -61,6 +62,8 @@ pub struct Api {
     pub pricer: Arc<crate::usage::Pricer>,
     /// Ingestion's counters (Redis mode with a database).
     pub ingest: Option<Arc<crate::usage::ingest::IngestStats>>,
+    /// Where usage limits are counted (what `GET …/limits` shows as used).
+    pub counters: Option<Arc<dyn to11_io::counters::CounterStore>>,
 }
 
 impl Api {
@@ -178,6 +181,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{p}/keys", web::post().to(keys::create))
                 .route("/projects/{p}/keys", web::get().to(keys::list))
                 .route("/projects/{p}/keys/{id}", web::delete().to(keys::revoke))
+                .route(
+                    "/projects/{p}/keys/{id}/limits",
+                    web::get().to(limits::get_key),
+                )
+                .route(
+                    "/projects/{p}/keys/{id}/limits",
+                    web::put().to(limits::set_key),
+                )
+                .route("/projects/{p}/limits", web::get().to(limits::get_project))
+                .route("/projects/{p}/limits", web::put().to(limits::set_project))
+                .route("/projects/{p}/plan", web::get().to(limits::get_project))
+                .route("/projects/{p}/plan", web::put().to(limits::set_project))
+                .route("/projects/{p}/limits/events", web::get().to(limits::events))
                 .route(
                     "/projects/{p}/credentials",
                     web::post().to(credentials::add),

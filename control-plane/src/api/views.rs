@@ -99,6 +99,8 @@ pub struct KeyView {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub byok: Option<ByokPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<to11_shared::limits::Limits>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -111,6 +113,7 @@ impl From<&GatewayKey> for KeyView {
             models: k.models.clone(),
             expires_at: k.expires_at,
             byok: k.byok,
+            limits: k.limits.clone(),
             created_at: k.created_at,
         }
     }
@@ -125,6 +128,7 @@ impl From<&ManagementKey> for KeyView {
             models: None,
             expires_at: None,
             byok: None,
+            limits: None,
             created_at: k.created_at,
         }
     }

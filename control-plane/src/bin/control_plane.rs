@@ -27,7 +27,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?,
     ));
-    let metering = metering(&config)?;
+    let mut metering = metering(&config)?;
+    metering.counters = Some(Arc::new(
+        to11_io::counters::RedisCounters::new(
+            &config.redis.url,
+            &config.redis.prefix,
+            config.store_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?,
+    ));
     // Wait for the store: the control plane serves nothing it has not loaded.
     let mut wait = Duration::from_millis(200);
     let cp = loop {
@@ -71,5 +79,6 @@ fn metering(config: &ControlPlaneConfig) -> anyhow::Result<Metering> {
         store: Some(store),
         pricer,
         ingest: Some(stats),
+        counters: None,
     })
 }

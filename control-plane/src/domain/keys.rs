@@ -41,6 +41,7 @@ mod tests {
             models: None,
             expires_at: None,
             byok: None,
+            limits: None,
             created_at: at(0),
         }
     }

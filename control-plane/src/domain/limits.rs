@@ -296,6 +296,7 @@ mod tests {
             models: None,
             expires_at: None,
             byok: None,
+            limits: None,
             created_at: super::super::fixtures::at(0),
         }
     }

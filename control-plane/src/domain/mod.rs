@@ -13,6 +13,7 @@ pub mod limits;
 pub mod project;
 pub mod providers;
 pub mod routing;
+pub mod usage_limits;
 
 /// Why a change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

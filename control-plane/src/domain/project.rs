@@ -28,6 +28,8 @@ pub fn new_project(
         management_keys: vec![],
         routes: vec![],
         functions: vec![],
+        limits: None,
+        plan: None,
     }
 }
 

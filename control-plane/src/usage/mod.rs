@@ -201,4 +201,6 @@ pub struct Metering {
     pub store: Option<Arc<dyn UsageStore>>,
     pub pricer: Arc<Pricer>,
     pub ingest: Option<Arc<ingest::IngestStats>>,
+    /// Where usage limits are counted (to show what is used of each).
+    pub counters: Option<Arc<dyn to11_io::counters::CounterStore>>,
 }

@@ -187,6 +187,9 @@ pub struct Draft {
     records: Batcher,
     /// Where the request's tokens are counted (`/metrics`), once its series is known.
     tokens: Option<Arc<crate::metrics::Series>>,
+    /// The usage limits the request reserved on, settled when it finishes (given back when it
+    /// fails before an answer: the draft is dropped with it).
+    ticket: Option<crate::limits::Ticket>,
 }
 
 impl Draft {
@@ -235,7 +238,13 @@ impl Draft {
             request_bytes: 0,
             records,
             tokens: None,
+            ticket: None,
         }
+    }
+
+    /// The limits the request reserved on.
+    pub fn ticket(&mut self, ticket: crate::limits::Ticket) {
+        self.ticket = Some(ticket);
     }
 
     /// The request body's facts.
@@ -316,6 +325,15 @@ impl Draft {
         };
         if let Some(s) = &self.tokens {
             s.tokens(&usage);
+        }
+        if let Some(t) = self.ticket.take() {
+            let r = &self.record;
+            let cost = r
+                .provider_kind
+                .as_deref()
+                .zip(r.model.as_deref())
+                .and_then(|(kind, model)| crate::proxy::limit::price_of(kind, model, &usage));
+            t.settle(&usage, cost);
         }
         self.record.usage = Some(usage);
         self.record.usage_source = Some(source);

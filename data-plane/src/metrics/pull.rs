@@ -46,6 +46,31 @@ impl Metrics {
             Pulled::gauge("to11_usage_queue_records", "Request records waiting to be shipped.", move || r.waiting() as f64),
             Pulled::gauge("to11_usage_ship_lag_seconds", "Age of the oldest record of the last batch shipped, when it was shipped.", move || lag.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0),
         ];
+        self.register_pulled(all);
+    }
+}
+
+impl Metrics {
+    /// Registers the limiter's counters (refusals by code, store failures, local admissions,
+    /// dropped settlements, budget alerts).
+    pub fn pull_limits(&self, stats: &Arc<crate::limits::LimitStats>) {
+        let c = |a: fn(&crate::limits::LimitStats) -> &AtomicU64| {
+            let s = stats.clone();
+            move || a(&s).load(Ordering::Relaxed) as f64
+        };
+        let all = [
+            Pulled::counter("to11_limit_refusals_rate_limited_total", "Requests refused by a request or token limit.", c(|s| &s.rate_limited)),
+            Pulled::counter("to11_limit_refusals_budget_exceeded_total", "Requests refused by a budget.", c(|s| &s.budget_exceeded)),
+            Pulled::counter("to11_limit_refusals_concurrency_limited_total", "Requests refused by a concurrency limit.", c(|s| &s.concurrency_limited)),
+            Pulled::counter("to11_limit_store_failures_total", "Calls to the limits store that failed or timed out.", c(|s| &s.store_failures)),
+            Pulled::counter("to11_limit_admitted_locally_total", "Limited requests admitted on a worker's own share while the limits store was unreachable.", c(|s| &s.admitted_locally)),
+            Pulled::counter("to11_limit_settlements_dropped_total", "Settled amounts dropped because the limits store stayed unreachable.", c(|s| &s.dropped)),
+            Pulled::counter("to11_budget_alerts_total", "Budget alert thresholds (and budgets) crossed.", c(|s| &s.alerts)),
+        ];
+        self.register_pulled(all);
+    }
+
+    fn register_pulled<const N: usize>(&self, all: [Result<Pulled, prometheus::Error>; N]) {
         for p in all {
             match p {
                 Ok(p) => {

@@ -12,6 +12,7 @@ mod answer;
 pub mod attempt;
 pub mod guard;
 mod images;
+pub mod limit;
 pub mod models;
 pub mod prepare;
 mod present;
@@ -56,11 +57,21 @@ pub async fn forward(
     };
     let mut tally = ctx.metrics.start(arrived.started);
     let mut draft = None;
-    match serve(
-        &req, payload, &ctx, &worker, &arrived, &mut draft, &mut tally,
+    let mut rate = None;
+    let served = serve(
+        &req,
+        payload,
+        &ctx,
+        &worker,
+        &arrived,
+        Taps {
+            draft: &mut draft,
+            tally: &mut tally,
+            rate: &mut rate,
+        },
     )
-    .await
-    {
+    .await;
+    let mut response = match served {
         Ok(r) => {
             // Still here: the answer is complete (an upstream's error, or translated whole).
             if let Some(t) = tally {
@@ -83,7 +94,19 @@ pub async fn forward(
             e.with_request_id(&arrived.id)
                 .render(Dialect::of_path(req.path()))
         }
+    };
+    if let Some(h) = rate {
+        h.apply(response.headers_mut(), arrived.at.timestamp_millis());
     }
+    response
+}
+
+/// What a request's stages report to besides its answer: its record, its metrics, and the
+/// `x-ratelimit-*` values of the limits it met.
+struct Taps<'a> {
+    draft: &'a mut Option<Draft>,
+    tally: &'a mut Option<Tally>,
+    rate: &'a mut Option<crate::limits::RateHeaders>,
 }
 
 /// When and as what a request arrived.
@@ -112,9 +135,9 @@ async fn serve(
     ctx: &Ctx,
     worker: &Worker,
     arrived: &Arrival,
-    draft: &mut Option<Draft>,
-    tally: &mut Option<Tally>,
+    taps: Taps<'_>,
 ) -> Result<HttpResponse, GatewayError> {
+    let Taps { draft, tally, rate } = taps;
     let request_id = arrived.id.as_str();
     let caller = admit::caller_backed_off(ctx, worker, req, arrived.started)?;
     let byok = caller.byok(req.headers())?;
@@ -123,7 +146,9 @@ async fn serve(
         t.surface = surface.api().name();
     }
     let (tags, user) = admit::labels(req)?;
-    *draft = open_draft(worker, arrived, &caller, surface, tags, user);
+    let limited = limit::limited(&caller);
+    let header_user = if limited { user.clone() } else { None };
+    *draft = open_draft(worker, arrived, &caller, surface, tags, user, limited);
     let mut charge = Charge::default();
     let reading = tally.as_ref().map(|_| Instant::now());
     let body = read_body(req, payload, ctx, arrived.started, &mut charge).await?;
@@ -136,6 +161,37 @@ async fn serve(
         note_call(d, &body, &call, &scan);
     }
     // Admission control (limits and budgets) decides here, before any attempt.
+    if limited {
+        let user = header_user.or_else(|| {
+            scan.user
+                .as_deref()
+                .and_then(to11_shared::record::clean_user)
+        });
+        let now_ms = arrived.at.timestamp_millis();
+        let admitted = limit::reserve(
+            worker,
+            &caller,
+            &call,
+            &scan,
+            body.len(),
+            user.as_deref(),
+            now_ms,
+        )
+        .await;
+        match admitted {
+            Ok(Some(mut ticket)) => {
+                *rate = Some(std::mem::take(&mut ticket.headers));
+                if let Some(d) = draft.as_mut() {
+                    d.ticket(ticket);
+                }
+            }
+            Ok(None) => {}
+            Err(refused) => {
+                *rate = Some(refused.headers);
+                return Err(refused.error);
+            }
+        }
+    }
     let project = &caller.project;
     let r = &call.resolution;
     let health = r
@@ -293,8 +349,10 @@ fn open_draft(
     surface: Surface,
     tags: std::collections::BTreeMap<String, String>,
     user: Option<String>,
+    limited: bool,
 ) -> Option<Draft> {
-    if !worker.records.enabled() {
+    // A limited request needs its draft even unmetered: the draft settles its limits.
+    if !worker.records.enabled() && !limited {
         return None;
     }
     let mut d = Draft::new(

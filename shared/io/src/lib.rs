@@ -4,6 +4,7 @@
 //! and the data plane depend on this crate, never on each other; only the embedded binary
 //! (`to11-embedded`) puts both planes in one process.
 
+pub mod counters;
 pub mod metrics;
 pub mod outbound;
 pub mod sink;

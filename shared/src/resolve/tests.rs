@@ -42,6 +42,8 @@ fn snap(
         routes,
         functions,
         keys: vec![],
+        limits: None,
+        plan: None,
     }
 }
 

@@ -15,6 +15,7 @@ use crate::domain::keys;
 use crate::domain::project::{self, ProjectEdit};
 use crate::domain::providers::{self, DiscoveryDiff, NewProvider};
 use crate::domain::routing::{self, Named};
+use crate::domain::usage_limits::{self, LimitsOf};
 use crate::domain::DomainError;
 
 /// A change to one existing project.
@@ -73,6 +74,7 @@ answers! {
     RevokeManagementKey => ();
     IssueGatewayKey => GatewayKey;
     RevokeGatewayKey => ();
+    SetLimits => Option<to11_shared::limits::Limits>;
     ConnectProvider => ();
     SetExposedModels => ();
     ApplyDiscovery => Option<DiscoveryDiff>;
@@ -177,6 +179,30 @@ impl ProjectCommand for IssueGatewayKey {
     }
     fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<GatewayKey, DomainError> {
         Ok(keys::issue_gateway_key(state, self.key))
+    }
+}
+
+/// Sets the usage limits of a project, of the operator's plan for it, or of a key.
+pub struct SetLimits {
+    pub project: Uuid,
+    pub of: LimitsOf,
+    pub limits: to11_shared::limits::Limits,
+}
+
+impl ProjectCommand for SetLimits {
+    type Value = Option<to11_shared::limits::Limits>;
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        ("SetLimits", Some(self.of.name()))
+    }
+    fn apply(
+        self,
+        state: &mut ProjectState,
+        _: &Keyring,
+    ) -> Result<Option<to11_shared::limits::Limits>, DomainError> {
+        usage_limits::set_limits(state, self.of, self.limits)
     }
 }
 

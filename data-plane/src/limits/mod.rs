@@ -1,0 +1,880 @@
+//! Usage limits and budgets, held across replicas without a store round trip per request.
+//!
+//! Each worker leases slices of every limit it meets from the shared `CounterStore` (Redis, or
+//! the in-process table in embedded mode) and admits requests from its slices: a request waits
+//! on the store only when a slice is used up (and a slice is fetched again in the background
+//! when a quarter of it is left). The store grants atomically and never more than the limit
+//! leaves, so while it answers, what every replica admits together never passes a request or
+//! concurrency limit; token and spend limits admit by reservation (estimated input, allowed
+//! output, their cost) and settle to the exact usage after the answer, so they can pass only by
+//! what in-flight requests use beyond what they reserved. Near a limit, grants shrink to a
+//! quarter of what is left, so little of a limit sits unused in other replicas' slices.
+//!
+//! When the store does not answer (within its timeout), a worker admits on its own share of
+//! each limit (the limit divided by the workers last seen alive) and reports what it admitted
+//! when the store is back; or, when the operator chose so, refuses limited requests.
+//! Settled usage goes to the store in batches (`tick`, every `TICK`), where budget alerts are
+//! found (the batch whose addition crosses a threshold records the event, once).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use to11_io::counters::{Add, CounterStore};
+use to11_shared::limits::{format_amount, Check, CounterId, Metric, Owner, Window};
+use to11_shared::usage::Usage;
+use to11_shared::ErrorCode;
+use uuid::Uuid;
+
+use crate::error::GatewayError;
+
+/// How often a worker reports settled usage and gives back idle concurrency slots.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Settled amounts a worker keeps while the store is down; beyond, the oldest are dropped and
+/// counted.
+const MAX_PENDING: usize = 100_000;
+/// How long a worker counts on its own after the store failed, before asking it again.
+const DOWN_FOR_MS: i64 = 1_000;
+
+/// What a worker does while the store cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenDown {
+    /// Admit on this worker's share of each limit (the default).
+    Local,
+    /// Refuse requests that meet a limit (503), admit the others.
+    Refuse,
+}
+
+/// Counters of the limiter, read by `/metrics`.
+#[derive(Default)]
+pub struct LimitStats {
+    pub rate_limited: AtomicU64,
+    pub budget_exceeded: AtomicU64,
+    pub concurrency_limited: AtomicU64,
+    /// Store calls that failed or timed out.
+    pub store_failures: AtomicU64,
+    /// Requests admitted on a worker's own share while the store was down.
+    pub admitted_locally: AtomicU64,
+    /// Settled amounts dropped because the store was down too long.
+    pub dropped: AtomicU64,
+    /// Budget alerts recorded.
+    pub alerts: AtomicU64,
+}
+
+/// The replica's limiter, shared by its workers.
+pub struct Limiter {
+    store: Arc<dyn CounterStore>,
+    prefix: String,
+    when_down: WhenDown,
+    /// Output tokens reserved for a request that sets no maximum.
+    pub default_output_tokens: u64,
+    replica: Uuid,
+    workers: AtomicUsize,
+    pub stats: Arc<LimitStats>,
+}
+
+impl Limiter {
+    pub fn new(
+        store: Arc<dyn CounterStore>,
+        when_down: WhenDown,
+        default_output_tokens: u64,
+    ) -> Arc<Limiter> {
+        Arc::new(Limiter {
+            prefix: store.prefix().to_string(),
+            store,
+            when_down,
+            default_output_tokens,
+            replica: Uuid::new_v4(),
+            workers: AtomicUsize::new(0),
+            stats: Arc::default(),
+        })
+    }
+
+    /// A worker's side of the limiter (one per worker thread).
+    pub fn worker(self: &Arc<Self>) -> WorkerLimits {
+        let n = self.workers.fetch_add(1, Ordering::Relaxed);
+        WorkerLimits(Rc::new(Inner {
+            shared: self.clone(),
+            holder: format!("{}/{n}", self.replica),
+            meters: RefCell::default(),
+            pending: RefCell::default(),
+            live_holders: Cell::new(0),
+            down_until: Cell::new(0),
+            ticking: Cell::new(false),
+            ticks: Cell::new(0),
+        }))
+    }
+}
+
+/// One worker's slices of the limits it met.
+#[derive(Clone)]
+pub struct WorkerLimits(Rc<Inner>);
+
+struct Inner {
+    shared: Arc<Limiter>,
+    /// This worker's name among the holders of concurrency slots.
+    holder: String,
+    meters: RefCell<HashMap<CounterId, Meter>>,
+    /// Settled amounts not yet added to the store.
+    pending: RefCell<Vec<Pending>>,
+    /// Workers (of every replica) alive at the last heartbeat; 0 before the first.
+    live_holders: Cell<u64>,
+    /// Until then (ms since the epoch) the store counts as down.
+    down_until: Cell<i64>,
+    ticking: Cell<bool>,
+    ticks: Cell<u64>,
+}
+
+/// This worker's view of one counter.
+#[derive(Default)]
+struct Meter {
+    /// The window the slice belongs to.
+    window: i64,
+    /// Granted to this worker and not yet used (negative: used beyond, settled later).
+    lease: i64,
+    last_grant: u64,
+    last_grant_at: i64,
+    /// The store's counter after the last grant, and what this worker used since.
+    seen: u64,
+    since: u64,
+    refilling: bool,
+    /// Admitted on this worker's own share while the store was down, this window.
+    local: u64,
+    /// Of that, what the store has not been told yet.
+    unsynced: u64,
+    /// Concurrency: slots held from the store, and in use.
+    held: u64,
+    in_use: u64,
+}
+
+struct Pending {
+    add: Add,
+    /// For a budget's used counter: what to report when this addition crosses a threshold.
+    alert: Option<Alert>,
+}
+
+#[derive(Clone)]
+struct Alert {
+    project: Uuid,
+    counter: CounterId,
+    limit: u64,
+    at: u64,
+}
+
+/// What a request took, given back or settled when it ends (`settle`, or dropped: settled with
+/// no usage).
+pub struct Ticket {
+    worker: Rc<Inner>,
+    project: Uuid,
+    taken: Vec<Taken>,
+    /// The values of the `x-ratelimit-*` headers.
+    pub headers: RateHeaders,
+}
+
+struct Taken {
+    check: Check,
+    window: i64,
+    /// From the store's slices (false: on the worker's own share while the store was down).
+    leased: bool,
+}
+
+/// The request and token limits closest to running out, for the `x-ratelimit-*` headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateHeaders {
+    pub requests: Option<Remaining>,
+    pub tokens: Option<Remaining>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remaining {
+    pub limit: u64,
+    pub remaining: u64,
+    /// When the window ends (ms since the epoch).
+    pub reset_ms: i64,
+}
+
+impl RateHeaders {
+    fn note(&mut self, check: &Check, used: u64, window: i64) {
+        let slot = match check.counter.metric {
+            Metric::Requests => &mut self.requests,
+            Metric::Tokens => &mut self.tokens,
+            _ => return,
+        };
+        let r = Remaining {
+            limit: check.limit,
+            remaining: check.limit.saturating_sub(used),
+            reset_ms: check.counter.window.end_ms(window).unwrap_or(0),
+        };
+        if slot.is_none_or(|s| r.remaining < s.remaining) {
+            *slot = Some(r);
+        }
+    }
+
+    /// Writes the headers onto an answer.
+    pub fn apply(&self, headers: &mut actix_web::http::header::HeaderMap, now_ms: i64) {
+        use actix_web::http::header::{HeaderName, HeaderValue};
+        for (what, r) in [("requests", &self.requests), ("tokens", &self.tokens)] {
+            let Some(r) = r else { continue };
+            for (name, value) in [
+                ("limit", r.limit.to_string()),
+                ("remaining", r.remaining.to_string()),
+                (
+                    "reset",
+                    to11_shared::limits::reset_after(now_ms, r.reset_ms),
+                ),
+            ] {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::try_from(format!("x-ratelimit-{name}-{what}")),
+                    HeaderValue::try_from(value),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+    }
+}
+
+/// A request refused by a limit, with the headers its answer carries.
+pub struct Refused {
+    pub error: GatewayError,
+    pub headers: RateHeaders,
+}
+
+fn refusal(check: &Check, window: i64, now_ms: i64, store_down: bool) -> GatewayError {
+    let c = &check.counter;
+    let whose = match (c.owner, &c.user) {
+        (Owner::Key, None) => "this key".to_string(),
+        (Owner::Key, Some(_)) => "this end user of this key".to_string(),
+        (Owner::Project, None) => "this project".to_string(),
+        (Owner::Project, Some(_)) => "this end user of this project".to_string(),
+        (Owner::Plan, None) => "this project's plan".to_string(),
+        (Owner::Plan, Some(_)) => "this end user under this project's plan".to_string(),
+    };
+    let end = c.window.end_ms(window);
+    let retry = end.map_or(3_600, |e| to11_shared::limits::retry_after_secs(now_ms, e));
+    let (code, message) = match c.metric {
+        Metric::Requests => (
+            ErrorCode::RateLimited,
+            format!("{whose} may make {} requests per minute", check.limit),
+        ),
+        Metric::Tokens | Metric::InputTokens | Metric::OutputTokens => (
+            ErrorCode::RateLimited,
+            format!(
+                "{whose} may use {} {} per minute; this request reserves {} (its input estimated, its output up to max_tokens)",
+                check.limit,
+                match c.metric {
+                    Metric::InputTokens => "input tokens",
+                    Metric::OutputTokens => "output tokens",
+                    _ => "tokens",
+                },
+                check.reserve
+            ),
+        ),
+        Metric::Spend => (
+            ErrorCode::BudgetExceeded,
+            format!(
+                "{whose} has spent its budget of {} per {}",
+                format_amount(check.limit),
+                match c.window {
+                    Window::Day => "day",
+                    Window::Week => "week",
+                    Window::Month => "month",
+                    _ => "all time",
+                }
+            ),
+        ),
+        Metric::Concurrent => (
+            ErrorCode::ConcurrencyLimited,
+            format!("{whose} may have {} requests in flight", check.limit),
+        ),
+    };
+    let message = if store_down {
+        format!("{message} (counted on this replica's share while the limits store is unreachable)")
+    } else {
+        message
+    };
+    let retry = if c.metric == Metric::Concurrent {
+        1
+    } else {
+        retry
+    };
+    GatewayError::new(code, message).with_retry_after(retry)
+}
+
+impl WorkerLimits {
+    /// Output tokens a request that sets no maximum reserves.
+    pub fn default_output_tokens(&self) -> u64 {
+        self.0.shared.default_output_tokens
+    }
+
+    /// Admits a request meeting `checks` (from `to11_shared::limits::checks`), or refuses it
+    /// with the first limit it would pass. Waits on the store only for a slice that ran out.
+    pub async fn admit(
+        &self,
+        project: Uuid,
+        checks: Vec<Check>,
+        now_ms: i64,
+    ) -> Result<Ticket, Refused> {
+        let inner = &self.0;
+        inner.start_ticking();
+        let mut ticket = Ticket {
+            worker: inner.clone(),
+            project,
+            taken: Vec::with_capacity(checks.len()),
+            headers: RateHeaders::default(),
+        };
+        for check in checks {
+            let window = check.counter.window.index(now_ms);
+            match inner
+                .take(&check, window, now_ms, &mut ticket.headers)
+                .await
+            {
+                Ok(leased) => ticket.taken.push(Taken {
+                    check,
+                    window,
+                    leased,
+                }),
+                Err(error) => {
+                    ticket.headers.note(&check, check.limit, window);
+                    let stats = &inner.shared.stats;
+                    match error.code {
+                        ErrorCode::BudgetExceeded => &stats.budget_exceeded,
+                        ErrorCode::ConcurrencyLimited => &stats.concurrency_limited,
+                        _ => &stats.rate_limited,
+                    }
+                    .fetch_add(1, Ordering::Relaxed);
+                    let headers = ticket.headers.clone();
+                    // The checks already taken are given back whole.
+                    ticket.give_back();
+                    return Err(Refused { error, headers });
+                }
+            }
+        }
+        Ok(ticket)
+    }
+}
+
+impl Inner {
+    fn start_ticking(self: &Rc<Self>) {
+        if self.ticking.replace(true) {
+            return;
+        }
+        let weak: Weak<Inner> = Rc::downgrade(self);
+        actix_rt::spawn(async move {
+            loop {
+                actix_rt::time::sleep(TICK).await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.tick().await;
+            }
+        });
+    }
+
+    fn store_down(&self, now_ms: i64) -> bool {
+        now_ms < self.down_until.get()
+    }
+
+    fn failed(&self, now_ms: i64, e: &to11_io::counters::CounterError) {
+        self.shared
+            .stats
+            .store_failures
+            .fetch_add(1, Ordering::Relaxed);
+        if !self.store_down(now_ms) {
+            tracing::warn!(error = %e, "limits store unreachable; counting on this worker's share");
+        }
+        self.down_until.set(now_ms + DOWN_FOR_MS);
+    }
+
+    /// Takes one check's reservation; `Ok(true)` from a store slice, `Ok(false)` from the
+    /// worker's own share (store down).
+    async fn take(
+        self: &Rc<Self>,
+        check: &Check,
+        window: i64,
+        now_ms: i64,
+        headers: &mut RateHeaders,
+    ) -> Result<bool, GatewayError> {
+        if check.counter.metric == Metric::Concurrent {
+            return self.take_slot(check, now_ms).await;
+        }
+        if check.reserve == 0 {
+            return Ok(true);
+        }
+        if self.take_leased(check, window, headers) {
+            self.prefetch(check, window, now_ms);
+            return Ok(true);
+        }
+        if self.store_down(now_ms) {
+            return self.take_local(check, window, now_ms);
+        }
+        let (need, want) = self.wanted(check, window, now_ms);
+        let key = check.counter.key(&self.shared.prefix, window);
+        let ttl = check.counter.ttl_secs();
+        match self
+            .shared
+            .store
+            .grant(&key, check.limit, need, want, ttl)
+            .await
+        {
+            Ok(g) => {
+                self.granted(check, window, now_ms, g.granted, g.used);
+                if g.granted == 0 {
+                    return Err(refusal(check, window, now_ms, false));
+                }
+                if self.take_leased(check, window, headers) {
+                    Ok(true)
+                } else {
+                    // Another request of this worker took the slice meanwhile.
+                    Err(refusal(check, window, now_ms, false))
+                }
+            }
+            Err(e) => {
+                self.failed(now_ms, &e);
+                self.take_local(check, window, now_ms)
+            }
+        }
+    }
+
+    fn with_meter<T>(&self, id: &CounterId, window: i64, f: impl FnOnce(&mut Meter) -> T) -> T {
+        let mut meters = self.meters.borrow_mut();
+        let m = meters.entry(id.clone()).or_default();
+        if m.window != window && id.metric != Metric::Concurrent {
+            *m = Meter {
+                window,
+                ..Default::default()
+            };
+        }
+        f(m)
+    }
+
+    fn take_leased(&self, check: &Check, window: i64, headers: &mut RateHeaders) -> bool {
+        let reserve = check.reserve as i64;
+        self.with_meter(&check.counter, window, |m| {
+            if m.lease < reserve {
+                return false;
+            }
+            m.lease -= reserve;
+            m.since += check.reserve;
+            headers.note(check, m.seen + m.since, window);
+            true
+        })
+    }
+
+    /// The least a grant must give (what the reservation lacks) and what to ask for: a
+    /// sixty-fourth of the limit, doubled while slices run out within a second, at most an
+    /// eighth.
+    fn wanted(&self, check: &Check, window: i64, now_ms: i64) -> (u64, u64) {
+        self.with_meter(&check.counter, window, |m| {
+            let need = (check.reserve as i64 - m.lease.max(0)).max(1) as u64;
+            let base = (check.limit / 64).max(1);
+            let want = if m.last_grant > 0 && now_ms - m.last_grant_at < 1_000 {
+                (m.last_grant * 2).min((check.limit / 8).max(1))
+            } else {
+                base
+            };
+            (need, want.max(need))
+        })
+    }
+
+    fn granted(&self, check: &Check, window: i64, now_ms: i64, granted: u64, used: u64) {
+        self.with_meter(&check.counter, window, |m| {
+            m.lease += granted as i64;
+            m.last_grant = granted.max(m.last_grant / 2);
+            m.last_grant_at = now_ms;
+            m.seen = used;
+            m.since = 0;
+        })
+    }
+
+    /// Fetches the next slice in the background when a quarter of the last is left.
+    fn prefetch(self: &Rc<Self>, check: &Check, window: i64, now_ms: i64) {
+        let go = self.with_meter(&check.counter, window, |m| {
+            let low = m.lease < (m.last_grant / 4).max(check.reserve) as i64;
+            if low && !m.refilling && !self.store_down(now_ms) {
+                m.refilling = true;
+                true
+            } else {
+                false
+            }
+        });
+        if !go {
+            return;
+        }
+        let (_, want) = self.wanted(check, window, now_ms);
+        let (check, me) = (check.clone(), self.clone());
+        actix_rt::spawn(async move {
+            let key = check.counter.key(&me.shared.prefix, window);
+            let ttl = check.counter.ttl_secs();
+            let got = me.shared.store.grant(&key, check.limit, 1, want, ttl).await;
+            match got {
+                Ok(g) => me.granted(&check, window, now_ms, g.granted, g.used),
+                Err(e) => me.failed(now_ms, &e),
+            }
+            me.with_meter(&check.counter, window, |m| m.refilling = false);
+        });
+    }
+
+    /// This worker's share of a limit while the store is down.
+    fn share(&self, limit: u64) -> u64 {
+        let here = self.shared.workers.load(Ordering::Relaxed) as u64;
+        (limit / self.live_holders.get().max(here).max(1)).max(1)
+    }
+
+    fn take_local(&self, check: &Check, window: i64, now_ms: i64) -> Result<bool, GatewayError> {
+        if self.shared.when_down == WhenDown::Refuse {
+            return Err(GatewayError::new(
+                ErrorCode::Overloaded,
+                "usage limits cannot be checked now (the limits store is unreachable)",
+            )
+            .with_retry_after(1));
+        }
+        let share = self.share(check.limit);
+        let ok = self.with_meter(&check.counter, window, |m| {
+            // What is left of a slice counts first.
+            let from_lease = m.lease.max(0) as u64;
+            if m.local + check.reserve > share + from_lease {
+                return false;
+            }
+            m.local += check.reserve;
+            m.unsynced += check.reserve;
+            true
+        });
+        if ok {
+            self.shared
+                .stats
+                .admitted_locally
+                .fetch_add(1, Ordering::Relaxed);
+            Ok(false)
+        } else {
+            Err(refusal(check, window, now_ms, true))
+        }
+    }
+
+    async fn take_slot(self: &Rc<Self>, check: &Check, now_ms: i64) -> Result<bool, GatewayError> {
+        let free = self.with_meter(&check.counter, 0, |m| {
+            if m.held > m.in_use {
+                m.in_use += 1;
+                true
+            } else {
+                false
+            }
+        });
+        if free {
+            return Ok(true);
+        }
+        if !self.store_down(now_ms) {
+            let key = check.counter.key(&self.shared.prefix, 0);
+            // A quarter more than in use, for the next requests (none while few are in flight,
+            // so a small limit is not held idle by one worker).
+            let spare = self.with_meter(&check.counter, 0, |m| m.in_use / 4);
+            let got = self
+                .shared
+                .store
+                .acquire(&key, &self.holder, check.limit, 1, 1 + spare, now_ms)
+                .await;
+            match got {
+                Ok(g) if g.granted > 0 => {
+                    self.with_meter(&check.counter, 0, |m| {
+                        m.held += g.granted;
+                        m.in_use += 1;
+                    });
+                    return Ok(true);
+                }
+                Ok(_) => return Err(refusal(check, 0, now_ms, false)),
+                Err(e) => self.failed(now_ms, &e),
+            }
+        }
+        if self.shared.when_down == WhenDown::Refuse {
+            return self.take_local(check, 0, now_ms);
+        }
+        let share = self.share(check.limit);
+        let ok = self.with_meter(&check.counter, 0, |m| {
+            if m.in_use < share.max(m.held) {
+                m.in_use += 1;
+                true
+            } else {
+                false
+            }
+        });
+        if ok {
+            self.shared
+                .stats
+                .admitted_locally
+                .fetch_add(1, Ordering::Relaxed);
+            Ok(false)
+        } else {
+            Err(refusal(check, 0, now_ms, true))
+        }
+    }
+
+    /// A request's concurrency slot is free: slots held beyond a quarter more than those in use
+    /// go back to the store at once, so another worker or replica can take them.
+    fn free_slot(self: &Rc<Self>, id: &CounterId) {
+        let excess = self.with_meter(id, 0, |m| {
+            m.in_use = m.in_use.saturating_sub(1);
+            let keep = m.in_use + m.in_use / 4;
+            let excess = m.held.saturating_sub(keep);
+            m.held -= excess;
+            excess
+        });
+        if excess == 0 {
+            return;
+        }
+        let (me, key) = (self.clone(), id.key(&self.shared.prefix, 0));
+        actix_rt::spawn(async move {
+            if let Err(e) = me.shared.store.release(&key, &me.holder, excess).await {
+                me.failed(chrono::Utc::now().timestamp_millis(), &e);
+            }
+        });
+    }
+
+    /// Reports settled usage (and what was admitted locally) to the store, gives back idle
+    /// slots, and sends the worker's heartbeat every fourth tick.
+    async fn tick(self: &Rc<Self>) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let n = self.ticks.get();
+        self.ticks.set(n + 1);
+        let store = self.shared.store.clone();
+        if n.is_multiple_of(4) {
+            match store.heartbeat(&self.holder, now).await {
+                Ok(live) => self.live_holders.set(live),
+                Err(e) => self.failed(now, &e),
+            }
+        }
+        if self.store_down(now) {
+            return;
+        }
+        self.collect_unsynced();
+        let batch = std::mem::take(&mut *self.pending.borrow_mut());
+        if !batch.is_empty() {
+            let batch = merge(batch);
+            let adds: Vec<Add> = batch.iter().map(|p| p.add.clone()).collect();
+            match store.add(&adds).await {
+                Ok(after) => self.alerts(&batch, &after, now).await,
+                Err(e) => {
+                    self.failed(now, &e);
+                    self.keep(batch);
+                }
+            }
+        }
+        self.release_idle(now).await;
+    }
+
+    /// What was admitted on the worker's own share, now told to the store's granted counters.
+    fn collect_unsynced(&self) {
+        let mut adds = Vec::new();
+        for (id, m) in self.meters.borrow_mut().iter_mut() {
+            if m.unsynced > 0 && id.metric != Metric::Concurrent {
+                adds.push(Pending {
+                    add: Add {
+                        key: id.key(&self.shared.prefix, m.window),
+                        delta: m.unsynced as i64,
+                        ttl_secs: id.ttl_secs(),
+                    },
+                    alert: None,
+                });
+                m.unsynced = 0;
+            }
+        }
+        self.pending.borrow_mut().extend(adds);
+    }
+
+    fn keep(&self, batch: Vec<Pending>) {
+        let mut p = self.pending.borrow_mut();
+        let mut kept = batch;
+        kept.append(&mut p);
+        if kept.len() > MAX_PENDING {
+            let over = kept.len() - MAX_PENDING;
+            kept.drain(..over);
+            self.shared
+                .stats
+                .dropped
+                .fetch_add(over as u64, Ordering::Relaxed);
+        }
+        *p = kept;
+    }
+
+    async fn alerts(&self, batch: &[Pending], after: &[i64], now: i64) {
+        for (p, &value) in batch.iter().zip(after) {
+            let Some(a) = &p.alert else { continue };
+            let before = value - p.add.delta;
+            for (threshold, kind) in [(a.at, "budget_alert"), (a.limit, "budget_exhausted")] {
+                if before < threshold as i64 && value >= threshold as i64 {
+                    let event = serde_json::json!({
+                        "type": kind,
+                        "project": a.project,
+                        "owner": match a.counter.owner {
+                            Owner::Key => "key",
+                            Owner::Project => "project",
+                            Owner::Plan => "plan",
+                        },
+                        "id": a.counter.id,
+                        "user": a.counter.user,
+                        "period": match a.counter.window {
+                            Window::Day => "day",
+                            Window::Week => "week",
+                            Window::Month => "month",
+                            _ => "total",
+                        },
+                        "budget": format_amount(a.limit),
+                        "threshold": format_amount(threshold),
+                        "spent": format_amount(value.max(0) as u64),
+                        "at": chrono::Utc::now(),
+                    });
+                    match self.shared.store.push_event(event.to_string()).await {
+                        Ok(()) => {
+                            self.shared.stats.alerts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => self.failed(now, &e),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn release_idle(&self, now: i64) {
+        let mut give = Vec::new();
+        for (id, m) in self.meters.borrow_mut().iter_mut() {
+            if id.metric == Metric::Concurrent {
+                let keep = m.in_use + m.in_use / 4;
+                if m.held > keep {
+                    give.push((id.key(&self.shared.prefix, 0), m.held - keep));
+                    m.held = keep;
+                }
+            }
+        }
+        for (key, n) in give {
+            if let Err(e) = self.shared.store.release(&key, &self.holder, n).await {
+                self.failed(now, &e);
+            }
+        }
+        // Meters of past windows with nothing in them are forgotten.
+        let minute = Window::Minute.index(now);
+        self.meters.borrow_mut().retain(|id, m| {
+            id.metric == Metric::Concurrent && (m.held > 0 || m.in_use > 0)
+                || id.window != Window::Minute
+                || m.window >= minute
+        });
+    }
+}
+
+/// Additions to one key merged (a batch adds each key once).
+fn merge(batch: Vec<Pending>) -> Vec<Pending> {
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Pending> = Vec::with_capacity(batch.len());
+    for p in batch {
+        match at.get(&p.add.key) {
+            Some(&i) => out[i].add.delta += p.add.delta,
+            None => {
+                at.insert(p.add.key.clone(), out.len());
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+impl Ticket {
+    /// Settles the request to what it used: `usage` (exact, or estimated), `cost` its price
+    /// (`None`: unpriced, counted 0 towards budgets). A slice is refunded what a reservation
+    /// exceeded; what a request used beyond its reservation is added to the store.
+    pub fn settle(mut self, usage: &Usage, cost: Option<u64>) {
+        self.settle_with(Some((usage, cost)));
+    }
+
+    fn settle_with(&mut self, used: Option<(&Usage, Option<u64>)>) {
+        let taken = std::mem::take(&mut self.taken);
+        let inner = &self.worker;
+        let (input, output) = used.map_or((0, 0), |(u, _)| (u.prompt(), u.output));
+        let spend = used.and_then(|(_, c)| c).unwrap_or(0);
+        let mut pending = inner.pending.borrow_mut();
+        for t in taken {
+            let id = &t.check.counter;
+            if id.metric == Metric::Concurrent {
+                inner.free_slot(id);
+                continue;
+            }
+            let actual = match id.metric {
+                Metric::Requests => 1,
+                Metric::Tokens => input + output,
+                Metric::InputTokens => input,
+                Metric::OutputTokens => output,
+                Metric::Spend => spend,
+                Metric::Concurrent => 0,
+            };
+            let diff = actual as i64 - t.check.reserve as i64;
+            let key = id.key(&inner.shared.prefix, t.window);
+            let ttl = id.ttl_secs();
+            inner.with_meter(id, t.window, |m| {
+                if t.leased {
+                    // A refund goes back to the slice; a debt is owed by it.
+                    m.lease -= diff;
+                } else {
+                    m.local = (m.local as i64 + diff).max(0) as u64;
+                    m.unsynced = (m.unsynced as i64 + diff).max(0) as u64;
+                }
+            });
+            if diff > 0 && t.leased {
+                pending.push(Pending {
+                    add: Add {
+                        key: key.clone(),
+                        delta: diff,
+                        ttl_secs: ttl,
+                    },
+                    alert: None,
+                });
+            }
+            if actual > 0 {
+                pending.push(Pending {
+                    add: Add {
+                        key: format!("{key}:u"),
+                        delta: actual as i64,
+                        ttl_secs: ttl,
+                    },
+                    alert: (id.metric == Metric::Spend).then(|| Alert {
+                        project: self.project,
+                        counter: id.clone(),
+                        limit: t.check.limit,
+                        at: t.check.alert_at.unwrap_or(t.check.limit),
+                    }),
+                });
+            }
+        }
+    }
+
+    /// Gives back every reservation whole (a refused request used nothing; not even a request).
+    fn give_back(&mut self) {
+        let taken = std::mem::take(&mut self.taken);
+        for t in taken {
+            let id = &t.check.counter;
+            if id.metric == Metric::Concurrent {
+                self.worker.free_slot(id);
+                continue;
+            }
+            self.worker.with_meter(id, t.window, |m| {
+                if t.leased {
+                    m.lease += t.check.reserve as i64;
+                    m.since = m.since.saturating_sub(t.check.reserve);
+                } else {
+                    m.local = m.local.saturating_sub(t.check.reserve);
+                    m.unsynced = m.unsynced.saturating_sub(t.check.reserve);
+                }
+            });
+        }
+    }
+}
+
+impl Drop for Ticket {
+    /// A request that ends without settling (failed before an answer) counts as one request
+    /// that used nothing; its concurrency slot is free again.
+    fn drop(&mut self) {
+        if !self.taken.is_empty() {
+            self.settle_with(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+//! Admission control: the usage limits and budgets a request meets (its key's, its project's,
+//! the operator's plan for the project; each end user's within them), reserved before the first
+//! attempt through the worker's `limits::WorkerLimits`. A request whose key and project have no
+//! limits costs three `Option` checks here.
+
+use to11_shared::body::Scan;
+use to11_shared::limits::{checks, Owner, Reservation, Scope};
+use to11_shared::usage::{estimate, price, Usage};
+
+use super::admit::Call;
+use crate::auth::Caller;
+use crate::limits::{Refused, Ticket};
+use crate::Worker;
+
+/// Whether any limit may apply to the caller (then a record draft carries the ticket).
+pub fn limited(caller: &Caller) -> bool {
+    caller.key.limits.is_some() || caller.project.limits.is_some() || caller.project.plan.is_some()
+}
+
+/// Reserves what the request may use on every limit it meets; `None` when none applies.
+pub async fn reserve(
+    worker: &Worker,
+    caller: &Caller,
+    call: &Call<'_>,
+    scan: &Scan<'_>,
+    body_len: usize,
+    user: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<Ticket>, Refused> {
+    if !limited(caller) {
+        return Ok(None);
+    }
+    let p = &caller.project;
+    let scopes: Vec<Scope<'_>> = [
+        (Owner::Key, caller.key.key_id, caller.key.limits.as_ref()),
+        (Owner::Project, p.id, p.limits.as_ref()),
+        (Owner::Plan, p.id, p.plan.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(owner, id, l)| l.map(|limits| Scope { owner, id, limits }))
+    .collect();
+    let need = if scopes.iter().any(|s| s.limits.reserves_tokens()) {
+        let default_output = worker.limits.default_output_tokens();
+        reservation(default_output, caller, call, scan, body_len)
+    } else {
+        Reservation::default()
+    };
+    let checks = checks(&scopes, call.model, user, &need);
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    worker.limits.admit(p.id, checks, now_ms).await.map(Some)
+}
+
+/// What a request is expected to use: its input estimated from the body's size (as metering
+/// estimates an answer without usage), its output up to its `max_tokens` (or the configured
+/// default), and their cost at the first target's price.
+fn reservation(
+    default_output: u64,
+    caller: &Caller,
+    call: &Call<'_>,
+    scan: &Scan<'_>,
+    body_len: usize,
+) -> Reservation {
+    let input = estimate(body_len as u64, 0, 0).input;
+    let output = scan.max_output.unwrap_or(default_output);
+    let spend = call.resolution.targets.first().and_then(|t| {
+        let kind = &caller.project.tables.providers.get(t.provider)?.kind;
+        let usage = Usage {
+            input,
+            output,
+            ..Default::default()
+        };
+        price_of(kind, &t.model, &usage)
+    });
+    Reservation {
+        input_tokens: input,
+        output_tokens: output,
+        spend,
+    }
+}
+
+/// The cost of `usage` on `kind`'s `model` at the repository's prices; `None` when unpriced.
+pub fn price_of(kind: &str, model: &str, usage: &Usage) -> Option<u64> {
+    price::PriceTable::builtin_ref()
+        .find(kind, model)
+        .map(|row| price::cost(usage, &row.price))
+}
