@@ -30,6 +30,8 @@ fn sample(var: &str) -> &'static str {
         "TO11_GOOGLE_TOKEN_URL" | "TO11_PUBLIC_GATEWAY_URL" => "https://example.test/x",
         "TO11_LOG" => "debug",
         "TO11_USAGE" => "false",
+        "TO11_LIMITS_WHEN_STORE_DOWN" => "refuse",
+        "TO11_LIMITS_DEFAULT_OUTPUT_TOKENS" => "7",
         "TO11_DATABASE_URL" => "postgres://to11@db.example/usage",
         "TO11_USAGE_BUFFER"
         | "TO11_USAGE_STREAM_MAX"
