@@ -3,7 +3,8 @@
 # doing, unlike CPU time): a to11-data-plane replica (one worker) under valgrind, configured over
 # a private Redis by a to11-control-plane, proxying to the fast mock upstream; 300 warm-up
 # requests, then BENCH_REQUESTS (3000) counted. One line per mode in BENCH_MODES (default: metering
-# on, metering off, metrics off): each is `name:VAR=value,VAR=value`.
+# on, metering off, metrics off, and `limited`: metering on, with a key that has request, token
+# and concurrency limits and a budget, against a priced provider): each is `name:VAR=value,…`.
 # Builds the release binaries first; installs valgrind and redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ fi
 cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
 BIN=target/release
 N=${BENCH_REQUESTS:-3000}
-MODES=${BENCH_MODES:-"metered: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false"}
+MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false"}
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 D=$(mktemp -d)
 RP=$(free); API=$(free)
@@ -34,8 +35,10 @@ for _ in $(seq 100); do [ -s "$D/mock.addr" ] && curl -s -o /dev/null "http://12
 MA=$(head -1 "$D/mock.addr")
 api() { curl -sf -H "authorization: Bearer $TO11_ADMIN_TOKEN" -H 'content-type: application/json' "http://127.0.0.1:$API/api/v1$1" -d "$2"; }
 api /projects '{"name":"Bench"}' >/dev/null
-api /projects/bench/providers "{\"kind\":\"openai-compatible\",\"base_url\":\"http://$MA/v1\",\"credential\":{\"api_key\":\"sk-mock\"},\"models\":[\"gpt-4o\"]}" >/dev/null
+api /projects/bench/providers "{\"kind\":\"openai\",\"base_url\":\"http://$MA/v1\",\"credential\":{\"api_key\":\"sk-mock\"},\"models\":[\"gpt-4o\"]}" >/dev/null
 KEY=$(api /projects/bench/keys '{"name":"b"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
+# The same requests through a key with limits that never refuse, and a budget (gpt-4o is priced).
+LKEY=$(api /projects/bench/keys '{"name":"l","limits":{"requests_per_minute":100000000,"tokens_per_minute":100000000000,"concurrent":1000,"budget":{"amount":"1000000","period":"month"}}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
 declare -A counted
 for mode in $MODES; do
   name=${mode%%:*}
@@ -48,11 +51,13 @@ for mode in $MODES; do
   ) &
   GW=$!
   for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$GP/healthz" && break; sleep 0.2; done
-  python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$KEY" 300
+  K=$KEY
+  [ "$name" = limited ] && K=$LKEY
+  python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" 300
   sleep 0.5
   PID=$(pgrep -f "callgrind-out-file=$D/cg.$name" | head -1)
   callgrind_control -d "$PID" >/dev/null
-  python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$KEY" "$N"
+  python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" "$N"
   sleep 0.3
   callgrind_control -d "$PID" >/dev/null
   kill "$PID" 2>/dev/null || true
@@ -64,6 +69,9 @@ for mode in $MODES; do
 done
 if [ -n "${counted[metered]:-}" ] && [ -n "${counted[unmetered]:-}" ]; then
   python3 -c "print(f'metering on / off: {${counted[metered]}/${counted[unmetered]}:.3f}x')"
+fi
+if [ -n "${counted[limited]:-}" ] && [ -n "${counted[metered]:-}" ]; then
+  python3 -c "print(f'limits and budget / none (metering on): {${counted[limited]}/${counted[metered]}:.3f}x')"
 fi
 if [ -n "${counted[unmetered]:-}" ] && [ -n "${counted[no-metrics]:-}" ]; then
   python3 -c "print(f'metrics on / off (metering off): {${counted[unmetered]}/${counted[no-metrics]}:.3f}x')"

@@ -166,6 +166,7 @@ const NAV = [
   ['functions', 'Functions'],
   ['explain', 'Explain a name'],
   ['keys', 'Keys'],
+  ['limits', 'Limits'],
   ['playground', 'Playground'],
   ['audit', 'Audit log'],
 ];
@@ -991,6 +992,85 @@ async function keysPage() {
       : h('div', { class: 'card empty' }, h('p', { class: 'muted' }, 'No keys yet.')));
 }
 
+// ---------------------------------------------------------------- limits
+
+const LIMIT_NAMES = {
+  requests_per_minute: 'Requests per minute',
+  tokens_per_minute: 'Tokens per minute',
+  input_tokens_per_minute: 'Input tokens per minute',
+  output_tokens_per_minute: 'Output tokens per minute',
+  concurrent: 'Requests in flight',
+  budget: 'Budget',
+};
+
+/** One limit with what is used of it: a meter, the figures, when it resets. */
+function limitMeter(u) {
+  const used = u.used === null || u.used === undefined ? null : Number(u.used);
+  const max = Number(u.max);
+  const share = used === null || !max ? 0 : Math.min(1, used / max);
+  const level = share >= 1 ? 'bad' : share >= 0.8 ? 'warn' : 'ok';
+  const title = u.limit === 'budget' ? `Budget per ${u.window === 'total' ? 'all time' : u.window}` : LIMIT_NAMES[u.limit] || u.limit;
+  return h('div', { class: 'limit', role: 'group', 'aria-label': title },
+    h('div', { class: 'row' }, h('strong', {}, title),
+      h('span', { class: `pill ${level}` }, used === null ? 'usage unavailable' : `${u.used} of ${u.max}`)),
+    h('meter', { min: 0, max: 1, value: share, low: 0.8, high: 0.99, optimum: 0, 'aria-label': `${title} used` }),
+    h('p', { class: 'muted small' }, u.resets_at ? `Resets ${new Date(u.resets_at).toLocaleString()}` : u.limit === 'concurrent' ? 'Held while requests are in flight' : 'Never resets'));
+}
+
+function limitsCard(title, subtitle, view, path, editable) {
+  const out = h('div');
+  const text = h('textarea', { rows: 6, class: 'mono', 'aria-label': `${title} JSON`, spellcheck: 'false' }, JSON.stringify(view.limits || {}, null, 2));
+  const save = h('button', { class: 'primary', type: 'submit' }, 'Save limits');
+  const meters = (view.usage || []).map(limitMeter);
+  return h('form', {
+    class: 'card', style: 'margin-bottom:1rem', 'aria-label': title,
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      const body = jsonOf(text, 'The limits', out);
+      if (body === undefined) return;
+      busy(save, 'Saving…', async () => {
+        try { await api('PUT', path, body); toast(`${title} saved`); render(); }
+        catch (e) { out.replaceChildren(errorNotice(e)); }
+      });
+    },
+  },
+  h('h2', {}, title), h('p', { class: 'muted' }, subtitle),
+  meters.length ? h('div', { class: 'grid2' }, meters) : h('p', { class: 'muted' }, 'No limits.'),
+  editable ? h('details', {}, h('summary', {}, 'Edit'),
+    field('Limits (JSON)', text, 'requests_per_minute, tokens_per_minute, input_tokens_per_minute, output_tokens_per_minute, concurrent, budget {amount, period: day|week|month|total, alert_at_percent}, models, per_user {…}. {} removes them.'),
+    out, h('div', { class: 'row end' }, save)) : null);
+}
+
+// What the project, the operator's plan and each key may use, and what is used now; the budget
+// alerts under them.
+async function limitsPage() {
+  const operator = state.session.principal === 'operator';
+  const [own, keys, events] = await Promise.all([
+    api('GET', `${P()}/limits`),
+    api('GET', `${P()}/keys`).then((r) => r.data),
+    api('GET', `${P()}/limits/events`).then((r) => r.data),
+  ]);
+  const limited = keys.filter((k) => k.limits);
+  const keyViews = await Promise.all(limited.map((k) => api('GET', `${P()}/keys/${k.id}/limits`)));
+  const alerts = events.length
+    ? h('div', { class: 'table' }, h('table', { 'aria-label': 'Budget alerts' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Alert'), h('th', {}, 'Whose'), h('th', {}, 'Spent'), h('th', {}, 'Budget'))),
+      h('tbody', {}, events.map((e) => h('tr', {},
+        h('td', { class: 'muted' }, ago(e.at)),
+        h('td', {}, h('span', { class: `pill ${e.type === 'budget_exhausted' ? 'bad' : 'warn'}` }, e.type === 'budget_exhausted' ? 'budget spent' : `passed ${e.threshold}`)),
+        h('td', {}, `${e.owner}${e.owner === 'key' ? ` ${(keys.find((k) => k.id === e.id) || { name: e.id }).name}` : ''}${e.user ? ` · user ${e.user}` : ''}`),
+        h('td', { class: 'mono' }, e.spent), h('td', { class: 'mono' }, `${e.budget} per ${e.period}`))))))
+    : h('p', { class: 'muted' }, 'No budget alerts.');
+  return h('div', {},
+    header('Limits', 'Requests, tokens, requests in flight and spend: what may be used, and what is used now, on every replica.'),
+    limitsCard('Project limits', 'Every request of the project counts.', own, `${P()}/limits`, true),
+    own.plan || operator
+      ? limitsCard('Plan', operator ? 'Set by you, the operator: the project cannot raise it.' : 'Set by the operator: binds besides the project\'s own limits.', own.plan || {}, `${P()}/plan`, operator)
+      : null,
+    limited.map((k, i) => limitsCard(`Key ${k.name}`, 'Requests with this key count.', keyViews[i], `${P()}/keys/${k.id}/limits`, true)),
+    h('div', { class: 'card' }, h('h2', {}, 'Budget alerts'), alerts));
+}
+
 // ---------------------------------------------------------------- audit log
 
 function actorOf(e) {
@@ -1149,6 +1229,7 @@ const VIEWS = {
   functions: functionsPage,
   explain: explainPage,
   keys: keysPage,
+  limits: limitsPage,
   playground: playgroundPage,
   audit: auditPage,
 };
