@@ -9,6 +9,7 @@
 //! publishes (`ReadModel`).
 
 pub mod actors;
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod domain;
@@ -284,6 +285,18 @@ pub async fn start(
     }
     let auditor = audit::Auditor::new(store.clone());
     metrics.pull(&model, auditor.failure_counter(), metering.ingest.as_ref());
+    if let Some(counters) = &metering.counters {
+        actix_rt::spawn(
+            alerts::Deliverer {
+                counters: counters.clone(),
+                model: model.clone(),
+                keyring: settings.keyring.clone(),
+                allow_private: settings.api.allow_private_upstreams,
+                stats: Default::default(),
+            }
+            .run(),
+        );
+    }
     let api = web::Data::new(api::Api {
         registry: registry.clone(),
         model,

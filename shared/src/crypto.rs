@@ -144,6 +144,14 @@ impl Keyring {
     }
 }
 
+/// HMAC-SHA-256 of `msg` under `key` (signatures of webhook calls), as lowercase hex.
+pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
+    // HMAC accepts keys of any length.
+    let mut m = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(msg);
+    KeyHash(m.finalize().into_bytes().into()).to_hex()
+}
+
 fn mac(key: &[u8; 32]) -> HmacSha256 {
     // HMAC accepts keys of any length.
     <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())

@@ -595,6 +595,18 @@ fn amount_in<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     parse_amount(&v).map_err(serde::de::Error::custom)
 }
 
+/// The `x-to11-signature` of a webhook call made at `unix_secs` with `body`:
+/// `t=<unix seconds>,v1=<hex HMAC-SHA-256 of "<t>.<body>" under the webhook's secret>`. A receiver
+/// recomputes it and refuses a call whose `t` is too old (a replay).
+pub fn webhook_signature(secret: &str, unix_secs: i64, body: &[u8]) -> String {
+    let mut msg = format!("{unix_secs}.").into_bytes();
+    msg.extend_from_slice(body);
+    format!(
+        "t={unix_secs},v1={}",
+        crate::crypto::hmac_sha256_hex(secret.as_bytes(), &msg)
+    )
+}
+
 /// Whether `pattern` (with `*` for any run of characters) matches `name` whole.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -852,6 +864,23 @@ mod tests {
         ] {
             assert_eq!(matches(p, n), ok, "{p} ~ {n}");
         }
+    }
+
+    #[test]
+    fn webhook_signatures_follow_rfc_4231() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            crate::crypto::hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let s = webhook_signature("whsec_x", 1_700_000_000, b"{}");
+        assert_eq!(
+            s,
+            format!(
+                "t=1700000000,v1={}",
+                crate::crypto::hmac_sha256_hex(b"whsec_x", b"1700000000.{}")
+            )
+        );
     }
 
     #[test]

@@ -216,6 +216,23 @@ pub struct ProjectState {
     /// besides the project's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::limits::Limits>,
+    /// Where budget alerts of the project are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_webhook: Option<AlertWebhook>,
+}
+
+/// A URL budget alerts are posted to, signed with a secret shown once when it is set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlertWebhook {
+    pub url: String,
+    pub secret: crate::crypto::SealedSecret,
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a webhook's secret is sealed for.
+pub fn alert_webhook_owner(project: &Uuid) -> String {
+    format!("{project}/alert-webhook")
 }
 
 impl ProjectState {

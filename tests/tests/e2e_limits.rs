@@ -117,6 +117,48 @@ fn count(rs: &[GatewayResponse], status: u16) -> usize {
     rs.iter().filter(|r| r.status == status).count()
 }
 
+/// A webhook receiver: records each call's signature and body; answers 500 to the first.
+struct Receiver {
+    addr: SocketAddr,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = calls.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let kept = kept.clone();
+            actix_web::App::new().default_service(actix_web::web::to(
+                move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                    let kept = kept.clone();
+                    async move {
+                        let signature = req
+                            .headers()
+                            .get("x-to11-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        let mut calls = kept.lock().unwrap();
+                        calls.push((signature, String::from_utf8_lossy(&body).to_string()));
+                        if calls.len() == 1 {
+                            actix_web::HttpResponse::InternalServerError().finish()
+                        } else {
+                            actix_web::HttpResponse::Ok().finish()
+                        }
+                    }
+                },
+            ))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind");
+        let addr = server.addrs()[0];
+        actix_rt::spawn(server.run());
+        Receiver { addr, calls }
+    }
+}
+
 #[actix_rt::test]
 async fn three_replicas_hold_one_request_limit_and_one_token_limit() {
     let d = deployment(3);
@@ -207,6 +249,21 @@ async fn the_budget_race_spends_at_most_the_budget_and_other_tenants_are_untouch
         )
         .await;
     assert_eq!(s, 200, "{v}");
+    let hook = Receiver::start();
+    let (s, w) = d
+        .api
+        .put(
+            "/projects/spender/limits/webhook",
+            json!({"url": format!("http://{}/alerts", hook.addr)}),
+        )
+        .await;
+    assert_eq!(s, 200, "{w}");
+    let hook_secret = w["secret"].as_str().expect("secret shown once").to_string();
+    let (_, shown) = d.api.get("/projects/spender/limits/webhook").await;
+    assert!(
+        !shown.to_string().contains(&hook_secret),
+        "never shown again"
+    );
     let (_, secret) = key(&d, "spender", &p, json!(null)).await;
     let other = project(&d.api, "bystander", &mock, "openai").await;
     let (_, other_key) = key(&d, "bystander", &other, json!(null)).await;
@@ -246,6 +303,27 @@ async fn the_budget_race_spends_at_most_the_budget_and_other_tenants_are_untouch
     );
     let (_, none) = d.api.get("/projects/bystander/limits/events").await;
     assert_eq!(none["data"], json!([]), "tenant isolation of events");
+
+    // The webhook got the alert, signed, after its first call was answered 500 (retried).
+    let calls = wait_until("the webhook's second call", 15, || async {
+        let c = hook.calls.lock().unwrap().clone();
+        (c.len() >= 2).then_some(c)
+    })
+    .await;
+    let (signature, body) = &calls[1];
+    let t: i64 = signature
+        .strip_prefix("t=")
+        .and_then(|s| s.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("t=");
+    assert_eq!(
+        signature,
+        &to11_shared::limits::webhook_signature(&hook_secret, t, body.as_bytes())
+    );
+    let alert: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(alert["type"], "budget_alert");
+    assert_eq!(alert["project"], json!(p));
+    assert_eq!(calls[0].1, calls[1].1, "the same event, retried");
 
     // Tenant isolation: the other project is served as before.
     let others = load(&d.gws, &other_key, 30, 10, 10).await;

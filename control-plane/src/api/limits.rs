@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::auth::{project, Principal};
 use super::Api;
-use crate::actors::registry::SetLimits;
+use crate::actors::registry::{SetAlertWebhook, SetLimits};
 use crate::domain::usage_limits::{limits_of, LimitsOf};
 use crate::error::ApiError;
 
@@ -265,6 +265,88 @@ pub async fn set_key(
         .await?;
     Ok(HttpResponse::Ok()
         .json(json!({ "limits": c.value.unwrap_or_default(), "version": c.version })))
+}
+
+/// `PUT /projects/{p}/limits/webhook` `{"url"}`: budget alerts go there, signed with a secret
+/// answered once (`secret`). The URL is checked like a provider's base URL.
+pub async fn set_webhook(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path)?;
+    let Some(raw) = body.get("url").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request(
+            "'url' is required: where budget alerts are posted",
+        ));
+    };
+    let url = to11_shared::upstream_url::check_base_url(raw, api.allow_private_upstreams)
+        .map_err(|e| ApiError::new(ErrorCode::Validation, format!("url: {e}")))?;
+    let secret = {
+        use base64::Engine;
+        let bytes: [u8; 24] = rand::random();
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
+    };
+    let hook = to11_shared::model::AlertWebhook {
+        url: url.clone(),
+        secret: api.keyring.seal(
+            &to11_shared::model::alert_webhook_owner(&s.project.id),
+            secret.as_bytes(),
+        ),
+        hint: format!("…{}", &secret[secret.len() - 4..]),
+        created_at: Utc::now(),
+    };
+    let c = api
+        .apply(
+            &req,
+            SetAlertWebhook {
+                project: s.project.id,
+                webhook: Some(hook),
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "url": url,
+        "secret": secret,
+        "signature": "x-to11-signature: t=<unix seconds>,v1=<hex HMAC-SHA-256 of \"<t>.<body>\" under the secret>",
+        "version": c.version,
+    })))
+}
+
+/// `GET /projects/{p}/limits/webhook`.
+pub async fn get_webhook(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path)?;
+    Ok(HttpResponse::Ok().json(match &s.alert_webhook {
+        Some(w) => json!({ "url": w.url, "secret_hint": w.hint, "created_at": w.created_at }),
+        None => json!({ "url": null }),
+    }))
+}
+
+/// `DELETE /projects/{p}/limits/webhook`.
+pub async fn delete_webhook(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, s) = project(&req, &api, &path)?;
+    let c = api
+        .apply(
+            &req,
+            SetAlertWebhook {
+                project: s.project.id,
+                webhook: None,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "url": null, "version": c.version })))
 }
 
 /// `GET /projects/{p}/limits/events`: the project's budget alerts, newest first.

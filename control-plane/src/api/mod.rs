@@ -194,6 +194,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{p}/plan", web::get().to(limits::get_project))
                 .route("/projects/{p}/plan", web::put().to(limits::set_project))
                 .route("/projects/{p}/limits/events", web::get().to(limits::events))
+                .service(
+                    web::resource("/projects/{p}/limits/webhook")
+                        .route(web::get().to(limits::get_webhook))
+                        .route(web::put().to(limits::set_webhook))
+                        .route(web::delete().to(limits::delete_webhook)),
+                )
                 .route(
                     "/projects/{p}/credentials",
                     web::post().to(credentials::add),

@@ -30,6 +30,7 @@ pub fn new_project(
         functions: vec![],
         limits: None,
         plan: None,
+        alert_webhook: None,
     }
 }
 

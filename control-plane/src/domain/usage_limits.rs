@@ -2,7 +2,7 @@
 //! of the operator's plan for it, and of its keys. An empty object removes them.
 
 use to11_shared::limits::Limits;
-use to11_shared::model::ProjectState;
+use to11_shared::model::{AlertWebhook, ProjectState};
 use uuid::Uuid;
 
 use super::DomainError;
@@ -48,6 +48,11 @@ pub fn set_limits(
     };
     *slot = stored;
     Ok(slot.clone())
+}
+
+/// Sets (or, with `None`, removes) where the project's budget alerts are sent.
+pub fn set_alert_webhook(state: &mut ProjectState, webhook: Option<AlertWebhook>) {
+    state.alert_webhook = webhook;
 }
 
 /// The limits stored for `of`, `None` when it has none (or the key does not exist).

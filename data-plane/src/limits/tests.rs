@@ -261,6 +261,20 @@ impl CounterStore for Down {
     ) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, CounterError>> {
         Box::pin(async { Err(CounterError("down".into())) })
     }
+    fn claim_events<'a>(
+        &'a self,
+        _: &'a str,
+        _: usize,
+        _: Duration,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<(String, String)>, CounterError>> {
+        Box::pin(async { Err(CounterError("down".into())) })
+    }
+    fn ack_events<'a>(
+        &'a self,
+        _: &'a [String],
+    ) -> futures_util::future::BoxFuture<'a, Result<(), CounterError>> {
+        Box::pin(async { Err(CounterError("down".into())) })
+    }
 }
 
 #[actix_rt::test]

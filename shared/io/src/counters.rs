@@ -104,6 +104,19 @@ pub trait CounterStore: Send + Sync + 'static {
 
     /// The newest events first, at most `limit`.
     fn events(&self, limit: usize) -> BoxFuture<'_, Result<Vec<String>, CounterError>>;
+
+    /// Events not yet delivered, oldest first, at most `count`, each with its id, for
+    /// `consumer` (one of the control planes delivering them): new ones, and those another
+    /// consumer took over a minute ago without acknowledging them. Waits up to `wait` for one.
+    fn claim_events<'a>(
+        &'a self,
+        consumer: &'a str,
+        count: usize,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CounterError>>;
+
+    /// Marks events delivered (or given up on).
+    fn ack_events<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<(), CounterError>>;
 }
 
 /// What a grant gives, as pure arithmetic (both stores use it; Redis runs the same rule in Lua).
@@ -132,7 +145,11 @@ struct Table {
     /// Concurrency keys: holder → slots.
     slots: HashMap<String, HashMap<String, u64>>,
     holders: HashMap<String, i64>,
-    events: VecDeque<String>,
+    /// Events with their sequence numbers; those up to `acked` were delivered.
+    events: VecDeque<(u64, String)>,
+    acked: u64,
+    /// The highest sequence number handed out by `claim_events`.
+    claimed: u64,
     dirty: bool,
 }
 
@@ -153,7 +170,9 @@ fn now_ms() -> i64 {
 struct Saved {
     values: HashMap<String, Value>,
     #[serde(default)]
-    events: VecDeque<String>,
+    events: VecDeque<(u64, String)>,
+    #[serde(default)]
+    acked: u64,
 }
 
 impl LocalCounters {
@@ -178,6 +197,8 @@ impl LocalCounters {
             table: Mutex::new(Table {
                 values: saved.values,
                 events: saved.events,
+                acked: saved.acked,
+                claimed: saved.acked,
                 ..Default::default()
             }),
             file: Some(file),
@@ -202,6 +223,7 @@ impl LocalCounters {
             serde_json::to_vec(&Saved {
                 values: t.values.clone(),
                 events: t.events.clone(),
+                acked: t.acked,
             })
             .unwrap_or_default()
         };
@@ -365,7 +387,8 @@ impl CounterStore for LocalCounters {
 
     fn push_event<'a>(&'a self, event: String) -> BoxFuture<'a, Result<(), CounterError>> {
         let mut t = self.lock();
-        t.events.push_back(event);
+        let seq = t.events.back().map_or(t.acked, |(s, _)| *s) + 1;
+        t.events.push_back((seq, event));
         while t.events.len() > MAX_EVENTS {
             t.events.pop_front();
         }
@@ -375,8 +398,55 @@ impl CounterStore for LocalCounters {
 
     fn events(&self, limit: usize) -> BoxFuture<'_, Result<Vec<String>, CounterError>> {
         let t = self.lock();
-        let out = t.events.iter().rev().take(limit).cloned().collect();
+        let out = t
+            .events
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect();
         futures_util::future::ready(Ok(out)).boxed()
+    }
+
+    fn claim_events<'a>(
+        &'a self,
+        _: &'a str,
+        count: usize,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CounterError>> {
+        async move {
+            let take = || {
+                let mut t = self.lock();
+                let from = t.claimed;
+                let out: Vec<(String, String)> = t
+                    .events
+                    .iter()
+                    .filter(|(s, _)| *s > from)
+                    .take(count)
+                    .map(|(s, e)| (s.to_string(), e.clone()))
+                    .collect();
+                if let Some((last, _)) = out.last() {
+                    t.claimed = last.parse().unwrap_or(from);
+                }
+                out
+            };
+            let out = take();
+            if out.is_empty() {
+                tokio::time::sleep(wait.min(Duration::from_millis(250))).await;
+                return Ok(take());
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn ack_events<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<(), CounterError>> {
+        let mut t = self.lock();
+        if let Some(max) = ids.iter().filter_map(|i| i.parse::<u64>().ok()).max() {
+            t.acked = t.acked.max(max);
+            t.dirty = true;
+        }
+        futures_util::future::ready(Ok(())).boxed()
     }
 }
 
@@ -744,7 +814,123 @@ impl CounterStore for RedisCounters {
         }
         .boxed()
     }
+    fn claim_events<'a>(
+        &'a self,
+        consumer: &'a str,
+        count: usize,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CounterError>> {
+        type Entries = Vec<(String, Vec<(String, String)>)>;
+        fn event((id, fields): (String, Vec<(String, String)>)) -> (String, String) {
+            let e = fields
+                .into_iter()
+                .find(|(k, _)| k == "e")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            (id, e)
+        }
+        async move {
+            let key = self.events_key();
+            // The group starts at the stream's end: events recorded before the first control
+            // plane delivering them are listed, not sent.
+            let _: Result<(), _> = self
+                .run(|mut c| async move {
+                    redis::cmd("XGROUP")
+                        .arg("CREATE")
+                        .arg(&key)
+                        .arg(EVENTS_GROUP)
+                        .arg("$")
+                        .arg("MKSTREAM")
+                        .query_async::<()>(&mut c)
+                        .await
+                        .or_else(|e| {
+                            if e.code() == Some("BUSYGROUP") {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                })
+                .await;
+            let key = self.events_key();
+            // Taken over: entries another consumer claimed a minute ago and never acknowledged.
+            let (_, stale, _): (String, Entries, Vec<String>) = self
+                .run(|mut c| async move {
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(&key)
+                        .arg(EVENTS_GROUP)
+                        .arg(consumer)
+                        .arg(60_000)
+                        .arg("0")
+                        .arg("COUNT")
+                        .arg(count)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if !stale.is_empty() {
+                return Ok(stale.into_iter().map(event).collect());
+            }
+            let key = self.events_key();
+            // XREADGROUP blocks on the server: it gets a connection of its own, so the shared one
+            // is not held up, and a timeout longer than the wait.
+            let read = async {
+                let mut conn = self
+                    .client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| CounterError(e.to_string()))?;
+                let v: Option<Vec<(String, Entries)>> = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(EVENTS_GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("BLOCK")
+                    .arg(wait.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(">")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| CounterError(e.to_string()))?;
+                Ok::<_, CounterError>(v)
+            };
+            let v = tokio::time::timeout(wait + self.timeout, read)
+                .await
+                .map_err(|_| CounterError("no answer to XREADGROUP".into()))??;
+            Ok(v.unwrap_or_default()
+                .into_iter()
+                .flat_map(|(_, entries)| entries.into_iter().map(event))
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn ack_events<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<(), CounterError>> {
+        async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let key = self.events_key();
+            let _: i64 = self
+                .run(|mut c| async move {
+                    redis::cmd("XACK")
+                        .arg(&key)
+                        .arg(EVENTS_GROUP)
+                        .arg(ids)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
 }
+
+/// The consumer group of the control planes that deliver events (budget alerts to webhooks).
+const EVENTS_GROUP: &str = "alerts";
 
 #[cfg(test)]
 mod tests {

@@ -75,6 +75,7 @@ answers! {
     IssueGatewayKey => GatewayKey;
     RevokeGatewayKey => ();
     SetLimits => Option<to11_shared::limits::Limits>;
+    SetAlertWebhook => ();
     ConnectProvider => ();
     SetExposedModels => ();
     ApplyDiscovery => Option<DiscoveryDiff>;
@@ -203,6 +204,29 @@ impl ProjectCommand for SetLimits {
         _: &Keyring,
     ) -> Result<Option<to11_shared::limits::Limits>, DomainError> {
         usage_limits::set_limits(state, self.of, self.limits)
+    }
+}
+
+/// Sets or removes where a project's budget alerts are sent.
+pub struct SetAlertWebhook {
+    pub project: Uuid,
+    pub webhook: Option<to11_shared::model::AlertWebhook>,
+}
+
+impl ProjectCommand for SetAlertWebhook {
+    type Value = ();
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn audit(&self) -> (&'static str, Option<String>) {
+        (
+            "SetAlertWebhook",
+            self.webhook.as_ref().map(|w| w.url.clone()),
+        )
+    }
+    fn apply(self, state: &mut ProjectState, _: &Keyring) -> Result<(), DomainError> {
+        usage_limits::set_alert_webhook(state, self.webhook);
+        Ok(())
     }
 }
 
