@@ -5,6 +5,7 @@
 # requests, then BENCH_REQUESTS (3000) counted. One line per mode in BENCH_MODES (default: metering
 # on, metering off, metrics off, and `limited`: metering on, with a key that has request, token
 # and concurrency limits and a budget, against a priced provider): each is `name:VAR=value,…`.
+# BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # Builds the release binaries first; installs valgrind and redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,7 @@ for mode in $MODES; do
   kill "$PID" 2>/dev/null || true
   wait "$GW" 2>/dev/null || true
   F=$(ls "$D"/cg."$name".*.2)
+  [ -n "${BENCH_KEEP:-}" ] && cp "$F" "$BENCH_KEEP.$name"
   T=$(grep -E '^(summary|totals):' "$F" | head -1 | awk '{print $2}')
   counted[$name]=$((T / N))
   printf '%-14s %8d instructions per request  (%s)\n' "$name" "${counted[$name]}" "${vars:-defaults}"

@@ -113,12 +113,16 @@ impl Limiter {
 #[derive(Clone)]
 pub struct WorkerLimits(Rc<Inner>);
 
+type Meters = HashMap<CounterId, Rc<RefCell<Meter>>, foldhash::fast::RandomState>;
+
 struct Inner {
     shared: Arc<Limiter>,
     /// This worker's name among the holders of concurrency slots.
     holder: String,
-    meters: RefCell<HashMap<CounterId, Meter>>,
-    /// Settled amounts not yet added to the store.
+    /// One meter per counter met, found once per request and check; what a request settles goes
+    /// into its meter, and the tick reports it (so no store key is formatted per request).
+    meters: RefCell<Meters>,
+    /// Settled amounts of past windows, and batches the store did not take, to report again.
     pending: RefCell<Vec<Pending>>,
     /// Workers (of every replica) alive at the last heartbeat; 0 before the first.
     live_holders: Cell<u64>,
@@ -133,6 +137,8 @@ struct Inner {
 struct Meter {
     /// The window the slice belongs to.
     window: i64,
+    /// The limit, as last met (for the concurrency share and the alerts).
+    limit: u64,
     /// Granted to this worker and not yet used (negative: used beyond, settled later).
     lease: i64,
     last_grant: u64,
@@ -145,9 +151,63 @@ struct Meter {
     local: u64,
     /// Of that, what the store has not been told yet.
     unsynced: u64,
+    /// Settled and not yet reported: what was used (the counter's `:u`), and what was used
+    /// beyond reservations (added to the granted counter).
+    used: u64,
+    debt: u64,
+    /// A budget's alert, when the check has one.
+    alert: Option<Alert>,
     /// Concurrency: slots held from the store, and in use.
     held: u64,
     in_use: u64,
+}
+
+impl Meter {
+    /// Starts window `window`; what is still to report of the last one goes to `pending`.
+    fn roll(&mut self, id: &CounterId, window: i64, prefix: &str, pending: &mut Vec<Pending>) {
+        if self.window == window || id.metric == Metric::Concurrent {
+            return;
+        }
+        self.report(id, prefix, pending);
+        *self = Meter {
+            window,
+            limit: self.limit,
+            alert: self.alert.take(),
+            ..Default::default()
+        };
+    }
+
+    /// Moves what is to report into `out`, as store additions.
+    fn report(&mut self, id: &CounterId, prefix: &str, out: &mut Vec<Pending>) {
+        if self.used == 0 && self.debt == 0 && self.unsynced == 0 {
+            return;
+        }
+        let key = id.key(prefix, self.window);
+        let ttl = id.ttl_secs();
+        let granted = self.debt + std::mem::take(&mut self.unsynced);
+        if granted > 0 {
+            out.push(Pending {
+                add: Add {
+                    key: key.clone(),
+                    delta: granted as i64,
+                    ttl_secs: ttl,
+                },
+                alert: None,
+            });
+        }
+        if self.used > 0 {
+            out.push(Pending {
+                add: Add {
+                    key: format!("{key}:u"),
+                    delta: self.used as i64,
+                    ttl_secs: ttl,
+                },
+                alert: self.alert.clone(),
+            });
+        }
+        self.used = 0;
+        self.debt = 0;
+    }
 }
 
 struct Pending {
@@ -168,20 +228,19 @@ struct Alert {
 /// no usage).
 pub struct Ticket {
     worker: Rc<Inner>,
-    project: Uuid,
     taken: Vec<Taken>,
     /// The values of the `x-ratelimit-*` headers.
     pub headers: RateHeaders,
 }
 
 struct Taken {
-    check: Check,
+    meter: Rc<RefCell<Meter>>,
+    metric: Metric,
+    reserve: u64,
     window: i64,
     /// From the store's slices (false: on the worker's own share while the store was down).
     leased: bool,
 }
-
-/// The request and token limits closest to running out, for the `x-ratelimit-*` headers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RateHeaders {
     pub requests: Option<Remaining>,
@@ -216,22 +275,26 @@ impl RateHeaders {
     /// Writes the headers onto an answer.
     pub fn apply(&self, headers: &mut actix_web::http::header::HeaderMap, now_ms: i64) {
         use actix_web::http::header::{HeaderName, HeaderValue};
-        for (what, r) in [("requests", &self.requests), ("tokens", &self.tokens)] {
+        const NAMES: [[HeaderName; 3]; 2] = [
+            [
+                HeaderName::from_static("x-ratelimit-limit-requests"),
+                HeaderName::from_static("x-ratelimit-remaining-requests"),
+                HeaderName::from_static("x-ratelimit-reset-requests"),
+            ],
+            [
+                HeaderName::from_static("x-ratelimit-limit-tokens"),
+                HeaderName::from_static("x-ratelimit-remaining-tokens"),
+                HeaderName::from_static("x-ratelimit-reset-tokens"),
+            ],
+        ];
+        for (names, r) in NAMES.iter().zip([&self.requests, &self.tokens]) {
             let Some(r) = r else { continue };
-            for (name, value) in [
-                ("limit", r.limit.to_string()),
-                ("remaining", r.remaining.to_string()),
-                (
-                    "reset",
-                    to11_shared::limits::reset_after(now_ms, r.reset_ms),
-                ),
-            ] {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::try_from(format!("x-ratelimit-{name}-{what}")),
-                    HeaderValue::try_from(value),
-                ) {
-                    headers.insert(n, v);
-                }
+            let [limit, remaining, reset] = names;
+            headers.insert(limit.clone(), HeaderValue::from(r.limit));
+            headers.insert(remaining.clone(), HeaderValue::from(r.remaining));
+            let after = to11_shared::limits::reset_after(now_ms, r.reset_ms);
+            if let Ok(v) = HeaderValue::try_from(after) {
+                headers.insert(reset.clone(), v);
             }
         }
     }
@@ -322,18 +385,20 @@ impl WorkerLimits {
         inner.start_ticking();
         let mut ticket = Ticket {
             worker: inner.clone(),
-            project,
             taken: Vec::with_capacity(checks.len()),
             headers: RateHeaders::default(),
         };
         for check in checks {
             let window = check.counter.window.index(now_ms);
+            let meter = inner.meter(&check, project, window);
             match inner
-                .take(&check, window, now_ms, &mut ticket.headers)
+                .take(&check, &meter, window, now_ms, &mut ticket.headers)
                 .await
             {
                 Ok(leased) => ticket.taken.push(Taken {
-                    check,
+                    meter,
+                    metric: check.counter.metric,
+                    reserve: check.reserve,
                     window,
                     leased,
                 }),
@@ -372,6 +437,40 @@ impl Inner {
         });
     }
 
+    /// The meter of `check`'s counter, in `window` (one lookup; made on first use).
+    fn meter(&self, check: &Check, project: Uuid, window: i64) -> Rc<RefCell<Meter>> {
+        let found = self.meters.borrow().get(&check.counter).cloned();
+        let meter = found.unwrap_or_else(|| {
+            let m = Rc::new(RefCell::new(Meter {
+                window,
+                ..Default::default()
+            }));
+            self.meters
+                .borrow_mut()
+                .insert(check.counter.clone(), m.clone());
+            m
+        });
+        {
+            let mut m = meter.borrow_mut();
+            m.roll(
+                &check.counter,
+                window,
+                &self.shared.prefix,
+                &mut self.pending.borrow_mut(),
+            );
+            m.limit = check.limit;
+            if m.alert.is_none() {
+                m.alert = check.alert_at.map(|at| Alert {
+                    project,
+                    counter: check.counter.clone(),
+                    limit: check.limit,
+                    at,
+                });
+            }
+        }
+        meter
+    }
+
     fn store_down(&self, now_ms: i64) -> bool {
         now_ms < self.down_until.get()
     }
@@ -392,24 +491,25 @@ impl Inner {
     async fn take(
         self: &Rc<Self>,
         check: &Check,
+        meter: &Rc<RefCell<Meter>>,
         window: i64,
         now_ms: i64,
         headers: &mut RateHeaders,
     ) -> Result<bool, GatewayError> {
         if check.counter.metric == Metric::Concurrent {
-            return self.take_slot(check, now_ms).await;
+            return self.take_slot(check, meter, now_ms).await;
         }
         if check.reserve == 0 {
             return Ok(true);
         }
-        if self.take_leased(check, window, headers) {
-            self.prefetch(check, window, now_ms);
+        if take_leased(meter, check, window, headers) {
+            self.prefetch(check, meter, window, now_ms);
             return Ok(true);
         }
         if self.store_down(now_ms) {
-            return self.take_local(check, window, now_ms);
+            return self.take_local(check, meter, window, now_ms);
         }
-        let (need, want) = self.wanted(check, window, now_ms);
+        let (need, want) = wanted(&meter.borrow(), check, now_ms);
         let key = check.counter.key(&self.shared.prefix, window);
         let ttl = check.counter.ttl_secs();
         match self
@@ -419,110 +519,70 @@ impl Inner {
             .await
         {
             Ok(g) => {
-                self.granted(check, window, now_ms, g.granted, g.used);
-                if g.granted == 0 {
-                    return Err(refusal(check, window, now_ms, false));
-                }
-                if self.take_leased(check, window, headers) {
+                granted(&mut meter.borrow_mut(), window, now_ms, g.granted, g.used);
+                if g.granted > 0 && take_leased(meter, check, window, headers) {
                     Ok(true)
                 } else {
-                    // Another request of this worker took the slice meanwhile.
+                    // Nothing left (or another request of this worker took the slice meanwhile).
                     Err(refusal(check, window, now_ms, false))
                 }
             }
             Err(e) => {
                 self.failed(now_ms, &e);
-                self.take_local(check, window, now_ms)
+                self.take_local(check, meter, window, now_ms)
             }
         }
-    }
-
-    fn with_meter<T>(&self, id: &CounterId, window: i64, f: impl FnOnce(&mut Meter) -> T) -> T {
-        let mut meters = self.meters.borrow_mut();
-        let m = meters.entry(id.clone()).or_default();
-        if m.window != window && id.metric != Metric::Concurrent {
-            *m = Meter {
-                window,
-                ..Default::default()
-            };
-        }
-        f(m)
-    }
-
-    fn take_leased(&self, check: &Check, window: i64, headers: &mut RateHeaders) -> bool {
-        let reserve = check.reserve as i64;
-        self.with_meter(&check.counter, window, |m| {
-            if m.lease < reserve {
-                return false;
-            }
-            m.lease -= reserve;
-            m.since += check.reserve;
-            headers.note(check, m.seen + m.since, window);
-            true
-        })
-    }
-
-    /// The least a grant must give (what the reservation lacks) and what to ask for: a
-    /// sixty-fourth of the limit, doubled while slices run out within a second, at most an
-    /// eighth.
-    fn wanted(&self, check: &Check, window: i64, now_ms: i64) -> (u64, u64) {
-        self.with_meter(&check.counter, window, |m| {
-            let need = (check.reserve as i64 - m.lease.max(0)).max(1) as u64;
-            let base = (check.limit / 64).max(1);
-            let want = if m.last_grant > 0 && now_ms - m.last_grant_at < 1_000 {
-                (m.last_grant * 2).min((check.limit / 8).max(1))
-            } else {
-                base
-            };
-            (need, want.max(need))
-        })
-    }
-
-    fn granted(&self, check: &Check, window: i64, now_ms: i64, granted: u64, used: u64) {
-        self.with_meter(&check.counter, window, |m| {
-            m.lease += granted as i64;
-            m.last_grant = granted.max(m.last_grant / 2);
-            m.last_grant_at = now_ms;
-            m.seen = used;
-            m.since = 0;
-        })
     }
 
     /// Fetches the next slice in the background when a quarter of the last is left.
-    fn prefetch(self: &Rc<Self>, check: &Check, window: i64, now_ms: i64) {
-        let go = self.with_meter(&check.counter, window, |m| {
+    fn prefetch(
+        self: &Rc<Self>,
+        check: &Check,
+        meter: &Rc<RefCell<Meter>>,
+        window: i64,
+        now_ms: i64,
+    ) {
+        let want = {
+            let mut m = meter.borrow_mut();
             let low = m.lease < (m.last_grant / 4).max(check.reserve) as i64;
-            if low && !m.refilling && !self.store_down(now_ms) {
-                m.refilling = true;
-                true
-            } else {
-                false
+            if !low || m.refilling || self.store_down(now_ms) {
+                return;
             }
-        });
-        if !go {
-            return;
-        }
-        let (_, want) = self.wanted(check, window, now_ms);
-        let (check, me) = (check.clone(), self.clone());
+            m.refilling = true;
+            wanted(&m, check, now_ms).1
+        };
+        let (me, meter, limit) = (self.clone(), meter.clone(), check.limit);
+        let key = check.counter.key(&self.shared.prefix, window);
+        let ttl = check.counter.ttl_secs();
         actix_rt::spawn(async move {
-            let key = check.counter.key(&me.shared.prefix, window);
-            let ttl = check.counter.ttl_secs();
-            let got = me.shared.store.grant(&key, check.limit, 1, want, ttl).await;
+            let got = me.shared.store.grant(&key, limit, 1, want, ttl).await;
+            let mut m = meter.borrow_mut();
             match got {
-                Ok(g) => me.granted(&check, window, now_ms, g.granted, g.used),
+                Ok(g) => granted(&mut m, window, now_ms, g.granted, g.used),
                 Err(e) => me.failed(now_ms, &e),
             }
-            me.with_meter(&check.counter, window, |m| m.refilling = false);
+            m.refilling = false;
         });
     }
 
     /// This worker's share of a limit while the store is down.
     fn share(&self, limit: u64) -> u64 {
-        let here = self.shared.workers.load(Ordering::Relaxed) as u64;
-        (limit / self.live_holders.get().max(here).max(1)).max(1)
+        (limit / self.holders()).max(1)
     }
 
-    fn take_local(&self, check: &Check, window: i64, now_ms: i64) -> Result<bool, GatewayError> {
+    /// The workers sharing limits: those alive at the last heartbeat, at least this replica's.
+    fn holders(&self) -> u64 {
+        let here = self.shared.workers.load(Ordering::Relaxed) as u64;
+        self.live_holders.get().max(here).max(1)
+    }
+
+    fn take_local(
+        &self,
+        check: &Check,
+        meter: &Rc<RefCell<Meter>>,
+        window: i64,
+        now_ms: i64,
+    ) -> Result<bool, GatewayError> {
         if self.shared.when_down == WhenDown::Refuse {
             return Err(GatewayError::new(
                 ErrorCode::Overloaded,
@@ -531,16 +591,18 @@ impl Inner {
             .with_retry_after(1));
         }
         let share = self.share(check.limit);
-        let ok = self.with_meter(&check.counter, window, |m| {
+        let ok = {
+            let mut m = meter.borrow_mut();
             // What is left of a slice counts first.
             let from_lease = m.lease.max(0) as u64;
             if m.local + check.reserve > share + from_lease {
-                return false;
+                false
+            } else {
+                m.local += check.reserve;
+                m.unsynced += check.reserve;
+                true
             }
-            m.local += check.reserve;
-            m.unsynced += check.reserve;
-            true
-        });
+        };
         if ok {
             self.shared
                 .stats
@@ -552,23 +614,24 @@ impl Inner {
         }
     }
 
-    async fn take_slot(self: &Rc<Self>, check: &Check, now_ms: i64) -> Result<bool, GatewayError> {
-        let free = self.with_meter(&check.counter, 0, |m| {
+    async fn take_slot(
+        self: &Rc<Self>,
+        check: &Check,
+        meter: &Rc<RefCell<Meter>>,
+        now_ms: i64,
+    ) -> Result<bool, GatewayError> {
+        {
+            let mut m = meter.borrow_mut();
             if m.held > m.in_use {
                 m.in_use += 1;
-                true
-            } else {
-                false
+                return Ok(true);
             }
-        });
-        if free {
-            return Ok(true);
         }
         if !self.store_down(now_ms) {
             let key = check.counter.key(&self.shared.prefix, 0);
             // A quarter more than in use, for the next requests (none while few are in flight,
             // so a small limit is not held idle by one worker).
-            let spare = self.with_meter(&check.counter, 0, |m| m.in_use / 4);
+            let spare = meter.borrow().in_use / 4;
             let got = self
                 .shared
                 .store
@@ -576,10 +639,9 @@ impl Inner {
                 .await;
             match got {
                 Ok(g) if g.granted > 0 => {
-                    self.with_meter(&check.counter, 0, |m| {
-                        m.held += g.granted;
-                        m.in_use += 1;
-                    });
+                    let mut m = meter.borrow_mut();
+                    m.held += g.granted;
+                    m.in_use += 1;
                     return Ok(true);
                 }
                 Ok(_) => return Err(refusal(check, 0, now_ms, false)),
@@ -587,17 +649,18 @@ impl Inner {
             }
         }
         if self.shared.when_down == WhenDown::Refuse {
-            return self.take_local(check, 0, now_ms);
+            return self.take_local(check, meter, 0, now_ms);
         }
         let share = self.share(check.limit);
-        let ok = self.with_meter(&check.counter, 0, |m| {
+        let ok = {
+            let mut m = meter.borrow_mut();
             if m.in_use < share.max(m.held) {
                 m.in_use += 1;
                 true
             } else {
                 false
             }
-        });
+        };
         if ok {
             self.shared
                 .stats
@@ -609,25 +672,38 @@ impl Inner {
         }
     }
 
-    /// A request's concurrency slot is free: slots held beyond a quarter more than those in use
-    /// go back to the store at once, so another worker or replica can take them.
-    fn free_slot(self: &Rc<Self>, id: &CounterId) {
-        let excess = self.with_meter(id, 0, |m| {
+    /// A request's concurrency slot is free. A worker keeps a few idle slots for its next
+    /// requests (a quarter more than in use, and while it holds less than half its share of the
+    /// limit); the rest go back to the store at once, so another worker or replica can take
+    /// them.
+    fn free_slot(self: &Rc<Self>, meter: &Rc<RefCell<Meter>>, counter: Option<&CounterId>) {
+        let excess = {
+            let mut m = meter.borrow_mut();
             m.in_use = m.in_use.saturating_sub(1);
-            let keep = m.in_use + m.in_use / 4;
+            let half_share = m.limit / (2 * self.holders());
+            let keep = (m.in_use + m.in_use / 4).max(m.held.min(half_share));
             let excess = m.held.saturating_sub(keep);
             m.held -= excess;
             excess
-        });
-        if excess == 0 {
+        };
+        let Some(counter) = counter.filter(|_| excess > 0) else {
             return;
-        }
-        let (me, key) = (self.clone(), id.key(&self.shared.prefix, 0));
+        };
+        let (me, key) = (self.clone(), counter.key(&self.shared.prefix, 0));
         actix_rt::spawn(async move {
             if let Err(e) = me.shared.store.release(&key, &me.holder, excess).await {
                 me.failed(chrono::Utc::now().timestamp_millis(), &e);
             }
         });
+    }
+
+    /// The counter a meter belongs to (for the rare store call made at a slot's release).
+    fn counter_of(&self, meter: &Rc<RefCell<Meter>>) -> Option<CounterId> {
+        self.meters
+            .borrow()
+            .iter()
+            .find(|(_, m)| Rc::ptr_eq(m, meter))
+            .map(|(id, _)| id.clone())
     }
 
     /// Reports settled usage (and what was admitted locally) to the store, gives back idle
@@ -646,7 +722,7 @@ impl Inner {
         if self.store_down(now) {
             return;
         }
-        self.collect_unsynced();
+        self.collect();
         let batch = std::mem::take(&mut *self.pending.borrow_mut());
         if !batch.is_empty() {
             let batch = merge(batch);
@@ -659,26 +735,16 @@ impl Inner {
                 }
             }
         }
-        self.release_idle(now).await;
+        self.forget_past(now);
     }
 
-    /// What was admitted on the worker's own share, now told to the store's granted counters.
-    fn collect_unsynced(&self) {
-        let mut adds = Vec::new();
-        for (id, m) in self.meters.borrow_mut().iter_mut() {
-            if m.unsynced > 0 && id.metric != Metric::Concurrent {
-                adds.push(Pending {
-                    add: Add {
-                        key: id.key(&self.shared.prefix, m.window),
-                        delta: m.unsynced as i64,
-                        ttl_secs: id.ttl_secs(),
-                    },
-                    alert: None,
-                });
-                m.unsynced = 0;
-            }
+    /// What the meters settled (and admitted locally) since the last tick, as store additions.
+    fn collect(&self) {
+        let mut out = Vec::new();
+        for (id, m) in self.meters.borrow().iter() {
+            m.borrow_mut().report(id, &self.shared.prefix, &mut out);
         }
-        self.pending.borrow_mut().extend(adds);
+        self.pending.borrow_mut().extend(out);
     }
 
     fn keep(&self, batch: Vec<Pending>) {
@@ -702,27 +768,7 @@ impl Inner {
             let before = value - p.add.delta;
             for (threshold, kind) in [(a.at, "budget_alert"), (a.limit, "budget_exhausted")] {
                 if before < threshold as i64 && value >= threshold as i64 {
-                    let event = serde_json::json!({
-                        "type": kind,
-                        "project": a.project,
-                        "owner": match a.counter.owner {
-                            Owner::Key => "key",
-                            Owner::Project => "project",
-                            Owner::Plan => "plan",
-                        },
-                        "id": a.counter.id,
-                        "user": a.counter.user,
-                        "period": match a.counter.window {
-                            Window::Day => "day",
-                            Window::Week => "week",
-                            Window::Month => "month",
-                            _ => "total",
-                        },
-                        "budget": format_amount(a.limit),
-                        "threshold": format_amount(threshold),
-                        "spent": format_amount(value.max(0) as u64),
-                        "at": chrono::Utc::now(),
-                    });
+                    let event = alert_event(a, kind, threshold, value);
                     match self.shared.store.push_event(event.to_string()).await {
                         Ok(()) => {
                             self.shared.stats.alerts.fetch_add(1, Ordering::Relaxed);
@@ -734,30 +780,81 @@ impl Inner {
         }
     }
 
-    async fn release_idle(&self, now: i64) {
-        let mut give = Vec::new();
-        for (id, m) in self.meters.borrow_mut().iter_mut() {
-            if id.metric == Metric::Concurrent {
-                let keep = m.in_use + m.in_use / 4;
-                if m.held > keep {
-                    give.push((id.key(&self.shared.prefix, 0), m.held - keep));
-                    m.held = keep;
-                }
-            }
-        }
-        for (key, n) in give {
-            if let Err(e) = self.shared.store.release(&key, &self.holder, n).await {
-                self.failed(now, &e);
-            }
-        }
-        // Meters of past windows with nothing in them are forgotten.
+    /// Meters of past minutes with nothing left in them are forgotten.
+    fn forget_past(&self, now: i64) {
         let minute = Window::Minute.index(now);
         self.meters.borrow_mut().retain(|id, m| {
-            id.metric == Metric::Concurrent && (m.held > 0 || m.in_use > 0)
-                || id.window != Window::Minute
+            let m = m.borrow();
+            let busy = m.held > 0 || m.in_use > 0 || m.used > 0 || m.debt > 0 || m.unsynced > 0;
+            busy || id.window != Window::Minute
+                || id.metric == Metric::Concurrent
                 || m.window >= minute
         });
     }
+}
+
+fn alert_event(a: &Alert, kind: &str, threshold: u64, value: i64) -> serde_json::Value {
+    serde_json::json!({
+        "type": kind,
+        "project": a.project,
+        "owner": match a.counter.owner {
+            Owner::Key => "key",
+            Owner::Project => "project",
+            Owner::Plan => "plan",
+        },
+        "id": a.counter.id,
+        "user": a.counter.user,
+        "period": match a.counter.window {
+            Window::Day => "day",
+            Window::Week => "week",
+            Window::Month => "month",
+            _ => "total",
+        },
+        "budget": format_amount(a.limit),
+        "threshold": format_amount(threshold),
+        "spent": format_amount(value.max(0) as u64),
+        "at": chrono::Utc::now(),
+    })
+}
+
+fn take_leased(
+    meter: &Rc<RefCell<Meter>>,
+    check: &Check,
+    window: i64,
+    headers: &mut RateHeaders,
+) -> bool {
+    let mut m = meter.borrow_mut();
+    if m.window != window || m.lease < check.reserve as i64 {
+        return false;
+    }
+    m.lease -= check.reserve as i64;
+    m.since += check.reserve;
+    headers.note(check, m.seen + m.since, window);
+    true
+}
+
+/// The least a grant must give (what the reservation lacks) and what to ask for: a sixty-fourth
+/// of the limit, doubled while slices run out within a second, at most an eighth.
+fn wanted(m: &Meter, check: &Check, now_ms: i64) -> (u64, u64) {
+    let need = (check.reserve as i64 - m.lease.max(0)).max(1) as u64;
+    let base = (check.limit / 64).max(1);
+    let want = if m.last_grant > 0 && now_ms - m.last_grant_at < 1_000 {
+        (m.last_grant * 2).min((check.limit / 8).max(1))
+    } else {
+        base
+    };
+    (need, want.max(need))
+}
+
+fn granted(m: &mut Meter, window: i64, now_ms: i64, granted: u64, used: u64) {
+    if m.window != window {
+        return; // a slice of a window that has ended
+    }
+    m.lease += granted as i64;
+    m.last_grant = granted.max(m.last_grant / 2);
+    m.last_grant_at = now_ms;
+    m.seen = used;
+    m.since = 0;
 }
 
 /// Additions to one key merged (a batch adds each key once).
@@ -779,24 +876,26 @@ fn merge(batch: Vec<Pending>) -> Vec<Pending> {
 impl Ticket {
     /// Settles the request to what it used: `usage` (exact, or estimated), `cost` its price
     /// (`None`: unpriced, counted 0 towards budgets). A slice is refunded what a reservation
-    /// exceeded; what a request used beyond its reservation is added to the store.
+    /// exceeded; what a request used beyond its reservation is owed to the store.
     pub fn settle(mut self, usage: &Usage, cost: Option<u64>) {
         self.settle_with(Some((usage, cost)));
     }
 
+    /// Whether settling needs the request's cost (a budget was met).
+    pub fn needs_cost(&self) -> bool {
+        self.taken.iter().any(|t| t.metric == Metric::Spend)
+    }
+
     fn settle_with(&mut self, used: Option<(&Usage, Option<u64>)>) {
         let taken = std::mem::take(&mut self.taken);
-        let inner = &self.worker;
         let (input, output) = used.map_or((0, 0), |(u, _)| (u.prompt(), u.output));
         let spend = used.and_then(|(_, c)| c).unwrap_or(0);
-        let mut pending = inner.pending.borrow_mut();
         for t in taken {
-            let id = &t.check.counter;
-            if id.metric == Metric::Concurrent {
-                inner.free_slot(id);
+            if t.metric == Metric::Concurrent {
+                self.free(&t.meter);
                 continue;
             }
-            let actual = match id.metric {
+            let actual = match t.metric {
                 Metric::Requests => 1,
                 Metric::Tokens => input + output,
                 Metric::InputTokens => input,
@@ -804,64 +903,58 @@ impl Ticket {
                 Metric::Spend => spend,
                 Metric::Concurrent => 0,
             };
-            let diff = actual as i64 - t.check.reserve as i64;
-            let key = id.key(&inner.shared.prefix, t.window);
-            let ttl = id.ttl_secs();
-            inner.with_meter(id, t.window, |m| {
-                if t.leased {
-                    // A refund goes back to the slice; a debt is owed by it.
-                    m.lease -= diff;
-                } else {
-                    m.local = (m.local as i64 + diff).max(0) as u64;
-                    m.unsynced = (m.unsynced as i64 + diff).max(0) as u64;
-                }
-            });
-            if diff > 0 && t.leased {
-                pending.push(Pending {
-                    add: Add {
-                        key: key.clone(),
-                        delta: diff,
-                        ttl_secs: ttl,
-                    },
-                    alert: None,
-                });
+            let diff = actual as i64 - t.reserve as i64;
+            let mut m = t.meter.borrow_mut();
+            if m.window != t.window {
+                // The window ended while the request ran: its usage counts in the new one's
+                // report (the old window's is reported already).
+                m.used += actual;
+                continue;
             }
-            if actual > 0 {
-                pending.push(Pending {
-                    add: Add {
-                        key: format!("{key}:u"),
-                        delta: actual as i64,
-                        ttl_secs: ttl,
-                    },
-                    alert: (id.metric == Metric::Spend).then(|| Alert {
-                        project: self.project,
-                        counter: id.clone(),
-                        limit: t.check.limit,
-                        at: t.check.alert_at.unwrap_or(t.check.limit),
-                    }),
-                });
+            if t.leased {
+                // A refund goes back to the slice; a debt is owed by it and told to the store.
+                m.lease -= diff;
+                m.debt += diff.max(0) as u64;
+            } else {
+                m.local = (m.local as i64 + diff).max(0) as u64;
+                m.unsynced = (m.unsynced as i64 + diff).max(0) as u64;
             }
+            m.used += actual;
         }
+    }
+
+    fn free(&self, meter: &Rc<RefCell<Meter>>) {
+        let w = &self.worker;
+        // The counter is needed only when slots go back to the store.
+        let returning = {
+            let m = meter.borrow();
+            let in_use = m.in_use.saturating_sub(1);
+            let keep = (in_use + in_use / 4).max(m.held.min(m.limit / (2 * w.holders())));
+            m.held > keep
+        };
+        let counter = if returning { w.counter_of(meter) } else { None };
+        w.free_slot(meter, counter.as_ref());
     }
 
     /// Gives back every reservation whole (a refused request used nothing; not even a request).
     fn give_back(&mut self) {
         let taken = std::mem::take(&mut self.taken);
         for t in taken {
-            let id = &t.check.counter;
-            if id.metric == Metric::Concurrent {
-                self.worker.free_slot(id);
+            if t.metric == Metric::Concurrent {
+                self.free(&t.meter);
                 continue;
             }
-            self.worker.with_meter(id, t.window, |m| {
-                if t.leased {
-                    m.lease += t.check.reserve as i64;
-                    m.since = m.since.saturating_sub(t.check.reserve);
-                } else {
-                    m.local = m.local.saturating_sub(t.check.reserve);
-                    m.unsynced = m.unsynced.saturating_sub(t.check.reserve);
-                }
-            });
+            let mut m = t.meter.borrow_mut();
+            if m.window != t.window {
+                continue;
+            }
+            if t.leased {
+                m.lease += t.reserve as i64;
+                m.since = m.since.saturating_sub(t.reserve);
+            } else {
+                m.local = m.local.saturating_sub(t.reserve);
+                m.unsynced = m.unsynced.saturating_sub(t.reserve);
+            }
         }
     }
 }

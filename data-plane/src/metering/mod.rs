@@ -328,10 +328,10 @@ impl Draft {
         }
         if let Some(t) = self.ticket.take() {
             let r = &self.record;
-            let cost = r
-                .provider_kind
-                .as_deref()
-                .zip(r.model.as_deref())
+            let cost = t
+                .needs_cost()
+                .then(|| r.provider_kind.as_deref().zip(r.model.as_deref()))
+                .flatten()
                 .and_then(|(kind, model)| crate::proxy::limit::price_of(kind, model, &usage));
             t.settle(&usage, cost);
         }
