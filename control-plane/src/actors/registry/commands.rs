@@ -18,7 +18,10 @@ use crate::domain::routing::{self, Named};
 use crate::domain::DomainError;
 
 /// A change to one existing project.
-pub trait ProjectCommand: Send + 'static {
+///
+/// A command is cloned so that a write another control plane got in first can run it again on
+/// the reloaded project (`write::CONFLICT_ATTEMPTS`).
+pub trait ProjectCommand: Clone + Send + 'static {
     /// What the command answers besides the committed state.
     type Value: Send + 'static;
 
@@ -83,6 +86,7 @@ answers! {
 }
 
 /// Gives a project another slug, unless another project has it.
+#[derive(Clone)]
 pub struct RenameProject {
     pub project: Uuid,
     pub slug: String,
@@ -106,6 +110,7 @@ impl ProjectCommand for RenameProject {
 }
 
 /// Changes a project's name, BYOK policy or provider order.
+#[derive(Clone)]
 pub struct EditProject {
     pub project: Uuid,
     pub edit: ProjectEdit,
@@ -125,6 +130,7 @@ impl ProjectCommand for EditProject {
 }
 
 /// Adds a minted management key (its secret stays with the caller).
+#[derive(Clone)]
 pub struct IssueManagementKey {
     pub project: Uuid,
     pub key: ManagementKey,
@@ -143,6 +149,7 @@ impl ProjectCommand for IssueManagementKey {
     }
 }
 
+#[derive(Clone)]
 pub struct RevokeManagementKey {
     pub project: Uuid,
     pub id: Uuid,
@@ -162,6 +169,7 @@ impl ProjectCommand for RevokeManagementKey {
 }
 
 /// Adds a minted gateway key (its secret stays with the caller).
+#[derive(Clone)]
 pub struct IssueGatewayKey {
     pub project: Uuid,
     pub key: GatewayKey,
@@ -180,6 +188,7 @@ impl ProjectCommand for IssueGatewayKey {
     }
 }
 
+#[derive(Clone)]
 pub struct RevokeGatewayKey {
     pub project: Uuid,
     pub id: Uuid,
@@ -199,6 +208,7 @@ impl ProjectCommand for RevokeGatewayKey {
 }
 
 /// Connects a provider validated and discovered `at`; its credential is sealed here.
+#[derive(Clone)]
 pub struct ConnectProvider {
     pub project: Uuid,
     pub provider: NewProvider,
@@ -219,6 +229,7 @@ impl ProjectCommand for ConnectProvider {
 }
 
 /// Replaces the models a provider exposes.
+#[derive(Clone)]
 pub struct SetExposedModels {
     pub project: Uuid,
     pub provider: String,
@@ -239,6 +250,7 @@ impl ProjectCommand for SetExposedModels {
 }
 
 /// Records a rediscovery made `at`: the models found (answering what changed), or why it failed.
+#[derive(Clone)]
 pub struct ApplyDiscovery {
     pub project: Uuid,
     pub provider: String,
@@ -268,6 +280,7 @@ impl ProjectCommand for ApplyDiscovery {
     }
 }
 
+#[derive(Clone)]
 pub struct DisconnectProvider {
     pub project: Uuid,
     pub provider: String,
@@ -287,6 +300,7 @@ impl ProjectCommand for DisconnectProvider {
 }
 
 /// Adds a credential (validated by the caller) `at`; sealed here.
+#[derive(Clone)]
 pub struct AddCredential {
     pub project: Uuid,
     pub credential: NewCredential,
@@ -313,6 +327,7 @@ impl ProjectCommand for AddCredential {
 }
 
 /// Rotates, renames or makes default a credential.
+#[derive(Clone)]
 pub struct UpdateCredential {
     pub project: Uuid,
     pub provider: String,
@@ -336,6 +351,7 @@ impl ProjectCommand for UpdateCredential {
     }
 }
 
+#[derive(Clone)]
 pub struct RemoveCredential {
     pub project: Uuid,
     pub provider: String,
@@ -359,6 +375,7 @@ impl ProjectCommand for RemoveCredential {
 }
 
 /// Creates a route or a function (`CreateRoute`, `CreateFunction`).
+#[derive(Clone)]
 pub struct Create<T> {
     pub project: Uuid,
     pub item: T,
@@ -390,6 +407,7 @@ impl<T: Named> ProjectCommand for Create<T> {
 }
 
 /// Replaces a route or a function of the same name (`ReplaceRoute`, `ReplaceFunction`).
+#[derive(Clone)]
 pub struct Replace<T> {
     pub project: Uuid,
     pub item: T,
@@ -421,6 +439,7 @@ impl<T: Named> ProjectCommand for Replace<T> {
 }
 
 /// Deletes a route or a function by name (`DeleteRoute`, `DeleteFunction`).
+#[derive(Clone)]
 pub struct Delete<T> {
     pub project: Uuid,
     pub name: String,
