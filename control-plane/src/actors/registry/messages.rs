@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use super::write::{Created, CONFLICT_ATTEMPTS};
+use super::write::{conflict_pause, Created, CONFLICT_ATTEMPTS};
 use super::{Committed, ProjectRegistry, RegistryError};
 use crate::domain::DomainError;
 use crate::store::{Base, StoreError};
@@ -102,7 +102,11 @@ impl ProjectRegistry {
                     Err(RegistryError::Store(StoreError::Conflict)) => {
                         act.stale.insert(id);
                         if attempt < CONFLICT_ATTEMPTS {
-                            return act.delete(id, attempt + 1);
+                            return fut::wrap_future(actix_rt::time::sleep(conflict_pause(
+                                attempt,
+                            )))
+                            .then(move |(), act: &mut Self, _| act.delete(id, attempt + 1))
+                            .boxed_local();
                         }
                         return fut::ready(Err(RegistryError::Conflict { attempts: attempt }))
                             .boxed_local();

@@ -266,6 +266,19 @@ fn differing(model: &Model, index: &HashMap<Uuid, u64>) -> Vec<(Uuid, Option<u64
     out
 }
 
+/// Compares the model with the store now (the watchdog's check, out of turn).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CheckStore;
+
+impl Handler<CheckStore> for ProjectRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckStore, ctx: &mut Context<Self>) {
+        self.watch(ctx);
+    }
+}
+
 /// Follows the change notifications (the ones replicas follow) so that other control planes'
 /// writes reach this model within milliseconds: each becomes a `Refresh` of its project.
 /// Resubscribes with back-off when the subscription is lost; the watchdog's reconcile covers
@@ -277,6 +290,9 @@ async fn follow(store: Arc<Store>, registry: Addr<ProjectRegistry>) {
         match store.subscribe().await {
             Some(Ok(mut changes)) => {
                 wait = std::time::Duration::from_millis(100);
+                // Subscribed first, then compared with the store: nothing committed before
+                // the subscription (or while it was down) is missed.
+                registry.do_send(CheckStore);
                 while let Some(c) = changes.next().await {
                     registry.do_send(Refresh {
                         projects: vec![(c.project, Some(c.version))],

@@ -25,7 +25,13 @@ use crate::domain::DomainError;
 use crate::store::{Base, StoreError};
 
 /// How many times a write runs when other control planes keep changing its project first.
-pub(super) const CONFLICT_ATTEMPTS: u32 = 5;
+pub(super) const CONFLICT_ATTEMPTS: u32 = 12;
+
+/// A random pause before running a conflicting write again (up to 2^attempt ms, at most 64), so that two
+/// control planes writing one project in lockstep drift apart instead of colliding again.
+pub(super) fn conflict_pause(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(rand::random::<u64>() % (1u64 << attempt.min(6)))
+}
 
 /// A change applied to a copy and compiled, on its way to the store.
 pub(super) struct Prepared<V> {
@@ -88,7 +94,11 @@ impl ProjectRegistry {
                     if attempt < CONFLICT_ATTEMPTS {
                         tracing::info!(project = %project, attempt, "write conflicted with another control plane's; running it again on the stored project");
                         let (command, create) = again;
-                        return act.attempt(project, create, command, attempt + 1);
+                        return fut::wrap_future(actix_rt::time::sleep(conflict_pause(attempt)))
+                            .then(move |(), act: &mut Self, _| {
+                                act.attempt(project, create, command, attempt + 1)
+                            })
+                            .boxed_local();
                     }
                     let e = Err(RegistryError::Conflict { attempts: attempt });
                     return fut::ready(e).boxed_local();
