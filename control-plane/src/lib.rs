@@ -310,7 +310,8 @@ pub async fn start(
         allow_private_upstreams: settings.api.allow_private_upstreams,
         metrics,
         audit: auditor,
-        sessions: api::Sessions::new(
+        sessions: api::Sessions::in_store(
+            store.clone(),
             settings.api.sessions_per_principal,
             settings.api.max_sessions,
         ),

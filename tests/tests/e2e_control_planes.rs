@@ -349,3 +349,109 @@ async fn a_flushed_store_is_refused_at_start_and_restored_from_the_backup() {
     assert!(again.contains("already holds projects"), "{again}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A request to a control plane with a session cookie (and its CSRF token for changes).
+async fn with_cookie(
+    addr: std::net::SocketAddr,
+    method: awc::http::Method,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = to11_tests::client::http()
+        .request(method, format!("http://{addr}/api/v1{path}"))
+        .insert_header(("cookie", cookie.to_string()));
+    if let Some(t) = csrf {
+        req = req.insert_header(("x-to11-csrf", t.to_string()));
+    }
+    let mut resp = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    }
+    .expect("answer");
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    (resp.status().as_u16(), v)
+}
+
+#[actix_rt::test]
+async fn a_dashboard_session_opened_on_one_control_plane_works_on_the_other() {
+    use awc::http::Method;
+    let redis = RedisServer::start(false);
+    let a = control_plane(&redis.url(), "sess:").expect("control plane A");
+    let b = control_plane(&redis.url(), "sess:").expect("control plane B");
+    let resp = to11_tests::client::http()
+        .post(format!("http://{}/api/v1/session", a.info.addr))
+        .send_json(&json!({ "token": ADMIN_TOKEN }))
+        .await;
+    let mut resp = resp.expect("sign-in answers");
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie")
+        .to_string();
+    let signed_in: Value = resp.json().await.expect("json");
+    let csrf = signed_in["csrf"].as_str().expect("csrf").to_string();
+
+    let (s, who) = with_cookie(b.info.addr, Method::GET, "/session", &cookie, None, None).await;
+    assert_eq!(
+        (s, who["principal"].as_str()),
+        (200, Some("operator")),
+        "{who}"
+    );
+    assert_eq!(who["csrf"], signed_in["csrf"]);
+    // A change on B with the session opened on A (and its CSRF token).
+    let (s, p) = with_cookie(
+        b.info.addr,
+        Method::POST,
+        "/projects",
+        &cookie,
+        Some(&csrf),
+        Some(json!({"name": "Via B"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let (s, _) = with_cookie(
+        b.info.addr,
+        Method::POST,
+        "/projects",
+        &cookie,
+        None,
+        Some(json!({"name": "No CSRF"})),
+    )
+    .await;
+    assert_eq!(s, 403, "the CSRF rule holds on B");
+    // Signed out on B: over on A too.
+    let (s, _) = with_cookie(
+        b.info.addr,
+        Method::DELETE,
+        "/session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = with_cookie(a.info.addr, Method::GET, "/projects", &cookie, None, None).await;
+    assert_eq!(s, 401);
+    // A restart of A signs nobody out: a new session survives it.
+    let resp = to11_tests::client::http()
+        .post(format!("http://{}/api/v1/session", a.info.addr))
+        .send_json(&json!({ "token": ADMIN_TOKEN }))
+        .await
+        .expect("sign-in answers");
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie")
+        .to_string();
+    a.stop();
+    let a = control_plane(&redis.url(), "sess:").expect("control plane A again");
+    let (s, _) = with_cookie(a.info.addr, Method::GET, "/projects", &cookie, None, None).await;
+    assert_eq!(s, 200);
+}

@@ -79,6 +79,10 @@ pub enum Store {
     Local(local::LocalStore),
 }
 
+fn no_sessions() -> StoreError {
+    StoreError::Unavailable("the local store keeps no sessions (they live in the process)".into())
+}
+
 async fn timed<T>(
     d: Duration,
     f: impl std::future::Future<Output = Result<T, StoreError>>,
@@ -358,6 +362,48 @@ impl Store {
             }
         })
         .await
+    }
+
+    /// Whether dashboard sessions are kept in the store (Redis: any control plane answers any
+    /// session), rather than in the process (embedded mode).
+    pub fn keeps_sessions(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+
+    /// Opens a dashboard session (`false`: the table is full). Redis only.
+    pub async fn session_create(&self, s: &redis::NewSession<'_>) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(r) => timed(self.op_timeout(), r.session_create(s)).await,
+            Store::Local(_) => Err(no_sessions()),
+        }
+    }
+
+    /// A live dashboard session by the hash of its id, renewed. Redis only.
+    pub async fn session_find(
+        &self,
+        id_hash: &str,
+        now_ms: u64,
+        lifetime_ms: u64,
+        idle_ms: u64,
+    ) -> Result<Option<redis::StoredSession>, StoreError> {
+        match self {
+            Store::Redis(r) => {
+                timed(
+                    self.op_timeout(),
+                    r.session_find(id_hash, now_ms, lifetime_ms, idle_ms),
+                )
+                .await
+            }
+            Store::Local(_) => Err(no_sessions()),
+        }
+    }
+
+    /// Ends a dashboard session. Redis only.
+    pub async fn session_remove(&self, id_hash: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(r) => timed(self.op_timeout(), r.session_remove(id_hash)).await,
+            Store::Local(_) => Err(no_sessions()),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -18,6 +18,8 @@
 //! snapshot, index and slug never disagree, two control planes never overwrite each other's
 //! writes, and nothing is written into a store that was flushed or replaced under us.
 
+mod sessions;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use to11_shared::bus::{changes_channel, epoch_key, snapshot_index_key, snapshot_
 use to11_shared::model::ProjectState;
 use uuid::Uuid;
 
+pub use self::sessions::{NewSession, StoredSession};
 use super::{Base, Seed, StoreError};
 
 /// KEYS: epoch, projects, state, snapshot, index, slugs. ARGV: epoch, id, state, snapshot,
