@@ -455,3 +455,45 @@ async fn a_dashboard_session_opened_on_one_control_plane_works_on_the_other() {
     let (s, _) = with_cookie(a.info.addr, Method::GET, "/projects", &cookie, None, None).await;
     assert_eq!(s, 200);
 }
+
+/// A control plane that remembers nothing (no backups) starts over a flushed store while another
+/// still runs with the configuration: the running one re-seeds over the empty epoch the new one
+/// created, the new one reloads it, and no replica drops a tenant.
+#[actix_rt::test]
+async fn an_empty_epoch_never_wins_over_a_running_control_planes_configuration() {
+    let redis = RedisServer::start(false);
+    let url = redis.url();
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    let a = control_plane_with(&url, "empty:", no_watchdog).expect("control plane A");
+    let dp = replica(&url, "empty:").expect("replica");
+    let api_a = ApiClient::new(a.info.addr, ADMIN_TOKEN);
+    let project = project_with_provider(&api_a, "held", &mock).await;
+    let (acked, _) = issue_keys(api_a.clone(), "held".into(), "k".into(), 2).await;
+    let v = acked.iter().map(|(_, _, v)| *v).max().expect("a key");
+    wait_version(&[dp.info], &project, v).await;
+
+    let mut conn = redis::Client::open(url.clone())
+        .expect("client")
+        .get_connection()
+        .expect("conn");
+    let () = redis::cmd("FLUSHALL").query(&mut conn).expect("flushall");
+    let b = control_plane(&url, "empty:").expect("control plane B (no backups: starts empty)");
+    let api_b = ApiClient::new(b.info.addr, ADMIN_TOKEN);
+    // A's next write finds its epoch gone (503) and A re-seeds over B's empty epoch.
+    let (s, e) = api_a
+        .post("/projects/held/keys", json!({"name": "during"}))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (503, Some("store_reset")),
+        "{e}"
+    );
+    wait_until("B reloads A's configuration", 10, || async {
+        (api_b.get("/projects/held").await.0 == 200).then_some(())
+    })
+    .await;
+    let (acked_b, _) = issue_keys(api_b.clone(), "held".into(), "after".into(), 2).await;
+    let mut all = acked.clone();
+    all.extend(acked_b);
+    all_present(&[&api_a, &api_b], "held", &project, &all, dp.info).await;
+}

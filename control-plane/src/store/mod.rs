@@ -159,13 +159,19 @@ impl Store {
         .await
     }
 
-    /// Writes the whole in-memory model into a store that lost its epoch, under a new one, with
-    /// the version counter at least `max_version` so versions stay monotonic. `Ok(false)`:
-    /// another control plane re-seeded (or restored) it first; this one must reload instead.
-    pub async fn reseed(&self, seeds: &[Seed], max_version: u64) -> Result<bool, StoreError> {
+    /// Writes the whole in-memory model into a store that lost its epoch (or holds only
+    /// `replacing`, an epoch without projects), under a new one, with the version counter at
+    /// least `max_version` so versions stay monotonic. `Ok(false)`: another control plane
+    /// re-seeded (or restored) it first; this one must reload instead.
+    pub async fn reseed(
+        &self,
+        replacing: Option<&str>,
+        seeds: &[Seed],
+        max_version: u64,
+    ) -> Result<bool, StoreError> {
         timed(self.op_timeout(), async {
             match self {
-                Store::Redis(r) => r.install(false, seeds, max_version).await,
+                Store::Redis(r) => r.install(false, replacing, seeds, max_version).await,
                 Store::Local(_) => Ok(false),
             }
         })
@@ -177,7 +183,7 @@ impl Store {
     pub async fn restore(&self, seeds: &[Seed], floor: u64) -> Result<(), StoreError> {
         match self {
             Store::Redis(r) => {
-                timed(self.op_timeout() * 10, r.install(true, seeds, floor))
+                timed(self.op_timeout() * 10, r.install(true, None, seeds, floor))
                     .await
                     .map(|_| ())
             }

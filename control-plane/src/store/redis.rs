@@ -66,12 +66,16 @@ return 1
 ";
 
 /// Writes a whole configuration under a new epoch. KEYS: epoch, projects, index, slugs, version.
-/// ARGV: mode, new epoch, version floor, key prefix, then (id, version, slug, state, snapshot)
-/// per project. Mode `reseed`: only while the store has no epoch (the first control plane to
-/// notice a flush re-seeds; the others find the new epoch and reload). Mode `restore`: only while
-/// the store holds no project.
+/// ARGV: mode, new epoch, version floor, key prefix, the empty epoch to replace (or ''), then
+/// (id, version, slug, state, snapshot) per project. Mode `reseed`: only while the store has no
+/// epoch, or still has the given epoch with no project (one a control plane that remembered
+/// nothing created over a flushed store): the first control plane to notice re-seeds, the others
+/// find the new epoch and reload. Mode `restore`: only while the store holds no project.
 const INSTALL: &str = r"
-if ARGV[1] == 'reseed' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[1] == 'reseed' then
+  local cur = redis.call('GET', KEYS[1])
+  if cur and (cur ~= ARGV[5] or redis.call('SCARD', KEYS[2]) > 0) then return 0 end
+end
 if ARGV[1] == 'restore' and redis.call('SCARD', KEYS[2]) > 0 then
   return redis.error_reply('NOTEMPTY')
 end
@@ -80,7 +84,7 @@ for _, id in ipairs(old) do
   redis.call('DEL', ARGV[4] .. 'state:' .. id, ARGV[4] .. 'snapshot:' .. id)
 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-for i = 5, #ARGV, 5 do
+for i = 6, #ARGV, 5 do
   local id = ARGV[i]
   redis.call('SADD', KEYS[2], id)
   redis.call('HSET', KEYS[3], id, ARGV[i + 1])
@@ -233,6 +237,7 @@ impl RedisStore {
     pub async fn install(
         &self,
         restore: bool,
+        replacing: Option<&str>,
         seeds: &[Seed],
         floor: u64,
     ) -> Result<bool, StoreError> {
@@ -247,7 +252,8 @@ impl RedisStore {
             .arg(if restore { "restore" } else { "reseed" })
             .arg(&fresh)
             .arg(floor)
-            .arg(&self.prefix);
+            .arg(&self.prefix)
+            .arg(replacing.unwrap_or(""));
         for s in seeds {
             inv.arg(s.project.to_string())
                 .arg(s.version)

@@ -137,7 +137,7 @@ impl ProjectRegistry {
     /// project. Runs with the mailbox paused, so no write interleaves. When another control
     /// plane re-seeded first, its epoch is joined and the store reloaded instead: one writes,
     /// the others follow.
-    fn reseed(&mut self, ctx: &mut Context<Self>) {
+    fn reseed(&mut self, replacing: Option<String>, ctx: &mut Context<Self>) {
         let seeds: Vec<Seed> = self
             .model
             .projects()
@@ -153,7 +153,10 @@ impl ProjectRegistry {
         let store = self.store.clone();
         let publish = self.publish.load(Ordering::Relaxed);
         let fut = async move {
-            if !store.reseed(&seeds, max_version).await? {
+            if !store
+                .reseed(replacing.as_deref(), &seeds, max_version)
+                .await?
+            {
                 return Ok(None);
             }
             if publish {
@@ -196,6 +199,9 @@ impl ProjectRegistry {
         }
         .into_actor(self)
         .map(|res, act, _| match res {
+            // An empty store never replaces a configuration held in memory: the next check
+            // re-seeds over it instead.
+            Ok((Some(_), all)) if all.is_empty() && !act.model.is_empty() => {}
             Ok((Some(epoch), all)) => {
                 act.store.join(epoch);
                 let mut model = Model::default();
@@ -220,9 +226,12 @@ impl ProjectRegistry {
     }
 
     /// The watchdog: reads the store's epoch and index without pausing the mailbox (a hung store
-    /// must not stall the API). No epoch: re-seed from memory. Another epoch: reload it. Ours:
-    /// reload the projects whose stored version differs from the model's (other control planes'
-    /// writes and deletions whose notification was missed).
+    /// must not stall the API). No epoch: re-seed from memory. Another epoch: reload it — unless
+    /// it holds no project while this model holds some (a control plane that remembered nothing
+    /// initialised a flushed store): then re-seed over it, so an emptied store never wins over a
+    /// running control plane's configuration. Ours: reload the projects whose stored version
+    /// differs from the model's (other control planes' writes and deletions whose notification
+    /// was missed).
     pub(super) fn watch(&mut self, ctx: &mut Context<Self>) {
         if self.epoch_check_running {
             return;
@@ -234,8 +243,14 @@ impl ProjectRegistry {
             .map(|res, act, ctx| {
                 act.epoch_check_running = false;
                 match res {
-                    Ok((None, _)) => act.reseed(ctx),
-                    Ok((Some(epoch), _)) if epoch != act.store.epoch() => act.reload_all(ctx),
+                    Ok((None, _)) => act.reseed(None, ctx),
+                    Ok((Some(epoch), versions)) if epoch != act.store.epoch() => {
+                        if versions.is_empty() && !act.model.is_empty() {
+                            act.reseed(Some(epoch), ctx);
+                        } else {
+                            act.reload_all(ctx);
+                        }
+                    }
                     Ok((Some(_), versions)) => {
                         let projects = differing(&act.model, &versions);
                         if !projects.is_empty() {
