@@ -132,6 +132,18 @@ async fn two_control_planes_lose_no_acknowledged_write_and_take_a_slug_once() {
     let lag = acked_at.elapsed();
     println!("a project created on A was readable on B after {lag:?}");
     assert!(lag < Duration::from_millis(500), "{lag:?}");
+    // A management key issued on A authenticates on B at once.
+    let (s, mk) = api_a
+        .post("/projects/shared/management-keys", json!({"name": "ci"}))
+        .await;
+    assert_eq!(s, 201, "{mk}");
+    let tenant_b = api_b.with_token(mk["key"].as_str().expect("key"));
+    let issued_at = Instant::now();
+    wait_until("B accepts A's management key", 2, || async {
+        (tenant_b.get("/projects/shared").await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(issued_at.elapsed() < Duration::from_millis(500));
     // B's write builds on A's.
     let (s, e) = api_b
         .post(
@@ -329,6 +341,15 @@ async fn a_flushed_store_is_refused_at_start_and_restored_from_the_backup() {
     .await;
     let fresh = replica(&url, "lost:").expect("a new replica");
     let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let (_, log) = api.get("/audit").await;
+    assert!(
+        log["data"]
+            .as_array()
+            .expect("audit")
+            .iter()
+            .any(|e| e["action"] == "RestoreBackup" && e["target"] == file.display().to_string()),
+        "the restore is audited: {log}"
+    );
     let restored = key_ids(&api, "kept").await;
     for (id, key, _) in &acked {
         assert!(restored.contains(id));

@@ -173,6 +173,17 @@ pub async fn restore(store: &Store, keyring: &Keyring, path: &Path) -> Result<us
             .await;
     }
     tracing::warn!(file = %path.display(), projects = seeds.len(), taken_at = %b.taken_at, "restored the configuration from a backup");
+    // Audited as the operator's (who passed the setting), from no address.
+    let mut entry = crate::audit::Entry::new(
+        Some(crate::api::Principal::Operator),
+        std::net::IpAddr::from([0, 0, 0, 0]),
+        "RestoreBackup",
+    );
+    entry.target = Some(path.display().to_string());
+    entry.version = seeds.last().map(|s| s.version);
+    if let Err(e) = store.append_audit(&entry).await {
+        tracing::warn!(error = %e, "the restore was not recorded in the audit log");
+    }
     Ok(seeds.len())
 }
 
