@@ -518,3 +518,56 @@ async fn an_empty_epoch_never_wins_over_a_running_control_planes_configuration()
     all.extend(acked_b);
     all_present(&[&api_a, &api_b], "held", &project, &all, dp.info).await;
 }
+
+/// Signs in with `token` at `addr`: the status.
+async fn sign_in(addr: std::net::SocketAddr, token: &str) -> u16 {
+    to11_tests::client::http()
+        .post(format!("http://{addr}/api/v1/session"))
+        .send_json(&json!({ "token": token }))
+        .await
+        .expect("answer")
+        .status()
+        .as_u16()
+}
+
+/// The session table's bound holds across control planes: with room for two projects'
+/// sessions, a third project's sign-in is refused on either instance; the operator still signs in.
+#[actix_rt::test]
+async fn the_session_table_is_bounded_across_control_planes() {
+    let redis = RedisServer::start(false);
+    let two = |s: &mut to11_control_plane::Settings| {
+        s.api.max_sessions = 2;
+        s.api.sessions_per_principal = 1;
+    };
+    let a = control_plane_with(&redis.url(), "bound:", two).expect("control plane A");
+    let b = control_plane_with(&redis.url(), "bound:", two).expect("control plane B");
+    let api = ApiClient::new(a.info.addr, ADMIN_TOKEN);
+    let mut keys = vec![];
+    for slug in ["p1", "p2", "p3"] {
+        let (s, _) = api
+            .post("/projects", json!({"name": slug, "slug": slug}))
+            .await;
+        assert_eq!(s, 201);
+        let (s, k) = api
+            .post(
+                &format!("/projects/{slug}/management-keys"),
+                json!({"name": "dash"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{k}");
+        keys.push(k["key"].as_str().expect("key").to_string());
+    }
+    // Management keys issued on A are known to B within milliseconds.
+    wait_until("B knows p3's key", 2, || async {
+        (api.with_token(&keys[2]).get("/projects/p3").await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(sign_in(a.info.addr, &keys[0]).await, 200);
+    assert_eq!(sign_in(b.info.addr, &keys[1]).await, 200);
+    assert_eq!(sign_in(b.info.addr, &keys[2]).await, 429);
+    assert_eq!(sign_in(a.info.addr, &keys[2]).await, 429);
+    assert_eq!(sign_in(b.info.addr, ADMIN_TOKEN).await, 200);
+    // A project signing in again makes room among its own sessions only (one each here).
+    assert_eq!(sign_in(b.info.addr, &keys[0]).await, 200);
+    assert_eq!(sign_in(a.info.addr, &keys[2]).await, 429);
+}
