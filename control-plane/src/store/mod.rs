@@ -1,5 +1,7 @@
 //! Persistence. The only code that knows Redis commands or file layout. A commit stores a
-//! project's state and its sealed snapshot together (atomically), then the caller publishes.
+//! project's state and its sealed snapshot together (atomically), if the store still holds the
+//! version the change was applied to (`Base`: a compare-and-set, so several control planes never
+//! overwrite each other), then the caller publishes.
 //!
 //! Two back ends: Redis for multi-replica deployments, and a local directory for embedded mode.
 
