@@ -249,7 +249,13 @@ fn control_plane_binary_refuses_a_store_that_lost_its_data_and_restores_it() {
 
     let out = control_plane(&[]).output().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
+    let log = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(out.status.code(), Some(2), "{err}");
+    // This Redis runs without AOF: the warning names the settings.
+    assert!(
+        log.contains("AOF off") && log.contains("appendonly yes"),
+        "{log}"
+    );
     assert!(err.contains("lost its data"), "{err}");
     assert!(
         err.contains(&format!("--restore-from {}", written.file.display())),
