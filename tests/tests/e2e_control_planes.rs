@@ -571,3 +571,51 @@ async fn the_session_table_is_bounded_across_control_planes() {
     assert_eq!(sign_in(b.info.addr, &keys[0]).await, 200);
     assert_eq!(sign_in(a.info.addr, &keys[2]).await, 429);
 }
+
+/// Redis is flushed under two running control planes: exactly one re-seeds it (one new epoch,
+/// which then stays), the other reloads, and both keep taking writes that reach the replica.
+#[actix_rt::test]
+async fn a_flush_under_two_control_planes_is_reseeded_once() {
+    let redis = RedisServer::start(false);
+    let url = redis.url();
+    let mock = MockUpstream::start(UPSTREAM_KEY, &["gpt-4o"]);
+    let a = control_plane(&url, "twice:").expect("control plane A");
+    let b = control_plane(&url, "twice:").expect("control plane B");
+    let dp = replica(&url, "twice:").expect("replica");
+    let api_a = ApiClient::new(a.info.addr, ADMIN_TOKEN);
+    let api_b = ApiClient::new(b.info.addr, ADMIN_TOKEN);
+    let project = project_with_provider(&api_a, "both", &mock).await;
+    let (mut acked, _) = issue_keys(api_b.clone(), "both".into(), "before".into(), 3).await;
+    wait_until("A sees B's keys", 2, || async {
+        (key_ids(&api_a, "both").await.len() == 3).then_some(())
+    })
+    .await;
+
+    let mut conn = redis::Client::open(url.clone())
+        .expect("client")
+        .get_connection()
+        .expect("conn");
+    let () = redis::cmd("FLUSHALL").query(&mut conn).expect("flushall");
+    // Both watchdogs tick every 200 ms: watch the epoch for 2 s.
+    let mut epochs: Vec<String> = vec![];
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(2) {
+        let e: Option<String> = redis::cmd("GET")
+            .arg("twice:epoch")
+            .query(&mut conn)
+            .expect("get");
+        if let Some(e) = e {
+            if epochs.last() != Some(&e) {
+                epochs.push(e);
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(epochs.len(), 1, "one re-seed, no fight: {epochs:?}");
+    for (api, name) in [(&api_a, "after-a"), (&api_b, "after-b")] {
+        let (more, refused) = issue_keys(api.clone(), "both".into(), name.into(), 3).await;
+        assert_eq!(refused, 0);
+        acked.extend(more);
+    }
+    all_present(&[&api_a, &api_b], "both", &project, &acked, dp.info).await;
+}
