@@ -118,7 +118,9 @@ pub fn persistence_advice(p: &Persistence) -> Option<String> {
 
 /// Writes the backup at `path` into the store, which must hold no project: every project gets a
 /// new version above the backup's and the store's counter, under a new epoch, and is announced.
-pub async fn restore(store: &Store, keyring: &Keyring, path: &Path) -> Result<usize, Refused> {
+/// A store that does not answer is a plain error (the binary retries); everything else is
+/// `Refused`.
+pub async fn restore(store: &Store, keyring: &Keyring, path: &Path) -> anyhow::Result<usize> {
     let b = backup::read(path).map_err(Refused)?;
     for s in &b.projects {
         credentials_open(keyring, s).map_err(|e| Refused(e.to_string()))?;
@@ -129,17 +131,22 @@ pub async fn restore(store: &Store, keyring: &Keyring, path: &Path) -> Result<us
             "{} holds two projects with the slug {}",
             path.display(),
             dup.project.slug
-        )));
+        ))
+        .into());
     }
     let n = b.projects.len() as u64;
-    let store_err = |e: StoreError| {
+    let store_err = |e: StoreError| -> anyhow::Error {
         match e {
-        StoreError::NotEmpty => Refused(format!(
-            "not restoring {}: the configuration store already holds projects (restore is for a store that lost its data; remove --restore-from / TO11_RESTORE_FROM)",
-            path.display()
-        )),
-        e => Refused(format!("restoring {}: {e}", path.display())),
-    }
+            StoreError::NotEmpty => Refused(format!(
+                "not restoring {}: the configuration store already holds projects (restore is for a store that lost its data; remove --restore-from / TO11_RESTORE_FROM)",
+                path.display()
+            ))
+            .into(),
+            e @ (StoreError::Unavailable(_) | StoreError::Timeout) => {
+                anyhow::anyhow!("restoring {}: {e}", path.display())
+            }
+            e => Refused(format!("restoring {}: {e}", path.display())).into(),
+        }
     };
     let first = store
         .reserve_versions(n.max(1), b.max_version)
@@ -187,16 +194,16 @@ pub async fn restore(store: &Store, keyring: &Keyring, path: &Path) -> Result<us
     Ok(seeds.len())
 }
 
-/// Before the registry loads the store: a restore when asked, the persistence check, and the
-/// refusal to serve a store that lost its data.
+/// Before the registry loads the store: the persistence check, a restore when asked, and the
+/// refusal to serve a store that lost its data. A store that does not answer is a plain error
+/// (the binary retries); what needs the operator is `Refused`.
 pub async fn prepare_store(
     recovery: &Recovery,
     store: &Store,
     keyring: &Keyring,
 ) -> anyhow::Result<()> {
-    if let Some(path) = &recovery.restore_from {
-        restore(store, keyring, path).await?;
-    }
+    // The store answers first (or the start is retried), so the checks below see it.
+    let (epoch, versions) = store.index().await?;
     match store.persistence().await {
         Some(Ok(p)) => {
             if let Some(advice) = persistence_advice(&p) {
@@ -206,6 +213,10 @@ pub async fn prepare_store(
         Some(Err(e)) => tracing::warn!(error = %e, "cannot check Redis persistence"),
         None => {}
     }
+    if let Some(path) = &recovery.restore_from {
+        restore(store, keyring, path).await?;
+        return Ok(());
+    }
     let Some(dir) = &recovery.backup_dir else {
         if matches!(store, Store::Redis(_)) {
             tracing::warn!("TO11_BACKUP_DIR is not set: no backups are written, and a configuration store that lost its data cannot be told from a new one at start");
@@ -213,7 +224,6 @@ pub async fn prepare_store(
         return Ok(());
     };
     let latest = backup::latest(dir).map_err(Refused)?;
-    let (epoch, versions) = store.index().await?;
     check_store(
         epoch.as_deref(),
         versions.len(),
