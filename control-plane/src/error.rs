@@ -78,6 +78,7 @@ impl From<RegistryError> for ApiError {
                 .with_details(serde_json::json!({ "problems": problems })),
             RegistryError::Store(s) => store(s),
             RegistryError::NotFound => ApiError::not_found("project"),
+            RegistryError::Conflict { .. } => ApiError::new(ErrorCode::Conflict, message),
             RegistryError::WrongMasterKey { .. } => ApiError::new(ErrorCode::Internal, message),
         }
     }

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod domain;
 pub mod error;
 pub mod providers;
+pub mod recovery;
 pub mod store;
 pub mod usage;
 
@@ -124,6 +125,8 @@ pub struct Settings {
     pub keyring: Keyring,
     /// Keyed hash of the operator token (the token itself is not kept).
     pub admin_token_hash: KeyHash,
+    /// Backups, restore and the start-up check of the store (`to11-control-plane` only).
+    pub recovery: recovery::Recovery,
 }
 
 impl Settings {
@@ -133,6 +136,7 @@ impl Settings {
             api,
             keyring,
             admin_token_hash,
+            recovery: recovery::Recovery::default(),
         }
     }
 }
@@ -166,6 +170,7 @@ pub struct ControlPlaneConfig {
     /// wait in the Redis stream and the usage API answers 503.
     pub database_url: Option<Secret>,
     pub retention: Retention,
+    pub recovery: recovery::Recovery,
     pub admin_token: Secret,
     pub master_key: Secret,
     pub log: String,
@@ -179,6 +184,7 @@ impl ControlPlaneConfig {
         let store_timeout = r.millis("TO11_STORE_TIMEOUT_MS", 3_000);
         let database_url = r.optional("TO11_DATABASE_URL").map(Secret::new);
         let retention = Retention::read(&mut r);
+        let recovery = recovery::Recovery::read(&mut r);
         let admin_token = r.required("TO11_ADMIN_TOKEN", "the operator token");
         if let Some(p) = admin_token.as_deref().and_then(weak_admin_token) {
             r.problem(p);
@@ -197,6 +203,7 @@ impl ControlPlaneConfig {
             store_timeout,
             database_url,
             retention,
+            recovery,
             admin_token: Secret::new(admin_token.unwrap_or_default()),
             master_key: Secret::new(master_key.unwrap_or_default()),
             log,
@@ -255,6 +262,7 @@ pub async fn start(
             tracing::warn!(error = %e, "prices not loaded from the usage store yet");
         }
     }
+    recovery::prepare_store(&settings.recovery, &store, &settings.keyring).await?;
     let publish = Arc::new(AtomicBool::new(true));
     let model = ReadModel::default();
     let registry = ProjectRegistry::load(
@@ -268,6 +276,15 @@ pub async fn start(
     .map_err(|e| anyhow::anyhow!("{}", error::ApiError::from(e).message))?
     .with_limits(settings.api.limits)
     .start();
+    if let Some(dir) = &settings.recovery.backup_dir {
+        actix_rt::spawn(recovery::backup::periodically(
+            dir.clone(),
+            settings.recovery.backup_interval,
+            settings.recovery.backup_keep,
+            model.clone(),
+            store.clone(),
+        ));
+    }
     let metrics = Arc::new(api::ApiMetrics::new());
     let prober = ProviderProber::new(
         ProbeTimeouts {
@@ -306,7 +323,8 @@ pub async fn start(
         allow_private_upstreams: settings.api.allow_private_upstreams,
         metrics,
         audit: auditor,
-        sessions: api::Sessions::new(
+        sessions: api::Sessions::in_store(
+            store.clone(),
             settings.api.sessions_per_principal,
             settings.api.max_sessions,
         ),
@@ -325,6 +343,12 @@ pub async fn start(
         pricer: metering.pricer.clone(),
         ingest: metering.ingest.clone(),
         counters: metering.counters.clone(),
+        store: store.clone(),
+        backups: settings
+            .recovery
+            .backup_dir
+            .clone()
+            .map(|dir| (dir, settings.recovery.backup_keep)),
     });
     let server =
         HttpServer::new(move || App::new().app_data(api.clone()).configure(api::configure))

@@ -188,3 +188,103 @@ fn stalled_anonymous_uploads_do_not_grow_the_control_plane() {
     let grown = during.max(after).saturating_sub(before) / 1024;
     assert!(grown < 64, "the control plane grew {grown} MiB");
 }
+
+/// Over a Redis that lost its data while the newest backup holds a project, the real binary
+/// refuses to start (exit 2) and names the recovery; with `--restore-from` it restores the backup
+/// and serves it.
+#[test]
+fn control_plane_binary_refuses_a_store_that_lost_its_data_and_restores_it() {
+    use std::io::{BufRead, BufReader};
+
+    use to11_control_plane::actors::registry::Model;
+    use to11_control_plane::recovery::backup::{self, Backup};
+
+    let redis_port = free_port();
+    let _redis = Child(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server"),
+    );
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let dir = std::env::temp_dir().join(format!("to11-bin-backups-{}", uuid::Uuid::new_v4()));
+    let mut backup = Backup::of(&Model::default(), "an-epoch-redis-lost", chrono::Utc::now());
+    let mut state = to11_control_plane::domain::project::new_project(
+        uuid::Uuid::new_v4(),
+        "kept".into(),
+        "Kept",
+        to11_shared::model::ByokPolicy::Allowed,
+        chrono::Utc::now(),
+    );
+    state.version = 41;
+    backup.projects.push(state);
+    backup.max_version = 41;
+    let written = backup::write(&dir, &backup, 10).expect("backup");
+    let control_plane = |extra: &[(&str, String)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_to11-control-plane"));
+        cmd.env("TO11_ADMIN_TOKEN", "a-long-enough-operator-token")
+            .env(
+                "TO11_MASTER_KEY",
+                "dG8xMS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=",
+            )
+            .env("TO11_REDIS_URL", &redis_url)
+            .env("TO11_API_LISTEN", "127.0.0.1:0")
+            .env("TO11_BACKUP_DIR", &dir)
+            .env("TO11_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+
+    let out = control_plane(&[]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let log = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // This Redis runs without AOF: the warning names the settings.
+    assert!(
+        log.contains("AOF off") && log.contains("appendonly yes"),
+        "{log}"
+    );
+    assert!(err.contains("lost its data"), "{err}");
+    assert!(
+        err.contains(&format!("--restore-from {}", written.file.display())),
+        "{err}"
+    );
+
+    let mut cp = Child(
+        control_plane(&[("TO11_RESTORE_FROM", written.file.display().to_string())])
+            .spawn()
+            .expect("control plane"),
+    );
+    let stdout = cp.0.stdout.take().expect("stdout");
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on"))
+        .expect("the control plane restores and starts");
+    let mut conn = redis::Client::open(redis_url.as_str())
+        .expect("client")
+        .get_connection()
+        .expect("conn");
+    let index: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg("to11:snapshot-index")
+        .query(&mut conn)
+        .expect("index");
+    let version = index
+        .get(&backup.projects[0].project.id.to_string())
+        .copied()
+        .expect("the restored project is in the index");
+    assert!(version > 41, "a version above the backup's ({version})");
+    let _ = std::fs::remove_dir_all(&dir);
+}

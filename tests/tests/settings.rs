@@ -40,6 +40,10 @@ fn sample(var: &str) -> &'static str {
         v if v.ends_with("_MS") || v.ends_with("_BYTES") => "1234",
         "TO11_MAX_UPSTREAM_CONNECTIONS" | "TO11_GATEWAY_WORKERS" | "TO11_API_WORKERS" => "7",
         "TO11_METRICS_TOKEN" => "a-metrics-scrape-token",
+        "TO11_BACKUP_DIR" => "/var/lib/to11/backups",
+        "TO11_RESTORE_FROM" => "/var/lib/to11/backups/to11-backup-x.json",
+        "TO11_ACCEPT_EMPTY_STORE" => "true",
+        "TO11_BACKUP_KEEP" => "7",
         v if v.starts_with("TO11_MAX_")
             || v == "TO11_AUTH_FREE_FAILURES"
             || v == "TO11_SESSIONS_PER_PRINCIPAL" =>

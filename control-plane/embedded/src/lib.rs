@@ -175,6 +175,8 @@ pub async fn start(s: EmbeddedConfig) -> anyhow::Result<Embedded> {
         api: s.api,
         keyring: keyring.clone(),
         admin_token_hash,
+        // The data directory is the store: one process owns it, and it is backed up as files.
+        recovery: Default::default(),
     };
     let sink = metering.store.clone().map(|store| {
         Arc::new(LocalSink {

@@ -56,6 +56,12 @@ pub async fn admit(
     let Some(api) = req.app_data::<web::Data<Api>>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
+    // The session a cookie names, looked up once (in the store, over Redis) for the checks below
+    // and the session handlers.
+    if let Err(e) = api.sessions.load(req.request()).await {
+        let res = e.error_response();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
     if !open(req.method(), req.path()) {
         if let Err(e) = authenticate(req.request(), &api) {
             if e.code == ErrorCode::Unauthorized && presents_credentials(req.request()) {

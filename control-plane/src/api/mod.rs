@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod backups;
 mod credentials;
 mod dashboard;
 pub mod guard;
@@ -64,6 +65,10 @@ pub struct Api {
     pub ingest: Option<Arc<crate::usage::ingest::IngestStats>>,
     /// Where usage limits are counted (what `GET …/limits` shows as used).
     pub counters: Option<Arc<dyn to11_io::counters::CounterStore>>,
+    /// The configuration store (backups read its epoch; sessions live in it).
+    pub store: Arc<crate::store::Store>,
+    /// `TO11_BACKUP_DIR` and how many backups it keeps, when backups are on.
+    pub backups: Option<(std::path::PathBuf, usize)>,
 }
 
 impl Api {
@@ -264,6 +269,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/projects/{p}/audit", web::get().to(audit::project_audit))
                 .route("/audit", web::get().to(audit::all_audit))
+                .route("/backups", web::post().to(backups::create))
                 .route("/usage", web::get().to(usage::all_usage))
                 .route("/prices", web::get().to(usage::operator_prices))
                 .route("/prices", web::put().to(usage::set_operator_prices))

@@ -8,8 +8,11 @@
 //! - CSRF: a request authenticated by the cookie that changes anything must carry the session's
 //!   CSRF token in `x-to11-csrf` (a header a cross-site form cannot set, and a cross-site script
 //!   cannot read), and an `Origin`, when sent, must be this host.
-//! - Sessions live in the control plane's memory (12 h at most, 2 h idle); a restart signs
-//!   everyone out.
+//! - Sessions last 12 h at most, 2 h idle. Over Redis they live in the store
+//!   (`store::redis::sessions`), so any control plane answers a session another one opened, and
+//!   a restart or a rolling update signs nobody out; in embedded mode they live in the process.
+//!   The guard looks a request's session up once (`Sessions::load`), before the synchronous
+//!   authentication reads it.
 //! - The table is bounded without letting one principal sign out another: a principal (the
 //!   operator, or one project) holds at most `per_principal` sessions, and its own oldest one
 //!   makes room for its next; when the whole table (`max`) is full, a project's sign-in is
@@ -18,11 +21,11 @@
 //! - Failed sign-ins count towards the source's and the token's back-off (`throttle`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use to11_shared::crypto::{secret_eq, KeyHash};
@@ -33,6 +36,8 @@ use super::guard;
 use super::throttle::{retry_after_secs, Key};
 use super::Api;
 use crate::error::ApiError;
+use crate::store::redis::NewSession;
+use crate::store::{Store, StoreError};
 
 pub const COOKIE: &str = "to11_session";
 pub const CSRF_HEADER: &str = "x-to11-csrf";
@@ -51,12 +56,24 @@ struct Session {
     used: Instant,
 }
 
-/// Live sessions, by SHA-256 of their id.
+/// Where sessions live.
+enum Table {
+    /// In the process, by SHA-256 of their id (embedded mode).
+    Memory(Mutex<HashMap<[u8; 32], Session>>),
+    /// In the store, shared by every control plane.
+    Store(Arc<Store>),
+}
+
+/// Live sessions.
 pub struct Sessions {
-    live: Mutex<HashMap<[u8; 32], Session>>,
+    table: Table,
     per_principal: usize,
     max: usize,
 }
+
+/// The session a request's cookie names, looked up once by `Sessions::load`.
+#[derive(Clone)]
+struct Loaded(Option<FromCookie>);
 
 fn id_hash(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
@@ -79,36 +96,110 @@ pub fn has_cookie(req: &HttpRequest) -> bool {
 }
 
 /// What a cookie-authenticated request resolved to.
+#[derive(Clone)]
 pub struct FromCookie {
     pub token: KeyHash,
     pub csrf: String,
 }
 
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError::new(
+        ErrorCode::StoreUnavailable,
+        format!(
+            "dashboard sessions are unavailable ({e}); call the API with 'Authorization: Bearer'"
+        ),
+    )
+}
+
+fn table_full() -> ApiError {
+    let mut e = ApiError::new(
+        ErrorCode::RateLimited,
+        "the dashboard has as many sessions as it keeps; sign in later, or call the API with 'Authorization: Bearer'",
+    );
+    e.retry_after = Some(60);
+    e
+}
+
 impl Sessions {
-    /// A table of at most `max` sessions (the operator's aside), `per_principal` each.
+    /// A table in the process of at most `max` sessions (the operator's aside),
+    /// `per_principal` each.
     pub fn new(per_principal: usize, max: usize) -> Self {
         Sessions {
-            live: Mutex::new(HashMap::new()),
+            table: Table::Memory(Mutex::new(HashMap::new())),
             per_principal: per_principal.max(1),
             max: max.max(1),
         }
     }
 
-    /// The table (a panic elsewhere while holding it leaves nothing half-written: every change
-    /// is one map operation).
-    fn guard(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    /// The same bounds, with the sessions kept in `store` when it can hold them (Redis).
+    pub fn in_store(store: Arc<Store>, per_principal: usize, max: usize) -> Self {
+        let mut s = Self::new(per_principal, max);
+        if store.keeps_sessions() {
+            s.table = Table::Store(store);
+        }
+        s
     }
 
     /// Opens a session for `principal` (signed in with `token`): its id and CSRF token. Makes
     /// room among the principal's own sessions only; a full table refuses a project.
-    pub fn create(
+    pub async fn create(
         &self,
         token: KeyHash,
         principal: Principal,
     ) -> Result<(String, String), ApiError> {
+        let id = to11_shared::keys::new_secret();
+        let csrf = to11_shared::keys::new_secret();
+        match &self.table {
+            Table::Memory(m) => self.create_in_memory(m, id_hash(&id), token, principal, &csrf)?,
+            Table::Store(store) => {
+                let principal_name = match principal {
+                    Principal::Operator => "operator".to_string(),
+                    Principal::Project(p) => p.to_string(),
+                };
+                let opened = store
+                    .session_create(&NewSession {
+                        id_hash: &hex(&id_hash(&id)),
+                        token: &token.to_hex(),
+                        principal: &principal_name,
+                        counted: principal != Principal::Operator,
+                        csrf: &csrf,
+                        now_ms: now_ms(),
+                        lifetime_ms: millis(LIFETIME),
+                        idle_ms: millis(IDLE),
+                        per_principal: self.per_principal,
+                        max: self.max,
+                    })
+                    .await
+                    .map_err(store_error)?;
+                if !opened {
+                    return Err(table_full());
+                }
+            }
+        }
+        Ok((id, csrf))
+    }
+
+    fn create_in_memory(
+        &self,
+        table: &Mutex<HashMap<[u8; 32], Session>>,
+        key: [u8; 32],
+        token: KeyHash,
+        principal: Principal,
+        csrf: &str,
+    ) -> Result<(), ApiError> {
         let now = Instant::now();
-        let mut live = self.guard();
+        let mut live = guard(table);
         live.retain(|_, s| alive(s, now));
         let mut own: Vec<([u8; 32], Instant)> = live
             .iter()
@@ -122,69 +213,90 @@ impl Sessions {
             }
         }
         if principal != Principal::Operator && live.len() >= self.max {
-            let mut e = ApiError::new(
-                ErrorCode::RateLimited,
-                "the dashboard has as many sessions as it keeps; sign in later, or call the API with 'Authorization: Bearer'",
-            );
-            e.retry_after = Some(60);
-            return Err(e);
+            return Err(table_full());
         }
-        let id = to11_shared::keys::new_secret();
-        let csrf = to11_shared::keys::new_secret();
         live.insert(
-            id_hash(&id),
+            key,
             Session {
                 token,
                 principal,
-                csrf: csrf.clone(),
+                csrf: csrf.to_string(),
                 created: now,
                 used: now,
             },
         );
-        Ok((id, csrf))
+        Ok(())
     }
 
-    /// Live sessions (tests).
+    /// Live sessions in the process (tests; 0 when they are kept in the store).
     pub fn len(&self) -> usize {
-        self.guard().len()
+        match &self.table {
+            Table::Memory(m) => guard(m).len(),
+            Table::Store(_) => 0,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn remove(&self, id: &str) {
-        self.guard().remove(&id_hash(id));
+    async fn remove(&self, id: &str) -> Result<(), ApiError> {
+        match &self.table {
+            Table::Memory(m) => {
+                guard(m).remove(&id_hash(id));
+                Ok(())
+            }
+            Table::Store(store) => store
+                .session_remove(&hex(&id_hash(id)))
+                .await
+                .map_err(store_error),
+        }
     }
 
     /// The session a request's cookie names, refreshed; `None` without a live one.
-    fn find(&self, id: &str) -> Option<FromCookie> {
-        let now = Instant::now();
-        let mut live = self.guard();
-        let key = id_hash(id);
-        match live.get_mut(&key) {
-            Some(s) if alive(s, now) => {
-                s.used = now;
-                Some(FromCookie {
-                    token: s.token,
-                    csrf: s.csrf.clone(),
-                })
+    async fn find(&self, id: &str) -> Result<Option<FromCookie>, ApiError> {
+        match &self.table {
+            Table::Memory(m) => Ok(find_in_memory(m, id)),
+            Table::Store(store) => {
+                let found = store
+                    .session_find(&hex(&id_hash(id)), now_ms(), millis(LIFETIME), millis(IDLE))
+                    .await
+                    .map_err(store_error)?;
+                Ok(found.and_then(|s| {
+                    Some(FromCookie {
+                        token: KeyHash::from_hex(&s.token)?,
+                        csrf: s.csrf,
+                    })
+                }))
             }
-            Some(_) => {
-                live.remove(&key);
-                None
-            }
-            None => None,
         }
+    }
+
+    /// Looks up the session the request's cookie names, when it presents no bearer token (which
+    /// comes first), for `authenticate` to read. Called by the guard on every API request.
+    pub async fn load(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        if req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION)
+        {
+            return Ok(());
+        }
+        let Some(id) = cookie(req) else {
+            return Ok(());
+        };
+        let found = self.find(id).await?;
+        req.extensions_mut().insert(Loaded(found));
+        Ok(())
     }
 
     /// Authenticates a request by its session cookie: the signed-in token's hash, after the CSRF
     /// checks for requests that change something. `Ok(None)`: no session cookie at all.
     pub fn authenticate(&self, req: &HttpRequest) -> Result<Option<KeyHash>, ApiError> {
-        let Some(id) = cookie(req) else {
+        if cookie(req).is_none() {
             return Ok(None);
-        };
-        let s = self.find(id).ok_or_else(|| {
+        }
+        let loaded = req.extensions().get::<Loaded>().cloned();
+        let s = loaded.and_then(|l| l.0).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::Unauthorized,
                 "the dashboard session has ended; sign in again",
@@ -206,6 +318,38 @@ impl Sessions {
         }
         Ok(Some(s.token))
     }
+}
+
+/// The table (a panic elsewhere while holding it leaves nothing half-written: every change is
+/// one map operation).
+fn guard(
+    table: &Mutex<HashMap<[u8; 32], Session>>,
+) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn find_in_memory(table: &Mutex<HashMap<[u8; 32], Session>>, id: &str) -> Option<FromCookie> {
+    let now = Instant::now();
+    let mut live = guard(table);
+    let key = id_hash(id);
+    match live.get_mut(&key) {
+        Some(s) if alive(s, now) => {
+            s.used = now;
+            Some(FromCookie {
+                token: s.token,
+                csrf: s.csrf.clone(),
+            })
+        }
+        Some(_) => {
+            live.remove(&key);
+            None
+        }
+        None => None,
+    }
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn alive(s: &Session, now: Instant) -> bool {
@@ -277,7 +421,7 @@ pub async fn sign_in(
             return Err(e);
         }
     };
-    let opened = api.sessions.create(api.keyring.key_hash(token), who);
+    let opened = api.sessions.create(api.keyring.key_hash(token), who).await;
     record(
         &req,
         &api,
@@ -315,7 +459,7 @@ async fn record(
 pub async fn current(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
     let no_session = || ApiError::new(ErrorCode::Unauthorized, "not signed in");
     let id = cookie(&req).ok_or_else(no_session)?;
-    let s = api.sessions.find(id).ok_or_else(no_session)?;
+    let s = api.sessions.find(id).await?.ok_or_else(no_session)?;
     let who = Principal::from_hash(s.token, &api)?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -326,7 +470,7 @@ pub async fn current(req: HttpRequest, api: web::Data<Api>) -> Result<HttpRespon
 pub async fn sign_out(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
     if api.sessions.authenticate(&req)?.is_some() {
         if let Some(id) = cookie(&req) {
-            api.sessions.remove(id);
+            api.sessions.remove(id).await?;
         }
     }
     Ok(HttpResponse::NoContent()
@@ -344,47 +488,54 @@ mod tests {
         KeyHash([b; 32])
     }
 
-    #[test]
-    fn a_principal_signing_in_again_and_again_evicts_only_its_own_sessions() {
+    #[actix_rt::test]
+    async fn a_principal_signing_in_again_and_again_evicts_only_its_own_sessions() {
         let s = Sessions::new(20, 100);
         let (a, b) = (
             Principal::Project(Uuid::new_v4()),
             Principal::Project(Uuid::new_v4()),
         );
-        let (b_id, _) = s.create(hash(2), b).unwrap();
-        let (op_id, _) = s.create(hash(0), Principal::Operator).unwrap();
-        let (first_a, _) = s.create(hash(1), a).unwrap();
+        let (b_id, _) = s.create(hash(2), b).await.unwrap();
+        let (op_id, _) = s.create(hash(0), Principal::Operator).await.unwrap();
+        let (first_a, _) = s.create(hash(1), a).await.unwrap();
         for _ in 0..10_001 {
-            s.create(hash(1), a).unwrap();
+            s.create(hash(1), a).await.unwrap();
         }
         assert!(
-            s.find(&b_id).is_some(),
+            s.find(&b_id).await.unwrap().is_some(),
             "another project's session survives"
         );
-        assert!(s.find(&op_id).is_some(), "the operator's session survives");
-        assert!(s.find(&first_a).is_none(), "a's oldest made room");
+        assert!(
+            s.find(&op_id).await.unwrap().is_some(),
+            "the operator's session survives"
+        );
+        assert!(
+            s.find(&first_a).await.unwrap().is_none(),
+            "a's oldest made room"
+        );
         assert_eq!(s.len(), 22);
     }
 
-    #[test]
-    fn a_full_table_refuses_projects_but_not_the_operator() {
+    #[actix_rt::test]
+    async fn a_full_table_refuses_projects_but_not_the_operator() {
         let s = Sessions::new(2, 4);
-        let ids: Vec<_> = (0..4)
-            .map(|i| {
-                s.create(hash(i), Principal::Project(Uuid::new_v4()))
-                    .unwrap()
-                    .0
-            })
-            .collect();
+        let mut ids = vec![];
+        for i in 0..4 {
+            let (id, _) = s
+                .create(hash(i), Principal::Project(Uuid::new_v4()))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
         let e = s
             .create(hash(9), Principal::Project(Uuid::new_v4()))
+            .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::RateLimited);
         assert_eq!(e.retry_after, Some(60));
-        s.create(hash(0), Principal::Operator).unwrap();
-        assert!(
-            ids.iter().all(|id| s.find(id).is_some()),
-            "nobody was signed out"
-        );
+        s.create(hash(0), Principal::Operator).await.unwrap();
+        for id in &ids {
+            assert!(s.find(id).await.unwrap().is_some(), "nobody was signed out");
+        }
     }
 }

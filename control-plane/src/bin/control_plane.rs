@@ -18,7 +18,8 @@ async fn main() -> anyhow::Result<()> {
     to11_control_plane::init_tracing(&config.log);
     let keyring = Keyring::from_base64(config.master_key.expose())
         .map_err(|e| anyhow::anyhow!("TO11_MASTER_KEY: {e}"))?;
-    let settings = Settings::new(config.api.clone(), keyring, config.admin_token.expose());
+    let mut settings = Settings::new(config.api.clone(), keyring, config.admin_token.expose());
+    settings.recovery = config.recovery.clone();
     let store = Arc::new(Store::Redis(
         RedisStore::new(
             &config.redis.url,
@@ -41,6 +42,12 @@ async fn main() -> anyhow::Result<()> {
     let cp = loop {
         match to11_control_plane::start(settings.clone(), store.clone(), metering.clone()).await {
             Ok(cp) => break cp,
+            // The operator must act (restore, or accept an empty store): retrying cannot help.
+            Err(e) if e.is::<to11_control_plane::recovery::Refused>() => {
+                tracing::error!("{e}");
+                eprintln!("to11-control-plane: {e}");
+                std::process::exit(2);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot load configuration from Redis; retrying");
                 tokio::time::sleep(wait).await;

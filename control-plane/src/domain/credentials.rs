@@ -11,6 +11,8 @@ use uuid::Uuid;
 use super::DomainError;
 
 /// A credential in clear, serialized once, on its way to being sealed. `Debug` shows the hint only.
+/// Cloned only with its command (a write run again after a conflict).
+#[derive(Clone)]
 pub struct ClearCredential {
     plain: Vec<u8>,
     hint: String,
@@ -83,7 +85,7 @@ pub fn used_by(state: &ProjectState, provider: &str, id: &str, is_default: bool)
 }
 
 /// A credential to add to a connected provider.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NewCredential {
     pub provider: String,
     /// Identifier route targets use.
@@ -123,7 +125,7 @@ pub fn add(
 }
 
 /// What an update changes; `None`/`false` leaves it as it is.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CredentialChange {
     /// A new secret (rotation).
     pub secret: Option<ClearCredential>,

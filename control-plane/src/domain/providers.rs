@@ -13,7 +13,7 @@ use super::DomainError;
 pub const FIRST_CREDENTIAL: &str = "default";
 
 /// A provider to connect, validated and discovered by the caller.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NewProvider {
     pub slug: String,
     /// The catalog entry's id.

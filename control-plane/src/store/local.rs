@@ -26,7 +26,7 @@ use to11_shared::model::ProjectState;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Base, StoreError};
 
 #[derive(Clone)]
 pub struct LocalStore {
@@ -198,13 +198,49 @@ impl LocalStore {
         Ok(v)
     }
 
+    /// Every project's stored version.
+    pub fn versions(&self) -> HashMap<Uuid, u64> {
+        self.inner
+            .snapshots
+            .read()
+            .map(|g| g.iter().map(|(k, (v, _))| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Refuses a change applied to another version than the stored one (one process owns the
+    /// directory and its registry writes one at a time, so this holds unless the files were
+    /// changed under it; checked all the same, as the Redis store does).
+    fn check_base(&self, project: Uuid, base: &Base) -> Result<(), StoreError> {
+        let current = self.versions().get(&project).copied().unwrap_or(0);
+        if current == base.version {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    /// Reserves `n` versions above the counter and `floor`: the first of them.
+    pub async fn reserve_versions(&self, n: u64, floor: u64) -> Result<u64, StoreError> {
+        self.inner.version.fetch_max(floor, Ordering::SeqCst);
+        let first = self.inner.version.fetch_add(n, Ordering::SeqCst) + 1;
+        let path = self.inner.dir.join("meta.json");
+        let bytes = serde_json::to_vec(&Meta {
+            version: first + n - 1,
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        blocking(move || write_atomic(&path, &bytes).map_err(io)).await?;
+        Ok(first)
+    }
+
     pub async fn commit(
         &self,
         project: Uuid,
         version: u64,
         state: &[u8],
         snapshot: &[u8],
+        base: &Base,
     ) -> Result<(), StoreError> {
+        self.check_base(project, base)?;
         let mut file = Vec::with_capacity(state.len() + snapshot.len() + 32);
         file.extend_from_slice(b"{\"state\":");
         file.extend_from_slice(state);
@@ -219,7 +255,8 @@ impl LocalStore {
         Ok(())
     }
 
-    pub async fn delete(&self, project: Uuid, _version: u64) -> Result<(), StoreError> {
+    pub async fn delete(&self, project: Uuid, base: &Base) -> Result<(), StoreError> {
+        self.check_base(project, base)?;
         let path = self.project_path(project);
         blocking(move || match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

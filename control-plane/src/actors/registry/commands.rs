@@ -19,7 +19,10 @@ use crate::domain::usage_limits::{self, LimitsOf};
 use crate::domain::DomainError;
 
 /// A change to one existing project.
-pub trait ProjectCommand: Send + 'static {
+///
+/// A command is cloned so that a write another control plane got in first can run it again on
+/// the reloaded project (`write::CONFLICT_ATTEMPTS`).
+pub trait ProjectCommand: Clone + Send + 'static {
     /// What the command answers besides the committed state.
     type Value: Send + 'static;
 
@@ -86,6 +89,7 @@ answers! {
 }
 
 /// Gives a project another slug, unless another project has it.
+#[derive(Clone)]
 pub struct RenameProject {
     pub project: Uuid,
     pub slug: String,
@@ -109,6 +113,7 @@ impl ProjectCommand for RenameProject {
 }
 
 /// Changes a project's name, BYOK policy or provider order.
+#[derive(Clone)]
 pub struct EditProject {
     pub project: Uuid,
     pub edit: ProjectEdit,
@@ -128,6 +133,7 @@ impl ProjectCommand for EditProject {
 }
 
 /// Adds a minted management key (its secret stays with the caller).
+#[derive(Clone)]
 pub struct IssueManagementKey {
     pub project: Uuid,
     pub key: ManagementKey,
@@ -146,6 +152,7 @@ impl ProjectCommand for IssueManagementKey {
     }
 }
 
+#[derive(Clone)]
 pub struct RevokeManagementKey {
     pub project: Uuid,
     pub id: Uuid,
@@ -165,6 +172,7 @@ impl ProjectCommand for RevokeManagementKey {
 }
 
 /// Adds a minted gateway key (its secret stays with the caller).
+#[derive(Clone)]
 pub struct IssueGatewayKey {
     pub project: Uuid,
     pub key: GatewayKey,
@@ -184,6 +192,7 @@ impl ProjectCommand for IssueGatewayKey {
 }
 
 /// Sets the usage limits of a project, of the operator's plan for it, or of a key.
+#[derive(Clone)]
 pub struct SetLimits {
     pub project: Uuid,
     pub of: LimitsOf,
@@ -208,6 +217,7 @@ impl ProjectCommand for SetLimits {
 }
 
 /// Sets or removes where a project's budget alerts are sent.
+#[derive(Clone)]
 pub struct SetAlertWebhook {
     pub project: Uuid,
     pub webhook: Option<to11_shared::model::AlertWebhook>,
@@ -230,6 +240,7 @@ impl ProjectCommand for SetAlertWebhook {
     }
 }
 
+#[derive(Clone)]
 pub struct RevokeGatewayKey {
     pub project: Uuid,
     pub id: Uuid,
@@ -249,6 +260,7 @@ impl ProjectCommand for RevokeGatewayKey {
 }
 
 /// Connects a provider validated and discovered `at`; its credential is sealed here.
+#[derive(Clone)]
 pub struct ConnectProvider {
     pub project: Uuid,
     pub provider: NewProvider,
@@ -269,6 +281,7 @@ impl ProjectCommand for ConnectProvider {
 }
 
 /// Replaces the models a provider exposes.
+#[derive(Clone)]
 pub struct SetExposedModels {
     pub project: Uuid,
     pub provider: String,
@@ -289,6 +302,7 @@ impl ProjectCommand for SetExposedModels {
 }
 
 /// Records a rediscovery made `at`: the models found (answering what changed), or why it failed.
+#[derive(Clone)]
 pub struct ApplyDiscovery {
     pub project: Uuid,
     pub provider: String,
@@ -318,6 +332,7 @@ impl ProjectCommand for ApplyDiscovery {
     }
 }
 
+#[derive(Clone)]
 pub struct DisconnectProvider {
     pub project: Uuid,
     pub provider: String,
@@ -337,6 +352,7 @@ impl ProjectCommand for DisconnectProvider {
 }
 
 /// Adds a credential (validated by the caller) `at`; sealed here.
+#[derive(Clone)]
 pub struct AddCredential {
     pub project: Uuid,
     pub credential: NewCredential,
@@ -363,6 +379,7 @@ impl ProjectCommand for AddCredential {
 }
 
 /// Rotates, renames or makes default a credential.
+#[derive(Clone)]
 pub struct UpdateCredential {
     pub project: Uuid,
     pub provider: String,
@@ -386,6 +403,7 @@ impl ProjectCommand for UpdateCredential {
     }
 }
 
+#[derive(Clone)]
 pub struct RemoveCredential {
     pub project: Uuid,
     pub provider: String,
@@ -409,6 +427,7 @@ impl ProjectCommand for RemoveCredential {
 }
 
 /// Creates a route or a function (`CreateRoute`, `CreateFunction`).
+#[derive(Clone)]
 pub struct Create<T> {
     pub project: Uuid,
     pub item: T,
@@ -440,6 +459,7 @@ impl<T: Named> ProjectCommand for Create<T> {
 }
 
 /// Replaces a route or a function of the same name (`ReplaceRoute`, `ReplaceFunction`).
+#[derive(Clone)]
 pub struct Replace<T> {
     pub project: Uuid,
     pub item: T,
@@ -471,6 +491,7 @@ impl<T: Named> ProjectCommand for Replace<T> {
 }
 
 /// Deletes a route or a function by name (`DeleteRoute`, `DeleteFunction`).
+#[derive(Clone)]
 pub struct Delete<T> {
     pub project: Uuid,
     pub name: String,

@@ -17,6 +17,9 @@ pub enum RegistryError {
     /// The store failed or timed out (the write's outcome may be unknown), or lost its epoch.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Other control planes kept changing the project first: nothing was written.
+    #[error("the project was changed by another control plane {attempts} times while this change was being applied; nothing was changed: retry")]
+    Conflict { attempts: u32 },
     /// No project with that id.
     #[error("project not found")]
     NotFound,

@@ -5,6 +5,11 @@
 //! next write reloads it first, so a write whose outcome is unknown is never silently overwritten
 //! by an older copy. Every change to the model is published (`model::ReadModel`), where readers
 //! find it without going through the mailbox.
+//!
+//! Several control planes may share one store. Each commit is a compare-and-set on the project's
+//! stored version (`write`), and each registry follows the others' changes: the change
+//! notifications replicas follow (`follow`), and a reconcile of the store's index on every
+//! watchdog tick (`watch`), each reloading what changed into the model (`Refresh`).
 
 mod commands;
 mod error;
@@ -14,7 +19,7 @@ mod model;
 mod tests;
 mod write;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -43,7 +48,8 @@ pub struct ProjectRegistry {
     stale: HashSet<Uuid>,
     /// Fault injection for tests: when false, changes are stored but not announced.
     publish: Arc<AtomicBool>,
-    /// How often the store's epoch is checked (a flushed or replaced store is re-seeded).
+    /// How often the store's epoch and index are checked (a flushed store is re-seeded, a new
+    /// epoch reloaded, other control planes' changes reloaded).
     epoch_check: std::time::Duration,
     epoch_check_running: bool,
     /// Quotas every write is checked against.
@@ -68,8 +74,18 @@ impl ProjectRegistry {
         epoch_check: std::time::Duration,
         published: ReadModel,
     ) -> Result<Self, RegistryError> {
-        store.join_epoch().await?;
+        match store.current_epoch().await? {
+            Some(epoch) => store.join(epoch),
+            None => {
+                store.create_epoch().await?;
+            }
+        }
         let all = store.load_all().await?;
+        let slugs: Vec<(String, Uuid)> = all
+            .iter()
+            .map(|s| (s.project.slug.clone(), s.project.id))
+            .collect();
+        store.index_slugs(&slugs).await?;
         let mut r = ProjectRegistry {
             store,
             keyring,
@@ -102,19 +118,7 @@ impl ProjectRegistry {
     /// A master key that does not open the stored credentials is refused at start, instead of
     /// silently serving without them.
     fn check_credentials_open(&self, s: &ProjectState) -> Result<(), RegistryError> {
-        for p in &s.providers {
-            for c in &p.credentials {
-                let owner = credential_owner(&s.project.id, &p.slug, &c.id);
-                if self.keyring.open(&owner, &c.sealed).is_err() {
-                    return Err(RegistryError::WrongMasterKey {
-                        project: s.project.slug.clone(),
-                        provider: p.slug.clone(),
-                        credential: c.id.clone(),
-                    });
-                }
-            }
-        }
-        Ok(())
+        credentials_open(&self.keyring, s)
     }
 
     /// Adds or replaces a project in the model, and publishes the model.
@@ -130,14 +134,17 @@ impl ProjectRegistry {
     }
 
     /// Writes the whole in-memory model into a store that lost its epoch, then announces every
-    /// project. Runs with the mailbox paused, so no write interleaves.
-    fn reseed(&mut self, ctx: &mut Context<Self>) {
+    /// project. Runs with the mailbox paused, so no write interleaves. When another control
+    /// plane re-seeded first, its epoch is joined and the store reloaded instead: one writes,
+    /// the others follow.
+    fn reseed(&mut self, replacing: Option<String>, ctx: &mut Context<Self>) {
         let seeds: Vec<Seed> = self
             .model
             .projects()
             .map(|s| Seed {
                 project: s.project.id,
                 version: s.version,
+                slug: s.project.slug.clone(),
                 state: serde_json::to_vec(&**s).unwrap_or_default(),
                 snapshot: Snapshot::from_state(s).seal(&self.keyring),
             })
@@ -146,7 +153,12 @@ impl ProjectRegistry {
         let store = self.store.clone();
         let publish = self.publish.load(Ordering::Relaxed);
         let fut = async move {
-            store.reseed(&seeds, max_version).await?;
+            if !store
+                .reseed(replacing.as_deref(), &seeds, max_version)
+                .await?
+            {
+                return Ok(None);
+            }
             if publish {
                 for s in &seeds {
                     store
@@ -157,14 +169,18 @@ impl ProjectRegistry {
                         .await;
                 }
             }
-            Ok::<usize, StoreError>(seeds.len())
+            Ok::<_, StoreError>(Some(seeds.len()))
         }
         .into_actor(self)
-        .map(|res, _, _| match res {
-            Ok(n) => tracing::warn!(
+        .map(|res, act, ctx| match res {
+            Ok(Some(n)) => tracing::warn!(
                 projects = n,
                 "configuration store had lost its epoch; re-seeded it from memory"
             ),
+            Ok(None) => {
+                tracing::warn!("configuration store was re-seeded by another control plane (or restored); reloading it");
+                act.reload_all(ctx);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "re-seeding the configuration store failed; will retry")
             }
@@ -172,30 +188,163 @@ impl ProjectRegistry {
         ctx.wait(fut);
     }
 
-    /// Checks the epoch without pausing the mailbox (a hung store must not stall the API); only
-    /// the re-seed, once the store has answered that its epoch is gone, pauses it.
-    fn check_epoch(&mut self, ctx: &mut Context<Self>) {
+    /// Replaces the model with the store's whole content under the store's current epoch (a
+    /// restore, or another control plane's re-seed). Runs with the mailbox paused.
+    fn reload_all(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let fut = async move {
+            let epoch = store.current_epoch().await?;
+            let all = store.load_all().await?;
+            Ok::<_, StoreError>((epoch, all))
+        }
+        .into_actor(self)
+        .map(|res, act, _| match res {
+            // An empty store never replaces a configuration held in memory: the next check
+            // re-seeds over it instead.
+            Ok((Some(_), all)) if all.is_empty() && !act.model.is_empty() => {}
+            Ok((Some(epoch), all)) => {
+                act.store.join(epoch);
+                let mut model = Model::default();
+                for s in all {
+                    model.put(Arc::new(s));
+                }
+                act.model = model;
+                act.stale.clear();
+                act.published.publish(&act.model);
+                tracing::warn!(
+                    projects = act.model.len(),
+                    "joined the configuration store's new epoch and reloaded it"
+                );
+            }
+            // Flushed again meanwhile: the next check re-seeds.
+            Ok((None, _)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reloading the configuration store failed; will retry")
+            }
+        });
+        ctx.wait(fut);
+    }
+
+    /// The watchdog: reads the store's epoch and index without pausing the mailbox (a hung store
+    /// must not stall the API). No epoch: re-seed from memory. Another epoch: reload it — unless
+    /// it holds no project while this model holds some (a control plane that remembered nothing
+    /// initialised a flushed store): then re-seed over it, so an emptied store never wins over a
+    /// running control plane's configuration. Ours: reload the projects whose stored version
+    /// differs from the model's (other control planes' writes and deletions whose notification
+    /// was missed).
+    pub(super) fn watch(&mut self, ctx: &mut Context<Self>) {
         if self.epoch_check_running {
             return;
         }
         self.epoch_check_running = true;
         let store = self.store.clone();
-        let fut = async move { store.epoch_intact().await }
+        let fut = async move { store.index().await }
             .into_actor(self)
-            .map(|intact, act, ctx| {
+            .map(|res, act, ctx| {
                 act.epoch_check_running = false;
-                if let Ok(false) = intact {
-                    act.reseed(ctx);
+                match res {
+                    Ok((None, _)) => act.reseed(None, ctx),
+                    Ok((Some(epoch), versions)) if epoch != act.store.epoch() => {
+                        if versions.is_empty() && !act.model.is_empty() {
+                            act.reseed(Some(epoch), ctx);
+                        } else {
+                            act.reload_all(ctx);
+                        }
+                    }
+                    Ok((Some(_), versions)) => {
+                        let projects = differing(&act.model, &versions);
+                        if !projects.is_empty() {
+                            ctx.address().do_send(Refresh { projects });
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "store check failed"),
                 }
             });
         ctx.spawn(fut);
     }
 }
 
+/// The projects whose version in the store's index is not the model's: (id, stored version, or
+/// `None` when the store no longer has it).
+fn differing(model: &Model, index: &HashMap<Uuid, u64>) -> Vec<(Uuid, Option<u64>)> {
+    let mut out: Vec<(Uuid, Option<u64>)> = index
+        .iter()
+        .filter(|(id, v)| model.get(id).is_none_or(|s| s.version < **v))
+        .map(|(id, v)| (*id, Some(*v)))
+        .collect();
+    out.extend(
+        model
+            .projects()
+            .filter(|s| !index.contains_key(&s.project.id))
+            .map(|s| (s.project.id, None)),
+    );
+    out
+}
+
+/// Compares the model with the store now (the watchdog's check, out of turn).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CheckStore;
+
+impl Handler<CheckStore> for ProjectRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckStore, ctx: &mut Context<Self>) {
+        self.watch(ctx);
+    }
+}
+
+/// Follows the change notifications (the ones replicas follow) so that other control planes'
+/// writes reach this model within milliseconds: each becomes a `Refresh` of its project.
+/// Resubscribes with back-off when the subscription is lost; the watchdog's reconcile covers
+/// what was missed meanwhile.
+async fn follow(store: Arc<Store>, registry: Addr<ProjectRegistry>) {
+    use futures_util::StreamExt;
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        match store.subscribe().await {
+            Some(Ok(mut changes)) => {
+                wait = std::time::Duration::from_millis(100);
+                // Subscribed first, then compared with the store: nothing committed before
+                // the subscription (or while it was down) is missed.
+                registry.do_send(CheckStore);
+                while let Some(c) = changes.next().await {
+                    registry.do_send(Refresh {
+                        projects: vec![(c.project, Some(c.version))],
+                    });
+                }
+                tracing::warn!("lost the change subscription; resubscribing");
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "cannot subscribe to changes; retrying"),
+            None => return,
+        }
+        actix_rt::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// Whether `keyring` opens every credential of `s` (`WrongMasterKey` names the first it does not).
+pub fn credentials_open(keyring: &Keyring, s: &ProjectState) -> Result<(), RegistryError> {
+    for p in &s.providers {
+        for c in &p.credentials {
+            let owner = credential_owner(&s.project.id, &p.slug, &c.id);
+            if keyring.open(&owner, &c.sealed).is_err() {
+                return Err(RegistryError::WrongMasterKey {
+                    project: s.project.slug.clone(),
+                    provider: p.slug.clone(),
+                    credential: c.id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Actor for ProjectRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.epoch_check, |act, ctx| act.check_epoch(ctx));
+        ctx.run_interval(self.epoch_check, |act, ctx| act.watch(ctx));
+        actix_rt::spawn(follow(self.store.clone(), ctx.address()));
     }
 }

@@ -244,3 +244,151 @@ async fn deletes_and_reloads() {
         "the delete took a version of its own"
     );
 }
+
+/// What another control plane does to the store behind this registry's back: a management key
+/// added to the stored project, committed with compare-and-set at a new version.
+async fn write_elsewhere(store: &Store, id: Uuid, secret: &str) -> u64 {
+    let mut s = store.load(id).await.unwrap().unwrap();
+    let base = crate::store::Base::of(&s);
+    s.management_keys.push(management_key(secret));
+    s.version = store.next_version().await.unwrap();
+    let sealed = Snapshot::from_state(&s).seal(&keyring());
+    store.commit(&s, &sealed, &base).await.unwrap();
+    s.version
+}
+
+#[actix_rt::test]
+async fn a_write_that_conflicts_runs_again_on_the_stored_project_and_loses_nothing() {
+    let dir = dir();
+    let (addr, model, store) = registry(&dir).await;
+    let id = create(&addr, "acme").await.unwrap();
+    let elsewhere = write_elsewhere(&store, id, "to11_mk_other_plane").await;
+    // The model still holds the older copy: the commit is refused, the project reloaded and the
+    // command applied again to it.
+    assert!(model.project("acme").unwrap().version < elsewhere);
+    let c = addr
+        .send(IssueManagementKey {
+            project: id,
+            key: management_key("to11_mk_this_plane"),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.version > elsewhere);
+    let stored = store.load(id).await.unwrap().unwrap();
+    assert_eq!(stored.version, c.version);
+    assert_eq!(stored.management_keys.len(), 2, "both writes are kept");
+    for secret in ["to11_mk_other_plane", "to11_mk_this_plane"] {
+        assert_eq!(model.authenticate(&keyring().key_hash(secret)), Some(id));
+    }
+}
+
+#[actix_rt::test]
+async fn a_commit_on_an_older_version_is_refused_by_the_store() {
+    let dir = dir();
+    let (addr, _, store) = registry(&dir).await;
+    let id = create(&addr, "acme").await.unwrap();
+    let old = store.load(id).await.unwrap().unwrap();
+    write_elsewhere(&store, id, "to11_mk_first").await;
+    let mut late = old.clone();
+    late.version = store.next_version().await.unwrap();
+    let sealed = Snapshot::from_state(&late).seal(&keyring());
+    assert!(matches!(
+        store
+            .commit(&late, &sealed, &crate::store::Base::of(&old))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.delete(id, &crate::store::Base::of(&old)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.load(id).await.unwrap().unwrap().management_keys.len(),
+        1
+    );
+}
+
+#[actix_rt::test]
+async fn a_delete_after_another_planes_write_reloads_and_deletes() {
+    let dir = dir();
+    let (addr, model, store) = registry(&dir).await;
+    let id = create(&addr, "acme").await.unwrap();
+    write_elsewhere(&store, id, "to11_mk_other_plane").await;
+    addr.send(DeleteProject { project: id })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(model.project("acme").is_none());
+    assert!(store.load(id).await.unwrap().is_none());
+}
+
+#[actix_rt::test]
+async fn a_refresh_takes_in_newer_versions_and_deletions_only() {
+    let dir = dir();
+    let (addr, model, store) = registry(&dir).await;
+    let id = create(&addr, "acme").await.unwrap();
+    let v = write_elsewhere(&store, id, "to11_mk_other_plane").await;
+    // An announcement of a version the model has changes nothing; a newer one is loaded.
+    let before = model.load();
+    addr.send(Refresh {
+        projects: vec![(id, Some(before.get(&id).unwrap().version))],
+    })
+    .await
+    .unwrap();
+    assert!(Arc::ptr_eq(&before, &model.load()), "nothing published");
+    addr.send(Refresh {
+        projects: vec![(id, Some(v))],
+    })
+    .await
+    .unwrap();
+    assert_eq!(model.project("acme").unwrap().version, v);
+    let hash = keyring().key_hash("to11_mk_other_plane");
+    assert_eq!(model.authenticate(&hash), Some(id));
+    // Deleted elsewhere: gone from the model too.
+    store
+        .delete(
+            id,
+            &crate::store::Base::of(&store.load(id).await.unwrap().unwrap()),
+        )
+        .await
+        .unwrap();
+    addr.send(Refresh {
+        projects: vec![(id, None)],
+    })
+    .await
+    .unwrap();
+    assert!(model.project("acme").is_none());
+    assert_eq!(model.authenticate(&hash), None);
+}
+
+#[test]
+fn differing_finds_newer_new_and_missing_projects() {
+    let mut m = Model::default();
+    let state = |slug: &str, version| {
+        let mut s = new_project(
+            Uuid::new_v4(),
+            slug.into(),
+            slug,
+            ByokPolicy::Allowed,
+            Utc::now(),
+        );
+        s.version = version;
+        Arc::new(s)
+    };
+    let (same, older, gone) = (state("a", 3), state("b", 4), state("c", 5));
+    for s in [&same, &older, &gone] {
+        m.put(s.clone());
+    }
+    let new = Uuid::new_v4();
+    let index = HashMap::from([(same.project.id, 3), (older.project.id, 9), (new, 1)]);
+    let mut d = super::differing(&m, &index);
+    d.sort();
+    let mut want = vec![
+        (older.project.id, Some(9)),
+        (new, Some(1)),
+        (gone.project.id, None),
+    ];
+    want.sort();
+    assert_eq!(d, want);
+}

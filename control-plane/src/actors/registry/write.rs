@@ -1,8 +1,12 @@
 //! The write pipeline every change goes through, with the mailbox paused:
-//! reload the project if a failed write left it stale → apply the command to a copy → compile
-//! its snapshot, refusing it with every problem (`prepare`) → take a new version → commit state
-//! and sealed snapshot together → publish (`persist`) → swap the copy into the model and
-//! acknowledge, or mark the project stale / re-seed the store on failure (`settle`).
+//! reload the project if a failed write (or another control plane's) left it stale → apply the
+//! command to a copy → compile its snapshot, refusing it with every problem (`prepare`) → take a
+//! new version → commit state and sealed snapshot together if the store still holds the version
+//! the copy was made from (compare-and-set) → publish (`persist`) → swap the copy into the model
+//! and acknowledge (`settle`). A commit refused because another control plane changed the
+//! project first (`StoreError::Conflict`) marks the project stale and runs the command again on
+//! the reloaded project, at most `CONFLICT_ATTEMPTS` times in all, then answers
+//! `RegistryError::Conflict`; nothing acknowledged is ever overwritten.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -18,16 +22,28 @@ use uuid::Uuid;
 
 use super::{Committed, ProjectCommand, ProjectRegistry, RegistryError};
 use crate::domain::DomainError;
-use crate::store::StoreError;
+use crate::store::{Base, StoreError};
+
+/// How many times a write runs when other control planes keep changing its project first.
+pub(super) const CONFLICT_ATTEMPTS: u32 = 12;
+
+/// A random pause before running a conflicting write again (up to 2^attempt ms, at most 64), so that two
+/// control planes writing one project in lockstep drift apart instead of colliding again.
+pub(super) fn conflict_pause(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(rand::random::<u64>() % (1u64 << attempt.min(6)))
+}
 
 /// A change applied to a copy and compiled, on its way to the store.
 pub(super) struct Prepared<V> {
     next: ProjectState,
+    /// The stored version and slug the copy was made from.
+    base: Base,
     value: V,
     warnings: Vec<Problem>,
 }
 
 /// The change of a project being created: nothing beyond the new state itself.
+#[derive(Clone)]
 pub(super) struct Created(pub Uuid);
 
 impl ProjectCommand for Created {
@@ -51,8 +67,19 @@ impl ProjectRegistry {
         create: Option<ProjectState>,
         command: C,
     ) -> AtomicResponse<Self, Result<Committed<C::Value>, RegistryError>> {
-        let fut = self
-            .reload_if_stale(project)
+        AtomicResponse::new(self.attempt(project, create, command, 1))
+    }
+
+    /// One run of the pipeline; on a conflict, the next run, on the reloaded project.
+    fn attempt<C: ProjectCommand>(
+        &mut self,
+        project: Uuid,
+        create: Option<ProjectState>,
+        command: C,
+        attempt: u32,
+    ) -> fut::LocalBoxActorFuture<Self, Result<Committed<C::Value>, RegistryError>> {
+        let again = (command.clone(), create.clone());
+        self.reload_if_stale(project)
             .into_actor(self)
             .then(move |reloaded, act, _| {
                 let prepared = reloaded
@@ -60,13 +87,30 @@ impl ProjectRegistry {
                     .and_then(|r| act.prepare(project, r, create, command));
                 act.persist(prepared).into_actor(act)
             })
-            .map(move |res, act, ctx| act.settle(project, res, ctx));
-        AtomicResponse::new(Box::pin(fut))
+            .then(move |res, act, ctx| {
+                if let Err(RegistryError::Store(StoreError::Conflict)) = &res {
+                    // Another control plane changed the project first: read it again.
+                    act.stale.insert(project);
+                    if attempt < CONFLICT_ATTEMPTS {
+                        tracing::info!(project = %project, attempt, "write conflicted with another control plane's; running it again on the stored project");
+                        let (command, create) = again;
+                        return fut::wrap_future(actix_rt::time::sleep(conflict_pause(attempt)))
+                            .then(move |(), act: &mut Self, _| {
+                                act.attempt(project, create, command, attempt + 1)
+                            })
+                            .boxed_local();
+                    }
+                    let e = Err(RegistryError::Conflict { attempts: attempt });
+                    return fut::ready(e).boxed_local();
+                }
+                fut::ready(act.settle(project, res, ctx)).boxed_local()
+            })
+            .boxed_local()
     }
 
     /// The project as stored when a failed write left the in-memory copy in doubt: `None` when
     /// it is not stale, `Some(None)` when the store no longer has it.
-    fn reload_if_stale(
+    pub(super) fn reload_if_stale(
         &self,
         project: Uuid,
     ) -> impl Future<Output = Result<Option<Option<ProjectState>>, StoreError>> + 'static {
@@ -77,11 +121,8 @@ impl ProjectRegistry {
                 return Ok(None);
             }
             // Never reload from a store that lost its epoch: an emptied store would read as
-            // "project deleted". The watchdog re-seeds it first.
-            if !store.epoch_intact().await? {
-                return Err(StoreError::EpochLost);
-            }
-            store.load(project).await.map(Some)
+            // "project deleted". The watchdog re-seeds it (or reloads a new epoch) first.
+            store.load_in_epoch(project).await.map(Some)
         }
     }
 
@@ -105,9 +146,13 @@ impl ProjectRegistry {
             }
             None => {}
         }
-        let (mut next, before) = match (self.model.get(&project), create) {
-            (Some(s), _) => (ProjectState::clone(s), check(s).unwrap_or_default()),
-            (None, Some(new)) => (new, vec![]),
+        let (mut next, before, base) = match (self.model.get(&project), create) {
+            (Some(s), _) => (
+                ProjectState::clone(s),
+                check(s).unwrap_or_default(),
+                Base::of(s),
+            ),
+            (None, Some(new)) => (new, vec![], Base::default()),
             (None, None) => return Err(RegistryError::NotFound),
         };
         let value = command.apply(&mut next, &self.keyring)?;
@@ -119,6 +164,7 @@ impl ProjectRegistry {
         warnings.retain(|w| !before.contains(w));
         Ok(Prepared {
             next,
+            base,
             value,
             warnings,
         })
@@ -136,7 +182,16 @@ impl ProjectRegistry {
             let mut p = prepared?;
             p.next.version = store.next_version().await?;
             let sealed = Snapshot::from_state(&p.next).seal(&keyring);
-            store.commit(&p.next, &sealed).await?;
+            store
+                .commit(&p.next, &sealed, &p.base)
+                .await
+                .map_err(|e| match e {
+                    // Another project (perhaps created on another control plane) has the slug.
+                    StoreError::SlugTaken => {
+                        DomainError::SlugTaken(p.next.project.slug.clone()).into()
+                    }
+                    e => RegistryError::from(e),
+                })?;
             if publish {
                 let change = Change {
                     project: p.next.project.id,
@@ -171,8 +226,11 @@ impl ProjectRegistry {
             }
             Err(e) => {
                 match &e {
-                    // Memory is right and the store empty: write memory back.
-                    RegistryError::Store(StoreError::EpochLost) => self.reseed(ctx),
+                    // The store was emptied or replaced: the watchdog's check decides between
+                    // re-seeding it from memory and reloading a new epoch.
+                    RegistryError::Store(StoreError::EpochLost) => self.watch(ctx),
+                    // Another project took the slug in the store: nothing was written.
+                    RegistryError::Store(StoreError::SlugTaken | StoreError::NotEmpty) => {}
                     // Unavailable, timed out or corrupt: the store may or may not have the write.
                     RegistryError::Store(_) => {
                         self.stale.insert(project);
@@ -181,6 +239,7 @@ impl ProjectRegistry {
                     RegistryError::Domain(_)
                     | RegistryError::Invalid(_)
                     | RegistryError::NotFound
+                    | RegistryError::Conflict { .. }
                     | RegistryError::WrongMasterKey { .. } => {}
                 }
                 Err(e)
