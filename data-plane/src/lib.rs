@@ -6,12 +6,14 @@ pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod cors;
+pub mod drain;
 pub mod error;
 pub mod health;
 pub mod health_book;
 pub mod metering;
 pub mod metrics;
 pub mod proxy;
+pub mod retry_budget;
 pub mod state;
 pub mod strikes;
 pub mod sync;
@@ -40,6 +42,8 @@ pub struct Ctx {
     pub recorder: Arc<metering::Recorder>,
     /// Bytes of request bodies and fetched images the replica may hold at once.
     pub budget: budget::MemoryBudget,
+    /// Whether the replica is draining, and the signal that ends open answers.
+    pub drain: Arc<drain::Drain>,
 }
 
 /// What each worker thread owns: its upstream client (awc clients are not `Send`; its pool stays
@@ -53,6 +57,8 @@ pub struct Worker {
     pub key_hashes: auth::KeyHashes,
     /// The metric series of the requests this worker served, by label set.
     pub series: RefCell<metrics::SeriesCache>,
+    /// This worker's requests and extra attempts: its share of the replica's retry budget.
+    pub retries: to11_shared::policy::budget::Window,
 }
 
 fn upstream_client(s: &Settings) -> awc::Client {
@@ -107,6 +113,8 @@ pub struct Gateway {
     pub server: actix_web::dev::Server,
     pub live: Live,
     pub status: Arc<SyncStatus>,
+    /// The replica's drain (`drain::on_signal` runs it in the binaries).
+    pub drain: Arc<drain::Drain>,
 }
 
 /// Starts the sync task and the HTTP server. Must run inside an actix system; the caller awaits
@@ -125,6 +133,7 @@ pub fn start(
         keyring: keyring.clone(),
         status: status.clone(),
         reconcile_interval: settings.reconcile_interval,
+        check_interval: settings.subscription_check_interval,
         op_timeout: settings.source_timeout,
         epoch: Default::default(),
     };
@@ -142,6 +151,8 @@ pub fn start(
     let workers = settings.workers;
     let listen = settings.listen.clone();
     let header_read_timeout = settings.header_read_timeout;
+    let shutdown_timeout = drain::shutdown_timeout(settings.drain_timeout);
+    let drain = Arc::new(drain::Drain::default());
     let metrics = Metrics::new(settings.metrics, settings.metrics_project_label);
     metrics.pull(&live, &status, &recorder);
     let ctx = web::Data::new(Ctx {
@@ -152,6 +163,7 @@ pub fn start(
         metrics,
         sync: status.clone(),
         recorder,
+        drain: drain.clone(),
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {
@@ -161,6 +173,7 @@ pub fn start(
             strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
             key_hashes: auth::KeyHashes::default(),
             series: RefCell::default(),
+            retries: Default::default(),
         });
         App::new()
             .app_data(ctx.clone())
@@ -196,6 +209,11 @@ pub fn start(
     .h1_allow_half_closed(false)
     // A client must send its request head within this (a slow-loris holds nothing longer).
     .client_request_timeout(header_read_timeout)
+    // SIGTERM is the gateway's own (`drain::on_signal`): actix-web's handler would stop
+    // accepting at once, and its shutdown timeout is set beyond the drain timeout so that it
+    // never cuts a stream the drain has not ended with a terminal event.
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout)
     .bind(&listen)?;
     let addr = server
         .addrs()
@@ -208,6 +226,7 @@ pub fn start(
         server: server.run(),
         live,
         status,
+        drain,
     })
 }
 

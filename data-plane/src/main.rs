@@ -27,12 +27,19 @@ async fn main() -> anyhow::Result<()> {
         config.usage_stream_max,
     )
     .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let (grace, timeout) = (config.gateway.drain_grace, config.gateway.drain_timeout);
     let gw = to11_data_plane::start(
         config.gateway,
         keyring,
         Arc::new(source),
         Some(Arc::new(sink)),
     )?;
+    actix_rt::spawn(to11_data_plane::drain::on_signal(
+        gw.server.handle(),
+        gw.drain.clone(),
+        grace,
+        timeout,
+    ));
     println!("to11-data-plane listening on {}", gw.addr);
     gw.server.await?;
     Ok(())

@@ -207,6 +207,12 @@ pub fn gateway_settings() -> to11_data_plane::Settings {
     s.upstream_timeout = Duration::from_secs(30);
     // Mocks listen on loopback.
     s.allow_private_upstreams = true;
+    // The suites that count exact attempts per request (the fallback matrix and the like) send
+    // a few requests each: a floor this high keeps the retry budget out of their way. The
+    // budget's own tests (`e2e_replica_ops`) set realistic values.
+    s.retry_budget_min_per_second = 100_000;
+    // Reports often, so tests see them soon.
+    s.report_interval = Duration::from_millis(200);
     s
 }
 

@@ -161,6 +161,7 @@ async fn run_capped(
         deadline,
         byok: None,
         max_attempts,
+        budget: Default::default(),
         metrics: &metrics,
         tally: Default::default(),
         failed: Default::default(),
