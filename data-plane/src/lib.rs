@@ -230,6 +230,29 @@ pub fn start(
     })
 }
 
+impl Gateway {
+    /// Starts reporting the replica's state to `sink` every `settings.report_interval`, as
+    /// `settings.replica_id` (or a generated id, returned). Must run inside an actix system.
+    pub fn report_to(
+        &self,
+        sink: Arc<dyn to11_io::replicas::ReportSink>,
+        settings: &Settings,
+    ) -> String {
+        let id = sync::report::replica_id(&settings.replica_id);
+        let reporter = sync::report::Reporter {
+            id: id.clone(),
+            started_at_ms: health_book::now_ms(),
+            live: self.live.clone(),
+            status: self.status.clone(),
+            drain: self.drain.clone(),
+            interval: settings.report_interval,
+            timeout: settings.source_timeout,
+        };
+        actix_rt::spawn(reporter.run(sink));
+        id
+    }
+}
+
 /// Logs to stderr with the `TO11_LOG` filter (`tracing`'s syntax, e.g. `info,to11_data_plane=debug`).
 pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)

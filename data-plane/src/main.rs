@@ -27,13 +27,19 @@ async fn main() -> anyhow::Result<()> {
         config.usage_stream_max,
     )
     .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let reports =
+        to11_data_plane::sync::report::RedisReports::new(&config.redis.url, &config.redis.prefix)
+            .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
     let (grace, timeout) = (config.gateway.drain_grace, config.gateway.drain_timeout);
+    let settings = config.gateway.clone();
     let gw = to11_data_plane::start(
         config.gateway,
         keyring,
         Arc::new(source),
         Some(Arc::new(sink)),
     )?;
+    let id = gw.report_to(Arc::new(reports), &settings);
+    tracing::info!(replica = %id, "reporting to the control plane");
     actix_rt::spawn(to11_data_plane::drain::on_signal(
         gw.server.handle(),
         gw.drain.clone(),

@@ -178,6 +178,9 @@ fn control_plane_full(
         };
         let cp =
             to11_control_plane::start(settings, Arc::new(Store::Redis(store)), metering).await?;
+        let replicas = to11_control_plane::store::replicas::RedisReplicas::new(&redis_url, &prefix)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _ = cp.replicas.set(Arc::new(replicas));
         Ok((
             ControlPlaneInfo {
                 addr: cp.addr,
@@ -225,12 +228,16 @@ pub fn replica(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<SocketAd
         let source = RedisSource::new(&redis_url, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
         let sink = to11_data_plane::metering::redis::RedisSink::new(&redis_url, &prefix, 50_000)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let reports = to11_data_plane::sync::report::RedisReports::new(&redis_url, &prefix)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let settings = gateway_settings();
         let gw = to11_data_plane::start(
-            gateway_settings(),
+            settings.clone(),
             keyring,
             Arc::new(source),
             Some(Arc::new(sink)),
         )?;
+        gw.report_to(Arc::new(reports), &settings);
         Ok((gw.addr, vec![gw.server]))
     })
 }

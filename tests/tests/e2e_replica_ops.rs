@@ -247,3 +247,161 @@ async fn a_replica_started_while_redis_is_down_is_ready_within_1_s_of_its_return
     eprintln!("ready {ready:?} after Redis came back");
     assert!(ready <= Duration::from_secs(1), "ready after {ready:?}");
 }
+
+/// The replicas' reports, as the operator lists them.
+async fn replicas(api: &ApiClient) -> Vec<Value> {
+    let (s, b) = api.get("/replicas").await;
+    assert_eq!(s, 200, "{b}");
+    b["replicas"].as_array().expect("replicas").clone()
+}
+
+#[actix_rt::test]
+async fn replicas_report_in_and_the_operator_sees_them_with_their_refusals() {
+    let redis = RedisServer::start(false);
+    let cp = control_plane(&redis.url(), "rep:").expect("control plane");
+    let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
+    let r1 = replica(&redis.url(), "rep:").expect("replica");
+    let r2 = replica(&redis.url(), "rep:").expect("replica");
+    let (_, p) = api
+        .post("/projects", json!({"name": "R", "slug": "r"}))
+        .await;
+    let project = p["id"].as_str().expect("id").to_string();
+    let (_, k) = api.post("/projects/r/keys", json!({"name": "k"})).await;
+    let v = k["version"].as_u64().expect("v");
+    wait_version(&[r1.info, r2.info], &project, v).await;
+
+    let listed = wait_until("both replicas report version v", 10, || async {
+        let l = replicas(&api).await;
+        (l.len() == 2 && l.iter().all(|r| r["version"].as_u64() >= Some(v))).then_some(l)
+    })
+    .await;
+    for r in &listed {
+        assert_eq!(r["projects"], 1, "{r}");
+        assert_eq!(
+            (
+                &r["loaded"],
+                &r["subscribed"],
+                &r["degraded"],
+                &r["draining"]
+            ),
+            (&json!(true), &json!(true), &json!(false), &json!(false)),
+            "{r}"
+        );
+        assert!(
+            r["staleness_ms"].as_u64().expect("reconciled") < 5_000,
+            "{r}"
+        );
+        assert_eq!(r["last_refusal"], Value::Null);
+    }
+    assert_ne!(listed[0]["id"], listed[1]["id"]);
+
+    // A tampered snapshot: every replica refuses it, and says so.
+    let mut conn = redis::Client::open(redis.url())
+        .expect("client")
+        .get_connection()
+        .expect("conn");
+    let skey = format!("rep:snapshot:{project}");
+    let raw: String = redis::cmd("GET").arg(&skey).query(&mut conn).expect("get");
+    let forged = raw.replace(
+        &format!("\"version\":{v}"),
+        &format!("\"version\":{}", v + 1),
+    );
+    let () = redis::cmd("SET")
+        .arg(&skey)
+        .arg(&forged)
+        .query(&mut conn)
+        .expect("set");
+    let () = redis::cmd("HSET")
+        .arg("rep:snapshot-index")
+        .arg(&project)
+        .arg(v + 1)
+        .query(&mut conn)
+        .expect("hset");
+    let listed = wait_until("both replicas report the refusal", 10, || async {
+        let l = replicas(&api).await;
+        (l.len() == 2
+            && l.iter()
+                .all(|r| r["last_refusal"]["project"] == json!(project)))
+        .then_some(l)
+    })
+    .await;
+    for r in &listed {
+        assert!(r["refused"].as_u64() >= Some(1), "{r}");
+        assert_eq!(
+            r["version"].as_u64(),
+            Some(v),
+            "the last good one is kept: {r}"
+        );
+        assert!(
+            r["last_refusal"]["reason"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{r}"
+        );
+    }
+
+    // The operator's only: a project's management key is refused, and so is no token.
+    let (_, mk) = api
+        .post("/projects/r/management-keys", json!({"name": "m"}))
+        .await;
+    let tenant = api.with_token(mk["key"].as_str().expect("management key"));
+    assert_eq!(tenant.get("/replicas").await.0, 403);
+    assert_eq!(api.with_token("").get("/replicas").await.0, 401);
+
+    // A replica that stops reporting drops out once its report expires (three intervals).
+    r2.stop();
+    wait_until("the stopped replica is no longer listed", 10, || async {
+        (replicas(&api).await.len() == 1).then_some(())
+    })
+    .await;
+
+    // The store loses its data (no control plane to re-seed it): the replica keeps serving its
+    // last good configuration and reports itself degraded.
+    drop(cp);
+    let () = redis::cmd("FLUSHALL").query(&mut conn).expect("flushall");
+    let body = wait_until("the replica says it is degraded", 10, || async {
+        let (s, b) = readyz(r1.info).await;
+        (s == 200 && b["degraded"] == true).then_some(b)
+    })
+    .await;
+    assert_eq!(body["projects"], 1, "{body}");
+    let report: String = wait_until("a degraded report in Redis", 10, || {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("rep:replica:*")
+            .query(&mut conn)
+            .expect("keys");
+        let report = keys
+            .first()
+            .and_then(|k| {
+                redis::cmd("GET")
+                    .arg(k)
+                    .query::<Option<String>>(&mut conn)
+                    .ok()
+            })
+            .flatten()
+            .filter(|r| r.contains("\"degraded\":true"));
+        async move { report }
+    })
+    .await;
+    assert!(report.contains("\"projects\":1"), "{report}");
+}
+
+#[actix_rt::test]
+async fn embedded_mode_lists_its_own_gateway() {
+    let dir = std::env::temp_dir().join(format!("to11-rep-{}", uuid::Uuid::new_v4()));
+    let gw = embedded_with(&dir, |_| {}).expect("embedded");
+    let api = ApiClient::new(
+        gw.info.api,
+        gw.info.generated_admin_token.as_deref().expect("token"),
+    );
+    let (_, p) = api
+        .post("/projects", json!({"name": "E", "slug": "e"}))
+        .await;
+    let v = p["version"].as_u64().unwrap_or(1);
+    let listed = wait_until("the gateway reports", 10, || async {
+        let l = replicas(&api).await;
+        (l.len() == 1 && l[0]["version"].as_u64() >= Some(v)).then_some(l)
+    })
+    .await;
+    assert_eq!(listed[0]["projects"], 1);
+}

@@ -7,6 +7,7 @@
 //! Architecture invariant: the data plane never writes configuration; sources are read-only.
 
 pub mod redis;
+pub mod report;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use crate::state::{prepare, Live};
 pub use to11_io::source::{Index, SnapshotSource, SourceError};
+pub use to11_shared::report::Refusal;
 
 /// What the sync task reports on `/readyz`, `/metrics` and in the replica's reports.
 #[derive(Default)]
@@ -38,15 +40,6 @@ pub struct SyncStatus {
     pub last_error: Mutex<Option<String>>,
     /// The last snapshot refused.
     pub last_refusal: Mutex<Option<Refusal>>,
-}
-
-/// A snapshot a replica refused (it kept the last good one).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Refusal {
-    pub project: Uuid,
-    pub reason: String,
-    /// When (ms since the Unix epoch).
-    pub at_ms: u64,
 }
 
 impl SyncStatus {

@@ -6,5 +6,6 @@
 
 pub mod metrics;
 pub mod outbound;
+pub mod replicas;
 pub mod sink;
 pub mod source;
