@@ -7,6 +7,7 @@
 //! (`SHUTDOWN_MARGIN`), so it is never what ends a stream.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
@@ -19,6 +20,9 @@ pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
 /// A replica's drain state, shared by `/readyz`, the reports and every answer being streamed.
 pub struct Drain {
     draining: AtomicBool,
+    /// Set at the drain timeout: read by answers on every chunk (one relaxed load) ...
+    cut_flag: AtomicBool,
+    /// ... and waited on while they wait for the upstream.
     cut: watch::Sender<bool>,
 }
 
@@ -26,18 +30,44 @@ impl Default for Drain {
     fn default() -> Self {
         Drain {
             draining: AtomicBool::new(false),
+            cut_flag: AtomicBool::new(false),
             cut: watch::channel(false).0,
         }
     }
 }
 
-/// What an answer being streamed watches: it ends when the drain timeout passes.
-pub type Cut = watch::Receiver<bool>;
+/// What an answer being streamed watches: it ends when the drain timeout passes, whether it is
+/// waiting for the upstream (`wait`) or passing chunks (`is_cut`).
+pub struct Cut {
+    drain: Arc<Drain>,
+    rx: watch::Receiver<bool>,
+}
+
+impl Cut {
+    pub fn is_cut(&self) -> bool {
+        self.drain.is_cut()
+    }
+
+    /// The drain itself, for a check on every chunk.
+    pub fn flag(&self) -> Arc<Drain> {
+        self.drain.clone()
+    }
+
+    /// Ready at the cut (or when the drain is gone).
+    pub async fn wait(mut self) {
+        let _ = self.rx.wait_for(|c| *c).await;
+    }
+}
 
 impl Drain {
     /// Whether the replica is draining (`/readyz` answers 503).
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Whether the drain timeout passed.
+    pub fn is_cut(&self) -> bool {
+        self.cut_flag.load(Ordering::Relaxed)
     }
 
     /// The grace period starts: not ready any more, still serving.
@@ -48,12 +78,16 @@ impl Drain {
     /// The drain timeout passed: every answer still streaming ends now.
     pub fn cut(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        self.cut_flag.store(true, Ordering::Relaxed);
         self.cut.send_replace(true);
     }
 
-    /// A receiver for one answer (a clone of the channel's handle; no allocation until watched).
-    pub fn watch(&self) -> Cut {
-        self.cut.subscribe()
+    /// What one answer watches (an `Arc` clone and a receiver of the channel).
+    pub fn watch(self: &Arc<Self>) -> Cut {
+        Cut {
+            drain: self.clone(),
+            rx: self.cut.subscribe(),
+        }
     }
 }
 
@@ -67,7 +101,7 @@ pub fn shutdown_timeout(drain_timeout: Duration) -> u64 {
 /// and embedded `to11`'s gateway (the test sandbox stops servers directly).
 pub async fn on_signal(
     server: ServerHandle,
-    drain: std::sync::Arc<Drain>,
+    drain: Arc<Drain>,
     grace: Duration,
     timeout: Duration,
 ) {
@@ -124,15 +158,17 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_cut_reaches_every_watcher_even_one_made_after_it() {
-        let d = Drain::default();
-        let mut early = d.watch();
+        let d = Arc::new(Drain::default());
+        let early = d.watch();
         assert!(!d.draining());
         d.begin();
-        assert!(d.draining() && !*early.borrow());
+        assert!(d.draining() && !early.is_cut());
         d.cut();
-        early.wait_for(|c| *c).await.expect("cut");
-        let mut late = d.watch();
-        late.wait_for(|c| *c).await.expect("already cut");
+        assert!(early.is_cut());
+        early.wait().await;
+        let late = d.watch();
+        assert!(late.is_cut());
+        late.wait().await;
         assert_eq!(shutdown_timeout(Duration::from_secs(30)), 35);
     }
 }

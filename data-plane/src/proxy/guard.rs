@@ -41,8 +41,12 @@ pub struct Guarded<S> {
     tail_len: usize,
     /// The request's metrics, ended with the stream (dropped with it when the client goes away).
     tally: Option<Tally>,
-    /// Ready when the replica's drain timeout passes (`crate::drain`).
-    cut: Option<futures_util::future::LocalBoxFuture<'static, ()>>,
+    /// Ready when the replica's drain timeout passes (`crate::drain`), with the flag checked on
+    /// every chunk (an upstream that never pauses is ended too).
+    cut: Option<(
+        std::sync::Arc<crate::drain::Drain>,
+        futures_util::future::LocalBoxFuture<'static, ()>,
+    )>,
 }
 
 /// Longest end marker: the bytes of the previous chunk a marker split across two may start in.
@@ -68,11 +72,12 @@ impl<S> Guarded<S> {
 
     /// Ends the answer with a terminal event when `cut` says the drain timeout passed.
     pub fn drain(mut self, cut: Option<crate::drain::Cut>) -> Self {
-        self.cut = cut.map(|mut rx| {
-            Box::pin(async move {
-                // A dropped sender (the server is gone) ends the answer too.
-                let _ = rx.wait_for(|c| *c).await;
-            }) as futures_util::future::LocalBoxFuture<'static, ()>
+        self.cut = cut.map(|c| {
+            let flag = c.flag();
+            (
+                flag,
+                Box::pin(c.wait()) as futures_util::future::LocalBoxFuture<'static, ()>,
+            )
         });
         self
     }
@@ -190,6 +195,9 @@ where
         if self.done {
             return Poll::Ready(None);
         }
+        if self.cut.as_ref().is_some_and(|(d, _)| d.is_cut()) {
+            return self.drained();
+        }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 let deadline = tokio::time::Instant::now() + self.idle;
@@ -212,12 +220,9 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if let Some(cut) = self.cut.as_mut() {
+                if let Some((_, cut)) = self.cut.as_mut() {
                     if cut.as_mut().poll(cx).is_ready() {
-                        return self.end(
-                            "shutting_down",
-                            "the gateway replica is shutting down and its drain timeout passed; the answer was ended (send the request again)".into(),
-                        );
+                        return self.drained();
                     }
                 }
                 self.stalled(cx)
@@ -227,6 +232,14 @@ where
 }
 
 impl<S> Guarded<S> {
+    /// Ends the answer: the replica's drain timeout passed.
+    fn drained(&mut self) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.end(
+            "shutting_down",
+            "the gateway replica is shutting down and its drain timeout passed; the answer was ended (send the request again)".into(),
+        )
+    }
+
     /// The idle timer, polled while the upstream has nothing.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
         {
@@ -408,7 +421,7 @@ mod tests {
                 .chain(futures_util::stream::pending()),
             )
         };
-        let drain = crate::drain::Drain::default();
+        let drain = std::sync::Arc::new(crate::drain::Drain::default());
         let mut g = Guarded::new(open(), Duration::from_secs(60), true)
             .expect_end(ANTHROPIC_END)
             .dialect(Dialect::Anthropic)
@@ -420,6 +433,23 @@ mod tests {
         let text = String::from_utf8(g.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert!(
             text.starts_with("event: error\n") && text.contains("shutting_down"),
+            "{text}"
+        );
+        assert!(g.next().await.is_none());
+
+        // An upstream that never pauses is ended too, at the next chunk.
+        let endless = futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"data: {}\n\n"))
+        });
+        let drain = std::sync::Arc::new(crate::drain::Drain::default());
+        let mut g = Guarded::new(endless, Duration::from_secs(60), true)
+            .expect_done()
+            .drain(Some(drain.watch()));
+        g.next().await.unwrap().unwrap();
+        drain.cut();
+        let text = String::from_utf8(g.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            text.starts_with("data: {\"error\"") && text.contains("shutting_down"),
             "{text}"
         );
         assert!(g.next().await.is_none());

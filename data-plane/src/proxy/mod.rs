@@ -184,7 +184,7 @@ async fn serve(
         dialect: Dialect::of_path(req.path()),
         end: end_markers(surface),
         streaming: call.streaming,
-        drain: Some(ctx.drain.watch()),
+        drain: Some(ctx.drain.clone()),
     };
     let delivery = attempts.run(&upstream, &mut prep, &order, idle).await;
     if let Some(t) = tally.as_mut() {
