@@ -186,6 +186,29 @@ mod tests {
         assert_eq!(w.counts(7), (40_000, 0));
     }
 
+    /// The hot-path cost: `cargo test --release -p to11-shared --lib budget -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn cost_per_request() {
+        let w = Window::default();
+        let b = budget(20, 3);
+        let n = 10_000_000u64;
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            w.request(1_000 + i / 1_000_000);
+        }
+        let per_request = t.elapsed().as_nanos() as f64 / n as f64;
+        let t = std::time::Instant::now();
+        let mut allowed = 0u64;
+        for i in 0..n / 10 {
+            allowed += u64::from(w.allows(&b, 1_009 + i / 1_000_000));
+        }
+        let per_check = t.elapsed().as_nanos() as f64 / (n / 10) as f64;
+        eprintln!(
+            "Window::request {per_request:.1} ns; Window::allows {per_check:.1} ns ({allowed})"
+        );
+    }
+
     proptest! {
         /// A total outage under steady traffic (`n` requests a second, each wanting up to
         /// `wants` extra attempts): once a window's worth of traffic has gone by, the extra
