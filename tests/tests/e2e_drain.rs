@@ -19,7 +19,7 @@ use to11_tests::redis_server::RedisServer;
 use to11_tests::sandbox::{control_plane, master_key, ADMIN_TOKEN};
 use to11_tests::wait_until;
 
-const GRACE_MS: u64 = 1_000;
+const GRACE_MS: u64 = 3_000;
 const DRAIN_MS: u64 = 4_000;
 
 /// The `to11-data-plane` binary, built (or found fresh) in this test's target directory.
@@ -69,6 +69,8 @@ fn start_replica(redis: &str, prefix: &str) -> Replica {
         .env("TO11_ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("TO11_DRAIN_GRACE_MS", GRACE_MS.to_string())
         .env("TO11_DRAIN_TIMEOUT_MS", DRAIN_MS.to_string())
+        .env("TO11_REPLICA_ID", "drain-test-1")
+        .env("TO11_REPORT_INTERVAL_MS", "100")
         .env("TO11_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -189,6 +191,16 @@ async fn sigterm_drains_then_ends_open_streams_with_a_terminal_event() {
         "checked within the grace period ({:?}); the machine is too slow for this check",
         sigterm.elapsed()
     );
+    // Its report says so too (the binary reports through Redis, under its configured id).
+    let listed = wait_until("the report says draining", 5, || async {
+        let (_, b) = api.get("/replicas").await;
+        b["replicas"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["id"] == "drain-test-1").cloned())
+            .filter(|r| r["draining"] == true)
+    })
+    .await;
+    assert_eq!(listed["projects"], 1, "{listed}");
 
     // A stream that finishes within the drain timeout ends normally.
     for _ in 0..20 {
