@@ -95,7 +95,12 @@ impl Follower {
                 }
                 Err(e) => {
                     self.status.set_error(Some(format!("subscribe: {e}")));
-                    tracing::warn!(error = %e, "cannot subscribe to configuration changes");
+                    // Tried again every half second at most: said once per outage, not each time.
+                    if backoff == Duration::from_millis(50) {
+                        tracing::warn!(error = %e, "cannot subscribe to configuration changes");
+                    } else {
+                        tracing::debug!(error = %e, "cannot subscribe to configuration changes");
+                    }
                     // Still try to load what is there, so a replica can serve from the store.
                     let _ = self.reconcile().await;
                     tokio::time::sleep(backoff).await;
