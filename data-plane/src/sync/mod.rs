@@ -110,32 +110,48 @@ impl Follower {
         }
     }
 
-    async fn follow(&self, mut stream: BoxStream<'static, Change>) {
-        // Subscribed first, then load: a change published in between is seen by one or the other.
-        let _ = self.reconcile().await;
-        let mut tick = tokio::time::interval(self.reconcile_interval);
-        tick.tick().await;
+    /// Follows one subscription until it ends or stops answering. The check runs beside the
+    /// work (changes and reconciles), never behind it: a reconcile stuck on a hung store (each
+    /// call bounded by `op_timeout`, but one per project) cannot delay noticing the hang past
+    /// `check_interval` + `op_timeout`.
+    async fn follow(&self, stream: BoxStream<'static, Change>) {
+        tokio::select! {
+            e = self.check_subscription() => {
+                self.status.set_error(Some(format!("subscription check: {e}")));
+                tracing::warn!(error = %e, "configuration source does not answer PING");
+            }
+            () = self.apply(stream) => {
+                tracing::warn!("configuration subscription ended");
+            }
+        }
+    }
+
+    /// PINGs the subscription's connection every `check_interval`; returns the first failure.
+    async fn check_subscription(&self) -> SourceError {
         let mut check = tokio::time::interval(self.check_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await;
         loop {
+            check.tick().await;
+            if let Err(e) = self.timed(self.source.ping()).await {
+                return e;
+            }
+        }
+    }
+
+    /// Reconciles, then applies notified changes and reconciles every `reconcile_interval`,
+    /// until the subscription's stream ends.
+    async fn apply(&self, mut stream: BoxStream<'static, Change>) {
+        // Subscribed first, then load: a change published in between is seen by one or the other.
+        let _ = self.reconcile().await;
+        let mut tick = tokio::time::interval(self.reconcile_interval);
+        tick.tick().await;
+        loop {
             tokio::select! {
                 msg = stream.next() => match msg {
                     Some(change) => self.on_change(change).await,
-                    None => {
-                        tracing::warn!("configuration subscription ended");
-                        return;
-                    }
+                    None => return,
                 },
-                _ = check.tick() => {
-                    // The subscription's own connection: a hung or cut one is noticed within
-                    // `check_interval` + `op_timeout`, not at the next reconcile.
-                    if let Err(e) = self.timed(self.source.ping()).await {
-                        self.status.set_error(Some(format!("subscription check: {e}")));
-                        tracing::warn!(error = %e, "configuration source does not answer PING");
-                        return;
-                    }
-                }
                 _ = tick.tick() => {
                     let _ = self.reconcile().await;
                 }
@@ -326,6 +342,49 @@ mod tests {
         src.snapshots.lock().unwrap().insert(id, sealed);
         *src.index.lock().unwrap() = (epoch.map(String::from), HashMap::from([(id, version)]));
         id
+    }
+
+    /// A store that lists 50 projects to fetch, then hangs on every call but the index.
+    struct Hung;
+
+    impl SnapshotSource for Hung {
+        fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>> {
+            async { Ok(futures_util::stream::pending().boxed()) }.boxed()
+        }
+        fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>> {
+            let versions = (0..50).map(|_| (Uuid::new_v4(), 1)).collect();
+            async move {
+                Ok(Index {
+                    epoch: Some("e".into()),
+                    versions,
+                })
+            }
+            .boxed()
+        }
+        fn fetch(&self, _: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>> {
+            futures_util::future::pending().boxed()
+        }
+        fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+            futures_util::future::pending().boxed()
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_hung_subscription_is_noticed_even_during_a_long_reconcile() {
+        let mut f = follower(Arc::new(Source::default()));
+        f.source = Arc::new(Hung);
+        f.check_interval = Duration::from_millis(50);
+        f.op_timeout = Duration::from_millis(100);
+        let stream = f.source.subscribe().await.expect("subscribed");
+        let started = std::time::Instant::now();
+        // The first reconcile alone takes 50 fetches × 100 ms = 5 s.
+        f.follow(stream).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "noticed after {took:?}");
+        assert!(f
+            .status
+            .last_error()
+            .is_some_and(|e| e.contains("subscription check")));
     }
 
     #[actix_rt::test]
