@@ -31,7 +31,8 @@ pub async fn readyz(ctx: web::Data<Ctx>, q: web::Query<ReadyQuery>) -> HttpRespo
     let state = ctx.live.load();
     let draining = ctx.drain.draining();
     let body = serde_json::json!({
-        "ready": state.loaded,
+        "ready": state.loaded && !draining,
+        "loaded": state.loaded,
         "version": ctx.live.max_version(),
         "projects": state.projects.len(),
         "project_version": q.project.map(|p| state.projects.get(&p).map(|p| p.version).unwrap_or(0)),
