@@ -53,9 +53,13 @@ impl Cut {
         self.drain.clone()
     }
 
-    /// Ready at the cut (or when the drain is gone).
+    /// Ready at the cut (or when the drain is gone). `changed` compares versions (an atomic
+    /// load), without reading the value under the channel's lock; only `Drain::cut` sends.
     pub async fn wait(mut self) {
-        let _ = self.rx.wait_for(|c| *c).await;
+        if self.is_cut() {
+            return;
+        }
+        let _ = self.rx.changed().await;
     }
 }
 
