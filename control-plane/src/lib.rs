@@ -248,6 +248,9 @@ pub struct ControlPlane {
     /// The gateway URL the dashboard shows, settable once after start (embedded mode learns it
     /// when the gateway has bound its port).
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
+    /// Where `GET /api/v1/replicas` reads the replicas' reports, settable once after start (Redis
+    /// in `to11-control-plane`, the in-process gateway's in embedded mode).
+    pub replicas: api::Replicas,
 }
 
 /// Loads all state from the store, starts the actors and the HTTP server. Must run inside an
@@ -300,6 +303,7 @@ pub async fn start(
     if let Some(u) = &settings.api.public_gateway_url {
         let _ = gateway_url.set(u.trim_end_matches('/').to_string());
     }
+    let replicas = api::Replicas::default();
     let auditor = audit::Auditor::new(store.clone());
     metrics.pull(&model, auditor.failure_counter(), metering.ingest.as_ref());
     if let Some(counters) = &metering.counters {
@@ -339,6 +343,7 @@ pub async fn start(
             .as_ref()
             .map(|t| settings.keyring.key_hash(t.expose())),
         gateway_url: gateway_url.clone(),
+        replicas: replicas.clone(),
         usage: metering.store.clone(),
         pricer: metering.pricer.clone(),
         ingest: metering.ingest.clone(),
@@ -368,6 +373,7 @@ pub async fn start(
         registry,
         publish,
         gateway_url,
+        replicas,
     })
 }
 

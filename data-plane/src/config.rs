@@ -69,6 +69,26 @@ pub struct Settings {
     /// Longest wait for the limits store (a grant, a report) before counting on the worker's
     /// own share.
     pub limits_store_timeout: Duration,
+    /// The retry budget: extra upstream attempts (retries and fallbacks) allowed, as a percentage
+    /// of the requests of the last 10 s (per replica and per route target) ...
+    pub retry_budget_percent: u32,
+    /// ... or this many per second, whichever is larger (so retries stay possible at low traffic).
+    pub retry_budget_min_per_second: u32,
+    /// On SIGTERM, how long `/readyz` answers 503 while everything is still served (for load
+    /// balancers to take the replica out) before it stops accepting connections.
+    pub drain_grace: std::time::Duration,
+    /// Then how long requests and streams in flight may take to finish; those still open are
+    /// ended with a terminal error event in their API's shape.
+    pub drain_timeout: std::time::Duration,
+    /// How often the configuration subscription is checked (a PING on it), apart from the
+    /// reconcile interval: a dead or hung connection is noticed within this plus
+    /// `source_timeout`.
+    pub subscription_check_interval: std::time::Duration,
+    /// How often the replica reports its state to the control plane (through its source); a
+    /// report expires after three intervals.
+    pub report_interval: std::time::Duration,
+    /// The replica's name in its reports; empty: the host name and process id.
+    pub replica_id: String,
 }
 
 impl Settings {
@@ -127,6 +147,17 @@ impl Settings {
             },
             limits_default_output_tokens: env.number("TO11_LIMITS_DEFAULT_OUTPUT_TOKENS", 4096),
             limits_store_timeout: env.millis("TO11_LIMITS_STORE_TIMEOUT_MS", 200),
+            retry_budget_percent: env.number("TO11_RETRY_BUDGET_PERCENT", 20).min(1000) as u32,
+            retry_budget_min_per_second: env.number("TO11_RETRY_BUDGET_MIN_PER_SECOND", 3) as u32,
+            drain_grace: env.millis("TO11_DRAIN_GRACE_MS", 5_000),
+            drain_timeout: env.millis("TO11_DRAIN_TIMEOUT_MS", 60_000),
+            subscription_check_interval: env
+                .millis("TO11_SUBSCRIPTION_CHECK_INTERVAL_MS", 1_000)
+                .max(std::time::Duration::from_millis(10)),
+            report_interval: env
+                .millis("TO11_REPORT_INTERVAL_MS", 2_000)
+                .max(std::time::Duration::from_millis(10)),
+            replica_id: env.string("TO11_REPLICA_ID", ""),
         }
     }
 

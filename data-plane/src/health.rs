@@ -1,5 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (configuration loaded; reports the applied version)
-//! and Prometheus `/metrics`.
+//! `/healthz` (the process is up), `/readyz` (configuration loaded and not draining; reports the
+//! applied version, the subscription, `degraded`, the last refusal) and Prometheus `/metrics`.
 
 use std::sync::atomic::Ordering;
 
@@ -11,8 +11,15 @@ use uuid::Uuid;
 use crate::error::GatewayError;
 use crate::Ctx;
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Liveness: the process answers. `degraded` (serving a configuration the store lost) and
+/// `draining` are shown, never a reason to restart it.
+pub async fn healthz(ctx: web::Data<Ctx>) -> HttpResponse {
+    let degraded = ctx.sync.degraded.load(Ordering::Relaxed);
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "degraded": degraded,
+        "draining": ctx.drain.draining(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -22,15 +29,22 @@ pub struct ReadyQuery {
 
 pub async fn readyz(ctx: web::Data<Ctx>, q: web::Query<ReadyQuery>) -> HttpResponse {
     let state = ctx.live.load();
+    let draining = ctx.drain.draining();
     let body = serde_json::json!({
-        "ready": state.loaded,
+        "ready": state.loaded && !draining,
+        "loaded": state.loaded,
         "version": ctx.live.max_version(),
         "projects": state.projects.len(),
         "project_version": q.project.map(|p| state.projects.get(&p).map(|p| p.version).unwrap_or(0)),
         "subscribed": ctx.sync.subscribed.load(Ordering::Relaxed),
+        "subscription_losses": ctx.sync.subscription_losses.load(Ordering::Relaxed),
+        "degraded": ctx.sync.degraded.load(Ordering::Relaxed),
+        "draining": draining,
         "last_error": ctx.sync.last_error(),
+        "last_refusal": ctx.sync.last_refusal(),
     });
-    if state.loaded {
+    // A draining replica still serves, but asks load balancers to send it nothing new.
+    if state.loaded && !draining {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -21,6 +21,9 @@ pub struct TargetHealth {
     ttfb_us: AtomicU64,
     /// When `ttfb_us` was last updated (ms since the epoch).
     sampled_ms: AtomicU64,
+    /// Requests whose first attempt went to this target, and extra attempts sent to it, over
+    /// the last seconds: its retry budget (`to11_shared::policy::budget`).
+    pub retries: to11_shared::policy::budget::Window,
 }
 
 impl TargetHealth {

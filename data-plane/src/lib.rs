@@ -6,6 +6,7 @@ pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod cors;
+pub mod drain;
 pub mod error;
 pub mod health;
 pub mod health_book;
@@ -13,6 +14,7 @@ pub mod limits;
 pub mod metering;
 pub mod metrics;
 pub mod proxy;
+pub mod retry_budget;
 pub mod state;
 pub mod strikes;
 pub mod sync;
@@ -43,6 +45,8 @@ pub struct Ctx {
     pub budget: budget::MemoryBudget,
     /// Usage limits and budgets, counted across replicas.
     pub limiter: Arc<limits::Limiter>,
+    /// Whether the replica is draining, and the signal that ends open answers.
+    pub drain: Arc<drain::Drain>,
 }
 
 /// What each worker thread owns: its upstream client (awc clients are not `Send`; its pool stays
@@ -58,6 +62,8 @@ pub struct Worker {
     pub series: RefCell<metrics::SeriesCache>,
     /// This worker's slices of the usage limits it met.
     pub limits: limits::WorkerLimits,
+    /// This worker's requests and extra attempts: its share of the replica's retry budget.
+    pub retries: to11_shared::policy::budget::Window,
 }
 
 fn upstream_client(s: &Settings) -> awc::Client {
@@ -112,6 +118,8 @@ pub struct Gateway {
     pub server: actix_web::dev::Server,
     pub live: Live,
     pub status: Arc<SyncStatus>,
+    /// The replica's drain (`drain::on_signal` runs it in the binaries).
+    pub drain: Arc<drain::Drain>,
 }
 
 /// Starts the sync task and the HTTP server. Must run inside an actix system; the caller awaits
@@ -131,6 +139,7 @@ pub fn start(
         keyring: keyring.clone(),
         status: status.clone(),
         reconcile_interval: settings.reconcile_interval,
+        check_interval: settings.subscription_check_interval,
         op_timeout: settings.source_timeout,
         epoch: Default::default(),
     };
@@ -148,6 +157,8 @@ pub fn start(
     let workers = settings.workers;
     let listen = settings.listen.clone();
     let header_read_timeout = settings.header_read_timeout;
+    let shutdown_timeout = drain::shutdown_timeout(settings.drain_timeout);
+    let drain = Arc::new(drain::Drain::default());
     let metrics = Metrics::new(settings.metrics, settings.metrics_project_label);
     metrics.pull(&live, &status, &recorder);
     let limiter = limits::Limiter::new(
@@ -165,6 +176,7 @@ pub fn start(
         sync: status.clone(),
         recorder,
         limiter,
+        drain: drain.clone(),
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {
@@ -175,6 +187,7 @@ pub fn start(
             key_hashes: auth::KeyHashes::default(),
             series: RefCell::default(),
             limits: ctx.limiter.worker(),
+            retries: Default::default(),
         });
         App::new()
             .app_data(ctx.clone())
@@ -210,6 +223,11 @@ pub fn start(
     .h1_allow_half_closed(false)
     // A client must send its request head within this (a slow-loris holds nothing longer).
     .client_request_timeout(header_read_timeout)
+    // SIGTERM is the gateway's own (`drain::on_signal`): actix-web's handler would stop
+    // accepting at once, and its shutdown timeout is set beyond the drain timeout so that it
+    // never cuts a stream the drain has not ended with a terminal event.
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout)
     .bind(&listen)?;
     let addr = server
         .addrs()
@@ -222,7 +240,31 @@ pub fn start(
         server: server.run(),
         live,
         status,
+        drain,
     })
+}
+
+impl Gateway {
+    /// Starts reporting the replica's state to `sink` every `settings.report_interval`, as
+    /// `settings.replica_id` (or a generated id, returned). Must run inside an actix system.
+    pub fn report_to(
+        &self,
+        sink: Arc<dyn to11_io::replicas::ReportSink>,
+        settings: &Settings,
+    ) -> String {
+        let id = sync::report::replica_id(&settings.replica_id);
+        let reporter = sync::report::Reporter {
+            id: id.clone(),
+            started_at_ms: health_book::now_ms(),
+            live: self.live.clone(),
+            status: self.status.clone(),
+            drain: self.drain.clone(),
+            interval: settings.report_interval,
+            timeout: settings.source_timeout,
+        };
+        actix_rt::spawn(reporter.run(sink));
+        id
+    }
 }
 
 /// Logs to stderr with the `TO11_LOG` filter (`tracing`'s syntax, e.g. `info,to11_data_plane=debug`).

@@ -33,6 +33,11 @@ async fn main() -> anyhow::Result<()> {
         config.gateway.limits_store_timeout,
     )
     .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let reports =
+        to11_data_plane::sync::report::RedisReports::new(&config.redis.url, &config.redis.prefix)
+            .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let (grace, timeout) = (config.gateway.drain_grace, config.gateway.drain_timeout);
+    let settings = config.gateway.clone();
     let gw = to11_data_plane::start(
         config.gateway,
         keyring,
@@ -40,6 +45,14 @@ async fn main() -> anyhow::Result<()> {
         Some(Arc::new(sink)),
         Arc::new(counters),
     )?;
+    let id = gw.report_to(Arc::new(reports), &settings);
+    tracing::info!(replica = %id, "reporting to the control plane");
+    actix_rt::spawn(to11_data_plane::drain::on_signal(
+        gw.server.handle(),
+        gw.drain.clone(),
+        grace,
+        timeout,
+    ));
     println!("to11-data-plane listening on {}", gw.addr);
     gw.server.await?;
     Ok(())

@@ -31,6 +31,17 @@ pub const USAGE_GROUP: &str = "to11-ingest";
 /// The field of a usage-stream entry that holds its batch (`record::encode_batch`).
 pub const USAGE_FIELD: &str = "records";
 
+/// A replica's report (`report::ReplicaReport`, JSON), written by the replica with a TTL. Not
+/// configuration: nothing but the operator's listing reads it.
+pub fn replica_key(prefix: &str, id: &str) -> String {
+    format!("{prefix}replica:{id}")
+}
+
+/// The pattern every replica report key matches (for `SCAN`).
+pub fn replica_pattern(prefix: &str) -> String {
+    format!("{prefix}replica:*")
+}
+
 /// Pub/sub channel carrying change notifications.
 pub fn changes_channel(prefix: &str) -> String {
     format!("{prefix}changes")

@@ -19,6 +19,7 @@ pub mod model;
 pub mod policy;
 pub mod record;
 pub mod redact;
+pub mod report;
 pub mod resolve;
 pub mod sigv4;
 pub mod snapshot;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod budget;
+
 /// What one attempt produced, before any byte reached the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -262,8 +264,10 @@ pub struct TargetView {
 }
 
 /// The order a request tries its targets: the route's strategy (`order`, with `r` uniform in
-/// [0, 1)), then cooled-down targets moved last (still tried when nothing else is left). Without
-/// a strategy (a provider's model, a function without a route) the order is as given.
+/// [0, 1)), without the cooled-down targets — skipped, not tried last, so a failing target is
+/// not sent a fallback per request during an outage — unless every target is cooling, when all
+/// are tried in the strategy's order. Without a strategy (a provider's model, a function without
+/// a route) the order is as given.
 pub fn candidates(
     strategy: Option<crate::model::Strategy>,
     targets: &[TargetView],
@@ -277,8 +281,9 @@ pub fn candidates(
         }
         _ => (0..targets.len()).collect(),
     };
-    // Stable: the strategy's order holds within the warm and the cooling targets.
-    idx.sort_by_key(|i| targets[*i].cooling);
+    if idx.iter().any(|i| !targets[*i].cooling) {
+        idx.retain(|i| !targets[*i].cooling);
+    }
     idx
 }
 

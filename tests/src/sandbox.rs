@@ -183,6 +183,9 @@ fn control_plane_full(
         ));
         let cp =
             to11_control_plane::start(settings, Arc::new(Store::Redis(store)), metering).await?;
+        let replicas = to11_control_plane::store::replicas::RedisReplicas::new(&redis_url, &prefix)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _ = cp.replicas.set(Arc::new(replicas));
         Ok((
             ControlPlaneInfo {
                 addr: cp.addr,
@@ -212,6 +215,12 @@ pub fn gateway_settings() -> to11_data_plane::Settings {
     s.upstream_timeout = Duration::from_secs(30);
     // Mocks listen on loopback.
     s.allow_private_upstreams = true;
+    // The suites that count exact attempts per request (the fallback matrix and the like) send
+    // a few requests each: a floor this high keeps the retry budget out of their way. The
+    // budget's own tests (`e2e_replica_ops`) set realistic values.
+    s.retry_budget_min_per_second = 100_000;
+    // Reports often, so tests see them soon.
+    s.report_interval = Duration::from_millis(200);
     s
 }
 
@@ -224,6 +233,8 @@ pub fn replica(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<SocketAd
         let source = RedisSource::new(&redis_url, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
         let sink = to11_data_plane::metering::redis::RedisSink::new(&redis_url, &prefix, 50_000)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let reports = to11_data_plane::sync::report::RedisReports::new(&redis_url, &prefix)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let settings = gateway_settings();
         let counters = to11_io::counters::RedisCounters::new(
             &redis_url,
@@ -232,12 +243,13 @@ pub fn replica(redis_url: &str, prefix: &str) -> anyhow::Result<Spawned<SocketAd
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let gw = to11_data_plane::start(
-            settings,
+            settings.clone(),
             keyring,
             Arc::new(source),
             Some(Arc::new(sink)),
             Arc::new(counters),
         )?;
+        gw.report_to(Arc::new(reports), &settings);
         Ok((gw.addr, vec![gw.server]))
     })
 }

@@ -27,6 +27,8 @@ fn sample(var: &str) -> &'static str {
         "TO11_METRICS_PROJECT_LABEL" => "true",
         "TO11_CLIENT_IP_HEADER" => "x-real-ip",
         "TO11_MAX_ATTEMPTS" | "TO11_FAILED_AUTH_PER_MINUTE" => "7",
+        "TO11_RETRY_BUDGET_PERCENT" | "TO11_RETRY_BUDGET_MIN_PER_SECOND" => "7",
+        "TO11_REPLICA_ID" => "gateway-7",
         "TO11_GOOGLE_TOKEN_URL" | "TO11_PUBLIC_GATEWAY_URL" => "https://example.test/x",
         "TO11_LOG" => "debug",
         "TO11_USAGE" => "false",

@@ -187,10 +187,15 @@ pub async fn start(s: EmbeddedConfig) -> anyhow::Result<Embedded> {
     let control_plane =
         to11_control_plane::start(settings, Arc::new(Store::Local(local.clone())), metering)
             .await?;
+    let gateway_settings = s.gateway.clone();
     let gateway = to11_data_plane::start(s.gateway, keyring, Arc::new(local), sink, counters)?;
     let _ = control_plane
         .gateway_url
         .set(format!("http://{}", gateway.addr));
+    // The one replica reports to the API in memory.
+    let reports = Arc::new(to11_io::replicas::MemoryReports::default());
+    gateway.report_to(reports.clone(), &gateway_settings);
+    let _ = control_plane.replicas.set(reports);
     Ok(Embedded {
         control_plane,
         gateway,

@@ -13,7 +13,16 @@ async fn main() -> anyhow::Result<()> {
     let config = EmbeddedConfig::from_source(&source)?;
     to11_control_plane::init_tracing(&config.log);
     let data_dir = config.data_dir.clone();
+    let (grace, timeout) = (config.gateway.drain_grace, config.gateway.drain_timeout);
     let e = to11_embedded::start(config).await?;
+    // SIGTERM drains the gateway (`/readyz` 503, then open answers finish or end with a terminal
+    // event); the API keeps actix-web's own handling and stops with it.
+    actix_rt::spawn(to11_data_plane::drain::on_signal(
+        e.gateway.server.handle(),
+        e.gateway.drain.clone(),
+        grace,
+        timeout,
+    ));
     println!("to11 (embedded) data directory: {}", data_dir.display());
     println!(
         "gateway  http://{}  (send your to11 key as x-to11-authorization)",

@@ -97,3 +97,60 @@ fn embedded_binary_starts_with_no_external_service_and_prints_token_once() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM drains `to11`'s gateway as it does a replica's: `/readyz` answers 503 during the grace
+/// period while the gateway still answers, and the process exits once nothing is left.
+#[test]
+fn embedded_binary_drains_its_gateway_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("to11-drain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_to11"))
+        .env("TO11_DATA_DIR", &dir)
+        .env("TO11_GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("TO11_API_LISTEN", "127.0.0.1:0")
+        .env("TO11_DRAIN_GRACE_MS", "3000")
+        .env("TO11_DRAIN_TIMEOUT_MS", "2000")
+        .env_remove("TO11_ADMIN_TOKEN")
+        .env_remove("TO11_MASTER_KEY")
+        .env("TO11_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn to11");
+    let lines = read_lines_until(&mut child, &["gateway", "API"]);
+    let gw = value_after(&lines, "gateway  ");
+    let ready = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status(&format!("{gw}/readyz"), "") != "200" {
+        assert!(std::time::Instant::now() < ready, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sigterm = std::time::Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let draining = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while status(&format!("{gw}/readyz"), "") != "503" {
+        assert!(
+            std::time::Instant::now() < draining,
+            "/readyz never answered 503"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status(&format!("{gw}/healthz"), ""), "200", "still serving");
+    assert!(
+        sigterm.elapsed() < std::time::Duration::from_secs(3),
+        "checked within the grace period"
+    );
+    let exited = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            assert!(s.success(), "{s:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < exited, "did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,6 +14,7 @@ mod keys;
 pub mod limits;
 mod projects;
 mod providers;
+mod replicas;
 mod routing;
 mod session;
 pub mod throttle;
@@ -34,6 +35,7 @@ use crate::error::ApiError;
 
 pub use auth::Principal;
 pub use health::ApiMetrics;
+pub use replicas::Replicas;
 pub use session::Sessions;
 
 /// Shared by every handler.
@@ -58,6 +60,8 @@ pub struct Api {
     pub body_timeout: std::time::Duration,
     /// Where browsers reach the gateway (the dashboard's playground), when known.
     pub gateway_url: Arc<std::sync::OnceLock<String>>,
+    /// Where the replicas' reports are read (`GET /replicas`), once set.
+    pub replicas: Replicas,
     /// Where request records are kept; `None` without a database.
     pub usage: Option<Arc<dyn crate::usage::UsageStore>>,
     pub pricer: Arc<crate::usage::Pricer>,
@@ -270,6 +274,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{p}/audit", web::get().to(audit::project_audit))
                 .route("/audit", web::get().to(audit::all_audit))
                 .route("/backups", web::post().to(backups::create))
+                .route("/replicas", web::get().to(replicas::list))
                 .route("/usage", web::get().to(usage::all_usage))
                 .route("/prices", web::get().to(usage::operator_prices))
                 .route("/prices", web::put().to(usage::set_operator_prices))

@@ -55,6 +55,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
+    let replicas = to11_control_plane::store::replicas::RedisReplicas::new(
+        &config.redis.url,
+        &config.redis.prefix,
+    )
+    .map_err(|e| anyhow::anyhow!("TO11_REDIS_URL: {e}"))?;
+    let _ = cp.replicas.set(Arc::new(replicas));
     println!("to11-control-plane listening on {}", cp.addr);
     cp.server.await?;
     Ok(())

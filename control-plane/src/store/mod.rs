@@ -7,6 +7,7 @@
 
 pub mod local;
 pub mod redis;
+pub mod replicas;
 
 use std::collections::HashMap;
 use std::time::Duration;

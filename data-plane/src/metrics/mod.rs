@@ -66,6 +66,9 @@ pub struct Metrics {
     errors: [IntCounter; 3],
     in_flight: IntGauge,
     cooldowns: IntCounterVec,
+    /// Extra attempts the retry budget refused, by kind (retry, fallback) × budget (replica,
+    /// target), in that order: made up front, so a refusal is one atomic increment.
+    retries_refused: [IntCounter; 4],
     /// `None`: per-request metrics are off (`TO11_METRICS=false`).
     vecs: Option<Arc<Vecs>>,
     models: ModelLabels,
@@ -108,7 +111,20 @@ impl Metrics {
                 stream_failures: counter_vec(r, "to11_stream_failures_total", "Answers that failed after their head was sent (upstream reset, stall, or a stream without its end).", base),
             })
         });
+        let refused = counter_vec(
+            r,
+            "to11_retries_refused_total",
+            "Retries and fallbacks not made because the retry budget (of the replica, or of the target they would go to) was spent.",
+            &["kind", "budget"],
+        );
         Metrics {
+            retries_refused: [
+                ["retry", "replica"],
+                ["retry", "target"],
+                ["fallback", "replica"],
+                ["fallback", "target"],
+            ]
+            .map(|l| labelled(&refused, &l)),
             upstream_errors: counter(
                 r,
                 "to11_upstream_5xx_total",
@@ -149,6 +165,13 @@ impl Metrics {
         if let Ok(c) = self.cooldowns.get_metric_with_label_values(&[provider]) {
             c.inc();
         }
+    }
+
+    /// The retry budget refused an extra attempt (`kind`: `retry` or `fallback`; `budget`:
+    /// `replica` or `target`).
+    pub fn retry_refused(&self, kind: &str, budget: &str) {
+        let i = usize::from(kind == "fallback") * 2 + usize::from(budget == "target");
+        self.retries_refused[i].inc();
     }
 
     /// A request's tally, started at its arrival; `None` when per-request metrics are off.

@@ -38,6 +38,8 @@ impl Metrics {
             Pulled::counter("to11_snapshots_refused_total", "Project snapshots refused (MAC, decoding, compilation or credentials); the last good one stays.", count(|s| &s.refused)),
             Pulled::counter("to11_reconciles_total", "Reconciles with the configuration store started.", count(|s| &s.reconciles)),
             Pulled::gauge("to11_config_subscribed", "1 while subscribed to configuration changes.", flag(|s| &s.subscribed)),
+            Pulled::counter("to11_config_subscription_losses_total", "Configuration subscriptions found dead (ended, or not answering the check's PING in time).", count(|s| &s.subscription_losses)),
+            Pulled::gauge("to11_config_degraded", "1 while serving a configuration the store no longer holds (flushed, or a new epoch without projects).", flag(|s| &s.degraded)),
             Pulled::gauge("to11_config_reconcile_age_seconds", "Seconds since the last reconcile that reached the store ended (+Inf: none yet).", move || age_seconds(s.reconciled_ms.load(Ordering::Relaxed))),
             Pulled::counter("to11_usage_records_queued_total", "Request records handed to the shipping queue.", usage(|u| &u.queued)),
             Pulled::counter("to11_usage_records_dropped_total", "Request records dropped because the shipping queue was full.", usage(|u| &u.dropped)),

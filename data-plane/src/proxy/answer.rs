@@ -108,6 +108,8 @@ pub(super) struct Answering {
     /// Events one of which must end a stream in the called API (empty: none expected).
     pub end: &'static [&'static [u8]],
     pub streaming: bool,
+    /// The replica's drain: an answer still open at its timeout is ended.
+    pub drain: Option<std::sync::Arc<crate::drain::Drain>>,
 }
 
 /// The upstream's answer on its way to the client: read whole and translated, converted chunk by
@@ -156,6 +158,7 @@ where
                 )
                 .expect_end(how.end)
                 .dialect(how.dialect)
+                .drain(how.drain.as_ref().map(|d| d.watch()))
                 .tally(tally),
             )
         }
@@ -272,6 +275,7 @@ where
     let body = Guarded::new(wrap(upstream.body), how.idle, sse)
         .expect_end(how.end)
         .dialect(how.dialect)
+        .drain(how.drain.as_ref().map(|d| d.watch()))
         .tally(tally);
     match length {
         Some(n) => out.body(SizedStream::new(n, body)),

@@ -27,6 +27,7 @@ use super::present::scrubber;
 use crate::error::GatewayError;
 use crate::health_book::{now_ms, TargetHealth};
 use crate::metrics::AttemptTally;
+use crate::retry_budget::RetryGate;
 use crate::state::{key_header, ProjectLive, UpstreamAuth};
 use crate::Metrics;
 
@@ -85,6 +86,8 @@ pub struct Attempts<'a> {
     /// Most attempts for the request, retries and fallbacks included (`TO11_MAX_ATTEMPTS`):
     /// however many targets a route has, one request never becomes more upstream calls.
     pub max_attempts: u32,
+    /// The retry budget every attempt after the first draws on (`RetryGate::default()`: none).
+    pub budget: RetryGate<'a>,
     pub metrics: &'a Metrics,
     /// Attempts, retries, fallbacks and the time spent waiting on upstreams (for `/metrics`).
     pub tally: AttemptTally,
@@ -135,6 +138,8 @@ enum TargetEnd<'a, B> {
     Next(Failure, Served<'a>),
     /// The route's deadline passed.
     Deadline,
+    /// The retry budget refused a retry: this failure is the request's answer.
+    Spent(Failure, Served<'a>),
 }
 
 impl<'a> Attempts<'a> {
@@ -149,6 +154,12 @@ impl<'a> Attempts<'a> {
         let mut attempts = 0u32;
         let mut last: Option<(Failure, Served<'a>, Rc<Prepared>)> = None;
         let mut unsupported: Vec<String> = Vec::new();
+        self.budget.request(
+            order
+                .first()
+                .and_then(|ti| self.health.get(*ti))
+                .map(|h| &**h),
+        );
         for &ti in order {
             if self.deadline.is_some_and(|d| Instant::now() >= d) || attempts >= self.max_attempts {
                 break;
@@ -164,6 +175,9 @@ impl<'a> Attempts<'a> {
             };
             let end = match self.byok_header(target) {
                 Ok(byok) => {
+                    if attempts > 0 && !self.spend(ti, "fallback") {
+                        break;
+                    }
                     if last.is_some() {
                         let f = &self.tally.fallbacks;
                         f.set(f.get() + 1);
@@ -176,12 +190,27 @@ impl<'a> Attempts<'a> {
             match end {
                 TargetEnd::Deliver(d) => return d,
                 TargetEnd::Next(f, served) => last = Some((f, served, prepared)),
+                TargetEnd::Spent(f, served) => {
+                    last = Some((f, served, prepared));
+                    break;
+                }
                 TargetEnd::Deadline => break,
             }
         }
         match last {
             Some((f, served, prepared)) => Delivery::Failed(f, served, Some(prepared)),
             None => Delivery::Error(self.nothing_tried(unsupported)),
+        }
+    }
+
+    /// Takes room in the retry budget for one more attempt on target `ti`; a refusal is counted.
+    fn spend(&self, ti: usize, kind: &'static str) -> bool {
+        match self.budget.spend(self.health.get(ti).map(|h| &**h)) {
+            Ok(()) => true,
+            Err(why) => {
+                self.metrics.retry_refused(kind, why.as_str());
+                false
+            }
         }
     }
 
@@ -304,6 +333,9 @@ impl<'a> Attempts<'a> {
                     if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
                         // The wait would pass the route's deadline: stop here.
                         return TargetEnd::Next(failure, served);
+                    }
+                    if !self.spend(ti, "retry") {
+                        return TargetEnd::Spent(failure, served);
                     }
                     tokio::time::sleep(wait).await;
                     retries_done += 1;

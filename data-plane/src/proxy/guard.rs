@@ -3,7 +3,8 @@
 //! is a terminal error event in the called API's shape (OpenAI's `data: {"error":…}` without
 //! `[DONE]`, Anthropic's `event: error`, Google's `data: {"error":{"code","status"…}}`), so
 //! clients see an error, never a silently truncated answer; other bodies are cut short (the client
-//! sees a broken response).
+//! sees a broken response). A replica whose drain timeout passed (`crate::drain`) ends its open
+//! answers the same way.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,12 @@ pub struct Guarded<S> {
     tail_len: usize,
     /// The request's metrics, ended with the stream (dropped with it when the client goes away).
     tally: Option<Tally>,
+    /// Ready when the replica's drain timeout passes (`crate::drain`), with the flag checked on
+    /// every chunk (an upstream that never pauses is ended too).
+    cut: Option<(
+        std::sync::Arc<crate::drain::Drain>,
+        futures_util::future::LocalBoxFuture<'static, ()>,
+    )>,
 }
 
 /// Longest end marker: the bytes of the previous chunk a marker split across two may start in.
@@ -59,7 +66,20 @@ impl<S> Guarded<S> {
             tail: [0; SEAM],
             tail_len: 0,
             tally: None,
+            cut: None,
         }
+    }
+
+    /// Ends the answer with a terminal event when `cut` says the drain timeout passed.
+    pub fn drain(mut self, cut: Option<crate::drain::Cut>) -> Self {
+        self.cut = cut.map(|c| {
+            let flag = c.flag();
+            (
+                flag,
+                Box::pin(c.wait()) as futures_util::future::LocalBoxFuture<'static, ()>,
+            )
+        });
+        self
     }
 
     /// Requires the stream to end with `data: [DONE]` (or an error event).
@@ -175,6 +195,9 @@ where
         if self.done {
             return Poll::Ready(None);
         }
+        if self.cut.as_ref().is_some_and(|(d, _)| d.is_cut()) {
+            return self.drained();
+        }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 let deadline = tokio::time::Instant::now() + self.idle;
@@ -196,7 +219,31 @@ where
                 }
                 Poll::Ready(None)
             }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
+            Poll::Pending => {
+                if let Some((_, cut)) = self.cut.as_mut() {
+                    if cut.as_mut().poll(cx).is_ready() {
+                        return self.drained();
+                    }
+                }
+                self.stalled(cx)
+            }
+        }
+    }
+}
+
+impl<S> Guarded<S> {
+    /// Ends the answer: the replica's drain timeout passed.
+    fn drained(&mut self) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.end(
+            "shutting_down",
+            "the gateway replica is shutting down and its drain timeout passed; the answer was ended (send the request again)".into(),
+        )
+    }
+
+    /// The idle timer, polled while the upstream has nothing.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        {
+            match self.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     let msg = format!(
                         "the upstream sent nothing for {} ms; the answer was ended",
@@ -205,7 +252,7 @@ where
                     self.end("upstream_timeout", msg)
                 }
                 Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 }
@@ -359,6 +406,50 @@ mod tests {
             text.starts_with("data: {\"error\"")
                 && text.contains("upstream_timeout")
                 && text.ends_with("\n\n"),
+            "{text}"
+        );
+        assert!(g.next().await.is_none());
+    }
+
+    #[actix_rt::test]
+    async fn a_drain_cut_ends_an_open_stream_with_a_terminal_event_in_its_dialect() {
+        let open = || {
+            Box::pin(
+                futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(
+                    b"event: message_start\ndata: {}\n\n",
+                ))])
+                .chain(futures_util::stream::pending()),
+            )
+        };
+        let drain = std::sync::Arc::new(crate::drain::Drain::default());
+        let mut g = Guarded::new(open(), Duration::from_secs(60), true)
+            .expect_end(ANTHROPIC_END)
+            .dialect(Dialect::Anthropic)
+            .drain(Some(drain.watch()));
+        g.next().await.unwrap().unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(50), g.next()).await;
+        assert!(waited.is_err(), "still open before the cut");
+        drain.cut();
+        let text = String::from_utf8(g.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            text.starts_with("event: error\n") && text.contains("shutting_down"),
+            "{text}"
+        );
+        assert!(g.next().await.is_none());
+
+        // An upstream that never pauses is ended too, at the next chunk.
+        let endless = futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"data: {}\n\n"))
+        });
+        let drain = std::sync::Arc::new(crate::drain::Drain::default());
+        let mut g = Guarded::new(endless, Duration::from_secs(60), true)
+            .expect_done()
+            .drain(Some(drain.watch()));
+        g.next().await.unwrap().unwrap();
+        drain.cut();
+        let text = String::from_utf8(g.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            text.starts_with("data: {\"error\"") && text.contains("shutting_down"),
             "{text}"
         );
         assert!(g.next().await.is_none());

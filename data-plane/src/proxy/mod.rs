@@ -213,6 +213,12 @@ async fn serve(
         deadline,
         byok,
         max_attempts: ctx.settings.max_attempts,
+        budget: crate::retry_budget::RetryGate::new(
+            ctx.settings.retry_budget_percent,
+            ctx.settings.retry_budget_min_per_second,
+            ctx.settings.workers,
+            &worker.retries,
+        ),
         metrics: &ctx.metrics,
         tally: Default::default(),
         failed: Default::default(),
@@ -234,6 +240,7 @@ async fn serve(
         dialect: Dialect::of_path(req.path()),
         end: end_markers(surface),
         streaming: call.streaming,
+        drain: Some(ctx.drain.clone()),
     };
     let delivery = attempts.run(&upstream, &mut prep, &order, idle).await;
     if let Some(t) = tally.as_mut() {

@@ -7,6 +7,7 @@
 //! Architecture invariant: the data plane never writes configuration; sources are read-only.
 
 pub mod redis;
+pub mod report;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,20 +21,32 @@ use uuid::Uuid;
 
 use crate::state::{prepare, Live};
 pub use to11_io::source::{Index, SnapshotSource, SourceError};
+pub use to11_shared::report::Refusal;
 
-/// What the sync task reports on `/readyz` and `/metrics`.
+/// What the sync task reports on `/readyz`, `/metrics` and in the replica's reports.
 #[derive(Default)]
 pub struct SyncStatus {
     pub subscribed: AtomicBool,
+    /// Subscriptions found dead (ended, or not answering the check's PING in time).
+    pub subscription_losses: AtomicU64,
     pub applied: AtomicU64,
     pub refused: AtomicU64,
     pub reconciles: AtomicU64,
     /// When the last reconcile that reached the store ended (ms since the epoch; 0: never).
     pub reconciled_ms: AtomicU64,
+    /// Serving a configuration the store no longer holds: the store lost its epoch marker, or
+    /// changed epoch with no projects, while this replica serves some (it keeps them).
+    pub degraded: AtomicBool,
     pub last_error: Mutex<Option<String>>,
+    /// The last snapshot refused.
+    pub last_refusal: Mutex<Option<Refusal>>,
 }
 
 impl SyncStatus {
+    pub fn last_refusal(&self) -> Option<Refusal> {
+        self.last_refusal.lock().ok().and_then(|g| g.clone())
+    }
+
     fn set_error(&self, e: Option<String>) {
         if let Ok(mut g) = self.last_error.lock() {
             *g = e;
@@ -45,19 +58,26 @@ impl SyncStatus {
     }
 }
 
+/// The longest wait between two attempts to reach an unreachable source.
+const RECONNECT_MAX: Duration = Duration::from_millis(500);
+
 pub struct Follower {
     pub source: Arc<dyn SnapshotSource>,
     pub live: Live,
     pub keyring: Keyring,
     pub status: Arc<SyncStatus>,
     pub reconcile_interval: Duration,
+    /// How often the subscription is checked with a PING (its own timer, shorter than the
+    /// reconcile interval).
+    pub check_interval: Duration,
     pub op_timeout: Duration,
     /// The store epoch the live state came from.
     pub epoch: Mutex<Option<String>>,
 }
 
 impl Follower {
-    /// Runs forever: the sync task of a replica.
+    /// Runs forever: the sync task of a replica. While the source is unreachable it tries again
+    /// every `RECONNECT_MAX` at most, so a replica is ready soon after the source comes back.
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -68,21 +88,60 @@ impl Follower {
                     tracing::info!("subscribed to configuration changes");
                     self.follow(stream).await;
                     self.status.subscribed.store(false, Ordering::Relaxed);
+                    self.status
+                        .subscription_losses
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("configuration subscription lost; reconnecting");
                 }
                 Err(e) => {
                     self.status.set_error(Some(format!("subscribe: {e}")));
-                    tracing::warn!(error = %e, "cannot subscribe to configuration changes");
+                    // Tried again every half second at most: said once per outage, not each time.
+                    if backoff == Duration::from_millis(50) {
+                        tracing::warn!(error = %e, "cannot subscribe to configuration changes");
+                    } else {
+                        tracing::debug!(error = %e, "cannot subscribe to configuration changes");
+                    }
                     // Still try to load what is there, so a replica can serve from the store.
                     let _ = self.reconcile().await;
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
                 }
             }
         }
     }
 
-    async fn follow(&self, mut stream: BoxStream<'static, Change>) {
+    /// Follows one subscription until it ends or stops answering. The check runs beside the
+    /// work (changes and reconciles), never behind it: a reconcile stuck on a hung store (each
+    /// call bounded by `op_timeout`, but one per project) cannot delay noticing the hang past
+    /// `check_interval` + `op_timeout`.
+    async fn follow(&self, stream: BoxStream<'static, Change>) {
+        tokio::select! {
+            e = self.check_subscription() => {
+                self.status.set_error(Some(format!("subscription check: {e}")));
+                tracing::warn!(error = %e, "configuration source does not answer PING");
+            }
+            () = self.apply(stream) => {
+                tracing::warn!("configuration subscription ended");
+            }
+        }
+    }
+
+    /// PINGs the subscription's connection every `check_interval`; returns the first failure.
+    async fn check_subscription(&self) -> SourceError {
+        let mut check = tokio::time::interval(self.check_interval);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
+        loop {
+            check.tick().await;
+            if let Err(e) = self.timed(self.source.ping()).await {
+                return e;
+            }
+        }
+    }
+
+    /// Reconciles, then applies notified changes and reconciles every `reconcile_interval`,
+    /// until the subscription's stream ends.
+    async fn apply(&self, mut stream: BoxStream<'static, Change>) {
         // Subscribed first, then load: a change published in between is seen by one or the other.
         let _ = self.reconcile().await;
         let mut tick = tokio::time::interval(self.reconcile_interval);
@@ -94,10 +153,6 @@ impl Follower {
                     None => return,
                 },
                 _ = tick.tick() => {
-                    if let Err(e) = self.timed(self.source.ping()).await {
-                        tracing::warn!(error = %e, "configuration source does not answer PING");
-                        return;
-                    }
                     let _ = self.reconcile().await;
                 }
             }
@@ -142,6 +197,9 @@ impl Follower {
         let Some(epoch) = index.epoch else {
             let msg = "the configuration store has no epoch marker (flushed, or not initialised by a control plane yet); keeping the last good configuration";
             self.status.set_error(Some(msg.into()));
+            self.status
+                .degraded
+                .store(!self.live.load().projects.is_empty(), Ordering::Relaxed);
             return Err(SourceError(msg.into()));
         };
         let state = self.live.load();
@@ -150,6 +208,7 @@ impl Follower {
         if new_epoch && index.versions.is_empty() && !state.projects.is_empty() {
             let msg = "the configuration store changed epoch and holds no projects; refusing to drop the live configuration";
             self.status.set_error(Some(msg.into()));
+            self.status.degraded.store(true, Ordering::Relaxed);
             return Err(SourceError(msg.into()));
         }
         if new_epoch {
@@ -183,6 +242,7 @@ impl Follower {
             *e = Some(epoch);
         }
         self.live.mark_loaded();
+        self.status.degraded.store(false, Ordering::Relaxed);
         self.status
             .reconciled_ms
             .store(crate::health_book::now_ms(), Ordering::Relaxed);
@@ -218,6 +278,13 @@ impl Follower {
 
     fn refuse(&self, project: Uuid, why: String) -> SourceError {
         self.status.refused.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut g) = self.status.last_refusal.lock() {
+            *g = Some(Refusal {
+                project,
+                reason: why.clone(),
+                at_ms: crate::health_book::now_ms(),
+            });
+        }
         tracing::error!(project = %project, error = %why, "refused snapshot; keeping the last good one");
         SourceError(format!("refused snapshot of project {project}: {why}"))
     }
@@ -262,6 +329,7 @@ mod tests {
             keyring: crate::state::tests::keyring(),
             status: Default::default(),
             reconcile_interval: Duration::from_secs(1),
+            check_interval: Duration::from_secs(1),
             op_timeout: Duration::from_secs(1),
             epoch: Default::default(),
         }
@@ -274,6 +342,49 @@ mod tests {
         src.snapshots.lock().unwrap().insert(id, sealed);
         *src.index.lock().unwrap() = (epoch.map(String::from), HashMap::from([(id, version)]));
         id
+    }
+
+    /// A store that lists 50 projects to fetch, then hangs on every call but the index.
+    struct Hung;
+
+    impl SnapshotSource for Hung {
+        fn subscribe(&self) -> BoxFuture<'_, Result<BoxStream<'static, Change>, SourceError>> {
+            async { Ok(futures_util::stream::pending().boxed()) }.boxed()
+        }
+        fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>> {
+            let versions = (0..50).map(|_| (Uuid::new_v4(), 1)).collect();
+            async move {
+                Ok(Index {
+                    epoch: Some("e".into()),
+                    versions,
+                })
+            }
+            .boxed()
+        }
+        fn fetch(&self, _: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>> {
+            futures_util::future::pending().boxed()
+        }
+        fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+            futures_util::future::pending().boxed()
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_hung_subscription_is_noticed_even_during_a_long_reconcile() {
+        let mut f = follower(Arc::new(Source::default()));
+        f.source = Arc::new(Hung);
+        f.check_interval = Duration::from_millis(50);
+        f.op_timeout = Duration::from_millis(100);
+        let stream = f.source.subscribe().await.expect("subscribed");
+        let started = std::time::Instant::now();
+        // The first reconcile alone takes 50 fetches × 100 ms = 5 s.
+        f.follow(stream).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "noticed after {took:?}");
+        assert!(f
+            .status
+            .last_error()
+            .is_some_and(|e| e.contains("subscription check")));
     }
 
     #[actix_rt::test]
@@ -296,15 +407,35 @@ mod tests {
         assert!(f.reconcile().await.is_err());
         assert_eq!(f.live.project_version(&id), Some(5));
 
+        assert!(
+            f.status.degraded.load(Ordering::Relaxed),
+            "serving what the store lost"
+        );
+
         // A new, empty epoch: refused, kept.
         *src.index.lock().unwrap() = (Some("e2".into()), HashMap::new());
         assert!(f.reconcile().await.is_err());
         assert_eq!(f.live.project_version(&id), Some(5));
+        assert!(f.status.degraded.load(Ordering::Relaxed));
 
         // A new epoch with the project at a *lower* version: adopted.
         publish(&src, Some("e2"), 3);
         f.reconcile().await.unwrap();
         assert_eq!(f.live.project_version(&id), Some(3));
+        assert!(!f.status.degraded.load(Ordering::Relaxed), "in step again");
+
+        // A snapshot that does not verify: refused, recorded, the last good one kept.
+        src.snapshots
+            .lock()
+            .unwrap()
+            .insert(id, b"not a sealed snapshot".to_vec());
+        src.index.lock().unwrap().1.insert(id, 4);
+        let _ = f.reconcile().await;
+        assert_eq!(f.live.project_version(&id), Some(3));
+        let refusal = f.status.last_refusal().expect("a refusal");
+        assert_eq!(refusal.project, id);
+        assert!(refusal.at_ms > 0 && !refusal.reason.is_empty());
+        publish(&src, Some("e2"), 3);
 
         // Same epoch, project gone from the index: a real deletion, removed.
         *src.index.lock().unwrap() = (Some("e2".into()), HashMap::new());

@@ -7,5 +7,6 @@
 pub mod counters;
 pub mod metrics;
 pub mod outbound;
+pub mod replicas;
 pub mod sink;
 pub mod source;

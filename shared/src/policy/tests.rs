@@ -149,7 +149,7 @@ fn least_latency_prefers_fast_and_explores() {
 }
 
 #[test]
-fn candidates_follow_the_strategy_with_cooling_targets_last() {
+fn candidates_follow_the_strategy_and_skip_cooling_targets() {
     let view = |weight, latency_ms, cooling| TargetView {
         weight,
         latency_ms,
@@ -157,12 +157,12 @@ fn candidates_follow_the_strategy_with_cooling_targets_last() {
     };
     type Case = (Option<Strategy>, Vec<TargetView>, f64, Vec<usize>);
     let cases: &[Case] = &[
-        // No strategy: as given, even with cooling targets (they still come last).
+        // No strategy: as given, cooling targets skipped.
         (
             None,
             vec![view(1, None, true), view(1, None, false)],
             0.5,
-            vec![1, 0],
+            vec![1],
         ),
         (None, vec![view(1, None, false)], 0.5, vec![0]),
         (
@@ -173,7 +173,7 @@ fn candidates_follow_the_strategy_with_cooling_targets_last() {
                 view(1, None, false),
             ],
             0.5,
-            vec![0, 2, 1],
+            vec![0, 2],
         ),
         // Weighted pick of the third target, then the rest in order.
         (
@@ -186,7 +186,7 @@ fn candidates_follow_the_strategy_with_cooling_targets_last() {
             0.9,
             vec![2, 0, 1],
         ),
-        // The weighted pick is cooling: it goes last.
+        // The weighted pick is cooling: skipped.
         (
             Some(Strategy::Loadbalance),
             vec![
@@ -195,7 +195,7 @@ fn candidates_follow_the_strategy_with_cooling_targets_last() {
                 view(80, None, true),
             ],
             0.9,
-            vec![0, 1, 2],
+            vec![0, 1],
         ),
         (
             Some(Strategy::LeastLatency),
@@ -205,7 +205,7 @@ fn candidates_follow_the_strategy_with_cooling_targets_last() {
                 view(1, Some(3.0), true),
             ],
             0.9,
-            vec![1, 0, 2],
+            vec![1, 0],
         ),
         // Every target cooling: the strategy's order.
         (

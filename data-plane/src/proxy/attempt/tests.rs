@@ -130,7 +130,16 @@ async fn run_on(
     deadline: Option<Instant>,
     script: Vec<Step>,
 ) -> Outcome {
-    run_capped(project, model, surface, deadline, script, 10).await
+    run_capped(
+        project,
+        model,
+        surface,
+        deadline,
+        script,
+        10,
+        Default::default(),
+    )
+    .await
 }
 
 /// `run_on` with at most `max_attempts` attempts.
@@ -141,6 +150,7 @@ async fn run_capped(
     deadline: Option<Instant>,
     script: Vec<Step>,
     max_attempts: u32,
+    budget: RetryGate<'_>,
 ) -> Outcome {
     let r = project.tables.resolve(model).expect("resolves");
     let body = Bytes::from(json!({"model": model, "messages": []}).to_string());
@@ -161,6 +171,7 @@ async fn run_capped(
         deadline,
         byok: None,
         max_attempts,
+        budget,
         metrics: &metrics,
         tally: Default::default(),
         failed: Default::default(),
@@ -483,9 +494,64 @@ async fn attempts_per_request_are_bounded() {
             .map(|_| Step::Status(503, &[], "{}"))
             .collect::<Vec<_>>()
     };
-    let o = run_capped(&p, "r", Surface::Chat, None, failing(), 5).await;
+    let o = run_capped(
+        &p,
+        "r",
+        Surface::Chat,
+        None,
+        failing(),
+        5,
+        Default::default(),
+    )
+    .await;
     assert_eq!(o.sent.len(), 5, "{:?}", o.sent);
     assert_eq!(o.delivered, Ok(503));
-    let o = run_capped(&p, "r", Surface::Chat, None, failing(), 1).await;
+    let o = run_capped(
+        &p,
+        "r",
+        Surface::Chat,
+        None,
+        failing(),
+        1,
+        Default::default(),
+    )
+    .await;
     assert_eq!(o.sent, vec!["a"]);
+}
+
+/// The retry budget bounds retries and fallbacks alike: with no room a failure is answered after
+/// one attempt; with room for one extra attempt, the retry is made and the fallback refused.
+#[actix_rt::test]
+async fn the_retry_budget_bounds_retries_and_fallbacks() {
+    use to11_shared::policy::budget::Window;
+    let policy = json!({"backoff_ms": 1, "backoff_max_ms": 2, "cooldown_failures": 0});
+    let failing = || {
+        (0..20)
+            .map(|_| Step::Status(503, &[], "{}"))
+            .collect::<Vec<_>>()
+    };
+    // (percent, floor per second, attempts made)
+    let rows: &[(u32, u32, &[&str])] = &[
+        (0, 0, &["a"]),
+        // One request at 100 %: one extra attempt, the retry of a; the fallback is refused.
+        (100, 0, &["a", "a"]),
+        // A floor of 1 a second: 10 over the window, more than this request wants.
+        (0, 1, &["a", "a", "b", "b", "c", "c"]),
+    ];
+    for (percent, min, want) in rows {
+        let window = Window::default();
+        let gate = RetryGate::new(*percent, *min, 1, &window);
+        let o = run_capped(
+            &project(policy.clone()),
+            "r",
+            Surface::Chat,
+            None,
+            failing(),
+            10,
+            gate,
+        )
+        .await;
+        assert_eq!(&o.sent, want, "{percent}% floor {min}/s");
+        assert_eq!(o.delivered, Ok(503));
+    }
 }
