@@ -113,6 +113,17 @@ async fn within_one_minute(margin: u64) {
     }
 }
 
+/// A counter of a replica's `/metrics`.
+async fn metric(gw: SocketAddr, name: &str) -> u64 {
+    let r = to11_tests::client::gateway(gw, awc::http::Method::GET, "/metrics", &[], None).await;
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
 fn count(rs: &[GatewayResponse], status: u16) -> usize {
     rs.iter().filter(|r| r.status == status).count()
 }
@@ -362,6 +373,19 @@ async fn concurrency_slots_come_back_on_success_and_disconnect() {
         (r.status == 200).then_some(())
     })
     .await;
+    // A request the upstream fails gives its slot back too.
+    mock.script(vec![to11_tests::mock::Scripted::error(500, "boom")]);
+    let failed = post_chat(d.gws[1], &[("x-to11-authorization", &auth)], &body(10)).await;
+    assert!(
+        failed.status >= 500,
+        "{}",
+        String::from_utf8_lossy(&failed.body)
+    );
+    wait_until("the slot of the failed request", 10, || async {
+        let r = post_chat(d.gws[1], &[("x-to11-authorization", &auth)], &body(10)).await;
+        (r.status == 200).then_some(())
+    })
+    .await;
     // The other stream finishes: its slot comes back too, and two requests fit at once.
     for _ in 0..64 {
         mock.release("g1");
@@ -417,6 +441,15 @@ async fn redis_killed_and_restarted_under_load_fails_nothing_within_limits() {
         failed
             .first()
             .map(|r| String::from_utf8_lossy(&r.body).to_string())
+    );
+    // The replicas counted on their own shares while Redis was gone.
+    let mut local = 0;
+    for gw in &d.gws {
+        local += metric(*gw, "to11_limit_admitted_locally_total").await;
+    }
+    assert!(
+        local > 0,
+        "requests admitted on the replicas' own shares during the outage"
     );
     // What was admitted while Redis was gone is reported once it is back (the restarted Redis
     // started empty; every request since then is counted).

@@ -105,6 +105,7 @@ impl Limiter {
             down_until: Cell::new(0),
             ticking: Cell::new(false),
             ticks: Cell::new(0),
+            prices: RefCell::default(),
         }))
     }
 }
@@ -117,6 +118,9 @@ type Meters = HashMap<CounterId, Rc<RefCell<Meter>>, foldhash::fast::RandomState
 
 struct Inner {
     shared: Arc<Limiter>,
+    /// The repository's price of each (kind, model) this worker priced, by a hash of both (a
+    /// scan of the price table costs more than the rest of the limits together).
+    prices: RefCell<HashMap<u64, PriceMemo, foldhash::fast::FixedState>>,
     /// This worker's name among the holders of concurrency slots.
     holder: String,
     /// One meter per counter met, found once per request and check; what a request settles goes
@@ -130,6 +134,12 @@ struct Inner {
     down_until: Cell<i64>,
     ticking: Cell<bool>,
     ticks: Cell<u64>,
+}
+
+struct PriceMemo {
+    kind: Box<str>,
+    model: Box<str>,
+    row: Option<&'static to11_shared::usage::price::PriceRow>,
 }
 
 /// This worker's view of one counter.
@@ -368,6 +378,11 @@ fn refusal(check: &Check, window: i64, now_ms: i64, store_down: bool) -> Gateway
 }
 
 impl WorkerLimits {
+    /// The cost of `usage` on `kind`'s `model` at the repository's prices; `None` when unpriced.
+    pub fn cost(&self, kind: &str, model: &str, usage: &Usage) -> Option<u64> {
+        self.0.cost(kind, model, usage)
+    }
+
     /// Output tokens a request that sets no maximum reserves.
     pub fn default_output_tokens(&self) -> u64 {
         self.0.shared.default_output_tokens
@@ -423,6 +438,31 @@ impl WorkerLimits {
 }
 
 impl Inner {
+    fn cost(&self, kind: &str, model: &str, usage: &Usage) -> Option<u64> {
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::default().hash_one((kind, model));
+        let mut prices = self.prices.borrow_mut();
+        let found = match prices.get(&hash) {
+            Some(m) if &*m.kind == kind && &*m.model == model => m.row,
+            _ => {
+                if prices.len() >= 10_000 {
+                    prices.clear();
+                }
+                let row = to11_shared::usage::price::PriceTable::builtin_ref().find(kind, model);
+                prices.insert(
+                    hash,
+                    PriceMemo {
+                        kind: kind.into(),
+                        model: model.into(),
+                        row,
+                    },
+                );
+                row
+            }
+        };
+        found.map(|row| to11_shared::usage::price::cost(usage, &row.price))
+    }
+
     fn start_ticking(self: &Rc<Self>) {
         if self.ticking.replace(true) {
             return;
@@ -570,6 +610,14 @@ impl Inner {
         (limit / self.holders()).max(1)
     }
 
+    /// Half of this worker's share of a limit, 0 until the workers alive are known.
+    fn half_share(&self, limit: u64) -> u64 {
+        match self.live_holders.get() {
+            0 => 0,
+            _ => limit / (2 * self.holders()),
+        }
+    }
+
     /// The workers sharing limits: those alive at the last heartbeat, at least this replica's.
     fn holders(&self) -> u64 {
         let here = self.shared.workers.load(Ordering::Relaxed) as u64;
@@ -674,14 +722,13 @@ impl Inner {
 
     /// A request's concurrency slot is free. A worker keeps a few idle slots for its next
     /// requests (a quarter more than in use, and while it holds less than half its share of the
-    /// limit); the rest go back to the store at once, so another worker or replica can take
-    /// them.
+    /// limit among the workers last seen alive; none before it knows them) until the next tick;
+    /// the rest go back to the store at once, so another worker or replica can take them.
     fn free_slot(self: &Rc<Self>, meter: &Rc<RefCell<Meter>>, counter: Option<&CounterId>) {
         let excess = {
             let mut m = meter.borrow_mut();
             m.in_use = m.in_use.saturating_sub(1);
-            let half_share = m.limit / (2 * self.holders());
-            let keep = (m.in_use + m.in_use / 4).max(m.held.min(half_share));
+            let keep = (m.in_use + m.in_use / 4).max(m.held.min(self.half_share(m.limit)));
             let excess = m.held.saturating_sub(keep);
             m.held -= excess;
             excess
@@ -735,7 +782,27 @@ impl Inner {
                 }
             }
         }
+        self.release_idle(now).await;
         self.forget_past(now);
+    }
+
+    /// Concurrency slots kept for the next requests go back to the store at the next tick if
+    /// still unused.
+    async fn release_idle(&self, now: i64) {
+        let mut give = Vec::new();
+        for (id, m) in self.meters.borrow().iter() {
+            let mut m = m.borrow_mut();
+            let keep = m.in_use + m.in_use / 4;
+            if id.metric == Metric::Concurrent && m.held > keep {
+                give.push((id.key(&self.shared.prefix, 0), m.held - keep));
+                m.held = keep;
+            }
+        }
+        for (key, n) in give {
+            if let Err(e) = self.shared.store.release(&key, &self.holder, n).await {
+                self.failed(now, &e);
+            }
+        }
     }
 
     /// What the meters settled (and admitted locally) since the last tick, as store additions.
@@ -881,9 +948,13 @@ impl Ticket {
         self.settle_with(Some((usage, cost)));
     }
 
-    /// Whether settling needs the request's cost (a budget was met).
-    pub fn needs_cost(&self) -> bool {
-        self.taken.iter().any(|t| t.metric == Metric::Spend)
+    /// The request's cost, when settling needs it (a budget was met): `usage` on `kind`'s
+    /// `model`.
+    pub fn cost(&self, kind: Option<&str>, model: Option<&str>, usage: &Usage) -> Option<u64> {
+        if !self.taken.iter().any(|t| t.metric == Metric::Spend) {
+            return None;
+        }
+        self.worker.cost(kind?, model?, usage)
     }
 
     fn settle_with(&mut self, used: Option<(&Usage, Option<u64>)>) {
@@ -929,7 +1000,7 @@ impl Ticket {
         let returning = {
             let m = meter.borrow();
             let in_use = m.in_use.saturating_sub(1);
-            let keep = (in_use + in_use / 4).max(m.held.min(m.limit / (2 * w.holders())));
+            let keep = (in_use + in_use / 4).max(m.held.min(w.half_share(m.limit)));
             m.held > keep
         };
         let counter = if returning { w.counter_of(meter) } else { None };

@@ -328,11 +328,7 @@ impl Draft {
         }
         if let Some(t) = self.ticket.take() {
             let r = &self.record;
-            let cost = t
-                .needs_cost()
-                .then(|| r.provider_kind.as_deref().zip(r.model.as_deref()))
-                .flatten()
-                .and_then(|(kind, model)| crate::proxy::limit::price_of(kind, model, &usage));
+            let cost = t.cost(r.provider_kind.as_deref(), r.model.as_deref(), &usage);
             t.settle(&usage, cost);
         }
         self.record.usage = Some(usage);

@@ -5,7 +5,7 @@
 
 use to11_shared::body::Scan;
 use to11_shared::limits::{checks, Owner, Reservation, Scope};
-use to11_shared::usage::{estimate, price, Usage};
+use to11_shared::usage::{estimate, Usage};
 
 use super::admit::Call;
 use crate::auth::Caller;
@@ -40,8 +40,7 @@ pub async fn reserve(
     .filter_map(|(owner, id, l)| l.map(|limits| Scope { owner, id, limits }))
     .collect();
     let need = if scopes.iter().any(|s| s.limits.reserves_tokens()) {
-        let default_output = worker.limits.default_output_tokens();
-        reservation(default_output, caller, call, scan, body_len)
+        reservation(&worker.limits, caller, call, scan, body_len)
     } else {
         Reservation::default()
     };
@@ -56,14 +55,14 @@ pub async fn reserve(
 /// estimates an answer without usage), its output up to its `max_tokens` (or the configured
 /// default), and their cost at the first target's price.
 fn reservation(
-    default_output: u64,
+    limits: &crate::limits::WorkerLimits,
     caller: &Caller,
     call: &Call<'_>,
     scan: &Scan<'_>,
     body_len: usize,
 ) -> Reservation {
     let input = estimate(body_len as u64, 0, 0).input;
-    let output = scan.max_output.unwrap_or(default_output);
+    let output = scan.max_output.unwrap_or(limits.default_output_tokens());
     let spend = call.resolution.targets.first().and_then(|t| {
         let kind = &caller.project.tables.providers.get(t.provider)?.kind;
         let usage = Usage {
@@ -71,18 +70,11 @@ fn reservation(
             output,
             ..Default::default()
         };
-        price_of(kind, &t.model, &usage)
+        limits.cost(kind, &t.model, &usage)
     });
     Reservation {
         input_tokens: input,
         output_tokens: output,
         spend,
     }
-}
-
-/// The cost of `usage` on `kind`'s `model` at the repository's prices; `None` when unpriced.
-pub fn price_of(kind: &str, model: &str, usage: &Usage) -> Option<u64> {
-    price::PriceTable::builtin_ref()
-        .find(kind, model)
-        .map(|row| price::cost(usage, &row.price))
 }
