@@ -459,18 +459,33 @@ fn main() {
 
     let cp = control_plane(&redis.url(), "bench:").expect("control plane");
     let sys = actix_rt::System::new();
-    let (key, project, version) = sys.block_on(async {
+    let (key, limited_key, project, version) = sys.block_on(async {
         let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
         let (_, p) = api.post("/projects", json!({"name": "Bench"})).await;
         let (s, prov) = api
             .post(
                 "/projects/bench/providers",
-                json!({"kind": "openai-compatible", "base_url": format!("http://{mock_addr}/v1"), "credential": {"api_key": "sk-mock"}, "models": ["gpt-4o"]}),
+                json!({"kind": "openai", "base_url": format!("http://{mock_addr}/v1"), "credential": {"api_key": "sk-mock"}, "models": ["gpt-4o"]}),
             )
             .await;
         assert_eq!(s, 201, "{prov}");
         let (_, k) = api.post("/projects/bench/keys", json!({"name": "bench"})).await;
-        (k["key"].as_str().expect("key").to_string(), p["id"].as_str().expect("id").to_string(), k["version"].as_u64().expect("v"))
+        // The same requests through a key whose limits never refuse, with a budget (gpt-4o is
+        // priced): what admission control costs.
+        let (_, l) = api
+            .post(
+                "/projects/bench/keys",
+                json!({"name": "limited", "limits": {"requests_per_minute": 100_000_000u64,
+                    "tokens_per_minute": 100_000_000_000u64, "concurrent": 1000,
+                    "budget": {"amount": "1000000", "period": "month"}}}),
+            )
+            .await;
+        (
+            k["key"].as_str().expect("key").to_string(),
+            l["key"].as_str().expect("limited key").to_string(),
+            p["id"].as_str().expect("id").to_string(),
+            l["version"].as_u64().expect("v"),
+        )
     });
 
     let (_gw, gw_addr, gw_pid) = start_replica(&redis, true);
@@ -497,6 +512,10 @@ fn main() {
         let auth = format!("x-to11-authorization: Bearer {key}");
         let via_to11 = request_bytes(gw_addr, &auth);
         let via_plain = request_bytes(plain_addr, &auth);
+        let via_limited = request_bytes(
+            gw_addr,
+            &format!("x-to11-authorization: Bearer {limited_key}"),
+        );
         let rows = vec![
             measure("direct (no hop)", mock_addr, &direct, &[], &o).await,
             measure("nginx proxy_pass", nginx_addr, &via_nginx, &nginx_pids, &o).await,
@@ -509,6 +528,7 @@ fn main() {
                 &o,
             )
             .await,
+            measure("to11, key limited", gw_addr, &via_limited, &[gw_pid], &o).await,
         ];
         let rounds = metering_rounds(
             (gw_addr, &via_to11, gw_pid),
@@ -553,6 +573,12 @@ fn main() {
         t.cpu_us.unwrap_or(f64::NAN) / n.cpu_us.unwrap_or(f64::NAN)
     );
     println!("to11 / direct: throughput {:.2}×", t.rps / rows[0].rps);
+    let l = &rows[4];
+    println!(
+        "key with limits and a budget / without (metered replica): CPU per request {:.3}×, p99 {:+.3} ms",
+        l.cpu_us.unwrap_or(f64::NAN) / t.cpu_us.unwrap_or(f64::NAN),
+        l.p99 - t.p99
+    );
     let ratios: Vec<f64> = with.iter().zip(&without).map(|(a, b)| a / b).collect();
     let list = |v: &[f64], d: usize| {
         v.iter()
