@@ -318,16 +318,32 @@ impl Limits {
             || self.per_user.as_ref().is_some_and(|u| u.reserves_tokens())
     }
 
-    fn push_checks(
-        &self,
-        owner: Owner,
-        id: Uuid,
-        user: Option<&str>,
-        need: &Reservation,
-        out: &mut Vec<Check>,
-    ) {
-        let mut add = |metric: Metric, window: Window, limit: u64, reserve: u64, alert| {
-            out.push(Check {
+    /// Each limit set here (not `per_user`'s), with no reservation: its counter for `owner`'s
+    /// `id` (and `user`), its limit, and a budget's alert threshold. What the API shows and what
+    /// requests check.
+    pub fn counters(&self, owner: Owner, id: Uuid, user: Option<&str>) -> Vec<Check> {
+        let minute = [
+            (Metric::Requests, self.requests_per_minute),
+            (Metric::Tokens, self.tokens_per_minute),
+            (Metric::InputTokens, self.input_tokens_per_minute),
+            (Metric::OutputTokens, self.output_tokens_per_minute),
+        ];
+        let windowed = minute
+            .into_iter()
+            .filter_map(|(metric, limit)| Some((metric, Window::Minute, limit?, None)));
+        let concurrent = self
+            .concurrent
+            .map(|l| (Metric::Concurrent, Window::Total, l, None));
+        let budget = self.budget.as_ref().map(|b| {
+            let alert = b
+                .alert_at_percent
+                .map(|p| (b.amount as u128 * p as u128 / 100) as u64);
+            (Metric::Spend, b.period.into(), b.amount, alert)
+        });
+        windowed
+            .chain(concurrent)
+            .chain(budget)
+            .map(|(metric, window, limit, alert_at)| Check {
                 counter: CounterId {
                     owner,
                     id,
@@ -336,49 +352,29 @@ impl Limits {
                     window,
                 },
                 limit,
-                reserve,
-                alert_at: alert,
+                reserve: 0,
+                alert_at,
             })
-        };
-        let tokens = need.input_tokens + need.output_tokens;
-        if let Some(l) = self.requests_per_minute {
-            add(Metric::Requests, Window::Minute, l, 1, None);
-        }
-        if let Some(l) = self.tokens_per_minute {
-            add(Metric::Tokens, Window::Minute, l, tokens, None);
-        }
-        if let Some(l) = self.input_tokens_per_minute {
-            add(
-                Metric::InputTokens,
-                Window::Minute,
-                l,
-                need.input_tokens,
-                None,
-            );
-        }
-        if let Some(l) = self.output_tokens_per_minute {
-            add(
-                Metric::OutputTokens,
-                Window::Minute,
-                l,
-                need.output_tokens,
-                None,
-            );
-        }
-        if let Some(l) = self.concurrent {
-            add(Metric::Concurrent, Window::Total, l, 1, None);
-        }
-        if let Some(b) = &self.budget {
-            let alert = b
-                .alert_at_percent
-                .map(|p| (b.amount as u128 * p as u128 / 100) as u64);
-            add(
-                Metric::Spend,
-                b.period.into(),
-                b.amount,
-                need.spend.unwrap_or(0),
-                alert,
-            );
+            .collect()
+    }
+
+    fn push_checks(
+        &self,
+        owner: Owner,
+        id: Uuid,
+        user: Option<&str>,
+        need: &Reservation,
+        out: &mut Vec<Check>,
+    ) {
+        for mut c in self.counters(owner, id, user) {
+            c.reserve = match c.counter.metric {
+                Metric::Requests | Metric::Concurrent => 1,
+                Metric::Tokens => need.input_tokens + need.output_tokens,
+                Metric::InputTokens => need.input_tokens,
+                Metric::OutputTokens => need.output_tokens,
+                Metric::Spend => need.spend.unwrap_or(0),
+            };
+            out.push(c);
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::{json, Value};
-use to11_shared::limits::{format_amount, resets_at, CounterId, Limits, Metric, Owner, Window};
+use to11_shared::limits::{format_amount, resets_at, Check, Limits, Metric, Owner, Window};
 use to11_shared::model::ProjectState;
 use to11_shared::ErrorCode;
 use uuid::Uuid;
@@ -37,61 +37,27 @@ fn of(state: &ProjectState, which: &str, key: Option<Uuid>) -> (LimitsOf, Owner,
     }
 }
 
-/// One limit of a set, with what is used of it now.
-struct Row {
-    id: CounterId,
-    limit: u64,
-}
-
-fn rows(limits: &Limits, owner: Owner, id: Uuid, user: Option<&str>) -> Vec<Row> {
-    let mut out = Vec::new();
-    let mut push = |metric, window, limit| {
-        out.push(Row {
-            id: CounterId {
-                owner,
-                id,
-                user: user.map(str::to_string),
-                metric,
-                window,
-            },
-            limit,
-        })
-    };
-    let minute = [
-        (Metric::Requests, limits.requests_per_minute),
-        (Metric::Tokens, limits.tokens_per_minute),
-        (Metric::InputTokens, limits.input_tokens_per_minute),
-        (Metric::OutputTokens, limits.output_tokens_per_minute),
-    ];
-    for (metric, limit) in minute {
-        if let Some(l) = limit {
-            push(metric, Window::Minute, l);
-        }
-    }
-    if let Some(l) = limits.concurrent {
-        push(Metric::Concurrent, Window::Total, l);
-    }
-    if let Some(b) = &limits.budget {
-        push(Metric::Spend, b.period.into(), b.amount);
-    }
-    out
-}
-
 /// What is used of each limit now, as the API shows it.
-async fn usage(api: &Api, rows: &[Row]) -> Vec<Value> {
+async fn usage(api: &Api, rows: &[Check]) -> Vec<Value> {
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
     let Some(store) = &api.counters else {
         return vec![];
     };
     let prefix = store.prefix().to_string();
-    let (conc, windowed): (Vec<&Row>, Vec<&Row>) =
-        rows.iter().partition(|r| r.id.metric == Metric::Concurrent);
+    let (conc, windowed): (Vec<&Check>, Vec<&Check>) = rows
+        .iter()
+        .partition(|r| r.counter.metric == Metric::Concurrent);
     let keys: Vec<String> = windowed
         .iter()
-        .map(|r| format!("{}:u", r.id.key(&prefix, r.id.window.index(now_ms))))
+        .map(|r| {
+            format!(
+                "{}:u",
+                r.counter.key(&prefix, r.counter.window.index(now_ms))
+            )
+        })
         .collect();
-    let held_keys: Vec<String> = conc.iter().map(|r| r.id.key(&prefix, 0)).collect();
+    let held_keys: Vec<String> = conc.iter().map(|r| r.counter.key(&prefix, 0)).collect();
     // A store that does not answer shows no usage rather than failing the read.
     let used = store.read(&keys).await.unwrap_or_default();
     let held = store.held(&held_keys, now_ms).await.unwrap_or_default();
@@ -101,7 +67,7 @@ async fn usage(api: &Api, rows: &[Row]) -> Vec<Value> {
         .zip(used.iter().map(|u| Some(*u)).chain(std::iter::repeat(None)))
     {
         let used = used.map(|u| u.max(0) as u64);
-        let spend = r.id.metric == Metric::Spend;
+        let spend = r.counter.metric == Metric::Spend;
         let shown = |n: u64| {
             if spend {
                 json!(format_amount(n))
@@ -110,12 +76,12 @@ async fn usage(api: &Api, rows: &[Row]) -> Vec<Value> {
             }
         };
         out.push(json!({
-            "limit": r.id.metric.field(),
-            "window": window_name(r.id.window),
+            "limit": r.counter.metric.field(),
+            "window": window_name(r.counter.window),
             "max": shown(r.limit),
             "used": used.map(shown),
             "remaining": used.map(|u| shown(r.limit.saturating_sub(u))),
-            "resets_at": resets_at(r.id.window, now_ms),
+            "resets_at": resets_at(r.counter.window, now_ms),
         }));
     }
     for (r, held) in conc
@@ -152,11 +118,11 @@ async fn view(
     let Some(l) = limits else {
         return json!({ "limits": {}, "usage": [] });
     };
-    let mut used = usage(api, &rows(l, owner, id, None)).await;
+    let mut used = usage(api, &l.counters(owner, id, None)).await;
     let mut out = json!({ "limits": l });
     if let (Some(u), Some(per_user)) = (user, &l.per_user) {
         out["user"] = json!(u);
-        out["user_usage"] = json!(usage(api, &rows(per_user, owner, id, Some(u))).await);
+        out["user_usage"] = json!(usage(api, &per_user.counters(owner, id, Some(u))).await);
     }
     out["usage"] = Value::Array(std::mem::take(&mut used));
     out

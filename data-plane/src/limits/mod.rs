@@ -167,9 +167,10 @@ struct Meter {
     debt: u64,
     /// A budget's alert, when the check has one.
     alert: Option<Alert>,
-    /// Concurrency: slots held from the store, and in use.
+    /// Concurrency: slots held from the store, and in use; when a slot was last taken.
     held: u64,
     in_use: u64,
+    last_taken_ms: i64,
 }
 
 impl Meter {
@@ -651,15 +652,25 @@ impl Inner {
                 true
             }
         };
-        if ok {
-            self.shared
-                .stats
-                .admitted_locally
-                .fetch_add(1, Ordering::Relaxed);
-            Ok(false)
-        } else {
-            Err(refusal(check, window, now_ms, true))
+        self.locally(ok, check, window, now_ms)
+    }
+
+    /// The outcome of an admission on the worker's own share.
+    fn locally(
+        &self,
+        admitted: bool,
+        check: &Check,
+        window: i64,
+        now_ms: i64,
+    ) -> Result<bool, GatewayError> {
+        if !admitted {
+            return Err(refusal(check, window, now_ms, true));
         }
+        self.shared
+            .stats
+            .admitted_locally
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(false)
     }
 
     async fn take_slot(
@@ -670,6 +681,7 @@ impl Inner {
     ) -> Result<bool, GatewayError> {
         {
             let mut m = meter.borrow_mut();
+            m.last_taken_ms = now_ms;
             if m.held > m.in_use {
                 m.in_use += 1;
                 return Ok(true);
@@ -709,21 +721,14 @@ impl Inner {
                 false
             }
         };
-        if ok {
-            self.shared
-                .stats
-                .admitted_locally
-                .fetch_add(1, Ordering::Relaxed);
-            Ok(false)
-        } else {
-            Err(refusal(check, 0, now_ms, true))
-        }
+        self.locally(ok, check, 0, now_ms)
     }
 
     /// A request's concurrency slot is free. A worker keeps a few idle slots for its next
     /// requests (a quarter more than in use, and while it holds less than half its share of the
-    /// limit among the workers last seen alive; none before it knows them) until the next tick;
-    /// the rest go back to the store at once, so another worker or replica can take them.
+    /// limit among the workers last seen alive; none before it knows them) until no slot was
+    /// taken for a second; the rest go back to the store at once, so another worker or replica
+    /// can take them.
     fn free_slot(self: &Rc<Self>, meter: &Rc<RefCell<Meter>>, counter: Option<&CounterId>) {
         let excess = {
             let mut m = meter.borrow_mut();
@@ -786,13 +791,19 @@ impl Inner {
         self.forget_past(now);
     }
 
-    /// Concurrency slots kept for the next requests go back to the store at the next tick if
-    /// still unused.
+    /// Concurrency slots kept for the next requests go back to the store once no slot was
+    /// taken for a second.
     async fn release_idle(&self, now: i64) {
         let mut give = Vec::new();
         for (id, m) in self.meters.borrow().iter() {
             let mut m = m.borrow_mut();
-            let keep = m.in_use + m.in_use / 4;
+            let busy = now - m.last_taken_ms < 1_000;
+            let spare = if busy {
+                m.held.min(self.half_share(m.limit))
+            } else {
+                0
+            };
+            let keep = (m.in_use + m.in_use / 4).max(spare);
             if id.metric == Metric::Concurrent && m.held > keep {
                 give.push((id.key(&self.shared.prefix, 0), m.held - keep));
                 m.held = keep;

@@ -274,6 +274,42 @@ async fn metering_rounds(
     (with, without)
 }
 
+/// Admission control's cost: the same replica called with a key that has limits and a budget and
+/// with one that has none, in alternating rounds; each round gives CPU µs per request (closed
+/// loop) and the p99 latency at `o.rate` (open loop) of both: (limited, plain) pairs.
+async fn limits_rounds(
+    gw: SocketAddr,
+    pid: u32,
+    limited: &[u8],
+    plain: &[u8],
+    o: &Opts,
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let (mut cpu, mut p99) = (vec![], vec![]);
+    let dur = Duration::from_secs(o.seconds);
+    for round in 0..o.rounds {
+        eprintln!("limits on/off, round {}", round + 1);
+        let order: [(&[u8], bool); 2] = if round % 2 == 0 {
+            [(limited, true), (plain, false)]
+        } else {
+            [(plain, false), (limited, true)]
+        };
+        let (mut c, mut l) = ((0.0, 0.0), (0.0, 0.0));
+        for (req, is_limited) in order {
+            let cpu_us = cpu_per_request(gw, req, &[pid], o).await;
+            let lat = fixed_rate(gw, req, o.connections, o.rate, dur).await;
+            let p = pct(&lat, 0.99);
+            if is_limited {
+                (c.0, l.0) = (cpu_us, p);
+            } else {
+                (c.1, l.1) = (cpu_us, p);
+            }
+        }
+        cpu.push(c);
+        p99.push(l);
+    }
+    (cpu, p99)
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -296,7 +332,7 @@ async fn propagation(api: &ApiClient, gw: SocketAddr, project: &str, n: u64) -> 
         };
         let (s, w) = api
             .put(
-                "/projects/bench/providers/openai-compatible/models",
+                "/projects/bench/providers/openai/models",
                 json!({ "exposed": models }),
             )
             .await;
@@ -536,9 +572,10 @@ fn main() {
             &o,
         )
         .await;
-        (rows, rounds)
+        let limited = limits_rounds(gw_addr, gw_pid, &via_limited, &via_to11, &o).await;
+        (rows, rounds, limited)
     });
-    let (rows, (with, without)) = rows;
+    let (rows, (with, without), (limit_cpu, limit_p99)) = rows;
     let (shipped, dropped) = sys.block_on(async {
         (
             metric(gw_addr, "to11_usage_records_shipped_total").await,
@@ -573,12 +610,6 @@ fn main() {
         t.cpu_us.unwrap_or(f64::NAN) / n.cpu_us.unwrap_or(f64::NAN)
     );
     println!("to11 / direct: throughput {:.2}×", t.rps / rows[0].rps);
-    let l = &rows[4];
-    println!(
-        "key with limits and a budget / without (metered replica): CPU per request {:.3}×, p99 {:+.3} ms",
-        l.cpu_us.unwrap_or(f64::NAN) / t.cpu_us.unwrap_or(f64::NAN),
-        l.p99 - t.p99
-    );
     let ratios: Vec<f64> = with.iter().zip(&without).map(|(a, b)| a / b).collect();
     let list = |v: &[f64], d: usize| {
         v.iter()
@@ -602,6 +633,18 @@ fn main() {
         pct(&prop, 0.50),
         pct(&prop, 0.99),
         prop.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
+    );
+    let cpu_ratios: Vec<f64> = limit_cpu.iter().map(|(l, p)| l / p).collect();
+    let p99_added: Vec<f64> = limit_p99.iter().map(|(l, p)| l - p).collect();
+    println!(
+        "\nkey with limits and a budget vs none (same metered replica), {} alternating rounds: \
+         CPU per request {:.3}× (median of rounds {}); p99 at {} req/s {:+.3} ms (median of rounds {})",
+        o.rounds,
+        median(&cpu_ratios),
+        list(&cpu_ratios, 3),
+        o.rate,
+        median(&p99_added),
+        list(&p99_added, 3),
     );
     drop(cp);
 }
