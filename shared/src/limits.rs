@@ -242,7 +242,8 @@ impl CounterId {
 /// One limit a request meets: the counter, its limit, and what the request reserves on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
-    pub counter: CounterId,
+    /// Shared: a check is copied per request from a cached plan.
+    pub counter: std::sync::Arc<CounterId>,
     pub limit: u64,
     pub reserve: u64,
     /// The alert threshold of a budget, in micro-units.
@@ -256,6 +257,19 @@ pub struct Reservation {
     pub output_tokens: u64,
     /// `None`: the model has no price (it counts 0 towards a budget).
     pub spend: Option<u64>,
+}
+
+impl Reservation {
+    /// What the request reserves on a counter of `metric`.
+    pub fn of(&self, metric: Metric) -> u64 {
+        match metric {
+            Metric::Requests | Metric::Concurrent => 1,
+            Metric::Tokens => self.input_tokens + self.output_tokens,
+            Metric::InputTokens => self.input_tokens,
+            Metric::OutputTokens => self.output_tokens,
+            Metric::Spend => self.spend.unwrap_or(0),
+        }
+    }
 }
 
 /// One set of limits and whose it is.
@@ -344,13 +358,13 @@ impl Limits {
             .chain(concurrent)
             .chain(budget)
             .map(|(metric, window, limit, alert_at)| Check {
-                counter: CounterId {
+                counter: std::sync::Arc::new(CounterId {
                     owner,
                     id,
                     user: user.map(str::to_string),
                     metric,
                     window,
-                },
+                }),
                 limit,
                 reserve: 0,
                 alert_at,
@@ -367,13 +381,7 @@ impl Limits {
         out: &mut Vec<Check>,
     ) {
         for mut c in self.counters(owner, id, user) {
-            c.reserve = match c.counter.metric {
-                Metric::Requests | Metric::Concurrent => 1,
-                Metric::Tokens => need.input_tokens + need.output_tokens,
-                Metric::InputTokens => need.input_tokens,
-                Metric::OutputTokens => need.output_tokens,
-                Metric::Spend => need.spend.unwrap_or(0),
-            };
+            c.reserve = need.of(c.counter.metric);
             out.push(c);
         }
     }

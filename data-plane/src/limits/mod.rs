@@ -105,7 +105,9 @@ impl Limiter {
             down_until: Cell::new(0),
             ticking: Cell::new(false),
             ticks: Cell::new(0),
+            forgot: Cell::new(0),
             prices: RefCell::default(),
+            plans: RefCell::default(),
         }))
     }
 }
@@ -121,6 +123,9 @@ struct Inner {
     /// The repository's price of each (kind, model) this worker priced, by a hash of both (a
     /// scan of the price table costs more than the rest of the limits together).
     prices: RefCell<HashMap<u64, PriceMemo, foldhash::fast::FixedState>>,
+    /// Requests' checks and meters, by a hash of their `PlanKey`; emptied whenever a meter is
+    /// forgotten (a plan never holds a meter the tick no longer reports).
+    plans: RefCell<HashMap<u64, Rc<Plan>, foldhash::fast::FixedState>>,
     /// This worker's name among the holders of concurrency slots.
     holder: String,
     /// One meter per counter met, found once per request and check; what a request settles goes
@@ -134,6 +139,35 @@ struct Inner {
     down_until: Cell<i64>,
     ticking: Cell<bool>,
     ticks: Cell<u64>,
+    /// The minute of the last `forget_past`.
+    forgot: Cell<i64>,
+}
+
+/// What a request's checks depend on besides its size: its key, the configuration version of its
+/// project (limits change only with it), the model it names and its end user.
+pub struct PlanKey<'a> {
+    pub key: Uuid,
+    pub version: u64,
+    pub model: &'a str,
+    pub user: Option<&'a str>,
+}
+
+/// A request's checks (reserving nothing yet) and the meters they count on.
+struct Plan {
+    key: Uuid,
+    version: u64,
+    model: Box<str>,
+    user: Option<Box<str>>,
+    items: Vec<(Check, Rc<RefCell<Meter>>)>,
+}
+
+impl Plan {
+    fn is(&self, k: &PlanKey<'_>) -> bool {
+        self.key == k.key
+            && self.version == k.version
+            && &*self.model == k.model
+            && self.user.as_deref() == k.user
+    }
 }
 
 struct PriceMemo {
@@ -397,16 +431,60 @@ impl WorkerLimits {
         checks: Vec<Check>,
         now_ms: i64,
     ) -> Result<Ticket, Refused> {
+        let items = checks.into_iter().map(|c| (c, None)).collect();
+        self.admit_with(project, items, now_ms).await
+    }
+
+    /// `admit` for a request of `plan`'s key, model and end user: the checks and the meters they
+    /// count on are found once per (key, configuration version, model, user) and kept by the
+    /// worker (`make` gives the checks the first time); each request only sets what it reserves.
+    pub async fn admit_planned(
+        &self,
+        project: Uuid,
+        plan: PlanKey<'_>,
+        make: impl FnOnce() -> Vec<Check>,
+        need: &to11_shared::limits::Reservation,
+        now_ms: i64,
+    ) -> Result<Ticket, Refused> {
+        let plan = self.0.plan(project, plan, make, now_ms);
+        let items = plan
+            .items
+            .iter()
+            .map(|(c, meter)| {
+                let check = Check {
+                    counter: c.counter.clone(),
+                    limit: c.limit,
+                    reserve: need.of(c.counter.metric),
+                    alert_at: c.alert_at,
+                };
+                (check, Some(meter.clone()))
+            })
+            .collect();
+        self.admit_with(project, items, now_ms).await
+    }
+
+    async fn admit_with(
+        &self,
+        project: Uuid,
+        items: Vec<(Check, Option<Rc<RefCell<Meter>>>)>,
+        now_ms: i64,
+    ) -> Result<Ticket, Refused> {
         let inner = &self.0;
         inner.start_ticking();
         let mut ticket = Ticket {
             worker: inner.clone(),
-            taken: Vec::with_capacity(checks.len()),
+            taken: Vec::with_capacity(items.len()),
             headers: RateHeaders::default(),
         };
-        for check in checks {
+        for (check, meter) in items {
             let window = check.counter.window.index(now_ms);
-            let meter = inner.meter(&check, project, window);
+            let meter = match meter {
+                Some(m) => {
+                    inner.ready(&m, &check, project, window);
+                    m
+                }
+                None => inner.meter(&check, project, window),
+            };
             match inner
                 .take(&check, &meter, window, now_ms, &mut ticket.headers)
                 .await
@@ -478,9 +556,49 @@ impl Inner {
         });
     }
 
+    /// The checks of `key` (made by `make` the first time), each with its meter.
+    fn plan(
+        &self,
+        project: Uuid,
+        key: PlanKey<'_>,
+        make: impl FnOnce() -> Vec<Check>,
+        now_ms: i64,
+    ) -> Rc<Plan> {
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::default().hash_one((
+            key.key,
+            key.version,
+            key.model,
+            key.user,
+        ));
+        if let Some(p) = self.plans.borrow().get(&hash).filter(|p| p.is(&key)) {
+            return p.clone();
+        }
+        let items = make()
+            .into_iter()
+            .map(|c| {
+                let meter = self.meter(&c, project, c.counter.window.index(now_ms));
+                (c, meter)
+            })
+            .collect();
+        let plan = Rc::new(Plan {
+            key: key.key,
+            version: key.version,
+            model: key.model.into(),
+            user: key.user.map(Into::into),
+            items,
+        });
+        let mut plans = self.plans.borrow_mut();
+        if plans.len() >= 10_000 {
+            plans.clear();
+        }
+        plans.insert(hash, plan.clone());
+        plan
+    }
+
     /// The meter of `check`'s counter, in `window` (one lookup; made on first use).
     fn meter(&self, check: &Check, project: Uuid, window: i64) -> Rc<RefCell<Meter>> {
-        let found = self.meters.borrow().get(&check.counter).cloned();
+        let found = self.meters.borrow().get(&*check.counter).cloned();
         let meter = found.unwrap_or_else(|| {
             let m = Rc::new(RefCell::new(Meter {
                 window,
@@ -488,9 +606,15 @@ impl Inner {
             }));
             self.meters
                 .borrow_mut()
-                .insert(check.counter.clone(), m.clone());
+                .insert((*check.counter).clone(), m.clone());
             m
         });
+        self.ready(&meter, check, project, window);
+        meter
+    }
+
+    /// Brings `meter` to `window` and to what `check` says of its limit.
+    fn ready(&self, meter: &Rc<RefCell<Meter>>, check: &Check, project: Uuid, window: i64) {
         {
             let mut m = meter.borrow_mut();
             m.roll(
@@ -503,13 +627,12 @@ impl Inner {
             if m.alert.is_none() {
                 m.alert = check.alert_at.map(|at| Alert {
                     project,
-                    counter: check.counter.clone(),
+                    counter: (*check.counter).clone(),
                     limit: check.limit,
                     at,
                 });
             }
         }
-        meter
     }
 
     fn store_down(&self, now_ms: i64) -> bool {
@@ -858,13 +981,21 @@ impl Inner {
         }
     }
 
-    /// Meters of past minutes with nothing left in them are forgotten.
+    /// Once a minute the plans are dropped (they are made again on the next request), and meters
+    /// of past minutes that nothing holds (no request in flight) and with nothing left to report
+    /// are forgotten.
     fn forget_past(&self, now: i64) {
         let minute = Window::Minute.index(now);
+        if self.forgot.replace(minute) == minute {
+            return;
+        }
+        self.plans.borrow_mut().clear();
         self.meters.borrow_mut().retain(|id, m| {
+            let held = Rc::strong_count(m) > 1;
             let m = m.borrow();
             let busy = m.held > 0 || m.in_use > 0 || m.used > 0 || m.debt > 0 || m.unsynced > 0;
-            busy || id.window != Window::Minute
+            held || busy
+                || id.window != Window::Minute
                 || id.metric == Metric::Concurrent
                 || m.window >= minute
         });
@@ -952,6 +1083,11 @@ fn merge(batch: Vec<Pending>) -> Vec<Pending> {
 }
 
 impl Ticket {
+    /// Whether the request met no limit (the limits it has do not apply to its model).
+    pub fn is_empty(&self) -> bool {
+        self.taken.is_empty()
+    }
+
     /// Settles the request to what it used: `usage` (exact, or estimated), `cost` its price
     /// (`None`: unpriced, counted 0 towards budgets). A slice is refunded what a reservation
     /// exceeded; what a request used beyond its reservation is owed to the store.

@@ -365,3 +365,45 @@ async fn spend_is_reported_in_batches_and_an_alert_is_recorded_once() {
         refused.error.message
     );
 }
+
+#[actix_rt::test]
+async fn planned_admission_counts_like_plain_admission_and_follows_new_versions() {
+    let l = limiter(Arc::new(LocalCounters::in_memory()));
+    let w = l.worker();
+    let (tight, loose) = (rpm(10), rpm(20));
+    let plan = |version| PlanKey {
+        key: Uuid::from_u128(7),
+        version,
+        model: "m",
+        user: None,
+    };
+    let mut admitted = 0;
+    for _ in 0..30 {
+        let t = w
+            .admit_planned(
+                Uuid::nil(),
+                plan(1),
+                || checks_for(&tight, Reservation::default()),
+                &Reservation::default(),
+                NOW,
+            )
+            .await;
+        admitted += usize::from(t.is_ok());
+    }
+    assert_eq!(admitted, 10);
+    // A new configuration version makes a new plan: the limit is now 20, on the same counter.
+    let mut more = 0;
+    for _ in 0..30 {
+        let t = w
+            .admit_planned(
+                Uuid::nil(),
+                plan(2),
+                || checks_for(&loose, Reservation::default()),
+                &Reservation::default(),
+                NOW,
+            )
+            .await;
+        more += usize::from(t.is_ok());
+    }
+    assert_eq!(more, 10, "ten more fit under the raised limit");
+}

@@ -9,7 +9,7 @@ use to11_shared::usage::{estimate, Usage};
 
 use super::admit::Call;
 use crate::auth::Caller;
-use crate::limits::{Refused, Ticket};
+use crate::limits::{PlanKey, Refused, Ticket};
 use crate::Worker;
 
 /// Whether any limit may apply to the caller (then a record draft carries the ticket).
@@ -31,24 +31,41 @@ pub async fn reserve(
         return Ok(None);
     }
     let p = &caller.project;
-    let scopes: Vec<Scope<'_>> = [
-        (Owner::Key, caller.key.key_id, caller.key.limits.as_ref()),
-        (Owner::Project, p.id, p.limits.as_ref()),
-        (Owner::Plan, p.id, p.plan.as_ref()),
+    let scopes = || -> Vec<Scope<'_>> {
+        [
+            (Owner::Key, caller.key.key_id, caller.key.limits.as_ref()),
+            (Owner::Project, p.id, p.limits.as_ref()),
+            (Owner::Plan, p.id, p.plan.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(owner, id, l)| l.map(|limits| Scope { owner, id, limits }))
+        .collect()
+    };
+    let reserves = [
+        caller.key.limits.as_ref(),
+        p.limits.as_ref(),
+        p.plan.as_ref(),
     ]
     .into_iter()
-    .filter_map(|(owner, id, l)| l.map(|limits| Scope { owner, id, limits }))
-    .collect();
-    let need = if scopes.iter().any(|s| s.limits.reserves_tokens()) {
+    .flatten()
+    .any(|l| l.reserves_tokens());
+    let need = if reserves {
         reservation(&worker.limits, caller, call, scan, body_len)
     } else {
         Reservation::default()
     };
-    let checks = checks(&scopes, call.model, user, &need);
-    if checks.is_empty() {
-        return Ok(None);
-    }
-    worker.limits.admit(p.id, checks, now_ms).await.map(Some)
+    let plan = PlanKey {
+        key: caller.key.key_id,
+        version: p.version,
+        model: call.model,
+        user,
+    };
+    let make = || checks(&scopes(), call.model, user, &Reservation::default());
+    let ticket = worker
+        .limits
+        .admit_planned(p.id, plan, make, &need, now_ms)
+        .await?;
+    Ok((!ticket.is_empty()).then_some(ticket))
 }
 
 /// What a request is expected to use: its input estimated from the body's size (as metering
