@@ -412,7 +412,9 @@ async fn redis_killed_and_restarted_under_load_fails_nothing_within_limits() {
         &d,
         "steady",
         &p,
-        json!({"requests_per_minute": 100000, "concurrent": 50}),
+        // 600 requests are sent: within the limit, and slices of it (at most an eighth) run out
+        // during the outage, so the replicas admit on their own shares.
+        json!({"requests_per_minute": 1000, "concurrent": 50}),
     )
     .await;
     within_one_minute(25).await;
