@@ -267,7 +267,13 @@ async fn replicas_report_in_and_the_operator_sees_them_with_their_refusals() {
         .await;
     let project = p["id"].as_str().expect("id").to_string();
     let (_, k) = api.post("/projects/r/keys", json!({"name": "k"})).await;
-    let v = k["version"].as_u64().expect("v");
+    assert!(k["version"].is_u64(), "{k}");
+    // A management key, made before the project's stored snapshot is tampered with below (the
+    // control plane then refuses writes to it: the stored version no longer matches its own).
+    let (_, mk) = api
+        .post("/projects/r/management-keys", json!({"name": "m"}))
+        .await;
+    let v = mk["version"].as_u64().expect("v");
     wait_version(&[r1.info, r2.info], &project, v).await;
 
     let listed = wait_until("both replicas report version v", 10, || async {
@@ -341,9 +347,6 @@ async fn replicas_report_in_and_the_operator_sees_them_with_their_refusals() {
     }
 
     // The operator's only: a project's management key is refused, and so is no token.
-    let (_, mk) = api
-        .post("/projects/r/management-keys", json!({"name": "m"}))
-        .await;
     let tenant = api.with_token(mk["key"].as_str().expect("management key"));
     assert_eq!(tenant.get("/replicas").await.0, 403);
     assert_eq!(api.with_token("").get("/replicas").await.0, 401);

@@ -117,7 +117,9 @@ fn embedded_binary_drains_its_gateway_on_sigterm() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn to11");
-    let lines = read_lines_until(&mut child, &["gateway", "API"]);
+    // Every line the binary prints at start is read before the pipe is dropped (a print to a
+    // closed pipe would end the process).
+    let lines = read_lines_until(&mut child, &["gateway", "API", "operator token"]);
     let gw = value_after(&lines, "gateway  ");
     let ready = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while status(&format!("{gw}/readyz"), "") != "200" {
