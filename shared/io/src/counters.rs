@@ -583,6 +583,108 @@ impl RedisCounters {
     }
 }
 
+/// Entries of the events stream, as XAUTOCLAIM and XREADGROUP answer them.
+type Entries = Vec<(String, Vec<(String, String)>)>;
+
+/// An entry's id and its event.
+fn event((id, fields): (String, Vec<(String, String)>)) -> (String, String) {
+    let e = fields
+        .into_iter()
+        .find(|(k, _)| k == "e")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    (id, e)
+}
+
+impl RedisCounters {
+    /// The delivering control planes' group, made once. It starts at the stream's end: events
+    /// recorded before the first control plane delivering them are listed, not sent.
+    async fn create_group(&self) {
+        let key = self.events_key();
+        let _: Result<(), _> = self
+            .run(|mut c| async move {
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&key)
+                    .arg(EVENTS_GROUP)
+                    .arg("$")
+                    .arg("MKSTREAM")
+                    .query_async::<()>(&mut c)
+                    .await
+                    .or_else(|e| match e.code() {
+                        Some("BUSYGROUP") => Ok(()),
+                        _ => Err(e),
+                    })
+            })
+            .await;
+    }
+
+    /// Entries another consumer took a minute ago and never acknowledged, now `consumer`'s.
+    async fn take_over(
+        &self,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<(String, String)>, CounterError> {
+        let key = self.events_key();
+        let (_, stale, _): (String, Entries, Vec<String>) = self
+            .run(|mut c| async move {
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&key)
+                    .arg(EVENTS_GROUP)
+                    .arg(consumer)
+                    .arg(60_000)
+                    .arg("0")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(stale.into_iter().map(event).collect())
+    }
+
+    /// New entries, waiting up to `wait` for one. XREADGROUP blocks on the server: it gets a
+    /// connection of its own, so the shared one is not held up, and a timeout longer than the
+    /// wait.
+    async fn read_new(
+        &self,
+        consumer: &str,
+        count: usize,
+        wait: Duration,
+    ) -> Result<Vec<(String, String)>, CounterError> {
+        let key = self.events_key();
+        let read = async {
+            let mut conn = self
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| CounterError(e.to_string()))?;
+            let v: Option<Vec<(String, Entries)>> = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(EVENTS_GROUP)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count)
+                .arg("BLOCK")
+                .arg(wait.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(">")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| CounterError(e.to_string()))?;
+            Ok::<_, CounterError>(v)
+        };
+        let v = tokio::time::timeout(wait + self.timeout, read)
+            .await
+            .map_err(|_| CounterError("no answer to XREADGROUP".into()))??;
+        Ok(v.unwrap_or_default()
+            .into_iter()
+            .flat_map(|(_, entries)| entries.into_iter().map(event))
+            .collect())
+    }
+}
+
 fn pair(v: Vec<i64>) -> Grant {
     Grant {
         granted: v.first().copied().unwrap_or(0).max(0) as u64,
@@ -820,89 +922,13 @@ impl CounterStore for RedisCounters {
         count: usize,
         wait: Duration,
     ) -> BoxFuture<'a, Result<Vec<(String, String)>, CounterError>> {
-        type Entries = Vec<(String, Vec<(String, String)>)>;
-        fn event((id, fields): (String, Vec<(String, String)>)) -> (String, String) {
-            let e = fields
-                .into_iter()
-                .find(|(k, _)| k == "e")
-                .map(|(_, v)| v)
-                .unwrap_or_default();
-            (id, e)
-        }
         async move {
-            let key = self.events_key();
-            // The group starts at the stream's end: events recorded before the first control
-            // plane delivering them are listed, not sent.
-            let _: Result<(), _> = self
-                .run(|mut c| async move {
-                    redis::cmd("XGROUP")
-                        .arg("CREATE")
-                        .arg(&key)
-                        .arg(EVENTS_GROUP)
-                        .arg("$")
-                        .arg("MKSTREAM")
-                        .query_async::<()>(&mut c)
-                        .await
-                        .or_else(|e| {
-                            if e.code() == Some("BUSYGROUP") {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        })
-                })
-                .await;
-            let key = self.events_key();
-            // Taken over: entries another consumer claimed a minute ago and never acknowledged.
-            let (_, stale, _): (String, Entries, Vec<String>) = self
-                .run(|mut c| async move {
-                    redis::cmd("XAUTOCLAIM")
-                        .arg(&key)
-                        .arg(EVENTS_GROUP)
-                        .arg(consumer)
-                        .arg(60_000)
-                        .arg("0")
-                        .arg("COUNT")
-                        .arg(count)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
+            self.create_group().await;
+            let stale = self.take_over(consumer, count).await?;
             if !stale.is_empty() {
-                return Ok(stale.into_iter().map(event).collect());
+                return Ok(stale);
             }
-            let key = self.events_key();
-            // XREADGROUP blocks on the server: it gets a connection of its own, so the shared one
-            // is not held up, and a timeout longer than the wait.
-            let read = async {
-                let mut conn = self
-                    .client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(|e| CounterError(e.to_string()))?;
-                let v: Option<Vec<(String, Entries)>> = redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(EVENTS_GROUP)
-                    .arg(consumer)
-                    .arg("COUNT")
-                    .arg(count)
-                    .arg("BLOCK")
-                    .arg(wait.as_millis() as u64)
-                    .arg("STREAMS")
-                    .arg(&key)
-                    .arg(">")
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| CounterError(e.to_string()))?;
-                Ok::<_, CounterError>(v)
-            };
-            let v = tokio::time::timeout(wait + self.timeout, read)
-                .await
-                .map_err(|_| CounterError("no answer to XREADGROUP".into()))??;
-            Ok(v.unwrap_or_default()
-                .into_iter()
-                .flat_map(|(_, entries)| entries.into_iter().map(event))
-                .collect())
+            self.read_new(consumer, count, wait).await
         }
         .boxed()
     }
