@@ -36,6 +36,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Settled amounts a worker keeps while the store is down; beyond, the oldest are dropped and
 /// counted.
 const MAX_PENDING: usize = 100_000;
+/// A meter of a longer window (a budget, concurrency) unused this long is forgotten, its unused
+/// slice given back.
+const IDLE_MS: i64 = 10 * 60_000;
 /// How long a worker counts on its own after the store failed, before asking it again.
 const DOWN_FOR_MS: i64 = 1_000;
 
@@ -205,6 +208,8 @@ struct Meter {
     held: u64,
     in_use: u64,
     last_taken_ms: i64,
+    /// When a request last counted on this meter.
+    last_used_ms: i64,
 }
 
 impl Meter {
@@ -485,6 +490,7 @@ impl WorkerLimits {
                 }
                 None => inner.meter(&check, project, window),
             };
+            meter.borrow_mut().last_used_ms = now_ms;
             match inner
                 .take(&check, &meter, window, now_ms, &mut ticket.headers)
                 .await
@@ -982,23 +988,43 @@ impl Inner {
     }
 
     /// Once a minute the plans are dropped (they are made again on the next request), and meters
-    /// of past minutes that nothing holds (no request in flight) and with nothing left to report
-    /// are forgotten.
+    /// that nothing holds (no request in flight) and with nothing left to report are forgotten:
+    /// those of past minutes, and those of longer windows (budgets, concurrency) unused for
+    /// `IDLE_MS`, whose unused slice goes back to the store first (so many end users' budgets
+    /// do not hold memory, nor leave slices unusable by other workers).
     fn forget_past(&self, now: i64) {
         let minute = Window::Minute.index(now);
         if self.forgot.replace(minute) == minute {
             return;
         }
         self.plans.borrow_mut().clear();
+        let mut returned = Vec::new();
         self.meters.borrow_mut().retain(|id, m| {
             let held = Rc::strong_count(m) > 1;
             let m = m.borrow();
             let busy = m.held > 0 || m.in_use > 0 || m.used > 0 || m.debt > 0 || m.unsynced > 0;
-            held || busy
-                || id.window != Window::Minute
-                || id.metric == Metric::Concurrent
-                || m.window >= minute
+            if held || busy {
+                return true;
+            }
+            if id.window == Window::Minute && id.metric != Metric::Concurrent {
+                return m.window >= minute;
+            }
+            if now - m.last_used_ms < IDLE_MS {
+                return true;
+            }
+            if m.lease > 0 && id.metric != Metric::Concurrent && m.window == id.window.index(now) {
+                returned.push(Pending {
+                    add: Add {
+                        key: id.key(&self.shared.prefix, m.window),
+                        delta: -m.lease,
+                        ttl_secs: id.ttl_secs(),
+                    },
+                    alert: None,
+                });
+            }
+            false
         });
+        self.pending.borrow_mut().extend(returned);
     }
 }
 

@@ -407,3 +407,49 @@ async fn planned_admission_counts_like_plain_admission_and_follows_new_versions(
     }
     assert_eq!(more, 10, "ten more fit under the raised limit");
 }
+
+#[actix_rt::test]
+async fn an_idle_budget_meter_is_forgotten_and_gives_its_slice_back() {
+    let store = Arc::new(LocalCounters::in_memory());
+    let l = limiter(store.clone());
+    let w = l.worker();
+    let limits = Limits {
+        budget: Some(Budget {
+            amount: MICROS,
+            period: Period::Day,
+            alert_at_percent: None,
+        }),
+        ..Default::default()
+    };
+    let need = Reservation {
+        input_tokens: 1,
+        output_tokens: 1,
+        spend: Some(200_000),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let t = w
+        .admit(Uuid::nil(), checks_for(&limits, need), now)
+        .await
+        .ok()
+        .expect("admitted");
+    t.settle(&Usage::default(), Some(150_000));
+    let key = checks_for(&limits, need)[0]
+        .counter
+        .key("", Window::Day.index(now));
+    assert_eq!(
+        store.read(std::slice::from_ref(&key)).await.unwrap(),
+        vec![200_000]
+    );
+    w.0.tick().await; // the use is reported
+    w.0.forget_past(now + IDLE_MS + 61_000);
+    assert!(
+        w.0.meters.borrow().is_empty(),
+        "the idle meter is forgotten"
+    );
+    w.0.tick().await; // and its unused 0.05 given back
+    assert_eq!(store.read(&[key.clone()]).await.unwrap(), vec![150_000]);
+    assert_eq!(
+        store.read(&[format!("{key}:u")]).await.unwrap(),
+        vec![150_000]
+    );
+}
