@@ -447,7 +447,7 @@ async fn an_idle_budget_meter_is_forgotten_and_gives_its_slice_back() {
         "the idle meter is forgotten"
     );
     w.0.tick().await; // and its unused 0.05 given back
-    assert_eq!(store.read(&[key.clone()]).await.unwrap(), vec![150_000]);
+    assert_eq!(store.read(std::slice::from_ref(&key)).await.unwrap(), vec![150_000]);
     assert_eq!(
         store.read(&[format!("{key}:u")]).await.unwrap(),
         vec![150_000]
