@@ -4,7 +4,7 @@
 //! of them, and posts it to the project's webhook: signed (`x-to11-signature`, see
 //! `to11_shared::limits::webhook_signature`), through the SSRF-guarded outbound client, retried
 //! with backoff, acknowledged once delivered or given up on. An event a control plane took and
-//! never acknowledged (it stopped) is taken over by another a minute later.
+//! never acknowledged (it stopped) is taken over by another two minutes later.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

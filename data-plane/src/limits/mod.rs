@@ -215,7 +215,9 @@ struct Meter {
 impl Meter {
     /// Starts window `window`; what is still to report of the last one goes to `pending`.
     fn roll(&mut self, id: &CounterId, window: i64, prefix: &str, pending: &mut Vec<Pending>) {
-        if self.window == window || id.metric == Metric::Concurrent {
+        // Forward only: a request whose clock reading is older than the meter's window counts in
+        // the meter's (never in a window that has ended).
+        if window <= self.window || id.metric == Metric::Concurrent {
             return;
         }
         self.report(id, prefix, pending);
@@ -285,6 +287,7 @@ pub struct Ticket {
 
 struct Taken {
     meter: Rc<RefCell<Meter>>,
+    counter: Arc<CounterId>,
     metric: Metric,
     reserve: u64,
     window: i64,
@@ -482,21 +485,26 @@ impl WorkerLimits {
             headers: RateHeaders::default(),
         };
         for (check, meter) in items {
-            let window = check.counter.window.index(now_ms);
+            let asked = check.counter.window.index(now_ms);
             let meter = match meter {
                 Some(m) => {
-                    inner.ready(&m, &check, project, window);
+                    inner.ready(&m, &check, project, asked);
                     m
                 }
-                None => inner.meter(&check, project, window),
+                None => inner.meter(&check, project, asked),
             };
-            meter.borrow_mut().last_used_ms = now_ms;
+            let window = {
+                let mut m = meter.borrow_mut();
+                m.last_used_ms = now_ms;
+                asked.max(m.window)
+            };
             match inner
                 .take(&check, &meter, window, now_ms, &mut ticket.headers)
                 .await
             {
                 Ok(leased) => ticket.taken.push(Taken {
                     meter,
+                    counter: check.counter.clone(),
                     metric: check.counter.metric,
                     reserve: check.reserve,
                     window,
@@ -630,7 +638,11 @@ impl Inner {
                 &mut self.pending.borrow_mut(),
             );
             m.limit = check.limit;
-            if m.alert.is_none() {
+            let changed = m
+                .alert
+                .as_ref()
+                .is_none_or(|a| a.limit != check.limit || Some(a.at) != check.alert_at);
+            if changed {
                 m.alert = check.alert_at.map(|at| Alert {
                     project,
                     counter: (*check.counter).clone(),
@@ -737,7 +749,7 @@ impl Inner {
 
     /// This worker's share of a limit while the store is down.
     fn share(&self, limit: u64) -> u64 {
-        (limit / self.holders()).max(1)
+        limit / self.holders()
     }
 
     /// Half of this worker's share of a limit, 0 until the workers alive are known.
@@ -768,10 +780,10 @@ impl Inner {
             )
             .with_retry_after(1));
         }
-        let share = self.share(check.limit);
         let ok = {
             let mut m = meter.borrow_mut();
-            // What is left of a slice counts first.
+            // The share of what the store last said was left; what is left of a slice first.
+            let share = self.share(check.limit.saturating_sub(m.seen + m.since));
             let from_lease = m.lease.max(0) as u64;
             if m.local + check.reserve > share + from_lease {
                 false
@@ -858,7 +870,7 @@ impl Inner {
     /// limit among the workers last seen alive; none before it knows them) until no slot was
     /// taken for a second; the rest go back to the store at once, so another worker or replica
     /// can take them.
-    fn free_slot(self: &Rc<Self>, meter: &Rc<RefCell<Meter>>, counter: Option<&CounterId>) {
+    fn free_slot(self: &Rc<Self>, meter: &Rc<RefCell<Meter>>, counter: &CounterId) {
         let excess = {
             let mut m = meter.borrow_mut();
             m.in_use = m.in_use.saturating_sub(1);
@@ -867,24 +879,15 @@ impl Inner {
             m.held -= excess;
             excess
         };
-        let Some(counter) = counter.filter(|_| excess > 0) else {
+        if excess == 0 {
             return;
-        };
+        }
         let (me, key) = (self.clone(), counter.key(&self.shared.prefix, 0));
         actix_rt::spawn(async move {
             if let Err(e) = me.shared.store.release(&key, &me.holder, excess).await {
                 me.failed(chrono::Utc::now().timestamp_millis(), &e);
             }
         });
-    }
-
-    /// The counter a meter belongs to (for the rare store call made at a slot's release).
-    fn counter_of(&self, meter: &Rc<RefCell<Meter>>) -> Option<CounterId> {
-        self.meters
-            .borrow()
-            .iter()
-            .find(|(_, m)| Rc::ptr_eq(m, meter))
-            .map(|(id, _)| id.clone())
     }
 
     /// Reports settled usage (and what was admitted locally) to the store, gives back idle
@@ -902,6 +905,9 @@ impl Inner {
         }
         if self.store_down(now) {
             return;
+        }
+        if n.is_multiple_of(4) {
+            self.assert_held(now).await;
         }
         self.collect();
         let batch = std::mem::take(&mut *self.pending.borrow_mut());
@@ -942,6 +948,25 @@ impl Inner {
             if let Err(e) = self.shared.store.release(&key, &self.holder, n).await {
                 self.failed(now, &e);
             }
+        }
+    }
+
+    /// Tells the store the concurrency slots this worker holds (or uses, if more: admitted while
+    /// the store was down), so what it recorded follows the worker's own count every second.
+    async fn assert_held(&self, now: i64) {
+        let held: Vec<(String, u64)> = self
+            .meters
+            .borrow()
+            .iter()
+            .filter(|(id, _)| id.metric == Metric::Concurrent)
+            .map(|(id, m)| {
+                let mut m = m.borrow_mut();
+                m.held = m.held.max(m.in_use);
+                (id.key(&self.shared.prefix, 0), m.held)
+            })
+            .collect();
+        if let Err(e) = self.shared.store.set_held(&self.holder, &held).await {
+            self.failed(now, &e);
         }
     }
 
@@ -1030,6 +1055,9 @@ impl Inner {
 
 fn alert_event(a: &Alert, kind: &str, threshold: u64, value: i64) -> serde_json::Value {
     serde_json::json!({
+        // Receivers drop a repeat by it (an alert may be posted twice when a delivery outlasts
+        // the time after which another control plane takes it over).
+        "event_id": Uuid::new_v4(),
         "type": kind,
         "project": a.project,
         "owner": match a.counter.owner {
@@ -1071,7 +1099,8 @@ fn take_leased(
 /// The least a grant must give (what the reservation lacks) and what to ask for: a sixty-fourth
 /// of the limit, doubled while slices run out within a second, at most an eighth.
 fn wanted(m: &Meter, check: &Check, now_ms: i64) -> (u64, u64) {
-    let need = (check.reserve as i64 - m.lease.max(0)).max(1) as u64;
+    // A slice used beyond (negative) must be made good first.
+    let need = (check.reserve as i64 - m.lease).max(1) as u64;
     let base = (check.limit / 64).max(1);
     let want = if m.last_grant > 0 && now_ms - m.last_grant_at < 1_000 {
         (m.last_grant * 2).min((check.limit / 8).max(1))
@@ -1118,7 +1147,12 @@ impl Ticket {
     /// (`None`: unpriced, counted 0 towards budgets). A slice is refunded what a reservation
     /// exceeded; what a request used beyond its reservation is owed to the store.
     pub fn settle(mut self, usage: &Usage, cost: Option<u64>) {
-        self.settle_with(Some((usage, cost)));
+        self.settle_with(Settled::Used(usage, cost));
+    }
+
+    /// Settles a request that failed without an answer: one request, nothing else used.
+    pub fn nothing_used(mut self) {
+        self.settle_with(Settled::Nothing);
     }
 
     /// The request's cost, when settling needs it (a budget was met): `usage` on `kind`'s
@@ -1130,16 +1164,19 @@ impl Ticket {
         self.worker.cost(kind?, model?, usage)
     }
 
-    fn settle_with(&mut self, used: Option<(&Usage, Option<u64>)>) {
+    fn settle_with(&mut self, settled: Settled<'_>) {
         let taken = std::mem::take(&mut self.taken);
-        let (input, output) = used.map_or((0, 0), |(u, _)| (u.prompt(), u.output));
-        let spend = used.and_then(|(_, c)| c).unwrap_or(0);
+        let (input, output, spend) = match settled {
+            Settled::Used(u, cost) => (u.prompt(), u.output, cost.unwrap_or(0)),
+            _ => (0, 0, 0),
+        };
         for t in taken {
             if t.metric == Metric::Concurrent {
-                self.free(&t.meter);
+                self.worker.free_slot(&t.meter, &t.counter);
                 continue;
             }
             let actual = match t.metric {
+                _ if matches!(settled, Settled::Reserved) => t.reserve,
                 Metric::Requests => 1,
                 Metric::Tokens => input + output,
                 Metric::InputTokens => input,
@@ -1156,9 +1193,11 @@ impl Ticket {
                 continue;
             }
             if t.leased {
-                // A refund goes back to the slice; a debt is owed by it and told to the store.
-                m.lease -= diff;
-                m.debt += diff.max(0) as u64;
+                // A refund goes back to the slice; use beyond the reservation comes out of what
+                // is left of the slice, and only the rest is owed to the store.
+                let from_slice = diff.min(m.lease.max(0));
+                m.lease -= from_slice;
+                m.debt += (diff - from_slice).max(0) as u64;
             } else {
                 m.local = (m.local as i64 + diff).max(0) as u64;
                 m.unsynced = (m.unsynced as i64 + diff).max(0) as u64;
@@ -1167,25 +1206,12 @@ impl Ticket {
         }
     }
 
-    fn free(&self, meter: &Rc<RefCell<Meter>>) {
-        let w = &self.worker;
-        // The counter is needed only when slots go back to the store.
-        let returning = {
-            let m = meter.borrow();
-            let in_use = m.in_use.saturating_sub(1);
-            let keep = (in_use + in_use / 4).max(m.held.min(w.half_share(m.limit)));
-            m.held > keep
-        };
-        let counter = if returning { w.counter_of(meter) } else { None };
-        w.free_slot(meter, counter.as_ref());
-    }
-
     /// Gives back every reservation whole (a refused request used nothing; not even a request).
     fn give_back(&mut self) {
         let taken = std::mem::take(&mut self.taken);
         for t in taken {
             if t.metric == Metric::Concurrent {
-                self.free(&t.meter);
+                self.worker.free_slot(&t.meter, &t.counter);
                 continue;
             }
             let mut m = t.meter.borrow_mut();
@@ -1203,12 +1229,24 @@ impl Ticket {
     }
 }
 
+/// How a request ended, for its settlement.
+#[derive(Clone, Copy)]
+enum Settled<'a> {
+    /// With an answer: what it used and cost.
+    Used(&'a Usage, Option<u64>),
+    /// Failed without an answer: one request.
+    Nothing,
+    /// Dropped before it was settled (the client left while the upstream was answering): what
+    /// was reserved, since the provider may bill it.
+    Reserved,
+}
+
 impl Drop for Ticket {
-    /// A request that ends without settling (failed before an answer) counts as one request
-    /// that used nothing; its concurrency slot is free again.
+    /// A request dropped without settling (its client left before its answer) counts as what it
+    /// reserved; its concurrency slot is free again.
     fn drop(&mut self) {
         if !self.taken.is_empty() {
-            self.settle_with(None);
+            self.settle_with(Settled::Reserved);
         }
     }
 }

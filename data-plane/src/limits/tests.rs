@@ -223,6 +223,13 @@ impl CounterStore for Down {
     ) -> futures_util::future::BoxFuture<'a, Result<(), CounterError>> {
         Box::pin(async { Err(CounterError("down".into())) })
     }
+    fn set_held<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [(String, u64)],
+    ) -> futures_util::future::BoxFuture<'a, Result<(), CounterError>> {
+        Box::pin(async { Err(CounterError("down".into())) })
+    }
     fn add<'a>(
         &'a self,
         _: &'a [Add],
@@ -447,7 +454,10 @@ async fn an_idle_budget_meter_is_forgotten_and_gives_its_slice_back() {
         "the idle meter is forgotten"
     );
     w.0.tick().await; // and its unused 0.05 given back
-    assert_eq!(store.read(std::slice::from_ref(&key)).await.unwrap(), vec![150_000]);
+    assert_eq!(
+        store.read(std::slice::from_ref(&key)).await.unwrap(),
+        vec![150_000]
+    );
     assert_eq!(
         store.read(&[format!("{key}:u")]).await.unwrap(),
         vec![150_000]

@@ -308,6 +308,9 @@ impl Draft {
     /// The request ended with `status` (and to11's error code when it failed), without an
     /// answer to meter.
     pub fn fail(mut self, status: u16, error: &str) {
+        if let Some(t) = self.ticket.take() {
+            t.nothing_used();
+        }
         self.record.status = status;
         self.record.error = Some(error.to_string());
         self.submit();

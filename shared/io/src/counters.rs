@@ -79,6 +79,15 @@ pub trait CounterStore: Send + Sync + 'static {
         n: u64,
     ) -> BoxFuture<'a, Result<(), CounterError>>;
 
+    /// Sets the slots `holder` holds on each concurrency key (0 removes its entry): what the
+    /// holder knows it holds wins over what the store recorded (a release that failed, an
+    /// acquisition whose answer was lost, slots admitted while the store was down).
+    fn set_held<'a>(
+        &'a self,
+        holder: &'a str,
+        held: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<(), CounterError>>;
+
     /// Adds each amount; answers each counter after its addition, in order.
     fn add<'a>(&'a self, adds: &'a [Add]) -> BoxFuture<'a, Result<Vec<i64>, CounterError>>;
 
@@ -107,7 +116,7 @@ pub trait CounterStore: Send + Sync + 'static {
 
     /// Events not yet delivered, oldest first, at most `count`, each with its id, for
     /// `consumer` (one of the control planes delivering them): new ones, and those another
-    /// consumer took over a minute ago without acknowledging them. Waits up to `wait` for one.
+    /// consumer took over two minutes ago without acknowledging them. Waits up to `wait` for one.
     fn claim_events<'a>(
         &'a self,
         consumer: &'a str,
@@ -335,6 +344,23 @@ impl CounterStore for LocalCounters {
             }
             if h.is_empty() {
                 t.slots.remove(key);
+            }
+        }
+        futures_util::future::ready(Ok(())).boxed()
+    }
+
+    fn set_held<'a>(
+        &'a self,
+        holder: &'a str,
+        held: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<(), CounterError>> {
+        let mut t = self.lock();
+        for (key, n) in held {
+            let slots = t.slots.entry(key.clone()).or_default();
+            if *n == 0 {
+                slots.remove(holder);
+            } else {
+                slots.insert(holder.to_string(), *n);
             }
         }
         futures_util::future::ready(Ok(())).boxed()
@@ -619,7 +645,7 @@ impl RedisCounters {
             .await;
     }
 
-    /// Entries another consumer took a minute ago and never acknowledged, now `consumer`'s.
+    /// Entries another consumer took two minutes ago and never acknowledged, now `consumer`'s.
     async fn take_over(
         &self,
         consumer: &str,
@@ -632,7 +658,7 @@ impl RedisCounters {
                     .arg(&key)
                     .arg(EVENTS_GROUP)
                     .arg(consumer)
-                    .arg(60_000)
+                    .arg(RECLAIM_AFTER_MS)
                     .arg("0")
                     .arg("COUNT")
                     .arg(count)
@@ -772,6 +798,29 @@ impl CounterStore for RedisCounters {
                 })
                 .await?;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn set_held<'a>(
+        &'a self,
+        holder: &'a str,
+        held: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<(), CounterError>> {
+        async move {
+            if held.is_empty() {
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            for (key, n) in held {
+                if *n == 0 {
+                    pipe.cmd("HDEL").arg(key).arg(holder).ignore();
+                } else {
+                    pipe.cmd("HSET").arg(key).arg(holder).arg(*n).ignore();
+                }
+            }
+            self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await
         }
         .boxed()
     }
@@ -954,6 +1003,10 @@ impl CounterStore for RedisCounters {
         .boxed()
     }
 }
+
+/// An event taken by a consumer and not acknowledged for this long is taken over by another:
+/// longer than the longest delivery (five attempts of up to 10 s and 15 s of waits).
+const RECLAIM_AFTER_MS: u64 = 120_000;
 
 /// The consumer group of the control planes that deliver events (budget alerts to webhooks).
 const EVENTS_GROUP: &str = "alerts";
