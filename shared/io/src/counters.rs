@@ -61,6 +61,8 @@ pub trait CounterStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Grant, CounterError>>;
 
     /// Takes slots of a concurrency limit for `holder`: at most `want`, at least `min` or none.
+    /// (`now_ms`, here and in `heartbeat` and `held`, is the caller's clock; Redis judges which
+    /// holders are alive by its own, so the gateways' clocks need not agree.)
     fn acquire<'a>(
         &'a self,
         key: &'a str,
@@ -496,8 +498,9 @@ return {g, after}
 /// then what this holder may take.
 const ACQUIRE: &str = r#"
 local holder, limit, min, want = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local now, stale = tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZADD', KEYS[2], now, holder)
+local t = redis.call('TIME')
+local now, stale = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(ARGV[6])
+redis.call('ZADD', KEYS[2], 'GT', now, holder)
 local fields = redis.call('HGETALL', KEYS[1])
 local used = 0
 for i = 1, #fields, 2 do
@@ -515,6 +518,16 @@ redis.call('HINCRBY', KEYS[1], holder, g)
 return {g, used + g}
 "#;
 
+/// A holder's heartbeat, by Redis's clock (the holders' clocks need not agree); long-gone
+/// holders dropped; answers the holders alive.
+const HEARTBEAT: &str = r#"
+local t = redis.call('TIME')
+local now, stale = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 10 * stale)
+return redis.call('ZCOUNT', KEYS[1], now - stale, '+inf')
+"#;
+
 const RELEASE: &str = r#"
 local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
 if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
@@ -522,7 +535,8 @@ return left
 "#;
 
 const HELD: &str = r#"
-local now, stale = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now, stale = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(ARGV[2])
 local out = {}
 for k = 1, #KEYS - 1 do
   local fields = redis.call('HGETALL', KEYS[k])
@@ -547,6 +561,7 @@ pub struct RedisCounters {
     acquire: redis::Script,
     release: redis::Script,
     held: redis::Script,
+    heartbeat: redis::Script,
 }
 
 impl RedisCounters {
@@ -560,6 +575,7 @@ impl RedisCounters {
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
             held: redis::Script::new(HELD),
+            heartbeat: redis::Script::new(HEARTBEAT),
         })
     }
 
@@ -851,27 +867,15 @@ impl CounterStore for RedisCounters {
     ) -> BoxFuture<'a, Result<u64, CounterError>> {
         async move {
             let key = self.holders_key();
-            let stale = HOLDER_STALE.as_millis() as i64;
-            let (_, _, live): ((), (), u64) = self
+            let _ = now_ms; // Redis's own clock decides who is alive
+            let live: u64 = self
                 .run(|mut c| async move {
-                    redis::pipe()
-                        .cmd("ZADD")
-                        .arg(&key)
-                        .arg(now_ms)
+                    self.heartbeat
+                        .key(key)
                         .arg(holder)
-                        .ignore()
-                        .cmd("ZREMRANGEBYSCORE")
-                        .arg(&key)
-                        .arg("-inf")
-                        .arg(now_ms - 10 * stale)
-                        .ignore()
-                        .cmd("ZCOUNT")
-                        .arg(&key)
-                        .arg(now_ms - stale)
-                        .arg("+inf")
-                        .query_async::<(u64,)>(&mut c)
+                        .arg(HOLDER_STALE.as_millis() as i64)
+                        .invoke_async(&mut c)
                         .await
-                        .map(|(n,)| ((), (), n))
                 })
                 .await?;
             Ok(live)
