@@ -433,6 +433,7 @@ impl WorkerLimits {
 
     /// Admits a request meeting `checks` (from `to11_shared::limits::checks`), or refuses it
     /// with the first limit it would pass. Waits on the store only for a slice that ran out.
+    #[cfg(test)]
     pub async fn admit(
         &self,
         project: Uuid,

@@ -9,7 +9,11 @@ use to11_shared::usage::{estimate, Usage};
 
 use super::admit::Call;
 use crate::auth::Caller;
-use crate::limits::{PlanKey, Refused, Ticket};
+use to11_shared::record::clean_user;
+
+use crate::error::GatewayError;
+use crate::limits::{PlanKey, RateHeaders, Refused, Ticket};
+use crate::metering::Draft;
 use crate::Worker;
 
 /// Whether any limit may apply to the caller (then a record draft carries the ticket).
@@ -17,19 +21,22 @@ pub fn limited(caller: &Caller) -> bool {
     caller.key.limits.is_some() || caller.project.limits.is_some() || caller.project.plan.is_some()
 }
 
-/// Reserves what the request may use on every limit it meets; `None` when none applies.
+/// Reserves what the request may use on every limit it meets; `None` when none applies. The end
+/// user is `header_user` (`x-to11-user`), else the body's `user`.
 pub async fn reserve(
     worker: &Worker,
     caller: &Caller,
     call: &Call<'_>,
     scan: &Scan<'_>,
     body_len: usize,
-    user: Option<&str>,
+    header_user: Option<String>,
     now_ms: i64,
 ) -> Result<Option<Ticket>, Refused> {
     if !limited(caller) {
         return Ok(None);
     }
+    let user = header_user.or_else(|| scan.user.as_deref().and_then(clean_user));
+    let user = user.as_deref();
     let p = &caller.project;
     let scopes = || -> Vec<Scope<'_>> {
         [
@@ -66,6 +73,29 @@ pub async fn reserve(
         .admit_planned(p.id, plan, make, &need, now_ms)
         .await?;
     Ok((!ticket.is_empty()).then_some(ticket))
+}
+
+/// Where an admission goes: the ticket into the request's record draft (which settles it), the
+/// `x-ratelimit-*` values to the answer; a refusal is the request's error.
+pub fn hand_over(
+    admitted: Result<Option<Ticket>, Refused>,
+    draft: &mut Option<Draft>,
+    rate: &mut Option<RateHeaders>,
+) -> Result<(), GatewayError> {
+    match admitted {
+        Ok(Some(mut ticket)) => {
+            *rate = Some(std::mem::take(&mut ticket.headers));
+            if let Some(d) = draft.as_mut() {
+                d.ticket(ticket);
+            }
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(refused) => {
+            *rate = Some(refused.headers);
+            Err(refused.error)
+        }
+    }
 }
 
 /// What a request is expected to use: its input estimated from the body's size (as metering

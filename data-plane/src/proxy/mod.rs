@@ -162,11 +162,6 @@ async fn serve(
     }
     // Admission control (limits and budgets) decides here, before any attempt.
     if limited {
-        let user = header_user.or_else(|| {
-            scan.user
-                .as_deref()
-                .and_then(to11_shared::record::clean_user)
-        });
         let now_ms = arrived.at.timestamp_millis();
         let admitted = limit::reserve(
             worker,
@@ -174,23 +169,11 @@ async fn serve(
             &call,
             &scan,
             body.len(),
-            user.as_deref(),
+            header_user,
             now_ms,
         )
         .await;
-        match admitted {
-            Ok(Some(mut ticket)) => {
-                *rate = Some(std::mem::take(&mut ticket.headers));
-                if let Some(d) = draft.as_mut() {
-                    d.ticket(ticket);
-                }
-            }
-            Ok(None) => {}
-            Err(refused) => {
-                *rate = Some(refused.headers);
-                return Err(refused.error);
-            }
-        }
+        limit::hand_over(admitted, draft, rate)?;
     }
     let project = &caller.project;
     let r = &call.resolution;
