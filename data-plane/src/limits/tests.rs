@@ -1,6 +1,6 @@
 use super::*;
 use to11_io::counters::{CounterError, Grant, LocalCounters};
-use to11_shared::limits::{Budget, Limits, Period, Reservation, Scope, MICROS};
+use to11_shared::limits::{Budget, Limits, Owner, Period, Reservation, Scope, Window, MICROS};
 
 fn limiter(store: Arc<dyn CounterStore>) -> Arc<Limiter> {
     Limiter::new(store, WhenDown::Local, 100)
