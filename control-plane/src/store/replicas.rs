@@ -8,15 +8,13 @@ use redis::aio::MultiplexedConnection;
 use to11_io::replicas::{ReplicaDirectory, ReportError};
 use to11_shared::bus::replica_pattern;
 use to11_shared::report::ReplicaReport;
-use tokio::sync::Mutex;
 
 /// Most report keys listed (a bound on one operator request's work).
 const MAX_REPLICAS: usize = 10_000;
 
 pub struct RedisReplicas {
-    client: redis::Client,
+    redis: to11_io::redis_conn::LazyRedis,
     prefix: String,
-    conn: Mutex<Option<MultiplexedConnection>>,
 }
 
 fn err(e: redis::RedisError) -> ReportError {
@@ -26,24 +24,13 @@ fn err(e: redis::RedisError) -> ReportError {
 impl RedisReplicas {
     pub fn new(url: &str, prefix: &str) -> Result<Self, ReportError> {
         Ok(RedisReplicas {
-            client: redis::Client::open(url).map_err(err)?,
+            redis: to11_io::redis_conn::LazyRedis::open(url).map_err(err)?,
             prefix: prefix.to_string(),
-            conn: Mutex::new(None),
         })
     }
 
     async fn conn(&self) -> Result<MultiplexedConnection, ReportError> {
-        let mut g = self.conn.lock().await;
-        if let Some(c) = g.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = self
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(err)?;
-        *g = Some(c.clone());
-        Ok(c)
+        self.redis.get().await.map_err(err)
     }
 
     async fn list(&self) -> Result<Vec<ReplicaReport>, ReportError> {
@@ -80,7 +67,7 @@ impl RedisReplicas {
         let values = match r {
             Ok(v) => v,
             Err(e) => {
-                *self.conn.lock().await = None;
+                self.redis.reset().await;
                 return Err(err(e));
             }
         };

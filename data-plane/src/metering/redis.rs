@@ -5,45 +5,33 @@
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use redis::aio::MultiplexedConnection;
+use to11_io::redis_conn::LazyRedis;
 use to11_io::sink::{RecordSink, SinkError};
 use to11_shared::bus::{usage_stream, USAGE_FIELD};
 use to11_shared::record::{encode_batch, RequestRecord};
-use tokio::sync::Mutex;
 
 pub struct RedisSink {
-    client: redis::Client,
+    redis: LazyRedis,
     stream: String,
     max_entries: u64,
-    conn: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl RedisSink {
     pub fn new(url: &str, prefix: &str, max_entries: u64) -> Result<Self, SinkError> {
         Ok(RedisSink {
-            client: redis::Client::open(url).map_err(|e| SinkError(format!("redis: {e}")))?,
+            redis: LazyRedis::open(url).map_err(|e| SinkError(format!("redis: {e}")))?,
             stream: usage_stream(prefix),
             max_entries,
-            conn: Mutex::new(None),
         })
     }
 
     async fn add(&self, batch: &[RequestRecord]) -> Result<(), SinkError> {
         let encoded = encode_batch(batch);
-        let mut guard = self.conn.lock().await;
-        let mut conn = match guard.as_ref() {
-            Some(c) => c.clone(),
-            None => {
-                let c = self
-                    .client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(|e| SinkError(format!("redis: {e}")))?;
-                *guard = Some(c.clone());
-                c
-            }
-        };
-        drop(guard);
+        let mut conn = self
+            .redis
+            .get()
+            .await
+            .map_err(|e| SinkError(format!("redis: {e}")))?;
         let added: redis::RedisResult<String> = redis::cmd("XADD")
             .arg(&self.stream)
             .arg("MAXLEN")
@@ -58,7 +46,7 @@ impl RedisSink {
             Ok(_) => Ok(()),
             Err(e) => {
                 // A broken connection is made again on the next batch.
-                *self.conn.lock().await = None;
+                self.redis.reset().await;
                 Err(SinkError(format!("redis: {e}")))
             }
         }

@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use redis::aio::MultiplexedConnection;
 use to11_io::replicas::{ReportError, ReportSink};
 use to11_shared::bus::replica_key;
 use to11_shared::report::ReplicaReport;
-use tokio::sync::Mutex;
 
 use super::SyncStatus;
 use crate::drain::Drain;
@@ -25,17 +23,16 @@ use crate::state::Live;
 /// Reports in Redis: `SET {prefix}replica:{id} <json> PX <ttl>`, the one key a replica writes
 /// besides the usage stream.
 pub struct RedisReports {
-    client: redis::Client,
+    redis: to11_io::redis_conn::LazyRedis,
     prefix: String,
-    conn: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl RedisReports {
     pub fn new(url: &str, prefix: &str) -> Result<Self, ReportError> {
         Ok(RedisReports {
-            client: redis::Client::open(url).map_err(|e| ReportError(format!("redis: {e}")))?,
+            redis: to11_io::redis_conn::LazyRedis::open(url)
+                .map_err(|e| ReportError(format!("redis: {e}")))?,
             prefix: prefix.to_string(),
-            conn: Mutex::new(None),
         })
     }
 }
@@ -50,20 +47,11 @@ impl ReportSink for RedisReports {
         let body = serde_json::to_string(report);
         async move {
             let body = body.map_err(|e| ReportError(e.to_string()))?;
-            let mut guard = self.conn.lock().await;
-            let mut conn = match guard.as_ref() {
-                Some(c) => c.clone(),
-                None => {
-                    let c = self
-                        .client
-                        .get_multiplexed_async_connection()
-                        .await
-                        .map_err(|e| ReportError(format!("redis: {e}")))?;
-                    *guard = Some(c.clone());
-                    c
-                }
-            };
-            drop(guard);
+            let mut conn = self
+                .redis
+                .get()
+                .await
+                .map_err(|e| ReportError(format!("redis: {e}")))?;
             let set: redis::RedisResult<()> = redis::cmd("SET")
                 .arg(&key)
                 .arg(body)
@@ -71,13 +59,12 @@ impl ReportSink for RedisReports {
                 .arg(ttl.as_millis().max(1) as u64)
                 .query_async(&mut conn)
                 .await;
-            set.map_err(|e| {
+            if let Err(e) = set {
                 // A broken connection is made again on the next report.
-                if let Ok(mut g) = self.conn.try_lock() {
-                    *g = None;
-                }
-                ReportError(format!("redis: {e}"))
-            })
+                self.redis.reset().await;
+                return Err(ReportError(format!("redis: {e}")));
+            }
+            Ok(())
         }
         .boxed()
     }

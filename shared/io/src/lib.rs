@@ -7,6 +7,7 @@
 pub mod counters;
 pub mod metrics;
 pub mod outbound;
+pub mod redis_conn;
 pub mod replicas;
 pub mod sink;
 pub mod source;

@@ -79,10 +79,9 @@ return out
 /// Counters in Redis, shared by every replica. Each call is bounded by `timeout`; a broken
 /// connection is made again on the next call.
 pub struct RedisCounters {
-    client: redis::Client,
+    redis: crate::redis_conn::LazyRedis,
     prefix: String,
     timeout: Duration,
-    conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     grant: redis::Script,
     acquire: redis::Script,
     release: redis::Script,
@@ -93,10 +92,10 @@ pub struct RedisCounters {
 impl RedisCounters {
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, CounterError> {
         Ok(RedisCounters {
-            client: redis::Client::open(url).map_err(|e| CounterError(e.to_string()))?,
+            redis: crate::redis_conn::LazyRedis::open(url)
+                .map_err(|e| CounterError(e.to_string()))?,
             prefix: prefix.to_string(),
             timeout,
-            conn: tokio::sync::Mutex::new(None),
             grant: redis::Script::new(GRANT),
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
@@ -113,20 +112,6 @@ impl RedisCounters {
         format!("{}lim:events", self.prefix)
     }
 
-    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, CounterError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = self
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| CounterError(e.to_string()))?;
-        *guard = Some(c.clone());
-        Ok(c)
-    }
-
     /// Runs `f` on a connection within the timeout; on any failure the connection is dropped.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, CounterError>
     where
@@ -134,7 +119,11 @@ impl RedisCounters {
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
-            let conn = self.conn().await?;
+            let conn = self
+                .redis
+                .get()
+                .await
+                .map_err(|e| CounterError(e.to_string()))?;
             f(conn).await.map_err(|e| CounterError(e.to_string()))
         };
         let out = match tokio::time::timeout(self.timeout, attempt).await {
@@ -145,7 +134,7 @@ impl RedisCounters {
             ))),
         };
         if out.is_err() {
-            *self.conn.lock().await = None;
+            self.redis.reset().await;
         }
         out
     }
@@ -223,7 +212,8 @@ impl RedisCounters {
         let key = self.events_key();
         let read = async {
             let mut conn = self
-                .client
+                .redis
+                .client()
                 .get_multiplexed_async_connection()
                 .await
                 .map_err(|e| CounterError(e.to_string()))?;
