@@ -214,6 +214,12 @@ impl Api {
 }
 
 const OPENAI_SURFACES: &[Api] = &[Api::Chat, Api::Completions, Api::Embeddings, Api::Responses];
+/// OpenAI-compatible servers without a Responses API: `/v1/responses` reaches them translated
+/// to chat completions.
+const CHAT_SURFACES: &[Api] = &[Api::Chat, Api::Completions, Api::Embeddings];
+/// OpenAI-compatible entries that serve `/v1/responses` themselves (OpenAI, and those whose
+/// documentation says so); every other one gets the Responses API through chat completions.
+const NATIVE_RESPONSES: &[&str] = &["openai", "groq", "xai", "fireworks", "openrouter", "vllm"];
 
 fn api_key_field(required: bool, help: &'static str) -> Field {
     Field {
@@ -304,6 +310,9 @@ pub fn entries() -> Vec<CatalogEntry> {
             "mistral" | "perplexity" => e.stream_usage = StreamUsage::Sends,
             "cohere" => e.stream_usage = StreamUsage::Never,
             _ => {}
+        }
+        if e.surfaces == OPENAI_SURFACES && !NATIVE_RESPONSES.contains(&e.id) {
+            e.surfaces = CHAT_SURFACES;
         }
     }
     all

@@ -11,7 +11,7 @@ use crate::catalog::{Api, Family, StreamUsage};
 use crate::sigv4::uri_encode;
 use crate::translate::pair::{
     BEDROCK_CLAUDE, CHAT_TO_CONVERSE, CHAT_TO_GEMINI, CHAT_TO_MESSAGES, MESSAGES_TO_CHAT,
-    VERTEX_CLAUDE,
+    RESPONSES_TO_CHAT, VERTEX_CLAUDE,
 };
 use crate::translate::{Framing, Step, Translation};
 use crate::usage::UsageFormat;
@@ -337,6 +337,14 @@ static CHAT_TO_BEDROCK: &[&Step] = &[&CHAT_TO_CONVERSE];
 static MESSAGES_TO_OPENAI: &[&Step] = &[&MESSAGES_TO_CHAT];
 static MESSAGES_TO_GOOGLE: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_GEMINI];
 static MESSAGES_TO_BEDROCK: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_CONVERSE];
+static RESPONSES_TO_OPENAI: &[&Step] = &[&RESPONSES_TO_CHAT];
+static RESPONSES_TO_ANTHROPIC: &[&Step] = &[&RESPONSES_TO_CHAT, &CHAT_TO_MESSAGES];
+static RESPONSES_TO_VERTEX_CLAUDE: &[&Step] =
+    &[&RESPONSES_TO_CHAT, &CHAT_TO_MESSAGES, &VERTEX_CLAUDE];
+static RESPONSES_TO_BEDROCK_CLAUDE: &[&Step] =
+    &[&RESPONSES_TO_CHAT, &CHAT_TO_MESSAGES, &BEDROCK_CLAUDE];
+static RESPONSES_TO_GOOGLE: &[&Step] = &[&RESPONSES_TO_CHAT, &CHAT_TO_GEMINI];
+static RESPONSES_TO_BEDROCK: &[&Step] = &[&RESPONSES_TO_CHAT, &CHAT_TO_CONVERSE];
 
 fn translate(steps: &'static [&'static Step], framing: Framing) -> BodyEdit {
     BodyEdit::Translate(Translation::new(steps, framing))
@@ -378,6 +386,7 @@ pub fn plan(
     let translated = match surface {
         Surface::Chat => translated_chat(p, model, stream),
         Surface::Messages => translated_messages(p, model, stream),
+        Surface::Responses => translated_responses(p, model, stream),
         _ => None,
     };
     let mut plan = match translated {
@@ -642,6 +651,52 @@ fn translated_messages(p: &ProviderApi, model: &str, stream: bool) -> Option<Pla
         Family::Bedrock if !model.contains("anthropic.") => pass(
             p.bedrock_url(model, converse_op(stream).as_str()),
             translate(MESSAGES_TO_BEDROCK, Framing::ConverseEvents),
+        ),
+        _ => return None,
+    })
+}
+
+/// The Responses API through translation: to OpenAI chat for OpenAI-format targets without a
+/// Responses API, and on through chat to Claude (Anthropic, Vertex, Bedrock), Gemini and every
+/// other Bedrock model. `None` when the target speaks the Responses API natively.
+fn translated_responses(p: &ProviderApi, model: &str, stream: bool) -> Option<Plan> {
+    if p.surfaces.contains(&Api::Responses) {
+        return None;
+    }
+    let base = &p.base_url;
+    Some(match p.family {
+        Family::OpenAi | Family::Azure if p.surfaces.contains(&Api::Chat) => pass(
+            match p.family {
+                Family::Azure => p.azure_url(model, "/chat/completions"),
+                _ => format!("{base}/chat/completions"),
+            },
+            translate(RESPONSES_TO_OPENAI, Framing::Sse),
+        ),
+        Family::Anthropic => Plan {
+            default_headers: ANTHROPIC_DEFAULTS,
+            ..pass(
+                format!("{base}/messages"),
+                translate(RESPONSES_TO_ANTHROPIC, Framing::Sse),
+            )
+        },
+        Family::Vertex if vertex_publisher(model) == "anthropic" => pass(
+            p.vertex_claude_url(model, stream),
+            translate(RESPONSES_TO_VERTEX_CLAUDE, Framing::Sse),
+        ),
+        Family::Bedrock if model.contains("anthropic.") => {
+            let (op, framing) = invoke(stream);
+            pass(
+                p.bedrock_url(model, op.as_str()),
+                translate(RESPONSES_TO_BEDROCK_CLAUDE, framing),
+            )
+        }
+        Family::Bedrock => pass(
+            p.bedrock_url(model, converse_op(stream).as_str()),
+            translate(RESPONSES_TO_BEDROCK, Framing::ConverseEvents),
+        ),
+        Family::Gemini | Family::Vertex => pass(
+            p.google_url(model, google_method(stream)),
+            translate(RESPONSES_TO_GOOGLE, Framing::Sse),
         ),
         _ => return None,
     })

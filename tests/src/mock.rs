@@ -477,6 +477,9 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             "message": format!("Invalid model '{model}'. Permitted models can be found in the documentation."),
             "type": "invalid_model", "code": 400}}));
     }
+    if let Some(r) = tool_call(&v, &model) {
+        return r;
+    }
     if v["stream"].as_bool() == Some(true) {
         let chunks = openai_stream(&model, v["stream_options"]["include_usage"] == true, 5, 4);
         let gate = req
@@ -538,12 +541,142 @@ async fn echo(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             serde_json::json!({"id": "cmpl-mock", "object": "text_completion", "model": model,
             "choices": [{"index": 0, "text": "mock", "finish_reason": "stop"}]})
         }
-        _ => {
-            serde_json::json!({"id": "resp_mock", "object": "response", "model": model, "status": "completed",
-            "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "mock"}]}]})
+        _ if v["stream"] == true => {
+            return HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .body(responses_events(&model))
         }
+        _ => responses_object(&model, "completed"),
     };
     HttpResponse::Ok().json(object)
+}
+
+/// With tools, the mock model calls the first one (or the one `tool_choice` names) with
+/// {"q":"x"}, unless the last message is a tool's output: then it answers as usual.
+fn tool_call(v: &serde_json::Value, model: &str) -> Option<HttpResponse> {
+    let first = v["tools"].as_array()?.first()?;
+    if v["messages"].as_array()?.last()?["role"] == "tool" {
+        return None;
+    }
+    let name = v["tool_choice"]["function"]["name"]
+        .as_str()
+        .or(first["function"]["name"].as_str())
+        .unwrap_or("tool");
+    let call = |args: &str| {
+        serde_json::json!({"index": 0, "id": "call_mock_1", "type": "function",
+        "function": {"name": name, "arguments": args}})
+    };
+    if v["stream"] != true {
+        return Some(HttpResponse::Ok().json(serde_json::json!({
+            "id": "chatcmpl-tool", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": null,
+                "message": {"role": "assistant", "content": null, "tool_calls": [call("{\"q\":\"x\"}")]}}],
+            "usage": openai_usage(5, 4)})));
+    }
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        let c = serde_json::json!({"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1,
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let mut body = chunk(
+        serde_json::json!({"role": "assistant", "tool_calls": [call("")]}),
+        None,
+    );
+    for part in ["{\"q\":", "\"x\"}"] {
+        body.push_str(&chunk(
+            serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+            None,
+        ));
+    }
+    body.push_str(&chunk(serde_json::json!({}), Some("tool_calls")));
+    if v["stream_options"]["include_usage"] == true {
+        let u = serde_json::json!({"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1,
+            "model": model, "choices": [], "usage": openai_usage(5, 4)});
+        body.push_str(&format!("data: {u}\n\n"));
+    }
+    body.push_str("data: [DONE]\n\n");
+    Some(
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(body),
+    )
+}
+
+/// A Responses API answer as OpenAI gives it: one message with the text "mock".
+fn responses_object(model: &str, status: &str) -> serde_json::Value {
+    let done = status == "completed";
+    serde_json::json!({"id": "resp_mock", "object": "response", "created_at": 1, "model": model,
+        "status": status, "error": null, "incomplete_details": null, "parallel_tool_calls": true,
+        "tool_choice": "auto", "tools": [],
+        "output": if done { serde_json::json!([{"id": "msg_mock", "type": "message", "status": "completed",
+            "role": "assistant", "content": [{"type": "output_text", "text": "mock", "annotations": []}]}]) }
+            else { serde_json::json!([]) },
+        "usage": if done { serde_json::json!({"input_tokens": 3, "input_tokens_details": {"cached_tokens": 1},
+            "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 5}) }
+            else { serde_json::Value::Null }})
+}
+
+/// The Responses API's event stream for the same answer, text in two deltas.
+fn responses_events(model: &str) -> String {
+    let item = serde_json::json!({"id": "msg_mock", "type": "message", "status": "in_progress",
+        "role": "assistant", "content": []});
+    let part =
+        |text: &str| serde_json::json!({"type": "output_text", "text": text, "annotations": []});
+    let at = |i: &str| serde_json::json!({"item_id": i, "output_index": 0, "content_index": 0});
+    let mut events = vec![
+        (
+            "response.created",
+            serde_json::json!({"response": responses_object(model, "in_progress")}),
+        ),
+        (
+            "response.in_progress",
+            serde_json::json!({"response": responses_object(model, "in_progress")}),
+        ),
+        (
+            "response.output_item.added",
+            serde_json::json!({"output_index": 0, "item": item}),
+        ),
+    ];
+    let mut with = |name: &'static str, extra: serde_json::Value| {
+        let mut v = at("msg_mock");
+        for (k, x) in extra.as_object().into_iter().flatten() {
+            v[k] = x.clone();
+        }
+        events.push((name, v));
+    };
+    with(
+        "response.content_part.added",
+        serde_json::json!({"part": part("")}),
+    );
+    with(
+        "response.output_text.delta",
+        serde_json::json!({"delta": "mo", "logprobs": []}),
+    );
+    with(
+        "response.output_text.delta",
+        serde_json::json!({"delta": "ck", "logprobs": []}),
+    );
+    with(
+        "response.output_text.done",
+        serde_json::json!({"text": "mock", "logprobs": []}),
+    );
+    with(
+        "response.content_part.done",
+        serde_json::json!({"part": part("mock")}),
+    );
+    let whole = responses_object(model, "completed");
+    events.push((
+        "response.output_item.done",
+        serde_json::json!({"output_index": 0, "item": whole["output"][0]}),
+    ));
+    events.push(("response.completed", serde_json::json!({"response": whole})));
+    let mut out = String::new();
+    for (n, (name, mut data)) in events.into_iter().enumerate() {
+        data["type"] = name.into();
+        data["sequence_number"] = n.into();
+        out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+    }
+    out
 }
 
 /// Benchmark fast path: a fixed answer, no recording, no parsing.

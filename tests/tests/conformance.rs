@@ -707,8 +707,11 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             "/v1/messages",
             json!({"model": "cohere/m1", "max_tokens": 5, "mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}], "messages": [{"role": "user", "content": "hi"}]}),
         ),
-        // Claude on Bedrock, but a model that is not Claude.
-        ("/v1/responses", chat_body("bedrock/m1", false)),
+        // The Responses API through translation, with a hosted tool no target but OpenAI runs.
+        (
+            "/v1/responses",
+            json!({"model": "bedrock/m1", "input": "hi", "tools": [{"type": "web_search"}]}),
+        ),
         ("/v1/embeddings", chat_body("vertex/gemini-m1", false)),
     ] {
         let r = gateway(

@@ -297,7 +297,15 @@ async fn full_flow_over_redis() {
         )
         .await;
         assert_eq!(r.status, 200, "{path}: {:?}", r.body);
-        assert_eq!(mock.last_request(path).expect("rec").path, path);
+        // An OpenAI-compatible server has no Responses API: it is asked through chat.
+        let upstream = match path {
+            "/v1/responses" => "/v1/chat/completions",
+            p => p,
+        };
+        assert_eq!(mock.last_request(upstream).expect("rec").path, upstream);
+        if path == "/v1/responses" {
+            assert_eq!(r.json()["object"], "response", "{:?}", r.json());
+        }
     }
 
     // Unknown model → 404 in OpenAI's error shape; then expose it and see both replicas follow.

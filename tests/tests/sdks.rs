@@ -1,7 +1,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 //! The official `openai` and `anthropic` Python SDKs (pinned in `tests/sdk/requirements.txt`,
 //! installed from PyPI into `target/sdk-venv` on first run) against a running gateway whose targets
-//! are mocks: `tests/sdk/check_sdks.py` must parse every answer, stream and error.
+//! are mocks: `tests/sdk/check_sdks.py` must parse every answer, stream and error, and
+//! `tests/sdk/check_responses.py` runs the Responses API (and the OpenAI Agents SDK) against every
+//! family.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -50,6 +52,8 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     let project = p["id"].as_str().expect("id").to_string();
     for body in [
         json!({"kind": "openai", "base_url": openai.base_url(), "credential": {"api_key": "sk-openai-valid"}}),
+        // The same mock as a server without a Responses API: `/v1/responses` goes as chat.
+        json!({"kind": "openai-compatible", "slug": "compat", "base_url": openai.base_url(), "credential": {"api_key": "sk-openai-valid"}}),
         json!({"kind": "anthropic", "base_url": format!("http://{}/v1", anthropic.addr), "credential": {"api_key": key}}),
         json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", gemini.addr), "credential": {"api_key": key}}),
         json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"region": "us-central1"},
@@ -71,11 +75,21 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     )
     .await;
 
-    let mut cmd = Command::new(py);
+    let mut cmd = Command::new(&py);
     cmd.arg(root().join("tests/sdk/check_sdks.py"))
         .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
-        .env("TO11_KEY", gk);
+        .env("TO11_KEY", &gk);
     run_checks(cmd, "the SDK checks", "all SDK checks passed").await;
+    let mut cmd = Command::new(&py);
+    cmd.arg(root().join("tests/sdk/check_responses.py"))
+        .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
+        .env("TO11_KEY", &gk);
+    run_checks(
+        cmd,
+        "the Responses API checks",
+        "all Responses checks passed",
+    )
+    .await;
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

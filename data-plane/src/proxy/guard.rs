@@ -21,6 +21,15 @@ use crate::metrics::Tally;
 pub const OPENAI_END: &[&[u8]] = &[b"data: [DONE]", b"data: {\"error\""];
 /// The events that end an Anthropic Messages stream: `message_stop`, or its own error.
 pub const ANTHROPIC_END: &[&[u8]] = &[b"event: message_stop", b"event: error"];
+/// The events that end a Responses API stream: its completion, incompletion or failure, or an
+/// error event.
+pub const RESPONSES_END: &[&[u8]] = &[
+    b"event: response.completed",
+    b"event: response.incomplete",
+    b"event: response.failed",
+    b"event: error",
+    b"data: {\"error\"",
+];
 
 pub struct Guarded<S> {
     inner: S,
@@ -285,7 +294,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn markers_are_seen_split_anywhere() {
-        for markers in [OPENAI_END, ANTHROPIC_END] {
+        for markers in [OPENAI_END, ANTHROPIC_END, RESPONSES_END] {
             for m in markers {
                 assert!(m.len() <= SEAM);
                 let text = [b"data: {\"x\":1}\n\n".as_slice(), m, b"\n\n"].concat();

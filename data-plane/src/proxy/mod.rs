@@ -446,11 +446,13 @@ fn timeouts(
 }
 
 /// How a complete stream of the called API ends: OpenAI chat and completions with `[DONE]`,
-/// Anthropic Messages with `message_stop` (or their own error events); others are not checked.
+/// Anthropic Messages with `message_stop`, the Responses API with `response.completed` (or
+/// `.incomplete`, `.failed`; or their own error events); others are not checked.
 fn end_markers(surface: Surface) -> &'static [&'static [u8]] {
     match surface {
         Surface::Chat | Surface::Completions => guard::OPENAI_END,
         Surface::Messages => guard::ANTHROPIC_END,
+        Surface::Responses => guard::RESPONSES_END,
         _ => &[],
     }
 }

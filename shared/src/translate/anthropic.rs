@@ -116,10 +116,10 @@ impl Fields {
             "tool_choice" if !v.is_null() => self.tool_choice = Some(choice(v)?),
             "parallel_tool_calls" => self.parallel = v.as_bool().unwrap_or(true),
             "response_format" => self.json = json_tool(v, unsupported)?,
+            // Claude's equivalent, a thinking budget, needs each turn's signed thinking blocks
+            // sent back with its tool calls, which chat cannot carry: a tuning hint, dropped.
             "reasoning_effort" if !v.is_null() => {
-                return Err(unsupported(
-                    "'reasoning_effort' (use an Anthropic 'thinking' budget)",
-                ))
+                asked.dropped.add(super::Dropped::REASONING_EFFORT)
             }
             _ => refusals(k, v)?,
         }

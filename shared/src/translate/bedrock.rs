@@ -122,8 +122,8 @@ fn field(
             }
         }
         "response_format" => *json = json_tool(v, unsupported)?,
-        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
-        | "reasoning_effort" | "top_k" => {
+        "reasoning_effort" => asked.dropped.add(super::Dropped::REASONING_EFFORT),
+        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options" | "top_k" => {
             return Err(unsupported(&format!("'{k}'")));
         }
         "modalities" => {

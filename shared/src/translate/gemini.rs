@@ -57,14 +57,14 @@ fn clean_schema(v: &Value) -> Value {
 /// An OpenAI chat request body → a `generateContent` body (the model is in the URL).
 pub fn request(
     req: Map<String, Value>,
-    _: &Target<'_>,
+    target: &Target<'_>,
     asked: &mut Asked,
 ) -> Result<Map<String, Value>, TranslateError> {
     let mut out = Map::new();
     let mut config = Map::new();
     for (k, v) in &req {
         if !v.is_null() {
-            field(k, v, asked, &mut config)?;
+            field(k, v, asked, &mut config, target.model)?;
         }
     }
     if let Some(max) = req
@@ -83,6 +83,7 @@ pub fn request(
     let (system, contents) = contents(
         req.get("messages")
             .ok_or_else(|| invalid("the request has no 'messages'"))?,
+        target.model.starts_with("gemini-3"),
     )?;
     if !system.is_empty() {
         out.insert("systemInstruction".into(), json!({"parts": system}));
@@ -100,6 +101,7 @@ fn field(
     v: &Value,
     asked: &mut Asked,
     config: &mut Map<String, Value>,
+    model: &str,
 ) -> Result<(), TranslateError> {
     match k {
         "model" | "messages" | "tools" | "tool_choice" | "parallel_tool_calls" => {}
@@ -148,8 +150,12 @@ fn field(
                 return Err(unsupported("logprobs"));
             }
         }
-        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options"
-        | "reasoning_effort" => {
+        "reasoning_effort" => {
+            if let Some(t) = v.as_str().and_then(|e| thinking(e, model)) {
+                config.insert("thinkingConfig".into(), t);
+            }
+        }
+        "top_logprobs" | "logit_bias" | "audio" | "prediction" | "web_search_options" => {
             return Err(unsupported(&format!("'{k}'")));
         }
         "modalities" => {
@@ -162,6 +168,27 @@ fn field(
         other => return Err(unsupported(&format!("the request field '{other}'"))),
     }
     Ok(())
+}
+
+/// OpenAI's `reasoning_effort` as Gemini's `thinkingConfig`: a thinking level on Gemini 3, a
+/// thinking budget before it (Gemini 2.5 Pro cannot turn thinking off: its least is 128).
+fn thinking(effort: &str, model: &str) -> Option<Value> {
+    if model.starts_with("gemini-3") {
+        let level = match effort {
+            "none" | "minimal" | "low" => "low",
+            _ => "high",
+        };
+        return Some(json!({"thinkingLevel": level}));
+    }
+    let budget = match effort {
+        "none" | "minimal" if model.contains("pro") => 128,
+        "none" | "minimal" => 0,
+        "low" => 1024,
+        "medium" => 8192,
+        "high" | "xhigh" => 24576,
+        _ => return None,
+    };
+    Some(json!({"thinkingBudget": budget}))
 }
 
 /// OpenAI function tools → `functionDeclarations`.
@@ -235,7 +262,12 @@ fn parts(c: &Value) -> Result<Vec<Value>, TranslateError> {
     }
 }
 
-fn contents(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
+/// The chat messages as `contents` (and the system instruction). `signatures_required`: the
+/// model refuses a turn's first function call without a thought signature (Gemini 3).
+fn contents(
+    v: &Value,
+    signatures_required: bool,
+) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
     let list = v
         .as_array()
         .ok_or_else(|| invalid("'messages' must be an array"))?;
@@ -259,15 +291,24 @@ fn contents(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
             "user" => push_turn(&mut out, "user", parts(&m["content"])?),
             "assistant" => {
                 let mut p = parts(&m["content"])?;
-                for c in m["tool_calls"].as_array().into_iter().flatten() {
+                for (i, c) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
                     let name = c["function"]["name"]
                         .as_str()
                         .ok_or_else(|| invalid("a tool call has no name"))?;
                     let args = tool_arguments(c)?;
-                    if let Some(id) = c["id"].as_str() {
+                    let id = c["id"].as_str();
+                    if let Some(id) = id {
                         names.insert(id.to_string(), name.to_string());
                     }
-                    p.push(json!({"functionCall": {"name": name, "args": args}}));
+                    let mut part = json!({"functionCall": {"name": name, "args": args}});
+                    match id.and_then(signature_of) {
+                        Some(sig) => part["thoughtSignature"] = sig.into(),
+                        None if signatures_required && i == 0 => {
+                            part["thoughtSignature"] = NO_SIGNATURE.into()
+                        }
+                        None => {}
+                    }
+                    p.push(part);
                 }
                 push_turn(&mut out, "model", p);
             }
@@ -336,9 +377,17 @@ fn usage(u: &Value) -> Value {
         "prompt_tokens_details": {"cached_tokens": n("cachedContentTokenCount")}})
 }
 
-/// `(text, tool_calls, reasoning)` of a candidate's parts. Tool-call ids are generated:
-/// `call_{choice}_{n}`.
-fn split_parts(parts: &Value, choice: usize, first_call: usize) -> (String, Vec<Value>, String) {
+/// `(text, tool_calls, reasoning)` of a candidate's parts. Tool-call ids are generated,
+/// unique per answer (`call_{scope}_{choice}_{n}`, the scope being the answer's `responseId` or a
+/// random token): agents match tool outputs to calls by id across turns. A call's
+/// `thoughtSignature` rides in its id (`__ts__` and the signature in URL-safe base64), so that
+/// the next turn, whichever API the client speaks, gives it back to Gemini with the call.
+fn split_parts(
+    parts: &Value,
+    choice: usize,
+    first_call: usize,
+    scope: &str,
+) -> (String, Vec<Value>, String) {
     let (mut text, mut calls, mut reasoning) = (String::new(), Vec::new(), String::new());
     for p in parts.as_array().into_iter().flatten() {
         if let Some(t) = p["text"].as_str() {
@@ -349,20 +398,63 @@ fn split_parts(parts: &Value, choice: usize, first_call: usize) -> (String, Vec<
             }
         } else if let Some(f) = p.get("functionCall") {
             let n = first_call + calls.len();
-            calls.push(
-                json!({"id": format!("call_{choice}_{n}"), "type": "function",
-                "function": {"name": f["name"], "arguments": f["args"].to_string()}}),
-            );
+            let mut id = format!("call_{scope}_{choice}_{n}");
+            if let Some(sig) = p["thoughtSignature"].as_str() {
+                id.push_str(SIGNATURE_MARK);
+                id.extend(sig.chars().filter(|c| *c != '=').map(|c| match c {
+                    '+' => '-',
+                    '/' => '_',
+                    c => c,
+                }));
+            }
+            calls.push(json!({"id": id, "type": "function",
+                "function": {"name": f["name"], "arguments": f["args"].to_string()}}));
         }
     }
     (text, calls, reasoning)
 }
 
+/// Between a generated tool-call id and the thought signature it carries.
+const SIGNATURE_MARK: &str = "__ts__";
+
+/// The thought signature a tool-call id carries (standard base64, as Gemini gave it).
+fn signature_of(id: &str) -> Option<String> {
+    let (_, sig) = id.split_once(SIGNATURE_MARK)?;
+    let mut s: String = sig
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !s.len().is_multiple_of(4) {
+        s.push('=');
+    }
+    (!sig.is_empty()).then_some(s)
+}
+
+/// What Gemini 3 accepts in place of a function call's thought signature when there is none
+/// (history from another model, or from a client that dropped it): Google's documented value for
+/// skipping the check, instead of a 400.
+const NO_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// A token that makes generated tool-call ids unique when the answer has no `responseId`.
+fn scope_of(r: &Value) -> String {
+    match r["responseId"].as_str() {
+        Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            id.to_string()
+        }
+        _ => format!("{:012x}", rand::random::<u64>() >> 16),
+    }
+}
+
 /// A `generateContent` answer → an OpenAI `chat.completion`.
 pub fn answer(r: Value, a: &Answer<'_>) -> Value {
     let mut choices = Vec::new();
+    let scope = scope_of(&r);
     for (i, c) in r["candidates"].as_array().into_iter().flatten().enumerate() {
-        let (text, calls, reasoning) = split_parts(&c["content"]["parts"], i, 0);
+        let (text, calls, reasoning) = split_parts(&c["content"]["parts"], i, 0, &scope);
         let called = !calls.is_empty();
         let message = assistant_message(text, calls, reasoning);
         choices.push(json!({"index": c["index"].as_u64().unwrap_or(i as u64), "message": message, "logprobs": null,
@@ -375,7 +467,7 @@ pub fn answer(r: Value, a: &Answer<'_>) -> Value {
     let id = r["responseId"]
         .as_str()
         .map(|i| format!("chatcmpl-{i}"))
-        .unwrap_or_else(|| STREAM_ID.into());
+        .unwrap_or_else(|| format!("chatcmpl-{scope}"));
     json!({"id": id, "object": "chat.completion", "created": a.created,
         "model": r["modelVersion"].as_str().unwrap_or(a.model), "choices": choices, "usage": usage(&r["usageMetadata"])})
 }
@@ -392,9 +484,6 @@ pub fn stream(a: &Answer<'_>) -> Box<dyn StreamTranslator> {
     Box::new(Stream::new(a.asked, a.model, a.created))
 }
 
-/// The `id` of translated Gemini chunks (the SSE events carry no response id).
-const STREAM_ID: &str = "chatcmpl-gemini";
-
 /// `streamGenerateContent?alt=sse` events → `chat.completion.chunk` SSE.
 pub struct Stream {
     asked: Asked,
@@ -402,6 +491,10 @@ pub struct Stream {
     model: String,
     started: bool,
     calls: usize,
+    /// What makes this answer's tool-call ids unique (from its first event).
+    scope: String,
+    /// The chunks' `id`: `chatcmpl-{scope}`.
+    id: String,
     finished: bool,
     usage: Option<Value>,
     ended: bool,
@@ -415,6 +508,8 @@ impl Stream {
             model: model.to_string(),
             started: false,
             calls: 0,
+            scope: String::new(),
+            id: "chatcmpl-gemini".into(),
             finished: false,
             usage: None,
             ended: false,
@@ -423,7 +518,7 @@ impl Stream {
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
         chunk(
-            STREAM_ID,
+            &self.id,
             self.created,
             &self.model,
             self.asked.include_usage,
@@ -449,10 +544,13 @@ impl StreamTranslator for Stream {
         }
         if !self.started {
             self.started = true;
+            self.scope = scope_of(&v);
+            self.id = format!("chatcmpl-{}", self.scope);
             out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
         }
         let c = &v["candidates"][0];
-        let (text, calls, reasoning) = split_parts(&c["content"]["parts"], 0, self.calls);
+        let (text, calls, reasoning) =
+            split_parts(&c["content"]["parts"], 0, self.calls, &self.scope);
         if !reasoning.is_empty() {
             out.push(self.chunk(json!({ "reasoning_content": reasoning }), None));
         }
@@ -486,7 +584,7 @@ impl StreamTranslator for Stream {
         self.ended = true;
         if self.asked.include_usage {
             let u = usage(self.usage.as_ref().unwrap_or(&json!({})));
-            out.push(usage_chunk(STREAM_ID, self.created, &self.model, u));
+            out.push(usage_chunk(&self.id, self.created, &self.model, u));
         }
         out.push(Event::Done);
     }
@@ -610,7 +708,7 @@ mod tests {
         assert_eq!(c["message"]["reasoning_content"], "thinking");
         assert_eq!(
             c["message"]["tool_calls"][0],
-            json!({"id": "call_0_0", "type": "function", "function": {"name": "get", "arguments": "{\"q\":\"a\"}"}})
+            json!({"id": "call_r1_0_0", "type": "function", "function": {"name": "get", "arguments": "{\"q\":\"a\"}"}})
         );
         assert_eq!(
             out["usage"],
@@ -643,8 +741,8 @@ mod tests {
         assert_eq!(e["error"]["code"], "RESOURCE_EXHAUSTED");
     }
 
-    const STREAM: &str = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hel\"}]},\"index\":0}]}\r\n\r\n\
-data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"lo\"},{\"functionCall\":{\"name\":\"get\",\"args\":{\"q\":\"a\"}}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2,\"totalTokenCount\":5}}\r\n\r\n";
+    const STREAM: &str = "data: {\"responseId\":\"s1\",\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hel\"}]},\"index\":0}]}\r\n\r\n\
+data: {\"responseId\":\"s1\",\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"lo\"},{\"functionCall\":{\"name\":\"get\",\"args\":{\"q\":\"a\"}}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":2,\"totalTokenCount\":5}}\r\n\r\n";
 
     fn translate(parts: &[&[u8]], asked: Asked) -> String {
         testing::stream(&CHAT_TO_GEMINI, Framing::Sse, asked, "m", parts).0
@@ -689,5 +787,72 @@ data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"l
         }
         // Cut before the finish reason: no [DONE].
         assert!(!translate(&[&bytes[..bytes.len() / 2]], asked).contains("[DONE]"));
+    }
+
+    /// A function call's thought signature leaves in the tool-call id and comes back with the
+    /// call on the next turn; Gemini 3 gets Google's skip value for a call that has none.
+    #[test]
+    fn thought_signatures_round_trip_through_tool_call_ids() {
+        let sig = "Cr8BAY+/v7+/a2V5PT0=";
+        let body = json!({"responseId": "r9", "candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "get", "args": {"q": "a"}}, "thoughtSignature": sig},
+            {"functionCall": {"name": "get", "args": {"q": "b"}}}]}, "finishReason": "STOP"}]});
+        let out: Value =
+            serde_json::from_slice(&response(body.to_string().as_bytes(), "m", 1).expect("ok"))
+                .expect("json");
+        let calls = out["choices"][0]["message"]["tool_calls"].clone();
+        let id = calls[0]["id"].as_str().expect("id").to_string();
+        assert!(id.starts_with("call_r9_0_0__ts__"), "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "ids stay within [A-Za-z0-9_-] (Anthropic's rule for tool_use ids): {id}"
+        );
+        assert_eq!(calls[1]["id"], "call_r9_0_1");
+        let next = |model: &str| {
+            testing::request(
+                &CHAT_TO_GEMINI,
+                json!({"model": "x", "messages": [{"role": "user", "content": "q"},
+                    {"role": "assistant", "content": null, "tool_calls": calls},
+                    {"role": "tool", "tool_call_id": id, "content": "1"},
+                    {"role": "tool", "tool_call_id": "call_r9_0_1", "content": "2"}]})
+                .to_string()
+                .as_bytes(),
+                model,
+            )
+            .map(|(b, _)| serde_json::from_slice::<Value>(&b).expect("json"))
+            .expect("ok")
+        };
+        let v = next("gemini-2.5-pro");
+        let model_turn = &v["contents"][1]["parts"];
+        assert_eq!(model_turn[0]["thoughtSignature"], sig);
+        assert!(model_turn[1].get("thoughtSignature").is_none());
+        // A Gemini 3 turn whose first call lost its signature gets the documented skip value.
+        let mut unsigned = calls.clone();
+        unsigned[0]["id"] = "call_other".into();
+        let v = testing::request(
+            &CHAT_TO_GEMINI,
+            json!({"model": "x", "messages": [{"role": "user", "content": "q"},
+                {"role": "assistant", "content": null, "tool_calls": [unsigned[0].clone()]},
+                {"role": "tool", "tool_call_id": "call_other", "content": "1"}]})
+            .to_string()
+            .as_bytes(),
+            "gemini-3-pro-preview",
+        )
+        .map(|(b, _)| serde_json::from_slice::<Value>(&b).expect("json"))
+        .expect("ok");
+        assert_eq!(
+            v["contents"][1]["parts"][0]["thoughtSignature"],
+            NO_SIGNATURE
+        );
+        // Streamed the same way.
+        let stream = format!(
+            "data: {}\r\n\r\n",
+            json!({"responseId": "r9", "candidates": [{"content": {"role": "model", "parts": [
+                {"functionCall": {"name": "get", "args": {}}, "thoughtSignature": sig}]}, "finishReason": "STOP"}]})
+        );
+        let text = translate(&[stream.as_bytes()], Asked::default());
+        assert!(text.contains(&id[..id.len() - 1]), "{text}");
+        assert_eq!(signature_of(&id).as_deref(), Some(sig));
     }
 }

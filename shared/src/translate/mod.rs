@@ -7,6 +7,7 @@ pub mod bedrock;
 pub mod gemini;
 pub mod messages_in;
 pub mod pair;
+pub mod responses_in;
 pub mod sse;
 pub mod stream;
 
@@ -27,7 +28,7 @@ pub struct Asked {
 
 /// A set of dropped request hints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Dropped(u8);
+pub struct Dropped(u16);
 
 impl Dropped {
     pub const THINKING: Dropped = Dropped(1);
@@ -35,12 +36,20 @@ impl Dropped {
     pub const CONTEXT_MANAGEMENT: Dropped = Dropped(1 << 2);
     pub const CACHE_CONTROL: Dropped = Dropped(1 << 3);
     pub const TOP_K: Dropped = Dropped(1 << 4);
-    const NAMES: [(Dropped, &'static str); 5] = [
+    pub const REASONING_SUMMARY: Dropped = Dropped(1 << 5);
+    pub const TRUNCATION: Dropped = Dropped(1 << 6);
+    pub const MAX_TOOL_CALLS: Dropped = Dropped(1 << 7);
+    pub const REASONING_EFFORT: Dropped = Dropped(1 << 8);
+    const NAMES: [(Dropped, &'static str); 9] = [
         (Dropped::THINKING, "thinking"),
         (Dropped::EFFORT, "output_config.effort"),
         (Dropped::CONTEXT_MANAGEMENT, "context_management"),
         (Dropped::CACHE_CONTROL, "cache_control"),
         (Dropped::TOP_K, "top_k"),
+        (Dropped::REASONING_SUMMARY, "reasoning.summary"),
+        (Dropped::TRUNCATION, "truncation"),
+        (Dropped::MAX_TOOL_CALLS, "max_tool_calls"),
+        (Dropped::REASONING_EFFORT, "reasoning_effort"),
     ];
 
     pub fn add(&mut self, d: Dropped) {

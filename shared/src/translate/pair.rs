@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::stream::{Chain, Converter, Framing, StreamTranslator};
-use super::{anthropic, bedrock, gemini, messages_in, Asked, TranslateError};
+use super::{anthropic, bedrock, gemini, messages_in, responses_in, Asked, TranslateError};
 use crate::usage::UsageFormat;
 
 /// What a request translation needs to know about the target.
@@ -239,6 +239,19 @@ pub static MESSAGES_TO_CHAT: Step = Step {
         whole: messages_in::answer,
         error: messages_in::error,
         stream: messages_in::stream,
+    }),
+    answers_in: UsageFormat::OpenAi,
+};
+
+/// OpenAI Responses → OpenAI chat (and on through chat's translations to every other family).
+pub static RESPONSES_TO_CHAT: Step = Step {
+    name: "OpenAI Responses → OpenAI chat",
+    request: responses_in::request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: responses_in::answer,
+        error: responses_in::error,
+        stream: responses_in::stream,
     }),
     answers_in: UsageFormat::OpenAi,
 };

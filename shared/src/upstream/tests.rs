@@ -84,7 +84,10 @@ fn plans_per_family() {
         plan(&azure, Surface::Chat, "my-gpt4o", false, Some("api-version=evil")).expect("ok").url,
         "https://contoso.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
     );
-    assert!(plan(&azure, Surface::Responses, "d", false, None).is_err());
+    assert_eq!(
+        plan(&azure, Surface::Responses, "d", false, None).expect("translated").url,
+        "https://contoso.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21"
+    );
     let anthropic = api(
         "anthropic",
         "https://api.anthropic.com/v1",
@@ -218,21 +221,148 @@ fn plans_per_family() {
         ))
     );
     assert!(t.url.ends_with("/model/amazon.nova-pro-v1%3A0/converse"));
-    assert!(plan(
-        &bedrock,
-        Surface::Responses,
-        "amazon.nova-pro-v1:0",
-        false,
-        None
-    )
-    .is_err());
     let cohere = api(
         "cohere",
         "https://api.cohere.ai/compatibility/v1",
         serde_json::json!({}),
     );
     assert!(plan(&cohere, Surface::Embeddings, "embed-v4.0", false, None).is_ok());
-    assert!(plan(&cohere, Surface::Responses, "command-a", false, None).is_err());
+    assert_eq!(
+        plan(&cohere, Surface::Responses, "command-a", false, None)
+            .expect("translated")
+            .url,
+        "https://api.cohere.ai/compatibility/v1/chat/completions"
+    );
+}
+
+/// The Responses API reaches every family: natively where the entry serves it, otherwise
+/// through chat completions and on through chat's translations.
+#[test]
+fn responses_plans_per_family() {
+    const R: &str = "OpenAI Responses → OpenAI chat";
+    /// Kind, base URL, account, model, stream; the upstream URL, the steps and their framing.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        serde_json::Value,
+        &'a str,
+        bool,
+        &'a str,
+        Option<Vec<&'a str>>,
+        Framing,
+    );
+    let cases: [Case; 9] = [
+        (
+            "openai",
+            "https://api.openai.com/v1",
+            serde_json::json!({}),
+            "gpt-5",
+            false,
+            "https://api.openai.com/v1/responses",
+            None,
+            Framing::Sse,
+        ),
+        (
+            "groq",
+            "https://api.groq.com/openai/v1",
+            serde_json::json!({}),
+            "llama",
+            false,
+            "https://api.groq.com/openai/v1/responses",
+            None,
+            Framing::Sse,
+        ),
+        (
+            "deepseek",
+            "https://api.deepseek.com/v1",
+            serde_json::json!({}),
+            "deepseek-chat",
+            false,
+            "https://api.deepseek.com/v1/chat/completions",
+            Some(vec![R]),
+            Framing::Sse,
+        ),
+        (
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            serde_json::json!({}),
+            "claude-x",
+            true,
+            "https://api.anthropic.com/v1/messages",
+            Some(vec![R, CHAT_TO_ANTHROPIC]),
+            Framing::Sse,
+        ),
+        (
+            "gemini",
+            "https://g/v1beta",
+            serde_json::json!({}),
+            "gemini-2.5-flash",
+            true,
+            "https://g/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            Some(vec![R, "OpenAI chat → Gemini generateContent"]),
+            Framing::Sse,
+        ),
+        (
+            "vertex",
+            "https://v",
+            serde_json::json!({"project": "p", "region": "r"}),
+            "claude-x",
+            false,
+            "https://v/v1/projects/p/locations/r/publishers/anthropic/models/claude-x:rawPredict",
+            Some(vec![
+                R,
+                CHAT_TO_ANTHROPIC,
+                "Anthropic Messages → Claude on Vertex",
+            ]),
+            Framing::Sse,
+        ),
+        (
+            "bedrock",
+            "https://b",
+            serde_json::json!({}),
+            "anthropic.claude-x",
+            true,
+            "https://b/model/anthropic.claude-x/invoke-with-response-stream",
+            Some(vec![
+                R,
+                CHAT_TO_ANTHROPIC,
+                "Anthropic Messages → Claude on Bedrock",
+            ]),
+            Framing::AnthropicChunks,
+        ),
+        (
+            "bedrock",
+            "https://b",
+            serde_json::json!({}),
+            "amazon.nova-pro-v1:0",
+            true,
+            "https://b/model/amazon.nova-pro-v1%3A0/converse-stream",
+            Some(vec![R, "OpenAI chat → Bedrock Converse"]),
+            Framing::ConverseEvents,
+        ),
+        (
+            "mistral",
+            "https://api.mistral.ai/v1",
+            serde_json::json!({}),
+            "mistral-large",
+            false,
+            "https://api.mistral.ai/v1/chat/completions",
+            Some(vec![R]),
+            Framing::Sse,
+        ),
+    ];
+    for (kind, base, account, model, stream, url, chain, framing) in cases {
+        let p = plan(
+            &api(kind, base, account),
+            Surface::Responses,
+            model,
+            stream,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{kind} {model}: {e}"));
+        assert_eq!(p.url, url, "{kind} {model}");
+        assert_eq!(steps(&p), chain.map(|c| (c, framing)), "{kind} {model}");
+    }
 }
 
 #[test]
