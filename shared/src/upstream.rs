@@ -10,7 +10,8 @@
 use crate::catalog::{Api, Family, StreamUsage};
 use crate::sigv4::uri_encode;
 use crate::translate::pair::{
-    BEDROCK_CLAUDE, CHAT_TO_CONVERSE, CHAT_TO_GEMINI, CHAT_TO_MESSAGES, MESSAGES_TO_CHAT,
+    BEDROCK_CLAUDE, CHAT_TO_CONVERSE, CHAT_TO_GEMINI, CHAT_TO_MESSAGES, EMBEDDINGS_TO_COHERE,
+    EMBEDDINGS_TO_GEMINI, EMBEDDINGS_TO_TITAN, EMBEDDINGS_TO_VERTEX, MESSAGES_TO_CHAT,
     RESPONSES_TO_CHAT, VERTEX_CLAUDE,
 };
 use crate::translate::{Framing, Step, Translation};
@@ -345,6 +346,10 @@ static RESPONSES_TO_BEDROCK_CLAUDE: &[&Step] =
     &[&RESPONSES_TO_CHAT, &CHAT_TO_MESSAGES, &BEDROCK_CLAUDE];
 static RESPONSES_TO_GOOGLE: &[&Step] = &[&RESPONSES_TO_CHAT, &CHAT_TO_GEMINI];
 static RESPONSES_TO_BEDROCK: &[&Step] = &[&RESPONSES_TO_CHAT, &CHAT_TO_CONVERSE];
+static EMBED_GEMINI: &[&Step] = &[&EMBEDDINGS_TO_GEMINI];
+static EMBED_VERTEX: &[&Step] = &[&EMBEDDINGS_TO_VERTEX];
+static EMBED_TITAN: &[&Step] = &[&EMBEDDINGS_TO_TITAN];
+static EMBED_COHERE: &[&Step] = &[&EMBEDDINGS_TO_COHERE];
 
 fn translate(steps: &'static [&'static Step], framing: Framing) -> BodyEdit {
     BodyEdit::Translate(Translation::new(steps, framing))
@@ -387,6 +392,7 @@ pub fn plan(
         Surface::Chat => translated_chat(p, model, stream),
         Surface::Messages => translated_messages(p, model, stream),
         Surface::Responses => translated_responses(p, model, stream),
+        Surface::Embeddings => translated_embeddings(p, model)?,
         _ => None,
     };
     let mut plan = match translated {
@@ -700,6 +706,39 @@ fn translated_responses(p: &ProviderApi, model: &str, stream: bool) -> Option<Pl
         ),
         _ => return None,
     })
+}
+
+/// OpenAI embeddings through translation: Gemini (`batchEmbedContents`), Google's embedding
+/// models on Vertex (`predict`), and Titan and Cohere embedding models on Bedrock (`invoke`).
+/// `Ok(None)` when the target serves OpenAI embeddings natively (or not at all).
+fn translated_embeddings(p: &ProviderApi, model: &str) -> Result<Option<Plan>, PlanError> {
+    Ok(Some(match p.family {
+        Family::Gemini => pass(
+            p.google_url(model, "batchEmbedContents"),
+            translate(EMBED_GEMINI, Framing::Sse),
+        ),
+        Family::Vertex if vertex_publisher(model) == "google" => pass(
+            p.google_url(model, "predict"),
+            translate(EMBED_VERTEX, Framing::Sse),
+        ),
+        Family::Bedrock if model.contains("titan-embed") => pass(
+            p.bedrock_url(model, "invoke"),
+            translate(EMBED_TITAN, Framing::Sse),
+        ),
+        Family::Bedrock if model.contains("cohere.embed") => pass(
+            p.bedrock_url(model, "invoke"),
+            translate(EMBED_COHERE, Framing::Sse),
+        ),
+        Family::Bedrock => {
+            return Err(other_api(
+                p,
+                model,
+                "not an embedding model Bedrock can serve through /v1/embeddings (Titan text or Cohere embed)",
+                "chat completions or Bedrock's Converse API".into(),
+            ))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn google_method(stream: bool) -> &'static str {

@@ -270,6 +270,50 @@ check("anthropic: a request the target cannot express raises BadRequestError",
       an_error(an, "openai/m1", anthropic.BadRequestError,
                extra_body={"mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}]}))
 
+
+
+def _raises(call, exc, code):
+    try:
+        call()
+    except exc as e:
+        return e.code == code
+    return False
+
+
+def mock_vector(text, dims=4):
+    """What the mocks embed a text as (tests/src/native_mock/google.rs `mock_vector`)."""
+    return [len(text) / 8.0] + [1.0 / (i + 1) for i in range(1, dims)]
+
+
+def oa_embeddings(model, inputs, dims=None, encoding=None):
+    """The SDK asks for base64 unless told otherwise, and decodes it: the floats must be the
+    upstream's, in input order."""
+    def run():
+        kw = {}
+        if dims:
+            kw["dimensions"] = dims
+        if encoding:
+            kw["encoding_format"] = encoding
+        r = oa.embeddings.create(model=model, input=inputs, **kw)
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        assert [d.index for d in r.data] == list(range(len(texts))), r.data
+        for d, t in zip(r.data, texts):
+            want = mock_vector(t, dims or 4)
+            got = d.embedding
+            assert len(got) == len(want) and all(abs(a - b) < 1e-6 for a, b in zip(got, want)), (got, want)
+    return run
+
+
+check("openai: embeddings translated to Gemini (batched, base64)", oa_embeddings("gemini/m1", ["hello", "a longer text"]))
+check("openai: embeddings translated to Gemini with dimensions, as floats", oa_embeddings("gemini/m1", ["hi"], 8, "float"))
+check("openai: embeddings translated to Vertex predict", oa_embeddings("vertex/text-embedding-m1", ["hello", "world!"], 6))
+check("openai: embeddings translated to Bedrock Titan", oa_embeddings("bedrock/amazon.titan-embed-text-v2:0", "hello", 256))
+check("openai: embeddings translated to Bedrock Cohere embed (batched)", oa_embeddings("bedrock/cohere.embed-v4:0", ["a", "bc", "def"]))
+check("openai: several inputs to Titan raise BadRequestError",
+      lambda: (_ for _ in ()).throw(AssertionError("no error")) if not _raises(
+          lambda: oa.embeddings.create(model="bedrock/amazon.titan-embed-text-v2:0", input=["a", "b"]),
+          openai.BadRequestError, "unsupported_by_target") else None)
+
 if failures:
     print(f"{len(failures)} SDK check(s) failed")
     sys.exit(1)

@@ -404,7 +404,13 @@ fn cases(key: &str) -> Vec<Case> {
             connect: json!({"credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET, "session_token": "FQo-mock-session"},
                 "account": {"region": AWS_REGION}}),
             named: &[],
-            expect_ids: &["eu.anthropic.claude-m1-v1:0", "eu.m2", "m1"],
+            expect_ids: &[
+                "amazon.titan-embed-text-v2:0",
+                "cohere.embed-v4:0",
+                "eu.anthropic.claude-m1-v1:0",
+                "eu.m2",
+                "m1",
+            ],
             expose: &["m1", "eu.anthropic.claude-m1-v1:0"],
             bad_credentials: vec![
                 json!({"access_key_id": "AKIAUNKNOWN000000000", "secret_access_key": AWS_SECRET}),
@@ -701,7 +707,11 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             "/v1/chat/completions",
             json!({"model": "anthropic/m1", "temperature": 1.5, "messages": [{"role": "user", "content": "hi"}]}),
         ),
-        ("/v1/embeddings", chat_body("gemini/m1", false)),
+        // Embeddings reach Gemini translated, but token ids only OpenAI's tokenizer knows.
+        (
+            "/v1/embeddings",
+            json!({"model": "gemini/m1", "input": [[1, 2, 3]]}),
+        ),
         // Messages to an OpenAI-family target, with a feature OpenAI chat cannot express.
         (
             "/v1/messages",
@@ -712,7 +722,10 @@ async fn native_entries_connect_validate_discover_and_serve_their_own_apis() {
             "/v1/responses",
             json!({"model": "bedrock/m1", "input": "hi", "tools": [{"type": "web_search"}]}),
         ),
-        ("/v1/embeddings", chat_body("vertex/gemini-m1", false)),
+        (
+            "/v1/embeddings",
+            json!({"model": "vertex/gemini-m1", "input": [[1, 2, 3]]}),
+        ),
     ] {
         let r = gateway(
             gw.info.gateway,

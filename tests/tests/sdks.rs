@@ -57,7 +57,7 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
         json!({"kind": "anthropic", "base_url": format!("http://{}/v1", anthropic.addr), "credential": {"api_key": key}}),
         json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", gemini.addr), "credential": {"api_key": key}}),
         json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"region": "us-central1"},
-            "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": ["claude-m1@20250514"]}),
+            "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": ["claude-m1@20250514", "text-embedding-m1"]}),
         json!({"kind": "bedrock", "base_url": format!("http://{}", bedrock.addr), "account": {"region": AWS_REGION},
             "credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}}),
     ] {

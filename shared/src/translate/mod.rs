@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod embeddings;
 pub mod gemini;
 pub mod messages_in;
 pub mod pair;
@@ -24,6 +25,8 @@ pub struct Asked {
     /// Hints that only tune how an answer is produced, dropped because the target has no
     /// equivalent (the answer names them in `x-to11-dropped`).
     pub dropped: Dropped,
+    /// Embeddings asked for as base64 (`encoding_format`).
+    pub base64: bool,
 }
 
 /// A set of dropped request hints.

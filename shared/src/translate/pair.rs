@@ -9,7 +9,9 @@
 use serde_json::{Map, Value};
 
 use super::stream::{Chain, Converter, Framing, StreamTranslator};
-use super::{anthropic, bedrock, gemini, messages_in, responses_in, Asked, TranslateError};
+use super::{
+    anthropic, bedrock, embeddings, gemini, messages_in, responses_in, Asked, TranslateError,
+};
 use crate::usage::UsageFormat;
 
 /// What a request translation needs to know about the target.
@@ -254,6 +256,58 @@ pub static RESPONSES_TO_CHAT: Step = Step {
         stream: responses_in::stream,
     }),
     answers_in: UsageFormat::OpenAi,
+};
+
+/// OpenAI embeddings → Gemini `batchEmbedContents`.
+pub static EMBEDDINGS_TO_GEMINI: Step = Step {
+    name: "OpenAI embeddings → Gemini batchEmbedContents",
+    request: embeddings::gemini_request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: embeddings::gemini_answer,
+        error: gemini::error,
+        stream: embeddings::no_stream,
+    }),
+    answers_in: UsageFormat::Gemini,
+};
+
+/// OpenAI embeddings → Vertex `predict` (Google's text embedding models).
+pub static EMBEDDINGS_TO_VERTEX: Step = Step {
+    name: "OpenAI embeddings → Vertex predict",
+    request: embeddings::vertex_request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: embeddings::vertex_answer,
+        error: gemini::error,
+        stream: embeddings::no_stream,
+    }),
+    answers_in: UsageFormat::Gemini,
+};
+
+/// OpenAI embeddings → Bedrock Titan text embeddings (`invoke`).
+pub static EMBEDDINGS_TO_TITAN: Step = Step {
+    name: "OpenAI embeddings → Bedrock Titan embeddings",
+    request: embeddings::titan_request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: embeddings::titan_answer,
+        error: bedrock::error,
+        stream: embeddings::no_stream,
+    }),
+    answers_in: UsageFormat::BedrockInvoke,
+};
+
+/// OpenAI embeddings → Cohere embed on Bedrock (`invoke`).
+pub static EMBEDDINGS_TO_COHERE: Step = Step {
+    name: "OpenAI embeddings → Bedrock Cohere embed",
+    request: embeddings::cohere_request,
+    inline_images: false,
+    answer: Some(AnswerSide {
+        whole: embeddings::cohere_answer,
+        error: bedrock::error,
+        stream: embeddings::no_stream,
+    }),
+    answers_in: UsageFormat::BedrockInvoke,
 };
 
 /// Anthropic Messages for Claude on Vertex (`rawPredict`): the model moves to the URL, the body

@@ -387,3 +387,93 @@ fn query_parameters_carrying_a_to11_key_are_never_forwarded() {
         "https://u.test/x"
     );
 }
+
+/// `/v1/embeddings` reaches Gemini, Google's embedding models on Vertex, and Titan and Cohere
+/// embedding models on Bedrock, translated; other Bedrock models are named as not embedding ones.
+#[test]
+fn embeddings_plans_per_family() {
+    let gemini = api("gemini", "https://g/v1beta", serde_json::json!({}));
+    let p = plan(
+        &gemini,
+        Surface::Embeddings,
+        "gemini-embedding-001",
+        false,
+        None,
+    )
+    .expect("ok");
+    assert_eq!(
+        p.url,
+        "https://g/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(
+        steps(&p),
+        Some((
+            vec!["OpenAI embeddings → Gemini batchEmbedContents"],
+            Framing::Sse
+        ))
+    );
+    let vertex = api(
+        "vertex",
+        "https://v",
+        serde_json::json!({"project": "p", "region": "r"}),
+    );
+    let p = plan(
+        &vertex,
+        Surface::Embeddings,
+        "text-embedding-005",
+        false,
+        None,
+    )
+    .expect("ok");
+    assert_eq!(
+        p.url,
+        "https://v/v1/projects/p/locations/r/publishers/google/models/text-embedding-005:predict"
+    );
+    let bedrock = api("bedrock", "https://b", serde_json::json!({}));
+    for (model, url, step) in [
+        (
+            "amazon.titan-embed-text-v2:0",
+            "https://b/model/amazon.titan-embed-text-v2%3A0/invoke",
+            "OpenAI embeddings → Bedrock Titan embeddings",
+        ),
+        (
+            "cohere.embed-v4:0",
+            "https://b/model/cohere.embed-v4%3A0/invoke",
+            "OpenAI embeddings → Bedrock Cohere embed",
+        ),
+    ] {
+        let p = plan(&bedrock, Surface::Embeddings, model, false, None).expect("ok");
+        assert_eq!(
+            (p.url.as_str(), steps(&p)),
+            (url, Some((vec![step], Framing::Sse)))
+        );
+    }
+    assert!(matches!(
+        plan(
+            &bedrock,
+            Surface::Embeddings,
+            "amazon.nova-pro-v1:0",
+            false,
+            None
+        ),
+        Err(PlanError::OtherApi { .. })
+    ));
+    let anthropic = api("anthropic", "https://a/v1", serde_json::json!({}));
+    assert!(matches!(
+        plan(&anthropic, Surface::Embeddings, "claude-x", false, None),
+        Err(PlanError::NotServed { .. })
+    ));
+    let openai = api("openai", "https://api.openai.com/v1", serde_json::json!({}));
+    assert_eq!(
+        plan(
+            &openai,
+            Surface::Embeddings,
+            "text-embedding-3-small",
+            false,
+            None
+        )
+        .expect("ok")
+        .body,
+        BodyEdit::SetModel
+    );
+}

@@ -208,7 +208,9 @@ pub(super) fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> Ht
                 {"modelArn": "arn:aws:bedrock:eu-west-3::foundation-model/m1", "modelId": "m1", "modelName": "M1", "providerName": "Mock",
                  "inferenceTypesSupported": ["ON_DEMAND"], "modelLifecycle": {"status": "ACTIVE"}},
                 {"modelArn": "arn:…/old", "modelId": "old-m", "providerName": "Mock", "inferenceTypesSupported": ["ON_DEMAND"], "modelLifecycle": {"status": "LEGACY"}},
-                {"modelArn": "arn:…/p", "modelId": "anthropic.claude-m1-v1:0", "providerName": "Anthropic", "inferenceTypesSupported": ["INFERENCE_PROFILE"], "modelLifecycle": {"status": "ACTIVE"}}]})),
+                {"modelArn": "arn:…/p", "modelId": "anthropic.claude-m1-v1:0", "providerName": "Anthropic", "inferenceTypesSupported": ["INFERENCE_PROFILE"], "modelLifecycle": {"status": "ACTIVE"}},
+                {"modelArn": "arn:…/t", "modelId": "amazon.titan-embed-text-v2:0", "providerName": "Amazon", "outputModalities": ["EMBEDDING"], "inferenceTypesSupported": ["ON_DEMAND"], "modelLifecycle": {"status": "ACTIVE"}},
+                {"modelArn": "arn:…/c", "modelId": "cohere.embed-v4:0", "providerName": "Cohere", "outputModalities": ["EMBEDDING"], "inferenceTypesSupported": ["ON_DEMAND"], "modelLifecycle": {"status": "ACTIVE"}}]})),
             "/inference-profiles" => match query(req, "nextToken").as_deref() {
                 None => HttpResponse::Ok().json(json!({"inferenceProfileSummaries": [
                     {"inferenceProfileId": "eu.anthropic.claude-m1-v1:0", "inferenceProfileArn": "arn:…", "status": "ACTIVE", "type": "SYSTEM_DEFINED"}], "nextToken": "t2"})),
@@ -226,7 +228,13 @@ pub(super) fn bedrock(req: &HttpRequest, body: &[u8], state: &NativeState) -> Ht
         return aws_error(404, "UnknownOperationException", "unknown");
     };
     let model = to11_shared::upstream::decode_segment(model).unwrap_or_default();
-    let known = ["m1", "eu.m2", "eu.anthropic.claude-m1-v1:0"];
+    let known = [
+        "m1",
+        "eu.m2",
+        "eu.anthropic.claude-m1-v1:0",
+        "amazon.titan-embed-text-v2:0",
+        "cohere.embed-v4:0",
+    ];
     if !known.contains(&model.as_str()) {
         return aws_error(
             400,
@@ -293,6 +301,47 @@ pub(super) fn converse_or_invoke(op: &str, model: &str, body: &[u8]) -> HttpResp
                     Some((name, _)) => tool_events(&model, &name),
                     None => anthropic_events(&model),
                 }))
+        }
+        "invoke" if model.contains("titan-embed") => {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            let Some(text) = v["inputText"].as_str() else {
+                return aws_error(
+                    400,
+                    "ValidationException",
+                    "Malformed input request: required key [inputText] not found",
+                );
+            };
+            let n = text.len() / 4 + 1;
+            HttpResponse::Ok()
+                .insert_header(("x-amzn-bedrock-input-token-count", n.to_string()))
+                .json(
+                    json!({"embedding": super::google::mock_vector(text, v["dimensions"].as_u64()),
+                    "inputTextTokenCount": n}),
+                )
+        }
+        "invoke" if model.contains("cohere.embed") => {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            let texts: Vec<&str> = v["texts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if texts.is_empty() || v["input_type"].as_str().is_none() {
+                return aws_error(
+                    400,
+                    "ValidationException",
+                    "Malformed input request: texts and input_type are required",
+                );
+            }
+            let n: usize = texts.iter().map(|t| t.len() / 4 + 1).sum();
+            let vectors: Vec<Vec<f64>> = texts
+                .iter()
+                .map(|t| super::google::mock_vector(t, v["output_dimension"].as_u64()))
+                .collect();
+            HttpResponse::Ok()
+                .insert_header(("x-amzn-bedrock-input-token-count", n.to_string()))
+                .json(json!({"id": "emb-1", "embeddings": {"float": vectors}, "response_type": "embeddings_by_type", "texts": texts}))
         }
         _ => aws_error(400, "ValidationException", "unsupported"),
     }

@@ -52,6 +52,78 @@ pub(super) fn gemini_parts(body: &[u8]) -> Vec<Value> {
     vec![json!({"text": "Hello"}), json!({"text": " there"})]
 }
 
+/// A deterministic embedding of `text` with `dims` values (4 unless asked).
+pub fn mock_vector(text: &str, dims: Option<u64>) -> Vec<f64> {
+    let first = text.len() as f64 / 8.0;
+    (0..dims.unwrap_or(4))
+        .map(|i| {
+            if i == 0 {
+                first
+            } else {
+                1.0 / (i as f64 + 1.0)
+            }
+        })
+        .collect()
+}
+
+/// `batchEmbedContents`: every request must name its model as `models/…` and carry text.
+fn batch_embed(body: &[u8]) -> HttpResponse {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut out = Vec::new();
+    for r in v["requests"].as_array().into_iter().flatten() {
+        let (Some(model), Some(text)) = (
+            r["model"].as_str(),
+            r["content"]["parts"][0]["text"].as_str(),
+        ) else {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "* BatchEmbedContentsRequest.requests: content is required",
+                None,
+            );
+        };
+        if !model.starts_with("models/") {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "model must be models/{model}",
+                None,
+            );
+        }
+        out.push(json!({"values": mock_vector(text, r["outputDimensionality"].as_u64())}));
+    }
+    if out.is_empty() {
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "* BatchEmbedContentsRequest.requests: at least one request is required",
+            None,
+        );
+    }
+    HttpResponse::Ok().json(json!({"embeddings": out}))
+}
+
+/// Vertex `predict` of a text embedding model: an instance per text, a token count each.
+fn vertex_predict(body: &[u8]) -> HttpResponse {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    let dims = v["parameters"]["outputDimensionality"].as_u64();
+    let predictions: Vec<Value> = v["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["content"].as_str())
+        .map(|t| {
+            json!({"embeddings": {"values": mock_vector(t, dims),
+            "statistics": {"truncated": false, "token_count": (t.len() / 4 + 1) as f64}}})
+        })
+        .collect();
+    if predictions.is_empty() {
+        return google_error(400, "INVALID_ARGUMENT", "instances are required", None);
+    }
+    HttpResponse::Ok()
+        .json(json!({"predictions": predictions, "metadata": {"billableCharacterCount": 1}}))
+}
+
 pub(super) fn generate(method: &str, body: &[u8]) -> HttpResponse {
     let parts = gemini_parts(body);
     let usage = gemini_usage();
@@ -88,6 +160,8 @@ pub(super) fn generate(method: &str, body: &[u8]) -> HttpResponse {
                 .collect())
         }
         "countTokens" => HttpResponse::Ok().json(json!({"totalTokens": 1})),
+        "batchEmbedContents" => batch_embed(body),
+        "predict" => vertex_predict(body),
         m => google_error(
             400,
             "INVALID_ARGUMENT",
@@ -184,6 +258,7 @@ pub(super) fn vertex(req: &HttpRequest, body: &[u8], state: &NativeState) -> Htt
     if let Some(call) = rest.strip_prefix("publishers/google/models/") {
         return match call.split_once(':') {
             Some((m, method)) if m.starts_with("gemini-m") => generate(method, body),
+            Some((m, method)) if m.starts_with("text-embedding-m") => generate(method, body),
             _ => google_error(404, "NOT_FOUND", "Publisher model not found", None),
         };
     }
