@@ -83,6 +83,8 @@ pub struct ProjectLive {
     pub slug: String,
     pub version: u64,
     pub byok: ByokPolicy,
+    /// Request hints a target cannot honour are refused instead of dropped (every request).
+    pub strict_translation: bool,
     pub tables: Tables,
     /// Per provider index: credential id → prepared auth.
     pub credentials: Vec<HashMap<String, UpstreamAuth>>,
@@ -249,6 +251,7 @@ pub fn prepare(
             slug: s.project.slug.clone(),
             version: s.version,
             byok: s.project.byok,
+            strict_translation: s.project.strict_translation,
             tables,
             credentials,
             apis,
@@ -355,6 +358,7 @@ pub(crate) mod tests {
                 slug: "p".into(),
                 name: "P".into(),
                 byok,
+                strict_translation: false,
                 created_at: DateTime::from_timestamp(0, 0).unwrap(),
             },
             providers: vec![SnapshotProvider {

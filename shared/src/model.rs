@@ -27,6 +27,10 @@ pub struct Project {
     pub name: String,
     #[serde(default)]
     pub byok: ByokPolicy,
+    /// Strict translation for every request of the project (a route's policy can ask for it
+    /// too): request hints a target has no equivalent for are refused instead of dropped.
+    #[serde(default)]
+    pub strict_translation: bool,
     pub created_at: DateTime<Utc>,
 }
 

@@ -117,6 +117,10 @@ pub struct RoutePolicy {
     /// Deadline over all attempts and waits, until the answer starts (0 = none).
     #[serde(default)]
     pub total_ms: u64,
+    /// Strict translation: a target that would drop a request hint it has no equivalent for
+    /// (`x-to11-dropped`) is passed over instead, as if it could not express the request.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 impl Default for RoutePolicy {

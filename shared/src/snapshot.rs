@@ -200,6 +200,7 @@ mod tests {
                 slug: "acme".into(),
                 name: "Acme".into(),
                 byok: ByokPolicy::Allowed,
+                strict_translation: false,
                 created_at: DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default(),
             },
             providers: vec![],

@@ -675,3 +675,79 @@ async fn claude_code_hints_are_dropped_and_named_for_chat_targets() {
         }
     }
 }
+
+/// Strict translation, from a route's policy or the project's setting: a target that would drop
+/// a hint is passed over (nothing reaches it), and with no other target the request is refused
+/// naming the hints; a request without such hints is served as before.
+#[actix_rt::test]
+async fn strict_translation_refuses_what_would_be_dropped() {
+    let w = world("strict").await;
+    let auth = format!("Bearer {}", w.key);
+    let send = |model: &'static str, thinking: bool| {
+        let mut body = json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
+        if thinking {
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
+        }
+        let (gw, auth) = (w.gw.info.gateway, auth.clone());
+        async move {
+            to11_tests::client::gateway(
+                gw,
+                awc::http::Method::POST,
+                "/v1/messages",
+                &[
+                    ("x-to11-authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                    ("anthropic-version", "2023-06-01"),
+                ],
+                Some(bytes::Bytes::from(body.to_string())),
+            )
+            .await
+        }
+    };
+    w.route(
+        "strict",
+        "careful",
+        "fallback",
+        targets(&["a", "b"]),
+        json!({"strict": true}),
+    )
+    .await;
+    let r = send("careful", true).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        text.contains("unsupported_by_target") && text.contains("thinking"),
+        "{text}"
+    );
+    assert_eq!(
+        w.a.count(CHAT) + w.b.count(CHAT),
+        0,
+        "nothing went upstream"
+    );
+    assert_eq!(send("careful", false).await.status, 200);
+    // Not strict: the hint is dropped and named.
+    let r = send("a/m", true).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get("x-to11-dropped").unwrap(), "thinking");
+    // The project's setting makes every request strict.
+    let (s, p) = w
+        .api
+        .patch("/projects/strict", json!({"strict_translation": true}))
+        .await;
+    assert_eq!(
+        (s, p["strict_translation"].as_bool()),
+        (200, Some(true)),
+        "{p}"
+    );
+    wait_version(
+        &[w.gw.info.gateway],
+        &w.project,
+        p["version"].as_u64().expect("v"),
+    )
+    .await;
+    let before = w.a.count(CHAT);
+    let r = send("a/m", true).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(w.a.count(CHAT), before);
+    assert_eq!(send("a/m", false).await.status, 200);
+}

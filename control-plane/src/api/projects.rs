@@ -90,6 +90,7 @@ pub struct UpdateBody {
     name: Option<String>,
     slug: Option<String>,
     byok: Option<ByokPolicy>,
+    strict_translation: Option<bool>,
     /// A permutation of the connected providers' slugs: decides which provider serves a bare
     /// model name several expose.
     provider_order: Option<Vec<String>>,
@@ -126,6 +127,7 @@ pub async fn update(
     let edit = ProjectEdit {
         name: body.name,
         byok: body.byok,
+        strict_translation: body.strict_translation,
         provider_order: body.provider_order,
     };
     let c = api.apply(&req, EditProject { project: id, edit }).await?;

@@ -20,6 +20,7 @@ pub fn new_project(
             slug,
             name: name.trim().to_string(),
             byok,
+            strict_translation: false,
             created_at: now,
         },
         version: 0,
@@ -59,6 +60,7 @@ pub fn rename(state: &mut ProjectState, slug: String) {
 pub struct ProjectEdit {
     pub name: Option<String>,
     pub byok: Option<ByokPolicy>,
+    pub strict_translation: Option<bool>,
     /// A permutation of the connected providers' slugs: decides which provider serves a bare
     /// model name several expose.
     pub provider_order: Option<Vec<String>>,
@@ -84,6 +86,9 @@ pub fn edit(state: &mut ProjectState, edit: ProjectEdit) -> Result<(), DomainErr
     }
     if let Some(b) = edit.byok {
         state.project.byok = b;
+    }
+    if let Some(s) = edit.strict_translation {
+        state.project.strict_translation = s;
     }
     if let Some(order) = edit.provider_order {
         state
@@ -217,18 +222,22 @@ mod tests {
     }
 
     #[test]
-    fn edits_name_and_byok() {
+    fn edits_name_byok_and_strictness() {
         let mut s = project_with_providers(&[]);
         edit(
             &mut s,
             ProjectEdit {
                 name: Some("  New name ".into()),
                 byok: Some(ByokPolicy::Allowed),
+                strict_translation: Some(true),
                 provider_order: None,
             },
         )
         .unwrap();
         assert_eq!(s.project.name, "New name");
         assert_eq!(s.project.byok, ByokPolicy::Allowed);
+        assert!(s.project.strict_translation);
+        edit(&mut s, ProjectEdit::default()).unwrap();
+        assert!(s.project.strict_translation, "None leaves it as it is");
     }
 }

@@ -404,6 +404,7 @@ fn request<'a>(
         body,
         scan,
         defaults: call.resolution.defaults,
+        strict: call.resolution.policy.is_some_and(|p| p.strict),
     }
 }
 

@@ -64,6 +64,8 @@ pub struct Request<'a> {
     pub scan: &'a Scan<'a>,
     /// A function's defaults, in the client's terms.
     pub defaults: Option<&'a Map<String, Value>>,
+    /// The route asks for strict translation (the project may too).
+    pub strict: bool,
 }
 
 /// Prepares targets of one request, caching each result.
@@ -118,6 +120,16 @@ impl<'a> Preparer<'a> {
             ),
             BodyEdit::Keep => (self.native(&target.model, false, false)?, Asked::default()),
             BodyEdit::Translate(t) => match self.translate(t, target, api).await? {
+                Ok((_, asked))
+                    if !asked.dropped.is_empty()
+                        && (self.request.strict || self.project.strict_translation) =>
+                {
+                    return Ok(Prepare::Unsupported(format!(
+                        "provider '{}' has no equivalent of {} (strict translation: nothing is dropped)",
+                        api.slug,
+                        asked.dropped.names()
+                    )))
+                }
                 Ok(done) => done,
                 Err(why) => {
                     return Ok(Prepare::Unsupported(format!(

@@ -36,6 +36,7 @@ fn snap(
             slug: "p".into(),
             name: "P".into(),
             byok: ByokPolicy::Allowed,
+            strict_translation: false,
             created_at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
         },
         providers,

@@ -40,6 +40,9 @@ pub fn request(
         }
         field(k, v, target, &mut out, asked)?;
     }
+    if cache_points(&req) {
+        asked.dropped.add(Dropped::CACHE_CONTROL);
+    }
     let mut messages = system(req.get("system"))?;
     for m in req
         .get("messages")
@@ -134,6 +137,21 @@ fn field(
         other => return Err(unsupported(&format!("the request field '{other}'"))),
     }
     Ok(())
+}
+
+/// Whether the request marks cache points on its system blocks, message blocks or tools (chat
+/// has no equivalent; OpenAI-format servers cache prefixes by themselves).
+fn cache_points(req: &Map<String, Value>) -> bool {
+    let marked = |v: Option<&Value>| {
+        v.and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(|i| i.get("cache_control").is_some()))
+    };
+    marked(req.get("system"))
+        || marked(req.get("tools"))
+        || req
+            .get("messages")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|m| marked(m.get("content"))))
 }
 
 /// `system` as the first chat message.

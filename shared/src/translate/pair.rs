@@ -416,4 +416,41 @@ mod tests {
             json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []})
         );
     }
+
+    /// A Gemini function call's thought signature rides in the tool-call id, so it comes back
+    /// to Gemini on the next turn whichever API the client speaks: Anthropic Messages
+    /// (`tool_use.id`) and the Responses API (`call_id`) as well as chat.
+    #[test]
+    fn thought_signatures_come_back_through_every_inbound_api() {
+        static FROM_MESSAGES: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_GEMINI];
+        static FROM_RESPONSES: &[&Step] = &[&RESPONSES_TO_CHAT, &CHAT_TO_GEMINI];
+        let goal = Target {
+            model: "gemini-3-pro-preview",
+            max_tokens_field: "max_tokens",
+            ask_usage: true,
+        };
+        // The id a Gemini answer gave the call (signature "c2lnbmVk" = "signed").
+        let id = "call_r1_0_0__ts__c2lnbmVk";
+        let messages = json!({"model": "m", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "get", "input": {"a": 1}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "42"}]}]});
+        let responses = json!({"model": "m", "input": [
+            {"role": "user", "content": "q"},
+            {"type": "function_call", "call_id": id, "name": "get", "arguments": "{\"a\":1}"},
+            {"type": "function_call_output", "call_id": id, "output": "42"}]});
+        for (steps, body) in [(FROM_MESSAGES, messages), (FROM_RESPONSES, responses)] {
+            let (out, _) = Translation::new(steps, Framing::Sse)
+                .request_bytes(body.to_string().as_bytes(), &goal)
+                .expect("ok");
+            let v: Value = serde_json::from_slice(&out).expect("json");
+            let call = &v["contents"][1]["parts"][0];
+            assert_eq!(call["functionCall"]["name"], "get", "{v}");
+            assert_eq!(call["thoughtSignature"], "c2lnbmVk", "{v}");
+            assert_eq!(
+                v["contents"][2]["parts"][0]["functionResponse"]["name"],
+                "get"
+            );
+        }
+    }
 }

@@ -186,6 +186,7 @@ async fn run_capped(
             body: &body,
             scan: &scan,
             defaults: None,
+            strict: false,
         },
         &settings,
     );
