@@ -3,7 +3,8 @@
 //! installed from PyPI into `target/sdk-venv` on first run) against a running gateway whose targets
 //! are mocks: `tests/sdk/check_sdks.py` must parse every answer, stream and error, and
 //! `tests/sdk/check_responses.py` runs the Responses API (and the OpenAI Agents SDK) against every
-//! family.
+//! family, and `tests/sdk-node/check_responses.mjs` the same with the OpenAI Node SDK (installed
+//! from `tests/sdk-node/package-lock.json` on first run).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,6 +25,20 @@ fn root() -> PathBuf {
 /// The venv's python, created (and the SDKs installed) when missing.
 fn python() -> PathBuf {
     to11_tests::venv("sdk-venv", "tests/sdk/requirements.txt").join("python")
+}
+
+/// `tests/sdk-node`, with the OpenAI Node SDK installed from its lock file when missing.
+fn node_sdk() -> PathBuf {
+    let dir = root().join("tests/sdk-node");
+    if !dir.join("node_modules/openai/package.json").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs (Node.js is needed for the Node SDK checks)");
+        assert!(ok.success(), "npm ci in tests/sdk-node failed");
+    }
+    dir
 }
 
 #[actix_rt::test]
