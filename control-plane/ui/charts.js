@@ -3,8 +3,8 @@
 // seconds, one per bucket) and one array per line, `null` where there is nothing to draw.
 //
 // Every chart drawn is listed in `window.to11Charts` (name → state) so the browser test can ask
-// the page itself whether a chart has drawn its data: how many values it holds, and how many
-// pixels of its plotting area carry a series' colour.
+// the page itself whether a chart has drawn its data: how many values it holds, how many
+// pixels of its plotting area carry a series' colour, and whether it is on the page.
 
 let loading = null;
 
@@ -107,12 +107,13 @@ export function timeChart(name, box, xs, lines, fmt, daily) {
   opts.hooks = { draw: [() => { state.drawn++; }] };
   const u = new window.uPlot(opts, [xs, ...lines.map((l) => l.values)], box);
   registry[name] = state;
-  const resize = new ResizeObserver(() => {
-    if (!u.root.isConnected) { resize.disconnect(); delete registry[name]; return; }
+  state.shown = () => u.root.isConnected;
+  // The box may not be in the page yet: the chart takes its width once it is, and follows it.
+  new ResizeObserver(() => {
+    if (!u.root.isConnected) return;
     const w = Math.max(300, box.clientWidth);
     if (w !== u.width) u.setSize({ width: w, height: 200 });
-  });
-  resize.observe(box);
+  }).observe(box);
   return u;
 }
 

@@ -220,7 +220,7 @@ export async function usagePage() {
     const apply = () => { s.by = by.value; s.tag = tag.value.trim(); tag.hidden = s.by !== 'tag'; persist(); fill(); };
     by.addEventListener('change', apply);
     tag.addEventListener('change', apply);
-    card.replaceChildren(h('div', { class: 'row' }, h('h2', { class: 'grow', style: 'margin:0' }, 'Breakdown'), by, tag), out);
+    card.replaceChildren(h('div', { class: 'row controls', style: 'margin-bottom:.8rem' }, h('h2', { class: 'grow', style: 'margin:0' }, 'Breakdown'), by, tag), out);
 
     async function fill() {
       if (s.by === 'tag' && !s.tag) {
@@ -246,7 +246,7 @@ export async function usagePage() {
         const v = g.group[dim];
         if (v === '(other)') return h('em', {}, `${r.other_groups} more`);
         if (kind === 'key') return names.get(v) || h('span', { class: 'mono' }, `${v.slice(0, 8)}… (revoked)`);
-        if (v === '') return h('span', { class: 'muted' }, kind === 'user' ? 'no end user' : kind === 'tag' ? 'untagged' : kind === 'route' ? 'no route' : 'none');
+        if (v === '') return h('span', { class: 'muted' }, kind === 'user' ? 'no end user' : kind === 'tag' ? 'untagged' : kind === 'route' ? 'no route' : 'none (refused before routing)');
         return v;
       };
       const top = Math.max(...rows.map((g) => g.requests));
