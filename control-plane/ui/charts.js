@@ -60,6 +60,9 @@ function inked(u, colours) {
 // when there are few of them: one busy hour in 90 days is then a visible dot, not a lost pixel.
 const FEW = 120;
 
+const DAY = 86400;
+const DAILY_TICKS = [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 365 * DAY];
+
 function markers(values, zeroIsEmpty) {
   const idx = [];
   values.forEach((v, i) => { if (v !== null && !(zeroIsEmpty && v === 0)) idx.push(i); });
@@ -97,7 +100,8 @@ export function timeChart(name, box, xs, lines, fmt, daily) {
       })),
     ],
     axes: [
-      { stroke: '#555b6e', grid: { stroke: '#eef0f5' }, ticks: { stroke: '#e2e5ee' } },
+      // By day, ticks fall on whole days only (never "12pm" between two daily points).
+      { stroke: '#555b6e', grid: { stroke: '#eef0f5' }, ticks: { stroke: '#e2e5ee' }, ...(daily ? { incrs: DAILY_TICKS } : {}) },
       { stroke: '#555b6e', grid: { stroke: '#eef0f5' }, ticks: { stroke: '#e2e5ee' }, size: 70, values: (u, vals) => vals.map((v) => fmt(v)) },
     ],
   };

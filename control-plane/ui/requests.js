@@ -12,6 +12,9 @@ const filters = { status: '', model: '', key: '', user: '', tag: '', time: '24h'
 
 const statusPill = (s) => h('span', { class: `pill ${s < 400 ? 'ok' : s < 500 ? 'warn' : 'bad'}` }, String(s));
 
+/** A record's time, short: "Nov 30, 22:44:21". */
+const when = (iso) => new Date(iso).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
 const tokensOf = (u) => (u ? u.input + u.output + u.cache_read + u.cache_write + u.cache_write_1h : null);
 
 function logQuery(cursor) {
@@ -46,7 +49,7 @@ export async function requestsPage() {
 
   const out = h('div');
   const body = h('tbody');
-  const table = h('div', { class: 'table' }, h('table', { 'aria-label': 'Request log' },
+  const table = h('div', { class: 'table' }, h('table', { class: 'log', 'aria-label': 'Request log' },
     h('thead', {}, h('tr', {}, ['Time', 'Status', 'Model', 'Provider', 'Key', 'End user', 'Tokens', 'Cost', 'Latency'].map((c, i) => h('th', { class: i >= 6 ? 'num' : '' }, c)))),
     body));
   const more = h('button', { hidden: true }, 'Load more');
@@ -58,15 +61,15 @@ export async function requestsPage() {
     onclick: () => requestDrawer(r.id, keyName),
     onkeydown: (ev) => { if (ev.key === 'Enter') requestDrawer(r.id, keyName); },
   },
-  h('td', { class: 'muted', title: r.time }, new Date(r.time).toLocaleString()),
+  h('td', { class: 'muted nowrap', title: r.time }, when(r.time)),
   h('td', {}, statusPill(r.status), r.error ? h('div', { class: 'muted small mono' }, r.error) : null),
   h('td', {}, r.requested_model, r.model && r.model !== r.requested_model ? h('div', { class: 'muted small' }, `→ ${r.model}`) : null),
-  h('td', { class: 'mono' }, r.provider || '—'),
-  h('td', {}, keyName(r.key)),
+  h('td', { class: 'mono nowrap' }, r.provider || '—'),
+  h('td', { class: 'nowrap' }, keyName(r.key)),
   h('td', {}, r.user || h('span', { class: 'muted' }, '—')),
   h('td', { class: 'num' }, r.usage ? count(tokensOf(r.usage)) : '—', r.usage_source === 'estimated' ? h('div', { class: 'muted small' }, 'estimated') : null),
   h('td', { class: 'num' }, r.usage ? money(r.cost_micros, r.currency) : '—'),
-  h('td', { class: 'num' }, ms(r.latency_us / 1000)));
+  h('td', { class: 'num nowrap' }, ms(r.latency_us / 1000)));
 
   async function page(cursor) {
     const r = await api('GET', `${P()}/requests?${logQuery(cursor)}`);
@@ -157,7 +160,8 @@ export async function requestDrawer(id, keyName = (k) => k) {
     ...r.failed.map((f, i) => h('tr', {},
       h('td', {}, String(i + 1)), h('td', { class: 'mono' }, `${f.provider}/${f.model}`),
       h('td', {}, f.status ? statusPill(f.status) : h('span', { class: 'pill bad' }, 'no answer')),
-      h('td', {}, f.error || '—'))),
+      h('td', {}, f.error || (f.status ? `the upstream answered ${f.status}` : 'no answer'),
+        i + 1 < r.attempts ? h('div', { class: 'muted small' }, 'the next target was tried') : null))),
   ];
   if (r.attempts > r.failed.length) {
     attempts.push(h('tr', {},

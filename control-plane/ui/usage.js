@@ -23,8 +23,11 @@ export function money(micros, currency = 'USD') {
   }).format(v);
 }
 
-/** Milliseconds, whole, with separators. */
-export const ms = (v) => (v === null || v === undefined ? '—' : `${count(Math.round(v))} ms`);
+/** Milliseconds with separators (one decimal below 10). */
+export const ms = (v) => {
+  if (v === null || v === undefined) return '—';
+  return v < 10 && !Number.isInteger(v) ? `${v.toFixed(1)} ms` : `${count(Math.round(v))} ms`;
+};
 
 /** A share (0..1) as a percentage. */
 export const pct = (r) => (r === null || r === undefined ? '—' : `${(r * 100).toFixed(r > 0 && r < 0.001 ? 3 : 1)}%`);

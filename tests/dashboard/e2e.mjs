@@ -380,6 +380,8 @@ try {
     check(/^\d{1,3}(,\d{3})*$/.test(tokens) && Number(tokens.replace(/,/g, '')) > 0, `tokens with thousands separators (${tokens})`);
     check(/\d ms/.test(await page.getByRole('group', { name: 'Latency p50 / p95' }).innerText()), 'latency in ms');
     await chartsDrawn(CHARTS, 24);
+    const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    check(widths[0] <= widths[1], `the charts fit the window (page ${widths[0]} px wide in ${widths[1]})`);
     await shot('17-usage');
   });
 
@@ -463,7 +465,7 @@ try {
     await attempts.waitFor();
     const rows = await attempts.locator('tbody tr').allInnerTexts();
     check(rows.length === 2, `two attempts (${rows.join(' | ')})`);
-    check(rows[0].includes('flaky/gpt-4o') && rows[0].includes('503'), `the first attempt failed with 503 (${rows[0]})`);
+    check(rows[0].includes('flaky/gpt-4o') && rows[0].includes('the upstream answered 503'), `the first attempt failed with 503 (${rows[0]})`);
     check(rows[1].includes('openai-compatible/gpt-4o') && rows[1].includes('answered'), `the second answered (${rows[1]})`);
     const text = await drawer.innerText();
     for (const want of ['route', 'resilient', 'Time to first byte', 'reported by the provider', 'x-to11-request-id', routed.id, 'x-to11-route', '"team":"search"', 'dave']) {
@@ -471,6 +473,8 @@ try {
     }
     check(/Cost\s+\$0\.0\d*[1-9]/.test(text), 'the drawer shows the cost');
     await shot('22-request-drawer');
+    await drawer.getByRole('region', { name: 'Headers' }).scrollIntoViewIfNeeded();
+    await shot('22b-request-drawer-headers');
     await page.keyboard.press('Escape');
     await drawer.waitFor({ state: 'detached' });
   });
