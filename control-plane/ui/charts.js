@@ -112,6 +112,7 @@ export function timeChart(name, box, xs, lines, fmt, daily) {
   const u = new window.uPlot(opts, [xs, ...lines.map((l) => l.values)], box);
   registry[name] = state;
   state.shown = () => u.root.isConnected;
+  state.destroy = () => u.destroy();
   // The box may not be in the page yet: the chart takes its width once it is, and follows it.
   new ResizeObserver(() => {
     if (!u.root.isConnected) return;
@@ -121,7 +122,10 @@ export function timeChart(name, box, xs, lines, fmt, daily) {
   return u;
 }
 
-/** Forgets the charts of a page that is gone. */
+/** Destroys the charts drawn before (uPlot's listeners on the window go with them). */
 export function forgetCharts() {
-  for (const k of Object.keys(registry)) delete registry[k];
+  for (const k of Object.keys(registry)) {
+    registry[k].destroy();
+    delete registry[k];
+  }
 }

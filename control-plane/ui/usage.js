@@ -161,16 +161,20 @@ export async function usagePage() {
   const csv = h('a', { class: 'button small', download: 'usage.csv' }, 'Export CSV');
   const controls = rangeControls(s, () => { persist(); load(); });
   const names = await keyNames();
+  let latest = 0; // answers to an older choice are dropped
 
   async function load() {
+    const mine = ++latest;
     const { from, to } = span(s.range, s);
     const q = query({ from, to, interval: s.interval });
     csv.href = `/api/v1${P()}/usage?${q}&format=csv`;
     body.setAttribute('aria-busy', 'true');
     try {
       const [report] = await Promise.all([api('GET', `${P()}/usage?${q}`), loadCharts()]);
+      if (mine !== latest) return;
       drawReport(report);
     } catch (e) {
+      if (mine !== latest) return;
       forgetCharts();
       body.replaceChildren(errorNotice(e, 'Could not load the usage'));
     }
@@ -220,6 +224,7 @@ export async function usagePage() {
     const by = h('select', { 'aria-label': 'Break down by' }, DIMENSIONS.map(([id, label]) => h('option', { value: id, selected: s.by === id }, label)));
     const tag = h('input', { 'aria-label': 'Tag name', placeholder: 'tag name, e.g. team', value: s.tag, hidden: s.by !== 'tag', class: 'narrow' });
     const out = h('div', { 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
+    let asked = 0;
     const apply = () => { s.by = by.value; s.tag = tag.value.trim(); tag.hidden = s.by !== 'tag'; persist(); fill(); };
     by.addEventListener('change', apply);
     tag.addEventListener('change', apply);
@@ -230,14 +235,15 @@ export async function usagePage() {
         out.replaceChildren(h('p', { class: 'muted' }, 'Type a tag name. Clients tag requests with the x-to11-tags header, e.g. {"team": "search"}.'));
         return;
       }
+      const mine = ++asked;
       const dim = s.by === 'tag' ? `tag:${s.tag}` : s.by;
       const { from, to } = span(s.range, s);
       out.setAttribute('aria-busy', 'true');
       try {
         const r = await api('GET', `${P()}/usage?${query({ from, to, interval: s.interval, group_by: dim, series: 'false', limit: 50 })}`);
-        out.replaceChildren(groupTable(r, dim, s.by));
+        if (mine === asked) out.replaceChildren(groupTable(r, dim, s.by));
       } catch (e) {
-        out.replaceChildren(errorNotice(e, 'Could not load the breakdown'));
+        if (mine === asked) out.replaceChildren(errorNotice(e, 'Could not load the breakdown'));
       }
       out.removeAttribute('aria-busy');
     }
@@ -283,9 +289,11 @@ export async function operatorPage() {
   const s = saved('to11.operator', { range: '7d', interval: 'day' });
   const body = h('div', { 'aria-busy': 'true' });
   const controls = rangeControls(s, () => { localStorage.setItem('to11.operator', JSON.stringify(s)); load(); });
+  let latest = 0;
   const projectName = (id) => state.projects.find((p) => p.id === id)?.name || h('span', { class: 'mono' }, `${id.slice(0, 8)}… (deleted)`);
 
   async function load() {
+    const mine = ++latest;
     const { from, to } = span(s.range, s);
     body.setAttribute('aria-busy', 'true');
     try {
@@ -294,6 +302,7 @@ export async function operatorPage() {
         api('GET', `/usage?${query({ from, to, interval: s.interval })}`),
         loadCharts(),
       ]);
+      if (mine !== latest) return;
       forgetCharts();
       if (!all.totals.requests) {
         body.replaceChildren(h('div', { class: 'card empty' }, h('h2', {}, 'No requests in this range'),
@@ -325,6 +334,7 @@ export async function operatorPage() {
             ranked('errors', 'Top projects by errors', 'No failed request in this range.')));
       }
     } catch (e) {
+      if (mine !== latest) return;
       forgetCharts();
       body.replaceChildren(errorNotice(e, 'Could not load the usage across projects'));
     }

@@ -385,7 +385,7 @@ try {
     await shot('17-usage');
   });
 
-  await run('Usage: 7 days by day, and 90 days by hour (2,160 points a series)', async () => {
+  await run('Usage: 7 days by day, 90 days by hour (2,160 points a series), a custom range', async () => {
     await page.getByLabel('Range').selectOption('7d');
     await page.getByLabel('Interval').selectOption('day');
     await until('daily buckets', async () => (await charts()).requests?.x <= 8);
@@ -398,6 +398,13 @@ try {
     await chartsDrawn(CHARTS, 2160);
     console.log(`     90 days by hour drawn in ${Date.now() - started} ms`);
     await shot('19-usage-90d-hourly');
+    // A custom range of UTC days: yesterday and today, by hour.
+    const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+    await page.getByLabel('Range').selectOption('custom');
+    await page.getByLabel('From (UTC)').fill(day(Date.now() - 86_400_000));
+    await page.getByLabel('To (UTC, inclusive)').fill(day(Date.now()));
+    await until('hourly buckets over two days', async () => (await charts()).requests?.x === 48);
+    await chartsDrawn(CHARTS, 48);
     await page.getByLabel('Range').selectOption('24h');
     await until('hourly buckets over 24 hours', async () => (await charts()).requests?.x === 24);
   });
