@@ -40,9 +40,13 @@ function rgb(hex) {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
-/** Pixels of the plotting area close to one of the series' colours. */
+/**
+ * Pixels of the plotting area close to one of the series' colours, above its bottom edge (where a
+ * line of zeros lies): what the chart drew of its values.
+ */
 function inked(u, colours) {
-  const { left, top, width, height } = u.bbox;
+  const { left, top, width } = u.bbox;
+  const height = u.bbox.height - Math.ceil(4 * (window.devicePixelRatio || 1));
   if (width < 1 || height < 1) return 0;
   const px = u.ctx.getImageData(left, top, width, height).data;
   const want = colours.map(rgb);
