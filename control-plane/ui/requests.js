@@ -50,7 +50,7 @@ export async function requestsPage() {
   const out = h('div');
   const body = h('tbody');
   const table = h('div', { class: 'table' }, h('table', { class: 'log', 'aria-label': 'Request log' },
-    h('thead', {}, h('tr', {}, ['Time', 'Status', 'Model', 'Provider', 'Key', 'End user', 'Tokens', 'Cost', 'Latency'].map((c, i) => h('th', { class: i >= 6 ? 'num' : '' }, c)))),
+    h('thead', {}, h('tr', {}, ['Time', 'Status', 'Model', 'Provider', 'Key', 'End user and tags', 'Tokens', 'Cost', 'Latency'].map((c, i) => h('th', { class: i >= 6 ? 'num' : '' }, c)))),
     body));
   const more = h('button', { hidden: true }, 'Load more');
   const empty = h('div', { class: 'card empty', hidden: true });
@@ -66,7 +66,8 @@ export async function requestsPage() {
   h('td', {}, r.requested_model, r.model && r.model !== r.requested_model ? h('div', { class: 'muted small' }, `→ ${r.model}`) : null),
   h('td', { class: 'mono nowrap' }, r.provider || '—'),
   h('td', { class: 'nowrap' }, keyName(r.key)),
-  h('td', {}, r.user || h('span', { class: 'muted' }, '—')),
+  h('td', {}, r.user || h('span', { class: 'muted' }, '—'),
+    Object.keys(r.tags || {}).length ? h('div', { class: 'muted small' }, Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(', ')) : null),
   h('td', { class: 'num' }, r.usage ? count(tokensOf(r.usage)) : '—', r.usage_source === 'estimated' ? h('div', { class: 'muted small' }, 'estimated') : null),
   h('td', { class: 'num' }, r.usage ? money(r.cost_micros, r.currency) : '—'),
   h('td', { class: 'num nowrap' }, ms(r.latency_us / 1000)));

@@ -453,7 +453,7 @@ try {
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await until('only bob\'s support requests', async () => {
       const users = await log.locator('tbody tr td:nth-child(6)').allInnerTexts();
-      return users.length > 0 && users.length < 50 && users.every((u) => u === 'bob') && users;
+      return users.length > 0 && users.length < 50 && users.every((u) => u === 'bob\nteam=support') && users;
     });
     await shot('21-requests-filtered');
     await page.getByLabel('Tag').fill('team:nobody');
