@@ -34,7 +34,12 @@ page.on('pageerror', (e) => consoleErrors.push(String(e)));
 page.setDefaultTimeout(10_000);
 
 let step = 'start';
-const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+// A full-page screenshot of a long page takes a while on a busy machine: more than the steps' 10 s.
+async function shot(name) {
+  const started = Date.now();
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, timeout: 60_000 });
+  if (Date.now() - started > 3000) console.log(`     screenshot ${name} took ${Date.now() - started} ms`);
+}
 function check(cond, what) { if (!cond) throw new Error(`${step}: ${what}`); }
 async function run(name, fn) {
   step = name;
