@@ -26,7 +26,13 @@ function logQuery(cursor) {
   return q.toString();
 }
 
-export async function requestsPage() {
+/** `arg`, from a link (`#/requests/model%3Dgpt-4o`), replaces the filters. */
+export async function requestsPage(arg) {
+  if (arg) {
+    const q = new URLSearchParams(arg);
+    Object.assign(filters, { status: '', model: '', key: '', user: '', tag: '', time: '24h' });
+    for (const k of Object.keys(filters)) if (q.has(k)) filters[k] = q.get(k);
+  }
   const keys = (await api('GET', `${P()}/keys`)).data;
   const keyName = (id) => keys.find((k) => k.id === id)?.name || `${id.slice(0, 8)}…`;
   const status = h('select', {}, STATUSES.map(([v, l]) => h('option', { value: v, selected: filters.status === v }, l)));

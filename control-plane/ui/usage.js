@@ -251,12 +251,18 @@ export async function usagePage() {
     function groupTable(r, dim, kind) {
       const rows = r.groups.filter((g) => g.requests > 0);
       if (!rows.length) return h('p', { class: 'muted' }, kind === 'tag' ? `No request in this range carries the tag "${s.tag}".` : 'Nothing in this range.');
+      // A group the request log can filter on links to its requests.
+      const filter = { model: 'model', key: 'key', user: 'user', tag: 'tag' }[kind];
+      const time = { '24h': '24h', '7d': '7d', '30d': '30d' }[s.range] || 'all';
+      const linked = (v, text) => (filter
+        ? h('a', { href: `#/requests/${encodeURIComponent(new URLSearchParams({ [filter]: kind === 'tag' ? `${s.tag}:${v}` : v, time }))}`, title: 'Show these requests' }, text)
+        : text);
       const label = (g) => {
         const v = g.group[dim];
         if (v === '(other)') return h('em', {}, `${r.other_groups} more`);
-        if (kind === 'key') return names.get(v) || h('span', { class: 'mono' }, `${v.slice(0, 8)}… (revoked)`);
+        if (kind === 'key') return linked(v, names.get(v) || h('span', { class: 'mono' }, `${v.slice(0, 8)}… (revoked)`));
         if (v === '') return h('span', { class: 'muted' }, kind === 'user' ? 'no end user' : kind === 'tag' ? 'untagged' : kind === 'route' ? 'no route' : 'none (refused before routing)');
-        return v;
+        return linked(v, v);
       };
       const top = Math.max(...rows.map((g) => g.requests));
       const title = (DIMENSIONS.find(([id]) => id === kind) || ['', kind])[1];

@@ -430,6 +430,14 @@ try {
     for (const v of ['search', 'support']) await table.getByRole('cell', { name: v, exact: true }).waitFor();
     await table.scrollIntoViewIfNeeded();
     await shot('20-usage-breakdown-tag');
+    // A group links to its requests in the log.
+    await table.getByRole('link', { name: 'support', exact: true }).click();
+    const log = page.getByRole('table', { name: 'Request log' });
+    await log.waitFor();
+    check(await page.getByLabel('Tag').inputValue() === 'team:support', 'the log is filtered on the tag');
+    const tags = await log.locator('tbody tr td:nth-child(6) .small').allInnerTexts();
+    check(tags.length > 0 && tags.every((t) => t === 'team=support'), `only the tag's requests (${tags.join(', ')})`);
+    await page.getByRole('link', { name: 'Usage' }).click();
     await page.getByLabel('Break down by').selectOption('model');
   });
 
@@ -437,7 +445,10 @@ try {
     await page.getByRole('link', { name: 'Requests' }).click();
     const log = page.getByRole('table', { name: 'Request log' });
     await log.waitFor();
-    check(await log.locator('tbody tr').count() === 50, 'a first page of 50');
+    // The filters stay as the link from the Usage page set them: cleared here.
+    await page.getByLabel('Tag').fill('');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await until('a first page of 50', async () => (await log.locator('tbody tr').count()) === 50);
     const firstTime = await log.locator('tbody tr').first().locator('td').first().getAttribute('title');
     const lastTime = await log.locator('tbody tr').last().locator('td').first().getAttribute('title');
     check(firstTime >= lastTime, `newest first (${firstTime} then ${lastTime})`);
