@@ -1,7 +1,12 @@
-// to11 dashboard: plain ES module, no build step, no third-party code. Views are functions that
-// return DOM nodes built with `h`; `render()` redraws the current route from `state`. The page
-// talks to /api/v1 with its session cookie (changes carry the CSRF token) and, in the playground,
-// to the gateway with a gateway key.
+// to11 dashboard: plain ES modules, no build step. Views are functions that return DOM nodes
+// built with `h`; `render()` redraws the current route from `state`. The page talks to /api/v1
+// with its session cookie (changes carry the CSRF token) and, in the playground, to the gateway
+// with a gateway key. The Usage, Requests and operator pages live in usage.js and requests.js
+// (they import the helpers exported at the end of this file); charts.js draws their charts with
+// the vendored uPlot (ui/vendor/), the only third-party code.
+
+import { usagePage, operatorPage, spendByKey, errorsByProvider, money, pct, count } from './usage.js';
+import { requestsPage } from './requests.js';
 
 const state = {
   session: null, // {principal, project, csrf, gateway_url}
@@ -171,6 +176,13 @@ const NAV = [
   ['audit', 'Audit log'],
 ];
 
+// What the project did: usage and the request log; across projects for the operator.
+const OBSERVE = [
+  ['usage', 'Usage'],
+  ['requests', 'Requests'],
+];
+const OPERATOR = [['operator', 'All projects']];
+
 function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   return { page: parts[0] || 'providers', arg: parts[1] || null };
@@ -287,7 +299,11 @@ function shell(page, content) {
         operator ? h('button', { class: 'small', style: 'margin-top:.5rem;background:transparent;color:#d7d9e4;border-color:#33374d', onclick: newProjectDialog }, '+ New project') : null),
       h('nav', { 'aria-label': 'Project' },
         h('div', { class: 'section' }, 'AI Gateway'),
-        NAV.map(([id, label]) => h('a', { href: `#/${id}`, 'aria-current': page === id ? 'page' : null }, label))),
+        NAV.map(([id, label]) => h('a', { href: `#/${id}`, 'aria-current': page === id ? 'page' : null }, label)),
+        h('div', { class: 'section' }, 'Observe'),
+        OBSERVE.map(([id, label]) => h('a', { href: `#/${id}`, 'aria-current': page === id ? 'page' : null }, label)),
+        operator ? [h('div', { class: 'section' }, 'Operator'),
+          OPERATOR.map(([id, label]) => h('a', { href: `#/${id}`, 'aria-current': page === id ? 'page' : null }, label))] : null),
       h('div', { class: 'foot' },
         operator ? 'Signed in as operator' : 'Signed in with a management key',
         h('button', { onclick: signOut }, 'Sign out'))),
@@ -334,13 +350,21 @@ async function render() {
   }
   if (mine !== rendering) return; // a newer render started meanwhile
   app.replaceChildren(shell(page, content));
-  document.title = `${(NAV.find(([id]) => id === page) || ['', 'to11'])[1]} · ${state.project.name} · to11`;
+  document.title = `${([...NAV, ...OBSERVE, ...OPERATOR].find(([id]) => id === page) || ['', 'to11'])[1]} · ${state.project.name} · to11`;
 }
 
 // ---------------------------------------------------------------- providers
 
+/** Usage figures for a page that can do without them: the figures, or the API's error to show. */
+async function figures(load) {
+  try { return { map: await load() }; } catch (e) { return { map: new Map(), error: e }; }
+}
+
 async function providersPage() {
-  const providers = (await api('GET', `${P()}/providers`)).data;
+  const [providers, today] = await Promise.all([
+    api('GET', `${P()}/providers`).then((r) => r.data),
+    figures(errorsByProvider),
+  ]);
   const rows = providers.map((p) => {
     const entry = entryOf(p.kind);
     const name = entry ? entry.display_name : p.kind;
@@ -352,12 +376,13 @@ async function providersPage() {
         h('div', {}, h('a', { href: `#/providers/${encodeURIComponent(p.slug)}` }, name), h('small', { class: 'mono' }, p.slug)))),
       h('td', {}, status, p.last_error ? h('div', { class: 'muted', style: 'font-size:.82rem;margin-top:.25rem' }, p.last_error) : null),
       h('td', {}, `${p.exposed.length} of ${p.discovered_count}`),
+      h('td', {}, errorRate(today, p.slug)),
       h('td', {}, ago(p.validated_at)),
       h('td', { class: 'muted mono', style: 'font-size:.8rem' }, p.base_url));
   });
   const body = providers.length
     ? h('div', { class: 'table' }, h('table', {},
-      h('thead', {}, h('tr', {}, h('th', {}, 'Provider'), h('th', {}, 'Status'), h('th', {}, 'Models exposed'), h('th', {}, 'Last validated'), h('th', {}, 'Base URL'))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Provider'), h('th', {}, 'Status'), h('th', {}, 'Models exposed'), h('th', {}, 'Errors today'), h('th', {}, 'Last validated'), h('th', {}, 'Base URL'))),
       h('tbody', {}, rows)))
     : h('div', { class: 'card empty' },
       h('h2', {}, 'Connect your first provider'),
@@ -366,7 +391,18 @@ async function providersPage() {
   return h('div', {},
     header('Providers', 'The LLM providers this project is connected to.',
       h('button', { class: 'primary', onclick: () => connectDrawer() }, '+ Connect provider')),
+    today.error && providers.length ? errorNotice(today.error, 'Errors today are unavailable') : null,
     body);
+}
+
+/** A provider's error rate today (UTC), from the usage API. */
+function errorRate(today, slug) {
+  if (today.error) return h('span', { class: 'muted' }, '—');
+  const g = today.map.get(slug);
+  if (!g || !g.requests) return h('span', { class: 'muted' }, 'no requests');
+  return h('span', { title: `${g.errors} of ${g.requests} requests failed today (UTC)` },
+    h('span', { class: `pill ${g.error_rate >= 0.05 ? 'bad' : g.errors ? 'warn' : 'ok'}` }, pct(g.error_rate)),
+    h('span', { class: 'muted small' }, ` of ${count(g.requests)}`));
 }
 
 /** The connect-provider drawer: choose → configure → models → save. */
@@ -943,7 +979,14 @@ function showSecret(title, secret, note) {
 }
 
 async function keysPage() {
-  const keys = (await api('GET', `${P()}/keys`)).data;
+  const [keys, spend] = await Promise.all([api('GET', `${P()}/keys`).then((r) => r.data), figures(spendByKey)]);
+  const spent = (k) => {
+    if (spend.error) return h('span', { class: 'muted' }, '—');
+    const g = spend.map.get(k.id);
+    if (!g) return h('span', { class: 'muted' }, money(0));
+    return h('span', { title: `${g.requests} requests this month (UTC)` }, money(g.cost_micros),
+      g.unpriced_requests ? h('div', { class: 'muted small' }, `+ ${count(g.unpriced_requests)} unpriced`) : null);
+  };
   const out = h('div');
   const name = h('input', { required: true, placeholder: 'e.g. backend-prod' });
   const models = h('input', { placeholder: 'all names' });
@@ -981,13 +1024,15 @@ async function keysPage() {
       h('td', {}, h('strong', {}, k.name)), h('td', { class: 'mono' }, k.hint),
       h('td', { class: 'muted' }, k.models ? k.models.join(', ') : 'all'),
       h('td', { class: 'muted' }, k.expires_at ? new Date(k.expires_at).toLocaleDateString() : 'never'),
+      h('td', { class: 'num' }, spent(k)),
       h('td', { class: 'muted' }, ago(k.created_at)), h('td', {}, revoke));
   });
   return h('div', {},
     header('Keys', 'Gateway keys applications call to11 with.'),
     form,
-    keys.length ? h('div', { class: 'table' }, h('table', {},
-      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Key'), h('th', {}, 'Models'), h('th', {}, 'Expires'), h('th', {}, 'Created'), h('th', {}, ''))),
+    spend.error && keys.length ? errorNotice(spend.error, 'Spend this month is unavailable') : null,
+    keys.length ? h('div', { class: 'table' }, h('table', { 'aria-label': 'Keys' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Key'), h('th', {}, 'Models'), h('th', {}, 'Expires'), h('th', { class: 'num' }, 'Spend this month'), h('th', {}, 'Created'), h('th', {}, ''))),
       h('tbody', {}, rows)))
       : h('div', { class: 'card empty' }, h('p', { class: 'muted' }, 'No keys yet.')));
 }
@@ -1232,6 +1277,11 @@ const VIEWS = {
   limits: limitsPage,
   playground: playgroundPage,
   audit: auditPage,
+  usage: usagePage,
+  requests: requestsPage,
+  operator: operatorPage,
 };
+
+export { h, api, P, state, field, errorNotice, header, busy, toast, go, ago };
 
 boot();

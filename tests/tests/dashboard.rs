@@ -3,8 +3,12 @@
 //! `tests/dashboard/package-lock.json`, installed with `npm ci` on first run) drives Debian's
 //! chromium headless against embedded mode whose provider is a mock OpenAI-compatible upstream:
 //! sign in, create a project, connect a provider through the drawer, pick models, create a key,
-//! run the playground, create a route and a function, revoke the key, sign out. Screenshots of
-//! every main screen land in `tests/output/dashboard/`.
+//! run the playground, create a route and a function; then real traffic through the gateway (one
+//! route's first target is a second mock that fails every chat request) and, once its records
+//! are stored, the Usage page (every chart must have drawn its data), its breakdowns, the
+//! Requests page with filters and a request's drawer with its failed attempt, the keys' spend,
+//! the providers' error rates and the operator's view across projects; revoke the key, sign out.
+//! Screenshots of every main screen land in `tests/output/dashboard/`.
 //!
 //! Also here, without a browser: the session's cookie, CSRF and revocation rules.
 
@@ -16,7 +20,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use to11_tests::checker::run_checks;
 use to11_tests::client::{gateway, ApiClient};
-use to11_tests::mock::MockUpstream;
+use to11_tests::mock::{MockUpstream, Scripted};
 use to11_tests::sandbox::embedded;
 
 fn root() -> PathBuf {
@@ -54,6 +58,9 @@ async fn the_dashboard_end_to_end_in_chromium() {
     node_modules();
     let browser = chromium();
     let mock = MockUpstream::start("sk-mock-dashboard", &["gpt-4o", "gpt-4o-mini"]);
+    // Lists its models (so it can be connected), then fails every chat request.
+    let flaky = MockUpstream::start("sk-mock-dashboard", &["gpt-4o"]);
+    flaky.always(Some(Scripted::error(503, "overloaded")));
     let dir = std::env::temp_dir().join(format!("to11-dashboard-{}", uuid::Uuid::new_v4()));
     let gw = embedded(&dir).expect("embedded");
     let token = gw.info.generated_admin_token.clone().expect("token");
@@ -66,11 +73,15 @@ async fn the_dashboard_end_to_end_in_chromium() {
         .env("TO11_ADMIN_TOKEN", token)
         .env("TO11_MOCK_BASE", mock.base_url())
         .env("TO11_MOCK_KEY", "sk-mock-dashboard")
+        .env("TO11_FLAKY_BASE", flaky.base_url())
         .env("TO11_SHOTS", shots)
         .env("CHROMIUM", browser);
     run_checks(cmd, "the dashboard checks", "all dashboard checks passed").await;
     // The playground's calls really went through the gateway to the provider.
     assert!(mock.count("/v1/chat/completions") >= 2);
+    // The traffic of the usage steps reached both upstreams: the failing one was tried.
+    assert!(mock.count("/v1/chat/completions") >= 50);
+    assert!(flaky.count("/v1/chat/completions") >= 2);
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -274,6 +285,18 @@ async fn sessions_resist_csrf_and_end_with_their_key() {
             .status,
         200
     );
+    // The vendored chart library is served from the binary too, and nothing but the listed files.
+    let lib = gateway(cp, Method::GET, "/ui/vendor/uPlot.iife.min.js", &[], None).await;
+    assert_eq!(lib.status, 200);
+    assert!(String::from_utf8_lossy(&lib.body).contains("uPlot (v1.6.32)"));
+    assert!(lib.header("content-security-policy").is_some());
+    for missing in ["/ui/vendor/nope.js", "/ui/vendor/../../Cargo.toml"] {
+        assert_eq!(
+            gateway(cp, Method::GET, missing, &[], None).await.status,
+            404,
+            "{missing}"
+        );
+    }
     assert_eq!(
         gateway(cp, Method::GET, "/ui/nope.js", &[], None)
             .await

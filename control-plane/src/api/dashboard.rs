@@ -1,5 +1,6 @@
 //! The web dashboard: static files compiled into the binary (`control-plane/ui/`), no build step
-//! and nothing fetched from elsewhere at run time. The page talks to `/api/v1` with its session
+//! and nothing fetched from elsewhere at run time; third-party code (uPlot, the Usage page's
+//! charts) is vendored in `ui/vendor/` with its version and licence. The page talks to `/api/v1` with its session
 //! cookie (`session`), and to the gateway for the playground.
 
 use actix_web::http::header::{self, HeaderValue};
@@ -19,6 +20,31 @@ const FILES: &[(&str, &str, &str)] = &[
         "app.css",
         "text/css; charset=utf-8",
         include_str!("../../ui/app.css"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/charts.js"),
+    ),
+    (
+        "usage.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/usage.js"),
+    ),
+    (
+        "requests.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/requests.js"),
+    ),
+    (
+        "vendor/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../../ui/vendor/uPlot.min.css"),
     ),
     (
         "icon.svg",
@@ -74,7 +100,7 @@ pub async fn index(api: web::Data<Api>) -> HttpResponse {
     )
 }
 
-/// `GET /ui/{file}`.
+/// `GET /ui/{file}` (`file` may name a folder: `vendor/…`); only the files above.
 pub async fn asset(api: web::Data<Api>, file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, mime, body) = FILES
         .iter()

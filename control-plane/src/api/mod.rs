@@ -131,7 +131,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/", web::get().to(dashboard::index))
-        .route("/ui/{file}", web::get().to(dashboard::asset))
+        .route("/ui/{file:.*}", web::get().to(dashboard::asset))
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(guard::admit))

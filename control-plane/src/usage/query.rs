@@ -147,6 +147,9 @@ pub struct UsageParams {
     pub group_by: Vec<GroupBy>,
     /// Groups shown, by cost; the rest are summed into one `(other)` group.
     pub limit: usize,
+    /// Whether the answer carries the series (`series=false`: totals and groups only, which is
+    /// what a breakdown table needs over a long range).
+    pub series: bool,
 }
 
 /// Groups a usage answer shows unless asked otherwise, and at most.
@@ -185,8 +188,9 @@ fn time(
 }
 
 /// Parses `from`, `to` (default: the last 24 hours), `interval` (`minute`, `hour` (default),
-/// `day`) and `group_by` (comma-separated: `model`, `key`, `provider`, `route`, `user`,
-/// `tag:NAME`, and `project` for the operator's view).
+/// `day`), `group_by` (comma-separated: `model`, `key`, `provider`, `route`, `user`,
+/// `tag:NAME`, and `project` for the operator's view), `limit` and `series` (`true` (default)
+/// or `false`).
 pub fn parse_usage(
     p: &HashMap<String, String>,
     now: DateTime<Utc>,
@@ -257,6 +261,14 @@ pub fn parse_usage(
             GROUPS_DEFAULT
         }
     };
+    let series = match p.get("series").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            problems.push(format!("'series' must be true or false, not '{other}'"));
+            true
+        }
+    };
     // By day, a query covers whole UTC days: its first and last points are whole days.
     let (from, to) = match interval {
         Interval::Day => (floor_day(from), ceil_day(to)),
@@ -269,6 +281,7 @@ pub fn parse_usage(
             interval,
             group_by,
             limit,
+            series,
         })
     } else {
         Err(problems)
@@ -450,7 +463,9 @@ pub fn report(params: &UsageParams, rows: &[Row]) -> Report {
         let t = r.bucket.duration_trunc(step).unwrap_or(r.bucket);
         totals.add(&r.sums);
         groups.entry(key.clone()).or_default().add(&r.sums);
-        series.entry((t, key)).or_default().add(&r.sums);
+        if params.series {
+            series.entry((t, key)).or_default().add(&r.sums);
+        }
     }
     let names: Vec<String> = params.group_by.iter().map(GroupBy::name).collect();
     let label = |key: &[String]| -> BTreeMap<String, String> {
@@ -746,6 +761,13 @@ mod tests {
         assert!(csv.starts_with("time,model,requests"));
         assert_eq!(r.other_groups, 0);
 
+        // Without the series: the same totals and groups.
+        let mut bare = p.clone();
+        bare.series = false;
+        let b = report(&bare, &rows);
+        assert!(b.series.is_empty());
+        assert_eq!((b.totals, b.groups), (r.totals.clone(), r.groups.clone()));
+
         // Past `limit`, groups are summed into `(other)`, in the groups and in the series.
         let mut one = p.clone();
         one.limit = 1;
@@ -780,6 +802,9 @@ mod tests {
         assert_eq!(ts(p.from), "2026-11-20T00:00:00Z");
         assert_eq!(ts(p.to), "2026-11-25T00:00:00Z");
         assert_eq!(p.limit, 7);
+        assert!(p.series);
+        let e = parse_usage(&params(&[("series", "no")]), now(), false).expect_err("bad");
+        assert!(e[0].contains("'series'"), "{e:?}");
         for bad in ["0", "10001", "x"] {
             let e = parse_usage(&params(&[("limit", bad)]), now(), false).expect_err("bad");
             assert!(e[0].contains("'limit'"), "{e:?}");
