@@ -105,6 +105,16 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
         "all Responses checks passed",
     )
     .await;
+    let mut cmd = Command::new("node");
+    cmd.arg(node_sdk().join("check_responses.mjs"))
+        .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
+        .env("TO11_KEY", &gk);
+    run_checks(
+        cmd,
+        "the Node SDK's Responses API checks",
+        "all Node Responses checks passed",
+    )
+    .await;
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
