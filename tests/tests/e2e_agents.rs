@@ -11,8 +11,10 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use to11_tests::client::{gateway, wait_version, ApiClient, GatewayResponse};
 use to11_tests::mock::MockUpstream;
-use to11_tests::native_mock::{Native, NativeMock};
-use to11_tests::sandbox::{embedded, EmbeddedInfo, Spawned};
+use to11_tests::native_mock::{
+    service_account, Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET, SA_EMAIL,
+};
+use to11_tests::sandbox::{embedded_with, EmbeddedInfo, Spawned};
 
 struct World {
     gw: Spawned<EmbeddedInfo>,
@@ -20,6 +22,8 @@ struct World {
     anthropic: NativeMock,
     compat: MockUpstream,
     gemini: NativeMock,
+    vertex: NativeMock,
+    bedrock: NativeMock,
 }
 
 async fn world() -> World {
@@ -27,8 +31,15 @@ async fn world() -> World {
     let anthropic = NativeMock::start(Native::Anthropic, key);
     let gemini = NativeMock::start(Native::Gemini, key);
     let compat = MockUpstream::start("sk-compat", &["m1"]);
+    let vertex = NativeMock::start(Native::Vertex, key);
+    let bedrock = NativeMock::start(Native::Bedrock, key);
+    let token_url = format!("http://{}/token", vertex.addr);
     let dir = std::env::temp_dir().join(format!("to11-agents-{}", uuid::Uuid::new_v4()));
-    let gw = embedded(&dir).expect("embedded");
+    let gw = embedded_with(&dir, move |s| {
+        s.api.google_token_url = token_url.clone();
+        s.gateway.google_token_url = token_url;
+    })
+    .expect("embedded");
     let api = ApiClient::new(
         gw.info.api,
         gw.info.generated_admin_token.as_deref().expect("token"),
@@ -41,6 +52,10 @@ async fn world() -> World {
         json!({"kind": "anthropic", "base_url": format!("http://{}/v1", anthropic.addr), "credential": {"api_key": key}}),
         json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", gemini.addr), "credential": {"api_key": key}}),
         json!({"kind": "openai-compatible", "slug": "compat", "base_url": compat.base_url(), "credential": {"api_key": "sk-compat"}}),
+        json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"region": "us-central1"},
+            "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": ["claude-m1@20250514"]}),
+        json!({"kind": "bedrock", "base_url": format!("http://{}", bedrock.addr), "account": {"region": AWS_REGION},
+            "credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}}),
     ] {
         let (s, c) = api.post("/projects/agents/providers", body).await;
         assert_eq!(s, 201, "{c}");
@@ -60,6 +75,8 @@ async fn world() -> World {
         anthropic,
         compat,
         gemini,
+        vertex,
+        bedrock,
     }
 }
 
@@ -229,7 +246,14 @@ fn check_gemini_body(v: &Value) {
 #[actix_rt::test]
 async fn claude_code_sessions_run_against_every_target_format() {
     let w = world().await;
-    for model in ["anthropic/m1", "compat/m1", "gemini/m1"] {
+    let models = [
+        "anthropic/m1",
+        "vertex/claude-m1@20250514",
+        "bedrock/eu.anthropic.claude-m1-v1:0",
+        "compat/m1",
+        "gemini/m1",
+    ];
+    for model in models {
         let mut messages = vec![json!({"role": "user", "content": [
             {"type": "text", "text": "<system-reminder>context</system-reminder>"},
             {"type": "text", "text": "Find the bug.", "cache_control": {"type": "ephemeral"}}]})];
@@ -283,6 +307,30 @@ async fn claude_code_sessions_run_against_every_target_format() {
                     assert!(got.path.ends_with("?beta=true"), "{}", got.path);
                     assert!(r.headers.get("x-to11-dropped").is_none());
                 }
+                "vertex/claude-m1@20250514" | "bedrock/eu.anthropic.claude-m1-v1:0" => {
+                    // Claude on Vertex and Bedrock: the same body as sent, but for what the
+                    // platform asks (no model, its anthropic_version; Bedrock: no stream).
+                    let (got, version) = if model.starts_with("vertex") {
+                        (
+                            w.vertex.last("/v1/projects/").expect("sent"),
+                            "vertex-2023-10-16",
+                        )
+                    } else {
+                        (
+                            w.bedrock.last("/model/").expect("sent"),
+                            "bedrock-2023-05-31",
+                        )
+                    };
+                    let mut want = body.clone();
+                    let o = want.as_object_mut().expect("object");
+                    o.remove("model");
+                    o.insert("anthropic_version".into(), version.into());
+                    if version.starts_with("bedrock") {
+                        o.remove("stream");
+                    }
+                    let got: Value = serde_json::from_slice(&got.body).expect("json");
+                    assert_eq!(got, want, "{model} turn {turn}");
+                }
                 "compat/m1" => {
                     check_chat_body(
                         &w.compat
@@ -314,6 +362,16 @@ async fn claude_code_sessions_run_against_every_target_format() {
                 .map(|u| json!({"type": "tool_result", "tool_use_id": u["id"], "content": "src/lib.rs:3: off by one",
                     "cache_control": {"type": "ephemeral"}}))
                 .collect();
+            // Claude's signed thinking comes first in its turn, and must go back with the turn's
+            // tool calls unchanged (the mocks do not think, so the test writes one in).
+            let mut assistant = assistant;
+            if let Some(blocks) = assistant["content"].as_array_mut() {
+                blocks.insert(
+                    0,
+                    json!({"type": "thinking", "thinking": "The test fails at line 3.",
+                    "signature": format!("EqQBCkgIBxABGAIiQ{turn}sig+/=")}),
+                );
+            }
             messages.push(assistant);
             messages.push(json!({"role": "user", "content": results}));
         }

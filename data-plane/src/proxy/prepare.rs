@@ -202,6 +202,10 @@ impl<'a> Preparer<'a> {
                 // A stream's usage is asked for when the next step is the gateway's own (it
                 // reads it), or when the target only reports it when asked.
                 ask_usage: i + 1 < t.steps.len() || api.stream_usage == StreamUsage::Ask,
+                cache_points: t
+                    .steps
+                    .get(i + 1)
+                    .is_some_and(|next| std::ptr::eq(*next, &pair::CHAT_TO_CONVERSE)),
             };
             v = match Translation::request_step(step, v, &goal, &mut asked) {
                 Ok(v) => v,

@@ -30,9 +30,13 @@ fn invalid(what: impl Into<String>) -> TranslateError {
 /// An OpenAI chat request body → a Converse body (the model is in the URL).
 pub fn request(
     req: Map<String, Value>,
-    _: &Target<'_>,
+    target: &Target<'_>,
     asked: &mut Asked,
 ) -> Result<Map<String, Value>, TranslateError> {
+    let caching = caches(target.model);
+    if !caching && marked(&req) {
+        asked.dropped.add(super::Dropped::CACHE_CONTROL);
+    }
     let mut inference = Map::new();
     let mut json = None;
     for (k, v) in &req {
@@ -51,6 +55,7 @@ pub fn request(
     let (system, messages) = messages(
         req.get("messages")
             .ok_or_else(|| invalid("the request has no 'messages'"))?,
+        caching,
     )?;
     if !system.is_empty() {
         out.insert("system".into(), Value::Array(system));
@@ -59,7 +64,7 @@ pub fn request(
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
-    if let Some(config) = tool_config(&req)? {
+    if let Some(config) = tool_config(&req, caching)? {
         out.insert("toolConfig".into(), config);
     }
     if let Some(j) = json {
@@ -138,8 +143,35 @@ fn field(
     Ok(())
 }
 
-/// OpenAI tools and `tool_choice` → `toolConfig` (`none` sends no tools).
-fn tool_config(req: &Map<String, Value>) -> Result<Option<Value>, TranslateError> {
+/// Whether a Bedrock model takes cache points (Claude and Nova); others refuse them.
+fn caches(model: &str) -> bool {
+    model.contains("anthropic.claude") || model.contains("amazon.nova")
+}
+
+/// Whether the chat request marks cache points (`cache_control` on parts, tool messages or
+/// tools, as Anthropic writes them).
+fn marked(req: &Map<String, Value>) -> bool {
+    let on_parts = |c: &Value| {
+        c.as_array()
+            .is_some_and(|p| p.iter().any(|p| p.get("cache_control").is_some()))
+    };
+    req.get("messages")
+        .and_then(Value::as_array)
+        .is_some_and(|m| {
+            m.iter()
+                .any(|m| m.get("cache_control").is_some() || on_parts(&m["content"]))
+        })
+        || req.get("tools").is_some_and(on_parts)
+}
+
+/// The cache point after a marked block.
+fn cache_point() -> Value {
+    json!({"cachePoint": {"type": "default"}})
+}
+
+/// OpenAI tools and `tool_choice` → `toolConfig` (`none` sends no tools); a marked tool is
+/// followed by a cache point when the model takes them.
+fn tool_config(req: &Map<String, Value>, caching: bool) -> Result<Option<Value>, TranslateError> {
     let choice = req.get("tool_choice").filter(|c| !c.is_null());
     let none = choice.is_some_and(|c| c == "none");
     let (Some(tools), false) = (req.get("tools").and_then(Value::as_array), none) else {
@@ -163,6 +195,9 @@ fn tool_config(req: &Map<String, Value>) -> Result<Option<Value>, TranslateError
             spec["description"] = d.into();
         }
         specs.push(json!({ "toolSpec": spec }));
+        if caching && t.get("cache_control").is_some() {
+            specs.push(cache_point());
+        }
     }
     let mut config = json!({ "tools": specs });
     if let Some(c) = choice {
@@ -178,7 +213,22 @@ fn tool_config(req: &Map<String, Value>) -> Result<Option<Value>, TranslateError
     Ok(Some(config))
 }
 
-fn blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
+/// Chat content as Converse blocks; a marked part is followed by a cache point when `caching`.
+fn blocks(c: &Value, caching: bool) -> Result<Vec<Value>, TranslateError> {
+    let Value::Array(parts) = c else {
+        return plain_blocks(c);
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        out.extend(plain_blocks(&Value::Array(vec![p.clone()]))?);
+        if caching && p.get("cache_control").is_some() {
+            out.push(cache_point());
+        }
+    }
+    Ok(out)
+}
+
+fn plain_blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
     match c {
         Value::Null => Ok(vec![]),
         Value::String(s) if s.is_empty() => Ok(vec![]),
@@ -216,7 +266,7 @@ fn blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
     }
 }
 
-fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
+fn messages(v: &Value, caching: bool) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
     let list = v
         .as_array()
         .ok_or_else(|| invalid("'messages' must be an array"))?;
@@ -228,16 +278,16 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
             .ok_or_else(|| invalid("a message has no role"))?
         {
             "system" | "developer" => {
-                for b in blocks(&m["content"])? {
-                    if b.get("text").is_none() {
+                for b in blocks(&m["content"], caching)? {
+                    if b.get("text").is_none() && b.get("cachePoint").is_none() {
                         return Err(unsupported("non-text system messages"));
                     }
                     system.push(b);
                 }
             }
-            "user" => push_turn(&mut out, "user", blocks(&m["content"])?),
+            "user" => push_turn(&mut out, "user", blocks(&m["content"], caching)?),
             "assistant" => {
-                let mut b = blocks(&m["content"])?;
+                let mut b = blocks(&m["content"], caching)?;
                 for c in m["tool_calls"].as_array().into_iter().flatten() {
                     let input = tool_arguments(c)?;
                     b.push(json!({"toolUse": {"toolUseId": c["id"], "name": c["function"]["name"], "input": input}}));
@@ -250,15 +300,15 @@ fn messages(v: &Value) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
                     .ok_or_else(|| invalid("a tool message has no tool_call_id"))?;
                 let content = match &m["content"] {
                     Value::String(s) => vec![json!({"text": s})],
-                    c => blocks(c)?,
+                    c => plain_blocks(c)?,
                 };
-                push_turn(
-                    &mut out,
-                    "user",
-                    vec![
-                        json!({"toolResult": {"toolUseId": id, "content": content, "status": "success"}}),
-                    ],
-                );
+                let mut turn = vec![
+                    json!({"toolResult": {"toolUseId": id, "content": content, "status": "success"}}),
+                ];
+                if caching && m.get("cache_control").is_some() {
+                    turn.push(cache_point());
+                }
+                push_turn(&mut out, "user", turn);
             }
             "function" => return Err(unsupported("the deprecated 'function' role")),
             other => return Err(invalid(format!("unknown role '{other}'"))),

@@ -40,16 +40,19 @@ pub fn request(
         }
         field(k, v, target, &mut out, asked)?;
     }
-    if cache_points(&req) {
+    // Cache points go on to a next step that keeps them (Converse); otherwise chat has no
+    // equivalent and they are dropped.
+    let keep = target.cache_points;
+    if !keep && cache_points(&req) {
         asked.dropped.add(Dropped::CACHE_CONTROL);
     }
-    let mut messages = system(req.get("system"))?;
+    let mut messages = system(req.get("system"), keep)?;
     for m in req
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("the request has no 'messages'"))?
     {
-        message(m, &mut messages)?;
+        message(m, &mut messages, keep)?;
     }
     out.insert("messages".into(), Value::Array(messages));
     if let Some(tools) = req.get("tools").and_then(Value::as_array) {
@@ -58,8 +61,10 @@ pub fn request(
             if tool.get("type").is_some_and(|x| x != "custom") {
                 return Err(unsupported(&format!("server tools ({})", tool["type"])));
             }
-            t.push(json!({"type": "function", "function": {"name": tool["name"], "description": tool["description"],
-                "parameters": tool["input_schema"]}}));
+            let mut f = json!({"type": "function", "function": {"name": tool["name"], "description": tool["description"],
+                "parameters": tool["input_schema"]}});
+            mark(&mut f, tool, keep);
+            t.push(f);
         }
         out.insert("tools".into(), Value::Array(t));
     }
@@ -154,11 +159,32 @@ fn cache_points(req: &Map<String, Value>) -> bool {
             .is_some_and(|m| m.iter().any(|m| marked(m.get("content"))))
 }
 
-/// `system` as the first chat message.
-fn system(system: Option<&Value>) -> Result<Vec<Value>, TranslateError> {
+/// `cache_control` copied from a Messages block to what it became, when kept.
+fn mark(to: &mut Value, from: &Value, keep: bool) {
+    if let Some(c) = from.get("cache_control").filter(|_| keep) {
+        to["cache_control"] = c.clone();
+    }
+}
+
+/// `system` as the first chat message (as text parts when cache points are kept on them).
+fn system(system: Option<&Value>, keep: bool) -> Result<Vec<Value>, TranslateError> {
     Ok(match system {
         None | Some(Value::Null) => vec![],
         Some(Value::String(s)) => vec![json!({"role": "system", "content": s})],
+        Some(Value::Array(blocks))
+            if keep && blocks.iter().any(|b| b.get("cache_control").is_some()) =>
+        {
+            let parts = blocks
+                .iter()
+                .filter(|b| b["text"].is_string())
+                .map(|b| {
+                    let mut p = json!({"type": "text", "text": b["text"]});
+                    mark(&mut p, b, keep);
+                    p
+                })
+                .collect();
+            vec![json!({"role": "system", "content": Value::Array(parts)})]
+        }
         Some(Value::Array(blocks)) => {
             let text: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
             vec![json!({"role": "system", "content": text.join("\n\n")})]
@@ -168,7 +194,7 @@ fn system(system: Option<&Value>) -> Result<Vec<Value>, TranslateError> {
 }
 
 /// One Messages turn → chat messages (a user turn's tool results are messages of their own).
-fn message(m: &Value, messages: &mut Vec<Value>) -> Result<(), TranslateError> {
+fn message(m: &Value, messages: &mut Vec<Value>, keep: bool) -> Result<(), TranslateError> {
     let role = m["role"]
         .as_str()
         .ok_or_else(|| invalid("a message has no role"))?;
@@ -182,7 +208,7 @@ fn message(m: &Value, messages: &mut Vec<Value>) -> Result<(), TranslateError> {
         _ => return Err(invalid("message content must be a string or blocks")),
     };
     match role {
-        "user" => user_turn(blocks, messages),
+        "user" => user_turn(blocks, messages, keep),
         "assistant" => {
             messages.push(assistant_turn(blocks)?);
             Ok(())
@@ -198,11 +224,19 @@ fn message(m: &Value, messages: &mut Vec<Value>) -> Result<(), TranslateError> {
     }
 }
 
-fn user_turn(blocks: &[Value], messages: &mut Vec<Value>) -> Result<(), TranslateError> {
+fn user_turn(
+    blocks: &[Value],
+    messages: &mut Vec<Value>,
+    keep: bool,
+) -> Result<(), TranslateError> {
     let mut parts = Vec::new();
     for b in blocks {
         match b["type"].as_str() {
-            Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
+            Some("text") => {
+                let mut p = json!({"type": "text", "text": b["text"]});
+                mark(&mut p, b, keep);
+                parts.push(p);
+            }
             Some("image") => {
                 let s = &b["source"];
                 let url = match s["type"].as_str() {
@@ -214,7 +248,9 @@ fn user_turn(blocks: &[Value], messages: &mut Vec<Value>) -> Result<(), Translat
                     Some("url") => s["url"].as_str().unwrap_or("").to_string(),
                     _ => return Err(unsupported("image sources other than base64 and url")),
                 };
-                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+                let mut p = json!({"type": "image_url", "image_url": {"url": url}});
+                mark(&mut p, b, keep);
+                parts.push(p);
             }
             Some("tool_result") => {
                 // Tool results are messages of their own, before the rest of the turn.
@@ -232,9 +268,10 @@ fn user_turn(blocks: &[Value], messages: &mut Vec<Value>) -> Result<(), Translat
                 } else {
                     content
                 };
-                messages.push(
-                    json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}),
-                );
+                let mut m =
+                    json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content});
+                mark(&mut m, b, keep);
+                messages.push(m);
             }
             Some(other) => return Err(unsupported(&format!("'{other}' blocks"))),
             None => return Err(invalid("a content block has no type")),
@@ -505,6 +542,7 @@ mod tests {
                     model,
                     max_tokens_field: max_field,
                     ask_usage: true,
+                    cache_points: false,
                 },
             )
             .map(|(b, _)| b)
@@ -580,6 +618,7 @@ mod tests {
             model: "x",
             max_tokens_field: "max_tokens",
             ask_usage: true,
+            cache_points: false,
         };
         let body = json!({"model": "m", "max_tokens": 5, "thinking": {"type": "adaptive"},
             "output_config": {"effort": "high"}, "top_k": 5,

@@ -305,6 +305,7 @@ pub(crate) mod testing {
                 model,
                 max_tokens_field: "max_tokens",
                 ask_usage: true,
+                cache_points: false,
             },
         )
     }

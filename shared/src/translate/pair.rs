@@ -24,6 +24,10 @@ pub struct Target<'a> {
     /// Whether to ask an OpenAI-compatible target for the usage of a stream
     /// (`stream_options.include_usage`; some servers refuse it).
     pub ask_usage: bool,
+    /// Whether the next step keeps cache points marked on chat parts, tool messages and tools
+    /// (`cache_control`, as Anthropic writes it): chat → Converse maps them to `cachePoint`s.
+    /// Never set when the chat body goes to a server, which would refuse the unknown field.
+    pub cache_points: bool,
 }
 
 /// What an answer translation needs to know.
@@ -351,6 +355,7 @@ mod tests {
                     model: "gemini-x",
                     max_tokens_field: "max_tokens",
                     ask_usage: true,
+                    cache_points: false,
                 },
             )
             .expect("ok");
@@ -408,6 +413,7 @@ mod tests {
                     model: "m",
                     max_tokens_field: "max_tokens",
                     ask_usage: true,
+                    cache_points: false,
                 },
             )
             .expect("ok");
@@ -428,6 +434,7 @@ mod tests {
             model: "gemini-3-pro-preview",
             max_tokens_field: "max_tokens",
             ask_usage: true,
+            cache_points: false,
         };
         // The id a Gemini answer gave the call (signature "c2lnbmVk" = "signed").
         let id = "call_r1_0_0__ts__c2lnbmVk";
@@ -452,5 +459,54 @@ mod tests {
                 "get"
             );
         }
+    }
+
+    /// Claude Code's cache points reach Bedrock Converse as `cachePoint`s after the marked
+    /// system block, message block, tool result and tool, on models that take them; on others
+    /// they are dropped and named.
+    #[test]
+    fn cache_points_reach_converse() {
+        static STEPS: &[&Step] = &[&MESSAGES_TO_CHAT, &CHAT_TO_CONVERSE];
+        let eph = json!({"type": "ephemeral"});
+        let body = json!({"model": "m", "max_tokens": 10,
+            "system": [{"type": "text", "text": "Rules."}, {"type": "text", "text": "Repo.", "cache_control": eph}],
+            "tools": [{"name": "a", "input_schema": {"type": "object"}},
+                {"name": "b", "input_schema": {"type": "object"}, "cache_control": eph}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Fix it.", "cache_control": eph}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "a", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok", "cache_control": eph}]}]});
+        let run = |model: &str| {
+            let (out, asked) = Translation::new(STEPS, Framing::ConverseEvents)
+                .request_bytes(
+                    body.to_string().as_bytes(),
+                    &Target {
+                        model,
+                        max_tokens_field: "max_tokens",
+                        ask_usage: true,
+                        cache_points: true,
+                    },
+                )
+                .expect("ok");
+            (serde_json::from_slice::<Value>(&out).expect("json"), asked)
+        };
+        let point = json!({"cachePoint": {"type": "default"}});
+        let (v, asked) = run("amazon.nova-pro-v1:0");
+        assert!(asked.dropped.is_empty());
+        assert_eq!(
+            v["system"],
+            json!([{"text": "Rules."}, {"text": "Repo."}, point])
+        );
+        assert_eq!(v["toolConfig"]["tools"][2], point);
+        assert_eq!(v["toolConfig"]["tools"].as_array().map(Vec::len), Some(3));
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([{"text": "Fix it."}, point])
+        );
+        assert_eq!(v["messages"][2]["content"][1], point);
+        assert!(v["messages"][2]["content"][0].get("toolResult").is_some());
+        let (v, asked) = run("meta.llama3-70b-instruct-v1:0");
+        assert!(!v.to_string().contains("cachePoint"), "{v}");
+        assert_eq!(asked.dropped.names(), "cache_control");
     }
 }

@@ -46,6 +46,7 @@ fn main() {
         model: "gemini-2.5-flash",
         max_tokens_field: "max_tokens",
         ask_usage: true,
+        cache_points: false,
     };
     let n = 50_000;
     let mut best = f64::INFINITY;

@@ -412,6 +412,7 @@ fn a_chain_reaches_claude_and_back() {
                 model: "claude-x",
                 max_tokens_field: "max_tokens",
                 ask_usage: true,
+                cache_points: false,
             },
         )
         .expect("ok");
