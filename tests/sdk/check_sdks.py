@@ -266,6 +266,35 @@ check("anthropic: tool use translated to Gemini", an_tools("gemini/m1", False))
 check("anthropic: streamed tool use translated to Gemini", an_tools("gemini/m1", True))
 check("anthropic: tool use translated to Bedrock Converse", an_tools("bedrock/m1", False))
 check("anthropic: streamed tool use translated to Bedrock ConverseStream", an_tools("bedrock/m1", True))
+
+
+def an_session(model):
+    """Prompt caching, extended thinking and tools over two turns, as the Anthropic SDK sends
+    them: the tool call comes back parsed, and the next turn (the signed thinking block, the call
+    and its result) is accepted. tests/e2e_agents.rs checks what the upstream received."""
+    def run():
+        system = [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]
+        tools = [dict(AN_TOOLS[0], cache_control={"type": "ephemeral"})]
+        thinking = {"type": "enabled", "budget_tokens": 1024}
+        with an.messages.stream(model=model, max_tokens=2048, system=system, tools=tools, thinking=thinking,
+                                messages=MSG, extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"}) as s:
+            first = s.get_final_message()
+        use = [b for b in first.content if b.type == "tool_use"][0]
+        history = MSG + [
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "Look it up.", "signature": "EqQBsig=="}]
+             + [b.model_dump(exclude_none=True) for b in first.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "42",
+                                          "cache_control": {"type": "ephemeral"}}]}]
+        second = an.messages.create(model=model, max_tokens=2048, system=system, tools=tools, thinking=thinking,
+                                    messages=history)
+        assert second.stop_reason in ("tool_use", "end_turn"), second
+        assert second.usage.input_tokens >= 0, second.usage
+    return run
+
+
+for target, name in [("anthropic/m1", "Anthropic"), ("vertex/claude-m1@20250514", "Claude on Vertex"),
+                     ("bedrock/eu.anthropic.claude-m1-v1:0", "Claude on Bedrock")]:
+    check(f"anthropic: caching, thinking and tools over two turns, {name}", an_session(target))
 check("anthropic: a request the target cannot express raises BadRequestError",
       an_error(an, "openai/m1", anthropic.BadRequestError,
                extra_body={"mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}]}))

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use to11_tests::client::{gateway, wait_version, ApiClient, GatewayResponse};
 use to11_tests::mock::MockUpstream;
 use to11_tests::native_mock::{
-    service_account, Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET, SA_EMAIL,
+    service_account, Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET, MOCK_SIGNATURE,
+    SA_EMAIL,
 };
 use to11_tests::sandbox::{embedded_with, EmbeddedInfo, Spawned};
 
@@ -227,6 +228,9 @@ fn check_gemini_body(v: &Value) {
         last_role = role;
         for p in c["parts"].as_array().expect("parts") {
             if let Some(f) = p.get("functionCall") {
+                // Gemini's thought signature came back with its call, whatever API the
+                // agent speaks (the mock refuses the turn otherwise).
+                assert_eq!(p["thoughtSignature"], MOCK_SIGNATURE, "{v}");
                 called.push(f["name"].as_str().expect("name").to_string());
             }
             if let Some(r) = p.get("functionResponse") {

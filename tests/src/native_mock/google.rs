@@ -44,7 +44,9 @@ pub fn gemini_events() -> Vec<String> {
 pub(super) fn gemini_parts(body: &[u8]) -> Vec<Value> {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();
     if let Some(f) = v["tools"][0]["functionDeclarations"][0]["name"].as_str() {
-        return vec![json!({"functionCall": {"name": f, "args": {"q": "x"}}})];
+        return vec![
+            json!({"functionCall": {"name": f, "args": {"q": "x"}}, "thoughtSignature": MOCK_SIGNATURE}),
+        ];
     }
     if v["generationConfig"]["responseMimeType"] == "application/json" {
         return vec![json!({"text": "{\"q\":"}), json!({"text": "\"x\"}"})];
@@ -124,7 +126,39 @@ fn vertex_predict(body: &[u8]) -> HttpResponse {
         .json(json!({"predictions": predictions, "metadata": {"billableCharacterCount": 1}}))
 }
 
+/// The thought signature the mock Gemini puts on its function calls (base64, `+` and `/`
+/// included so that a lossy carrier shows).
+pub const MOCK_SIGNATURE: &str = "Cr8B+/si/mock+w=";
+
+/// As Gemini 3 does: a function call in the history must come back with the signature it was
+/// given (or Google's documented skip value); a missing or altered one is a 400.
+fn unsigned_call(body: &[u8]) -> Option<HttpResponse> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    for c in v["contents"].as_array()? {
+        for p in c["parts"].as_array().into_iter().flatten() {
+            if p.get("functionCall").is_none() {
+                continue;
+            }
+            match p["thoughtSignature"].as_str() {
+                Some(MOCK_SIGNATURE) | Some("skip_thought_signature_validator") => {}
+                other => {
+                    return Some(google_error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        &format!("Function call is missing a thought_signature in functionCall parts (got {other:?})."),
+                        None,
+                    ))
+                }
+            }
+        }
+    }
+    None
+}
+
 pub(super) fn generate(method: &str, body: &[u8]) -> HttpResponse {
+    if let Some(refused) = unsigned_call(body) {
+        return refused;
+    }
     let parts = gemini_parts(body);
     let usage = gemini_usage();
     match method {

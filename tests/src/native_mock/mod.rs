@@ -40,6 +40,7 @@ use anthropic::*;
 use bedrock::*;
 pub use bedrock::{converse_frames, event_frame, invoke_stream_frames};
 pub use google::gemini_events;
+pub use google::MOCK_SIGNATURE;
 use google::*;
 use openai_like::*;
 
