@@ -86,6 +86,9 @@ fn no_sessions() -> StoreError {
     StoreError::Unavailable("the local store keeps no sessions (they live in the process)".into())
 }
 
+/// Projects read in one round trip when loading them all.
+pub const LOAD_PAGE: usize = 500;
+
 async fn timed<T>(
     d: Duration,
     f: impl std::future::Future<Output = Result<T, StoreError>>,
@@ -248,15 +251,29 @@ impl Store {
         .await
     }
 
-    /// Every project's state, at start-up.
+    /// Every project's state, at start-up. Over Redis it is read in pages
+    /// (`LOAD_PAGE` projects a round trip), each page within the store timeout: how long the
+    /// whole takes grows with the number of projects, no single call does.
     pub async fn load_all(&self) -> Result<Vec<ProjectState>, StoreError> {
-        timed(self.op_timeout(), async {
-            match self {
-                Store::Redis(r) => r.load_all().await,
-                Store::Local(l) => l.load_all().await,
+        let r = match self {
+            Store::Local(l) => return timed(self.op_timeout(), l.load_all()).await,
+            Store::Redis(r) => r,
+        };
+        let ids = timed(self.op_timeout(), r.project_ids()).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let started = std::time::Instant::now();
+        for (n, page) in ids.chunks(LOAD_PAGE).enumerate() {
+            out.extend(timed(self.op_timeout(), r.load_many(page)).await?);
+            if (n + 1) % 50 == 0 {
+                tracing::info!(
+                    loaded = out.len(),
+                    of = ids.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "loading projects"
+                );
             }
-        })
-        .await
+        }
+        Ok(out)
     }
 
     pub async fn load(&self, project: Uuid) -> Result<Option<ProjectState>, StoreError> {

@@ -432,18 +432,39 @@ impl RedisStore {
             .collect())
     }
 
-    pub async fn load_all(&self) -> Result<Vec<ProjectState>, StoreError> {
+    /// The ids of every stored project.
+    pub async fn project_ids(&self) -> Result<Vec<Uuid>, StoreError> {
         let mut c = self.conn().await?;
         let ids: Vec<String> = c
             .smembers(self.key("projects"))
             .await
             .map_err(unavailable)?;
+        ids.into_iter()
+            .map(|id| {
+                id.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("project id {id:?}")))
+            })
+            .collect()
+    }
+
+    /// The states of `ids` in one round trip (`MGET`); deleted ones are skipped.
+    pub async fn load_many(&self, ids: &[Uuid]) -> Result<Vec<ProjectState>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| self.key(&format!("state:{id}")))
+            .collect();
+        let mut c = self.conn().await?;
+        let raw: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut *c)
+            .await
+            .map_err(unavailable)?;
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let id: Uuid = id
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("project id {id:?}")))?;
-            if let Some(s) = self.load(id).await? {
+        for (id, r) in ids.iter().zip(raw) {
+            if let Some(s) = parse_state(*id, r)? {
                 out.push(s);
             }
         }

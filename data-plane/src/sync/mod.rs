@@ -60,6 +60,8 @@ impl SyncStatus {
 
 /// The longest wait between two attempts to reach an unreachable source.
 const RECONNECT_MAX: Duration = Duration::from_millis(500);
+/// Snapshots read in one round trip when reconciling (a cold start reads every project).
+const FETCH_PAGE: usize = 500;
 
 pub struct Follower {
     pub source: Arc<dyn SnapshotSource>,
@@ -215,16 +217,36 @@ impl Follower {
             tracing::warn!("configuration store epoch changed; adopting its state");
         }
         let mut ok = true;
-        for (project, version) in &index.versions {
-            let current = state.projects.get(project).map(|p| p.version).unwrap_or(0);
-            let differs = if new_epoch {
-                *version != current
-            } else {
-                *version > current
-            };
-            let floor = if new_epoch { 0 } else { current };
-            if differs && self.load_project(*project, floor).await.is_err() {
-                ok = false;
+        // (project, the version it must be above) of every project that changed.
+        let changed: Vec<(Uuid, u64)> = index
+            .versions
+            .iter()
+            .filter_map(|(project, version)| {
+                let current = state.projects.get(project).map(|p| p.version).unwrap_or(0);
+                let differs = if new_epoch {
+                    *version != current
+                } else {
+                    *version > current
+                };
+                differs.then_some((*project, if new_epoch { 0 } else { current }))
+            })
+            .collect();
+        // A page of snapshots a round trip, each page within the store timeout: a cold start
+        // over many projects takes pages, not one call per project.
+        for page in changed.chunks(FETCH_PAGE) {
+            let ids: Vec<Uuid> = page.iter().map(|(p, _)| *p).collect();
+            match self.timed(self.source.fetch_many(&ids)).await {
+                Ok(all) => {
+                    for ((project, floor), bytes) in page.iter().zip(all) {
+                        if self.apply_envelope(*project, bytes, *floor).is_err() {
+                            ok = false;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a page of snapshots failed");
+                    ok = false;
+                }
             }
         }
         let gone: Vec<Uuid> = state
@@ -254,6 +276,17 @@ impl Follower {
 
     async fn load_project(&self, project: Uuid, current: u64) -> Result<(), SourceError> {
         let bytes = self.timed(self.source.fetch(project)).await?;
+        self.apply_envelope(project, bytes, current)
+    }
+
+    /// A fetched envelope applied (`None`: the project is gone), unless it is not newer than
+    /// `current`.
+    fn apply_envelope(
+        &self,
+        project: Uuid,
+        bytes: Option<Vec<u8>>,
+        current: u64,
+    ) -> Result<(), SourceError> {
         let Some(bytes) = bytes else {
             self.live.remove(&project);
             return Ok(());

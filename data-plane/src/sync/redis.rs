@@ -120,6 +120,24 @@ impl SnapshotSource for RedisSource {
         .boxed()
     }
 
+    fn fetch_many<'a>(
+        &'a self,
+        projects: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, SourceError>> {
+        async move {
+            if projects.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys: Vec<String> = projects
+                .iter()
+                .map(|p| snapshot_key(&self.prefix, p))
+                .collect();
+            self.with_conn(async |mut c| redis::cmd("MGET").arg(&keys).query_async(&mut c).await)
+                .await
+        }
+        .boxed()
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>> {
         async move {
             let mut g = self.sink.lock().await;

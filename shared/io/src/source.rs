@@ -22,6 +22,20 @@ pub trait SnapshotSource: Send + Sync + 'static {
     fn index(&self) -> BoxFuture<'_, Result<Index, SourceError>>;
     /// The sealed snapshot envelope of one project, `None` if it has none (deleted).
     fn fetch(&self, project: Uuid) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>>;
+    /// The envelopes of several projects, in their order (a replica's cold start reads them a
+    /// page at a time). By default one `fetch` after the other; a networked source does better.
+    fn fetch_many<'a>(
+        &'a self,
+        projects: &'a [Uuid],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, SourceError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(projects.len());
+            for p in projects {
+                out.push(self.fetch(*p).await?);
+            }
+            Ok(out)
+        })
+    }
     /// Liveness check of the subscription's server (the watchdog); `Ok` if it answers.
     fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>>;
 }
