@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 //! Many tenants on one deployment: a private Redis, the real `to11-control-plane` and
 //! `to11-data-plane` binaries (release builds from `tests/bench-scale.sh`), and N projects created
 //! through the API, each with a provider exposing 3 models and a key. Prints one row: writes per
