@@ -246,14 +246,53 @@ async function signOut() {
 
 // ---------------------------------------------------------------- shell
 
+// The operator's picker holds a page of projects (the first ones, or those matching the search
+// box), plus the one selected: a deployment of 100,000 projects is never fetched whole.
+const PICKER_LIMIT = 50;
+
+function projectsPath(q) {
+  return `/projects?limit=${PICKER_LIMIT}${q ? `&q=${encodeURIComponent(q)}` : ''}`;
+}
+
 async function loadProjects() {
+  const wanted = localStorage.getItem('to11.project');
   if (state.session.principal === 'operator') {
-    state.projects = (await api('GET', '/projects')).data;
+    const page = await api('GET', projectsPath(state.projectQuery));
+    state.projects = page.data;
+    state.projectTotal = page.total;
+    if (wanted && !state.projects.some((p) => p.slug === wanted)) {
+      try {
+        state.projects.unshift(await api('GET', `/projects/${encodeURIComponent(wanted)}`));
+      } catch { /* gone: the first project is selected instead */ }
+    }
   } else {
     state.projects = [await api('GET', `/projects/${state.session.project}`)];
   }
-  const wanted = localStorage.getItem('to11.project');
   state.project = state.projects.find((p) => p.slug === wanted) || state.projects[0] || null;
+}
+
+// A search box above the picker once there are more projects than it lists at once (or more than
+// a handful): typing refills the picker from the server, without redrawing the page.
+function projectSearch(picker) {
+  if ((state.projectTotal || 0) <= 8 && !state.projectQuery) return null;
+  let timer;
+  return h('input', {
+    id: 'project-search', type: 'search', value: state.projectQuery || '',
+    placeholder: `Search ${state.projectTotal} projects`, 'aria-label': 'Search projects',
+    style: 'margin-bottom:.35rem',
+    oninput: (ev) => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        state.projectQuery = ev.target.value.trim();
+        try {
+          const page = await api('GET', projectsPath(state.projectQuery));
+          const keep = state.project && !page.data.some((p) => p.slug === state.project.slug) ? [state.project] : [];
+          picker.replaceChildren(...[...keep, ...page.data].map((p) => h('option', { value: p.slug, selected: state.project && p.slug === state.project.slug }, p.name)));
+          picker.title = `${page.total} match${page.total === 1 ? '' : 'es'}`;
+        } catch (e) { toast(e.message || String(e)); }
+      }, 200);
+    },
+  });
 }
 
 function newProjectDialog() {
@@ -295,6 +334,7 @@ function shell(page, content) {
       h('div', { class: 'brand' }, h('img', { src: '/ui/icon.svg', alt: '' }), 'to11'),
       h('div', {},
         h('label', { for: 'project-picker' }, 'Project'),
+        operator ? projectSearch(picker) : null,
         picker,
         operator ? h('button', { class: 'small', style: 'margin-top:.5rem;background:transparent;color:#d7d9e4;border-color:#33374d', onclick: newProjectDialog }, '+ New project') : null),
       h('nav', { 'aria-label': 'Project' },

@@ -584,6 +584,30 @@ try {
     await shot('14-providers');
   });
 
+  await run('with many projects the picker is searched on the server', async () => {
+    for (let i = 0; i < 9; i++) {
+      const r = await apiCall('POST', '/projects', { name: `Tenant ${String(i).padStart(2, '0')}` });
+      check(r.status === 201, `project ${i} created (${r.status})`);
+    }
+    const paged = await apiCall('GET', '/projects?limit=3', null);
+    check(paged.body.data.length === 3 && paged.body.total >= 11, `a bounded page: ${JSON.stringify(paged.body.total)}`);
+    await page.getByRole('link', { name: 'Keys' }).click();
+    const search = page.locator('#project-search');
+    await search.waitFor();
+    await search.fill('tenant 07');
+    // Refilled from the server: the match and the current project, nothing else.
+    await until('the picker holds the match only', async () => {
+      const options = await page.locator('#project-picker option').allTextContents();
+      return options.includes('Tenant 07') && !options.includes('Tenant 03') && options.length === 2;
+    });
+    await page.locator('#project-picker').selectOption('tenant-07');
+    await until('Tenant 07 is selected', async () => (await page.locator('#project-picker').inputValue()) === 'tenant-07');
+    await shot('27-project-search');
+    await search.fill('');
+    await page.locator('#project-picker').selectOption('acme');
+    await until('acme again', async () => (await page.locator('#project-picker').inputValue()) === 'acme');
+  });
+
   await run('the audit log lists the changes made here', async () => {
     await page.getByRole('link', { name: 'Audit log' }).click();
     const log = page.getByRole('table', { name: 'Audit log' });

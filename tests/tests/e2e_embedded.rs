@@ -178,3 +178,52 @@ async fn openapi_document_matches_the_routes() {
     e.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET /projects` searched and bounded: what the dashboard's project picker asks for, so that
+/// a deployment with very many projects is never listed whole.
+#[actix_rt::test]
+async fn projects_are_searched_and_paged() {
+    let dir = std::env::temp_dir().join(format!("to11-embedded-{}", uuid::Uuid::new_v4()));
+    let e = embedded(&dir).expect("embedded starts");
+    let token = e.info.generated_admin_token.clone().expect("token");
+    let api = ApiClient::new(e.info.api, &token);
+    for i in 0..12 {
+        let name = if i % 3 == 0 {
+            format!("Blue Team {i}")
+        } else {
+            format!("Red {i}")
+        };
+        let (s, p) = api.post("/projects", json!({"name": name})).await;
+        assert_eq!(s, 201, "{p}");
+    }
+    let (s, all) = api.get("/projects").await;
+    assert_eq!((s, all["total"].as_u64()), (200, Some(12)));
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(12));
+    let (_, page) = api.get("/projects?limit=5").await;
+    assert_eq!(page["total"], 12);
+    let names: Vec<&str> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["Blue Team 0", "Red 1", "Red 2", "Blue Team 3", "Red 4"],
+        "oldest first"
+    );
+    let (_, blue) = api.get("/projects?q=bLUe&limit=2").await;
+    assert_eq!(blue["total"], 4);
+    assert_eq!(blue["data"][1]["name"], "Blue Team 3");
+    let (_, by_slug) = api.get("/projects?q=red-1").await;
+    assert_eq!(by_slug["total"], 3, "red-1, red-10, red-11: {by_slug}");
+    for bad in [
+        "/projects?limit=0",
+        "/projects?limit=5000",
+        "/projects?sort=name",
+    ] {
+        assert_eq!(api.get(bad).await.0, 400, "{bad}");
+    }
+    e.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

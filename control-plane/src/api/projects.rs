@@ -65,14 +65,47 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ProjectView::from(&*c.state)))
 }
 
-pub async fn list(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only projects whose slug or name contains this, in any case.
+    q: Option<String>,
+    /// At most this many (1–1000).
+    limit: Option<usize>,
+}
+
+/// `GET /projects`: oldest first; `q` searches slugs and names, `limit` bounds the answer
+/// (`total` counts every match), so a dashboard over 100,000 projects fetches a page, not all.
+pub async fn list(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let only = match Principal::from_request(&req, &api)? {
         Principal::Operator => None,
         Principal::Project(p) => Some(p),
     };
+    let ListQuery { q, limit } = query.into_inner();
+    if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::bad_request("'limit' must be between 1 and 1000"));
+    }
+    let needle = q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
     let all = api.model.load().list(only);
-    let data: Vec<ProjectView> = all.iter().map(|p| ProjectView::from(&**p)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    let matching: Vec<_> = all
+        .iter()
+        .filter(|p| {
+            needle.as_deref().is_none_or(|n| {
+                p.project.slug.contains(n) || p.project.name.to_lowercase().contains(n)
+            })
+        })
+        .collect();
+    let total = matching.len();
+    let data: Vec<ProjectView> = matching
+        .into_iter()
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|p| ProjectView::from(&**p))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data, "total": total })))
 }
 
 pub async fn get(
