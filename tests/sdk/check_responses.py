@@ -5,32 +5,15 @@ for an OpenAI-compatible server without a Responses API, and on to Claude (Anthr
 Bedrock), Gemini and Bedrock Converse. The oracle for a translated target is the same request
 through chat completions: the same text, the same tool call.
 
-Env: TO11_GATEWAY (http://host:port), TO11_KEY (a to11 gateway key)."""
+Env: see harness.py."""
 
 import asyncio
 import json
-import os
-import sys
 
 import openai
 
-GW = os.environ["TO11_GATEWAY"]
-KEY = os.environ["TO11_KEY"]
-HEADERS = {"x-to11-authorization": f"Bearer {KEY}"}
-failures = []
+from harness import GW, HEADERS, KEY, MSG, check, finish, oa
 
-
-def check(name, fn):
-    try:
-        fn()
-        print(f"ok   {name}")
-    except Exception as e:  # noqa: BLE001 - report every failure, then fail
-        failures.append(name)
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
-
-
-oa = openai.OpenAI(base_url=f"{GW}/v1", api_key=KEY, default_headers=HEADERS, max_retries=0)
-MSG = [{"role": "user", "content": "hi"}]
 TOOL = {"type": "function", "name": "lookup", "description": "Look something up",
         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}
 CHAT_TOOL = {"type": "function", "function": {k: TOOL[k] for k in ("name", "description", "parameters")}}
@@ -171,7 +154,4 @@ def agent(model):
 check("agents SDK: an agent with a function tool through Claude (translated)", agent("anthropic/m1"))
 check("agents SDK: an agent with a function tool through Gemini (translated)", agent("gemini/m1"))
 
-if failures:
-    print(f"{len(failures)} Responses check(s) failed")
-    sys.exit(1)
-print("all Responses checks passed")
+finish("Responses checks")

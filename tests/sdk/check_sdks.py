@@ -2,34 +2,14 @@
 mocks speaking each provider's wire format (started by tests/tests/sdks.rs). Every call must parse:
 text, streams, translated answers, and errors raised as the SDK's own exception types.
 
-Env: TO11_GATEWAY (http://host:port), TO11_KEY (a to11 gateway key)."""
-
-import os
-import sys
+Env: see harness.py."""
 
 import anthropic
 import openai
 
-GW = os.environ["TO11_GATEWAY"]
-KEY = os.environ["TO11_KEY"]
-# The to11 key goes in x-to11-authorization; it is also the SDKs' required api_key (a to11 key in
-# Authorization/x-api-key is never used as an upstream key).
-HEADERS = {"x-to11-authorization": f"Bearer {KEY}"}
-failures = []
+from harness import GW, HEADERS, KEY, MSG, check, finish, oa
 
-
-def check(name, fn):
-    try:
-        fn()
-        print(f"ok   {name}")
-    except Exception as e:  # noqa: BLE001 - report every failure, then fail
-        failures.append(name)
-        print(f"FAIL {name}: {type(e).__name__}: {e}")
-
-
-oa = openai.OpenAI(base_url=f"{GW}/v1", api_key=KEY, default_headers=HEADERS, max_retries=0)
 an = anthropic.Anthropic(base_url=GW, api_key=KEY, default_headers=HEADERS, max_retries=0)
-MSG = [{"role": "user", "content": "hi"}]
 
 
 def oa_plain(model, want):
@@ -343,7 +323,4 @@ check("openai: several inputs to Titan raise BadRequestError",
           lambda: oa.embeddings.create(model="bedrock/amazon.titan-embed-text-v2:0", input=["a", "b"]),
           openai.BadRequestError, "unsupported_by_target") else None)
 
-if failures:
-    print(f"{len(failures)} SDK check(s) failed")
-    sys.exit(1)
-print("all SDK checks passed")
+finish("SDK checks")

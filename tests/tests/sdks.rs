@@ -43,7 +43,6 @@ fn node_sdk() -> PathBuf {
 
 #[actix_rt::test]
 async fn official_sdks_parse_every_answer_stream_and_error() {
-    let py = python();
     let key = "sk-sdk-valid-1234";
     let openai = MockUpstream::start("sk-openai-valid", &["m1"]);
     let anthropic = NativeMock::start(Native::Anthropic, key);
@@ -90,31 +89,34 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     )
     .await;
 
-    let mut cmd = Command::new(&py);
-    cmd.arg(root().join("tests/sdk/check_sdks.py"))
-        .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
-        .env("TO11_KEY", &gk);
-    run_checks(cmd, "the SDK checks", "all SDK checks passed").await;
-    let mut cmd = Command::new(&py);
-    cmd.arg(root().join("tests/sdk/check_responses.py"))
-        .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
-        .env("TO11_KEY", &gk);
-    run_checks(
-        cmd,
-        "the Responses API checks",
-        "all Responses checks passed",
-    )
-    .await;
-    let mut cmd = Command::new("node");
-    cmd.arg(node_sdk().join("check_responses.mjs"))
-        .env("TO11_GATEWAY", format!("http://{}", gw.info.gateway))
-        .env("TO11_KEY", &gk);
-    run_checks(
-        cmd,
-        "the Node SDK's Responses API checks",
-        "all Node Responses checks passed",
-    )
-    .await;
+    let gateway = format!("http://{}", gw.info.gateway);
+    let scripts = [
+        (
+            python(),
+            root().join("tests/sdk/check_sdks.py"),
+            "the SDK checks",
+            "all SDK checks passed",
+        ),
+        (
+            python(),
+            root().join("tests/sdk/check_responses.py"),
+            "the Responses API checks",
+            "all Responses checks passed",
+        ),
+        (
+            "node".into(),
+            node_sdk().join("check_responses.mjs"),
+            "the Node SDK's Responses API checks",
+            "all Node Responses checks passed",
+        ),
+    ];
+    for (program, script, what, success) in scripts {
+        let mut cmd = Command::new(program);
+        cmd.arg(script)
+            .env("TO11_GATEWAY", &gateway)
+            .env("TO11_KEY", &gk);
+        run_checks(cmd, what, success).await;
+    }
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
