@@ -11,30 +11,21 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use to11_tests::client::{gateway, wait_version, ApiClient, GatewayResponse};
 use to11_tests::mock::MockUpstream;
-use to11_tests::native_mock::{
-    service_account, Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET, MOCK_SIGNATURE,
-    SA_EMAIL,
-};
+use to11_tests::native_mock::{Natives, MOCK_SIGNATURE};
 use to11_tests::sandbox::{embedded_with, EmbeddedInfo, Spawned};
 
 struct World {
     gw: Spawned<EmbeddedInfo>,
     key: String,
-    anthropic: NativeMock,
+    natives: Natives,
     compat: MockUpstream,
-    gemini: NativeMock,
-    vertex: NativeMock,
-    bedrock: NativeMock,
 }
 
 async fn world() -> World {
     let key = "sk-agents-valid-1234";
-    let anthropic = NativeMock::start(Native::Anthropic, key);
-    let gemini = NativeMock::start(Native::Gemini, key);
+    let natives = Natives::start(key);
     let compat = MockUpstream::start("sk-compat", &["m1"]);
-    let vertex = NativeMock::start(Native::Vertex, key);
-    let bedrock = NativeMock::start(Native::Bedrock, key);
-    let token_url = format!("http://{}/token", vertex.addr);
+    let token_url = natives.token_url();
     let dir = std::env::temp_dir().join(format!("to11-agents-{}", uuid::Uuid::new_v4()));
     let gw = embedded_with(&dir, move |s| {
         s.api.google_token_url = token_url.clone();
@@ -49,15 +40,13 @@ async fn world() -> World {
         .post("/projects", json!({"name": "Agents", "slug": "agents"}))
         .await;
     let project = p["id"].as_str().expect("id").to_string();
-    for body in [
-        json!({"kind": "anthropic", "base_url": format!("http://{}/v1", anthropic.addr), "credential": {"api_key": key}}),
-        json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", gemini.addr), "credential": {"api_key": key}}),
-        json!({"kind": "openai-compatible", "slug": "compat", "base_url": compat.base_url(), "credential": {"api_key": "sk-compat"}}),
-        json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"region": "us-central1"},
-            "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": ["claude-m1@20250514"]}),
-        json!({"kind": "bedrock", "base_url": format!("http://{}", bedrock.addr), "account": {"region": AWS_REGION},
-            "credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}}),
-    ] {
+    let compat_body = json!({"kind": "openai-compatible", "slug": "compat", "base_url": compat.base_url(),
+        "credential": {"api_key": "sk-compat"}});
+    for body in natives
+        .connections(key, &["claude-m1@20250514"])
+        .into_iter()
+        .chain([compat_body])
+    {
         let (s, c) = api.post("/projects/agents/providers", body).await;
         assert_eq!(s, 201, "{c}");
     }
@@ -73,11 +62,8 @@ async fn world() -> World {
     World {
         gw,
         key: k["key"].as_str().expect("key").to_string(),
-        anthropic,
+        natives,
         compat,
-        gemini,
-        vertex,
-        bedrock,
     }
 }
 
@@ -301,7 +287,7 @@ async fn claude_code_sessions_run_against_every_target_format() {
                 "anthropic/m1" => {
                     // Native: what Claude received is what Claude Code sent, the model
                     // name aside, byte for byte; the betas and version went with it.
-                    let got = w.anthropic.last("/v1/messages").expect("sent");
+                    let got = w.natives.anthropic.last("/v1/messages").expect("sent");
                     let sent = body.to_string().replace("\"anthropic/m1\"", "\"m1\"");
                     assert_eq!(String::from_utf8_lossy(&got.body), sent, "turn {turn}");
                     assert_eq!(
@@ -316,12 +302,12 @@ async fn claude_code_sessions_run_against_every_target_format() {
                     // platform asks (no model, its anthropic_version; Bedrock: no stream).
                     let (got, version) = if model.starts_with("vertex") {
                         (
-                            w.vertex.last("/v1/projects/").expect("sent"),
+                            w.natives.vertex.last("/v1/projects/").expect("sent"),
                             "vertex-2023-10-16",
                         )
                     } else {
                         (
-                            w.bedrock.last("/model/").expect("sent"),
+                            w.natives.bedrock.last("/model/").expect("sent"),
                             "bedrock-2023-05-31",
                         )
                     };
@@ -349,6 +335,7 @@ async fn claude_code_sessions_run_against_every_target_format() {
                 }
                 _ => {
                     let got = w
+                        .natives
                         .gemini
                         .last("/v1beta/models/m1:streamGenerateContent")
                         .expect("sent");
@@ -450,6 +437,7 @@ async fn codex_sessions_run_against_every_target_format() {
                 }
                 "gemini/m1" => {
                     let got = w
+                        .natives
                         .gemini
                         .last("/v1beta/models/m1:streamGenerateContent")
                         .expect("sent");
@@ -461,7 +449,7 @@ async fn codex_sessions_run_against_every_target_format() {
                     );
                 }
                 _ => {
-                    let got = w.anthropic.last("/v1/messages").expect("sent");
+                    let got = w.natives.anthropic.last("/v1/messages").expect("sent");
                     let v: Value = serde_json::from_slice(&got.body).expect("json");
                     assert_eq!(
                         v["system"][0]["text"],

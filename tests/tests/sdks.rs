@@ -13,9 +13,7 @@ use serde_json::json;
 use to11_tests::checker::run_checks;
 use to11_tests::client::{wait_version, ApiClient};
 use to11_tests::mock::MockUpstream;
-use to11_tests::native_mock::{
-    service_account, Native, NativeMock, AWS_KEY_ID, AWS_REGION, AWS_SECRET, SA_EMAIL,
-};
+use to11_tests::native_mock::Natives;
 use to11_tests::sandbox::embedded_with;
 
 fn root() -> PathBuf {
@@ -45,11 +43,8 @@ fn node_sdk() -> PathBuf {
 async fn official_sdks_parse_every_answer_stream_and_error() {
     let key = "sk-sdk-valid-1234";
     let openai = MockUpstream::start("sk-openai-valid", &["m1"]);
-    let anthropic = NativeMock::start(Native::Anthropic, key);
-    let vertex = NativeMock::start(Native::Vertex, key);
-    let bedrock = NativeMock::start(Native::Bedrock, key);
-    let gemini = NativeMock::start(Native::Gemini, key);
-    let token_url = format!("http://{}/token", vertex.addr);
+    let natives = Natives::start(key);
+    let token_url = natives.token_url();
     let dir = std::env::temp_dir().join(format!("to11-sdks-{}", uuid::Uuid::new_v4()));
     let gw = embedded_with(&dir, move |s| {
         s.api.google_token_url = token_url.clone();
@@ -64,17 +59,14 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
         .post("/projects", json!({"name": "SDKs", "slug": "sdks"}))
         .await;
     let project = p["id"].as_str().expect("id").to_string();
-    for body in [
+    let connections = [
         json!({"kind": "openai", "base_url": openai.base_url(), "credential": {"api_key": "sk-openai-valid"}}),
         // The same mock as a server without a Responses API: `/v1/responses` goes as chat.
         json!({"kind": "openai-compatible", "slug": "compat", "base_url": openai.base_url(), "credential": {"api_key": "sk-openai-valid"}}),
-        json!({"kind": "anthropic", "base_url": format!("http://{}/v1", anthropic.addr), "credential": {"api_key": key}}),
-        json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", gemini.addr), "credential": {"api_key": key}}),
-        json!({"kind": "vertex", "base_url": format!("http://{}", vertex.addr), "account": {"region": "us-central1"},
-            "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": ["claude-m1@20250514", "text-embedding-m1"]}),
-        json!({"kind": "bedrock", "base_url": format!("http://{}", bedrock.addr), "account": {"region": AWS_REGION},
-            "credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}}),
-    ] {
+    ]
+    .into_iter()
+    .chain(natives.connections(key, &["claude-m1@20250514", "text-embedding-m1"]));
+    for body in connections {
         let (s, c) = api.post("/projects/sdks/providers", body).await;
         assert_eq!(s, 201, "{c}");
     }

@@ -222,3 +222,40 @@ fn sse(events: Vec<String>) -> HttpResponse {
         .content_type("text/event-stream")
         .streaming(futures_util::stream::iter(chunks))
 }
+
+/// Mocks of the four native families, answering with the same credential `key`.
+pub struct Natives {
+    pub anthropic: NativeMock,
+    pub gemini: NativeMock,
+    pub vertex: NativeMock,
+    pub bedrock: NativeMock,
+}
+
+impl Natives {
+    pub fn start(key: &str) -> Natives {
+        Natives {
+            anthropic: NativeMock::start(Native::Anthropic, key),
+            gemini: NativeMock::start(Native::Gemini, key),
+            vertex: NativeMock::start(Native::Vertex, key),
+            bedrock: NativeMock::start(Native::Bedrock, key),
+        }
+    }
+
+    /// The Google token endpoint (Vertex's mock) the gateway must mint its tokens at.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/token", self.vertex.addr)
+    }
+
+    /// `POST /projects/{p}/providers` bodies connecting each family (slugs `anthropic`, `gemini`,
+    /// `vertex`, `bedrock`); Vertex exposes `vertex_models`.
+    pub fn connections(&self, key: &str, vertex_models: &[&str]) -> Vec<Value> {
+        vec![
+            json!({"kind": "anthropic", "base_url": format!("http://{}/v1", self.anthropic.addr), "credential": {"api_key": key}}),
+            json!({"kind": "gemini", "base_url": format!("http://{}/v1beta", self.gemini.addr), "credential": {"api_key": key}}),
+            json!({"kind": "vertex", "base_url": format!("http://{}", self.vertex.addr), "account": {"region": "us-central1"},
+                "credential": {"service_account_json": service_account(SA_EMAIL)}, "models": vertex_models}),
+            json!({"kind": "bedrock", "base_url": format!("http://{}", self.bedrock.addr), "account": {"region": AWS_REGION},
+                "credential": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET}}),
+        ]
+    }
+}
