@@ -171,10 +171,7 @@ pub enum PrepareError {
 }
 
 /// Decodes, compiles and decrypts a snapshot into a ready project. Pure CPU work, off the hot path.
-pub fn prepare(
-    s: &Snapshot,
-    keyring: &Keyring,
-) -> Result<(ProjectLive, Vec<(KeyHash, KeyEntry)>), PrepareError> {
+pub fn prepare(s: &Snapshot, keyring: &Keyring) -> Result<Prepared, PrepareError> {
     let tables = compile(s).map_err(|problems| {
         PrepareError::Compile(
             problems
@@ -269,6 +266,9 @@ pub fn prepare(
 #[derive(Clone, Default)]
 pub struct Live(Arc<ArcSwap<State>>);
 
+/// A project ready to be swapped in, with its keys (what `prepare` makes of a snapshot).
+pub type Prepared = (ProjectLive, Vec<(KeyHash, KeyEntry)>);
+
 impl Live {
     pub fn load(&self) -> arc_swap::Guard<Arc<State>> {
         self.0.load()
@@ -291,25 +291,34 @@ impl Live {
 
     /// Swaps in a prepared project (replacing its previous keys, keeping its targets' health and
     /// its service accounts' access tokens).
-    pub fn apply(&self, mut project: ProjectLive, keys: Vec<(KeyHash, KeyEntry)>) {
+    pub fn apply(&self, project: ProjectLive, keys: Vec<(KeyHash, KeyEntry)>) {
+        self.apply_many(vec![(project, keys)]);
+    }
+
+    /// Swaps in several prepared projects with one swap (a cold start applies a page at a
+    /// time: the new state's maps are changed in place rather than copied per project).
+    pub fn apply_many(&self, projects: Vec<Prepared>) {
+        if projects.is_empty() {
+            return;
+        }
         let mut next = State::clone(&self.0.load());
-        let old = next.projects.get(&project.id).cloned();
-        project.health = crate::health_book::HealthBook::build(
-            project.route_keys().into_iter(),
-            old.as_ref().map(|o| &o.health),
-        );
-        if let Some(old) = &old {
-            project.carry_tokens(old);
-        }
-        if let Some(old) = old {
-            for h in &old.key_hashes {
-                next.keys.remove(h);
+        for (mut project, keys) in projects {
+            let old = next.projects.get(&project.id).cloned();
+            project.health = crate::health_book::HealthBook::build(
+                project.route_keys().into_iter(),
+                old.as_ref().map(|o| &o.health),
+            );
+            if let Some(old) = old {
+                project.carry_tokens(&old);
+                for h in &old.key_hashes {
+                    next.keys.remove(h);
+                }
             }
+            for (h, k) in keys {
+                next.keys.insert(h, Arc::new(k));
+            }
+            next.projects.insert(project.id, Arc::new(project));
         }
-        for (h, k) in keys {
-            next.keys.insert(h, Arc::new(k));
-        }
-        next.projects.insert(project.id, Arc::new(project));
         self.0.store(Arc::new(next));
     }
 

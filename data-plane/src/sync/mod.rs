@@ -19,7 +19,7 @@ use to11_shared::bus::Change;
 use to11_shared::crypto::Keyring;
 use uuid::Uuid;
 
-use crate::state::{prepare, Live};
+use crate::state::{prepare, Live, Prepared};
 pub use to11_io::source::{Index, SnapshotSource, SourceError};
 pub use to11_shared::report::Refusal;
 
@@ -237,11 +237,17 @@ impl Follower {
             let ids: Vec<Uuid> = page.iter().map(|(p, _)| *p).collect();
             match self.timed(self.source.fetch_many(&ids)).await {
                 Ok(all) => {
+                    let mut ready = Vec::with_capacity(page.len());
                     for ((project, floor), bytes) in page.iter().zip(all) {
-                        if self.apply_envelope(*project, bytes, *floor).is_err() {
-                            ok = false;
+                        match self.open_envelope(*project, bytes, *floor) {
+                            Ok(Some(p)) => ready.push(p),
+                            Ok(None) => {}
+                            Err(_) => ok = false,
                         }
                     }
+                    let n = ready.len() as u64;
+                    self.live.apply_many(ready);
+                    self.status.applied.fetch_add(n, Ordering::Relaxed);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading a page of snapshots failed");
@@ -287,23 +293,36 @@ impl Follower {
         bytes: Option<Vec<u8>>,
         current: u64,
     ) -> Result<(), SourceError> {
+        if let Some((p, keys)) = self.open_envelope(project, bytes, current)? {
+            self.live.apply(p, keys);
+            self.status.applied.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A fetched envelope verified and prepared, `None` when there is nothing to apply (the
+    /// project is gone, then removed here; or the envelope is not newer than `current`).
+    fn open_envelope(
+        &self,
+        project: Uuid,
+        bytes: Option<Vec<u8>>,
+        current: u64,
+    ) -> Result<Option<Prepared>, SourceError> {
         let Some(bytes) = bytes else {
             self.live.remove(&project);
-            return Ok(());
+            return Ok(None);
         };
         let snap = match to11_shared::snapshot::open(&bytes, &self.keyring) {
             Ok(s) => s,
             Err(e) => return Err(self.refuse(project, e.to_string())),
         };
         if snap.version <= current {
-            return Ok(());
+            return Ok(None);
         }
         match prepare(&snap, &self.keyring) {
-            Ok((p, keys)) => {
-                self.live.apply(p, keys);
-                self.status.applied.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(project = %project, version = snap.version, "applied snapshot");
-                Ok(())
+            Ok(prepared) => {
+                tracing::debug!(project = %project, version = snap.version, "prepared snapshot");
+                Ok(Some(prepared))
             }
             Err(e) => Err(self.refuse(project, e.to_string())),
         }
