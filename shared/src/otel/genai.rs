@@ -130,6 +130,33 @@ pub struct Target<'a> {
     pub port: Option<u16>,
 }
 
+/// `server.address` and `server.port` of an upstream URL (`scheme://host[:port]/…`), without
+/// parsing it whole; the port is the scheme's when the URL names none.
+pub fn host_port(url: &str) -> (&str, Option<u16>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => (v6, None),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok(),
+        None => match scheme {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        },
+    };
+    (host, port)
+}
+
 /// An attempt span's name and attributes, before it is sent.
 pub fn attempt(t: &mut Trace, span: usize, a: &Target<'_>) {
     let op = operation(a.surface);
@@ -166,14 +193,21 @@ pub fn attempt_end(
     t.end(span, end_ns, failed);
 }
 
-/// The request's end: its status, and `error` (to11's error code) when it failed.
-pub fn request_end(t: &mut Trace, end_ns: u64, status: u16, error: Option<&str>) {
+/// The request's end: its status, and `error` (to11's error code) when it failed. The span's
+/// status is an error for a 5xx, or when `fault` (an answer cut short); a client's 4xx only sets
+/// `error.type`, as the HTTP server conventions say.
+pub fn request_end(t: &mut Trace, end_ns: u64, status: u16, error: Option<&str>, fault: bool) {
     t.set_int(0, HTTP_STATUS, i64::from(status));
-    let failed = error.or((status >= 500).then(|| status_text(status)));
+    let failed = error.or((status >= 400).then(|| status_text(status)));
     if let Some(e) = failed {
         t.set_str(0, ERROR_TYPE, e);
     }
-    t.end(0, end_ns, failed.filter(|_| status >= 500 || status == 0));
+    let fault = fault || status >= 500;
+    t.end(
+        0,
+        end_ns,
+        failed.or(fault.then_some("error")).filter(|_| fault),
+    );
 }
 
 /// A status as `error.type` wants it (the code as text), without allocating.
@@ -266,7 +300,7 @@ mod tests {
             },
             false,
         );
-        request_end(&mut t, 40, 200, None);
+        request_end(&mut t, 40, 200, None, false);
         assert_eq!(t.str(t.spans[0].name), "chat smart");
         for (k, v) in [
             (OPERATION, "chat"),
@@ -298,19 +332,43 @@ mod tests {
     #[test]
     fn failures_set_the_error_status() {
         let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
-        request_end(&mut t, 20, 404, Some("not_found"));
+        request_end(&mut t, 20, 404, Some("not_found"), false);
         assert!(has(&t, 0, ERROR_TYPE, "not_found"));
         assert_eq!(
             t.spans[0].error, None,
             "a client's error is not the server span's"
         );
         let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
-        request_end(&mut t, 20, 502, Some("upstream_failure"));
+        request_end(&mut t, 20, 502, Some("upstream_failure"), true);
+        let mut cut = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
+        request_end(&mut cut, 20, 200, Some("incomplete"), true);
+        assert_eq!(cut.spans[0].error.map(|e| cut.str(e)), Some("incomplete"));
         assert_eq!(t.spans[0].error.map(|e| t.str(e)), Some("upstream_failure"));
         let s = t.child(SpanId([5; 8]), Kind::Client, 11).expect("room");
         attempt_end(&mut t, s, 12, None, Some("timeout"));
         assert_eq!(t.spans[s].error.map(|e| t.str(e)), Some("timeout"));
         assert_eq!(status_text(418), "4xx");
+    }
+
+    #[test]
+    fn hosts_and_ports_of_upstream_urls() {
+        assert_eq!(
+            host_port("https://api.openai.com/v1/chat/completions"),
+            ("api.openai.com", Some(443))
+        );
+        assert_eq!(
+            host_port("http://127.0.0.1:8080/v1?x=1"),
+            ("127.0.0.1", Some(8080))
+        );
+        assert_eq!(host_port("http://[::1]:9000/v1"), ("::1", Some(9000)));
+        assert_eq!(
+            host_port("https://[2001:db8::1]/v1"),
+            ("2001:db8::1", Some(443))
+        );
+        assert_eq!(
+            host_port("https://bedrock-runtime.us-east-1.amazonaws.com"),
+            ("bedrock-runtime.us-east-1.amazonaws.com", Some(443))
+        );
     }
 
     #[test]
