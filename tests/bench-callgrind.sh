@@ -5,6 +5,10 @@
 # requests, then BENCH_REQUESTS (3000) counted. One line per mode in BENCH_MODES (default: metering
 # on, metering off, metrics off, and `limited`: metering on, with a key that has request, token
 # and concurrency limits and a budget, against a priced provider): each is `name:VAR=value,…`.
+# `traced`: metering and metrics on, and OpenTelemetry traces of every request (always_on)
+# exported to the mock upstream, whose fast path answers 200 on /v1/traces too (`@MOCK@` in a
+# mode's values is the mock's address); `plain`: metering on, metrics off, no traces (the
+# baseline of "metrics and tracing on within 5 % of both off").
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # Builds the release binaries first; installs valgrind and redis-server when missing.
 set -euo pipefail
@@ -20,7 +24,7 @@ fi
 cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
 BIN=target/release
 N=${BENCH_REQUESTS:-3000}
-MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false"}
+MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on,OTEL_BSP_SCHEDULE_DELAY=200 plain:TO11_METRICS=false"}
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 D=$(mktemp -d)
 RP=$(free); API=$(free)
@@ -44,6 +48,7 @@ declare -A counted
 for mode in $MODES; do
   name=${mode%%:*}
   vars=${mode#*:}
+  vars=${vars//@MOCK@/$MA}
   GP=$(free)
   (
     IFS=, && for v in $vars; do [ -n "$v" ] && export "${v?}"; done
@@ -61,6 +66,10 @@ for mode in $MODES; do
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" "$N"
   sleep 0.3
   callgrind_control -d "$PID" >/dev/null
+  if [ "$name" = traced ]; then
+    # Evidence that the spans went out (exported and dropped, as /metrics counts them).
+    curl -s "http://127.0.0.1:$GP/metrics" | grep -E '^to11_trace_(spans|export)' | tr '\n' ' '; echo
+  fi
   kill "$PID" 2>/dev/null || true
   wait "$GW" 2>/dev/null || true
   F=$(ls "$D"/cg."$name".*.2)
@@ -77,4 +86,10 @@ if [ -n "${counted[limited]:-}" ] && [ -n "${counted[metered]:-}" ]; then
 fi
 if [ -n "${counted[unmetered]:-}" ] && [ -n "${counted[no-metrics]:-}" ]; then
   python3 -c "print(f'metrics on / off (metering off): {${counted[unmetered]}/${counted[no-metrics]}:.3f}x')"
+fi
+if [ -n "${counted[traced]:-}" ] && [ -n "${counted[metered]:-}" ]; then
+  python3 -c "print(f'tracing on / off (metering and metrics on): {${counted[traced]}/${counted[metered]}:.3f}x')"
+fi
+if [ -n "${counted[traced]:-}" ] && [ -n "${counted[plain]:-}" ]; then
+  python3 -c "print(f'metrics and tracing on / both off (metering on): {${counted[traced]}/${counted[plain]}:.3f}x')"
 fi

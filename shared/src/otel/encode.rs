@@ -146,16 +146,30 @@ fn bytes(b: &mut Vec<u8>, field: u32, v: &[u8]) {
     b.extend_from_slice(v);
 }
 
-/// A length-delimited field whose content `f` writes: the content is written first, then its
-/// length is put in front of it (one move of the content, made on the exporter's thread).
+/// A length-delimited field whose content `f` writes. One byte is kept for the length, which is
+/// filled in afterwards; only a content of 128 bytes or more (a span, a batch) moves to make room
+/// for a longer length. No allocation.
 fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
     tag(b, field, LEN);
+    b.push(0);
     let start = b.len();
     f(b);
     let len = b.len() - start;
-    let mut prefix = Vec::with_capacity(5);
-    varint(&mut prefix, len as u64);
-    b.splice(start..start, prefix);
+    if len < 0x80 {
+        b[start - 1] = len as u8;
+        return;
+    }
+    let mut prefix = [0u8; 10];
+    let mut n = 0;
+    let mut v = len as u64;
+    while v >= 0x80 {
+        prefix[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    prefix[n] = v as u8;
+    b[start - 1] = prefix[0];
+    b.splice(start..start, prefix[1..=n].iter().copied());
 }
 
 #[cfg(test)]
