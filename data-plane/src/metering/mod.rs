@@ -432,6 +432,55 @@ mod tests {
         *d.record
     }
 
+    #[actix_rt::test]
+    async fn a_finished_request_counts_its_cost_at_the_built_in_prices() {
+        use to11_shared::usage::price::{cost, PriceTable};
+        let metrics = crate::Metrics::default();
+        let key = crate::metrics::Key {
+            surface: "chat",
+            provider: "openai",
+            model: "gpt-4o",
+            layer: "passthrough",
+            project: "p",
+        };
+        let series = metrics.series(&Default::default(), &key);
+        let store = Arc::new(to11_io::counters::LocalCounters::in_memory());
+        let limiter = crate::limits::Limiter::new(store, crate::limits::WhenDown::Local, 100);
+        let usage = Usage {
+            input: 1_000,
+            output: 500,
+            cache_read: 2_000,
+            ..Usage::default()
+        };
+        let mut d = Draft::new(
+            Batcher::new(Arc::new(Recorder::off())),
+            Uuid::nil(),
+            Utc::now(),
+            Instant::now(),
+            Uuid::nil(),
+            Uuid::nil(),
+            "chat",
+            BTreeMap::new(),
+        );
+        d.served("main", "openai", "gpt-4o", 1, vec![]);
+        d.metrics(series, &limiter.worker());
+        d.finish(
+            200,
+            Outcome {
+                reported: Some(usage),
+                ..Outcome::default()
+            },
+        );
+        let row = PriceTable::builtin_ref().find("openai", "gpt-4o").expect("priced");
+        let want = cost(&usage, &row.price);
+        assert!(want > 0);
+        let text = String::from_utf8(to11_io::metrics::render(&metrics.registry)).expect("utf-8");
+        let line = format!(
+            "to11_cost_micro_units_total{{currency=\"USD\",layer=\"passthrough\",model=\"gpt-4o\",provider=\"openai\",surface=\"chat\"}} {want}"
+        );
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+
     #[test]
     fn a_full_queue_drops_whole_batches_and_counts_them() {
         let (recorder, mut rx) = Recorder::new(5);

@@ -81,6 +81,9 @@ impl Tracer {
         }
         let span = SpanId::from_random(rand::random());
         let mut trace = Trace::new(trace_id, span, parent.map(|p| p.span_id), start_ns);
+        // Named by its operation until its model is known (a request refused before has no
+        // model).
+        trace.name(0, genai::operation(surface), "");
         if parent.is_some() {
             let state = headers
                 .get("tracestate")
