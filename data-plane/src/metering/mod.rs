@@ -471,7 +471,9 @@ mod tests {
                 ..Outcome::default()
             },
         );
-        let row = PriceTable::builtin_ref().find("openai", "gpt-4o").expect("priced");
+        let row = PriceTable::builtin_ref()
+            .find("openai", "gpt-4o")
+            .expect("priced");
         let want = cost(&usage, &row.price);
         assert!(want > 0);
         let text = String::from_utf8(to11_io::metrics::render(&metrics.registry)).expect("utf-8");

@@ -40,6 +40,9 @@ pub struct TraceStats {
 pub struct Tracer {
     sampler: Sampler,
     queue: mpsc::Sender<Box<Traced>>,
+    /// Free room in the queue at which the exporter is woken early (half of it).
+    half: usize,
+    wake: export::Wake,
     pub stats: Arc<TraceStats>,
 }
 
@@ -52,12 +55,14 @@ pub struct Traced {
 }
 
 impl Tracer {
-    /// A tracer whose records go to `queue`.
-    pub fn new(sampler: Sampler, queue: mpsc::Sender<Box<Traced>>, stats: Arc<TraceStats>) -> Self {
+    /// A tracer whose records go to `queue`, whose exporter waits on `wake`.
+    pub fn new(sampler: Sampler, queue: mpsc::Sender<Box<Traced>>, wake: export::Wake) -> Self {
         Tracer {
             sampler,
+            half: queue.max_capacity() / 2,
             queue,
-            stats,
+            stats: wake.stats.clone(),
+            wake,
         }
     }
 
@@ -105,6 +110,9 @@ impl Tracer {
         let spans = t.trace.spans.len() as u64;
         if self.queue.try_send(t).is_err() {
             self.stats.dropped.fetch_add(spans, Ordering::Relaxed);
+        } else if self.queue.capacity() == self.half {
+            // Crossing half full (once per filling): the exporter starts before the delay ends.
+            self.wake.half_full.notify_one();
         }
     }
 }
@@ -165,9 +173,12 @@ pub fn identify(t: &mut Trace, project: &uuid::Uuid, request_id: &str) {
 /// Starts the exporter thread for `settings` and returns the tracer feeding it.
 pub fn start(settings: &to11_shared::otel::TraceSettings) -> std::io::Result<Arc<Tracer>> {
     let (tx, rx) = mpsc::channel(settings.max_queue);
-    let stats = Arc::new(TraceStats::default());
-    export::spawn(settings.clone(), rx, stats.clone())?;
-    Ok(Arc::new(Tracer::new(settings.sampler, tx, stats)))
+    let wake = export::Wake {
+        stats: Arc::default(),
+        half_full: Arc::default(),
+    };
+    export::spawn(settings.clone(), rx, wake.clone())?;
+    Ok(Arc::new(Tracer::new(settings.sampler, tx, wake)))
 }
 
 #[cfg(test)]
@@ -178,7 +189,11 @@ mod tests {
     fn tracer(sampler: &str, cap: usize) -> (Arc<Tracer>, mpsc::Receiver<Box<Traced>>) {
         let (tx, rx) = mpsc::channel(cap);
         let s = Sampler::parse(sampler, None).expect("sampler");
-        (Arc::new(Tracer::new(s, tx, Arc::default())), rx)
+        let wake = export::Wake {
+            stats: Arc::default(),
+            half_full: Arc::default(),
+        };
+        (Arc::new(Tracer::new(s, tx, wake)), rx)
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
