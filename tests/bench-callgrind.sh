@@ -7,7 +7,8 @@
 # and concurrency limits and a budget, against a priced provider): each is `name:VAR=value,…`.
 # `traced`: metering and metrics on, and OpenTelemetry traces of every request (always_on)
 # exported to the mock upstream, whose fast path answers 200 on /v1/traces too (`@MOCK@` in a
-# mode's values is the mock's address); `plain`: metering on, metrics off, no traces (the
+# mode's values is the mock's address), with the SDK's default batching; a mode is counted once
+# its requests' spans were exported; `plain`: metering on, metrics off, no traces (the
 # baseline of "metrics and tracing on within 5 % of both off").
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # Builds the release binaries first; installs valgrind and redis-server when missing.
@@ -24,7 +25,7 @@ fi
 cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
 BIN=target/release
 N=${BENCH_REQUESTS:-3000}
-MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on,OTEL_BSP_SCHEDULE_DELAY=200 plain:TO11_METRICS=false"}
+MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on plain:TO11_METRICS=false"}
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 D=$(mktemp -d)
 RP=$(free); API=$(free)
@@ -44,6 +45,18 @@ api /projects/bench/providers "{\"kind\":\"openai\",\"base_url\":\"http://$MA/v1
 KEY=$(api /projects/bench/keys '{"name":"b"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
 # The same requests through a key with limits that never refuse, and a budget (gpt-4o is priced).
 LKEY=$(api /projects/bench/keys '{"name":"l","limits":{"requests_per_minute":100000000,"tokens_per_minute":100000000000,"concurrent":1000,"budget":{"amount":"1000000","period":"month"}}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
+# A traced replica: waits until the spans of the first $2 requests (two each: the request and its
+# one attempt) were exported (or dropped), so that the counted window holds exactly the export of
+# its own requests' spans. Nothing to wait for otherwise.
+spans_out() {
+  local want=$((2 * $2)) got
+  for _ in $(seq 600); do
+    got=$(curl -s "http://127.0.0.1:$1/metrics" | awk '/^to11_trace_spans_(exported|dropped)_total/{s+=$2} /^to11_trace_/{t=1} END{if(!t)s=-1; print int(s)}')
+    [ "$got" -lt 0 ] || [ "$got" -ge "$want" ] && return
+    sleep 0.1
+  done
+  echo "the spans of $2 requests were not exported" >&2
+}
 declare -A counted
 for mode in $MODES; do
   name=${mode%%:*}
@@ -61,10 +74,12 @@ for mode in $MODES; do
   [ "$name" = limited ] && K=$LKEY
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" 300
   sleep 0.5
+  spans_out "$GP" 300
   PID=$(pgrep -f "callgrind-out-file=$D/cg.$name" | head -1)
   callgrind_control -d "$PID" >/dev/null
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" "$N"
   sleep 0.3
+  spans_out "$GP" $((300 + N))
   callgrind_control -d "$PID" >/dev/null
   if [ "$name" = traced ]; then
     # Evidence that the spans went out (exported and dropped, as /metrics counts them).

@@ -30,8 +30,15 @@ pub fn encode_batch<'t>(
     out: &mut Vec<u8>,
     resource: &[(String, String)],
     scope: &Scope<'_>,
-    traces: impl IntoIterator<Item = &'t Trace>,
+    traces: impl IntoIterator<Item = &'t Trace> + Clone,
 ) {
+    // Room for the whole batch up front: its strings, and a little for each span and attribute.
+    let room: usize = traces
+        .clone()
+        .into_iter()
+        .map(|t| t.text.len() + 80 * t.spans.len() + 12 * t.attrs.len() + 40 * t.attrs.len())
+        .sum();
+    out.reserve(room + 256);
     // ExportTraceServiceRequest.resource_spans = 1
     nested(out, 1, |b| {
         // ResourceSpans.resource = 1
@@ -101,12 +108,14 @@ fn span(b: &mut Vec<u8>, t: &Trace, i: usize) {
 }
 
 /// `KeyValue { key = 1; value = 2 }`.
+#[inline]
 fn key_value(b: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
     string(b, 1, key);
     nested(b, 2, value);
 }
 
 /// The inside of an `AnyValue`: string = 1, bool = 2, int = 3, array = 5.
+#[inline]
 fn any_value(b: &mut Vec<u8>, t: &Trace, v: Value) {
     match v {
         Value::Text(s) => string(b, 1, t.str(s)),
@@ -124,10 +133,12 @@ fn any_value(b: &mut Vec<u8>, t: &Trace, v: Value) {
     }
 }
 
+#[inline]
 fn tag(b: &mut Vec<u8>, field: u32, wire: u32) {
     varint(b, u64::from(field << 3 | wire));
 }
 
+#[inline]
 fn varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         b.push((v as u8) | 0x80);
@@ -136,10 +147,12 @@ fn varint(b: &mut Vec<u8>, mut v: u64) {
     b.push(v as u8);
 }
 
+#[inline]
 fn string(b: &mut Vec<u8>, field: u32, s: &str) {
     bytes(b, field, s.as_bytes());
 }
 
+#[inline]
 fn bytes(b: &mut Vec<u8>, field: u32, v: &[u8]) {
     tag(b, field, LEN);
     varint(b, v.len() as u64);
@@ -149,6 +162,7 @@ fn bytes(b: &mut Vec<u8>, field: u32, v: &[u8]) {
 /// A length-delimited field whose content `f` writes. One byte is kept for the length, which is
 /// filled in afterwards; only a content of 128 bytes or more (a span, a batch) moves to make room
 /// for a longer length. No allocation.
+#[inline]
 fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
     tag(b, field, LEN);
     b.push(0);

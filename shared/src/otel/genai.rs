@@ -130,30 +130,49 @@ pub struct Target<'a> {
     pub port: Option<u16>,
 }
 
-/// `server.address` and `server.port` of an upstream URL (`scheme://host[:port]/…`), without
-/// parsing it whole; the port is the scheme's when the URL names none.
+/// `server.address` and `server.port` of an upstream URL (`scheme://host[:port]/…`), in one pass
+/// over its bytes; the port is the scheme's when the URL names none.
 pub fn host_port(url: &str) -> (&str, Option<u16>) {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((h, p)) => (h, p.strip_prefix(':')),
-            None => (v6, None),
-        },
-        None => match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        },
+    let b = url.as_bytes();
+    let (scheme_port, from) = if b.starts_with(b"https://") {
+        (Some(443), 8)
+    } else if b.starts_with(b"http://") {
+        (Some(80), 7)
+    } else {
+        (None, url.find("://").map_or(0, |i| i + 3))
     };
-    let port = match port {
-        Some(p) => p.parse().ok(),
-        None => match scheme {
-            "https" => Some(443),
-            "http" => Some(80),
-            _ => None,
-        },
+    let mut end = b.len();
+    let mut at = from;
+    let mut colon = None;
+    let mut bracket = false;
+    for (i, c) in b.iter().enumerate().skip(from) {
+        match c {
+            b'/' | b'?' | b'#' => {
+                end = i;
+                break;
+            }
+            b'@' => {
+                at = i + 1;
+                colon = None;
+            }
+            b'[' => bracket = true,
+            b']' => {
+                bracket = false;
+                colon = None;
+            }
+            b':' if !bracket => colon = Some(i),
+            _ => {}
+        }
+    }
+    let (host_end, port) = match colon {
+        Some(i) => (i, url.get(i + 1..end).and_then(|p| p.parse().ok())),
+        None => (end, scheme_port),
     };
+    let host = url.get(at..host_end).unwrap_or("");
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     (host, port)
 }
 
