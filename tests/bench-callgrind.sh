@@ -69,7 +69,8 @@ for mode in $MODES; do
       --callgrind-out-file="$D/cg.$name.%p" "$BIN/to11-data-plane" >"$D/gw.$name.log" 2>&1
   ) &
   GW=$!
-  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$GP/healthz" && break; sleep 0.2; done
+  # Ready (its configuration loaded), not only listening: a request before would be refused.
+  for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.2; done
   K=$KEY
   [ "$name" = limited ] && K=$LKEY
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" 300
