@@ -5,6 +5,11 @@
 # requests, then BENCH_REQUESTS (3000) counted. One line per mode in BENCH_MODES (default: metering
 # on, metering off, metrics off, and `limited`: metering on, with a key that has request, token
 # and concurrency limits and a budget, against a priced provider): each is `name:VAR=value,…`.
+# `traced`: metering and metrics on, and OpenTelemetry traces of every request (always_on)
+# exported to the mock upstream, whose fast path answers 200 on /v1/traces too (`@MOCK@` in a
+# mode's values is the mock's address), with the SDK's default batching; a mode is counted once
+# its requests' spans were exported; `plain`: metering on, metrics off, no traces (the
+# baseline of "metrics and tracing on within 5 % of both off").
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # Builds the release binaries first; installs valgrind and redis-server when missing.
 set -euo pipefail
@@ -20,7 +25,7 @@ fi
 cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
 BIN=target/release
 N=${BENCH_REQUESTS:-3000}
-MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false"}
+MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on plain:TO11_METRICS=false"}
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 D=$(mktemp -d)
 RP=$(free); API=$(free)
@@ -40,10 +45,23 @@ api /projects/bench/providers "{\"kind\":\"openai\",\"base_url\":\"http://$MA/v1
 KEY=$(api /projects/bench/keys '{"name":"b"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
 # The same requests through a key with limits that never refuse, and a budget (gpt-4o is priced).
 LKEY=$(api /projects/bench/keys '{"name":"l","limits":{"requests_per_minute":100000000,"tokens_per_minute":100000000000,"concurrent":1000,"budget":{"amount":"1000000","period":"month"}}}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
+# A traced replica: waits until the spans of the first $2 requests (two each: the request and its
+# one attempt) were exported (or dropped), so that the counted window holds exactly the export of
+# its own requests' spans. Nothing to wait for otherwise.
+spans_out() {
+  local want=$((2 * $2)) got
+  for _ in $(seq 600); do
+    got=$(curl -s "http://127.0.0.1:$1/metrics" | awk '/^to11_trace_spans_(exported|dropped)_total/{s+=$2} /^to11_trace_/{t=1} END{if(!t)s=-1; print int(s)}')
+    [ "$got" -lt 0 ] || [ "$got" -ge "$want" ] && return
+    sleep 0.1
+  done
+  echo "the spans of $2 requests were not exported" >&2
+}
 declare -A counted
 for mode in $MODES; do
   name=${mode%%:*}
   vars=${mode#*:}
+  vars=${vars//@MOCK@/$MA}
   GP=$(free)
   (
     IFS=, && for v in $vars; do [ -n "$v" ] && export "${v?}"; done
@@ -51,16 +69,23 @@ for mode in $MODES; do
       --callgrind-out-file="$D/cg.$name.%p" "$BIN/to11-data-plane" >"$D/gw.$name.log" 2>&1
   ) &
   GW=$!
-  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$GP/healthz" && break; sleep 0.2; done
+  # Ready (its configuration loaded), not only listening: a request before would be refused.
+  for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.2; done
   K=$KEY
   [ "$name" = limited ] && K=$LKEY
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" 300
   sleep 0.5
+  spans_out "$GP" 300
   PID=$(pgrep -f "callgrind-out-file=$D/cg.$name" | head -1)
   callgrind_control -d "$PID" >/dev/null
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" "$N"
   sleep 0.3
+  spans_out "$GP" $((300 + N))
   callgrind_control -d "$PID" >/dev/null
+  if [ "$name" = traced ]; then
+    # Evidence that the spans went out (exported and dropped, as /metrics counts them).
+    curl -s "http://127.0.0.1:$GP/metrics" | grep -E '^to11_trace_(spans|export)' | tr '\n' ' '; echo
+  fi
   kill "$PID" 2>/dev/null || true
   wait "$GW" 2>/dev/null || true
   F=$(ls "$D"/cg."$name".*.2)
@@ -77,4 +102,10 @@ if [ -n "${counted[limited]:-}" ] && [ -n "${counted[metered]:-}" ]; then
 fi
 if [ -n "${counted[unmetered]:-}" ] && [ -n "${counted[no-metrics]:-}" ]; then
   python3 -c "print(f'metrics on / off (metering off): {${counted[unmetered]}/${counted[no-metrics]}:.3f}x')"
+fi
+if [ -n "${counted[traced]:-}" ] && [ -n "${counted[metered]:-}" ]; then
+  python3 -c "print(f'tracing on / off (metering and metrics on): {${counted[traced]}/${counted[metered]}:.3f}x')"
+fi
+if [ -n "${counted[traced]:-}" ] && [ -n "${counted[plain]:-}" ]; then
+  python3 -c "print(f'metrics and tracing on / both off (metering on): {${counted[traced]}/${counted[plain]}:.3f}x')"
 fi

@@ -89,6 +89,9 @@ pub struct Settings {
     pub report_interval: std::time::Duration,
     /// The replica's name in its reports; empty: the host name and process id.
     pub replica_id: String,
+    /// OpenTelemetry traces: `None` (off) unless an OTLP endpoint is set in the standard
+    /// `OTEL_*` variables.
+    pub tracing: Option<to11_shared::otel::TraceSettings>,
 }
 
 impl Settings {
@@ -158,6 +161,7 @@ impl Settings {
                 .millis("TO11_REPORT_INTERVAL_MS", 2_000)
                 .max(std::time::Duration::from_millis(10)),
             replica_id: env.string("TO11_REPLICA_ID", ""),
+            tracing: to11_shared::otel::TraceSettings::read(env, "to11-data-plane"),
         }
     }
 

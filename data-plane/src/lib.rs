@@ -13,6 +13,7 @@ pub mod health_book;
 pub mod limits;
 pub mod metering;
 pub mod metrics;
+pub mod otel;
 pub mod proxy;
 pub mod retry_budget;
 pub mod state;
@@ -47,6 +48,8 @@ pub struct Ctx {
     pub limiter: Arc<limits::Limiter>,
     /// Whether the replica is draining, and the signal that ends open answers.
     pub drain: Arc<drain::Drain>,
+    /// OpenTelemetry traces; `None` when off.
+    pub tracer: Option<Arc<otel::Tracer>>,
 }
 
 /// What each worker thread owns: its upstream client (awc clients are not `Send`; its pool stays
@@ -167,6 +170,15 @@ pub fn start(
         settings.limits_default_output_tokens,
     );
     metrics.pull_limits(&limiter.stats);
+    let tracer = match &settings.tracing {
+        Some(t) => {
+            let tracer = otel::start(t)?;
+            metrics.pull_traces(&tracer.stats);
+            tracing::info!(endpoint = %t.endpoint, "exporting traces over OTLP");
+            Some(tracer)
+        }
+        None => None,
+    };
     let ctx = web::Data::new(Ctx {
         live: live.clone(),
         keyring,
@@ -177,6 +189,7 @@ pub fn start(
         recorder,
         limiter,
         drain: drain.clone(),
+        tracer,
     });
     let cors = ctx.settings.cors;
     let server = HttpServer::new(move || {

@@ -16,6 +16,7 @@ pub mod google;
 pub mod keys;
 pub mod limits;
 pub mod model;
+pub mod otel;
 pub mod policy;
 pub mod record;
 pub mod redact;

@@ -190,6 +190,11 @@ pub struct Draft {
     /// The usage limits the request reserved on, settled when it finishes (given back when it
     /// fails before an answer: the draft is dropped with it).
     ticket: Option<crate::limits::Ticket>,
+    /// Prices the request for its cost metric (the worker's memoised price lookups), with
+    /// `tokens`.
+    pricer: Option<crate::limits::WorkerLimits>,
+    /// The request's trace, when it is sampled: ended with the record.
+    trace: Option<Box<crate::otel::Traced>>,
 }
 
 impl Draft {
@@ -239,7 +244,24 @@ impl Draft {
             records,
             tokens: None,
             ticket: None,
+            pricer: None,
+            trace: None,
         }
+    }
+
+    /// The request's trace (sampled), ended when the record is.
+    pub fn trace(&mut self, trace: Box<crate::otel::Traced>) {
+        self.trace = Some(trace);
+    }
+
+    /// Lends the trace out (to the attempt loop), to be given back with `trace`.
+    pub fn take_trace(&mut self) -> Option<Box<crate::otel::Traced>> {
+        self.trace.take()
+    }
+
+    /// The trace, to add to.
+    pub fn traced_mut(&mut self) -> Option<&mut crate::otel::Traced> {
+        self.trace.as_deref_mut()
     }
 
     /// The limits the request reserved on.
@@ -287,10 +309,21 @@ impl Draft {
         self.record.model = Some(model.to_string());
         self.record.attempts = attempts;
         self.record.failed = failed;
+        if let Some(t) = self.trace.as_mut() {
+            to11_shared::otel::genai::served(&mut t.trace, kind, provider, model, attempts);
+        }
     }
 
-    /// Counts the request's tokens into `series` when it finishes.
-    pub fn metrics(&mut self, series: Option<Arc<crate::metrics::Series>>) {
+    /// Counts the request's tokens and cost (priced by `pricer`) into `series` when it
+    /// finishes.
+    pub fn metrics(
+        &mut self,
+        series: Option<Arc<crate::metrics::Series>>,
+        pricer: &crate::limits::WorkerLimits,
+    ) {
+        if series.is_some() {
+            self.pricer = Some(pricer.clone());
+        }
         self.tokens = series;
     }
 
@@ -313,6 +346,9 @@ impl Draft {
         }
         self.record.status = status;
         self.record.error = Some(error.to_string());
+        if let Some(t) = self.trace.take() {
+            t.end(status, Some(error), status >= 500);
+        }
         self.submit();
     }
 
@@ -328,6 +364,14 @@ impl Draft {
         };
         if let Some(s) = &self.tokens {
             s.tokens(&usage);
+            let r = &self.record;
+            if let (Some(p), Some(kind), Some(model)) =
+                (&self.pricer, r.provider_kind.as_deref(), r.model.as_deref())
+            {
+                if let Some(cost) = p.cost(kind, model, &usage).filter(|c| *c > 0) {
+                    s.cost(cost);
+                }
+            }
         }
         if let Some(t) = self.ticket.take() {
             let r = &self.record;
@@ -339,6 +383,13 @@ impl Draft {
         self.record.cancelled = outcome.cut;
         if outcome.cut && self.record.error.is_none() {
             self.record.error = Some("incomplete".into());
+        }
+        if let Some(mut t) = self.trace.take() {
+            if let Some(u) = &self.record.usage {
+                let estimated = source == UsageSource::Estimated;
+                to11_shared::otel::genai::usage(&mut t.trace, u, estimated);
+            }
+            t.end(status, self.record.error.as_deref(), outcome.cut);
         }
         self.submit();
     }
@@ -379,6 +430,57 @@ mod tests {
             BTreeMap::new(),
         );
         *d.record
+    }
+
+    #[actix_rt::test]
+    async fn a_finished_request_counts_its_cost_at_the_built_in_prices() {
+        use to11_shared::usage::price::{cost, PriceTable};
+        let metrics = crate::Metrics::default();
+        let key = crate::metrics::Key {
+            surface: "chat",
+            provider: "openai",
+            model: "gpt-4o",
+            layer: "passthrough",
+            project: "p",
+        };
+        let series = metrics.series(&Default::default(), &key);
+        let store = Arc::new(to11_io::counters::LocalCounters::in_memory());
+        let limiter = crate::limits::Limiter::new(store, crate::limits::WhenDown::Local, 100);
+        let usage = Usage {
+            input: 1_000,
+            output: 500,
+            cache_read: 2_000,
+            ..Usage::default()
+        };
+        let mut d = Draft::new(
+            Batcher::new(Arc::new(Recorder::off())),
+            Uuid::nil(),
+            Utc::now(),
+            Instant::now(),
+            Uuid::nil(),
+            Uuid::nil(),
+            "chat",
+            BTreeMap::new(),
+        );
+        d.served("main", "openai", "gpt-4o", 1, vec![]);
+        d.metrics(series, &limiter.worker());
+        d.finish(
+            200,
+            Outcome {
+                reported: Some(usage),
+                ..Outcome::default()
+            },
+        );
+        let row = PriceTable::builtin_ref()
+            .find("openai", "gpt-4o")
+            .expect("priced");
+        let want = cost(&usage, &row.price);
+        assert!(want > 0);
+        let text = String::from_utf8(to11_io::metrics::render(&metrics.registry)).expect("utf-8");
+        let line = format!(
+            "to11_cost_micro_units_total{{currency=\"USD\",layer=\"passthrough\",model=\"gpt-4o\",provider=\"openai\",surface=\"chat\"}} {want}"
+        );
+        assert!(text.contains(&line), "{line}\n{text}");
     }
 
     #[test]

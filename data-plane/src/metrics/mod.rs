@@ -51,6 +51,7 @@ struct Vecs {
     ttfb: HistogramVec,
     overhead: HistogramVec,
     tokens: IntCounterVec,
+    cost: IntCounterVec,
     attempts: IntCounterVec,
     retries: IntCounterVec,
     fallbacks: IntCounterVec,
@@ -105,6 +106,7 @@ impl Metrics {
                 ttfb: histogram_vec(r, "to11_time_to_first_byte_seconds", "From the request's arrival to the upstream answer's head.", base, LATENCY_BUCKETS),
                 overhead: histogram_vec(r, "to11_gateway_overhead_seconds", "The gateway's own time before the answer's head: total minus reading the client's body, waiting on upstreams and between retries.", base, OVERHEAD_BUCKETS),
                 tokens: counter_vec(r, "to11_tokens_total", "Tokens of finished requests, by kind (output includes reasoning), as reported or estimated; counted when usage metering is on.", &with("kind")),
+                cost: counter_vec(r, "to11_cost_micro_units_total", "Cost of finished requests at the built-in prices, in millionths of the currency; counted when usage metering is on, for priced models.", &with("currency")),
                 attempts: counter_vec(r, "to11_upstream_attempts_total", "Upstream attempts made for requests, by the provider that served (or failed) last.", base),
                 retries: counter_vec(r, "to11_retries_total", "Attempts that retried the same target.", base),
                 fallbacks: counter_vec(r, "to11_fallbacks_total", "Moves to the next target of a route after a failure.", base),
@@ -225,6 +227,7 @@ impl Metrics {
             ttfb: OnceLock::new(),
             overhead: OnceLock::new(),
             tokens: Default::default(),
+            cost: OnceLock::new(),
             attempts: OnceLock::new(),
             retries: OnceLock::new(),
             fallbacks: OnceLock::new(),
@@ -260,6 +263,8 @@ pub struct Series {
     ttfb: OnceLock<Histogram>,
     overhead: OnceLock<Histogram>,
     tokens: [OnceLock<IntCounter>; TOKEN_KINDS.len()],
+    /// In the built-in price table's currency (the only prices the gateway knows).
+    cost: OnceLock<IntCounter>,
     attempts: OnceLock<IntCounter>,
     retries: OnceLock<IntCounter>,
     fallbacks: OnceLock<IntCounter>,
@@ -311,6 +316,17 @@ impl Series {
                     .inc_by(n);
             }
         }
+    }
+}
+
+impl Series {
+    /// Counts a finished request's cost, in micro-units of the built-in prices' currency.
+    pub fn cost(&self, micro_units: u64) {
+        let currency = to11_shared::usage::price::PriceTable::builtin_ref()
+            .currency
+            .as_str();
+        self.counter(&self.cost, &self.vecs.cost, Some(currency))
+            .inc_by(micro_units);
     }
 }
 
@@ -410,6 +426,8 @@ mod tests {
                     reasoning: 2,
                     ..Usage::default()
                 });
+                s.cost(1_250);
+                s.cost(750);
             }
             m.error(to11_shared::ErrorCode::NotFound);
             let t = text(&m);
@@ -430,6 +448,12 @@ mod tests {
                 assert!(
                     t.contains(&format!(
                         "to11_tokens_total{{kind=\"reasoning\",{labels},surface=\"chat\"}} 2"
+                    )),
+                    "{t}"
+                );
+                assert!(
+                    t.contains(&format!(
+                        "to11_cost_micro_units_total{{currency=\"USD\",{labels},surface=\"chat\"}} 2000"
                     )),
                     "{t}"
                 );

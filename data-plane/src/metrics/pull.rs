@@ -53,6 +53,21 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Registers the trace exporter's counters (when tracing is on).
+    pub fn pull_traces(&self, stats: &Arc<crate::otel::TraceStats>) {
+        let c = |a: fn(&crate::otel::TraceStats) -> &AtomicU64| {
+            let s = stats.clone();
+            move || a(&s).load(Ordering::Relaxed) as f64
+        };
+        self.register_pulled([
+            Pulled::counter("to11_trace_spans_exported_total", "Spans the OpenTelemetry collector accepted.", c(|s| &s.exported)),
+            Pulled::counter("to11_trace_spans_dropped_total", "Spans dropped: the export queue was full, or their batch's export failed.", c(|s| &s.dropped)),
+            Pulled::counter("to11_trace_export_failures_total", "Exports of a batch of spans that failed (no answer, or not 2xx); the batch is dropped.", c(|s| &s.export_failures)),
+        ]);
+    }
+}
+
+impl Metrics {
     /// Registers the limiter's counters (refusals by code, store failures, local admissions,
     /// dropped settlements, budget alerts).
     pub fn pull_limits(&self, stats: &Arc<crate::limits::LimitStats>) {

@@ -59,6 +59,8 @@ pub struct Attempt<'a> {
     pub stored: Option<&'a UpstreamAuth>,
     /// Longest wait for the response headers.
     pub budget: Duration,
+    /// The attempt span's `traceparent` (the request is traced), replacing the client's.
+    pub traceparent: Option<HeaderValue>,
 }
 
 /// Where attempts go: awc in service (`send::AwcUpstream`), a fake in tests.
@@ -93,6 +95,8 @@ pub struct Attempts<'a> {
     pub tally: AttemptTally,
     /// Every failed attempt, in order (for the request's record).
     pub failed: RefCell<Vec<FailedAttempt>>,
+    /// The request's trace (sampled): a span per attempt.
+    pub trace: RefCell<Option<Box<crate::otel::Traced>>>,
 }
 
 /// How a request ends.
@@ -278,14 +282,19 @@ impl<'a> Attempts<'a> {
             };
             *attempts += 1;
             self.tally.attempts.set(*attempts);
+            let span = self.begin_span(target, prepared);
             let attempt = Attempt {
                 prepared,
                 byok,
                 stored,
                 budget,
+                traceparent: span.as_ref().map(|s| s.1.clone()),
             };
             let started = Instant::now();
             let sent = upstream.send(&attempt).await;
+            if let Some((i, _)) = span {
+                self.end_span(i, &sent);
+            }
             let ttfb_us = started.elapsed().as_micros() as u64;
             let served = self.served(target, *attempts);
             let (outcome, failure, served) = match self
@@ -396,6 +405,44 @@ impl<'a> Attempts<'a> {
             Err(e) => upstream_error(e, served.provider),
         };
         Sent::Failed(outcome, failure, served)
+    }
+
+    /// Starts the attempt's span when the request is traced: its index and `traceparent`.
+    fn begin_span(
+        &self,
+        target: &CompiledTarget,
+        prepared: &Prepared,
+    ) -> Option<(usize, HeaderValue)> {
+        let mut trace = self.trace.try_borrow_mut().ok()?;
+        let t = trace.as_mut()?;
+        let provider = &self.project.tables.providers[target.provider];
+        let (host, port) = to11_shared::otel::genai::host_port(&prepared.url);
+        let target = to11_shared::otel::genai::Target {
+            surface: t.surface,
+            kind: &provider.kind,
+            slug: &provider.slug,
+            model: &target.model,
+            host,
+            port,
+        };
+        t.attempt(&target)
+    }
+
+    /// Ends attempt span `i` with what the send came to.
+    fn end_span<B>(&self, i: usize, sent: &Result<Answered<B>, SendError>) {
+        let Ok(mut trace) = self.trace.try_borrow_mut() else {
+            return;
+        };
+        let Some(t) = trace.as_mut() else { return };
+        let (status, error) = match sent {
+            Ok(a) => (Some(a.status.as_u16()), None),
+            Err(SendError::Timeout) => (None, Some("timeout")),
+            Err(SendError::Connect(_)) => (None, Some("connect")),
+            Err(SendError::Broken(_)) => (None, Some("broken")),
+            Err(SendError::Credential(e)) => (None, Some(e.code.name())),
+        };
+        let now = crate::otel::now_ns();
+        to11_shared::otel::genai::attempt_end(&mut t.trace, i, now, status, error);
     }
 
     /// Notes a failed attempt for the record.

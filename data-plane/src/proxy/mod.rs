@@ -148,7 +148,23 @@ async fn serve(
     let (tags, user) = admit::labels(req)?;
     let limited = limit::limited(&caller);
     let header_user = if limited { user.clone() } else { None };
-    *draft = open_draft(worker, arrived, &caller, surface, tags, user, limited);
+    let traced = ctx
+        .tracer
+        .as_ref()
+        .and_then(|t| t.begin(req.headers(), surface, crate::otel::unix_ns(arrived.at)));
+    *draft = open_draft(
+        worker,
+        arrived,
+        &caller,
+        surface,
+        tags,
+        user,
+        limited || traced.is_some(),
+    );
+    if let (Some(d), Some(mut t)) = (draft.as_mut(), traced) {
+        crate::otel::identify(&mut t.trace, &caller.project.id, &arrived.id);
+        d.trace(t);
+    }
     let mut charge = Charge::default();
     let reading = tally.as_ref().map(|_| Instant::now());
     let body = read_body(req, payload, ctx, arrived.started, &mut charge).await?;
@@ -205,6 +221,7 @@ async fn serve(
         metrics: &ctx.metrics,
         tally: Default::default(),
         failed: Default::default(),
+        trace: std::cell::RefCell::new(draft.as_mut().and_then(Draft::take_trace)),
     };
     let mut prep = Preparer::new(
         project,
@@ -226,6 +243,9 @@ async fn serve(
         drain: Some(ctx.drain.clone()),
     };
     let delivery = attempts.run(&upstream, &mut prep, &order, idle).await;
+    if let (Some(d), Some(t)) = (draft.as_mut(), attempts.trace.take()) {
+        d.trace(t);
+    }
     if let Some(t) = tally.as_mut() {
         let provider = match &delivery {
             Delivery::Answer { served, .. } | Delivery::Failed(_, served, _) => served.kind,
@@ -245,7 +265,7 @@ async fn serve(
     if let Some(r) = estimated_count(surface, &delivery, &body, request_id, draft) {
         return Ok(r);
     }
-    conclude(delivery, failed, draft, &how, tally).await
+    conclude(delivery, failed, draft, &how, tally, worker).await
 }
 
 /// `count_tokens` for a target with no such API: an estimate of the request's input tokens
@@ -290,6 +310,7 @@ async fn conclude<B>(
     draft: &mut Option<Draft>,
     how: &answer::Answering,
     tally: &mut Option<Tally>,
+    worker: &Worker,
 ) -> Result<HttpResponse, GatewayError>
 where
     B: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin + 'static,
@@ -305,7 +326,7 @@ where
             }
             let d = served_draft(draft.take(), &served, failed).map(|mut d| {
                 d.first_byte();
-                d.metrics(tally.as_ref().and_then(Tally::series));
+                d.metrics(tally.as_ref().and_then(Tally::series), &worker.limits);
                 d
             });
             let t = tally.take();
@@ -330,8 +351,9 @@ where
     }
 }
 
-/// The request's record, when metering is on: opened once the caller is known, so that every
-/// authenticated request leaves one.
+/// The request's record, when metering is on (or `needed`: it settles the request's limits, or
+/// carries its trace): opened once the caller is known, so that every authenticated request
+/// leaves one.
 fn open_draft(
     worker: &Worker,
     arrived: &Arrival,
@@ -339,10 +361,9 @@ fn open_draft(
     surface: Surface,
     tags: std::collections::BTreeMap<String, String>,
     user: Option<String>,
-    limited: bool,
+    needed: bool,
 ) -> Option<Draft> {
-    // A limited request needs its draft even unmetered: the draft settles its limits.
-    if !worker.records.enabled() && !limited {
+    if !worker.records.enabled() && !needed {
         return None;
     }
     let mut d = Draft::new(
@@ -368,6 +389,18 @@ fn note_call(d: &mut Draft, body: &Bytes, call: &Call<'_>, scan: &Scan<'_>) {
         .and_then(to11_shared::record::clean_user);
     d.body(body.len(), Some(call.model), user, call.streaming);
     d.resolved(r.layer.as_str(), r.function, r.route);
+    if let Some(t) = d.traced_mut() {
+        let resolved = to11_shared::otel::genai::Resolved {
+            surface: t.surface,
+            model: call.model,
+            layer: r.layer.as_str(),
+            route: r.route,
+            function: r.function,
+            max_tokens: scan.max_output,
+            stream: call.streaming,
+        };
+        to11_shared::otel::genai::resolved(&mut t.trace, &resolved);
+    }
 }
 
 /// The record, told who answered (or failed last) and which targets failed before.

@@ -68,6 +68,11 @@ impl Upstream for AwcUpstream<'_> {
             }
         }
         h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        if let Some(tp) = &a.traceparent {
+            // The request is traced: the upstream's parent is this attempt's span (the client's
+            // `tracestate` goes on as it came).
+            h.insert(HeaderName::from_static("traceparent"), tp.clone());
+        }
         for (name, value) in p.default_headers {
             if !h.contains_key(*name) {
                 h.insert(

@@ -175,6 +175,7 @@ async fn run_capped(
         metrics: &metrics,
         tally: Default::default(),
         failed: Default::default(),
+        trace: Default::default(),
     };
     let mut prep = Preparer::new(
         project,
