@@ -9,9 +9,16 @@
 use super::counts::{CacheCreation, Counts, Details, Field, Nested};
 
 /// The object at the start of `buf` (after blanks): its counts and the offset just past it.
+#[cfg(test)]
 pub(super) fn read(buf: &[u8]) -> Option<(usize, Counts)> {
-    let mut p = Plain { b: buf, i: 0 };
     let mut c = Counts::default();
+    read_into(buf, &mut c).map(|end| (end, c))
+}
+
+/// `read` into `c`, which must be `Counts::default()` (left partly written when `None`): the
+/// caller's box, so that the counts (some 400 bytes) are not moved on their way to it.
+pub(super) fn read_into(buf: &[u8], c: &mut Counts) -> Option<usize> {
+    let mut p = Plain { b: buf, i: 0 };
     let mut seen = 0u64;
     p.object(|p, key| {
         let (bit, slot) = c.slot(key)?;
@@ -28,7 +35,7 @@ pub(super) fn read(buf: &[u8]) -> Option<(usize, Counts)> {
             Slot::Other => p.skip(),
         }
     })?;
-    Some((p.i, c))
+    Some(p.i)
 }
 
 /// Where a key's value goes.
