@@ -203,7 +203,7 @@ impl Draft {
         started: Instant,
         project: Uuid,
         key: Uuid,
-        surface: &str,
+        surface: &'static str,
         tags: BTreeMap<String, String>,
     ) -> Draft {
         Draft {
@@ -212,9 +212,9 @@ impl Draft {
                 time: at,
                 project,
                 key,
-                surface: surface.to_string(),
+                surface: surface.into(),
                 requested_model: String::new(),
-                layer: String::new(),
+                layer: "".into(),
                 function: None,
                 route: None,
                 provider: None,
@@ -267,8 +267,13 @@ impl Draft {
     }
 
     /// How the model resolved.
-    pub fn resolved(&mut self, layer: &str, function: Option<&str>, route: Option<&str>) {
-        self.record.layer = layer.to_string();
+    pub fn resolved(
+        &mut self,
+        layer: &'static str,
+        function: Option<&str>,
+        route: Option<&str>,
+    ) {
+        self.record.layer = layer.into();
         self.record.function = function.map(str::to_string);
         self.record.route = route.map(str::to_string);
     }

@@ -1,6 +1,7 @@
 //! One record per request: what the gateway knows of a request when it ends, shipped from the
 //! replicas to the usage store. Prompts and answers are never part of it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +11,11 @@ use uuid::Uuid;
 use crate::usage::{Usage, UsageSource};
 
 mod wire;
+
+/// A name from a fixed set (`surface`, `layer`): the data plane's records borrow its constants
+/// instead of allocating a copy per request; read back from the store, it is owned. Serialised as
+/// a string either way.
+pub type Name = Cow<'static, str>;
 
 /// A request, as metered. In JSON (the API) every field is present, `null` when unknown; on the
 /// usage stream records travel as `encode_batch` writes them.
@@ -24,11 +30,11 @@ pub struct RequestRecord {
     pub key: Uuid,
     /// The API called: `chat`, `completions`, `embeddings`, `responses`, `messages`,
     /// `generate-content`, `converse`, `invoke`.
-    pub surface: String,
+    pub surface: Name,
     /// The model name the client asked for.
     pub requested_model: String,
     /// How it resolved: `function`, `route` or `provider`.
-    pub layer: String,
+    pub layer: Name,
     #[serde(default)]
     pub function: Option<String>,
     #[serde(default)]
