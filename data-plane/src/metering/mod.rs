@@ -305,9 +305,14 @@ impl Draft {
         self.record.failed = failed;
     }
 
-    /// The upstream's answer started now.
-    pub fn first_byte(&mut self) {
-        self.record.ttfb_us = Some(self.started.elapsed().as_micros() as u64);
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The upstream's answer started `elapsed` after the request arrived.
+    pub fn first_byte(&mut self, elapsed: Duration) {
+        self.record.ttfb_us = Some(elapsed.as_micros() as u64);
     }
 
     /// The request ended with `status` (and to11's error code when it failed), without an
