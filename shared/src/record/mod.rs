@@ -101,7 +101,7 @@ pub struct FailedAttempt {
 pub const BATCH_FORMAT: u8 = 1;
 
 /// A batch of records as the usage stream carries it.
-/// Written by `wire` (the bytes postcard's serde serializer writes, at a third of its cost);
+/// Written by `wire` (the bytes postcard's serde serializer writes, at 60 % of its cost);
 /// read back with postcard.
 pub fn encode_batch(records: &[RequestRecord]) -> Vec<u8> {
     wire::encode(records)

@@ -151,23 +151,32 @@ impl<'a> Plain<'a> {
     /// A non-negative integer that serde reads as a `u64` (no sign, fraction, exponent or
     /// leading zero, at most 19 digits), followed by something that ends a value.
     fn integer(&mut self) -> Option<u64> {
+        // One pass: the value and the digits' count together (19 digits cannot overflow).
         let start = self.i;
-        let digits = self.b[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let d = &self.b[start..start + digits];
-        if d.is_empty() || d.len() > 19 || (d.len() > 1 && d[0] == b'0') {
+        let mut n = 0u64;
+        let mut end = start;
+        while let Some(&c) = self.b.get(end) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            if end - start == 19 {
+                return None;
+            }
+            n = n * 10 + u64::from(c - b'0');
+            end += 1;
+        }
+        let digits = end - start;
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') {
             return None;
         }
         if !matches!(
-            self.b.get(start + digits),
+            self.b.get(end),
             Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
         ) {
             return None;
         }
-        self.i = start + digits;
-        Some(d.iter().fold(0u64, |n, c| n * 10 + u64::from(c - b'0')))
+        self.i = end;
+        Some(n)
     }
 
     /// A count's value: an integer is the count; a string, boolean, `null`, array or object is
