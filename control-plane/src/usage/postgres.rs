@@ -268,9 +268,9 @@ async fn insert_records(
     let id: Vec<Uuid> = batch.iter().map(|r| r.id).collect();
     let project: Vec<Uuid> = batch.iter().map(|r| r.project).collect();
     let key: Vec<Uuid> = batch.iter().map(|r| r.key).collect();
-    let surface = col(&|r| Some(r.surface.clone()));
+    let surface = col(&|r| Some(r.surface.to_string()));
     let requested = col(&|r| Some(r.requested_model.clone()));
-    let layer = col(&|r| Some(r.layer.clone()));
+    let layer = col(&|r| Some(r.layer.to_string()));
     let function = col(&|r| r.function.clone());
     let route = col(&|r| r.route.clone());
     let provider = col(&|r| r.provider.clone());
@@ -520,9 +520,9 @@ fn record_of(row: &tokio_postgres::Row) -> RequestRecord {
         id: row.get(1),
         project: row.get(2),
         key: row.get(3),
-        surface: row.get(4),
+        surface: row.get::<_, String>(4).into(),
         requested_model: row.get(5),
-        layer: row.get(6),
+        layer: row.get::<_, String>(6).into(),
         function: row.get(7),
         route: row.get(8),
         provider: row.get(9),

@@ -178,10 +178,12 @@ impl Drop for Gathering {
     }
 }
 
-/// A request's record while it is served.
-pub struct Draft {
-    /// Boxed: a draft travels inside the answer's body wrappers, which are moved several times.
-    record: Box<RequestRecord>,
+/// A request's record while it is served. Boxed whole (one allocation, the record inside): a
+/// draft travels from `admit` into the answer's body wrappers, which are moved several times.
+pub struct Draft(Box<Open>);
+
+struct Open {
+    record: RequestRecord,
     started: Instant,
     request_bytes: u64,
     records: Batcher,
@@ -208,18 +210,18 @@ impl Draft {
         started: Instant,
         project: Uuid,
         key: Uuid,
-        surface: &str,
+        surface: &'static str,
         tags: BTreeMap<String, String>,
     ) -> Draft {
-        Draft {
-            record: Box::new(RequestRecord {
+        Draft(Box::new(Open {
+            record: RequestRecord {
                 id,
                 time: at,
                 project,
                 key,
-                surface: surface.to_string(),
+                surface: surface.into(),
                 requested_model: String::new(),
-                layer: String::new(),
+                layer: "".into(),
                 function: None,
                 route: None,
                 provider: None,
@@ -238,7 +240,7 @@ impl Draft {
                 cost: None,
                 user: None,
                 tags,
-            }),
+            },
             started,
             request_bytes: 0,
             records,
@@ -246,53 +248,53 @@ impl Draft {
             ticket: None,
             pricer: None,
             trace: None,
-        }
+        }))
     }
 
     /// The request's trace (sampled), ended when the record is.
     pub fn trace(&mut self, trace: Box<crate::otel::Traced>) {
-        self.trace = Some(trace);
+        self.0.trace = Some(trace);
     }
 
     /// Lends the trace out (to the attempt loop), to be given back with `trace`.
     pub fn take_trace(&mut self) -> Option<Box<crate::otel::Traced>> {
-        self.trace.take()
+        self.0.trace.take()
     }
 
     /// The trace, to add to.
     pub fn traced_mut(&mut self) -> Option<&mut crate::otel::Traced> {
-        self.trace.as_deref_mut()
+        self.0.trace.as_deref_mut()
     }
 
     /// The limits the request reserved on.
     pub fn ticket(&mut self, ticket: crate::limits::Ticket) {
-        self.ticket = Some(ticket);
+        self.0.ticket = Some(ticket);
     }
 
     /// The request body's facts.
     pub fn body(&mut self, bytes: usize, model: Option<&str>, user: Option<String>, stream: bool) {
-        self.request_bytes = bytes as u64;
+        self.0.request_bytes = bytes as u64;
         if let Some(m) = model {
-            self.record.requested_model = m.to_string();
+            self.0.record.requested_model = m.to_string();
         }
-        if self.record.user.is_none() {
-            self.record.user = user;
+        if self.0.record.user.is_none() {
+            self.0.record.user = user;
         }
-        self.record.stream = stream;
+        self.0.record.stream = stream;
     }
 
     /// The end user named by `x-to11-user` (wins over the body's `user`).
     pub fn user(&mut self, user: Option<String>) {
         if user.is_some() {
-            self.record.user = user;
+            self.0.record.user = user;
         }
     }
 
     /// How the model resolved.
-    pub fn resolved(&mut self, layer: &str, function: Option<&str>, route: Option<&str>) {
-        self.record.layer = layer.to_string();
-        self.record.function = function.map(str::to_string);
-        self.record.route = route.map(str::to_string);
+    pub fn resolved(&mut self, layer: &'static str, function: Option<&str>, route: Option<&str>) {
+        self.0.record.layer = layer.into();
+        self.0.record.function = function.map(str::to_string);
+        self.0.record.route = route.map(str::to_string);
     }
 
     /// Who answered, after how many attempts, and which targets failed before.
@@ -304,12 +306,12 @@ impl Draft {
         attempts: u32,
         failed: Vec<FailedAttempt>,
     ) {
-        self.record.provider = Some(provider.to_string());
-        self.record.provider_kind = Some(kind.to_string());
-        self.record.model = Some(model.to_string());
-        self.record.attempts = attempts;
-        self.record.failed = failed;
-        if let Some(t) = self.trace.as_mut() {
+        self.0.record.provider = Some(provider.to_string());
+        self.0.record.provider_kind = Some(kind.to_string());
+        self.0.record.model = Some(model.to_string());
+        self.0.record.attempts = attempts;
+        self.0.record.failed = failed;
+        if let Some(t) = self.0.trace.as_mut() {
             to11_shared::otel::genai::served(&mut t.trace, kind, provider, model, attempts);
         }
     }
@@ -322,31 +324,36 @@ impl Draft {
         pricer: &crate::limits::WorkerLimits,
     ) {
         if series.is_some() {
-            self.pricer = Some(pricer.clone());
+            self.0.pricer = Some(pricer.clone());
         }
-        self.tokens = series;
+        self.0.tokens = series;
     }
 
     /// Targets that failed, when no answer came.
     pub fn attempts(&mut self, failed: Vec<FailedAttempt>) {
-        self.record.attempts = failed.len() as u32;
-        self.record.failed = failed;
+        self.0.record.attempts = failed.len() as u32;
+        self.0.record.failed = failed;
     }
 
-    /// The upstream's answer started now.
-    pub fn first_byte(&mut self) {
-        self.record.ttfb_us = Some(self.started.elapsed().as_micros() as u64);
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    /// The upstream's answer started `elapsed` after the request arrived.
+    pub fn first_byte(&mut self, elapsed: Duration) {
+        self.0.record.ttfb_us = Some(elapsed.as_micros() as u64);
     }
 
     /// The request ended with `status` (and to11's error code when it failed), without an
     /// answer to meter.
     pub fn fail(mut self, status: u16, error: &str) {
-        if let Some(t) = self.ticket.take() {
+        if let Some(t) = self.0.ticket.take() {
             t.nothing_used();
         }
-        self.record.status = status;
-        self.record.error = Some(error.to_string());
-        if let Some(t) = self.trace.take() {
+        self.0.record.status = status;
+        self.0.record.error = Some(error.to_string());
+        if let Some(t) = self.0.trace.take() {
             t.end(status, Some(error), status >= 500);
         }
         self.submit();
@@ -354,49 +361,57 @@ impl Draft {
 
     /// The answer ended: its usage as reported, or an estimate from what was seen.
     pub fn finish(mut self, status: u16, outcome: Outcome) {
-        self.record.status = status;
+        self.0.record.status = status;
         let (usage, source) = match outcome.reported {
             Some(u) => (u, UsageSource::Reported),
             None => (
-                estimate(self.request_bytes, outcome.chunks, outcome.answer_bytes),
+                estimate(self.0.request_bytes, outcome.chunks, outcome.answer_bytes),
                 UsageSource::Estimated,
             ),
         };
-        if let Some(s) = &self.tokens {
+        if let Some(s) = &self.0.tokens {
             s.tokens(&usage);
-            let r = &self.record;
-            if let (Some(p), Some(kind), Some(model)) =
-                (&self.pricer, r.provider_kind.as_deref(), r.model.as_deref())
-            {
+            let r = &self.0.record;
+            if let (Some(p), Some(kind), Some(model)) = (
+                &self.0.pricer,
+                r.provider_kind.as_deref(),
+                r.model.as_deref(),
+            ) {
                 if let Some(cost) = p.cost(kind, model, &usage).filter(|c| *c > 0) {
                     s.cost(cost);
                 }
             }
         }
-        if let Some(t) = self.ticket.take() {
-            let r = &self.record;
+        if let Some(t) = self.0.ticket.take() {
+            let r = &self.0.record;
             let cost = t.cost(r.provider_kind.as_deref(), r.model.as_deref(), &usage);
             t.settle(&usage, cost);
         }
-        self.record.usage = Some(usage);
-        self.record.usage_source = Some(source);
-        self.record.cancelled = outcome.cut;
-        if outcome.cut && self.record.error.is_none() {
-            self.record.error = Some("incomplete".into());
+        self.0.record.usage = Some(usage);
+        self.0.record.usage_source = Some(source);
+        self.0.record.cancelled = outcome.cut;
+        if outcome.cut && self.0.record.error.is_none() {
+            self.0.record.error = Some("incomplete".into());
         }
-        if let Some(mut t) = self.trace.take() {
-            if let Some(u) = &self.record.usage {
+        if let Some(mut t) = self.0.trace.take() {
+            if let Some(u) = &self.0.record.usage {
                 let estimated = source == UsageSource::Estimated;
                 to11_shared::otel::genai::usage(&mut t.trace, u, estimated);
             }
-            t.end(status, self.record.error.as_deref(), outcome.cut);
+            t.end(status, self.0.record.error.as_deref(), outcome.cut);
         }
         self.submit();
     }
 
-    fn submit(mut self) {
-        self.record.latency_us = self.started.elapsed().as_micros() as u64;
-        self.records.submit(*self.record);
+    fn submit(self) {
+        let Open {
+            mut record,
+            started,
+            records,
+            ..
+        } = *self.0;
+        record.latency_us = started.elapsed().as_micros() as u64;
+        records.submit(record);
     }
 }
 
@@ -429,7 +444,7 @@ mod tests {
             "chat",
             BTreeMap::new(),
         );
-        *d.record
+        d.0.record
     }
 
     #[actix_rt::test]

@@ -93,12 +93,17 @@ impl Tally {
     /// The answer's head is ready now, with `status`; `upstream`: it came from an upstream
     /// (time to first byte is observed only then). Only the first head counts.
     pub fn head(&mut self, status: u16, upstream: bool) {
+        self.head_after(status, upstream, None);
+    }
+
+    /// `head`, `elapsed` after the request's arrival when the caller read the clock already.
+    pub fn head_after(&mut self, status: u16, upstream: bool, elapsed: Option<Duration>) {
         if std::mem::replace(&mut self.headed, true) {
             return;
         }
         self.status = status;
         let Some(s) = &self.series else { return };
-        let elapsed = self.started.elapsed();
+        let elapsed = elapsed.unwrap_or_else(|| self.started.elapsed());
         if upstream {
             s.histogram(&s.ttfb, &s.vecs.ttfb)
                 .observe(elapsed.as_secs_f64());

@@ -321,11 +321,13 @@ where
             prepared,
             served,
         } => {
+            // One clock read for the record's and the metrics' time to first byte.
+            let ttfb = draft.as_ref().map(Draft::elapsed);
             if let Some(t) = tally.as_mut() {
-                t.head(answered.status.as_u16(), true);
+                t.head_after(answered.status.as_u16(), true, ttfb);
             }
             let d = served_draft(draft.take(), &served, failed).map(|mut d| {
-                d.first_byte();
+                d.first_byte(ttfb.unwrap_or_default());
                 d.metrics(tally.as_ref().and_then(Tally::series), &worker.limits);
                 d
             });

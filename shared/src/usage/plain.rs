@@ -9,9 +9,16 @@
 use super::counts::{CacheCreation, Counts, Details, Field, Nested};
 
 /// The object at the start of `buf` (after blanks): its counts and the offset just past it.
+#[cfg(test)]
 pub(super) fn read(buf: &[u8]) -> Option<(usize, Counts)> {
-    let mut p = Plain { b: buf, i: 0 };
     let mut c = Counts::default();
+    read_into(buf, &mut c).map(|end| (end, c))
+}
+
+/// `read` into `c`, which must be `Counts::default()` (left partly written when `None`): the
+/// caller's box, so that the counts (some 400 bytes) are not moved on their way to it.
+pub(super) fn read_into(buf: &[u8], c: &mut Counts) -> Option<usize> {
+    let mut p = Plain { b: buf, i: 0 };
     let mut seen = 0u64;
     p.object(|p, key| {
         let (bit, slot) = c.slot(key)?;
@@ -28,7 +35,7 @@ pub(super) fn read(buf: &[u8]) -> Option<(usize, Counts)> {
             Slot::Other => p.skip(),
         }
     })?;
-    Some((p.i, c))
+    Some(p.i)
 }
 
 /// Where a key's value goes.
@@ -144,23 +151,32 @@ impl<'a> Plain<'a> {
     /// A non-negative integer that serde reads as a `u64` (no sign, fraction, exponent or
     /// leading zero, at most 19 digits), followed by something that ends a value.
     fn integer(&mut self) -> Option<u64> {
+        // One pass: the value and the digits' count together (19 digits cannot overflow).
         let start = self.i;
-        let digits = self.b[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let d = &self.b[start..start + digits];
-        if d.is_empty() || d.len() > 19 || (d.len() > 1 && d[0] == b'0') {
+        let mut n = 0u64;
+        let mut end = start;
+        while let Some(&c) = self.b.get(end) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            if end - start == 19 {
+                return None;
+            }
+            n = n * 10 + u64::from(c - b'0');
+            end += 1;
+        }
+        let digits = end - start;
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') {
             return None;
         }
         if !matches!(
-            self.b.get(start + digits),
+            self.b.get(end),
             Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
         ) {
             return None;
         }
-        self.i = start + digits;
-        Some(d.iter().fold(0u64, |n, c| n * 10 + u64::from(c - b'0')))
+        self.i = end;
+        Some(n)
     }
 
     /// A count's value: an integer is the count; a string, boolean, `null`, array or object is

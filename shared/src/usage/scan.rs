@@ -199,8 +199,10 @@ fn resolve(buf: &[u8], number: bool) -> Resolve {
         // `null` (OpenAI's chunks) or anything else that is not an object: nothing to read.
         return Resolve::Done(i, None);
     }
-    if let Some((end, counts)) = super::plain::read(&buf[i..]) {
-        return Resolve::Done(i + end, Some(Found::Object(Box::new(counts))));
+    // Read in place into its box (the counts are large to move).
+    let mut counts = Box::<Counts>::default();
+    if let Some(end) = super::plain::read_into(&buf[i..], &mut counts) {
+        return Resolve::Done(i + end, Some(Found::Object(counts)));
     }
     let mut values = serde_json::Deserializer::from_slice(&buf[i..]).into_iter::<Box<Counts>>();
     match values.next() {
