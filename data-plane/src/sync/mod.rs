@@ -231,29 +231,8 @@ impl Follower {
                 differs.then_some((*project, if new_epoch { 0 } else { current }))
             })
             .collect();
-        // A page of snapshots a round trip, each page within the store timeout: a cold start
-        // over many projects takes pages, not one call per project.
         for page in changed.chunks(FETCH_PAGE) {
-            let ids: Vec<Uuid> = page.iter().map(|(p, _)| *p).collect();
-            match self.timed(self.source.fetch_many(&ids)).await {
-                Ok(all) => {
-                    let mut ready = Vec::with_capacity(page.len());
-                    for ((project, floor), bytes) in page.iter().zip(all) {
-                        match self.open_envelope(*project, bytes, *floor) {
-                            Ok(Some(p)) => ready.push(p),
-                            Ok(None) => {}
-                            Err(_) => ok = false,
-                        }
-                    }
-                    let n = ready.len() as u64;
-                    self.live.apply_many(ready);
-                    self.status.applied.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading a page of snapshots failed");
-                    ok = false;
-                }
-            }
+            ok &= self.apply_page(page).await;
         }
         let gone: Vec<Uuid> = state
             .projects
@@ -278,6 +257,33 @@ impl Follower {
             self.status.set_error(None);
         }
         Ok(())
+    }
+
+    /// One page of changed projects (id, the version each must be above) read in one round
+    /// trip, within the store timeout, and swapped in at once: a cold start over many projects
+    /// takes pages, not one call (nor one swap) per project. Whether all of it applied.
+    async fn apply_page(&self, page: &[(Uuid, u64)]) -> bool {
+        let ids: Vec<Uuid> = page.iter().map(|(p, _)| *p).collect();
+        let all = match self.timed(self.source.fetch_many(&ids)).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a page of snapshots failed");
+                return false;
+            }
+        };
+        let mut ok = true;
+        let mut ready = Vec::with_capacity(page.len());
+        for ((project, floor), bytes) in page.iter().zip(all) {
+            match self.open_envelope(*project, bytes, *floor) {
+                Ok(Some(p)) => ready.push(p),
+                Ok(None) => {}
+                Err(_) => ok = false,
+            }
+        }
+        let n = ready.len() as u64;
+        self.live.apply_many(ready);
+        self.status.applied.fetch_add(n, Ordering::Relaxed);
+        ok
     }
 
     async fn load_project(&self, project: Uuid, current: u64) -> Result<(), SourceError> {
