@@ -106,13 +106,8 @@ fn field(
         "stop_sequences" => {
             out.insert("stop".into(), v.clone());
         }
-        "stream" => {
-            out.insert("stream".into(), v.clone());
-            // The usage of the stream, for the client's `message_delta` (and metering).
-            if v == true && target.ask_usage {
-                out.insert("stream_options".into(), json!({"include_usage": true}));
-            }
-        }
+        // The usage of the stream, for the client's `message_delta` (and metering).
+        "stream" => super::stream_to_chat(v, target, out),
         "metadata" => {
             if let Some(u) = v["user_id"].as_str() {
                 out.insert("user".into(), u.into());

@@ -101,7 +101,7 @@ pub enum TranslateError {
     Invalid(String),
 }
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// Appends a turn, merged into the previous one when the role is the same (Anthropic, Gemini and
 /// Converse require alternating roles). Empty turns are skipped.
@@ -116,6 +116,15 @@ pub(crate) fn push_turn(
     match out.last_mut() {
         Some((r, existing)) if *r == role => existing.extend(blocks),
         _ => out.push((role, blocks)),
+    }
+}
+
+/// A client's `stream` in a chat body, asking for the stream's usage when the target does not
+/// send it unasked (the translations that end in chat need it for their client's last event).
+pub(crate) fn stream_to_chat(v: &Value, target: &pair::Target<'_>, out: &mut Map<String, Value>) {
+    out.insert("stream".into(), v.clone());
+    if v == true && target.ask_usage {
+        out.insert("stream_options".into(), json!({"include_usage": true}));
     }
 }
 

@@ -105,13 +105,8 @@ fn field(
         | "service_tier" => {
             out.insert(k.into(), v.clone());
         }
-        "stream" => {
-            out.insert("stream".into(), v.clone());
-            // The usage of the stream, for the client's `response.completed` (and metering).
-            if v == true && target.ask_usage {
-                out.insert("stream_options".into(), json!({"include_usage": true}));
-            }
-        }
+        // The usage of the stream, for the client's `response.completed` (and metering).
+        "stream" => super::stream_to_chat(v, target, out),
         "text" => text(v, out)?,
         "reasoning" => {
             if let Some(e) = v["effort"].as_str() {
