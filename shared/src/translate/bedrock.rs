@@ -215,54 +215,53 @@ fn tool_config(req: &Map<String, Value>, caching: bool) -> Result<Option<Value>,
 
 /// Chat content as Converse blocks; a marked part is followed by a cache point when `caching`.
 fn blocks(c: &Value, caching: bool) -> Result<Vec<Value>, TranslateError> {
-    let Value::Array(parts) = c else {
-        return plain_blocks(c);
-    };
-    let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
-        out.extend(plain_blocks(&Value::Array(vec![p.clone()]))?);
-        if caching && p.get("cache_control").is_some() {
-            out.push(cache_point());
-        }
-    }
-    Ok(out)
-}
-
-fn plain_blocks(c: &Value) -> Result<Vec<Value>, TranslateError> {
     match c {
         Value::Null => Ok(vec![]),
         Value::String(s) if s.is_empty() => Ok(vec![]),
         Value::String(s) => Ok(vec![json!({"text": s})]),
-        Value::Array(parts) => parts
-            .iter()
-            .map(|p| match p["type"].as_str() {
-                Some("text") => Ok(json!({"text": p["text"].as_str().unwrap_or("")})),
-                Some("image_url") => {
-                    let url = p["image_url"]["url"]
-                        .as_str()
-                        .ok_or_else(|| invalid("image_url has no url"))?;
-                    // http(s) images were fetched and inlined by the data plane.
-                    let (format, data) = match image_url(url, unsupported)? {
-                        ImageUrl::Data { mime, data } if mime.starts_with("image/") => {
-                            (&mime["image/".len()..], data)
-                        }
-                        _ => return Err(unsupported("image URLs other than http(s) (fetched by the gateway) and base64 data URLs")),
-                    };
-                    let format = if format == "jpg" { "jpeg" } else { format };
-                    if !["png", "jpeg", "gif", "webp"].contains(&format) {
-                        return Err(unsupported(&format!(
-                            "images of type image/{format} (png, jpeg, gif and webp only)"
-                        )));
-                    }
-                    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+        Value::Array(parts) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                out.push(part_block(p)?);
+                if caching && p.get("cache_control").is_some() {
+                    out.push(cache_point());
                 }
-                Some(other) => Err(unsupported(&format!("'{other}' content parts"))),
-                None => Err(invalid("a content part has no type")),
-            })
-            .collect(),
+            }
+            Ok(out)
+        }
         _ => Err(invalid(
             "message content must be a string or an array of parts",
         )),
+    }
+}
+
+/// One chat content part as a Converse block.
+fn part_block(p: &Value) -> Result<Value, TranslateError> {
+    match p["type"].as_str() {
+        Some("text") => Ok(json!({"text": p["text"].as_str().unwrap_or("")})),
+        Some("image_url") => {
+            let url = p["image_url"]["url"]
+                .as_str()
+                .ok_or_else(|| invalid("image_url has no url"))?;
+            // http(s) images were fetched and inlined by the data plane.
+            let (format, data) = match image_url(url, unsupported)? {
+                ImageUrl::Data { mime, data } if mime.starts_with("image/") => {
+                    (&mime["image/".len()..], data)
+                }
+                _ => return Err(unsupported(
+                    "image URLs other than http(s) (fetched by the gateway) and base64 data URLs",
+                )),
+            };
+            let format = if format == "jpg" { "jpeg" } else { format };
+            if !["png", "jpeg", "gif", "webp"].contains(&format) {
+                return Err(unsupported(&format!(
+                    "images of type image/{format} (png, jpeg, gif and webp only)"
+                )));
+            }
+            Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+        }
+        Some(other) => Err(unsupported(&format!("'{other}' content parts"))),
+        None => Err(invalid("a content part has no type")),
     }
 }
 
@@ -300,7 +299,7 @@ fn messages(v: &Value, caching: bool) -> Result<(Vec<Value>, Vec<Value>), Transl
                     .ok_or_else(|| invalid("a tool message has no tool_call_id"))?;
                 let content = match &m["content"] {
                     Value::String(s) => vec![json!({"text": s})],
-                    c => plain_blocks(c)?,
+                    c => blocks(c, false)?,
                 };
                 let mut turn = vec![
                     json!({"toolResult": {"toolUseId": id, "content": content, "status": "success"}}),
