@@ -9,10 +9,10 @@
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use to11_tests::client::{gateway, wait_version, ApiClient, GatewayResponse};
+use to11_tests::client::{gateway, GatewayResponse};
 use to11_tests::mock::MockUpstream;
-use to11_tests::native_mock::{Natives, MOCK_SIGNATURE};
-use to11_tests::sandbox::{embedded_with, EmbeddedInfo, Spawned};
+use to11_tests::native_mock::{Natives, NativesProject, MOCK_SIGNATURE};
+use to11_tests::sandbox::{EmbeddedInfo, Spawned};
 
 struct World {
     gw: Spawned<EmbeddedInfo>,
@@ -25,43 +25,16 @@ async fn world() -> World {
     let key = "sk-agents-valid-1234";
     let natives = Natives::start(key);
     let compat = MockUpstream::start("sk-compat", &["m1"]);
-    let token_url = natives.token_url();
-    let dir = std::env::temp_dir().join(format!("to11-agents-{}", uuid::Uuid::new_v4()));
-    let gw = embedded_with(&dir, move |s| {
-        s.api.google_token_url = token_url.clone();
-        s.gateway.google_token_url = token_url;
-    })
-    .expect("embedded");
-    let api = ApiClient::new(
-        gw.info.api,
-        gw.info.generated_admin_token.as_deref().expect("token"),
-    );
-    let (_, p) = api
-        .post("/projects", json!({"name": "Agents", "slug": "agents"}))
-        .await;
-    let project = p["id"].as_str().expect("id").to_string();
     let compat_body = json!({"kind": "openai-compatible", "slug": "compat", "base_url": compat.base_url(),
         "credential": {"api_key": "sk-compat"}});
-    for body in natives
+    let connections = natives
         .connections(key, &["claude-m1@20250514"])
         .into_iter()
-        .chain([compat_body])
-    {
-        let (s, c) = api.post("/projects/agents/providers", body).await;
-        assert_eq!(s, 201, "{c}");
-    }
-    let (_, k) = api
-        .post("/projects/agents/keys", json!({"name": "agents"}))
-        .await;
-    wait_version(
-        &[gw.info.gateway],
-        &project,
-        k["version"].as_u64().expect("v"),
-    )
-    .await;
+        .chain([compat_body]);
+    let NativesProject { gw, key, .. } = natives.project("agents", connections).await;
     World {
         gw,
-        key: k["key"].as_str().expect("key").to_string(),
+        key,
         natives,
         compat,
     }

@@ -11,10 +11,8 @@ use std::process::Command;
 
 use serde_json::json;
 use to11_tests::checker::run_checks;
-use to11_tests::client::{wait_version, ApiClient};
 use to11_tests::mock::MockUpstream;
-use to11_tests::native_mock::Natives;
-use to11_tests::sandbox::embedded_with;
+use to11_tests::native_mock::{Natives, NativesProject};
 
 fn root() -> PathBuf {
     to11_tests::repo_root()
@@ -44,21 +42,6 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     let key = "sk-sdk-valid-1234";
     let openai = MockUpstream::start("sk-openai-valid", &["m1"]);
     let natives = Natives::start(key);
-    let token_url = natives.token_url();
-    let dir = std::env::temp_dir().join(format!("to11-sdks-{}", uuid::Uuid::new_v4()));
-    let gw = embedded_with(&dir, move |s| {
-        s.api.google_token_url = token_url.clone();
-        s.gateway.google_token_url = token_url;
-    })
-    .expect("embedded");
-    let api = ApiClient::new(
-        gw.info.api,
-        gw.info.generated_admin_token.as_deref().expect("token"),
-    );
-    let (_, p) = api
-        .post("/projects", json!({"name": "SDKs", "slug": "sdks"}))
-        .await;
-    let project = p["id"].as_str().expect("id").to_string();
     let connections = [
         json!({"kind": "openai", "base_url": openai.base_url(), "credential": {"api_key": "sk-openai-valid"}}),
         // The same mock as a server without a Responses API: `/v1/responses` goes as chat.
@@ -66,20 +49,7 @@ async fn official_sdks_parse_every_answer_stream_and_error() {
     ]
     .into_iter()
     .chain(natives.connections(key, &["claude-m1@20250514", "text-embedding-m1"]));
-    for body in connections {
-        let (s, c) = api.post("/projects/sdks/providers", body).await;
-        assert_eq!(s, 201, "{c}");
-    }
-    let (_, k) = api
-        .post("/projects/sdks/keys", json!({"name": "sdk"}))
-        .await;
-    let gk = k["key"].as_str().expect("key").to_string();
-    wait_version(
-        &[gw.info.gateway],
-        &project,
-        k["version"].as_u64().expect("v"),
-    )
-    .await;
+    let NativesProject { gw, dir, key: gk } = natives.project("sdks", connections).await;
 
     let gateway = format!("http://{}", gw.info.gateway);
     let scripts = [

@@ -259,3 +259,54 @@ impl Natives {
         ]
     }
 }
+
+/// An embedded gateway minting Google tokens at `Natives::token_url`, with project `slug`
+/// connected to every body of `connections` and one gateway key, applied at the gateway.
+pub struct NativesProject {
+    pub gw: crate::sandbox::Spawned<crate::sandbox::EmbeddedInfo>,
+    pub dir: std::path::PathBuf,
+    /// A gateway key of the project.
+    pub key: String,
+}
+
+impl Natives {
+    pub async fn project(
+        &self,
+        slug: &str,
+        connections: impl IntoIterator<Item = Value>,
+    ) -> NativesProject {
+        let token_url = self.token_url();
+        let dir = std::env::temp_dir().join(format!("to11-{slug}-{}", uuid::Uuid::new_v4()));
+        let gw = crate::sandbox::embedded_with(&dir, move |s| {
+            s.api.google_token_url = token_url.clone();
+            s.gateway.google_token_url = token_url;
+        })
+        .expect("embedded");
+        let api = crate::client::ApiClient::new(
+            gw.info.api,
+            gw.info.generated_admin_token.as_deref().expect("token"),
+        );
+        let (_, p) = api
+            .post("/projects", json!({"name": slug, "slug": slug}))
+            .await;
+        let project = p["id"].as_str().expect("id").to_string();
+        for body in connections {
+            let (s, c) = api.post(&format!("/projects/{slug}/providers"), body).await;
+            assert_eq!(s, 201, "{c}");
+        }
+        let (_, k) = api
+            .post(&format!("/projects/{slug}/keys"), json!({"name": slug}))
+            .await;
+        crate::client::wait_version(
+            &[gw.info.gateway],
+            &project,
+            k["version"].as_u64().expect("v"),
+        )
+        .await;
+        NativesProject {
+            gw,
+            dir,
+            key: k["key"].as_str().expect("key").to_string(),
+        }
+    }
+}
