@@ -1,10 +1,12 @@
 //! Projects, management keys and `resolve`.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use to11_shared::keys::new_management_key;
-use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey};
+use to11_shared::model::{valid_slug, ByokPolicy, ManagementKey, ProjectState};
 use to11_shared::resolve::compile;
 use to11_shared::snapshot::Snapshot;
 use to11_shared::ErrorCode;
@@ -90,9 +92,13 @@ pub async fn list(
         return Err(ApiError::bad_request("'limit' must be between 1 and 1000"));
     }
     let needle = q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
-    let all = api.model.load().list(only);
-    let matching: Vec<_> = all
-        .iter()
+    let model = api.model.load();
+    let candidates: Vec<&Arc<ProjectState>> = match only {
+        Some(id) => model.get(&id).into_iter().collect(),
+        None => model.projects().collect(),
+    };
+    let mut matching: Vec<&Arc<ProjectState>> = candidates
+        .into_iter()
         .filter(|p| {
             needle.as_deref().is_none_or(|n| {
                 p.project.slug.contains(n) || p.project.name.to_lowercase().contains(n)
@@ -100,9 +106,16 @@ pub async fn list(
         })
         .collect();
     let total = matching.len();
+    // Only the page is sorted: the oldest `limit` are picked first (a page of 50 out of
+    // 100,000 projects is not a sort of all of them).
+    let n = limit.unwrap_or(total).min(total);
+    if n < total {
+        matching.select_nth_unstable_by_key(n, |p| p.project.created_at);
+        matching.truncate(n);
+    }
+    matching.sort_by_key(|p| p.project.created_at);
     let data: Vec<ProjectView> = matching
         .into_iter()
-        .take(limit.unwrap_or(usize::MAX))
         .map(|p| ProjectView::from(&**p))
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data, "total": total })))
