@@ -67,14 +67,7 @@ async fn embedded_flow_survives_restart() {
             .mode();
         assert_eq!(mode & 0o077, 0, "master.key must not be readable by others");
     }
-    let mut stored = String::new();
-    for entry in walk(&dir) {
-        if entry.file_name().is_some_and(|n| n != "master.key") {
-            stored.push_str(&String::from_utf8_lossy(
-                &std::fs::read(&entry).expect("read"),
-            ));
-        }
-    }
+    let stored = read_all_but_key(&dir);
     for secret in [UPSTREAM_KEY, key.as_str(), token.as_str()] {
         assert!(!stored.contains(secret), "a secret is stored in clear");
     }
@@ -120,6 +113,27 @@ async fn embedded_flow_survives_restart() {
     assert_eq!(chat(e.info.gateway, &key, "gpt-4o-mini").await.status, 200);
     e.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every file under `dir` but `master.key`, read as text. The stores write atomically while the
+/// gateway runs (a temporary file renamed over its target), so a file can vanish between the
+/// listing and the read: then everything is read again, from a fresh listing.
+fn read_all_but_key(dir: &std::path::Path) -> String {
+    'again: for _ in 0..50 {
+        let mut stored = String::new();
+        for entry in walk(dir) {
+            if entry.file_name().is_some_and(|n| n == "master.key") {
+                continue;
+            }
+            match std::fs::read(&entry) {
+                Ok(bytes) => stored.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'again,
+                Err(e) => panic!("read {}: {e}", entry.display()),
+            }
+        }
+        return stored;
+    }
+    panic!("the data directory kept changing while it was read");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
