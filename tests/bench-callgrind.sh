@@ -50,10 +50,13 @@ LKEY=$(api /projects/bench/keys '{"name":"l","limits":{"requests_per_minute":100
 # its own requests' spans. Nothing to wait for otherwise.
 spans_out() {
   local want=$((2 * $2)) got
-  for _ in $(seq 600); do
+  # Once a second: each look renders /metrics inside the counted window (a hundred thousand
+  # instructions under valgrind), and the exporter sends every OTEL_BSP_SCHEDULE_DELAY (5 s)
+  # anyway; looking ten times a second added 2,000 instructions to each traced request.
+  for _ in $(seq 60); do
     got=$(curl -s "http://127.0.0.1:$1/metrics" | awk '/^to11_trace_spans_(exported|dropped)_total/{s+=$2} /^to11_trace_/{t=1} END{if(!t)s=-1; print int(s)}')
     [ "$got" -lt 0 ] || [ "$got" -ge "$want" ] && return
-    sleep 0.1
+    sleep 1
   done
   echo "the spans of $2 requests were not exported" >&2
 }

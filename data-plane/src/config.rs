@@ -57,6 +57,8 @@ pub struct Settings {
     pub usage: bool,
     /// Records waiting to be shipped, at most; beyond, new records are dropped (and counted).
     pub usage_buffer: usize,
+    /// How long each worker gathers request records into a batch.
+    pub usage_flush: Duration,
     /// Per-request metrics (`metrics`): requests, latencies, tokens, attempts. Off, `/metrics`
     /// keeps the configuration and usage pipeline figures.
     pub metrics: bool,
@@ -133,6 +135,10 @@ impl Settings {
             cors: env.flag("TO11_CORS", true),
             usage: env.flag("TO11_USAGE", true),
             usage_buffer: env.number("TO11_USAGE_BUFFER", 100_000) as usize,
+            usage_flush: env.millis(
+                "TO11_USAGE_FLUSH_MS",
+                crate::metering::GATHER.as_millis() as u64,
+            ),
             metrics: env.flag("TO11_METRICS", true),
             metrics_project_label: env.flag("TO11_METRICS_PROJECT_LABEL", false),
             limits_when_store_down: match env

@@ -150,7 +150,8 @@ pub fn start(
 
     let recorder = match sink.filter(|_| settings.usage) {
         Some(sink) => {
-            let (recorder, queue) = metering::Recorder::new(settings.usage_buffer);
+            let (recorder, queue) =
+                metering::Recorder::new(settings.usage_buffer, settings.usage_flush);
             let recorder = Arc::new(recorder);
             actix_rt::spawn(metering::ship::run(queue, sink, recorder.clone()));
             recorder

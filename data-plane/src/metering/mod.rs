@@ -26,8 +26,13 @@ pub use stream::Metered;
 
 /// Most records in one batch.
 pub const MAX_BATCH: usize = 200;
-/// How long a worker gathers records after the first of a batch.
-pub const GATHER: Duration = Duration::from_millis(50);
+/// How long a worker gathers records after the first of a batch, by default
+/// (`TO11_USAGE_FLUSH_MS`). A batch costs the same whether it holds 5 records or 200 (a timer, a
+/// hand-over that wakes the shipper, one `XADD`, one consumer-group read and insert): at a few
+/// hundred requests per second per worker, 50 ms made batches of ten and that fixed cost a fifth
+/// of metering's. What it bounds: how late a record reaches the store, and what a replica killed
+/// outright loses (a stopped one ships first).
+pub const GATHER: Duration = Duration::from_millis(200);
 
 /// The metering pipeline's counters.
 #[derive(Default)]
@@ -46,6 +51,8 @@ pub struct Recorder {
     /// Records in the queue (handed over, not yet taken by the shipper).
     waiting: AtomicUsize,
     capacity: usize,
+    /// How long the workers gather a batch.
+    gather: Duration,
     pub stats: Arc<MeterStats>,
 }
 
@@ -56,18 +63,24 @@ impl Recorder {
             tx: None,
             waiting: AtomicUsize::new(0),
             capacity: 0,
+            gather: GATHER,
             stats: Arc::default(),
         }
     }
 
-    /// A recorder whose queue holds `capacity` records, and the queue's other end.
-    pub fn new(capacity: usize) -> (Self, mpsc::UnboundedReceiver<Vec<RequestRecord>>) {
+    /// A recorder whose queue holds `capacity` records, whose workers gather batches for
+    /// `gather`, and the queue's other end.
+    pub fn new(
+        capacity: usize,
+        gather: Duration,
+    ) -> (Self, mpsc::UnboundedReceiver<Vec<RequestRecord>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Recorder {
                 tx: Some(tx),
                 waiting: AtomicUsize::new(0),
                 capacity: capacity.max(1),
+                gather,
                 stats: Arc::default(),
             },
             rx,
@@ -111,7 +124,8 @@ impl Recorder {
 }
 
 /// One worker's records, gathered into a batch: handed to the queue when it holds `MAX_BATCH`
-/// records or `GATHER` after its first one, whichever comes first, and when the worker stops.
+/// records or the gathering time after its first one, whichever comes first, and when the worker
+/// stops.
 #[derive(Clone)]
 pub struct Batcher(Rc<Gathering>);
 
@@ -152,8 +166,9 @@ impl Batcher {
             self.0.flush();
         } else if !self.0.armed.replace(true) {
             let weak: Weak<Gathering> = Rc::downgrade(&self.0);
+            let gather = self.0.recorder.gather;
             actix_rt::spawn(async move {
-                actix_rt::time::sleep(GATHER).await;
+                actix_rt::time::sleep(gather).await;
                 if let Some(g) = weak.upgrade() {
                     g.flush();
                 }
@@ -500,7 +515,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_whole_batches_and_counts_them() {
-        let (recorder, mut rx) = Recorder::new(5);
+        let (recorder, mut rx) = Recorder::new(5, GATHER);
         recorder.offer(vec![record(), record(), record()]);
         recorder.offer(vec![record(), record(), record()]);
         recorder.offer(vec![record(), record()]);
@@ -515,7 +530,8 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_worker_hands_over_a_batch_when_full_after_a_while_and_when_it_stops() {
-        let (recorder, mut rx) = Recorder::new(10_000);
+        let gather = Duration::from_millis(50);
+        let (recorder, mut rx) = Recorder::new(10_000, gather);
         let recorder = Arc::new(recorder);
         let batcher = Batcher::new(recorder.clone());
         for _ in 0..MAX_BATCH + 3 {
@@ -523,9 +539,9 @@ mod tests {
         }
         assert_eq!(rx.try_recv().expect("full batch").len(), MAX_BATCH);
         assert!(rx.try_recv().is_err(), "the rest gathers");
-        let rest = tokio::time::timeout(GATHER * 20, rx.recv())
+        let rest = tokio::time::timeout(gather * 20, rx.recv())
             .await
-            .expect("flushed after GATHER")
+            .expect("flushed after the gathering time")
             .expect("batch");
         assert_eq!(rest.len(), 3);
         batcher.submit(record());

@@ -51,7 +51,6 @@ async fn run(settings: TraceSettings, mut rx: mpsc::Receiver<Box<Traced>>, wake:
     };
     let stats = &wake.stats;
     let mut batch: Vec<Box<Traced>> = Vec::new();
-    let mut body = Vec::new();
     let mut open = true;
     while open {
         // No waker is registered on the queue while this sleeps, so a request's hand-over
@@ -78,15 +77,11 @@ async fn run(settings: TraceSettings, mut rx: mpsc::Receiver<Box<Traced>>, wake:
             if batch.is_empty() {
                 break;
             }
-            body.clear();
-            encode_batch(
-                &mut body,
-                &settings.resource,
-                &scope,
-                batch.iter().map(|t| &t.trace),
-            );
+            let encoded = encode_batch(&settings.resource, &scope, batch.iter().map(|t| &t.trace));
             batch.clear();
-            export(&client, &settings, &body, spans as u64, stats).await;
+            // The encoded bytes become the body as they are (no copy).
+            let body = bytes::Bytes::from(encoded.buf).slice(encoded.start..);
+            export(&client, &settings, body, spans as u64, stats).await;
             if spans < settings.max_batch {
                 break;
             }
@@ -98,7 +93,7 @@ async fn run(settings: TraceSettings, mut rx: mpsc::Receiver<Box<Traced>>, wake:
 async fn export(
     client: &awc::Client,
     settings: &TraceSettings,
-    body: &[u8],
+    body: bytes::Bytes,
     n: u64,
     stats: &TraceStats,
 ) {
@@ -119,7 +114,7 @@ async fn export(
     }
 }
 
-async fn send(client: &awc::Client, s: &TraceSettings, body: &[u8]) -> Result<(), String> {
+async fn send(client: &awc::Client, s: &TraceSettings, body: bytes::Bytes) -> Result<(), String> {
     let mut req = client
         .post(s.endpoint.as_str())
         .timeout(s.timeout)
@@ -127,10 +122,7 @@ async fn send(client: &awc::Client, s: &TraceSettings, body: &[u8]) -> Result<()
     for (k, v) in &s.headers {
         req = req.insert_header((k.as_str(), v.as_str()));
     }
-    let mut resp = req
-        .send_body(bytes::Bytes::copy_from_slice(body))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut resp = req.send_body(body).await.map_err(|e| e.to_string())?;
     // The answer (an ExportTraceServiceResponse, perhaps a partial success) is read and dropped,
     // so the connection can be reused.
     let _ = resp.body().limit(64 * 1024).await;

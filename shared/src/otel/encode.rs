@@ -3,7 +3,7 @@
 //! `opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto`; the integration test
 //! decodes what this writes with the official definitions (Python `opentelemetry-proto`).
 
-use super::record::{Trace, Value};
+use super::record::{Attr, Trace, Value};
 
 /// Wire types.
 const VARINT: u32 = 0;
@@ -24,45 +24,77 @@ pub struct Scope<'a> {
     pub version: &'a str,
 }
 
-/// Encodes `traces` as one `ExportTraceServiceRequest` of one resource and one scope, appended
-/// to `out`.
+/// An encoded batch: the bytes are `buf[start..]`. The spans are written once, after room left
+/// for the messages that enclose them, whose lengths are known only at the end; those are
+/// written last, right before the spans. The batch is never moved to make room for a length, nor
+/// copied into a request body (`Bytes::from(buf).slice(start..)`).
+pub struct Encoded {
+    pub buf: Vec<u8>,
+    pub start: usize,
+}
+
+impl Encoded {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Encodes `traces` as one `ExportTraceServiceRequest` of one resource and one scope.
 pub fn encode_batch<'t>(
-    out: &mut Vec<u8>,
     resource: &[(String, String)],
     scope: &Scope<'_>,
     traces: impl IntoIterator<Item = &'t Trace> + Clone,
-) {
+) -> Encoded {
+    // ResourceSpans.resource = 1, then ScopeSpans.scope = 1: small, written aside first.
+    let mut res = Vec::new();
+    for (k, v) in resource {
+        // Resource.attributes = 1
+        nested(&mut res, 1, |b| key_value(b, k, |b| string(b, 1, v)));
+    }
+    let mut sc = Vec::new();
+    string(&mut sc, 1, scope.name);
+    string(&mut sc, 2, scope.version);
+    // Headroom: three tags and three lengths (at most 1 + 10 bytes each), and those two.
+    let head = 3 * 11 + 2 * 11 + res.len() + sc.len();
     // Room for the whole batch up front: its strings, and a little for each span and attribute.
     let room: usize = traces
         .clone()
         .into_iter()
-        .map(|t| t.text.len() + 80 * t.spans.len() + 12 * t.attrs.len() + 40 * t.attrs.len())
+        .map(|t| t.text.len() + 80 * t.spans.len() + 52 * t.attrs.len())
         .sum();
-    out.reserve(room + 256);
+    let mut buf = Vec::with_capacity(head + room);
+    buf.resize(head, 0);
+    for t in traces {
+        for i in 0..t.spans.len() {
+            // ScopeSpans.spans = 2
+            nested(&mut buf, 2, |b| span(b, t, i));
+        }
+    }
+    let spans = buf.len() - head;
+    // Lengths from the inside out: ScopeSpans, then ResourceSpans.
+    let scope_spans = field_len(sc.len()) + spans;
+    let resource_spans = field_len(res.len()) + field_len(scope_spans);
+    let mut front = Vec::with_capacity(head);
     // ExportTraceServiceRequest.resource_spans = 1
-    nested(out, 1, |b| {
-        // ResourceSpans.resource = 1
-        nested(b, 1, |b| {
-            for (k, v) in resource {
-                // Resource.attributes = 1
-                nested(b, 1, |b| key_value(b, k, |b| string(b, 1, v)));
-            }
-        });
-        // ResourceSpans.scope_spans = 2
-        nested(b, 2, |b| {
-            // ScopeSpans.scope = 1
-            nested(b, 1, |b| {
-                string(b, 1, scope.name);
-                string(b, 2, scope.version);
-            });
-            for t in traces {
-                for i in 0..t.spans.len() {
-                    // ScopeSpans.spans = 2
-                    nested(b, 2, |b| span(b, t, i));
-                }
-            }
-        });
-    });
+    tag(&mut front, 1, LEN);
+    varint(&mut front, resource_spans as u64);
+    bytes(&mut front, 1, &res);
+    // ResourceSpans.scope_spans = 2
+    tag(&mut front, 2, LEN);
+    varint(&mut front, scope_spans as u64);
+    bytes(&mut front, 1, &sc);
+    let start = head - front.len();
+    buf[start..head].copy_from_slice(&front);
+    Encoded { buf, start }
+}
+
+/// The size of a length-delimited field of `len` bytes (one-byte tag).
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn span(b: &mut Vec<u8>, t: &Trace, i: usize) {
@@ -87,8 +119,7 @@ fn span(b: &mut Vec<u8>, t: &Trace, i: usize) {
     tag(b, 8, FIXED64);
     b.extend_from_slice(&s.end_ns.to_le_bytes());
     for a in t.attrs_of(i) {
-        // Span.attributes = 9
-        nested(b, 9, |b| key_value(b, a.key, |b| any_value(b, t, a.value)));
+        attribute(b, t, a);
     }
     if let Some(message) = s.error {
         // Span.status = 15: message = 2, code = 3
@@ -105,6 +136,48 @@ fn span(b: &mut Vec<u8>, t: &Trace, i: usize) {
     };
     tag(b, 16, FIXED32);
     b.extend_from_slice(&(1 | HAS_IS_REMOTE | remote).to_le_bytes());
+}
+
+/// `Span.attributes = 9`: a `KeyValue` whose sizes are computed first, so that it is written
+/// straight through (the attributes are most of a span).
+#[inline]
+fn attribute(b: &mut Vec<u8>, t: &Trace, a: &Attr) {
+    match a.value {
+        Value::Text(s) => text_attribute(b, a.key, t.str(s)),
+        Value::Static(s) => text_attribute(b, a.key, s),
+        Value::Bool(x) => number_attribute(b, a.key, 2, u64::from(x)),
+        Value::Int(x) => number_attribute(b, a.key, 3, x as u64),
+        Value::TextList(_) => nested(b, 9, |b| key_value(b, a.key, |b| any_value(b, t, a.value))),
+    }
+}
+
+/// A string attribute: `KeyValue { key, value: AnyValue { string_value = 1 } }`.
+#[inline]
+fn text_attribute(b: &mut Vec<u8>, key: &str, value: &str) {
+    let any = field_len(value.len());
+    let kv = field_len(key.len()) + field_len(any);
+    b.reserve(field_len(kv));
+    tag(b, 9, LEN);
+    varint(b, kv as u64);
+    string(b, 1, key);
+    tag(b, 2, LEN);
+    varint(b, any as u64);
+    string(b, 1, value);
+}
+
+/// A bool (`field` 2) or int (`field` 3) attribute.
+#[inline]
+fn number_attribute(b: &mut Vec<u8>, key: &str, field: u32, value: u64) {
+    let any = 1 + varint_len(value);
+    let kv = field_len(key.len()) + field_len(any);
+    b.reserve(field_len(kv));
+    tag(b, 9, LEN);
+    varint(b, kv as u64);
+    string(b, 1, key);
+    tag(b, 2, LEN);
+    varint(b, any as u64);
+    tag(b, field, VARINT);
+    varint(b, value);
 }
 
 /// `KeyValue { key = 1; value = 2 }`.
@@ -160,7 +233,7 @@ fn bytes(b: &mut Vec<u8>, field: u32, v: &[u8]) {
 }
 
 /// A length-delimited field whose content `f` writes. One byte is kept for the length, which is
-/// filled in afterwards; only a content of 128 bytes or more (a span, a batch) moves to make room
+/// filled in afterwards; only a content of 128 bytes or more (a span) moves to make room
 /// for a longer length. No allocation.
 #[inline]
 fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
@@ -260,9 +333,7 @@ mod tests {
         t.set_int(a, "http.response.status_code", 503);
         t.end(a, 1_200, Some("503"));
         t.end(0, 2_000, None);
-        let mut out = vec![];
-        encode_batch(
-            &mut out,
+        let encoded = encode_batch(
             &[("service.name".into(), "gw".into())],
             &Scope {
                 name: "to11",
@@ -270,7 +341,10 @@ mod tests {
             },
             [&t],
         );
-        let rs = &field(&out, 1)[0];
+        let out = encoded.bytes();
+        let top = fields(out);
+        assert_eq!(top.len(), 1, "one resource, and nothing else");
+        let rs = &field(out, 1)[0];
         let resource = &field(rs, 1)[0];
         let kv = &field(resource, 1)[0];
         assert_eq!(field(kv, 1)[0], b"service.name");
@@ -308,5 +382,41 @@ mod tests {
         assert_eq!(field(status, 3)[0][0], 2);
         assert_eq!(field(root, 16)[0], 0x301u32.to_le_bytes());
         assert_eq!(field(attempt, 16)[0], 0x101u32.to_le_bytes());
+    }
+
+    #[test]
+    fn a_large_batch_has_lengths_of_several_bytes_and_decodes_whole() {
+        let traces: Vec<Trace> = (0..300u16)
+            .map(|n| {
+                let n = n as u8;
+                let mut t = Trace::new(TraceId([n; 16]), SpanId([n; 8]), None, 1);
+                t.name(0, "chat", &"x".repeat(150));
+                t.set_str(0, "gen_ai.request.model", &"m".repeat(100));
+                t.end(0, 2, None);
+                t
+            })
+            .collect();
+        let encoded = encode_batch(
+            &[("service.name".into(), "gw".into())],
+            &Scope {
+                name: "to11",
+                version: "1",
+            },
+            traces.iter(),
+        );
+        let out = encoded.bytes();
+        assert!(out.len() > 70_000, "{}", out.len());
+        assert_eq!(fields(out).len(), 1);
+        let rs = &field(out, 1)[0];
+        assert_eq!(fields(rs).len(), 2);
+        let ss = &field(rs, 2)[0];
+        let spans = field(ss, 2);
+        assert_eq!(spans.len(), 300);
+        assert_eq!(field(&spans[299], 1)[0], [43; 16], "299 as u8");
+        for n in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut b = vec![];
+            varint(&mut b, n);
+            assert_eq!(varint_len(n), b.len(), "{n}");
+        }
     }
 }
