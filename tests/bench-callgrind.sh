@@ -50,13 +50,14 @@ LKEY=$(api /projects/bench/keys '{"name":"l","limits":{"requests_per_minute":100
 # its own requests' spans. Nothing to wait for otherwise.
 spans_out() {
   local want=$((2 * $2)) got
-  # Once a second: each look renders /metrics inside the counted window (a hundred thousand
-  # instructions under valgrind), and the exporter sends every OTEL_BSP_SCHEDULE_DELAY (5 s)
-  # anyway; looking ten times a second added 2,000 instructions to each traced request.
-  for _ in $(seq 60); do
+  # Each look renders /metrics inside the counted window (some 300,000 instructions under
+  # valgrind), and the exporter sends every OTEL_BSP_SCHEDULE_DELAY (5 s) anyway: after a first
+  # look, wait that long, then look once a second. Looking ten times a second added 2,000
+  # instructions to each traced request.
+  for i in $(seq 60); do
     got=$(curl -s "http://127.0.0.1:$1/metrics" | awk '/^to11_trace_spans_(exported|dropped)_total/{s+=$2} /^to11_trace_/{t=1} END{if(!t)s=-1; print int(s)}')
     [ "$got" -lt 0 ] || [ "$got" -ge "$want" ] && return
-    sleep 1
+    if [ "$i" = 1 ]; then sleep 5; else sleep 1; fi
   done
   echo "the spans of $2 requests were not exported" >&2
 }

@@ -138,46 +138,10 @@ fn span(b: &mut Vec<u8>, t: &Trace, i: usize) {
     b.extend_from_slice(&(1 | HAS_IS_REMOTE | remote).to_le_bytes());
 }
 
-/// `Span.attributes = 9`: a `KeyValue` whose sizes are computed first, so that it is written
-/// straight through (the attributes are most of a span).
+/// `Span.attributes = 9`.
 #[inline]
 fn attribute(b: &mut Vec<u8>, t: &Trace, a: &Attr) {
-    match a.value {
-        Value::Text(s) => text_attribute(b, a.key, t.str(s)),
-        Value::Static(s) => text_attribute(b, a.key, s),
-        Value::Bool(x) => number_attribute(b, a.key, 2, u64::from(x)),
-        Value::Int(x) => number_attribute(b, a.key, 3, x as u64),
-        Value::TextList(_) => nested(b, 9, |b| key_value(b, a.key, |b| any_value(b, t, a.value))),
-    }
-}
-
-/// A string attribute: `KeyValue { key, value: AnyValue { string_value = 1 } }`.
-#[inline]
-fn text_attribute(b: &mut Vec<u8>, key: &str, value: &str) {
-    let any = field_len(value.len());
-    let kv = field_len(key.len()) + field_len(any);
-    b.reserve(field_len(kv));
-    tag(b, 9, LEN);
-    varint(b, kv as u64);
-    string(b, 1, key);
-    tag(b, 2, LEN);
-    varint(b, any as u64);
-    string(b, 1, value);
-}
-
-/// A bool (`field` 2) or int (`field` 3) attribute.
-#[inline]
-fn number_attribute(b: &mut Vec<u8>, key: &str, field: u32, value: u64) {
-    let any = 1 + varint_len(value);
-    let kv = field_len(key.len()) + field_len(any);
-    b.reserve(field_len(kv));
-    tag(b, 9, LEN);
-    varint(b, kv as u64);
-    string(b, 1, key);
-    tag(b, 2, LEN);
-    varint(b, any as u64);
-    tag(b, field, VARINT);
-    varint(b, value);
+    nested(b, 9, |b| key_value(b, a.key, |b| any_value(b, t, a.value)));
 }
 
 /// `KeyValue { key = 1; value = 2 }`.
@@ -192,7 +156,6 @@ fn key_value(b: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
 fn any_value(b: &mut Vec<u8>, t: &Trace, v: Value) {
     match v {
         Value::Text(s) => string(b, 1, t.str(s)),
-        Value::Static(s) => string(b, 1, s),
         Value::Bool(x) => {
             tag(b, 2, VARINT);
             varint(b, u64::from(x));
@@ -255,8 +218,12 @@ fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
         n += 1;
     }
     prefix[n] = v as u8;
-    b[start - 1] = prefix[0];
-    b.splice(start..start, prefix[1..=n].iter().copied());
+    // The content moves `n` bytes on (one memmove), and the length's first byte stays in the
+    // byte kept for it.
+    let end = b.len();
+    b.resize(end + n, 0);
+    b.copy_within(start..end, start + n);
+    b[start - 1..start + n].copy_from_slice(&prefix[..=n]);
 }
 
 #[cfg(test)]

@@ -130,8 +130,9 @@ pub struct Target<'a> {
     pub port: Option<u16>,
 }
 
-/// `server.address` and `server.port` of an upstream URL (`scheme://host[:port]/…`), in one pass
-/// over its bytes; the port is the scheme's when the URL names none.
+/// `server.address` and `server.port` of an upstream URL (`scheme://[userinfo@]host[:port]/…`);
+/// the port is the scheme's when the URL names none. Runs per traced attempt: the authority's end
+/// is found with one vectorised search, and only the authority (a few bytes) is looked at after.
 pub fn host_port(url: &str) -> (&str, Option<u16>) {
     let b = url.as_bytes();
     let (scheme_port, from) = if b.starts_with(b"https://") {
@@ -141,31 +142,20 @@ pub fn host_port(url: &str) -> (&str, Option<u16>) {
     } else {
         (None, url.find("://").map_or(0, |i| i + 3))
     };
-    let mut end = b.len();
-    let mut at = from;
-    let mut colon = None;
-    let mut bracket = false;
-    for (i, c) in b.iter().enumerate().skip(from) {
-        match c {
-            b'/' | b'?' | b'#' => {
-                end = i;
-                break;
-            }
-            b'@' => {
-                at = i + 1;
-                colon = None;
-            }
-            b'[' => bracket = true,
-            b']' => {
-                bracket = false;
-                colon = None;
-            }
-            b':' if !bracket => colon = Some(i),
-            _ => {}
-        }
-    }
+    let rest = &b[from..];
+    let end = from + memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
+    // After the last `@` (userinfo may hold `:`).
+    let at = from + memchr::memrchr(b'@', &b[from..end]).map_or(0, |i| i + 1);
+    let authority = &b[at..end];
+    // A port is after the last `:`, unless that `:` is inside an IPv6 literal's brackets.
+    let colon = memchr::memrchr(b':', authority)
+        .filter(|&i| !authority[i..].contains(&b']'))
+        .filter(|&i| authority[0] != b'[' || authority[..i].ends_with(b"]"));
     let (host_end, port) = match colon {
-        Some(i) => (i, url.get(i + 1..end).and_then(|p| p.parse().ok())),
+        Some(i) => (
+            at + i,
+            url.get(at + i + 1..end).and_then(|p| p.parse().ok()),
+        ),
         None => (end, scheme_port),
     };
     let host = url.get(at..host_end).unwrap_or("");
@@ -257,7 +247,6 @@ mod tests {
             .map(|a| {
                 let v = match a.value {
                     Value::Text(x) | Value::TextList(x) => t.str(x).to_string(),
-                    Value::Static(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),
                     Value::Bool(b) => b.to_string(),
                 };
@@ -388,6 +377,17 @@ mod tests {
             host_port("https://bedrock-runtime.us-east-1.amazonaws.com"),
             ("bedrock-runtime.us-east-1.amazonaws.com", Some(443))
         );
+        assert_eq!(
+            host_port("https://user:pw@example.com:8443/v1"),
+            ("example.com", Some(8443))
+        );
+        assert_eq!(host_port("http://u:p@[::1]/x"), ("::1", Some(80)));
+        assert_eq!(
+            host_port("http://example.com:80#frag"),
+            ("example.com", Some(80))
+        );
+        assert_eq!(host_port("grpc://h:7"), ("h", Some(7)));
+        assert_eq!(host_port("https://"), ("", Some(443)));
     }
 
     #[test]
