@@ -193,7 +193,9 @@ async fn run_capped(
     );
     let fake = Fake::new(script);
     let order: Vec<usize> = (0..r.targets.len()).collect();
-    let served_attempts = |h: &HeaderMap| {
+    let served_attempts = |served: &super::super::answer::Served<'_>| {
+        let mut h = HeaderMap::new();
+        served.put(&mut h);
         h.get("x-to11-attempts")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
@@ -219,10 +221,10 @@ async fn run_capped(
             _,
         ) => {
             failure = Some((headers, body));
-            (Ok(status), served_attempts(&served.headers()))
+            (Ok(status), served_attempts(&served))
         }
         Delivery::Failed(Failure::Error(e), served, _) => {
-            (Err(e.code), served_attempts(&served.headers()))
+            (Err(e.code), served_attempts(&served))
         }
         Delivery::Error(e) => (Err(e.code), None),
     };
