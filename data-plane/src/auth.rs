@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use chrono::Utc;
 use to11_shared::crypto::{KeyHash, Keyring};
 use to11_shared::keys::{carries_to11_key, strip_bearer};
@@ -17,6 +17,17 @@ use crate::error::GatewayError;
 use crate::state::{KeyEntry, ProjectLive, State};
 
 pub const TO11_AUTH_HEADER: &str = "x-to11-authorization";
+/// The same, as a header name made at compile time: looking a `&str` up parses and validates
+/// it into a name first, on every request.
+const TO11_AUTH: HeaderName = HeaderName::from_static(TO11_AUTH_HEADER);
+/// Where SDKs put a provider key: OpenAI's and most others' bearer, Anthropic's x-api-key,
+/// Gemini's x-goog-api-key, Azure's api-key.
+const BYOK_HEADERS: [HeaderName; 4] = [
+    AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("api-key"),
+];
 
 pub struct Caller {
     pub project: Arc<ProjectLive>,
@@ -70,7 +81,7 @@ pub fn authenticate_with(
             "the gateway has not loaded its configuration yet",
         ));
     }
-    let Some(raw) = headers.get(TO11_AUTH_HEADER) else {
+    let Some(raw) = headers.get(&TO11_AUTH) else {
         let hint = ["authorization", "x-api-key"].iter().any(|h| {
             headers
                 .get(*h)
@@ -124,15 +135,11 @@ impl Caller {
         if policy == ByokPolicy::Ignored {
             return Ok(None);
         }
-        // Where SDKs put a provider key: OpenAI's and most others' bearer, Anthropic's x-api-key,
-        // Gemini's x-goog-api-key, Azure's api-key.
-        let found = ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
-            .iter()
-            .find_map(|h| {
-                let raw = headers.get(*h)?.to_str().ok()?;
-                let v = strip_bearer(raw);
-                (!v.is_empty() && !carries_to11_key(raw)).then_some(v)
-            });
+        let found = BYOK_HEADERS.iter().find_map(|h| {
+            let raw = headers.get(h)?.to_str().ok()?;
+            let v = strip_bearer(raw);
+            (!v.is_empty() && !carries_to11_key(raw)).then_some(v)
+        });
         if found.is_none() && policy == ByokPolicy::Required {
             return Err(GatewayError::new(
                 ErrorCode::ByokRequired,

@@ -16,11 +16,14 @@ pub mod export;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix_web::http::header::{HeaderMap, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use to11_shared::otel::record::MAX_SPANS;
 use to11_shared::otel::{genai, Kind, Sampler, SpanId, Trace, TraceId, TraceParent};
 use to11_shared::upstream::Surface;
 use tokio::sync::mpsc;
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// `tracestate` values longer than this are not passed on (the W3C limit is 512 characters).
 const MAX_TRACESTATE: usize = 512;
@@ -75,7 +78,7 @@ impl Tracer {
         start_ns: u64,
     ) -> Option<Box<Traced>> {
         let parent = headers
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| TraceParent::parse(v.as_bytes()));
         let trace_id = match parent {
             Some(p) => p.trace_id,
@@ -91,7 +94,7 @@ impl Tracer {
         trace.name(0, genai::operation(surface), "");
         if parent.is_some() {
             let state = headers
-                .get("tracestate")
+                .get(&TRACESTATE)
                 .and_then(|v| v.to_str().ok())
                 .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE);
             if let Some(s) = state {

@@ -3,6 +3,7 @@
 //! to. Everything decided before the first attempt; admission control (limits and budgets)
 //! plugs in right after `resolve`.
 
+use actix_web::http::header::HeaderName;
 use actix_web::HttpRequest;
 use to11_shared::body::Scan;
 use to11_shared::resolve::Resolution;
@@ -60,7 +61,9 @@ pub fn surface(req: &HttpRequest) -> Result<(Surface, Option<String>), GatewayEr
 pub fn labels(
     req: &HttpRequest,
 ) -> Result<(std::collections::BTreeMap<String, String>, Option<String>), GatewayError> {
-    let header = |name: &str| {
+    const TAGS: HeaderName = HeaderName::from_static("x-to11-tags");
+    const USER: HeaderName = HeaderName::from_static("x-to11-user");
+    let header = |name: &HeaderName| {
         req.headers().get(name).map(|v| {
             v.to_str().map_err(|_| {
                 GatewayError::new(
@@ -70,12 +73,12 @@ pub fn labels(
             })
         })
     };
-    let tags = match header("x-to11-tags").transpose()? {
+    let tags = match header(&TAGS).transpose()? {
         Some(raw) => to11_shared::record::parse_tags(raw)
             .map_err(|m| GatewayError::new(ErrorCode::BadRequest, m))?,
         None => Default::default(),
     };
-    let user = header("x-to11-user")
+    let user = header(&USER)
         .transpose()?
         .and_then(to11_shared::record::clean_user);
     Ok((tags, user))

@@ -223,9 +223,7 @@ async fn run_capped(
             failure = Some((headers, body));
             (Ok(status), served_attempts(&served))
         }
-        Delivery::Failed(Failure::Error(e), served, _) => {
-            (Err(e.code), served_attempts(&served))
-        }
+        Delivery::Failed(Failure::Error(e), served, _) => (Err(e.code), served_attempts(&served)),
         Delivery::Error(e) => (Err(e.code), None),
     };
     Outcome {
