@@ -101,6 +101,46 @@ async fn serve_split(mut s: TcpStream) {
     }
 }
 
+/// An upstream that answers the first request of each connection and closes the connection
+/// after reading the second, without answering: what a server that closes idle keep-alive
+/// connections does to a client whose request crossed its FIN. Counts the connections it took.
+pub async fn start_closing_reused() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    actix_rt::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            actix_rt::spawn(serve_once(s));
+        }
+    });
+    (addr, connections)
+}
+
+async fn serve_once(mut s: TcpStream) {
+    let mut pending = Vec::new();
+    let Some(head) = read_request(&mut s, &mut pending).await else {
+        return;
+    };
+    let body = if head.starts_with("get /v1/models") {
+        r#"{"object":"list","data":[{"id":"m","object":"model","owned_by":"closing"}]}"#
+    } else {
+        crate::mock::FAST_BODY
+    };
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    // The second request is read, then the connection is closed unanswered.
+    let _ = read_request(&mut s, &mut pending).await;
+    let _ = s.shutdown().await;
+}
+
 async fn serve(mut s: TcpStream, chunks: usize, how: Break) {
     let Some(head) = read_request(&mut s, &mut Vec::new()).await else {
         return;

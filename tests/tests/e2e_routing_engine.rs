@@ -525,6 +525,47 @@ async fn answers_written_in_several_writes_are_not_stalled() {
     );
 }
 
+/// An upstream closes a kept-alive connection as a request on it goes out (idle keep-alive
+/// timeouts of a few seconds are common): the request is sent once more on a new connection,
+/// and the client sees the answer, not a 502.
+#[actix_rt::test]
+async fn a_kept_alive_connection_closed_by_the_upstream_is_retried_on_a_new_one() {
+    let w = world("closing").await;
+    let (up, connections) = to11_tests::breaking::start_closing_reused().await;
+    let (s, e) = w
+        .api
+        .post(
+            "/projects/closing/providers",
+            json!({"kind": "openai-compatible", "slug": "closing", "base_url": format!("http://{up}/v1"), "models": ["m"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    wait_version(
+        &[w.gw.info.gateway],
+        &w.project,
+        e["version"].as_u64().expect("v"),
+    )
+    .await;
+    let before = connections.load(std::sync::atomic::Ordering::Relaxed);
+    let client = awc::Client::default();
+    for i in 0..5 {
+        let mut r = client
+            .post(format!("http://{}{CHAT}", w.gw.info.gateway))
+            .insert_header(("x-to11-authorization", format!("Bearer {}", w.key)))
+            .insert_header(("content-type", "application/json"))
+            .send_body(r#"{"model":"closing/m","messages":[{"role":"user","content":"hi"}]}"#)
+            .await
+            .expect("send");
+        let body = r.body().await.expect("body");
+        assert_eq!(r.status(), 200, "request {i}: {body:?}");
+    }
+    // Each request after the first found its pooled connection closed and took a new one.
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::Relaxed) - before,
+        5
+    );
+}
+
 #[actix_rt::test]
 async fn least_latency_moves_traffic_off_a_slowed_target() {
     let w = world("ll").await;

@@ -4,7 +4,7 @@
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING};
 use actix_web::http::Method;
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 
 use super::attempt::{Answered, Attempt, SendError, Upstream};
 use super::present::present;
@@ -59,6 +59,42 @@ impl Upstream for AwcUpstream<'_> {
     type Body = awc::ClientResponse;
 
     async fn send(&self, a: &Attempt<'_>) -> Result<Answered<Self::Body>, SendError> {
+        let sent = match self.send_once(a).await? {
+            // The upstream closed the connection after the request went out and before any
+            // answer: an idle keep-alive connection it had just closed (servers close idle ones
+            // after a few seconds; uvicorn and Node after 5), reused before its FIN arrived. As
+            // nginx does for a cached connection, the request goes once more, on another
+            // connection; a second such failure is the answer.
+            Err(SendRequestError::Connect(ConnectError::Disconnected)) => self.send_once(a).await?,
+            sent => sent,
+        };
+        match sent {
+            Ok(resp) => {
+                let status = resp.status();
+                let mut headers = HeaderMap::new();
+                let body = resp.map_body(|head, payload| {
+                    headers = std::mem::take(&mut head.headers);
+                    payload
+                });
+                Ok(Answered {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+            Err(SendRequestError::Timeout) => Err(SendError::Timeout),
+            Err(SendRequestError::Connect(c)) => Err(SendError::Connect(c.to_string())),
+            Err(other) => Err(SendError::Broken(other.to_string())),
+        }
+    }
+}
+
+impl AwcUpstream<'_> {
+    /// The attempt's request, built and sent once.
+    async fn send_once(
+        &self,
+        a: &Attempt<'_>,
+    ) -> Result<Result<awc::ClientResponse, SendRequestError>, SendError> {
         let p = a.prepared;
         let mut up = self.client.request(self.method.clone(), p.url.as_str());
         let h = up.headers_mut();
@@ -84,23 +120,6 @@ impl Upstream for AwcUpstream<'_> {
         present(h, a.byok, a.stored, &p.url, &p.body, self.ctx, self.client)
             .await
             .map_err(SendError::Credential)?;
-        match up.timeout(a.budget).send_body(p.body.clone()).await {
-            Ok(resp) => {
-                let status = resp.status();
-                let mut headers = HeaderMap::new();
-                let body = resp.map_body(|head, payload| {
-                    headers = std::mem::take(&mut head.headers);
-                    payload
-                });
-                Ok(Answered {
-                    status,
-                    headers,
-                    body,
-                })
-            }
-            Err(SendRequestError::Timeout) => Err(SendError::Timeout),
-            Err(SendRequestError::Connect(c)) => Err(SendError::Connect(c.to_string())),
-            Err(other) => Err(SendError::Broken(other.to_string())),
-        }
+        Ok(up.timeout(a.budget).send_body(p.body.clone()).await)
     }
 }
