@@ -721,6 +721,15 @@ async fn fast_models(state: web::Data<MockState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": items, "has_more": false}))
 }
 
+/// How long the mock keeps an idle keep-alive connection. The benchmark's fast path keeps it 75 s,
+/// as providers' front ends keep theirs a minute or more, longer than the proxies' pools keep
+/// theirs idle (awc 15 s, nginx 60 s). With actix's 5 s, to11 reused pooled connections the mock
+/// had closed during the idle gap between two phases and answered 502 ("connector has been
+/// disconnected"). Otherwise actix's 5 s.
+fn idle_keep_alive(fast_only: bool) -> Duration {
+    Duration::from_secs(if fast_only { 75 } else { 5 })
+}
+
 pub const FAST_BODY: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
 
 /// The fast path's Anthropic Messages answer (`POST /v1/messages`).
@@ -832,6 +841,7 @@ impl MockUpstream {
                 })
                 .workers(workers)
                 .backlog(4096)
+                .keep_alive(idle_keep_alive(fast_only))
                 // Notice a peer that went away (the gateway cancelling), as a real server would.
                 .h1_allow_half_closed(false)
                 // SIGTERM ends a mock process at once (its owner stops it; no graceful drain).
