@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark of one proxy hop: direct to a fast mock upstream vs nginx proxy_pass vs a to11 replica,
 # side by side in one run. Builds in release mode and installs nginx and redis-server if missing.
-# Settings: BENCH_CONNECTIONS (32), BENCH_SECONDS (5), BENCH_RATE (5000 req/s for latency).
+# Rows: the hop at BENCH_CONNECTIONS, at BENCH_HIGH_CONNECTIONS, at a fixed BENCH_FIXED_RATE, SSE
+# streams, OpenAI chat translated to an Anthropic upstream, an upstream writing headers and body
+# 1 ms apart (the stall check); then to11 / nginx against the issue's targets. ~4-5 minutes.
+# Settings: BENCH_CONNECTIONS (32), BENCH_HIGH_CONNECTIONS (256), BENCH_SECONDS (5, every closed
+# loop and open loop), BENCH_RATE (5000 req/s for the main table's latency), BENCH_FIXED_RATE
+# (1000 req/s: added p99 and CPU at a fixed rate), BENCH_STALL_REQUESTS (500), BENCH_CHANGES (200
+# configuration changes), BENCH_METERING_ROUNDS (4, metering and limits rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

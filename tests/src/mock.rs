@@ -679,15 +679,97 @@ fn responses_events(model: &str) -> String {
     out
 }
 
-/// Benchmark fast path: a fixed answer, no recording, no parsing.
-async fn fast(body: Bytes) -> HttpResponse {
-    let _ = body;
+/// Benchmark fast path: a fixed answer, no recording, no JSON parsing. `POST …/messages` gets
+/// [`FAST_MESSAGES_BODY`] (Anthropic Messages); a body asking `"stream":true` (a byte search) gets
+/// the SSE stream [`FAST_STREAM`], chunked, one chunk per event; anything else [`FAST_BODY`].
+async fn fast(req: HttpRequest, body: Bytes) -> HttpResponse {
+    if req.path().ends_with("/messages") {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body(FAST_MESSAGES_BODY);
+    }
+    if asks_stream(&body) {
+        let events = FAST_STREAM
+            .iter()
+            .map(|e| Ok::<_, std::convert::Infallible>(Bytes::from_static(e.as_bytes())));
+        return HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(futures_util::stream::iter(events));
+    }
     HttpResponse::Ok()
         .content_type("application/json")
         .body(FAST_BODY)
 }
 
+/// Whether a request body asks for a stream, without parsing it (compact or spaced JSON).
+fn asks_stream(body: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 2] = [b"\"stream\":true", b"\"stream\": true"];
+    NEEDLES
+        .iter()
+        .any(|n| body.windows(n.len()).any(|w| w == *n))
+}
+
+/// Benchmark fast path's model list: the mock's models, OpenAI's shape that Anthropic's listing
+/// also reads (`has_more`), answered without a key check (as [`fast`] answers).
+async fn fast_models(state: web::Data<MockState>) -> HttpResponse {
+    let models = state.models.lock().expect("lock").clone();
+    let items: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 1700000000, "owned_by": "mock"}))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({"object": "list", "data": items, "has_more": false}))
+}
+
+/// How long the mock keeps an idle keep-alive connection. The benchmark's fast path keeps it 75 s,
+/// as providers' front ends keep theirs a minute or more, longer than the proxies' pools keep
+/// theirs idle (awc 15 s, nginx 60 s). With actix's 5 s, to11 reused pooled connections the mock
+/// had closed during the idle gap between two phases and answered 502 ("connector has been
+/// disconnected"). Otherwise actix's 5 s.
+fn idle_keep_alive(fast_only: bool) -> Duration {
+    Duration::from_secs(if fast_only { 75 } else { 5 })
+}
+
 pub const FAST_BODY: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+
+/// The fast path's Anthropic Messages answer (`POST /v1/messages`).
+pub const FAST_MESSAGES_BODY: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":1}}"#;
+
+/// The fast path's OpenAI chat stream: a role chunk, three content chunks, the finish chunk, the
+/// usage chunk (`"choices":[]`) and `[DONE]`, one SSE event each.
+pub const FAST_STREAM: [&str; 7] = [
+    concat!(
+        "data: ",
+        r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+        "\n\n"
+    ),
+    concat!(
+        "data: ",
+        r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}"#,
+        "\n\n"
+    ),
+    concat!(
+        "data: ",
+        r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":null}]}"#,
+        "\n\n"
+    ),
+    concat!(
+        "data: ",
+        r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{"index":0,"delta":{"content":"!"},"finish_reason":null}]}"#,
+        "\n\n"
+    ),
+    concat!(
+        "data: ",
+        r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        "\n\n"
+    ),
+    concat!(
+        "data: ",
+        r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#,
+        "\n\n"
+    ),
+    "data: [DONE]\n\n",
+];
 
 pub struct MockUpstream {
     pub addr: SocketAddr,
@@ -751,7 +833,7 @@ impl MockUpstream {
                         .app_data(data.clone())
                         .wrap_fn(move |req, srv| crate::gzip::gzip_json(req, srv, !fast_only));
                     if fast_only {
-                        app.route("/v1/models", web::get().to(list_models))
+                        app.route("/v1/models", web::get().to(fast_models))
                             .default_service(web::to(fast))
                     } else {
                         app.default_service(web::to(dispatch))
@@ -759,6 +841,7 @@ impl MockUpstream {
                 })
                 .workers(workers)
                 .backlog(4096)
+                .keep_alive(idle_keep_alive(fast_only))
                 // Notice a peer that went away (the gateway cancelling), as a real server would.
                 .h1_allow_half_closed(false)
                 // SIGTERM ends a mock process at once (its owner stops it; no graceful drain).

@@ -2,26 +2,35 @@
 //! `to11-bench`: one proxy hop, side by side in one run — direct to a fast mock upstream, through
 //! nginx `proxy_pass` (upstream keepalive) and through a to11 data-plane replica — printing
 //! requests/s (closed loop), p50/p99 latency at a fixed request rate (open loop, measured from the
-//! intended send time), and CPU time per request of the proxy process, with the ratios.
+//! intended send time), and CPU time per request of the proxy process, with the ratios. Further
+//! rows: the closed loop at many connections, the added p99 and CPU at a fixed low rate, SSE
+//! streams, OpenAI chat translated to an Anthropic upstream, and an upstream that writes its
+//! headers and body ~1 ms apart (the stall check); then a summary of to11 / nginx with the targets.
 //!
 //! Run it with `tests/bench.sh`, which builds in release mode, installs nginx if missing and pins
 //! the proxies to core 0 and this load generator and the mock to core 1.
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use to11_tests::client::{replica_version, ApiClient};
+use to11_tests::mock::FAST_BODY;
 use to11_tests::redis_server::{free_port, RedisServer};
 use to11_tests::sandbox::{control_plane, master_key, ADMIN_TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Settings, from the environment (see `tests/bench.sh`).
 struct Opts {
     connections: usize,
+    high_connections: usize,
     seconds: u64,
     rate: u64,
+    fixed_rate: u64,
+    stall_requests: u64,
     changes: u64,
     rounds: usize,
 }
@@ -35,59 +44,150 @@ fn opts() -> Opts {
     };
     Opts {
         connections: n("BENCH_CONNECTIONS", 32) as usize,
+        high_connections: n("BENCH_HIGH_CONNECTIONS", 256) as usize,
         seconds: n("BENCH_SECONDS", 5),
         rate: n("BENCH_RATE", 5000),
+        fixed_rate: n("BENCH_FIXED_RATE", 1000),
+        stall_requests: n("BENCH_STALL_REQUESTS", 500),
         changes: n("BENCH_CHANGES", 200),
         rounds: n("BENCH_METERING_ROUNDS", 4) as usize,
     }
 }
 
 const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":5}"#;
+/// The same chat asking for an SSE stream (with usage, as metering clients ask).
+const STREAM_BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":5,"stream":true,"stream_options":{"include_usage":true}}"#;
+/// An OpenAI chat for the model of the Anthropic connection: translated both ways by to11.
+const TRANSLATED_BODY: &str = r#"{"model":"claude-bench","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":5}"#;
+/// An OpenAI chat for the model of the paced upstream (the stall check).
+const PACED_BODY: &str = r#"{"model":"gpt-stall","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":5}"#;
 
-fn request_bytes(addr: SocketAddr, auth: &str) -> Vec<u8> {
+fn request_bytes(addr: SocketAddr, auth: &str, body: &str) -> Vec<u8> {
     format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{auth}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     )
     .into_bytes()
 }
 
 thread_local! {
-    /// The first answer that was not a 200, shown when a run fails.
+    /// The first answer that was not a 200 (or a stream without its end), printed with the results.
     static FIRST_FAILURE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// How many answers were not, over the whole run.
+    static FAILURES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Reads one HTTP/1.1 response with a content-length body; returns false on a non-200.
+/// Answers that were not a 200 so far in this run.
+fn failures() -> u64 {
+    FAILURES.with(|f| f.get())
+}
+
+fn first_failure() -> String {
+    FIRST_FAILURE.with(|f| f.borrow().clone())
+}
+
+/// Panics when no answer of a run was a 200: a target set up wrong, nothing to measure. Sporadic
+/// failures are counted and printed with the rows instead.
+fn assert_answered(what: impl std::fmt::Display, ok: u64) {
+    assert!(
+        ok > 0,
+        "{what}: no answer was a 200, the first: {}",
+        first_failure()
+    );
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The value of header `name` in a response or request head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+/// The length of the chunked body at the start of `buf` once all of it has arrived (trailers are
+/// not expected), None while it is incomplete.
+fn chunked_len(buf: &[u8]) -> std::io::Result<Option<usize>> {
+    let mut pos = 0;
+    loop {
+        let Some(nl) = find(&buf[pos..], b"\r\n") else {
+            return Ok(None);
+        };
+        let line = String::from_utf8_lossy(&buf[pos..pos + nl]);
+        let hex = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(hex, 16)
+            .map_err(|_| std::io::Error::other(format!("bad chunk size line: {line}")))?;
+        pos += nl + 2 + size + 2;
+        if buf.len() < pos {
+            return Ok(None);
+        }
+        if size == 0 {
+            return Ok(Some(pos));
+        }
+    }
+}
+
+/// The length of a message body framed as `head` says, once `body` holds all of it.
+fn body_len(head: &str, body: &[u8]) -> std::io::Result<Option<usize>> {
+    if let Some(len) = header(head, "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("bad content-length in: {head}")))?;
+        return Ok((body.len() >= len).then_some(len));
+    }
+    if header(head, "transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        return chunked_len(body);
+    }
+    // A request without a body; a response must say how long it is.
+    match head.starts_with("HTTP/") {
+        true => Err(std::io::Error::other(format!("no body length in: {head}"))),
+        false => Ok(Some(0)),
+    }
+}
+
+/// A whole HTTP/1.1 message (content-length or chunked) at the front of `buf`: where its body
+/// starts and its total length; None while it is incomplete.
+fn complete_message(buf: &[u8]) -> std::io::Result<Option<(usize, usize)>> {
+    let Some(end) = find(buf, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+    let start = end + 4;
+    Ok(body_len(head, &buf[start..])?.map(|len| (start, start + len)))
+}
+
+/// Reads one response; returns false on a non-200 or on an SSE stream without its `[DONE]`.
 async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
-            let ok = head.starts_with("HTTP/1.1 200");
-            if !ok {
-                FIRST_FAILURE.with(|f| {
-                    if f.borrow().is_empty() {
-                        let body = &buf[end..buf.len().min(end + 400)];
-                        *f.borrow_mut() = format!("{head}\n{}", String::from_utf8_lossy(body));
-                    }
-                });
-            }
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .ok_or_else(|| std::io::Error::other(format!("no content-length in: {head}")))?;
-            let total = end + 4 + len;
-            while buf.len() < total {
-                read_more(s, buf).await?;
-            }
+        if let Some((start, total)) = complete_message(buf)? {
+            let head = std::str::from_utf8(&buf[..start - 4]).unwrap_or("");
+            let ok = check_answer(head, &buf[start..total]);
             buf.drain(..total);
             return Ok(ok);
         }
         read_more(s, buf).await?;
     }
+}
+
+/// Whether an answer is a 200 (an SSE stream: one that reached `data: [DONE]`); records the first
+/// that is not.
+fn check_answer(head: &str, body: &[u8]) -> bool {
+    let ok = head.starts_with("HTTP/1.1 200")
+        && (!header(head, "content-type").is_some_and(|c| c.starts_with("text/event-stream"))
+            || find(body, b"data: [DONE]").is_some());
+    if !ok {
+        FAILURES.with(|f| f.set(f.get() + 1));
+        FIRST_FAILURE.with(|f| {
+            if f.borrow().is_empty() {
+                let body = &body[..body.len().min(400)];
+                *f.borrow_mut() = format!("{head}\n{}", String::from_utf8_lossy(body));
+            }
+        });
+    }
+    ok
 }
 
 async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
@@ -100,8 +200,9 @@ async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Closed loop: every connection sends as fast as answers come back. Returns completed requests.
-async fn closed_loop(addr: SocketAddr, req: &[u8], conns: usize, dur: Duration) -> (u64, u64) {
+/// Closed loop: every connection sends as fast as answers come back. Returns the complete 200s
+/// (other answers count in `failures()`).
+async fn closed_loop(addr: SocketAddr, req: &[u8], conns: usize, dur: Duration) -> u64 {
     let deadline = Instant::now() + dur;
     let mut tasks = vec![];
     for _ in 0..conns {
@@ -110,12 +211,11 @@ async fn closed_loop(addr: SocketAddr, req: &[u8], conns: usize, dur: Duration) 
             let mut s = TcpStream::connect(addr).await.expect("connect");
             s.set_nodelay(true).ok();
             let mut buf = Vec::with_capacity(4096);
-            let (mut ok, mut bad) = (0u64, 0u64);
+            let mut ok = 0u64;
             while Instant::now() < deadline {
                 s.write_all(&req).await.expect("write");
                 match read_response(&mut s, &mut buf).await {
-                    Ok(true) => ok += 1,
-                    Ok(false) => bad += 1,
+                    Ok(answered) => ok += u64::from(answered),
                     // A server may close a keep-alive connection between requests: reconnect.
                     Err(_) if buf.is_empty() => {
                         s = TcpStream::connect(addr).await.expect("reconnect");
@@ -124,14 +224,12 @@ async fn closed_loop(addr: SocketAddr, req: &[u8], conns: usize, dur: Duration) 
                     Err(e) => panic!("{addr}: {e}"),
                 }
             }
-            (ok, bad)
+            ok
         }));
     }
-    let mut total = (0, 0);
+    let mut total = 0;
     for t in tasks {
-        let (o, b) = t.await.expect("task");
-        total.0 += o;
-        total.1 += b;
+        total += t.await.expect("task");
     }
     total
 }
@@ -169,6 +267,7 @@ async fn fixed_rate(
                     Instant::now()
                 };
                 s.write_all(&req).await.expect("write");
+                // A failed answer counts in `failures()` and, like any other, in the latencies.
                 read_response(&mut s, &mut buf).await.expect("response");
                 prev_done = Instant::now();
                 lat.push(prev_done - from);
@@ -182,6 +281,24 @@ async fn fixed_rate(
     }
     all.sort();
     all
+}
+
+/// Sequential requests on one connection (after a few unmeasured ones): each one's latency.
+async fn sequential(addr: SocketAddr, req: &[u8], n: u64) -> Vec<Duration> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.set_nodelay(true).ok();
+    let mut buf = Vec::with_capacity(4096);
+    let mut lat = Vec::with_capacity(n as usize);
+    for i in 0..n + 20 {
+        let sent = Instant::now();
+        s.write_all(req).await.expect("write");
+        read_response(&mut s, &mut buf).await.expect("response");
+        if i >= 20 {
+            lat.push(sent.elapsed());
+        }
+    }
+    lat.sort();
+    lat
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -204,54 +321,100 @@ fn cpu_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
-struct Row {
-    name: &'static str,
-    rps: f64,
-    p50: f64,
-    p99: f64,
-    cpu_us: Option<f64>,
+/// CPU µs per request of `pids` for `ticks` clock ticks over `n` requests; None without pids.
+fn cpu_us(pids: &[u32], ticks: u64, n: u64) -> Option<f64> {
+    (!pids.is_empty()).then(|| ticks as f64 * 10_000.0 / n as f64)
 }
 
-async fn measure(name: &'static str, addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -> Row {
-    eprintln!("measuring {name} at {addr}");
-    // Warm up connection pools.
-    closed_loop(addr, req, o.connections, Duration::from_secs(1)).await;
-    let t0 = cpu_ticks(pids);
+/// One target as a benchmark sees it: a name, its address, the request bytes, the proxy's
+/// processes whose CPU time is counted (none for the upstream itself).
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    name: &'static str,
+    addr: SocketAddr,
+    req: &'a [u8],
+    pids: &'a [u32],
+}
+
+/// A printed row; what a phase did not measure is None (printed as —).
+struct Row {
+    name: &'static str,
+    rps: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    cpu_us: Option<f64>,
+    /// Answers that were not a 200 during the row's runs (warm-up included).
+    errors: u64,
+}
+
+/// Closed loop at `conns` connections for `o.seconds` after a 1 s warm-up (connection pools):
+/// req/s and CPU µs per request.
+async fn closed_row(t: Target<'_>, conns: usize, o: &Opts) -> Row {
+    eprintln!("measuring {} at {}, {conns} connections", t.name, t.addr);
+    let f0 = failures();
+    closed_loop(t.addr, t.req, conns, Duration::from_secs(1)).await;
+    let t0 = cpu_ticks(t.pids);
     let started = Instant::now();
-    let (ok, bad) = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
+    let ok = closed_loop(t.addr, t.req, conns, Duration::from_secs(o.seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let ticks = cpu_ticks(pids) - t0;
-    assert_eq!(
-        bad,
-        0,
-        "{name}: non-200 answers, the first: {}",
-        FIRST_FAILURE.with(|f| f.borrow().clone())
-    );
+    let ticks = cpu_ticks(t.pids) - t0;
+    assert_answered(t.name, ok);
+    Row {
+        name: t.name,
+        rps: Some(ok as f64 / elapsed),
+        p50: None,
+        p99: None,
+        cpu_us: cpu_us(t.pids, ticks, ok),
+        errors: failures() - f0,
+    }
+}
+
+/// Open loop at `rate` over `o.connections` for `o.seconds`: p50, p99 and CPU µs per request.
+async fn rate_row(t: Target<'_>, rate: u64, o: &Opts) -> Row {
+    eprintln!("measuring {} at {}, {rate} req/s", t.name, t.addr);
+    let f0 = failures();
+    let t0 = cpu_ticks(t.pids);
+    let dur = Duration::from_secs(o.seconds);
+    let lat = fixed_rate(t.addr, t.req, o.connections, rate, dur).await;
+    let ticks = cpu_ticks(t.pids) - t0;
+    Row {
+        name: t.name,
+        rps: None,
+        p50: Some(pct(&lat, 0.50)),
+        p99: Some(pct(&lat, 0.99)),
+        cpu_us: cpu_us(t.pids, ticks, lat.len() as u64),
+        errors: failures() - f0,
+    }
+}
+
+/// The main table's row: req/s and CPU µs per request from the closed loop, p50/p99 from the open
+/// loop at `o.rate`.
+async fn measure(t: Target<'_>, o: &Opts) -> Row {
+    let f0 = failures();
+    let closed = closed_row(t, o.connections, o).await;
     let lat = fixed_rate(
-        addr,
-        req,
+        t.addr,
+        t.req,
         o.connections,
         o.rate,
         Duration::from_secs(o.seconds),
     )
     .await;
     Row {
-        name,
-        rps: ok as f64 / elapsed,
-        p50: pct(&lat, 0.50),
-        p99: pct(&lat, 0.99),
-        cpu_us: (!pids.is_empty()).then(|| ticks as f64 * 10_000.0 / ok as f64),
+        p50: Some(pct(&lat, 0.50)),
+        p99: Some(pct(&lat, 0.99)),
+        errors: failures() - f0,
+        ..closed
     }
 }
 
 /// CPU µs per request of `pids` over one closed-loop run of `o.seconds` against `addr`.
 async fn cpu_per_request(addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -> f64 {
     let t0 = cpu_ticks(pids);
-    let (ok, bad) = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
-    assert_eq!(bad, 0, "{addr}: non-200 answers");
+    let ok = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
+    assert_answered(addr, ok);
     (cpu_ticks(pids) - t0) as f64 * 10_000.0 / ok as f64
 }
-
 /// Metering's cost: the metered and the unmetered replica measured in alternating rounds (the
 /// order flips each round), so drifts of a shared machine fall on both. Returns the per-round
 /// CPU µs per request of each.
@@ -274,6 +437,9 @@ async fn metering_rounds(
     (with, without)
 }
 
+/// One (limited, plain) pair per round.
+type Pairs = Vec<(f64, f64)>;
+
 /// Admission control's cost: the same replica called with a key that has limits and a budget and
 /// with one that has none, in alternating rounds; each round gives CPU µs per request (closed
 /// loop) and the p99 latency at `o.rate` (open loop) of both: (limited, plain) pairs.
@@ -283,7 +449,7 @@ async fn limits_rounds(
     limited: &[u8],
     plain: &[u8],
     o: &Opts,
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+) -> (Pairs, Pairs) {
     let (mut cpu, mut p99) = (vec![], vec![]);
     let dur = Duration::from_secs(o.seconds);
     for round in 0..o.rounds {
@@ -310,6 +476,62 @@ async fn limits_rounds(
     (cpu, p99)
 }
 
+/// The paced upstream's model list.
+const PACED_MODELS: &str = r#"{"object":"list","data":[{"id":"gpt-stall","object":"model","created":1,"owned_by":"bench"}]}"#;
+
+/// An upstream that answers as real providers' front ends do, in several writes: the status line
+/// and headers (with content-length) first, the body ~1 ms later (TCP_NODELAY, so each write is
+/// its own segment). A proxy that holds the first write back (Nagle against a delayed ACK) shows
+/// here as ~40 ms. HTTP/1.1 keep-alive, a thread per connection, in this process.
+fn start_paced_upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind paced upstream");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_paced(conn));
+        }
+    });
+    addr
+}
+
+/// Answers the requests of one connection until it closes: `GET` lists [`PACED_MODELS`] in one
+/// write; anything else gets [`FAST_BODY`], headers and body 1 ms apart.
+fn serve_paced(mut s: std::net::TcpStream) {
+    s.set_nodelay(true).ok();
+    let mut buf = Vec::with_capacity(4096);
+    let mut tmp = [0u8; 16384];
+    loop {
+        let total = match complete_message(&buf) {
+            Ok(Some((_, total))) => total,
+            Ok(None) => match s.read(&mut tmp) {
+                Ok(n) if n > 0 => {
+                    buf.extend_from_slice(&tmp[..n]);
+                    continue;
+                }
+                _ => return,
+            },
+            Err(_) => return,
+        };
+        let listing = buf.starts_with(b"GET ");
+        buf.drain(..total);
+        let body = if listing { PACED_MODELS } else { FAST_BODY };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let sent = if listing {
+            s.write_all(format!("{head}{body}").as_bytes())
+        } else {
+            s.write_all(head.as_bytes()).and_then(|()| {
+                std::thread::sleep(Duration::from_millis(1));
+                s.write_all(body.as_bytes())
+            })
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -404,7 +626,13 @@ impl Drop for TempDir {
     }
 }
 
-/// nginx as the yardstick; stopped (then its directory removed) when the guards drop.
+/// Idle upstream connections nginx keeps: enough for every downstream connection of the
+/// many-connections phase, so nginx does not open and close upstream connections there.
+const IDLE_UPSTREAM: usize = 1024;
+
+/// nginx as the yardstick; stopped (then its directory removed) when the guards drop. Its one
+/// location has `proxy_buffering off` for every row (streams pass as they come; the short
+/// non-stream answers fit one read either way), so all rows use the same configuration.
 fn start_nginx(upstream: SocketAddr) -> ((Kill, TempDir), SocketAddr, Vec<u32>) {
     let dir = std::env::temp_dir().join(format!("to11-bench-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -413,9 +641,10 @@ fn start_nginx(upstream: SocketAddr) -> ((Kill, TempDir), SocketAddr, Vec<u32>) 
         "worker_processes 1;\ndaemon off;\nmaster_process on;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  keepalive_requests 100000000;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n\
-           upstream mock {{ server {upstream}; keepalive 64; keepalive_requests 100000000; }}\n\
+           upstream mock {{ server {upstream}; keepalive {idle}; keepalive_requests 100000000; }}\n\
            server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://mock;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
-        d = dir.display()
+        d = dir.display(),
+        idle = IDLE_UPSTREAM,
     );
     std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
     let child = pinned("0", std::path::Path::new("nginx"))
@@ -487,153 +716,353 @@ fn start_replica(redis: &RedisServer, metering: bool) -> (Kill, SocketAddr, u32)
     (Kill(gw), addr, pid)
 }
 
+/// What the benchmark talks to: the upstreams, the proxies and their processes, the gateway keys.
+struct Endpoints {
+    mock: SocketAddr,
+    paced: SocketAddr,
+    nginx: SocketAddr,
+    nginx_pids: Vec<u32>,
+    gw: SocketAddr,
+    gw_pid: [u32; 1],
+    plain: SocketAddr,
+    plain_pid: [u32; 1],
+    key: String,
+    limited_key: String,
+}
+
+impl Endpoints {
+    /// The header carrying a gateway key.
+    fn auth(key: &str) -> String {
+        format!("x-to11-authorization: Bearer {key}")
+    }
+
+    /// `body` sent direct to the mock, through nginx and through the metered replica.
+    fn hop_requests(&self, body: &str) -> [Vec<u8>; 3] {
+        [
+            request_bytes(self.mock, "authorization: Bearer sk-mock", body),
+            request_bytes(self.nginx, "authorization: Bearer sk-mock", body),
+            request_bytes(self.gw, &Self::auth(&self.key), body),
+        ]
+    }
+
+    /// The direct, nginx and to11 targets of [`Endpoints::hop_requests`], named `names`.
+    fn hop_targets<'a>(
+        &'a self,
+        reqs: &'a [Vec<u8>; 3],
+        names: [&'static str; 3],
+    ) -> [Target<'a>; 3] {
+        let addrs = [self.mock, self.nginx, self.gw];
+        let pids: [&[u32]; 3] = [&[], &self.nginx_pids, &self.gw_pid];
+        std::array::from_fn(|i| Target {
+            name: names[i],
+            addr: addrs[i],
+            req: &reqs[i],
+            pids: pids[i],
+        })
+    }
+}
+
+/// Everything one run measured.
+struct Results {
+    /// direct, nginx, to11, to11 without metering, to11 with a limited key.
+    main: Vec<Row>,
+    /// direct, nginx, to11 closed loop at `high_connections`.
+    high: Vec<Row>,
+    /// direct, nginx, to11 open loop at `fixed_rate`.
+    at_rate: Vec<Row>,
+    /// direct, nginx, to11 SSE streams, closed loop.
+    stream: Vec<Row>,
+    /// OpenAI chat in, Anthropic Messages upstream out.
+    translated: Row,
+    /// direct and to11 against the paced upstream, sequential.
+    stall: Vec<Row>,
+    /// Per-round CPU µs per request, metering on and off.
+    metering: (Vec<f64>, Vec<f64>),
+    /// Per-round (limited, plain) CPU µs per request and p99 at `rate`.
+    limits: (Pairs, Pairs),
+}
+
+const HOP: [&str; 3] = ["direct (no hop)", "nginx proxy_pass", "to11 data plane"];
+const STREAMING: [&str; 3] = ["direct, streaming", "nginx, streaming", "to11, streaming"];
+
+/// Every phase, in order: the main table's rows, many connections, fixed rate, streaming,
+/// translated, the stall check, metering rounds, limits rounds.
+async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
+    let plain_reqs = e.hop_requests(BODY);
+    let hop = e.hop_targets(&plain_reqs, HOP);
+    let via_plain = request_bytes(e.plain, &Endpoints::auth(&e.key), BODY);
+    let via_limited = request_bytes(e.gw, &Endpoints::auth(&e.limited_key), BODY);
+    let plain = Target {
+        name: "to11, no metering",
+        addr: e.plain,
+        req: &via_plain,
+        pids: &e.plain_pid,
+    };
+    let limited = Target {
+        name: "to11, key limited",
+        req: &via_limited,
+        ..hop[2]
+    };
+    let mut main = vec![];
+    for t in [hop[0], hop[1], hop[2], plain, limited] {
+        main.push(measure(t, o).await);
+    }
+    let (mut high, mut at_rate, mut stream) = (vec![], vec![], vec![]);
+    for t in hop {
+        high.push(closed_row(t, o.high_connections, o).await);
+    }
+    for t in hop {
+        at_rate.push(rate_row(t, o.fixed_rate, o).await);
+    }
+    let stream_reqs = e.hop_requests(STREAM_BODY);
+    for t in e.hop_targets(&stream_reqs, STREAMING) {
+        stream.push(closed_row(t, o.connections, o).await);
+    }
+    let translated_req = request_bytes(e.gw, &Endpoints::auth(&e.key), TRANSLATED_BODY);
+    let translated = Target {
+        name: "to11 translated (chat → Anthropic)",
+        req: &translated_req,
+        ..hop[2]
+    };
+    let translated = measure(translated, o).await;
+    let stall = stall_rows(e, o).await;
+    let metering = metering_rounds(
+        (e.gw, hop[2].req, e.gw_pid[0]),
+        (e.plain, &via_plain, e.plain_pid[0]),
+        o,
+    )
+    .await;
+    let limits = limits_rounds(e.gw, e.gw_pid[0], &via_limited, hop[2].req, o).await;
+    Results {
+        main,
+        high,
+        at_rate,
+        stream,
+        translated,
+        stall,
+        metering,
+        limits,
+    }
+}
+
+/// The stall check: `o.stall_requests` sequential requests on one connection to the paced
+/// upstream, direct and through to11: p50 and p99.
+async fn stall_rows(e: &Endpoints, o: &Opts) -> Vec<Row> {
+    let direct = request_bytes(e.paced, "authorization: Bearer sk-mock", PACED_BODY);
+    let via = request_bytes(e.gw, &Endpoints::auth(&e.key), PACED_BODY);
+    let mut rows = vec![];
+    for (name, addr, req) in [
+        ("direct, paced upstream", e.paced, direct),
+        ("to11, paced upstream", e.gw, via),
+    ] {
+        eprintln!("measuring {name} at {addr}, one connection");
+        let f0 = failures();
+        let lat = sequential(addr, &req, o.stall_requests).await;
+        rows.push(Row {
+            name,
+            rps: None,
+            p50: Some(pct(&lat, 0.50)),
+            p99: Some(pct(&lat, 0.99)),
+            cpu_us: None,
+            errors: failures() - f0,
+        });
+    }
+    rows
+}
+
+/// What the project's setup hands the benchmark.
+struct Setup {
+    key: String,
+    limited_key: String,
+    project: String,
+    /// The version the replicas must have applied.
+    version: u64,
+}
+
+/// The benchmark's project: the fast mock connected as `openai` (gpt-4o) and as `anthropic`
+/// (claude-bench, over Anthropic's Messages API), the paced upstream as `stall` (gpt-stall), a
+/// plain key and a key with limits and a budget.
+async fn setup_project(api: &ApiClient, mock: SocketAddr, paced: SocketAddr) -> Setup {
+    let (_, p) = api.post("/projects", json!({"name": "Bench"})).await;
+    let providers = [
+        json!({"kind": "openai", "base_url": format!("http://{mock}/v1"), "credential": {"api_key": "sk-mock"}, "models": ["gpt-4o"]}),
+        // The catalog's Anthropic base ends in /v1 (requests go to {base}/messages).
+        json!({"kind": "anthropic", "base_url": format!("http://{mock}/v1"), "credential": {"api_key": "sk-ant-mock"}, "models": ["claude-bench"]}),
+        json!({"kind": "openai", "slug": "stall", "base_url": format!("http://{paced}/v1"), "credential": {"api_key": "sk-mock"}, "models": ["gpt-stall"]}),
+    ];
+    for body in providers {
+        let (s, prov) = api.post("/projects/bench/providers", body).await;
+        assert_eq!(s, 201, "{prov}");
+    }
+    let (_, k) = api
+        .post("/projects/bench/keys", json!({"name": "bench"}))
+        .await;
+    // The same requests through a key whose limits never refuse, with a budget (gpt-4o is
+    // priced): what admission control costs.
+    let (_, l) = api
+        .post(
+            "/projects/bench/keys",
+            json!({"name": "limited", "limits": {"requests_per_minute": 100_000_000u64,
+                "tokens_per_minute": 100_000_000_000u64, "concurrent": 1000,
+                "budget": {"amount": "1000000", "period": "month"}}}),
+        )
+        .await;
+    Setup {
+        key: k["key"].as_str().expect("key").to_string(),
+        limited_key: l["key"].as_str().expect("limited key").to_string(),
+        project: p["id"].as_str().expect("id").to_string(),
+        version: l["version"].as_u64().expect("v"),
+    }
+}
+
+/// Waits until the replica at `gw` has applied `version` of `project`.
+async fn wait_applied(gw: SocketAddr, project: &str, version: u64) {
+    to11_tests::wait_until("replica ready", 20, || async {
+        (replica_version(gw, project).await >= version).then_some(())
+    })
+    .await;
+}
+
 fn main() {
     let o = opts();
     let redis = RedisServer::start(false);
     let (_mock, mock_addr) = start_mock();
+    let paced = start_paced_upstream();
     let (_nginx, nginx_addr, nginx_pids) = start_nginx(mock_addr);
 
     let cp = control_plane(&redis.url(), "bench:").expect("control plane");
     let sys = actix_rt::System::new();
-    let (key, limited_key, project, version) = sys.block_on(async {
-        let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
-        let (_, p) = api.post("/projects", json!({"name": "Bench"})).await;
-        let (s, prov) = api
-            .post(
-                "/projects/bench/providers",
-                json!({"kind": "openai", "base_url": format!("http://{mock_addr}/v1"), "credential": {"api_key": "sk-mock"}, "models": ["gpt-4o"]}),
-            )
-            .await;
-        assert_eq!(s, 201, "{prov}");
-        let (_, k) = api.post("/projects/bench/keys", json!({"name": "bench"})).await;
-        // The same requests through a key whose limits never refuse, with a budget (gpt-4o is
-        // priced): what admission control costs.
-        let (_, l) = api
-            .post(
-                "/projects/bench/keys",
-                json!({"name": "limited", "limits": {"requests_per_minute": 100_000_000u64,
-                    "tokens_per_minute": 100_000_000_000u64, "concurrent": 1000,
-                    "budget": {"amount": "1000000", "period": "month"}}}),
-            )
-            .await;
-        (
-            k["key"].as_str().expect("key").to_string(),
-            l["key"].as_str().expect("limited key").to_string(),
-            p["id"].as_str().expect("id").to_string(),
-            l["version"].as_u64().expect("v"),
-        )
+    let setup = sys.block_on(async {
+        setup_project(&ApiClient::new(cp.info.addr, ADMIN_TOKEN), mock_addr, paced).await
     });
 
     let (_gw, gw_addr, gw_pid) = start_replica(&redis, true);
     let (_plain, plain_addr, plain_pid) = start_replica(&redis, false);
 
     let prop = sys.block_on(async {
-        to11_tests::wait_until("replica ready", 20, || async {
-            (replica_version(gw_addr, &project).await >= version).then_some(())
-        })
-        .await;
+        wait_applied(gw_addr, &setup.project, setup.version).await;
         let api = ApiClient::new(cp.info.addr, ADMIN_TOKEN);
-        propagation(&api, gw_addr, &project, o.changes).await
+        propagation(&api, gw_addr, &setup.project, o.changes).await
     });
-
-    let rows = sys.block_on(async {
+    let e = Endpoints {
+        mock: mock_addr,
+        paced,
+        nginx: nginx_addr,
+        nginx_pids,
+        gw: gw_addr,
+        gw_pid: [gw_pid],
+        plain: plain_addr,
+        plain_pid: [plain_pid],
+        key: setup.key,
+        limited_key: setup.limited_key,
+    };
+    let r = sys.block_on(async {
         for gw in [gw_addr, plain_addr] {
-            to11_tests::wait_until("replica ready", 20, || async {
-                (replica_version(gw, &project).await >= version).then_some(())
-            })
-            .await;
+            wait_applied(gw, &setup.project, setup.version).await;
         }
-        let direct = request_bytes(mock_addr, "authorization: Bearer sk-mock");
-        let via_nginx = request_bytes(nginx_addr, "authorization: Bearer sk-mock");
-        let auth = format!("x-to11-authorization: Bearer {key}");
-        let via_to11 = request_bytes(gw_addr, &auth);
-        let via_plain = request_bytes(plain_addr, &auth);
-        let via_limited = request_bytes(
-            gw_addr,
-            &format!("x-to11-authorization: Bearer {limited_key}"),
-        );
-        let rows = vec![
-            measure("direct (no hop)", mock_addr, &direct, &[], &o).await,
-            measure("nginx proxy_pass", nginx_addr, &via_nginx, &nginx_pids, &o).await,
-            measure("to11 data plane", gw_addr, &via_to11, &[gw_pid], &o).await,
-            measure(
-                "to11, no metering",
-                plain_addr,
-                &via_plain,
-                &[plain_pid],
-                &o,
-            )
-            .await,
-            measure("to11, key limited", gw_addr, &via_limited, &[gw_pid], &o).await,
-        ];
-        let rounds = metering_rounds(
-            (gw_addr, &via_to11, gw_pid),
-            (plain_addr, &via_plain, plain_pid),
-            &o,
-        )
-        .await;
-        let limited = limits_rounds(gw_addr, gw_pid, &via_limited, &via_to11, &o).await;
-        (rows, rounds, limited)
+        run_phases(&e, &o).await
     });
-    let (rows, (with, without), (limit_cpu, limit_p99)) = rows;
     let (shipped, dropped) = sys.block_on(async {
         (
             metric(gw_addr, "to11_usage_records_shipped_total").await,
             metric(gw_addr, "to11_usage_records_dropped_total").await,
         )
     });
+    print_main(&r, &o, &prop, (shipped, dropped));
+    print_new_rows(&r, &o);
+    print_summary(&r, &o);
+    match failures() {
+        0 => println!("\nevery answer of the run was a 200"),
+        n => println!(
+            "\n{n} answers of the run were not a 200 (or a stream without [DONE]); the first:\n{}",
+            first_failure()
+        ),
+    }
+    drop(cp);
+}
 
+/// A table cell: the value with `prec` decimals, or — where the phase did not measure it.
+fn cell(v: Option<f64>, prec: usize) -> String {
+    v.map(|v| format!("{v:.prec$}"))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// `a / b`, NaN where either is missing.
+fn ratio(a: Option<f64>, b: Option<f64>) -> f64 {
+    a.unwrap_or(f64::NAN) / b.unwrap_or(f64::NAN)
+}
+
+/// A headed table of rows.
+fn print_table(title: &str, rows: &[&Row]) {
+    println!("\n{title}\n");
     println!(
-        "\none proxy hop, {} connections, {} s closed loop for req/s, {} req/s open loop for latency, proxies on core 0\n",
-        o.connections, o.seconds, o.rate
-    );
-    println!(
-        "{:<18} {:>10} {:>10} {:>10} {:>14}",
+        "{:<36} {:>10} {:>10} {:>10} {:>14}",
         "target", "req/s", "p50 ms", "p99 ms", "CPU µs/req"
     );
-    for r in &rows {
-        let cpu = r
-            .cpu_us
-            .map(|c| format!("{c:.1}"))
-            .unwrap_or_else(|| "—".into());
+    for r in rows {
         println!(
-            "{:<18} {:>10.0} {:>10.3} {:>10.3} {:>14}",
-            r.name, r.rps, r.p50, r.p99, cpu
+            "{:<36} {:>10} {:>10} {:>10} {:>14}",
+            r.name,
+            cell(r.rps, 0),
+            cell(r.p50, 3),
+            cell(r.p99, 3),
+            cell(r.cpu_us, 1)
         );
     }
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.errors > 0)
+        .map(|r| format!("{} {}", r.name, r.errors))
+        .collect();
+    if !failed.is_empty() {
+        println!(
+            "non-200 answers (left out of req/s and CPU per request, kept in latency): {}",
+            failed.join(", ")
+        );
+    }
+}
+
+/// The original table and its comparisons: the hop at `o.connections`, metering on and off, the
+/// limited key, configuration propagation.
+fn print_main(r: &Results, o: &Opts, prop: &[Duration], (shipped, dropped): (u64, u64)) {
+    let rows = &r.main;
+    print_table(
+        &format!("one proxy hop, {} connections, {} s closed loop for req/s, {} req/s open loop for latency, proxies on core 0",
+            o.connections, o.seconds, o.rate),
+        &rows.iter().collect::<Vec<_>>(),
+    );
     let (n, t) = (&rows[1], &rows[2]);
     println!(
         "\nto11 / nginx: throughput {:.2}×, p50 {:.2}×, p99 {:.2}×, CPU per request {:.2}×",
-        t.rps / n.rps,
-        t.p50 / n.p50,
-        t.p99 / n.p99,
-        t.cpu_us.unwrap_or(f64::NAN) / n.cpu_us.unwrap_or(f64::NAN)
+        ratio(t.rps, n.rps),
+        ratio(t.p50, n.p50),
+        ratio(t.p99, n.p99),
+        ratio(t.cpu_us, n.cpu_us)
     );
-    println!("to11 / direct: throughput {:.2}×", t.rps / rows[0].rps);
-    let ratios: Vec<f64> = with.iter().zip(&without).map(|(a, b)| a / b).collect();
-    let list = |v: &[f64], d: usize| {
-        v.iter()
-            .map(|x| format!("{x:.*}", d))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    println!(
+        "to11 / direct: throughput {:.2}×",
+        ratio(t.rps, rows[0].rps)
+    );
+    let (with, without) = &r.metering;
+    let ratios: Vec<f64> = with.iter().zip(without).map(|(a, b)| a / b).collect();
     println!(
         "\nmetering on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
          metering on / off: CPU per request {:.3}× (median of rounds {}); {shipped} request records shipped to the Redis stream, {dropped} dropped",
         o.rounds,
         o.seconds,
-        list(&with, 1),
-        list(&without, 1),
+        list(with, 1),
+        list(without, 1),
         median(&ratios),
         list(&ratios, 3),
     );
     println!(
         "\nconfiguration propagation over Redis, {} sequential changes, API ack → replica applied: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         prop.len(),
-        pct(&prop, 0.50),
-        pct(&prop, 0.99),
+        pct(prop, 0.50),
+        pct(prop, 0.99),
         prop.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
     );
+    let (limit_cpu, limit_p99) = &r.limits;
     let cpu_ratios: Vec<f64> = limit_cpu.iter().map(|(l, p)| l / p).collect();
     let p99_added: Vec<f64> = limit_p99.iter().map(|(l, p)| l - p).collect();
     println!(
@@ -646,5 +1075,165 @@ fn main() {
         median(&p99_added),
         list(&p99_added, 3),
     );
-    drop(cp);
+}
+
+/// Numbers with `d` decimals, space-separated.
+fn list(v: &[f64], d: usize) -> String {
+    v.iter()
+        .map(|x| format!("{x:.d$}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// (nginx − direct, to11 − direct) p99 at the fixed rate, in ms.
+fn added_p99(r: &Results) -> (f64, f64) {
+    let p = |i: usize| r.at_rate[i].p99.unwrap_or(f64::NAN);
+    (p(1) - p(0), p(2) - p(0))
+}
+
+/// to11 − direct p50 against the paced upstream, in ms.
+fn stall_added_p50(r: &Results) -> f64 {
+    r.stall[1].p50.unwrap_or(f64::NAN) - r.stall[0].p50.unwrap_or(f64::NAN)
+}
+
+/// The tables of the many-connections, fixed-rate, streaming, translated and stall phases.
+fn print_new_rows(r: &Results, o: &Opts) {
+    let (n, t) = (&r.high[1], &r.high[2]);
+    print_table(
+        &format!(
+            "many connections: {} connections, {} s closed loop",
+            o.high_connections, o.seconds
+        ),
+        &r.high.iter().collect::<Vec<_>>(),
+    );
+    println!(
+        "\nto11 / nginx at {} connections: CPU per request {:.2}×, throughput {:.2}×",
+        o.high_connections,
+        ratio(t.cpu_us, n.cpu_us),
+        ratio(t.rps, n.rps)
+    );
+    print_table(
+        &format!("fixed rate: {} req/s open loop over {} connections for {} s (latency from the intended send time; CPU over the same run)",
+            o.fixed_rate, o.connections, o.seconds),
+        &r.at_rate.iter().collect::<Vec<_>>(),
+    );
+    let (nginx_added, to11_added) = added_p99(r);
+    println!(
+        "\nadded p99 over direct at {} req/s: nginx {nginx_added:+.3} ms, to11 {to11_added:+.3} ms; to11 / nginx added p99 {:.2}×, CPU per request {:.2}×",
+        o.fixed_rate,
+        to11_added / nginx_added,
+        ratio(r.at_rate[2].cpu_us, r.at_rate[1].cpu_us)
+    );
+    let (n, t) = (&r.stream[1], &r.stream[2]);
+    print_table(
+        &format!("streaming: OpenAI chat SSE (7 events, usage chunk, [DONE]), {} connections, {} s closed loop; req/s = streams completed per second, CPU µs per stream",
+            o.connections, o.seconds),
+        &r.stream.iter().collect::<Vec<_>>(),
+    );
+    println!(
+        "\nto11 / nginx streaming: CPU per stream {:.2}×, streams/s {:.2}×",
+        ratio(t.cpu_us, n.cpu_us),
+        ratio(t.rps, n.rps)
+    );
+    let tr = &r.translated;
+    print_table(
+        &format!("translated: OpenAI chat in → Anthropic Messages upstream out, {} connections (req/s, CPU closed loop; latency open loop at {} req/s)",
+            o.connections, o.rate),
+        &[tr],
+    );
+    println!(
+        "\nto11 translated: CPU per request {:.2}× vs nginx passthrough, {:.2}× vs to11 passthrough; throughput {:.2}× vs nginx passthrough",
+        ratio(tr.cpu_us, r.main[1].cpu_us),
+        ratio(tr.cpu_us, r.main[2].cpu_us),
+        ratio(tr.rps, r.main[1].rps)
+    );
+    print_table(
+        &format!("stall check: an upstream writing headers, then the body 1 ms later; {} sequential requests on one connection",
+            o.stall_requests),
+        &r.stall.iter().collect::<Vec<_>>(),
+    );
+    println!(
+        "\nadded p50 through to11: {:+.3} ms (without TCP_NODELAY this was ~40 ms)",
+        stall_added_p50(r)
+    );
+}
+
+/// A target of the issue for one measured number.
+#[derive(Clone, Copy)]
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    Below(f64),
+}
+
+impl Goal {
+    fn met(self, v: f64) -> bool {
+        match self {
+            Goal::AtMost(t) => v <= t,
+            Goal::AtLeast(t) => v >= t,
+            Goal::Below(t) => v < t,
+        }
+    }
+
+    /// The target as printed, with `unit`.
+    fn show(self, unit: &str) -> String {
+        match self {
+            Goal::AtMost(t) => format!("≤ {t}{unit}"),
+            Goal::AtLeast(t) => format!("≥ {t}{unit}"),
+            Goal::Below(t) => format!("< {t}{unit}"),
+        }
+    }
+}
+
+/// The issue's targets, each next to its measured to11 / nginx ratio (or added latency).
+fn print_summary(r: &Results, o: &Opts) {
+    let (nginx_added, to11_added) = added_p99(r);
+    let cpu = |rows: &[Row]| ratio(rows[2].cpu_us, rows[1].cpu_us);
+    let lines = [
+        (
+            format!("CPU per request, {} connections", o.connections),
+            cpu(&r.main),
+            "×",
+            Goal::AtMost(1.25),
+        ),
+        (
+            format!("CPU per request, {} connections", o.high_connections),
+            cpu(&r.high),
+            "×",
+            Goal::AtMost(1.25),
+        ),
+        (
+            "CPU per request, streaming".into(),
+            cpu(&r.stream),
+            "×",
+            Goal::AtMost(1.25),
+        ),
+        (
+            format!("added p99 at {} req/s", o.fixed_rate),
+            to11_added / nginx_added,
+            "×",
+            Goal::AtMost(1.5),
+        ),
+        (
+            format!("throughput, {} connections", o.high_connections),
+            ratio(r.high[2].rps, r.high[1].rps),
+            "×",
+            Goal::AtLeast(0.8),
+        ),
+        (
+            "stall check: added p50 (to11 − direct)".into(),
+            stall_added_p50(r),
+            " ms",
+            Goal::Below(1.0),
+        ),
+    ];
+    println!("\nto11 / nginx, this run, against the targets\n");
+    for (what, v, unit, goal) in lines {
+        println!(
+            "{what:<40} {:>9}   target {:<9} {}",
+            format!("{v:.2}{unit}"),
+            goal.show(unit),
+            if goal.met(v) { "met" } else { "NOT met" }
+        );
+    }
 }
