@@ -81,7 +81,16 @@ fn upstream_client(s: &Settings) -> awc::Client {
 /// Routes of the gateway, shared by `main`, embedded mode and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use proxy::forward;
-    cfg.route("/healthz", web::get().to(health::healthz))
+    // Resources are tried in this order, and a path with a `{…}` segment is matched by a regex:
+    // the fixed paths of the APIs come first, so that a chat request is never tried against a
+    // pattern (two regex searches per request before).
+    cfg.route("/v1/chat/completions", web::post().to(forward))
+        .route("/v1/completions", web::post().to(forward))
+        .route("/v1/embeddings", web::post().to(forward))
+        .route("/v1/responses", web::post().to(forward))
+        .route("/v1/messages", web::post().to(forward))
+        .route("/v1/messages/count_tokens", web::post().to(forward))
+        .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/v1/models", web::get().to(proxy::models::list_models))
@@ -93,12 +102,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/v1beta/models/{id:.+}",
             web::get().to(proxy::models::get_gemini_model),
         )
-        .route("/v1/chat/completions", web::post().to(forward))
-        .route("/v1/completions", web::post().to(forward))
-        .route("/v1/embeddings", web::post().to(forward))
-        .route("/v1/responses", web::post().to(forward))
-        .route("/v1/messages", web::post().to(forward))
-        .route("/v1/messages/count_tokens", web::post().to(forward))
         // One resource per path, both methods: a resource matched by path answers 405 for a
         // method it lacks rather than letting another resource try.
         .service(

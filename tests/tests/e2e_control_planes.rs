@@ -585,6 +585,13 @@ async fn a_flush_under_two_control_planes_is_reseeded_once() {
     let api_a = ApiClient::new(a.info.addr, ADMIN_TOKEN);
     let api_b = ApiClient::new(b.info.addr, ADMIN_TOKEN);
     let project = project_with_provider(&api_a, "both", &mock).await;
+    // B learns of A's project over Redis within milliseconds, but not within the same one: a
+    // key asked of B before it did is a 404 (seen on a loaded machine). This test is about the
+    // flush, so it waits.
+    wait_until("B sees A's project", 5, || async {
+        (api_b.get("/projects/both").await.0 == 200).then_some(())
+    })
+    .await;
     let (mut acked, _) = issue_keys(api_b.clone(), "both".into(), "before".into(), 3).await;
     wait_until("A sees B's keys", 2, || async {
         (key_ids(&api_a, "both").await.len() == 3).then_some(())
