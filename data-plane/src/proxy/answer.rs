@@ -218,14 +218,24 @@ fn dropped(out: &mut HttpResponseBuilder, prepared: &Prepared) {
 }
 
 /// The answer's headers, written into `h` once its body is set: the upstream's (but hop-by-hop
-/// ones and, when `replaced`, its type and length), then the served-by headers.
+/// ones and, when `replaced`, its type and length), then the served-by headers. An upstream
+/// header replaces what the builder put under its name (`streaming` puts a default
+/// `application/octet-stream`); its further values are appended (a map yields a name's values
+/// together).
 fn headers_into(h: &mut HeaderMap, upstream: &HeaderMap, served: &Served<'_>, replaced: bool) {
     h.reserve(upstream.len() + 8);
+    let mut last: Option<&HeaderName> = None;
     for (name, value) in upstream {
         let replaced = replaced && (name == CONTENT_TYPE || name == CONTENT_LENGTH);
-        if !skip_response_header(name) && !replaced {
-            h.append(name.clone(), value.clone());
+        if skip_response_header(name) || replaced {
+            continue;
         }
+        if last == Some(name) {
+            h.append(name.clone(), value.clone());
+        } else {
+            h.insert(name.clone(), value.clone());
+        }
+        last = Some(name);
     }
     served.put(h);
 }
@@ -416,4 +426,57 @@ pub(super) fn failed(
         None => body,
     };
     Ok(served.on(out.body(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_headers_replace_the_builders_defaults_keep_all_their_values_and_skip_hop_by_hop() {
+        let mut upstream = HeaderMap::new();
+        upstream.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        let multi = HeaderName::from_static("x-multi");
+        upstream.append(multi.clone(), HeaderValue::from_static("a"));
+        upstream.append(multi.clone(), HeaderValue::from_static("b"));
+        upstream.insert(
+            HeaderName::from_static("connection"),
+            HeaderValue::from_static("close"),
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let served = Served {
+            request_id: "req-1",
+            layer: Layer::Passthrough,
+            function: None,
+            route: None,
+            provider: "main",
+            kind: "openai",
+            model: "gpt-4o",
+            version: 7,
+            attempts: 1,
+        };
+        headers_into(&mut h, &upstream, &served, false);
+        let all =
+            |n: &str| -> Vec<&str> { h.get_all(n).map(|v| v.to_str().expect("ascii")).collect() };
+        assert_eq!(all("content-type"), ["text/event-stream"]);
+        let mut m = all("x-multi");
+        m.sort_unstable();
+        assert_eq!(m, ["a", "b"]);
+        assert!(all("connection").is_empty());
+        assert_eq!(all("x-to11-provider"), ["main"]);
+        assert_eq!(all("x-to11-config-version"), ["7"]);
+
+        let mut converted = HeaderMap::new();
+        converted.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers_into(&mut converted, &upstream, &served, true);
+        assert_eq!(
+            converted.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+            Some(&b"text/event-stream"[..]),
+            "a converted answer keeps its own type"
+        );
+    }
 }
