@@ -104,6 +104,41 @@ impl World {
     }
 }
 
+impl World {
+    /// Connects an OpenAI-compatible upstream at `up` as provider `slug` (model `m`), applied.
+    async fn connect_raw(&self, slug: &str, up: std::net::SocketAddr) {
+        let (s, e) = self
+            .api
+            .post(
+                &format!("/projects/{}/providers", self.project),
+                json!({"kind": "openai-compatible", "slug": slug, "base_url": format!("http://{up}/v1"), "models": ["m"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{e}");
+        wait_version(
+            &[self.gw.info.gateway],
+            &self.project,
+            e["version"].as_u64().expect("v"),
+        )
+        .await;
+    }
+
+    /// A chat request for `model` on `client`'s keep-alive connection: its status and body.
+    async fn chat_on(&self, client: &awc::Client, model: &str) -> (u16, bytes::Bytes) {
+        let mut r = client
+            .post(format!("http://{}{CHAT}", self.gw.info.gateway))
+            .insert_header(("x-to11-authorization", format!("Bearer {}", self.key)))
+            .insert_header(("content-type", "application/json"))
+            .send_body(format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#
+            ))
+            .await
+            .expect("send");
+        let body = r.body().await.expect("body");
+        (r.status().as_u16(), body)
+    }
+}
+
 fn fast() -> Value {
     json!({"backoff_ms": 1, "backoff_max_ms": 2, "cooldown_failures": 0})
 }
@@ -487,34 +522,13 @@ async fn a_stream_broken_midway_ends_with_an_error_event() {
 async fn answers_written_in_several_writes_are_not_stalled() {
     let w = world("split").await;
     let up = to11_tests::breaking::start_split_writes().await;
-    let (s, e) = w
-        .api
-        .post(
-            "/projects/split/providers",
-            json!({"kind": "openai-compatible", "slug": "s", "base_url": format!("http://{up}/v1"), "models": ["m"]}),
-        )
-        .await;
-    assert_eq!(s, 201, "{e}");
-    wait_version(
-        &[w.gw.info.gateway],
-        &w.project,
-        e["version"].as_u64().expect("v"),
-    )
-    .await;
+    w.connect_raw("s", up).await;
     // One keep-alive connection, as SDKs use: past Linux's quick-ACK start, ACKs are delayed.
     let client = awc::Client::default();
     let mut times = vec![];
     for _ in 0..30 {
         let started = Instant::now();
-        let mut r = client
-            .post(format!("http://{}{CHAT}", w.gw.info.gateway))
-            .insert_header(("x-to11-authorization", format!("Bearer {}", w.key)))
-            .insert_header(("content-type", "application/json"))
-            .send_body(r#"{"model":"s/m","messages":[{"role":"user","content":"hi"}]}"#)
-            .await
-            .expect("send");
-        assert_eq!(r.status(), 200);
-        r.body().await.expect("body");
+        assert_eq!(w.chat_on(&client, "s/m").await.0, 200);
         times.push(started.elapsed());
     }
     times.sort();
@@ -532,32 +546,12 @@ async fn answers_written_in_several_writes_are_not_stalled() {
 async fn a_kept_alive_connection_closed_by_the_upstream_is_retried_on_a_new_one() {
     let w = world("closing").await;
     let (up, connections) = to11_tests::breaking::start_closing_reused().await;
-    let (s, e) = w
-        .api
-        .post(
-            "/projects/closing/providers",
-            json!({"kind": "openai-compatible", "slug": "closing", "base_url": format!("http://{up}/v1"), "models": ["m"]}),
-        )
-        .await;
-    assert_eq!(s, 201, "{e}");
-    wait_version(
-        &[w.gw.info.gateway],
-        &w.project,
-        e["version"].as_u64().expect("v"),
-    )
-    .await;
+    w.connect_raw("closing", up).await;
     let before = connections.load(std::sync::atomic::Ordering::Relaxed);
     let client = awc::Client::default();
     for i in 0..5 {
-        let mut r = client
-            .post(format!("http://{}{CHAT}", w.gw.info.gateway))
-            .insert_header(("x-to11-authorization", format!("Bearer {}", w.key)))
-            .insert_header(("content-type", "application/json"))
-            .send_body(r#"{"model":"closing/m","messages":[{"role":"user","content":"hi"}]}"#)
-            .await
-            .expect("send");
-        let body = r.body().await.expect("body");
-        assert_eq!(r.status(), 200, "request {i}: {body:?}");
+        let (status, body) = w.chat_on(&client, "closing/m").await;
+        assert_eq!(status, 200, "request {i}: {body:?}");
     }
     // Each request after the first found its pooled connection closed and took a new one.
     assert_eq!(
