@@ -445,12 +445,14 @@ function errorRate(today, slug) {
     h('span', { class: 'muted small' }, ` of ${count(g.requests)}`));
 }
 
-/** The connect-provider drawer: choose → configure → models → save. */
-function connectDrawer() {
+/**
+ * A modal drawer: its dialog section (labelled by the element with id `labelledBy`) over a scrim.
+ * The scrim, Escape and `close()` close it and give focus back to what had it; `open()` shows it.
+ */
+function modalDrawer(labelledBy, ...children) {
   const opener = document.activeElement;
-  const s = { step: 1, entry: null, values: {}, slug: '', named: '', discovered: null, selected: new Set(), error: null, fieldErrors: {} };
   const scrim = h('div', { class: 'scrim', onclick: () => close() });
-  const drawer = h('section', { class: 'drawer', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'drawer-title' });
+  const drawer = h('section', { class: 'drawer', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': labelledBy }, ...children);
   const onKey = (ev) => { if (ev.key === 'Escape') close(); };
   function close() {
     scrim.remove(); drawer.remove();
@@ -458,6 +460,13 @@ function connectDrawer() {
     opener?.focus?.();
   }
   document.addEventListener('keydown', onKey);
+  return { drawer, close, open: () => document.body.append(scrim, drawer) };
+}
+
+/** The connect-provider drawer: choose → configure → models → save. */
+function connectDrawer() {
+  const s = { step: 1, entry: null, values: {}, slug: '', named: '', discovered: null, selected: new Set(), error: null, fieldErrors: {} };
+  const { drawer, close, open } = modalDrawer('drawer-title');
 
   function body() {
     if (s.step === 1) {
@@ -621,7 +630,7 @@ function connectDrawer() {
       h('footer', {}, footer()));
   }
   draw();
-  document.body.append(scrim, drawer);
+  open();
 }
 
 async function providerPage(slug) {
@@ -1322,6 +1331,6 @@ const VIEWS = {
   operator: operatorPage,
 };
 
-export { h, api, P, state, field, errorNotice, header, busy, toast, go, ago };
+export { h, api, P, state, field, errorNotice, header, busy, toast, go, ago, modalDrawer };
 
 boot();

@@ -2,7 +2,7 @@
 // drawer per request with what its record holds: resolution, attempts and why each failed,
 // timings, tokens by kind, cost, and the headers that matter.
 
-import { h, api, P, header, errorNotice, busy, field } from './app.js';
+import { h, api, P, header, errorNotice, busy, field, modalDrawer } from './app.js';
 import { count, money, ms } from './usage.js';
 
 const TIMES = [['1h', 'Last hour', 1], ['24h', 'Last 24 hours', 24], ['7d', 'Last 7 days', 168], ['30d', 'Last 30 days', 720], ['all', 'Any time', 0]];
@@ -140,20 +140,11 @@ function headersOf(r) {
 }
 
 export async function requestDrawer(id, keyName = (k) => k) {
-  const opener = document.activeElement;
-  const scrim = h('div', { class: 'scrim', onclick: () => close() });
   const content = h('div', { class: 'body' }, h('p', { class: 'muted' }, 'Loading…'));
-  const drawer = h('section', { class: 'drawer', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'req-title' },
+  const { drawer, close, open } = modalDrawer('req-title',
     h('header', {}, h('h2', { id: 'req-title', style: 'margin:0' }, 'Request'), h('button', { class: 'link', 'aria-label': 'Close', onclick: () => close() }, '✕')),
     content);
-  const onKey = (ev) => { if (ev.key === 'Escape') close(); };
-  function close() {
-    scrim.remove(); drawer.remove();
-    document.removeEventListener('keydown', onKey);
-    opener?.focus?.();
-  }
-  document.addEventListener('keydown', onKey);
-  document.body.append(scrim, drawer);
+  open();
   drawer.querySelector('button').focus();
   let r;
   try {
