@@ -22,7 +22,8 @@ use to11_shared::otel::{genai, Kind, Sampler, SpanId, Trace, TraceId, TraceParen
 use to11_shared::upstream::Surface;
 use tokio::sync::mpsc;
 
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// W3C trace context: read from the client, and sent to the upstream with the attempt's span.
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// `tracestate` values longer than this are not passed on (the W3C limit is 512 characters).

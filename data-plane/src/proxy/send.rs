@@ -107,7 +107,7 @@ impl AwcUpstream<'_> {
         if let Some(tp) = &a.traceparent {
             // The request is traced: the upstream's parent is this attempt's span (the client's
             // `tracestate` goes on as it came).
-            h.insert(HeaderName::from_static("traceparent"), tp.clone());
+            h.insert(crate::otel::TRACEPARENT, tp.clone());
         }
         for (name, value) in p.default_headers {
             if !h.contains_key(*name) {

@@ -291,7 +291,7 @@ mod tests {
             1_000,
         );
         t.name(0, "chat", "smart");
-        t.set_static(0, "gen_ai.operation.name", "chat");
+        t.set_str(0, "gen_ai.operation.name", "chat");
         t.set_int(0, "gen_ai.usage.input_tokens", 300);
         let long = "m".repeat(200);
         t.set_str(0, "gen_ai.request.model", &long);

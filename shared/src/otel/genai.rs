@@ -76,9 +76,9 @@ pub struct Resolved<'a> {
 pub fn resolved(t: &mut Trace, r: &Resolved<'_>) {
     let op = operation(r.surface);
     t.name(0, op, r.model);
-    t.set_static(0, OPERATION, op);
+    t.set_str(0, OPERATION, op);
     t.set_str(0, REQUEST_MODEL, r.model);
-    t.set_static(0, "to11.layer", r.layer);
+    t.set_str(0, "to11.layer", r.layer);
     if let Some(route) = r.route {
         t.set_str(0, "to11.route", route);
     }
@@ -170,7 +170,7 @@ pub fn host_port(url: &str) -> (&str, Option<u16>) {
 pub fn attempt(t: &mut Trace, span: usize, a: &Target<'_>) {
     let op = operation(a.surface);
     t.name(span, op, a.model);
-    t.set_static(span, OPERATION, op);
+    t.set_str(span, OPERATION, op);
     t.set_str(span, PROVIDER, provider_name(a.kind));
     t.set_str(span, REQUEST_MODEL, a.model);
     t.set_str(span, "to11.provider", a.slug);

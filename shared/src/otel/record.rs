@@ -18,7 +18,7 @@ pub struct Text {
     end: u32,
 }
 
-/// An attribute's value: 16 bytes (a fixed string is copied into `Trace::text` like any other,
+/// An attribute's value: 16 bytes (a string, fixed or not, is copied into `Trace::text`,
 /// which keeps `Attr` at 40 bytes; see `ATTRS`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value {
@@ -151,10 +151,6 @@ impl Trace {
     pub fn set_str(&mut self, span: usize, key: &'static str, value: &str) {
         let t = self.text(value);
         self.push(span, key, Value::Text(t));
-    }
-
-    pub fn set_static(&mut self, span: usize, key: &'static str, value: &'static str) {
-        self.set_str(span, key, value);
     }
 
     pub fn set_int(&mut self, span: usize, key: &'static str, value: i64) {
