@@ -56,6 +56,8 @@ pub struct Ctx {
 /// warm for the worker) and the batch of request records it is gathering.
 pub struct Worker {
     pub client: awc::Client,
+    /// Upstream URLs, parsed once.
+    pub(crate) uris: proxy::send::Uris,
     pub records: metering::Batcher,
     /// Sources refused for bad keys, backed off.
     pub strikes: strikes::Strikes,
@@ -199,6 +201,7 @@ pub fn start(
     let server = HttpServer::new(move || {
         let worker = web::Data::new(Worker {
             client: upstream_client(&ctx.settings),
+            uris: Default::default(),
             records: metering::Batcher::new(ctx.recorder.clone()),
             strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
             key_hashes: auth::KeyHashes::default(),

@@ -16,7 +16,7 @@ pub mod limit;
 pub mod models;
 pub mod prepare;
 mod present;
-mod send;
+pub(crate) mod send;
 pub mod transform;
 
 use std::time::{Duration, Instant};
@@ -231,6 +231,7 @@ async fn serve(
     .with_budget(&ctx.budget);
     let upstream = send::AwcUpstream {
         client: &worker.client,
+        uris: &worker.uris,
         method: req.method(),
         headers: req.headers(),
         ctx,
