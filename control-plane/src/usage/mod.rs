@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use to11_io::sink::{RecordSink, SinkError};
-use to11_shared::record::RequestRecord;
+use to11_shared::record::{Batch, RequestRecord};
 use to11_shared::usage::{cost, PriceTable};
 use uuid::Uuid;
 
@@ -167,9 +167,16 @@ pub struct LocalSink {
 }
 
 impl RecordSink for LocalSink {
-    fn ship<'a>(&'a self, batch: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn ship<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SinkError>> {
         async move {
-            let mut batch = batch.to_vec();
+            // A batch this build wrote always reads back; were it not, no retry would help.
+            let mut batch = match batch.records() {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::error!(error = %e, records = batch.len(), "a batch of request records does not read back; dropped");
+                    return Ok(());
+                }
+            };
             self.pricer.price(&mut batch);
             self.store
                 .insert(&batch)

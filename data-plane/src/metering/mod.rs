@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use to11_shared::record::{FailedAttempt, RequestRecord};
+use to11_shared::record::{Batch, FailedAttempt, RequestRecord};
 use to11_shared::usage::{estimate, Usage, UsageSource};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -47,7 +47,7 @@ pub struct MeterStats {
 
 /// The bounded queue between the workers and the shipper, shared by all workers.
 pub struct Recorder {
-    tx: Option<mpsc::UnboundedSender<Vec<RequestRecord>>>,
+    tx: Option<mpsc::UnboundedSender<Batch>>,
     /// Records in the queue (handed over, not yet taken by the shipper).
     waiting: AtomicUsize,
     capacity: usize,
@@ -70,10 +70,7 @@ impl Recorder {
 
     /// A recorder whose queue holds `capacity` records, whose workers gather batches for
     /// `gather`, and the queue's other end.
-    pub fn new(
-        capacity: usize,
-        gather: Duration,
-    ) -> (Self, mpsc::UnboundedReceiver<Vec<RequestRecord>>) {
+    pub fn new(capacity: usize, gather: Duration) -> (Self, mpsc::UnboundedReceiver<Batch>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Recorder {
@@ -92,7 +89,7 @@ impl Recorder {
     }
 
     /// Queues a worker's batch whole, or drops it whole (counted) when the queue has no room.
-    fn offer(&self, batch: Vec<RequestRecord>) {
+    fn offer(&self, batch: Batch) {
         let (Some(tx), n) = (&self.tx, batch.len()) else {
             return;
         };
@@ -131,7 +128,7 @@ pub struct Batcher(Rc<Gathering>);
 
 struct Gathering {
     recorder: Arc<Recorder>,
-    batch: RefCell<Vec<RequestRecord>>,
+    batch: RefCell<Batch>,
     /// A flush is scheduled for the current batch.
     armed: Cell<bool>,
 }
@@ -140,7 +137,7 @@ impl Batcher {
     pub fn new(recorder: Arc<Recorder>) -> Self {
         Batcher(Rc::new(Gathering {
             recorder,
-            batch: RefCell::new(Vec::new()),
+            batch: RefCell::new(Batch::default()),
             armed: Cell::new(false),
         }))
     }
@@ -149,15 +146,16 @@ impl Batcher {
         self.0.recorder.enabled()
     }
 
-    /// Takes a finished record. Must run inside the worker's runtime (it may schedule a flush).
-    fn submit(&self, r: RequestRecord) {
+    /// Takes a finished record (encoded into the batch at once). Must run inside the worker's
+    /// runtime (it may schedule a flush).
+    fn submit(&self, r: &RequestRecord) {
         if !self.enabled() {
             return;
         }
         let full = {
             let mut batch = self.0.batch.borrow_mut();
-            if batch.capacity() == 0 {
-                batch.reserve_exact(MAX_BATCH);
+            if batch.is_empty() {
+                *batch = Batch::with_capacity(MAX_BATCH);
             }
             batch.push(r);
             batch.len() >= MAX_BATCH
@@ -426,7 +424,7 @@ impl Draft {
             ..
         } = *self.0;
         record.latency_us = started.elapsed().as_micros() as u64;
-        records.submit(record);
+        records.submit(&record);
     }
 }
 
@@ -460,6 +458,14 @@ mod tests {
             BTreeMap::new(),
         );
         d.0.record
+    }
+
+    fn batch(n: usize) -> Batch {
+        let mut b = Batch::default();
+        for _ in 0..n {
+            b.push(&record());
+        }
+        b
     }
 
     #[actix_rt::test]
@@ -516,15 +522,15 @@ mod tests {
     #[test]
     fn a_full_queue_drops_whole_batches_and_counts_them() {
         let (recorder, mut rx) = Recorder::new(5, GATHER);
-        recorder.offer(vec![record(), record(), record()]);
-        recorder.offer(vec![record(), record(), record()]);
-        recorder.offer(vec![record(), record()]);
+        recorder.offer(batch(3));
+        recorder.offer(batch(3));
+        recorder.offer(batch(2));
         let s = &recorder.stats;
         assert_eq!(s.queued.load(Ordering::Relaxed), 5);
         assert_eq!(s.dropped.load(Ordering::Relaxed), 3);
         let first = rx.try_recv().expect("first batch");
         recorder.taken(first.len());
-        recorder.offer(vec![record(), record(), record()]);
+        recorder.offer(batch(3));
         assert_eq!(s.queued.load(Ordering::Relaxed), 8, "room again once taken");
     }
 
@@ -535,7 +541,7 @@ mod tests {
         let recorder = Arc::new(recorder);
         let batcher = Batcher::new(recorder.clone());
         for _ in 0..MAX_BATCH + 3 {
-            batcher.submit(record());
+            batcher.submit(&record());
         }
         assert_eq!(rx.try_recv().expect("full batch").len(), MAX_BATCH);
         assert!(rx.try_recv().is_err(), "the rest gathers");
@@ -544,7 +550,7 @@ mod tests {
             .expect("flushed after the gathering time")
             .expect("batch");
         assert_eq!(rest.len(), 3);
-        batcher.submit(record());
+        batcher.submit(&record());
         drop(batcher);
         assert_eq!(rx.try_recv().expect("flushed on drop").len(), 1);
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Request records into Redis: each batch is one entry (`XADD`, `encode_batch`'s bytes in the
+//! Request records into Redis: each batch is one entry (`XADD`, the batch's bytes in the
 //! field `USAGE_FIELD`) of the usage stream, capped near `max_entries` (oldest trimmed first); the
 //! control plane consumes it with a consumer group. The only write a replica makes to Redis —
 //! never configuration.
@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use to11_io::redis_conn::LazyRedis;
 use to11_io::sink::{RecordSink, SinkError};
 use to11_shared::bus::{usage_stream, USAGE_FIELD};
-use to11_shared::record::{encode_batch, RequestRecord};
+use to11_shared::record::Batch;
 
 pub struct RedisSink {
     redis: LazyRedis,
@@ -25,8 +25,7 @@ impl RedisSink {
         })
     }
 
-    async fn add(&self, batch: &[RequestRecord]) -> Result<(), SinkError> {
-        let encoded = encode_batch(batch);
+    async fn add(&self, batch: &Batch) -> Result<(), SinkError> {
         let mut conn = self
             .redis
             .get()
@@ -39,7 +38,7 @@ impl RedisSink {
             .arg(self.max_entries)
             .arg("*")
             .arg(USAGE_FIELD)
-            .arg(encoded)
+            .arg(batch.bytes())
             .query_async(&mut conn)
             .await;
         match added {
@@ -54,7 +53,7 @@ impl RedisSink {
 }
 
 impl RecordSink for RedisSink {
-    fn ship<'a>(&'a self, batch: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn ship<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SinkError>> {
         self.add(batch).boxed()
     }
 }

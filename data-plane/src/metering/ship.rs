@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use to11_io::sink::RecordSink;
-use to11_shared::record::RequestRecord;
+use to11_shared::record::Batch;
 use tokio::sync::mpsc;
 
 use super::{MeterStats, Recorder, MAX_BATCH};
@@ -16,30 +16,31 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Ships until the queue's senders are gone (the gateway stopped), then ships what is left.
 pub async fn run(
-    mut rx: mpsc::UnboundedReceiver<Vec<RequestRecord>>,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
     sink: Arc<dyn RecordSink>,
     recorder: Arc<Recorder>,
 ) {
     while let Some(mut batch) = rx.recv().await {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(more) => batch.extend(more),
+                Ok(more) => batch.append(&more),
                 Err(_) => break,
             }
         }
         recorder.taken(batch.len());
+        batch.seal();
         ship(&*sink, &batch, &recorder.stats).await;
     }
 }
 
 /// Ships one batch, retrying with backoff until the sink takes it.
-async fn ship(sink: &dyn RecordSink, batch: &[RequestRecord], stats: &MeterStats) {
+async fn ship(sink: &dyn RecordSink, batch: &Batch, stats: &MeterStats) {
     let mut wait = Duration::from_millis(100);
     loop {
         match sink.ship(batch).await {
             Ok(()) => {
-                if let Some(first) = batch.first() {
-                    let age = chrono::Utc::now() - first.time;
+                if let Some(first) = batch.first_time() {
+                    let age = chrono::Utc::now() - first;
                     let ms = u64::try_from(age.num_milliseconds()).unwrap_or(0);
                     stats.lag_ms.store(ms, Ordering::Relaxed);
                 }

@@ -4,13 +4,13 @@
 //! counts twice).
 
 use futures_util::future::BoxFuture;
-use to11_shared::record::RequestRecord;
+use to11_shared::record::Batch;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SinkError(pub String);
 
 pub trait RecordSink: Send + Sync + 'static {
-    /// Ships one batch; `Err` leaves it to be shipped again.
-    fn ship<'a>(&'a self, batch: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// Ships one sealed batch; `Err` leaves it to be shipped again.
+    fn ship<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SinkError>>;
 }

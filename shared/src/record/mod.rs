@@ -12,6 +12,8 @@ use crate::usage::{Usage, UsageSource};
 
 mod wire;
 
+pub use wire::Batch;
+
 /// A name from a fixed set (`surface`, `layer`): the data plane's records borrow its constants
 /// instead of allocating a copy per request; read back from the store, it is owned. Serialised as
 /// a string either way.
@@ -368,6 +370,36 @@ mod tests {
         assert_eq!(encode_batch(&[]), postcard_bytes(&[]));
         let many = vec![sample(); 200];
         assert_eq!(encode_batch(&many), postcard_bytes(&many));
+    }
+
+    #[test]
+    fn batches_built_a_record_at_a_time_join_into_the_same_bytes() {
+        let mut later = sample();
+        later.id = Uuid::from_u128(8);
+        later.time = DateTime::from_timestamp(1_700_000_100, 0).expect("time");
+        later.user = Some("u".into());
+        let all: Vec<RequestRecord> = (0..150)
+            .map(|i| if i % 2 == 0 { sample() } else { later.clone() })
+            .collect();
+        let (mut first, mut second) = (Batch::default(), Batch::with_capacity(10));
+        for r in &all[..100] {
+            first.push(r);
+        }
+        for r in &all[100..] {
+            second.push(r);
+        }
+        assert_eq!((first.len(), second.len()), (100, 50));
+        first.append(&second);
+        first.seal();
+        // 150 records: a two-byte count in the head.
+        assert_eq!(first.bytes(), encode_batch(&all));
+        assert_eq!(first.len(), 150);
+        assert_eq!(first.first_time(), Some(sample().time));
+        assert_eq!(first.records(), Ok(all));
+        let mut empty = Batch::default();
+        assert!(empty.is_empty() && empty.first_time().is_none());
+        empty.append(&second);
+        assert_eq!(empty.first_time(), Some(sample().time));
     }
 
     #[test]

@@ -14,17 +14,106 @@ use std::collections::BTreeMap;
 use super::{FailedAttempt, RequestRecord, BATCH_FORMAT};
 use crate::usage::{Usage, UsageSource};
 
+/// Room left at the front of a batch's buffer for its head: `BATCH_FORMAT` and the record count
+/// (a varint of at most 10 bytes), written once the batch is complete.
+const HEAD: usize = 11;
+
+/// Records encoded as they finish, for the usage stream: postcard's bytes of a slice of
+/// `RequestRecord`s, built one record at a time in one buffer (room for the head first), so a
+/// record never waits in memory as a struct and a batch crosses threads as one allocation.
+/// Batches are joined by appending the records' bytes; `seal` writes the head.
+#[derive(Debug)]
+pub struct Batch {
+    /// `HEAD` bytes of room (the head, right-aligned, once sealed), then the records.
+    buf: Vec<u8>,
+    /// Where the head starts once sealed (`HEAD` before).
+    start: usize,
+    count: usize,
+    /// The first record's time: how late the batch is when shipped.
+    first: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch::with_capacity(0)
+    }
+}
+
+impl Batch {
+    /// An empty batch with room for about `records` records.
+    pub fn with_capacity(records: usize) -> Batch {
+        let mut buf = Vec::with_capacity(HEAD + records * 192);
+        buf.resize(HEAD, 0);
+        Batch {
+            buf,
+            start: HEAD,
+            count: 0,
+            first: None,
+        }
+    }
+
+    /// Appends one record's bytes.
+    pub fn push(&mut self, r: &RequestRecord) {
+        debug_assert_eq!(self.start, HEAD, "a sealed batch takes no more records");
+        // Room for the whole record first: no growth check fails inside it.
+        self.buf.reserve(room(r));
+        record(&mut self.buf, r);
+        self.count += 1;
+        self.first.get_or_insert(r.time);
+    }
+
+    /// Appends `other`'s records (both unsealed).
+    pub fn append(&mut self, other: &Batch) {
+        self.buf.extend_from_slice(&other.buf[HEAD..]);
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The first record's time.
+    pub fn first_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.first
+    }
+
+    /// Writes the head in the room before the records; `bytes` is then the whole batch.
+    pub fn seal(&mut self) {
+        let mut head = Vec::with_capacity(HEAD);
+        head.push(BATCH_FORMAT);
+        varint(&mut head, self.count as u64);
+        self.start = HEAD - head.len();
+        self.buf[self.start..HEAD].copy_from_slice(&head);
+    }
+
+    /// The batch as the usage stream carries it (`decode_batch` reads it). Sealed first.
+    pub fn bytes(&self) -> &[u8] {
+        debug_assert!(self.start < HEAD, "seal the batch first");
+        &self.buf[self.start..]
+    }
+
+    /// The records back, from a sealed batch (embedded mode stores them directly).
+    pub fn records(&self) -> Result<Vec<RequestRecord>, super::BatchError> {
+        super::decode_batch(self.bytes())
+    }
+}
+
 /// `BATCH_FORMAT`, then `records` as postcard writes a slice of them.
 pub(super) fn encode(records: &[RequestRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + records.len() * 192);
-    out.push(BATCH_FORMAT);
-    varint(&mut out, records.len() as u64);
+    let mut batch = Batch::with_capacity(records.len());
     for r in records {
-        // Room for the whole record first: no growth check fails inside it.
-        out.reserve(room(r));
-        record(&mut out, r);
+        batch.push(r);
     }
-    out
+    batch.seal();
+    batch.buf.drain(..batch.start);
+    batch.buf
 }
 
 /// At most the bytes `record` writes for `r`: every varint at its longest, plus its texts.
