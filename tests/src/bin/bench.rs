@@ -33,6 +33,8 @@ struct Opts {
     stall_requests: u64,
     changes: u64,
     rounds: usize,
+    /// `BENCH_ONLY=metering`: only the metering rounds (a quick check of metering's cost).
+    only_metering: bool,
 }
 
 fn opts() -> Opts {
@@ -50,7 +52,8 @@ fn opts() -> Opts {
         fixed_rate: n("BENCH_FIXED_RATE", 1000),
         stall_requests: n("BENCH_STALL_REQUESTS", 500),
         changes: n("BENCH_CHANGES", 200),
-        rounds: n("BENCH_METERING_ROUNDS", 4) as usize,
+        rounds: n("BENCH_METERING_ROUNDS", 8) as usize,
+        only_metering: std::env::var("BENCH_ONLY").is_ok_and(|v| v == "metering"),
     }
 }
 
@@ -956,6 +959,29 @@ fn main() {
         key: setup.key,
         limited_key: setup.limited_key,
     };
+    if o.only_metering {
+        let metering = sys.block_on(async {
+            for gw in [gw_addr, plain_addr] {
+                wait_applied(gw, &setup.project, setup.version).await;
+            }
+            let reqs =
+                [&gw_addr, &plain_addr].map(|a| request_bytes(*a, &Endpoints::auth(&e.key), BODY));
+            metering_rounds(
+                (gw_addr, &reqs[0], gw_pid),
+                (plain_addr, &reqs[1], plain_pid),
+                &o,
+            )
+            .await
+        });
+        let shipped = sys.block_on(async {
+            (
+                metric(gw_addr, "to11_usage_records_shipped_total").await,
+                metric(gw_addr, "to11_usage_records_dropped_total").await,
+            )
+        });
+        print_metering(&metering, &o, shipped);
+        return;
+    }
     let r = sys.block_on(async {
         for gw in [gw_addr, plain_addr] {
             wait_applied(gw, &setup.project, setup.version).await;
@@ -1022,6 +1048,25 @@ fn print_table(title: &str, rows: &[&Row]) {
     }
 }
 
+/// Metering's rounds: each round's CPU µs per request, on and off, and the median ratio.
+fn print_metering(
+    (with, without): &(Vec<f64>, Vec<f64>),
+    o: &Opts,
+    (shipped, dropped): (u64, u64),
+) {
+    let ratios: Vec<f64> = with.iter().zip(without).map(|(a, b)| a / b).collect();
+    println!(
+        "\nmetering on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
+         metering on / off: CPU per request {:.3}× (median of rounds {}); {shipped} request records shipped to the Redis stream, {dropped} dropped",
+        o.rounds,
+        o.seconds,
+        list(with, 1),
+        list(without, 1),
+        median(&ratios),
+        list(&ratios, 3),
+    );
+}
+
 /// The original table and its comparisons: the hop at `o.connections`, metering on and off, the
 /// limited key, configuration propagation.
 fn print_main(r: &Results, o: &Opts, prop: &[Duration], (shipped, dropped): (u64, u64)) {
@@ -1043,18 +1088,7 @@ fn print_main(r: &Results, o: &Opts, prop: &[Duration], (shipped, dropped): (u64
         "to11 / direct: throughput {:.2}×",
         ratio(t.rps, rows[0].rps)
     );
-    let (with, without) = &r.metering;
-    let ratios: Vec<f64> = with.iter().zip(without).map(|(a, b)| a / b).collect();
-    println!(
-        "\nmetering on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
-         metering on / off: CPU per request {:.3}× (median of rounds {}); {shipped} request records shipped to the Redis stream, {dropped} dropped",
-        o.rounds,
-        o.seconds,
-        list(with, 1),
-        list(without, 1),
-        median(&ratios),
-        list(&ratios, 3),
-    );
+    print_metering(&r.metering, o, (shipped, dropped));
     println!(
         "\nconfiguration propagation over Redis, {} sequential changes, API ack → replica applied: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         prop.len(),
