@@ -73,13 +73,16 @@ async fn world(slug: &str) -> World {
 
 impl World {
     async fn route(&self, slug: &str, name: &str, strategy: &str, targets: Value, policy: Value) {
-        let (s, r) = self
-            .api
-            .post(
-                &format!("/projects/{slug}/routes"),
-                json!({"name": name, "strategy": strategy, "targets": targets, "policy": policy}),
-            )
-            .await;
+        self.post_applied(
+            &format!("/projects/{slug}/routes"),
+            json!({"name": name, "strategy": strategy, "targets": targets, "policy": policy}),
+        )
+        .await;
+    }
+
+    /// Posts `body` to `path` (a 201 expected) and waits until the gateway applied the version.
+    async fn post_applied(&self, path: &str, body: Value) {
+        let (s, r) = self.api.post(path, body).await;
         assert_eq!(s, 201, "{r}");
         wait_version(
             &[self.gw.info.gateway],
@@ -107,18 +110,9 @@ impl World {
 impl World {
     /// Connects an OpenAI-compatible upstream at `up` as provider `slug` (model `m`), applied.
     async fn connect_raw(&self, slug: &str, up: std::net::SocketAddr) {
-        let (s, e) = self
-            .api
-            .post(
-                &format!("/projects/{}/providers", self.project),
-                json!({"kind": "openai-compatible", "slug": slug, "base_url": format!("http://{up}/v1"), "models": ["m"]}),
-            )
-            .await;
-        assert_eq!(s, 201, "{e}");
-        wait_version(
-            &[self.gw.info.gateway],
-            &self.project,
-            e["version"].as_u64().expect("v"),
+        self.post_applied(
+            &format!("/projects/{}/providers", self.project),
+            json!({"kind": "openai-compatible", "slug": slug, "base_url": format!("http://{up}/v1"), "models": ["m"]}),
         )
         .await;
     }

@@ -739,6 +739,26 @@ impl Endpoints {
         format!("x-to11-authorization: Bearer {key}")
     }
 
+    /// Metering's rounds: the same chat through the metered and the unmetered replica.
+    async fn metering(&self, o: &Opts) -> (Vec<f64>, Vec<f64>) {
+        let [on, off] =
+            [self.gw, self.plain].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
+        metering_rounds(
+            (self.gw, &on, self.gw_pid[0]),
+            (self.plain, &off, self.plain_pid[0]),
+            o,
+        )
+        .await
+    }
+
+    /// The metered replica's records shipped and dropped so far.
+    async fn records(&self) -> (u64, u64) {
+        (
+            metric(self.gw, "to11_usage_records_shipped_total").await,
+            metric(self.gw, "to11_usage_records_dropped_total").await,
+        )
+    }
+
     /// `body` sent direct to the mock, through nginx and through the metered replica.
     fn hop_requests(&self, body: &str) -> [Vec<u8>; 3] {
         [
@@ -829,12 +849,7 @@ async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
     };
     let translated = measure(translated, o).await;
     let stall = stall_rows(e, o).await;
-    let metering = metering_rounds(
-        (e.gw, hop[2].req, e.gw_pid[0]),
-        (e.plain, &via_plain, e.plain_pid[0]),
-        o,
-    )
-    .await;
+    let metering = e.metering(o).await;
     let limits = limits_rounds(e.gw, e.gw_pid[0], &via_limited, hop[2].req, o).await;
     Results {
         main,
@@ -959,42 +974,18 @@ fn main() {
         key: setup.key,
         limited_key: setup.limited_key,
     };
-    if o.only_metering {
-        let metering = sys.block_on(async {
-            for gw in [gw_addr, plain_addr] {
-                wait_applied(gw, &setup.project, setup.version).await;
-            }
-            let reqs =
-                [&gw_addr, &plain_addr].map(|a| request_bytes(*a, &Endpoints::auth(&e.key), BODY));
-            metering_rounds(
-                (gw_addr, &reqs[0], gw_pid),
-                (plain_addr, &reqs[1], plain_pid),
-                &o,
-            )
-            .await
-        });
-        let shipped = sys.block_on(async {
-            (
-                metric(gw_addr, "to11_usage_records_shipped_total").await,
-                metric(gw_addr, "to11_usage_records_dropped_total").await,
-            )
-        });
-        print_metering(&metering, &o, shipped);
-        return;
-    }
-    let r = sys.block_on(async {
+    sys.block_on(async {
         for gw in [gw_addr, plain_addr] {
             wait_applied(gw, &setup.project, setup.version).await;
         }
-        run_phases(&e, &o).await
     });
-    let (shipped, dropped) = sys.block_on(async {
-        (
-            metric(gw_addr, "to11_usage_records_shipped_total").await,
-            metric(gw_addr, "to11_usage_records_dropped_total").await,
-        )
-    });
-    print_main(&r, &o, &prop, (shipped, dropped));
+    if o.only_metering {
+        let metering = sys.block_on(e.metering(&o));
+        print_metering(&metering, &o, sys.block_on(e.records()));
+        return;
+    }
+    let r = sys.block_on(run_phases(&e, &o));
+    print_main(&r, &o, &prop, sys.block_on(e.records()));
     print_new_rows(&r, &o);
     print_summary(&r, &o);
     match failures() {
