@@ -11,6 +11,7 @@
 # its requests' spans were exported; `plain`: metering on, metrics off, no traces (the
 # baseline of "metrics and tracing on within 5 % of both off").
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
+# BENCH_CALLGRIND_ARGS: more options for callgrind (`--dump-instr=yes`: costs by instruction).
 # Builds the release binaries first; installs valgrind and redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +70,7 @@ for mode in $MODES; do
   GP=$(free)
   (
     IFS=, && for v in $vars; do [ -n "$v" ] && export "${v?}"; done
-    TO11_GATEWAY_LISTEN=127.0.0.1:$GP TO11_GATEWAY_WORKERS=1 exec valgrind --tool=callgrind \
+    TO11_GATEWAY_LISTEN=127.0.0.1:$GP TO11_GATEWAY_WORKERS=1 exec valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} \
       --callgrind-out-file="$D/cg.$name.%p" "$BIN/to11-data-plane" >"$D/gw.$name.log" 2>&1
   ) &
   GW=$!

@@ -59,6 +59,9 @@ pub struct Worker {
     /// Upstream URLs, parsed once.
     pub(crate) uris: proxy::send::Uris,
     pub records: metering::Batcher,
+    /// The spans of the traced requests this worker served, gathered into a batch; `None` when
+    /// tracing is off.
+    pub traces: Option<otel::Batcher>,
     /// Sources refused for bad keys, backed off.
     pub strikes: strikes::Strikes,
     /// Keyed hashes of the keys that authenticated on this worker.
@@ -203,6 +206,7 @@ pub fn start(
             client: upstream_client(&ctx.settings),
             uris: Default::default(),
             records: metering::Batcher::new(ctx.recorder.clone()),
+            traces: ctx.tracer.clone().map(otel::Batcher::new),
             strikes: strikes::Strikes::new(ctx.settings.failed_auth_per_minute),
             key_hashes: auth::KeyHashes::default(),
             series: RefCell::default(),

@@ -1,43 +1,49 @@
 //! The exporter: a thread of its own with its own actix system (awc is not `Send`, and nothing
-//! here may run on a worker). Every `OTEL_BSP_SCHEDULE_DELAY`, or as soon as the queue is half
-//! full, it takes the finished traces off the bounded queue in batches (up to
-//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans), encoding each as OTLP/protobuf and POSTing it with the configured headers
-//! and timeout. One export at a time: while the collector is slow the queue fills and what
-//! overflows is dropped and counted; a failed export is counted and its batch dropped (never
-//! retried: a dead collector must not make the gateway hold spans).
+//! here may run on a worker). It takes the workers' batches of encoded spans off the queue as they
+//! come (a worker hands one over when it holds `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans, or
+//! `OTEL_BSP_SCHEDULE_DELAY` after its first), writes each one's head into the room kept for it,
+//! and POSTs it with the configured headers and timeout. One export at a time: while the collector
+//! is slow the queue fills and what overflows is dropped and counted; a failed export is counted
+//! and its batch dropped (never retried: a dead collector must not make the gateway hold spans).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use to11_shared::otel::encode::{encode_batch, Scope};
+use to11_shared::otel::encode::{Head, Scope};
 use to11_shared::otel::TraceSettings;
 use tokio::sync::mpsc;
 
-use super::{TraceStats, Traced};
+use super::{Spans, TraceStats};
+
+/// The instrumentation scope of the data plane's spans.
+pub fn scope() -> Scope<'static> {
+    Scope {
+        name: "to11-data-plane",
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
 
 /// Starts the thread; it ends once every sender is gone, after exporting what is left.
 pub fn spawn(
     settings: TraceSettings,
-    rx: mpsc::Receiver<Box<Traced>>,
-    wake: Wake,
+    head: Head,
+    rx: mpsc::UnboundedReceiver<Spans>,
+    stats: Arc<TraceStats>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("to11-otlp".into())
         .spawn(move || {
-            actix_rt::System::new().block_on(run(settings, rx, wake));
+            actix_rt::System::new().block_on(run(settings, head, rx, stats));
         })
         .map(|_| ())
 }
 
-/// What the exporter shares with the tracer: its counters, and the signal that the queue is half
-/// full.
-#[derive(Clone)]
-pub struct Wake {
-    pub stats: Arc<TraceStats>,
-    pub half_full: Arc<tokio::sync::Notify>,
-}
-
-async fn run(settings: TraceSettings, mut rx: mpsc::Receiver<Box<Traced>>, wake: Wake) {
+async fn run(
+    settings: TraceSettings,
+    head: Head,
+    mut rx: mpsc::UnboundedReceiver<Spans>,
+    stats: Arc<TraceStats>,
+) {
     let client = to11_io::outbound::client(&to11_io::outbound::ClientOptions {
         connect_timeout: settings.timeout,
         timeout: settings.timeout,
@@ -45,47 +51,12 @@ async fn run(settings: TraceSettings, mut rx: mpsc::Receiver<Box<Traced>>, wake:
         // The collector is the operator's own address (often local), not a tenant's URL.
         allow_private: true,
     });
-    let scope = Scope {
-        name: "to11-data-plane",
-        version: env!("CARGO_PKG_VERSION"),
-    };
-    let stats = &wake.stats;
-    let mut batch: Vec<Box<Traced>> = Vec::new();
-    let mut open = true;
-    while open {
-        // No waker is registered on the queue while this sleeps, so a request's hand-over
-        // wakes nothing; a queue half full (`Tracer::offer`) ends the wait early.
-        tokio::select! {
-            _ = tokio::time::sleep(settings.delay) => {}
-            _ = wake.half_full.notified() => {}
-        }
-        loop {
-            let mut spans = 0;
-            while spans < settings.max_batch {
-                match rx.try_recv() {
-                    Ok(t) => {
-                        spans += t.trace.spans.len();
-                        batch.push(t);
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            let encoded = encode_batch(&settings.resource, &scope, batch.iter().map(|t| &t.trace));
-            batch.clear();
-            // The encoded bytes become the body as they are (no copy).
-            let body = bytes::Bytes::from(encoded.buf).slice(encoded.start..);
-            export(&client, &settings, body, spans as u64, stats).await;
-            if spans < settings.max_batch {
-                break;
-            }
-        }
+    while let Some(Spans { mut buf, count }) = rx.recv().await {
+        stats.waiting.fetch_sub(count, Ordering::AcqRel);
+        let start = head.seal(&mut buf);
+        // The batch's bytes become the body as they are (no copy).
+        let body = bytes::Bytes::from(buf).slice(start..);
+        export(&client, &settings, body, count as u64, &stats).await;
     }
 }
 

@@ -1,24 +1,31 @@
 //! OpenTelemetry traces of gateway requests, off unless an OTLP endpoint is configured
 //! (`to11_shared::otel::settings`). Off, the request path pays one `Option` check.
 //!
-//! On, a request is sampled once its caller is known (`Tracer::begin`: the client's
-//! `traceparent` continued, or a new trace; the standard samplers). A sampled request's span tree
-//! is a compact record (`to11_shared::otel::Trace`) carried by its metering `Draft`: the attempt
-//! loop adds a child span per upstream attempt and sends the upstream that span's `traceparent`;
-//! the draft writes the usage and the status when the answer ends and hands the record over
-//! (`Tracer::offer`) without waiting: a bounded queue to a dedicated exporter thread (`export`),
-//! which batches, encodes OTLP/protobuf and POSTs. A full queue drops the trace, a failed export
-//! its batch; both are counted (`to11_trace_spans_dropped_total`,
+//! On, a request is sampled once its caller is known (`Batcher::begin`: the client's
+//! `traceparent` continued, or a new trace; the standard samplers). A sampled request's trace
+//! (`to11_shared::otel::Trace`) is carried by its metering `Draft` and encoded as OTLP/protobuf
+//! as it goes: the attempt loop adds a child span per upstream attempt and sends the upstream
+//! that span's `traceparent`; the draft writes the usage and the status when the answer ends.
+//! The ended trace's bytes are appended to its worker's batch (`Batcher`), which goes to the
+//! exporter thread (`export`) whole: once it holds `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans, or
+//! `OTEL_BSP_SCHEDULE_DELAY` after its first span. So a request pays no hand-over between threads,
+//! and the exporter only writes a batch's head before POSTing it. The queue of batches holds
+//! `OTEL_BSP_MAX_QUEUE_SIZE` spans; a batch that does not fit is dropped, as is the batch of a
+//! failed export; both are counted (`to11_trace_spans_dropped_total`,
 //! `to11_trace_export_failures_total`), and neither touches a request.
 
 pub mod export;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use to11_shared::otel::encode::Head;
 use to11_shared::otel::record::MAX_SPANS;
-use to11_shared::otel::{genai, Kind, Sampler, SpanId, Trace, TraceId, TraceParent};
+use to11_shared::otel::{genai, Sampler, SpanId, Trace, TraceId, TraceParent};
 use to11_shared::upstream::Surface;
 use tokio::sync::mpsc;
 
@@ -38,16 +45,81 @@ pub struct TraceStats {
     pub dropped: AtomicU64,
     /// Exports that failed (no answer, or not 2xx).
     pub export_failures: AtomicU64,
+    /// Spans in the queue to the exporter (handed over by a worker, not yet taken).
+    pub waiting: AtomicUsize,
 }
 
-/// The replica's tracer: the sampler and the queue to the exporter thread.
+/// A worker's batch of ended spans: their bytes follow `room` bytes kept for the batch's head
+/// (`Head::seal`).
+pub struct Spans {
+    pub buf: Vec<u8>,
+    pub count: usize,
+}
+
+/// The replica's tracer, shared by the workers: the sampler, and the queue of batches to the
+/// exporter thread.
 pub struct Tracer {
     sampler: Sampler,
-    queue: mpsc::Sender<Box<Traced>>,
-    /// Free room in the queue at which the exporter is woken early (half of it).
-    half: usize,
-    wake: export::Wake,
+    queue: mpsc::UnboundedSender<Spans>,
+    /// Spans in the queue, at most (`stats.waiting`: how many now).
+    capacity: usize,
+    /// Spans in a batch, at most; how long a batch gathers.
+    max_batch: usize,
+    delay: Duration,
+    /// Bytes kept before a batch's spans for its head.
+    room: usize,
     pub stats: Arc<TraceStats>,
+}
+
+impl Tracer {
+    /// A tracer whose batches go to `queue` (`max_queue` spans at most), to be sealed with a head
+    /// of `room` bytes.
+    pub fn new(
+        settings: &to11_shared::otel::TraceSettings,
+        queue: mpsc::UnboundedSender<Spans>,
+        room: usize,
+        stats: Arc<TraceStats>,
+    ) -> Self {
+        Tracer {
+            sampler: settings.sampler,
+            queue,
+            capacity: settings.max_queue.max(1),
+            max_batch: settings.max_batch.max(1),
+            delay: settings.delay,
+            room,
+            stats,
+        }
+    }
+
+    /// Queues a worker's batch whole, or drops it whole (counted) when the queue has no room.
+    fn offer(&self, spans: Spans) {
+        let n = spans.count;
+        let room = self
+            .stats
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w + n <= self.capacity).then_some(w + n)
+            })
+            .is_ok();
+        if !room || self.queue.send(spans).is_err() {
+            if room {
+                self.stats.waiting.fetch_sub(n, Ordering::AcqRel);
+            }
+            self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One worker's tracing: it begins the traces of the requests it serves, and gathers their spans
+/// into a batch.
+#[derive(Clone)]
+pub struct Batcher(Rc<Gathering>);
+
+struct Gathering {
+    tracer: Arc<Tracer>,
+    batch: RefCell<Spans>,
+    /// A hand-over is scheduled for the current batch.
+    armed: Cell<bool>,
 }
 
 /// A sampled request's trace while it is served.
@@ -55,25 +127,25 @@ pub struct Traced {
     pub trace: Trace,
     /// The called API (for the attempts' operation names).
     pub surface: Surface,
-    tracer: Arc<Tracer>,
+    batcher: Rc<Gathering>,
 }
 
-impl Tracer {
-    /// A tracer whose records go to `queue`, whose exporter waits on `wake`.
-    pub fn new(sampler: Sampler, queue: mpsc::Sender<Box<Traced>>, wake: export::Wake) -> Self {
-        Tracer {
-            sampler,
-            half: queue.max_capacity() / 2,
-            queue,
-            stats: wake.stats.clone(),
-            wake,
-        }
+impl Batcher {
+    pub fn new(tracer: Arc<Tracer>) -> Self {
+        Batcher(Rc::new(Gathering {
+            tracer,
+            batch: RefCell::new(Spans {
+                buf: Vec::new(),
+                count: 0,
+            }),
+            armed: Cell::new(false),
+        }))
     }
 
     /// The trace of a request with `headers` that arrived at `start_ns` (Unix nanoseconds), when
     /// it is sampled: the client's trace continued (its `traceparent` valid), or a new one.
     pub fn begin(
-        self: &Arc<Self>,
+        &self,
         headers: &HeaderMap,
         surface: Surface,
         start_ns: u64,
@@ -85,39 +157,88 @@ impl Tracer {
             Some(p) => p.trace_id,
             None => TraceId::from_random(ids::bytes16()),
         };
-        if !self.sampler.sample(&trace_id, parent.map(|p| p.sampled)) {
+        if !self
+            .0
+            .tracer
+            .sampler
+            .sample(&trace_id, parent.map(|p| p.sampled))
+        {
             return None;
         }
         let span = SpanId::from_random(ids::bytes8());
         let mut trace = Trace::new(trace_id, span, parent.map(|p| p.span_id), start_ns);
         // Named by its operation until its model is known (a request refused before has no
         // model).
-        trace.name(0, genai::operation(surface), "");
+        trace.name(genai::operation(surface), None);
         if parent.is_some() {
             let state = headers
                 .get(&TRACESTATE)
                 .and_then(|v| v.to_str().ok())
                 .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE);
             if let Some(s) = state {
-                trace.state = Some(trace.text(s));
+                trace.set_state(s);
             }
         }
         Some(Box::new(Traced {
             trace,
             surface,
-            tracer: self.clone(),
+            batcher: self.0.clone(),
         }))
     }
+}
 
-    /// Hands a finished trace to the exporter, or drops it (counted) when the queue is full.
-    fn offer(&self, t: Box<Traced>) {
-        let spans = t.trace.spans.len() as u64;
-        if self.queue.try_send(t).is_err() {
-            self.stats.dropped.fetch_add(spans, Ordering::Relaxed);
-        } else if self.queue.capacity() == self.half {
-            // Crossing half full (once per filling): the exporter starts before the delay ends.
-            self.wake.half_full.notify_one();
+impl Gathering {
+    /// Appends an ended trace's spans to the batch, which is handed over when full, or is given
+    /// a time to be (must run inside the worker's runtime).
+    fn add(self: &Rc<Self>, trace: &Trace) {
+        let n = trace.spans();
+        let max = self.tracer.max_batch;
+        if self.batch.borrow().count + n > max {
+            self.flush();
         }
+        let full = {
+            let mut batch = self.batch.borrow_mut();
+            if batch.buf.is_empty() {
+                let room = self.tracer.room;
+                batch.buf = Vec::with_capacity(room + max * 512);
+                batch.buf.resize(room, 0);
+            }
+            batch.buf.extend_from_slice(trace.bytes());
+            batch.count += n;
+            batch.count >= max
+        };
+        if full {
+            self.flush();
+        } else if !self.armed.replace(true) {
+            let weak: Weak<Gathering> = Rc::downgrade(self);
+            let delay = self.tracer.delay;
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(delay).await;
+                if let Some(g) = weak.upgrade() {
+                    g.flush();
+                }
+            });
+        }
+    }
+
+    fn flush(&self) {
+        self.armed.set(false);
+        let spans = std::mem::replace(
+            &mut *self.batch.borrow_mut(),
+            Spans {
+                buf: Vec::new(),
+                count: 0,
+            },
+        );
+        if spans.count > 0 {
+            self.tracer.offer(spans);
+        }
+    }
+}
+
+impl Drop for Gathering {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -126,8 +247,7 @@ impl Traced {
     /// upstream is sent; `None` when the trace is full.
     pub fn attempt(&mut self, target: &genai::Target<'_>) -> Option<(usize, HeaderValue)> {
         let id = SpanId::from_random(ids::bytes8());
-        let i = self.trace.child(id, Kind::Client, now_ns())?;
-        genai::attempt(&mut self.trace, i, target);
+        let i = genai::attempt(&mut self.trace, id, now_ns(), target)?;
         let header = TraceParent {
             trace_id: self.trace.trace_id,
             span_id: id,
@@ -139,11 +259,10 @@ impl Traced {
     }
 
     /// The request ended: its status, its error code (`fault`: the span's status is an error),
-    /// and the trace handed to the exporter.
-    pub fn end(mut self: Box<Self>, status: u16, error: Option<&str>, fault: bool) {
+    /// and the trace's spans added to the worker's batch.
+    pub fn end(mut self, status: u16, error: Option<&str>, fault: bool) {
         genai::request_end(&mut self.trace, now_ns(), status, error, fault);
-        let tracer = self.tracer.clone();
-        tracer.offer(self);
+        self.batcher.add(&self.trace);
     }
 }
 
@@ -198,21 +317,20 @@ pub fn identify(t: &mut Trace, project: &uuid::Uuid, request_id: &str) {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     t.set_str(
         0,
-        "to11.project",
+        &genai::TO11_PROJECT,
         project.hyphenated().encode_lower(&mut buf),
     );
-    t.set_str(0, "to11.request_id", request_id);
+    t.set_str(0, &genai::TO11_REQUEST_ID, request_id);
 }
 
 /// Starts the exporter thread for `settings` and returns the tracer feeding it.
 pub fn start(settings: &to11_shared::otel::TraceSettings) -> std::io::Result<Arc<Tracer>> {
-    let (tx, rx) = mpsc::channel(settings.max_queue);
-    let wake = export::Wake {
-        stats: Arc::default(),
-        half_full: Arc::default(),
-    };
-    export::spawn(settings.clone(), rx, wake.clone())?;
-    Ok(Arc::new(Tracer::new(settings.sampler, tx, wake)))
+    let (tx, rx) = mpsc::unbounded_channel();
+    let head = Head::new(&settings.resource, &export::scope());
+    let stats = Arc::<TraceStats>::default();
+    let head_room = head.room();
+    export::spawn(settings.clone(), head, rx, stats.clone())?;
+    Ok(Arc::new(Tracer::new(settings, tx, head_room, stats)))
 }
 
 #[cfg(test)]
@@ -220,14 +338,32 @@ mod tests {
     use super::*;
     use actix_web::http::header::HeaderName;
 
-    fn tracer(sampler: &str, cap: usize) -> (Arc<Tracer>, mpsc::Receiver<Box<Traced>>) {
-        let (tx, rx) = mpsc::channel(cap);
-        let s = Sampler::parse(sampler, None).expect("sampler");
-        let wake = export::Wake {
-            stats: Arc::default(),
-            half_full: Arc::default(),
+    /// A worker's batcher whose batches hold `max_batch` spans and go to a queue of `max_queue`.
+    fn batcher(
+        sampler: &str,
+        max_queue: usize,
+        max_batch: usize,
+    ) -> (Batcher, mpsc::UnboundedReceiver<Spans>) {
+        let settings = to11_shared::otel::TraceSettings {
+            endpoint: "http://127.0.0.1:1/v1/traces".into(),
+            headers: vec![],
+            sampler: Sampler::parse(sampler, None).expect("sampler"),
+            resource: vec![("service.name".into(), "t".into())],
+            max_queue,
+            max_batch,
+            delay: Duration::from_millis(50),
+            timeout: Duration::from_secs(1),
         };
-        (Arc::new(Tracer::new(s, tx, wake)), rx)
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tracer = Tracer::new(&settings, tx, ROOM, Arc::default());
+        (Batcher::new(Arc::new(tracer)), rx)
+    }
+
+    const ROOM: usize = 7;
+
+    fn decoded(s: &Spans) -> Vec<to11_shared::otel::read::Read> {
+        assert_eq!(s.buf[..ROOM], [0; ROOM], "room kept for the head");
+        to11_shared::otel::read::spans(&s.buf[ROOM..]).expect("decodes")
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -240,29 +376,13 @@ mod tests {
 
     const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-    #[test]
-    fn a_clients_trace_is_continued_and_passed_on_as_the_attempts_context() {
-        let (t, mut rx) = tracer("parentbased_always_off", 4);
+    #[actix_rt::test]
+    async fn a_clients_trace_is_continued_and_passed_on_as_the_attempts_context() {
+        let (b, mut rx) = batcher("parentbased_always_off", 4, 1);
         let h = headers(&[("traceparent", PARENT), ("tracestate", "vendor=1")]);
-        let mut traced = t
+        let mut traced = b
             .begin(&h, Surface::Chat, 1)
             .expect("the caller sampled it");
-        assert_eq!(
-            to11_shared::otel::context::hex(&traced.trace.trace_id.0),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_eq!(
-            traced.trace.parent.map(|p| p.0),
-            Some([0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
-        );
-        assert_eq!(
-            traced
-                .trace
-                .state
-                .map(|s| traced.trace.str(s).to_string())
-                .as_deref(),
-            Some("vendor=1")
-        );
         let target = genai::Target {
             surface: Surface::Chat,
             kind: "openai",
@@ -271,24 +391,37 @@ mod tests {
             host: "api.openai.com",
             port: None,
         };
-        let (i, header) = traced.attempt(&target).expect("room");
+        let (_, header) = traced.attempt(&target).expect("room");
         let sent = TraceParent::parse(header.as_bytes()).expect("valid");
         assert_eq!(sent.trace_id, traced.trace.trace_id);
-        assert_eq!(
-            sent.span_id, traced.trace.spans[i].id,
-            "the attempt span is the upstream's parent"
-        );
         assert!(sent.sampled);
         traced.end(200, None, false);
-        let got = rx.try_recv().expect("offered");
-        assert_eq!(got.trace.spans.len(), 2);
+        let got = rx.try_recv().expect("a full batch is handed over at once");
+        assert_eq!(got.count, 2);
+        let spans = decoded(&got);
+        let (attempt, root) = (&spans[0], &spans[1]);
+        assert_eq!(
+            to11_shared::otel::context::hex(&root.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            root.parent,
+            Some([0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+        );
+        assert_eq!(root.state.as_deref(), Some("vendor=1"));
+        assert_eq!(root.name, "chat");
+        assert_eq!(
+            attempt.span_id, sent.span_id.0,
+            "the attempt span is the upstream's parent"
+        );
+        assert_eq!(attempt.parent, Some(root.span_id));
         let unsampled = headers(&[(
             "traceparent",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         )]);
-        assert!(t.begin(&unsampled, Surface::Chat, 1).is_none());
+        assert!(b.begin(&unsampled, Surface::Chat, 1).is_none());
         assert!(
-            t.begin(&HeaderMap::new(), Surface::Chat, 1).is_none(),
+            b.begin(&HeaderMap::new(), Surface::Chat, 1).is_none(),
             "no caller: always off"
         );
     }
@@ -302,22 +435,86 @@ mod tests {
         assert_ne!(ids::bytes16(), ids::bytes16());
     }
 
-    #[test]
-    fn without_a_valid_parent_a_new_trace_starts_and_a_full_queue_drops_and_counts() {
-        let (t, _rx) = tracer("always_on", 1);
+    #[actix_rt::test]
+    async fn without_a_valid_parent_a_new_trace_starts_and_a_full_queue_drops_and_counts() {
+        let (b, mut rx) = batcher("always_on", 2, 1);
         let bad = headers(&[("traceparent", "garbage"), ("tracestate", "vendor=1")]);
-        let a = t.begin(&bad, Surface::Chat, 1).expect("sampled");
+        let a = b.begin(&bad, Surface::Chat, 1).expect("sampled");
         assert_eq!(a.trace.parent, None);
         assert_eq!(
-            a.trace.state, None,
+            a.trace.state(),
+            None,
             "tracestate only with a valid traceparent"
         );
-        let b = t
+        let c = b
             .begin(&HeaderMap::new(), Surface::Chat, 1)
             .expect("sampled");
-        assert_ne!(a.trace.trace_id, b.trace.trace_id);
+        let d = b
+            .begin(&HeaderMap::new(), Surface::Chat, 1)
+            .expect("sampled");
+        assert_ne!(a.trace.trace_id, c.trace.trace_id);
         a.end(200, None, false);
-        b.end(502, Some("upstream_failure"), true);
-        assert_eq!(t.stats.dropped.load(Ordering::Relaxed), 1);
+        c.end(502, Some("upstream_failure"), true);
+        d.end(200, None, false);
+        let stats = &b.0.tracer.stats;
+        assert_eq!(
+            stats.dropped.load(Ordering::Relaxed),
+            1,
+            "the queue holds two"
+        );
+        assert_eq!(stats.waiting.load(Ordering::Relaxed), 2);
+        assert_eq!(decoded(&rx.try_recv().expect("first")).len(), 1);
+        let second = decoded(&rx.try_recv().expect("second"));
+        assert_eq!(second[0].error.as_deref(), Some("upstream_failure"));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[actix_rt::test]
+    async fn a_worker_gathers_its_requests_spans_and_hands_them_over_after_the_delay() {
+        let (b, mut rx) = batcher("always_on", 100, 10);
+        for _ in 0..3 {
+            let t = b
+                .begin(&HeaderMap::new(), Surface::Chat, 1)
+                .expect("sampled");
+            t.end(200, None, false);
+        }
+        assert!(rx.try_recv().is_err(), "gathering");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("handed over after the delay")
+            .expect("open");
+        assert_eq!(got.count, 3);
+        assert_eq!(decoded(&got).len(), 3);
+        // Four traces of three spans each in batches of ten: three go at once (nine spans, the
+        // fourth would make twelve), the fourth when the worker stops.
+        let mut traced: Vec<_> = (0..4)
+            .map(|_| {
+                b.begin(&HeaderMap::new(), Surface::Chat, 1)
+                    .expect("sampled")
+            })
+            .collect();
+        for t in &mut traced {
+            for _ in 0..2 {
+                let target = genai::Target {
+                    surface: Surface::Chat,
+                    kind: "openai",
+                    slug: "main",
+                    model: "m",
+                    host: "h",
+                    port: None,
+                };
+                t.attempt(&target).expect("room");
+            }
+        }
+        for t in traced {
+            t.end(200, None, false);
+        }
+        let first = rx
+            .try_recv()
+            .expect("the first batch, before the fourth trace");
+        assert_eq!((first.count, decoded(&first).len()), (9, 9));
+        drop(b);
+        let last = rx.try_recv().expect("handed over when the worker stops");
+        assert_eq!(last.count, 3);
     }
 }

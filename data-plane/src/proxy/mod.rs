@@ -148,8 +148,8 @@ async fn serve(
     let (tags, user) = admit::labels(req)?;
     let limited = limit::limited(&caller);
     let header_user = if limited { user.clone() } else { None };
-    let traced = ctx
-        .tracer
+    let traced = worker
+        .traces
         .as_ref()
         .and_then(|t| t.begin(req.headers(), surface, crate::otel::unix_ns(arrived.at)));
     *draft = open_draft(

@@ -1,22 +1,17 @@
-//! A batch of traces as an OTLP `ExportTraceServiceRequest` in protobuf, written directly from the
-//! compact records (no intermediate message structs). Field numbers are those of the official
-//! `opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto`; the integration test
-//! decodes what this writes with the official definitions (Python `opentelemetry-proto`).
+//! OTLP/protobuf, written by hand from the official
+//! `opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto` field numbers (no
+//! intermediate message structs): the wire primitives `record::Trace` encodes its spans with as
+//! the request goes, and the head of an `ExportTraceServiceRequest` (one resource, one scope) that
+//! turns a run of encoded spans into a batch (`Head`). The integration test decodes what is
+//! written here with the official definitions (Python `opentelemetry-proto`).
 
-use super::record::{Attr, Trace, Value};
+use super::record::Trace;
 
 /// Wire types.
-const VARINT: u32 = 0;
-const FIXED64: u32 = 1;
-const LEN: u32 = 2;
-const FIXED32: u32 = 5;
-
-/// `Span.flags`: the context-has-is-remote bit and the is-remote bit (the low byte carries the
-/// W3C trace flags).
-const HAS_IS_REMOTE: u32 = 0x100;
-const IS_REMOTE: u32 = 0x200;
-/// `Status.StatusCode.STATUS_CODE_ERROR`.
-const STATUS_ERROR: u64 = 2;
+pub(super) const VARINT: u32 = 0;
+pub(super) const FIXED64: u32 = 1;
+pub(super) const LEN: u32 = 2;
+pub(super) const FIXED32: u32 = 5;
 
 /// The instrumentation scope named in every batch.
 pub struct Scope<'a> {
@@ -24,10 +19,68 @@ pub struct Scope<'a> {
     pub version: &'a str,
 }
 
-/// An encoded batch: the bytes are `buf[start..]`. The spans are written once, after room left
-/// for the messages that enclose them, whose lengths are known only at the end; those are
-/// written last, right before the spans. The batch is never moved to make room for a length, nor
-/// copied into a request body (`Bytes::from(buf).slice(start..)`).
+/// The enclosing messages of a batch: the resource and the scope, encoded once per process. A
+/// batch is built as a buffer whose first `room()` bytes are kept free, followed by encoded spans
+/// (`Trace::bytes`, each a `ScopeSpans.spans` field); `seal` writes the head into the free room,
+/// right before the spans, whose lengths it then knows. The spans are never moved to make room
+/// for a length, nor copied into a request body (`Bytes::from(buf).slice(start..)`).
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// `ResourceSpans.resource = 1` (tag, length and content).
+    resource: Vec<u8>,
+    /// `ScopeSpans.scope = 1` (tag, length and content).
+    scope: Vec<u8>,
+}
+
+impl Head {
+    pub fn new(resource: &[(String, String)], scope: &Scope<'_>) -> Head {
+        let mut res = Vec::new();
+        for (k, v) in resource {
+            // Resource.attributes = 1
+            nested(&mut res, 1, |b| {
+                string(b, 1, k);
+                nested(b, 2, |b| string(b, 1, v));
+            });
+        }
+        let mut sc = Vec::new();
+        string(&mut sc, 1, scope.name);
+        string(&mut sc, 2, scope.version);
+        let (mut resource, mut scope) = (Vec::new(), Vec::new());
+        bytes(&mut resource, 1, &res);
+        bytes(&mut scope, 1, &sc);
+        Head { resource, scope }
+    }
+
+    /// The bytes kept free before the spans: the resource and the scope, and two tags and two
+    /// lengths (at most 1 + 10 bytes each).
+    pub fn room(&self) -> usize {
+        2 * 11 + self.resource.len() + self.scope.len()
+    }
+
+    /// Writes the head into `buf`'s first `room()` bytes, right before the spans that follow,
+    /// and returns where the batch starts.
+    pub fn seal(&self, buf: &mut [u8]) -> usize {
+        let room = self.room();
+        let spans = buf.len() - room;
+        // Lengths from the inside out: ScopeSpans, then ResourceSpans.
+        let scope_spans = self.scope.len() + spans;
+        let resource_spans = self.resource.len() + field_len(scope_spans);
+        let mut front = Vec::with_capacity(room);
+        // ExportTraceServiceRequest.resource_spans = 1
+        tag(&mut front, 1, LEN);
+        varint(&mut front, resource_spans as u64);
+        front.extend_from_slice(&self.resource);
+        // ResourceSpans.scope_spans = 2
+        tag(&mut front, 2, LEN);
+        varint(&mut front, scope_spans as u64);
+        front.extend_from_slice(&self.scope);
+        let start = room - front.len();
+        buf[start..room].copy_from_slice(&front);
+        start
+    }
+}
+
+/// An encoded batch: the bytes are `buf[start..]`.
 pub struct Encoded {
     pub buf: Vec<u8>,
     pub start: usize,
@@ -39,143 +92,37 @@ impl Encoded {
     }
 }
 
-/// Encodes `traces` as one `ExportTraceServiceRequest` of one resource and one scope.
+/// `traces` (ended) as one `ExportTraceServiceRequest` of one resource and one scope.
 pub fn encode_batch<'t>(
     resource: &[(String, String)],
     scope: &Scope<'_>,
-    traces: impl IntoIterator<Item = &'t Trace> + Clone,
+    traces: impl IntoIterator<Item = &'t Trace>,
 ) -> Encoded {
-    // ResourceSpans.resource = 1, then ScopeSpans.scope = 1: small, written aside first.
-    let mut res = Vec::new();
-    for (k, v) in resource {
-        // Resource.attributes = 1
-        nested(&mut res, 1, |b| key_value(b, k, |b| string(b, 1, v)));
-    }
-    let mut sc = Vec::new();
-    string(&mut sc, 1, scope.name);
-    string(&mut sc, 2, scope.version);
-    // Headroom: three tags and three lengths (at most 1 + 10 bytes each), and those two.
-    let head = 3 * 11 + 2 * 11 + res.len() + sc.len();
-    // Room for the whole batch up front: its strings, and a little for each span and attribute.
-    let room: usize = traces
-        .clone()
-        .into_iter()
-        .map(|t| t.text.len() + 80 * t.spans.len() + 52 * t.attrs.len())
-        .sum();
-    let mut buf = Vec::with_capacity(head + room);
-    buf.resize(head, 0);
+    let head = Head::new(resource, scope);
+    let mut buf = vec![0; head.room()];
     for t in traces {
-        for i in 0..t.spans.len() {
-            // ScopeSpans.spans = 2
-            nested(&mut buf, 2, |b| span(b, t, i));
-        }
+        buf.extend_from_slice(t.bytes());
     }
-    let spans = buf.len() - head;
-    // Lengths from the inside out: ScopeSpans, then ResourceSpans.
-    let scope_spans = field_len(sc.len()) + spans;
-    let resource_spans = field_len(res.len()) + field_len(scope_spans);
-    let mut front = Vec::with_capacity(head);
-    // ExportTraceServiceRequest.resource_spans = 1
-    tag(&mut front, 1, LEN);
-    varint(&mut front, resource_spans as u64);
-    bytes(&mut front, 1, &res);
-    // ResourceSpans.scope_spans = 2
-    tag(&mut front, 2, LEN);
-    varint(&mut front, scope_spans as u64);
-    bytes(&mut front, 1, &sc);
-    let start = head - front.len();
-    buf[start..head].copy_from_slice(&front);
+    let start = head.seal(&mut buf);
     Encoded { buf, start }
 }
 
 /// The size of a length-delimited field of `len` bytes (one-byte tag).
-fn field_len(len: usize) -> usize {
+pub(super) fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-fn varint_len(v: u64) -> usize {
+pub(super) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn span(b: &mut Vec<u8>, t: &Trace, i: usize) {
-    let s = &t.spans[i];
-    bytes(b, 1, &t.trace_id.0);
-    bytes(b, 2, &s.id.0);
-    if let Some(state) = t.state {
-        string(b, 3, t.str(state));
-    }
-    let parent = match (i, s.parent) {
-        (0, _) => t.parent,
-        (_, p) => p,
-    };
-    if let Some(p) = parent {
-        bytes(b, 4, &p.0);
-    }
-    string(b, 5, t.str(s.name));
-    tag(b, 6, VARINT);
-    varint(b, s.kind as u64);
-    tag(b, 7, FIXED64);
-    b.extend_from_slice(&s.start_ns.to_le_bytes());
-    tag(b, 8, FIXED64);
-    b.extend_from_slice(&s.end_ns.to_le_bytes());
-    for a in t.attrs_of(i) {
-        attribute(b, t, a);
-    }
-    if let Some(message) = s.error {
-        // Span.status = 15: message = 2, code = 3
-        nested(b, 15, |b| {
-            string(b, 2, t.str(message));
-            tag(b, 3, VARINT);
-            varint(b, STATUS_ERROR);
-        });
-    }
-    let remote = if i == 0 && t.parent.is_some() {
-        IS_REMOTE
-    } else {
-        0
-    };
-    tag(b, 16, FIXED32);
-    b.extend_from_slice(&(1 | HAS_IS_REMOTE | remote).to_le_bytes());
-}
-
-/// `Span.attributes = 9`.
 #[inline]
-fn attribute(b: &mut Vec<u8>, t: &Trace, a: &Attr) {
-    nested(b, 9, |b| key_value(b, a.key, |b| any_value(b, t, a.value)));
-}
-
-/// `KeyValue { key = 1; value = 2 }`.
-#[inline]
-fn key_value(b: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
-    string(b, 1, key);
-    nested(b, 2, value);
-}
-
-/// The inside of an `AnyValue`: string = 1, bool = 2, int = 3, array = 5.
-#[inline]
-fn any_value(b: &mut Vec<u8>, t: &Trace, v: Value) {
-    match v {
-        Value::Text(s) => string(b, 1, t.str(s)),
-        Value::Bool(x) => {
-            tag(b, 2, VARINT);
-            varint(b, u64::from(x));
-        }
-        Value::Int(x) => {
-            tag(b, 3, VARINT);
-            varint(b, x as u64);
-        }
-        // ArrayValue { repeated AnyValue values = 1 }
-        Value::TextList(s) => nested(b, 5, |b| nested(b, 1, |b| string(b, 1, t.str(s)))),
-    }
-}
-
-#[inline]
-fn tag(b: &mut Vec<u8>, field: u32, wire: u32) {
+pub(super) fn tag(b: &mut Vec<u8>, field: u32, wire: u32) {
     varint(b, u64::from(field << 3 | wire));
 }
 
 #[inline]
-fn varint(b: &mut Vec<u8>, mut v: u64) {
+pub(super) fn varint(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         b.push((v as u8) | 0x80);
         v >>= 7;
@@ -184,26 +131,38 @@ fn varint(b: &mut Vec<u8>, mut v: u64) {
 }
 
 #[inline]
-fn string(b: &mut Vec<u8>, field: u32, s: &str) {
+pub(super) fn string(b: &mut Vec<u8>, field: u32, s: &str) {
     bytes(b, field, s.as_bytes());
 }
 
 #[inline]
-fn bytes(b: &mut Vec<u8>, field: u32, v: &[u8]) {
+pub(super) fn bytes(b: &mut Vec<u8>, field: u32, v: &[u8]) {
     tag(b, field, LEN);
     varint(b, v.len() as u64);
     b.extend_from_slice(v);
 }
 
 /// A length-delimited field whose content `f` writes. One byte is kept for the length, which is
-/// filled in afterwards; only a content of 128 bytes or more (a span) moves to make room
-/// for a longer length. No allocation.
+/// filled in afterwards (`close`). No allocation.
 #[inline]
-fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
+pub(super) fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
+    let start = open(b, field);
+    f(b);
+    close(b, start);
+}
+
+/// Starts a length-delimited field whose content follows: its tag and one byte kept for its
+/// length. Returns where the content starts (for `close`).
+#[inline]
+pub(super) fn open(b: &mut Vec<u8>, field: u32) -> usize {
     tag(b, field, LEN);
     b.push(0);
-    let start = b.len();
-    f(b);
+    b.len()
+}
+
+/// Ends the field `open` started at `start`: its length goes into the byte kept for it, and only
+/// a content of 128 bytes or more (a span) moves to make room for a longer length (one memmove).
+pub(super) fn close(b: &mut Vec<u8>, start: usize) {
     let len = b.len() - start;
     if len < 0x80 {
         b[start - 1] = len as u8;
@@ -218,8 +177,7 @@ fn nested(b: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
         n += 1;
     }
     prefix[n] = v as u8;
-    // The content moves `n` bytes on (one memmove), and the length's first byte stays in the
-    // byte kept for it.
+    // The content moves `n` bytes on, and the length's first byte stays in the byte kept for it.
     let end = b.len();
     b.resize(end + n, 0);
     b.copy_within(start..end, start + n);
@@ -282,31 +240,28 @@ mod tests {
             .collect()
     }
 
+    fn trace(n: u8, model: &str) -> Trace {
+        let mut t = Trace::new(TraceId([n; 16]), SpanId([n | 1; 8]), None, 1);
+        let m = t.set_str(0, &super::super::genai::REQUEST_MODEL, model);
+        t.name("chat", m);
+        let a = t
+            .child(SpanId([2; 8]), Kind::Client, 1, "chat", model)
+            .expect("room");
+        t.end(a, 2, None);
+        t.end(0, 2, None);
+        t
+    }
+
     #[test]
     fn a_batch_is_a_resource_a_scope_and_every_span_with_its_attributes() {
-        let mut t = Trace::new(
-            TraceId([1; 16]),
-            SpanId([2; 8]),
-            Some(SpanId([9; 8])),
-            1_000,
-        );
-        t.name(0, "chat", "smart");
-        t.set_str(0, "gen_ai.operation.name", "chat");
-        t.set_int(0, "gen_ai.usage.input_tokens", 300);
-        let long = "m".repeat(200);
-        t.set_str(0, "gen_ai.request.model", &long);
-        let a = t.child(SpanId([3; 8]), Kind::Client, 1_100).expect("room");
-        t.name(a, "chat", "gpt-4o");
-        t.set_int(a, "http.response.status_code", 503);
-        t.end(a, 1_200, Some("503"));
-        t.end(0, 2_000, None);
+        let traces = [trace(1, "smart"), trace(2, "fast")];
         let encoded = encode_batch(
             &[("service.name".into(), "gw".into())],
             &Scope {
                 name: "to11",
                 version: "1",
             },
-            [&t],
+            &traces,
         );
         let out = encoded.bytes();
         let top = fields(out);
@@ -315,53 +270,23 @@ mod tests {
         let resource = &field(rs, 1)[0];
         let kv = &field(resource, 1)[0];
         assert_eq!(field(kv, 1)[0], b"service.name");
+        assert_eq!(field(&field(kv, 2)[0], 1)[0], b"gw");
         let ss = &field(rs, 2)[0];
-        assert_eq!(field(&field(ss, 1)[0], 1)[0], b"to11");
-        let spans = field(ss, 2);
-        assert_eq!(spans.len(), 2);
-        let (root, attempt) = (&spans[0], &spans[1]);
-        assert_eq!(field(root, 1)[0], [1; 16]);
-        assert_eq!(field(root, 4)[0], [9; 8], "the caller's span is the parent");
-        assert_eq!(field(root, 5)[0], b"chat smart");
-        assert_eq!(field(root, 9).len(), 3);
-        let tokens = &field(root, 9)[1];
-        assert_eq!(field(tokens, 1)[0], b"gen_ai.usage.input_tokens");
-        assert_eq!(
-            field(&field(tokens, 2)[0], 3)[0][..2],
-            300u64.to_le_bytes()[..2]
-        );
-        let model = &field(root, 9)[2];
-        assert_eq!(
-            field(&field(model, 2)[0], 1)[0],
-            long.as_bytes(),
-            "a length over 127"
-        );
-        assert!(field(root, 15).is_empty());
-        assert_eq!(
-            field(attempt, 4)[0],
-            [2; 8],
-            "an attempt's parent is the request span"
-        );
-        assert_eq!(field(attempt, 6)[0][0], 3, "client");
-        assert_eq!(field(attempt, 7)[0], 1_100u64.to_le_bytes());
-        let status = &field(attempt, 15)[0];
-        assert_eq!(field(status, 2)[0], b"503");
-        assert_eq!(field(status, 3)[0][0], 2);
-        assert_eq!(field(root, 16)[0], 0x301u32.to_le_bytes());
-        assert_eq!(field(attempt, 16)[0], 0x101u32.to_le_bytes());
+        let scope = &field(ss, 1)[0];
+        assert_eq!(field(scope, 1)[0], b"to11");
+        assert_eq!(field(scope, 2)[0], b"1");
+        let spans = super::super::read::batch(out).expect("decodes");
+        assert_eq!(spans.len(), 4);
+        assert_eq!(spans[1].name, "chat smart");
+        assert_eq!(spans[3].name, "chat fast");
+        assert_eq!(spans[3].trace_id, [2; 16]);
+        assert_eq!(spans[2].parent, Some([3; 8]), "trace 2's request span");
     }
 
     #[test]
     fn a_large_batch_has_lengths_of_several_bytes_and_decodes_whole() {
         let traces: Vec<Trace> = (0..300u16)
-            .map(|n| {
-                let n = n as u8;
-                let mut t = Trace::new(TraceId([n; 16]), SpanId([n; 8]), None, 1);
-                t.name(0, "chat", &"x".repeat(150));
-                t.set_str(0, "gen_ai.request.model", &"m".repeat(100));
-                t.end(0, 2, None);
-                t
-            })
+            .map(|n| trace(n as u8, &"m".repeat(100 + usize::from(n))))
             .collect();
         let encoded = encode_batch(
             &[("service.name".into(), "gw".into())],
@@ -372,14 +297,14 @@ mod tests {
             traces.iter(),
         );
         let out = encoded.bytes();
-        assert!(out.len() > 70_000, "{}", out.len());
+        assert!(out.len() > 150_000, "{}", out.len());
         assert_eq!(fields(out).len(), 1);
         let rs = &field(out, 1)[0];
         assert_eq!(fields(rs).len(), 2);
-        let ss = &field(rs, 2)[0];
-        let spans = field(ss, 2);
-        assert_eq!(spans.len(), 300);
-        assert_eq!(field(&spans[299], 1)[0], [43; 16], "299 as u8");
+        let spans = super::super::read::batch(out).expect("decodes");
+        assert_eq!(spans.len(), 600);
+        assert_eq!(spans[599].trace_id, [43; 16], "299 as u8");
+        assert_eq!(spans[599].name, format!("chat {}", "m".repeat(399)));
         for n in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
             let mut b = vec![];
             varint(&mut b, n);

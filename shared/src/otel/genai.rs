@@ -5,25 +5,35 @@
 //! status or error). to11's own facts (layer, route, function, provider slug, project) are
 //! `to11.*` attributes.
 
-use super::record::Trace;
+use super::record::{Key, Kind, Trace};
+use super::SpanId;
 use crate::upstream::Surface;
 use crate::usage::Usage;
 
-pub const OPERATION: &str = "gen_ai.operation.name";
-pub const PROVIDER: &str = "gen_ai.provider.name";
-pub const REQUEST_MODEL: &str = "gen_ai.request.model";
-pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
-pub const MAX_TOKENS: &str = "gen_ai.request.max_tokens";
-pub const INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
-pub const OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
-pub const CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
-pub const CACHE_CREATION: &str = "gen_ai.usage.cache_creation.input_tokens";
-pub const REASONING: &str = "gen_ai.usage.reasoning.output_tokens";
-pub const FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
-pub const ERROR_TYPE: &str = "error.type";
-pub const HTTP_STATUS: &str = "http.response.status_code";
-pub const SERVER_ADDRESS: &str = "server.address";
-pub const SERVER_PORT: &str = "server.port";
+pub const OPERATION: Key = Key::new("gen_ai.operation.name");
+pub const PROVIDER: Key = Key::new("gen_ai.provider.name");
+pub const REQUEST_MODEL: Key = Key::new("gen_ai.request.model");
+pub const RESPONSE_MODEL: Key = Key::new("gen_ai.response.model");
+pub const MAX_TOKENS: Key = Key::new("gen_ai.request.max_tokens");
+pub const INPUT_TOKENS: Key = Key::new("gen_ai.usage.input_tokens");
+pub const OUTPUT_TOKENS: Key = Key::new("gen_ai.usage.output_tokens");
+pub const CACHE_READ: Key = Key::new("gen_ai.usage.cache_read.input_tokens");
+pub const CACHE_CREATION: Key = Key::new("gen_ai.usage.cache_creation.input_tokens");
+pub const REASONING: Key = Key::new("gen_ai.usage.reasoning.output_tokens");
+pub const FINISH_REASONS: Key = Key::new("gen_ai.response.finish_reasons");
+pub const ERROR_TYPE: Key = Key::new("error.type");
+pub const HTTP_STATUS: Key = Key::new("http.response.status_code");
+pub const SERVER_ADDRESS: Key = Key::new("server.address");
+pub const SERVER_PORT: Key = Key::new("server.port");
+pub const STREAM: Key = Key::new("gen_ai.request.stream");
+pub const TO11_LAYER: Key = Key::new("to11.layer");
+pub const TO11_ROUTE: Key = Key::new("to11.route");
+pub const TO11_FUNCTION: Key = Key::new("to11.function");
+pub const TO11_PROVIDER: Key = Key::new("to11.provider");
+pub const TO11_ATTEMPTS: Key = Key::new("to11.attempts");
+pub const TO11_USAGE_ESTIMATED: Key = Key::new("to11.usage.estimated");
+pub const TO11_PROJECT: Key = Key::new("to11.project");
+pub const TO11_REQUEST_ID: Key = Key::new("to11.request_id");
 
 /// `gen_ai.operation.name` of a called API.
 pub fn operation(surface: Surface) -> &'static str {
@@ -75,47 +85,47 @@ pub struct Resolved<'a> {
 /// The request span's name and attributes once the request resolved.
 pub fn resolved(t: &mut Trace, r: &Resolved<'_>) {
     let op = operation(r.surface);
-    t.name(0, op, r.model);
-    t.set_str(0, OPERATION, op);
-    t.set_str(0, REQUEST_MODEL, r.model);
-    t.set_str(0, "to11.layer", r.layer);
+    t.set_str(0, &OPERATION, op);
+    let model = t.set_str(0, &REQUEST_MODEL, r.model);
+    t.name(op, model);
+    t.set_str(0, &TO11_LAYER, r.layer);
     if let Some(route) = r.route {
-        t.set_str(0, "to11.route", route);
+        t.set_str(0, &TO11_ROUTE, route);
     }
     if let Some(f) = r.function {
-        t.set_str(0, "to11.function", f);
+        t.set_str(0, &TO11_FUNCTION, f);
     }
     if let Some(m) = r.max_tokens {
-        t.set_int(0, MAX_TOKENS, m as i64);
+        t.set_int(0, &MAX_TOKENS, m as i64);
     }
-    t.set_bool(0, "gen_ai.request.stream", r.stream);
+    t.set_bool(0, &STREAM, r.stream);
 }
 
 /// Who served the request (or failed last): the request span's provider and response model.
 pub fn served(t: &mut Trace, kind: &str, slug: &str, model: &str, attempts: u32) {
-    t.set_str(0, PROVIDER, provider_name(kind));
-    t.set_str(0, "to11.provider", slug);
-    t.set_str(0, RESPONSE_MODEL, model);
-    t.set_int(0, "to11.attempts", i64::from(attempts));
+    t.set_str(0, &PROVIDER, provider_name(kind));
+    t.set_str(0, &TO11_PROVIDER, slug);
+    t.set_str(0, &RESPONSE_MODEL, model);
+    t.set_int(0, &TO11_ATTEMPTS, i64::from(attempts));
 }
 
 /// The request's token usage (the conventions count cache reads and writes in the input, and
 /// reasoning in the output, as `Usage::prompt` and `Usage::output` do).
 pub fn usage(t: &mut Trace, u: &Usage, estimated: bool) {
-    t.set_int(0, INPUT_TOKENS, u.prompt() as i64);
-    t.set_int(0, OUTPUT_TOKENS, u.output as i64);
+    t.set_int(0, &INPUT_TOKENS, u.prompt() as i64);
+    t.set_int(0, &OUTPUT_TOKENS, u.output as i64);
     if u.cache_read > 0 {
-        t.set_int(0, CACHE_READ, u.cache_read as i64);
+        t.set_int(0, &CACHE_READ, u.cache_read as i64);
     }
     let created = u.cache_write + u.cache_write_1h;
     if created > 0 {
-        t.set_int(0, CACHE_CREATION, created as i64);
+        t.set_int(0, &CACHE_CREATION, created as i64);
     }
     if u.reasoning > 0 {
-        t.set_int(0, REASONING, u.reasoning as i64);
+        t.set_int(0, &REASONING, u.reasoning as i64);
     }
     if estimated {
-        t.set_bool(0, "to11.usage.estimated", true);
+        t.set_bool(0, &TO11_USAGE_ESTIMATED, true);
     }
 }
 
@@ -131,8 +141,8 @@ pub struct Target<'a> {
 }
 
 /// `server.address` and `server.port` of an upstream URL (`scheme://[userinfo@]host[:port]/…`);
-/// the port is the scheme's when the URL names none. Runs per traced attempt: the authority's end
-/// is found with one vectorised search, and only the authority (a few bytes) is looked at after.
+/// the port is the scheme's when the URL names none. Runs per traced attempt: three short scans
+/// of the authority (a few bytes; a vectorised search costs more to set up than it saves here).
 pub fn host_port(url: &str) -> (&str, Option<u16>) {
     let b = url.as_bytes();
     let (scheme_port, from) = if b.starts_with(b"https://") {
@@ -142,15 +152,23 @@ pub fn host_port(url: &str) -> (&str, Option<u16>) {
     } else {
         (None, url.find("://").map_or(0, |i| i + 3))
     };
-    let rest = &b[from..];
-    let end = from + memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
-    // After the last `@` (userinfo may hold `:`).
-    let at = from + memchr::memrchr(b'@', &b[from..end]).map_or(0, |i| i + 1);
-    let authority = &b[at..end];
-    // A port is after the last `:`, unless that `:` is inside an IPv6 literal's brackets.
-    let colon = memchr::memrchr(b':', authority)
-        .filter(|&i| !authority[i..].contains(&b']'))
-        .filter(|&i| authority[0] != b'[' || authority[..i].ends_with(b"]"));
+    let rest = b.get(from..).unwrap_or_default();
+    let end = from
+        + rest
+            .iter()
+            .position(|c| matches!(c, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
+    // After the last `@` (userinfo may hold `:`); a port is after the last `:`, unless that `:`
+    // is inside an IPv6 literal's brackets.
+    let at = from
+        + b[from..end]
+            .iter()
+            .rposition(|&c| c == b'@')
+            .map_or(0, |i| i + 1);
+    let colon = b[at..end]
+        .iter()
+        .rposition(|&c| c == b':' || c == b']')
+        .filter(|&i| b[at + i] == b':');
     let (host_end, port) = match colon {
         Some(i) => (
             at + i,
@@ -166,18 +184,20 @@ pub fn host_port(url: &str) -> (&str, Option<u16>) {
     (host, port)
 }
 
-/// An attempt span's name and attributes, before it is sent.
-pub fn attempt(t: &mut Trace, span: usize, a: &Target<'_>) {
+/// Begins an attempt's span `id` at `start_ns`, before it is sent: its name and attributes, and
+/// its index; `None` when the trace has no room.
+pub fn attempt(t: &mut Trace, id: SpanId, start_ns: u64, a: &Target<'_>) -> Option<usize> {
     let op = operation(a.surface);
-    t.name(span, op, a.model);
-    t.set_str(span, OPERATION, op);
-    t.set_str(span, PROVIDER, provider_name(a.kind));
-    t.set_str(span, REQUEST_MODEL, a.model);
-    t.set_str(span, "to11.provider", a.slug);
-    t.set_str(span, SERVER_ADDRESS, a.host);
+    let span = t.child(id, Kind::Client, start_ns, op, a.model)?;
+    t.set_str(span, &OPERATION, op);
+    t.set_str(span, &PROVIDER, provider_name(a.kind));
+    t.set_str(span, &REQUEST_MODEL, a.model);
+    t.set_str(span, &TO11_PROVIDER, a.slug);
+    t.set_str(span, &SERVER_ADDRESS, a.host);
     if let Some(p) = a.port {
-        t.set_int(span, SERVER_PORT, i64::from(p));
+        t.set_int(span, &SERVER_PORT, i64::from(p));
     }
+    Some(span)
 }
 
 /// How an attempt ended: the upstream's status, or why there was none (`error.type`).
@@ -189,7 +209,7 @@ pub fn attempt_end(
     error: Option<&str>,
 ) {
     if let Some(s) = status {
-        t.set_int(span, HTTP_STATUS, i64::from(s));
+        t.set_int(span, &HTTP_STATUS, i64::from(s));
     }
     let failed = match (status, error) {
         (_, Some(e)) => Some(e),
@@ -197,7 +217,7 @@ pub fn attempt_end(
         _ => None,
     };
     if let Some(e) = failed {
-        t.set_str(span, ERROR_TYPE, e);
+        t.set_str(span, &ERROR_TYPE, e);
     }
     t.end(span, end_ns, failed);
 }
@@ -206,10 +226,10 @@ pub fn attempt_end(
 /// status is an error for a 5xx, or when `fault` (an answer cut short); a client's 4xx only sets
 /// `error.type`, as the HTTP server conventions say.
 pub fn request_end(t: &mut Trace, end_ns: u64, status: u16, error: Option<&str>, fault: bool) {
-    t.set_int(0, HTTP_STATUS, i64::from(status));
+    t.set_int(0, &HTTP_STATUS, i64::from(status));
     let failed = error.or((status >= 400).then(|| status_text(status)));
     if let Some(e) = failed {
-        t.set_str(0, ERROR_TYPE, e);
+        t.set_str(0, &ERROR_TYPE, e);
     }
     let fault = fault || status >= 500;
     t.end(
@@ -237,26 +257,13 @@ fn status_text(s: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Kind, SpanId, TraceId};
+    use super::super::read::{self, Read};
+    use super::super::TraceId;
     use super::*;
     use crate::upstream::Surface;
 
-    fn attrs(t: &Trace, span: usize) -> Vec<(String, String)> {
-        use super::super::record::Value;
-        t.attrs_of(span)
-            .map(|a| {
-                let v = match a.value {
-                    Value::Text(x) | Value::TextList(x) => t.str(x).to_string(),
-                    Value::Int(i) => i.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                };
-                (a.key.to_string(), v)
-            })
-            .collect()
-    }
-
-    fn has(t: &Trace, span: usize, k: &str, v: &str) -> bool {
-        attrs(t, span).contains(&(k.to_string(), v.to_string()))
+    fn spans(t: &Trace) -> Vec<Read> {
+        read::spans(t.bytes()).expect("decodes")
     }
 
     #[test]
@@ -278,21 +285,15 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let span = t
-                .child(SpanId([3 + i as u8; 8]), Kind::Client, 20)
-                .expect("room");
-            attempt(
-                &mut t,
-                span,
-                &Target {
-                    surface: Surface::Chat,
-                    kind,
-                    slug: "main",
-                    model: "m",
-                    host: "127.0.0.1",
-                    port: Some(8080),
-                },
-            );
+            let target = Target {
+                surface: Surface::Chat,
+                kind,
+                slug: "main",
+                model: "m",
+                host: "127.0.0.1",
+                port: Some(8080),
+            };
+            let span = attempt(&mut t, SpanId([3 + i as u8; 8]), 20, &target).expect("room");
             attempt_end(&mut t, span, 30, Some(status), None);
         }
         served(&mut t, "anthropic", "claude", "claude-x", 2);
@@ -309,53 +310,94 @@ mod tests {
             false,
         );
         request_end(&mut t, 40, 200, None, false);
-        assert_eq!(t.str(t.spans[0].name), "chat smart");
+        let spans = spans(&t);
+        let (failed, ok, root) = (&spans[0], &spans[1], &spans[2]);
+        assert_eq!(root.name, "chat smart");
         for (k, v) in [
             (OPERATION, "chat"),
             (REQUEST_MODEL, "smart"),
             (RESPONSE_MODEL, "claude-x"),
             (PROVIDER, "anthropic"),
-            ("to11.route", "smart"),
-            ("to11.layer", "route"),
+            (TO11_ROUTE, "smart"),
+            (TO11_LAYER, "route"),
             (MAX_TOKENS, "64"),
+            (STREAM, "false"),
             (INPUT_TOKENS, "18"),
             (OUTPUT_TOKENS, "7"),
             (CACHE_READ, "5"),
             (CACHE_CREATION, "3"),
             (REASONING, "3"),
             (HTTP_STATUS, "200"),
+            (TO11_ATTEMPTS, "2"),
         ] {
-            assert!(has(&t, 0, k, v), "{k}={v}: {:?}", attrs(&t, 0));
+            assert_eq!(
+                root.attr(k.name()),
+                Some(v),
+                "{}: {:?}",
+                k.name(),
+                root.attrs
+            );
         }
-        assert_eq!(t.spans[0].error, None);
-        assert!(has(&t, 1, ERROR_TYPE, "503"));
-        assert_eq!(t.spans[1].error.map(|e| t.str(e)), Some("503"));
-        assert!(has(&t, 1, PROVIDER, "openai"));
-        assert!(has(&t, 1, SERVER_ADDRESS, "127.0.0.1"));
-        assert!(has(&t, 2, PROVIDER, "anthropic"));
-        assert_eq!(t.spans[2].error, None);
-        assert!(!attrs(&t, 2).iter().any(|(k, _)| k == ERROR_TYPE));
+        assert_eq!(root.attr(TO11_FUNCTION.name()), None);
+        assert_eq!(root.error, None);
+        assert_eq!(failed.name, "chat m");
+        assert_eq!(failed.attr(ERROR_TYPE.name()), Some("503"));
+        assert_eq!(failed.error.as_deref(), Some("503"));
+        assert_eq!(failed.attr(PROVIDER.name()), Some("openai"));
+        assert_eq!(failed.attr(SERVER_ADDRESS.name()), Some("127.0.0.1"));
+        assert_eq!(failed.attr(SERVER_PORT.name()), Some("8080"));
+        assert_eq!(failed.span_id, [3; 8]);
+        assert_eq!(ok.attr(PROVIDER.name()), Some("anthropic"));
+        assert_eq!(ok.attr(HTTP_STATUS.name()), Some("200"));
+        assert_eq!(ok.error, None);
+        assert_eq!(ok.attr(ERROR_TYPE.name()), None);
     }
 
     #[test]
     fn failures_set_the_error_status() {
-        let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
-        request_end(&mut t, 20, 404, Some("not_found"), false);
-        assert!(has(&t, 0, ERROR_TYPE, "not_found"));
+        let root = |status, error, fault| {
+            let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
+            request_end(&mut t, 20, status, error, fault);
+            spans(&t).pop().expect("the request span")
+        };
+        let client = root(404, Some("not_found"), false);
+        assert_eq!(client.attr(ERROR_TYPE.name()), Some("not_found"));
         assert_eq!(
-            t.spans[0].error, None,
+            client.error, None,
             "a client's error is not the server span's"
         );
+        assert_eq!(root(404, None, false).attr(ERROR_TYPE.name()), Some("404"));
+        let failed = root(502, Some("upstream_failure"), true);
+        assert_eq!(failed.error.as_deref(), Some("upstream_failure"));
+        assert_eq!(root(503, None, false).error.as_deref(), Some("503"));
+        let cut = root(200, Some("incomplete"), true);
+        assert_eq!(cut.error.as_deref(), Some("incomplete"));
+        assert_eq!(root(200, None, true).error.as_deref(), Some("error"));
         let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
-        request_end(&mut t, 20, 502, Some("upstream_failure"), true);
-        let mut cut = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
-        request_end(&mut cut, 20, 200, Some("incomplete"), true);
-        assert_eq!(cut.spans[0].error.map(|e| cut.str(e)), Some("incomplete"));
-        assert_eq!(t.spans[0].error.map(|e| t.str(e)), Some("upstream_failure"));
-        let s = t.child(SpanId([5; 8]), Kind::Client, 11).expect("room");
+        let target = Target {
+            surface: Surface::Embeddings,
+            kind: "openai",
+            slug: "main",
+            model: "e",
+            host: "h",
+            port: None,
+        };
+        let s = attempt(&mut t, SpanId([5; 8]), 11, &target).expect("room");
         attempt_end(&mut t, s, 12, None, Some("timeout"));
-        assert_eq!(t.spans[s].error.map(|e| t.str(e)), Some("timeout"));
+        request_end(&mut t, 20, 504, Some("timeout"), false);
+        let spans = spans(&t);
+        assert_eq!(spans[0].error.as_deref(), Some("timeout"));
+        assert_eq!(spans[0].attr(ERROR_TYPE.name()), Some("timeout"));
+        assert_eq!(
+            spans[0].attr(HTTP_STATUS.name()),
+            None,
+            "no answer, no status"
+        );
+        assert_eq!(spans[0].attr(SERVER_PORT.name()), None);
+        assert_eq!(spans[0].name, "embeddings e");
         assert_eq!(status_text(418), "4xx");
+        assert_eq!(status_text(504), "504");
+        assert_eq!(status_text(507), "5xx");
     }
 
     #[test]

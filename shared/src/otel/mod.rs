@@ -1,14 +1,16 @@
 //! OpenTelemetry traces as pure code: W3C trace context (`context`: `traceparent` read and
 //! written), the standard samplers (`sampler`), the `OTEL_*` settings (`settings`), one request's
-//! span tree as a compact record (`record::Trace`: fixed-size ids, every string in one buffer) with
-//! its GenAI semantic-convention names (`genai`), and the OTLP/protobuf encoding of a batch
-//! (`encode`), written by hand from the official `.proto` field numbers.
+//! span tree, encoded as OTLP/protobuf while the request is served (`record::Trace`) with its
+//! GenAI semantic-convention names (`genai`), the protobuf primitives and a batch's head
+//! (`encode`), written by hand from the official `.proto` field numbers, and a reader of what is
+//! written (`read`, for tests).
 //!
-//! No I/O: the data plane records a `Trace` per sampled request and ships encoded batches.
+//! No I/O: the data plane records a `Trace` per sampled request and ships batches of its bytes.
 
 pub mod context;
 pub mod encode;
 pub mod genai;
+pub mod read;
 pub mod record;
 pub mod sampler;
 pub mod settings;
