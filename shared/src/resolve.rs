@@ -41,7 +41,30 @@ pub struct CompiledProvider {
     pub slug: String,
     pub kind: String,
     pub base_url: String,
+    /// `base_url`'s host and port (`otel::genai::host_port`), found once: a traced attempt's
+    /// `server.address` and `server.port` when its URL is under `base_url` (`address_of`).
+    pub host: String,
+    pub port: Option<u16>,
     pub exposed: Vec<String>,
+}
+
+impl CompiledProvider {
+    /// The host and port of `url`, an upstream URL of this provider.
+    pub fn address_of<'a>(&'a self, url: &'a str) -> (&'a str, Option<u16>) {
+        let base = self.base_url.as_str();
+        let under = !base.is_empty()
+            && url.starts_with(base)
+            && (base.ends_with('/')
+                || matches!(
+                    url.as_bytes().get(base.len()),
+                    None | Some(b'/' | b'?' | b'#')
+                ));
+        if under {
+            (&self.host, self.port)
+        } else {
+            crate::otel::genai::host_port(url)
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -199,10 +222,13 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
                 format!("credential '{}' does not exist", p.default_credential),
             ));
         }
+        let (host, port) = crate::otel::genai::host_port(&p.base_url);
         t.providers.push(CompiledProvider {
             slug: p.slug.clone(),
             kind: p.kind.clone(),
             base_url: p.base_url.clone(),
+            host: host.to_string(),
+            port,
             exposed: p.exposed.clone(),
         });
     }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use to11_shared::otel::encode::Head;
-use to11_shared::otel::record::MAX_SPANS;
+use to11_shared::otel::record::{Buffers, MAX_SPANS};
 use to11_shared::otel::{genai, Sampler, SpanId, Trace, TraceId, TraceParent};
 use to11_shared::upstream::Surface;
 use tokio::sync::mpsc;
@@ -48,6 +48,11 @@ pub struct TraceStats {
     /// Spans in the queue to the exporter (handed over by a worker, not yet taken).
     pub waiting: AtomicUsize,
 }
+
+/// Ended traces' buffers a worker keeps for its next traces, at most, and the largest kept (a
+/// trace of many attempts leaves larger ones).
+const SPARE: usize = 64;
+const SPARE_BYTES: usize = 16 * 1024;
 
 /// A worker's batch of ended spans: their bytes follow `room` bytes kept for the batch's head
 /// (`Head::seal`).
@@ -118,6 +123,8 @@ pub struct Batcher(Rc<Gathering>);
 struct Gathering {
     tracer: Arc<Tracer>,
     batch: RefCell<Spans>,
+    /// Ended traces' buffers, for the next ones (`SPARE` at most).
+    spare: RefCell<Vec<Buffers>>,
     /// A hand-over is scheduled for the current batch.
     armed: Cell<bool>,
 }
@@ -139,6 +146,7 @@ impl Batcher {
                 count: 0,
             }),
             armed: Cell::new(false),
+            spare: RefCell::default(),
         }))
     }
 
@@ -166,7 +174,9 @@ impl Batcher {
             return None;
         }
         let span = SpanId::from_random(ids::bytes8());
-        let mut trace = Trace::new(trace_id, span, parent.map(|p| p.span_id), start_ns);
+        let buffers = self.0.spare.borrow_mut().pop().unwrap_or_default();
+        let parent_span = parent.map(|p| p.span_id);
+        let mut trace = Trace::reusing(trace_id, span, parent_span, start_ns, buffers);
         // Named by its operation until its model is known (a request refused before has no
         // model).
         trace.name(genai::operation(surface), None);
@@ -263,6 +273,11 @@ impl Traced {
     pub fn end(mut self, status: u16, error: Option<&str>, fault: bool) {
         genai::request_end(&mut self.trace, now_ns(), status, error, fault);
         self.batcher.add(&self.trace);
+        let buffers = self.trace.into_buffers();
+        let mut spare = self.batcher.spare.borrow_mut();
+        if spare.len() < SPARE && buffers.capacity() <= SPARE_BYTES {
+            spare.push(buffers);
+        }
     }
 }
 

@@ -416,7 +416,7 @@ impl<'a> Attempts<'a> {
         let mut trace = self.trace.try_borrow_mut().ok()?;
         let t = trace.as_mut()?;
         let provider = &self.project.tables.providers[target.provider];
-        let (host, port) = to11_shared::otel::genai::host_port(&prepared.url);
+        let (host, port) = provider.address_of(&prepared.url);
         let target = to11_shared::otel::genai::Target {
             surface: t.surface,
             kind: &provider.kind,

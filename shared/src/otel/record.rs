@@ -93,6 +93,21 @@ pub const MAX_SPANS: usize = 64;
 const ATTRS: usize = 512;
 const OUTPUT: usize = 1024;
 
+/// A trace's two buffers, kept for a later trace once one has ended (`Trace::into_buffers`), so
+/// that a worker's traces reuse the same memory.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    attrs: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Buffers {
+    /// Bytes held.
+    pub fn capacity(&self) -> usize {
+        self.attrs.capacity() + self.out.capacity()
+    }
+}
+
 /// A request's trace while it is served.
 #[derive(Clone, Debug)]
 pub struct Trace {
@@ -129,6 +144,22 @@ struct Open {
 impl Trace {
     /// A trace whose request span is `span`, started at `start_ns` (Unix nanoseconds).
     pub fn new(trace_id: TraceId, span: SpanId, parent: Option<SpanId>, start_ns: u64) -> Trace {
+        Trace::reusing(trace_id, span, parent, start_ns, Buffers::default())
+    }
+
+    /// The same, written into `buffers` (an ended trace's).
+    pub fn reusing(
+        trace_id: TraceId,
+        span: SpanId,
+        parent: Option<SpanId>,
+        start_ns: u64,
+        buffers: Buffers,
+    ) -> Trace {
+        let Buffers { mut attrs, mut out } = buffers;
+        attrs.clear();
+        attrs.reserve(ATTRS);
+        out.clear();
+        out.reserve(OUTPUT);
         Trace {
             trace_id,
             parent,
@@ -137,11 +168,19 @@ impl Trace {
             state: None,
             operation: "",
             model: None,
-            attrs: Vec::with_capacity(ATTRS),
-            out: Vec::with_capacity(OUTPUT),
+            attrs,
+            out,
             open: None,
             spans: 1,
             ended: false,
+        }
+    }
+
+    /// Its buffers, for a later trace.
+    pub fn into_buffers(self) -> Buffers {
+        Buffers {
+            attrs: self.attrs,
+            out: self.out,
         }
     }
 
@@ -534,6 +573,23 @@ mod tests {
             (1_300, 2_000),
             "left open: ended with the request"
         );
+    }
+
+    #[test]
+    fn a_trace_written_into_an_ended_ones_buffers_holds_only_its_own_spans() {
+        let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 1);
+        t.set_int(0, &Key::new("first"), 1);
+        t.end(0, 2, None);
+        let buffers = t.into_buffers();
+        assert!(buffers.capacity() >= ATTRS + OUTPUT);
+        let mut t = Trace::reusing(TraceId([3; 16]), SpanId([4; 8]), None, 5, buffers);
+        assert!(t.bytes().is_empty());
+        t.set_int(0, &Key::new("second"), 2);
+        t.end(0, 6, None);
+        let spans = decoded(&t);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].trace_id, [3; 16]);
+        assert_eq!(spans[0].attrs, [("second".to_string(), "2".to_string())]);
     }
 
     #[test]

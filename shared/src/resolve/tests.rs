@@ -262,3 +262,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_providers_address_is_found_once_and_used_for_urls_under_its_base() {
+    let p = super::CompiledProvider {
+        slug: "p".into(),
+        kind: "openai".into(),
+        base_url: "http://127.0.0.1:8080/v1".into(),
+        host: "127.0.0.1".into(),
+        port: Some(8080),
+        exposed: vec![],
+    };
+    assert_eq!(
+        p.address_of("http://127.0.0.1:8080/v1/chat/completions"),
+        ("127.0.0.1", Some(8080))
+    );
+    assert_eq!(
+        p.address_of("http://127.0.0.1:8080/v1"),
+        ("127.0.0.1", Some(8080))
+    );
+    assert_eq!(
+        p.address_of("http://127.0.0.1:8080/v10/x"),
+        ("127.0.0.1", Some(8080)),
+        "not under the base: read from the URL itself"
+    );
+    assert_eq!(
+        p.address_of("https://bedrock-runtime.us-east-1.amazonaws.com/model/x"),
+        ("bedrock-runtime.us-east-1.amazonaws.com", Some(443))
+    );
+    let compiled =
+        compile(&snap(vec![provider("openai", &["gpt-4o"])], vec![], vec![])).expect("compiles");
+    let p = &compiled.providers[0];
+    assert_eq!((p.host.as_str(), p.port), ("openai.example", Some(443)));
+}
