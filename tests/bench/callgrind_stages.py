@@ -45,8 +45,15 @@ STAGES = [
     ("records shipped (shipper task)", [
         "to11_data_plane::metering::ship::run::{{closure}}",
     ]),
-    ("traces encoded (exporter thread)", [
-        "to11_shared::otel::encode::encode_batch",
+    # A traced request's spans are encoded as it goes: begun, named and resolved here; its
+    # attempt's span, ended with the answer's body (in "answer body") and the batches' POSTs
+    # (in "upstream exchange") count where they run.
+    ("traces: request span begun, resolved; attempt span", [
+        "to11_data_plane::otel::Batcher::begin",
+        "to11_data_plane::otel::identify",
+        "to11_shared::otel::genai::resolved",
+        "to11_data_plane::proxy::attempt::Attempts::begin_span",
+        "to11_data_plane::proxy::attempt::Attempts::end_span",
     ]),
 ]
 
