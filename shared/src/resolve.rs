@@ -42,15 +42,31 @@ pub struct CompiledProvider {
     pub kind: String,
     pub base_url: String,
     /// `base_url`'s host and port (`otel::genai::host_port`), found once: a traced attempt's
-    /// `server.address` and `server.port` when its URL is under `base_url` (`address_of`).
+    /// `server.address` and `server.port` when its URL is under `base_url` (`address_for`).
     pub host: String,
     pub port: Option<u16>,
     pub exposed: Vec<String>,
+    /// The provider's trace attributes, encoded on first use (`trace_attrs`).
+    pub trace: std::sync::OnceLock<crate::otel::genai::ProviderAttrs>,
 }
 
 impl CompiledProvider {
-    /// The host and port of `url`, an upstream URL of this provider.
-    pub fn address_of<'a>(&'a self, url: &'a str) -> (&'a str, Option<u16>) {
+    pub fn new(slug: &str, kind: &str, base_url: &str, exposed: Vec<String>) -> CompiledProvider {
+        let (host, port) = crate::otel::genai::host_port(base_url);
+        CompiledProvider {
+            slug: slug.to_string(),
+            kind: kind.to_string(),
+            base_url: base_url.to_string(),
+            host: host.to_string(),
+            port,
+            exposed,
+            trace: Default::default(),
+        }
+    }
+
+    /// The host and port of `url`, an upstream URL of this provider, when they may differ from
+    /// `base_url`'s (`None`: `url` is under `base_url`).
+    pub fn address_for<'a>(&self, url: &'a str) -> Option<(&'a str, Option<u16>)> {
         let base = self.base_url.as_str();
         let under = !base.is_empty()
             && url.starts_with(base)
@@ -59,11 +75,14 @@ impl CompiledProvider {
                     url.as_bytes().get(base.len()),
                     None | Some(b'/' | b'?' | b'#')
                 ));
-        if under {
-            (&self.host, self.port)
-        } else {
-            crate::otel::genai::host_port(url)
-        }
+        (!under).then(|| crate::otel::genai::host_port(url))
+    }
+
+    /// The provider's name, slug and base URL's address as trace attributes, encoded once.
+    pub fn trace_attrs(&self) -> &crate::otel::genai::ProviderAttrs {
+        self.trace.get_or_init(|| {
+            crate::otel::genai::ProviderAttrs::new(&self.kind, &self.slug, &self.host, self.port)
+        })
     }
 }
 
@@ -222,15 +241,12 @@ pub fn compile(s: &Snapshot) -> Result<Tables, Vec<Problem>> {
                 format!("credential '{}' does not exist", p.default_credential),
             ));
         }
-        let (host, port) = crate::otel::genai::host_port(&p.base_url);
-        t.providers.push(CompiledProvider {
-            slug: p.slug.clone(),
-            kind: p.kind.clone(),
-            base_url: p.base_url.clone(),
-            host: host.to_string(),
-            port,
-            exposed: p.exposed.clone(),
-        });
+        t.providers.push(CompiledProvider::new(
+            &p.slug,
+            &p.kind,
+            &p.base_url,
+            p.exposed.clone(),
+        ));
     }
 
     // Passthrough: explicit `slug/model` first, then bare names in provider order.

@@ -311,21 +311,19 @@ impl Draft {
     }
 
     /// Who answered, after how many attempts, and which targets failed before.
-    pub fn served(
+    pub(crate) fn served(
         &mut self,
-        provider: &str,
-        kind: &str,
-        model: &str,
-        attempts: u32,
+        served: &crate::proxy::answer::Served<'_>,
         failed: Vec<FailedAttempt>,
     ) {
-        self.0.record.provider = Some(provider.to_string());
-        self.0.record.provider_kind = Some(kind.to_string());
-        self.0.record.model = Some(model.to_string());
-        self.0.record.attempts = attempts;
+        self.0.record.provider = Some(served.provider.to_string());
+        self.0.record.provider_kind = Some(served.kind.to_string());
+        self.0.record.model = Some(served.model.to_string());
+        self.0.record.attempts = served.attempts;
         self.0.record.failed = failed;
         if let Some(t) = self.0.trace.as_mut() {
-            to11_shared::otel::genai::served(&mut t.trace, kind, provider, model, attempts);
+            let provider = served.compiled.trace_attrs();
+            to11_shared::otel::genai::served(&mut t.trace, provider, served.model, served.attempts);
         }
     }
 
@@ -498,7 +496,25 @@ mod tests {
             "chat",
             BTreeMap::new(),
         );
-        d.served("main", "openai", "gpt-4o", 1, vec![]);
+        let compiled = to11_shared::resolve::CompiledProvider::new(
+            "main",
+            "openai",
+            "https://api.openai.com/v1",
+            vec![],
+        );
+        let served = crate::proxy::answer::Served {
+            request_id: "req-1",
+            layer: to11_shared::resolve::Layer::Passthrough,
+            function: None,
+            route: None,
+            provider: "main",
+            kind: "openai",
+            compiled: &compiled,
+            model: "gpt-4o",
+            version: 1,
+            attempts: 1,
+        };
+        d.served(&served, vec![]);
         d.metrics(series, &limiter.worker());
         d.finish(
             200,

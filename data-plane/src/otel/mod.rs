@@ -398,13 +398,12 @@ mod tests {
         let mut traced = b
             .begin(&h, Surface::Chat, 1)
             .expect("the caller sampled it");
+        let provider = genai::ProviderAttrs::new("openai", "main", "api.openai.com", Some(443));
         let target = genai::Target {
             surface: Surface::Chat,
-            kind: "openai",
-            slug: "main",
+            provider: &provider,
             model: "gpt-4o",
-            host: "api.openai.com",
-            port: None,
+            address: None,
         };
         let (_, header) = traced.attempt(&target).expect("room");
         let sent = TraceParent::parse(header.as_bytes()).expect("valid");
@@ -510,13 +509,12 @@ mod tests {
             .collect();
         for t in &mut traced {
             for _ in 0..2 {
+                let provider = genai::ProviderAttrs::new("openai", "main", "h", None);
                 let target = genai::Target {
                     surface: Surface::Chat,
-                    kind: "openai",
-                    slug: "main",
+                    provider: &provider,
                     model: "m",
-                    host: "h",
-                    port: None,
+                    address: None,
                 };
                 t.attempt(&target).expect("room");
             }

@@ -53,6 +53,8 @@ pub struct Served<'a> {
     pub provider: &'a str,
     /// The provider's catalog kind (for records; not a header).
     pub kind: &'a str,
+    /// The provider as compiled (its trace attributes).
+    pub compiled: &'a to11_shared::resolve::CompiledProvider,
     pub model: &'a str,
     pub version: u64,
     pub attempts: u32,
@@ -448,6 +450,12 @@ mod tests {
             CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
+        let compiled = to11_shared::resolve::CompiledProvider::new(
+            "main",
+            "openai",
+            "https://api.openai.com/v1",
+            vec![],
+        );
         let served = Served {
             request_id: "req-1",
             layer: Layer::Passthrough,
@@ -455,6 +463,7 @@ mod tests {
             route: None,
             provider: "main",
             kind: "openai",
+            compiled: &compiled,
             model: "gpt-4o",
             version: 7,
             attempts: 1,

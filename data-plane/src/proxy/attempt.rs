@@ -256,6 +256,7 @@ impl<'a> Attempts<'a> {
             route: self.route,
             provider: &self.project.tables.providers[target.provider].slug,
             kind: &self.project.tables.providers[target.provider].kind,
+            compiled: &self.project.tables.providers[target.provider],
             model: &target.model,
             version: self.project.version,
             attempts,
@@ -416,14 +417,11 @@ impl<'a> Attempts<'a> {
         let mut trace = self.trace.try_borrow_mut().ok()?;
         let t = trace.as_mut()?;
         let provider = &self.project.tables.providers[target.provider];
-        let (host, port) = provider.address_of(&prepared.url);
         let target = to11_shared::otel::genai::Target {
             surface: t.surface,
-            kind: &provider.kind,
-            slug: &provider.slug,
+            provider: provider.trace_attrs(),
             model: &target.model,
-            host,
-            port,
+            address: provider.address_for(&prepared.url),
         };
         t.attempt(&target)
     }

@@ -8,7 +8,7 @@
 //! attempt; usage metering taps the answer in `answer::deliver` (its body, whole or streamed).
 
 mod admit;
-mod answer;
+pub(crate) mod answer;
 pub mod attempt;
 pub mod guard;
 mod images;
@@ -413,13 +413,7 @@ fn served_draft(
     failed: Vec<to11_shared::record::FailedAttempt>,
 ) -> Option<Draft> {
     draft.map(|mut d| {
-        d.served(
-            served.provider,
-            served.kind,
-            served.model,
-            served.attempts,
-            failed,
-        );
+        d.served(served, failed);
         d
     })
 }

@@ -5,7 +5,7 @@
 //! status or error). to11's own facts (layer, route, function, provider slug, project) are
 //! `to11.*` attributes.
 
-use super::record::{Key, Kind, Trace};
+use super::record::{encode_attribute, Key, Kind, Trace, Value};
 use super::SpanId;
 use crate::upstream::Surface;
 use crate::usage::Usage;
@@ -102,11 +102,53 @@ pub fn resolved(t: &mut Trace, r: &Resolved<'_>) {
 }
 
 /// Who served the request (or failed last): the request span's provider and response model.
-pub fn served(t: &mut Trace, kind: &str, slug: &str, model: &str, attempts: u32) {
-    t.set_str(0, &PROVIDER, provider_name(kind));
-    t.set_str(0, &TO11_PROVIDER, slug);
+pub fn served(t: &mut Trace, provider: &ProviderAttrs, model: &str, attempts: u32) {
+    t.extend(0, provider.served());
     t.set_str(0, &RESPONSE_MODEL, model);
     t.set_int(0, &TO11_ATTEMPTS, i64::from(attempts));
+}
+
+/// A provider's attributes, encoded once per configuration
+/// (`resolve::CompiledProvider::trace_attrs`): `gen_ai.provider.name` and `to11.provider` (the
+/// request span's once it is served, and every attempt span's), then `server.address` and
+/// `server.port` of its base URL (an attempt span's, when its URL is under that base).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderAttrs {
+    bytes: Box<[u8]>,
+    /// Where the address starts.
+    served: usize,
+}
+
+impl ProviderAttrs {
+    pub fn new(kind: &str, slug: &str, host: &str, port: Option<u16>) -> ProviderAttrs {
+        let mut b = Vec::with_capacity(160);
+        encode_attribute(&mut b, &PROVIDER, Value::Str(provider_name(kind)));
+        encode_attribute(&mut b, &TO11_PROVIDER, Value::Str(slug));
+        let served = b.len();
+        address(&mut b, host, port);
+        ProviderAttrs {
+            bytes: b.into_boxed_slice(),
+            served,
+        }
+    }
+
+    /// The provider's name and slug.
+    pub fn served(&self) -> &[u8] {
+        self.bytes.get(..self.served).unwrap_or_default()
+    }
+
+    /// The name, the slug and the base URL's address.
+    pub fn all(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// `server.address` and `server.port`, encoded.
+fn address(b: &mut Vec<u8>, host: &str, port: Option<u16>) {
+    encode_attribute(b, &SERVER_ADDRESS, Value::Str(host));
+    if let Some(p) = port {
+        encode_attribute(b, &SERVER_PORT, Value::Int(i64::from(p)));
+    }
 }
 
 /// The request's token usage (the conventions count cache reads and writes in the input, and
@@ -132,12 +174,11 @@ pub fn usage(t: &mut Trace, u: &Usage, estimated: bool) {
 /// One upstream attempt's target.
 pub struct Target<'a> {
     pub surface: Surface,
-    pub kind: &'a str,
-    pub slug: &'a str,
+    pub provider: &'a ProviderAttrs,
     pub model: &'a str,
-    /// The upstream URL's host and port.
-    pub host: &'a str,
-    pub port: Option<u16>,
+    /// The upstream URL's host and port when the URL is not under the provider's base URL
+    /// (`None`: the base URL's, in `provider`).
+    pub address: Option<(&'a str, Option<u16>)>,
 }
 
 /// `server.address` and `server.port` of an upstream URL (`scheme://[userinfo@]host[:port]/…`);
@@ -190,12 +231,15 @@ pub fn attempt(t: &mut Trace, id: SpanId, start_ns: u64, a: &Target<'_>) -> Opti
     let op = operation(a.surface);
     let span = t.child(id, Kind::Client, start_ns, op, a.model)?;
     t.set_str(span, &OPERATION, op);
-    t.set_str(span, &PROVIDER, provider_name(a.kind));
     t.set_str(span, &REQUEST_MODEL, a.model);
-    t.set_str(span, &TO11_PROVIDER, a.slug);
-    t.set_str(span, &SERVER_ADDRESS, a.host);
-    if let Some(p) = a.port {
-        t.set_int(span, &SERVER_PORT, i64::from(p));
+    match a.address {
+        None => t.extend(span, a.provider.all()),
+        Some((host, port)) => {
+            t.extend(span, a.provider.served());
+            let mut b = Vec::new();
+            address(&mut b, host, port);
+            t.extend(span, &b);
+        }
     }
     Some(span)
 }
@@ -285,18 +329,18 @@ mod tests {
             .into_iter()
             .enumerate()
         {
+            let provider = ProviderAttrs::new(kind, "main", "127.0.0.1", Some(8080));
             let target = Target {
                 surface: Surface::Chat,
-                kind,
-                slug: "main",
+                provider: &provider,
                 model: "m",
-                host: "127.0.0.1",
-                port: Some(8080),
+                address: None,
             };
             let span = attempt(&mut t, SpanId([3 + i as u8; 8]), 20, &target).expect("room");
             attempt_end(&mut t, span, 30, Some(status), None);
         }
-        served(&mut t, "anthropic", "claude", "claude-x", 2);
+        let claude = ProviderAttrs::new("anthropic", "claude", "api.anthropic.com", Some(443));
+        served(&mut t, &claude, "claude-x", 2);
         usage(
             &mut t,
             &Usage {
@@ -318,6 +362,7 @@ mod tests {
             (REQUEST_MODEL, "smart"),
             (RESPONSE_MODEL, "claude-x"),
             (PROVIDER, "anthropic"),
+            (TO11_PROVIDER, "claude"),
             (TO11_ROUTE, "smart"),
             (TO11_LAYER, "route"),
             (MAX_TOKENS, "64"),
@@ -339,6 +384,11 @@ mod tests {
             );
         }
         assert_eq!(root.attr(TO11_FUNCTION.name()), None);
+        assert_eq!(
+            root.attr(SERVER_ADDRESS.name()),
+            None,
+            "the request span has no address"
+        );
         assert_eq!(root.error, None);
         assert_eq!(failed.name, "chat m");
         assert_eq!(failed.attr(ERROR_TYPE.name()), Some("503"));
@@ -374,13 +424,12 @@ mod tests {
         assert_eq!(cut.error.as_deref(), Some("incomplete"));
         assert_eq!(root(200, None, true).error.as_deref(), Some("error"));
         let mut t = Trace::new(TraceId([1; 16]), SpanId([2; 8]), None, 10);
+        let provider = ProviderAttrs::new("openai", "main", "base", Some(1));
         let target = Target {
             surface: Surface::Embeddings,
-            kind: "openai",
-            slug: "main",
+            provider: &provider,
             model: "e",
-            host: "h",
-            port: None,
+            address: Some(("h", None)),
         };
         let s = attempt(&mut t, SpanId([5; 8]), 11, &target).expect("room");
         attempt_end(&mut t, s, 12, None, Some("timeout"));
@@ -393,7 +442,13 @@ mod tests {
             None,
             "no answer, no status"
         );
-        assert_eq!(spans[0].attr(SERVER_PORT.name()), None);
+        assert_eq!(
+            spans[0].attr(SERVER_PORT.name()),
+            None,
+            "the URL's, not the base's"
+        );
+        assert_eq!(spans[0].attr(SERVER_ADDRESS.name()), Some("h"));
+        assert_eq!(spans[0].attr(TO11_PROVIDER.name()), Some("main"));
         assert_eq!(spans[0].name, "embeddings e");
         assert_eq!(status_text(418), "4xx");
         assert_eq!(status_text(504), "504");

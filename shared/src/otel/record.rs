@@ -228,6 +228,15 @@ impl Trace {
         None
     }
 
+    /// Appends attributes encoded beforehand (`encode_attribute`) to span `span`, as `set` does.
+    pub fn extend(&mut self, span: usize, encoded: &[u8]) {
+        if span == 0 && !self.ended {
+            self.attrs.extend_from_slice(encoded);
+        } else if self.open.is_some_and(|o| o.index == span) {
+            self.out.extend_from_slice(encoded);
+        }
+    }
+
     #[inline]
     pub fn set_str(&mut self, span: usize, key: &Key, value: &str) -> Option<Text> {
         self.set(span, key, Value::Str(value))
@@ -399,6 +408,12 @@ fn tail(b: &mut Vec<u8>, error: Option<&str>, remote_parent: bool) {
     let remote = if remote_parent { IS_REMOTE } else { 0 };
     tag(b, 16, FIXED32);
     b.extend_from_slice(&(1 | HAS_IS_REMOTE | remote).to_le_bytes());
+}
+
+/// Appends attribute `key` = `value` to `b`, encoded as `Trace::set` writes it, for attributes
+/// encoded once and appended to many spans (`Trace::extend`).
+pub fn encode_attribute(b: &mut Vec<u8>, key: &Key, value: Value<'_>) {
+    attribute(b, key, value);
 }
 
 /// Writes `Span.attributes = 9 { KeyValue { key = 1, value = 2 { AnyValue } } }` and answers

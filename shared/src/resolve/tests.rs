@@ -265,30 +265,28 @@ proptest! {
 
 #[test]
 fn a_providers_address_is_found_once_and_used_for_urls_under_its_base() {
-    let p = super::CompiledProvider {
-        slug: "p".into(),
-        kind: "openai".into(),
-        base_url: "http://127.0.0.1:8080/v1".into(),
-        host: "127.0.0.1".into(),
-        port: Some(8080),
-        exposed: vec![],
-    };
+    let p = super::CompiledProvider::new("p", "openai", "http://127.0.0.1:8080/v1", vec![]);
     assert_eq!(
-        p.address_of("http://127.0.0.1:8080/v1/chat/completions"),
-        ("127.0.0.1", Some(8080))
+        p.address_for("http://127.0.0.1:8080/v1/chat/completions"),
+        None
     );
+    assert_eq!(p.address_for("http://127.0.0.1:8080/v1"), None);
     assert_eq!(
-        p.address_of("http://127.0.0.1:8080/v1"),
-        ("127.0.0.1", Some(8080))
-    );
-    assert_eq!(
-        p.address_of("http://127.0.0.1:8080/v10/x"),
-        ("127.0.0.1", Some(8080)),
+        p.address_for("http://127.0.0.1:8080/v10/x"),
+        Some(("127.0.0.1", Some(8080))),
         "not under the base: read from the URL itself"
     );
     assert_eq!(
-        p.address_of("https://bedrock-runtime.us-east-1.amazonaws.com/model/x"),
-        ("bedrock-runtime.us-east-1.amazonaws.com", Some(443))
+        p.address_for("https://bedrock-runtime.us-east-1.amazonaws.com/model/x"),
+        Some(("bedrock-runtime.us-east-1.amazonaws.com", Some(443)))
+    );
+    assert!(
+        std::ptr::eq(p.trace_attrs(), p.trace_attrs()),
+        "encoded once"
+    );
+    assert_eq!(
+        *p.trace_attrs(),
+        crate::otel::genai::ProviderAttrs::new("openai", "p", "127.0.0.1", Some(8080))
     );
     let compiled =
         compile(&snap(vec![provider("openai", &["gpt-4o"])], vec![], vec![])).expect("compiles");
