@@ -7,8 +7,9 @@
 # Settings: BENCH_CONNECTIONS (32), BENCH_HIGH_CONNECTIONS (256), BENCH_SECONDS (5, every closed
 # loop and open loop), BENCH_RATE (5000 req/s for the main table's latency), BENCH_FIXED_RATE
 # (1000 req/s: added p99 and CPU at a fixed rate), BENCH_STALL_REQUESTS (500), BENCH_CHANGES (200
-# configuration changes), BENCH_METERING_ROUNDS (8, metering and limits rounds). BENCH_ONLY=metering
-# runs only the metering rounds (about 90 s).
+# configuration changes), BENCH_METERING_ROUNDS (8: metering, observability and limits rounds).
+# BENCH_ONLY=metering runs only the metering rounds (about 90 s); BENCH_ONLY=observability only
+# metrics and traces of every request on vs both off (metering on in both; about 90 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -33,8 +33,9 @@ struct Opts {
     stall_requests: u64,
     changes: u64,
     rounds: usize,
-    /// `BENCH_ONLY=metering`: only the metering rounds (a quick check of metering's cost).
-    only_metering: bool,
+    /// `BENCH_ONLY=metering` or `observability`: only those rounds (a quick check of their
+    /// cost).
+    only: Option<String>,
 }
 
 fn opts() -> Opts {
@@ -53,7 +54,7 @@ fn opts() -> Opts {
         stall_requests: n("BENCH_STALL_REQUESTS", 500),
         changes: n("BENCH_CHANGES", 200),
         rounds: n("BENCH_METERING_ROUNDS", 8) as usize,
-        only_metering: std::env::var("BENCH_ONLY").is_ok_and(|v| v == "metering"),
+        only: std::env::var("BENCH_ONLY").ok().filter(|v| !v.is_empty()),
     }
 }
 
@@ -418,17 +419,18 @@ async fn cpu_per_request(addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -
     assert_answered(addr, ok);
     (cpu_ticks(pids) - t0) as f64 * 10_000.0 / ok as f64
 }
-/// Metering's cost: the metered and the unmetered replica measured in alternating rounds (the
-/// order flips each round), so drifts of a shared machine fall on both. Returns the per-round
-/// CPU µs per request of each.
-async fn metering_rounds(
+/// A feature's cost: the replica with it and the replica without measured in alternating rounds
+/// (the order flips each round), so drifts of a shared machine fall on both. Returns the
+/// per-round CPU µs per request of each.
+async fn paired_rounds(
+    what: &str,
     on: (SocketAddr, &[u8], u32),
     off: (SocketAddr, &[u8], u32),
     o: &Opts,
 ) -> (Vec<f64>, Vec<f64>) {
     let (mut with, mut without) = (vec![], vec![]);
     for round in 0..o.rounds {
-        eprintln!("metering on/off, round {}", round + 1);
+        eprintln!("{what} on/off, round {}", round + 1);
         if round % 2 == 0 {
             with.push(cpu_per_request(on.0, on.1, &[on.2], o).await);
             without.push(cpu_per_request(off.0, off.1, &[off.2], o).await);
@@ -699,16 +701,17 @@ fn wait_port(addr: SocketAddr) {
     panic!("{addr} never opened");
 }
 
-/// A data-plane replica on core 0, metering every request into the Redis stream or not at all.
-fn start_replica(redis: &RedisServer, metering: bool) -> (Kill, SocketAddr, u32) {
+/// A data-plane replica on core 0 with the settings `env` (metering on unless it says
+/// `TO11_USAGE=false`: every request into the Redis stream).
+fn start_replica(redis: &RedisServer, env: &[(&str, String)]) -> (Kill, SocketAddr, u32) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let gw = pinned("0", &sibling("to11-data-plane"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("TO11_REDIS_URL", redis.url())
         .env("TO11_REDIS_PREFIX", "bench:")
         .env("TO11_MASTER_KEY", master_key())
         .env("TO11_GATEWAY_LISTEN", addr.to_string())
         .env("TO11_GATEWAY_WORKERS", "1")
-        .env("TO11_USAGE", metering.to_string())
         // The mock upstream is on loopback, which replicas refuse without the allowance.
         .env("TO11_ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("TO11_LOG", "warn")
@@ -729,6 +732,10 @@ struct Endpoints {
     gw_pid: [u32; 1],
     plain: SocketAddr,
     plain_pid: [u32; 1],
+    /// Metering, metrics and traces of every request (exported to the mock) on; and metering on,
+    /// metrics off, no traces.
+    observed: (SocketAddr, u32),
+    bare: (SocketAddr, u32),
     key: String,
     limited_key: String,
 }
@@ -741,14 +748,38 @@ impl Endpoints {
 
     /// Metering's rounds: the same chat through the metered and the unmetered replica.
     async fn metering(&self, o: &Opts) -> (Vec<f64>, Vec<f64>) {
-        let [on, off] =
-            [self.gw, self.plain].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
-        metering_rounds(
-            (self.gw, &on, self.gw_pid[0]),
-            (self.plain, &off, self.plain_pid[0]),
+        self.pair(
+            "metering",
+            (self.gw, self.gw_pid[0]),
+            (self.plain, self.plain_pid[0]),
             o,
         )
         .await
+    }
+
+    /// Observability's rounds: metrics and traces on, and both off (metering on in both).
+    async fn observability(&self, o: &Opts) -> (Vec<f64>, Vec<f64>) {
+        self.pair("metrics and tracing", self.observed, self.bare, o)
+            .await
+    }
+
+    async fn pair(
+        &self,
+        what: &str,
+        on: (SocketAddr, u32),
+        off: (SocketAddr, u32),
+        o: &Opts,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let [a, b] = [on.0, off.0].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
+        paired_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await
+    }
+
+    /// The traced replica's spans exported and dropped so far.
+    async fn spans(&self) -> (u64, u64) {
+        (
+            metric(self.observed.0, "to11_trace_spans_exported_total").await,
+            metric(self.observed.0, "to11_trace_spans_dropped_total").await,
+        )
     }
 
     /// The metered replica's records shipped and dropped so far.
@@ -801,6 +832,8 @@ struct Results {
     stall: Vec<Row>,
     /// Per-round CPU µs per request, metering on and off.
     metering: (Vec<f64>, Vec<f64>),
+    /// Per-round CPU µs per request, metrics and traces on and both off.
+    observability: (Vec<f64>, Vec<f64>),
     /// Per-round (limited, plain) CPU µs per request and p99 at `rate`.
     limits: (Pairs, Pairs),
 }
@@ -850,6 +883,7 @@ async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
     let translated = measure(translated, o).await;
     let stall = stall_rows(e, o).await;
     let metering = e.metering(o).await;
+    let observability = e.observability(o).await;
     let limits = limits_rounds(e.gw, e.gw_pid[0], &via_limited, hop[2].req, o).await;
     Results {
         main,
@@ -859,6 +893,7 @@ async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
         translated,
         stall,
         metering,
+        observability,
         limits,
     }
 }
@@ -954,8 +989,20 @@ fn main() {
         setup_project(&ApiClient::new(cp.info.addr, ADMIN_TOKEN), mock_addr, paced).await
     });
 
-    let (_gw, gw_addr, gw_pid) = start_replica(&redis, true);
-    let (_plain, plain_addr, plain_pid) = start_replica(&redis, false);
+    let usage = |on: bool| ("TO11_USAGE", on.to_string());
+    let (_gw, gw_addr, gw_pid) = start_replica(&redis, &[usage(true)]);
+    let (_plain, plain_addr, plain_pid) = start_replica(&redis, &[usage(false)]);
+    let traces = format!("http://{mock_addr}/v1/traces");
+    let (_observed, observed_addr, observed_pid) = start_replica(
+        &redis,
+        &[
+            usage(true),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces),
+            ("OTEL_TRACES_SAMPLER", "always_on".into()),
+        ],
+    );
+    let (_bare, bare_addr, bare_pid) =
+        start_replica(&redis, &[usage(true), ("TO11_METRICS", "false".into())]);
 
     let prop = sys.block_on(async {
         wait_applied(gw_addr, &setup.project, setup.version).await;
@@ -971,21 +1018,33 @@ fn main() {
         gw_pid: [gw_pid],
         plain: plain_addr,
         plain_pid: [plain_pid],
+        observed: (observed_addr, observed_pid),
+        bare: (bare_addr, bare_pid),
         key: setup.key,
         limited_key: setup.limited_key,
     };
     sys.block_on(async {
-        for gw in [gw_addr, plain_addr] {
+        for gw in [gw_addr, plain_addr, observed_addr, bare_addr] {
             wait_applied(gw, &setup.project, setup.version).await;
         }
     });
-    if o.only_metering {
-        let metering = sys.block_on(e.metering(&o));
-        print_metering(&metering, &o, sys.block_on(e.records()));
-        return;
+    match o.only.as_deref() {
+        Some("metering") => {
+            let metering = sys.block_on(e.metering(&o));
+            print_metering(&metering, &o, sys.block_on(e.records()));
+            return;
+        }
+        Some("observability") => {
+            let observability = sys.block_on(e.observability(&o));
+            print_observability(&observability, &o, sys.block_on(e.spans()));
+            return;
+        }
+        Some(other) => panic!("BENCH_ONLY={other}: metering or observability"),
+        None => {}
     }
     let r = sys.block_on(run_phases(&e, &o));
-    print_main(&r, &o, &prop, sys.block_on(e.records()));
+    let spans = sys.block_on(e.spans());
+    print_main(&r, &o, &prop, sys.block_on(e.records()), spans);
     print_new_rows(&r, &o);
     print_summary(&r, &o);
     match failures() {
@@ -1040,15 +1099,31 @@ fn print_table(title: &str, rows: &[&Row]) {
 }
 
 /// Metering's rounds: each round's CPU µs per request, on and off, and the median ratio.
-fn print_metering(
-    (with, without): &(Vec<f64>, Vec<f64>),
-    o: &Opts,
-    (shipped, dropped): (u64, u64),
-) {
+fn print_metering(pair: &(Vec<f64>, Vec<f64>), o: &Opts, (shipped, dropped): (u64, u64)) {
+    print_pair(
+        "metering",
+        pair,
+        o,
+        &format!("{shipped} request records shipped to the Redis stream, {dropped} dropped"),
+    );
+}
+
+/// Observability's rounds, the same way.
+fn print_observability(pair: &(Vec<f64>, Vec<f64>), o: &Opts, (exported, dropped): (u64, u64)) {
+    print_pair(
+        "metrics and tracing",
+        pair,
+        o,
+        &format!("{exported} spans exported to the mock collector, {dropped} dropped"),
+    );
+}
+
+/// A feature's rounds: each round's CPU µs per request, on and off, and the median ratio.
+fn print_pair(what: &str, (with, without): &(Vec<f64>, Vec<f64>), o: &Opts, after: &str) {
     let ratios: Vec<f64> = with.iter().zip(without).map(|(a, b)| a / b).collect();
     println!(
-        "\nmetering on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
-         metering on / off: CPU per request {:.3}× (median of rounds {}); {shipped} request records shipped to the Redis stream, {dropped} dropped",
+        "\n{what} on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
+         {what} on / off: CPU per request {:.3}× (median of rounds {}); {after}",
         o.rounds,
         o.seconds,
         list(with, 1),
@@ -1060,7 +1135,13 @@ fn print_metering(
 
 /// The original table and its comparisons: the hop at `o.connections`, metering on and off, the
 /// limited key, configuration propagation.
-fn print_main(r: &Results, o: &Opts, prop: &[Duration], (shipped, dropped): (u64, u64)) {
+fn print_main(
+    r: &Results,
+    o: &Opts,
+    prop: &[Duration],
+    (shipped, dropped): (u64, u64),
+    spans: (u64, u64),
+) {
     let rows = &r.main;
     print_table(
         &format!("one proxy hop, {} connections, {} s closed loop for req/s, {} req/s open loop for latency, proxies on core 0",
@@ -1080,6 +1161,7 @@ fn print_main(r: &Results, o: &Opts, prop: &[Duration], (shipped, dropped): (u64
         ratio(t.rps, rows[0].rps)
     );
     print_metering(&r.metering, o, (shipped, dropped));
+    print_observability(&r.observability, o, spans);
     println!(
         "\nconfiguration propagation over Redis, {} sequential changes, API ack → replica applied: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         prop.len(),
