@@ -40,6 +40,36 @@ pub enum BodyError {
     NotObject,
 }
 
+/// A string borrowed from the body when it has no escapes, owned otherwise. serde's own
+/// `Cow<str>` always deserializes owned (one allocation per key of every body).
+struct CowStr<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(V).map(CowStr)
+    }
+}
+
 struct ScanVisitor<'a> {
     base: usize,
     _body: std::marker::PhantomData<&'a ()>,
@@ -56,7 +86,7 @@ impl<'de> Visitor<'de> for ScanVisitor<'de> {
         use serde::de::Error;
         let mut scan = Scan::default();
         let mut stream_seen = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
             match key.as_ref() {
                 "model" => {
                     if scan.model.is_some() {
@@ -88,7 +118,7 @@ impl<'de> Visitor<'de> for ScanVisitor<'de> {
                 }
                 "user" => {
                     let raw: &'de RawValue = map.next_value()?;
-                    if let Ok(u) = serde_json::from_str::<Cow<'de, str>>(raw.get()) {
+                    if let Ok(CowStr(u)) = serde_json::from_str::<CowStr<'de>>(raw.get()) {
                         scan.user = Some(u);
                     }
                 }
@@ -215,6 +245,23 @@ mod tests {
             (p.user, p.include_usage, p.model.as_deref()),
             (None, false, Some("m"))
         );
+    }
+
+    #[test]
+    fn keys_and_users_are_borrowed_from_the_body_unless_escaped() {
+        let b = br#"{"mo\u0064el":"m","user":"plain","stream":false}"#;
+        let p = scan(b).expect("ok");
+        assert_eq!(
+            p.model.as_deref(),
+            Some("m"),
+            "an escaped key is still read"
+        );
+        assert!(matches!(p.keys[0], Cow::Owned(_)));
+        assert!(matches!(p.keys[1], Cow::Borrowed("user")));
+        assert!(matches!(p.user, Some(Cow::Borrowed("plain"))));
+        let p = scan(br#"{"user":"a\nb"}"#).expect("ok");
+        assert!(matches!(p.user.as_deref(), Some("a\nb")));
+        assert!(matches!(p.user, Some(Cow::Owned(_))));
     }
 
     #[test]
