@@ -496,24 +496,9 @@ mod tests {
             "chat",
             BTreeMap::new(),
         );
-        let compiled = to11_shared::resolve::CompiledProvider::new(
-            "main",
-            "openai",
-            "https://api.openai.com/v1",
-            vec![],
-        );
-        let served = crate::proxy::answer::Served {
-            request_id: "req-1",
-            layer: to11_shared::resolve::Layer::Passthrough,
-            function: None,
-            route: None,
-            provider: "main",
-            kind: "openai",
-            compiled: &compiled,
-            model: "gpt-4o",
-            version: 1,
-            attempts: 1,
-        };
+        use crate::proxy::answer::Served;
+        let compiled = Served::example_provider();
+        let served = Served::example(&compiled);
         d.served(&served, vec![]);
         d.metrics(series, &limiter.worker());
         d.finish(

@@ -108,6 +108,35 @@ impl Served<'_> {
     }
 }
 
+#[cfg(test)]
+impl<'a> Served<'a> {
+    /// An OpenAI provider `main` for tests (`example`).
+    pub(crate) fn example_provider() -> to11_shared::resolve::CompiledProvider {
+        to11_shared::resolve::CompiledProvider::new(
+            "main",
+            "openai",
+            "https://api.openai.com/v1",
+            vec![],
+        )
+    }
+
+    /// `gpt-4o` served by `compiled` at the first attempt, passed through, configuration 7.
+    pub(crate) fn example(compiled: &'a to11_shared::resolve::CompiledProvider) -> Served<'a> {
+        Served {
+            request_id: "req-1",
+            layer: Layer::Passthrough,
+            function: None,
+            route: None,
+            provider: "main",
+            kind: "openai",
+            compiled,
+            model: "gpt-4o",
+            version: 7,
+            attempts: 1,
+        }
+    }
+}
+
 /// How an answer reaches the client, whatever target it came from.
 pub(super) struct Answering {
     /// Longest gap between chunks of a streamed answer.
@@ -450,24 +479,8 @@ mod tests {
             CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
-        let compiled = to11_shared::resolve::CompiledProvider::new(
-            "main",
-            "openai",
-            "https://api.openai.com/v1",
-            vec![],
-        );
-        let served = Served {
-            request_id: "req-1",
-            layer: Layer::Passthrough,
-            function: None,
-            route: None,
-            provider: "main",
-            kind: "openai",
-            compiled: &compiled,
-            model: "gpt-4o",
-            version: 7,
-            attempts: 1,
-        };
+        let compiled = Served::example_provider();
+        let served = Served::example(&compiled);
         headers_into(&mut h, &upstream, &served, false);
         let all =
             |n: &str| -> Vec<&str> { h.get_all(n).map(|v| v.to_str().expect("ascii")).collect() };
