@@ -85,11 +85,14 @@ impl Tracer {
         room: usize,
         stats: Arc<TraceStats>,
     ) -> Self {
+        let capacity = settings.max_queue.max(1);
         Tracer {
             sampler: settings.sampler,
             queue,
-            capacity: settings.max_queue.max(1),
-            max_batch: settings.max_batch.max(1),
+            capacity,
+            // A batch is queued whole: one larger than the queue would never fit (the SDKs clamp
+            // it the same way).
+            max_batch: settings.max_batch.clamp(1, capacity),
             delay: settings.delay,
             room,
             stats,
@@ -210,7 +213,8 @@ impl Gathering {
             let mut batch = self.batch.borrow_mut();
             if batch.buf.is_empty() {
                 let room = self.tracer.room;
-                batch.buf = Vec::with_capacity(room + max * 512);
+                // Room for the spans of a full batch, up to 512 of them (about 256 KiB).
+                batch.buf = Vec::with_capacity(room + max.min(512) * 512);
                 batch.buf.resize(room, 0);
             }
             batch.buf.extend_from_slice(trace.bytes());
@@ -481,6 +485,22 @@ mod tests {
         let second = decoded(&rx.try_recv().expect("second"));
         assert_eq!(second[0].error.as_deref(), Some("upstream_failure"));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[actix_rt::test]
+    async fn a_batch_larger_than_the_queue_is_made_to_fit_it() {
+        let (b, mut rx) = batcher("always_on", 2, 10);
+        for _ in 0..2 {
+            let t = b
+                .begin(&HeaderMap::new(), Surface::Chat, 1)
+                .expect("sampled");
+            t.end(200, None, false);
+        }
+        let got = rx
+            .try_recv()
+            .expect("a batch of the queue's size, handed over at once");
+        assert_eq!(got.count, 2);
+        assert_eq!(b.0.tracer.stats.dropped.load(Ordering::Relaxed), 0);
     }
 
     #[actix_rt::test]
