@@ -41,10 +41,6 @@ pub struct CompiledProvider {
     pub slug: String,
     pub kind: String,
     pub base_url: String,
-    /// `base_url`'s host and port (`otel::genai::host_port`), found once: a traced attempt's
-    /// `server.address` and `server.port` when its URL is under `base_url` (`address_for`).
-    pub host: String,
-    pub port: Option<u16>,
     pub exposed: Vec<String>,
     /// The provider's trace attributes, encoded on first use (`trace_attrs`).
     pub trace: std::sync::OnceLock<crate::otel::genai::ProviderAttrs>,
@@ -52,13 +48,10 @@ pub struct CompiledProvider {
 
 impl CompiledProvider {
     pub fn new(slug: &str, kind: &str, base_url: &str, exposed: Vec<String>) -> CompiledProvider {
-        let (host, port) = crate::otel::genai::host_port(base_url);
         CompiledProvider {
             slug: slug.to_string(),
             kind: kind.to_string(),
             base_url: base_url.to_string(),
-            host: host.to_string(),
-            port,
             exposed,
             trace: Default::default(),
         }
@@ -78,10 +71,12 @@ impl CompiledProvider {
         (!under).then(|| crate::otel::genai::host_port(url))
     }
 
-    /// The provider's name, slug and base URL's address as trace attributes, encoded once.
+    /// The provider's name, slug and base URL's address as trace attributes, encoded on first
+    /// use (a replica that does not trace never reads its providers' addresses).
     pub fn trace_attrs(&self) -> &crate::otel::genai::ProviderAttrs {
         self.trace.get_or_init(|| {
-            crate::otel::genai::ProviderAttrs::new(&self.kind, &self.slug, &self.host, self.port)
+            let (host, port) = crate::otel::genai::host_port(&self.base_url);
+            crate::otel::genai::ProviderAttrs::new(&self.kind, &self.slug, host, port)
         })
     }
 }

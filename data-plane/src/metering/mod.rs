@@ -316,13 +316,13 @@ impl Draft {
         served: &crate::proxy::answer::Served<'_>,
         failed: Vec<FailedAttempt>,
     ) {
-        self.0.record.provider = Some(served.provider.to_string());
-        self.0.record.provider_kind = Some(served.kind.to_string());
+        self.0.record.provider = Some(served.provider.slug.clone());
+        self.0.record.provider_kind = Some(served.provider.kind.clone());
         self.0.record.model = Some(served.model.to_string());
         self.0.record.attempts = served.attempts;
         self.0.record.failed = failed;
         if let Some(t) = self.0.trace.as_mut() {
-            let provider = served.compiled.trace_attrs();
+            let provider = served.provider.trace_attrs();
             to11_shared::otel::genai::served(&mut t.trace, provider, served.model, served.attempts);
         }
     }

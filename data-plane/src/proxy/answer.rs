@@ -50,11 +50,9 @@ pub struct Served<'a> {
     pub layer: Layer,
     pub function: Option<&'a str>,
     pub route: Option<&'a str>,
-    pub provider: &'a str,
-    /// The provider's catalog kind (for records; not a header).
-    pub kind: &'a str,
-    /// The provider as compiled (its trace attributes).
-    pub compiled: &'a to11_shared::resolve::CompiledProvider,
+    /// Who served it: its slug, its catalog kind (for records; not a header), its trace
+    /// attributes.
+    pub provider: &'a to11_shared::resolve::CompiledProvider,
     pub model: &'a str,
     pub version: u64,
     pub attempts: u32,
@@ -88,7 +86,7 @@ impl Served<'_> {
         if let Some(r) = self.route {
             put(ROUTE, r);
         }
-        put(PROVIDER, self.provider);
+        put(PROVIDER, &self.provider.slug);
         put(MODEL, self.model);
         h.insert(LAYER, HeaderValue::from_static(self.layer.as_str()));
         h.insert(
@@ -120,16 +118,14 @@ impl<'a> Served<'a> {
         )
     }
 
-    /// `gpt-4o` served by `compiled` at the first attempt, passed through, configuration 7.
-    pub(crate) fn example(compiled: &'a to11_shared::resolve::CompiledProvider) -> Served<'a> {
+    /// `gpt-4o` served by `provider` at the first attempt, passed through, configuration 7.
+    pub(crate) fn example(provider: &'a to11_shared::resolve::CompiledProvider) -> Served<'a> {
         Served {
             request_id: "req-1",
             layer: Layer::Passthrough,
             function: None,
             route: None,
-            provider: "main",
-            kind: "openai",
-            compiled,
+            provider,
             model: "gpt-4o",
             version: 7,
             attempts: 1,
@@ -358,7 +354,7 @@ where
     {
         return fail(format!(
             "provider '{}' answered with content-encoding '{coding}', though the gateway asked for none",
-            served.provider
+            served.provider.slug
         ));
     }
     let Ok(Some(body)) = tokio::time::timeout(
@@ -369,7 +365,7 @@ where
     else {
         return fail(format!(
             "provider '{}' did not deliver its answer",
-            served.provider
+            served.provider.slug
         ));
     };
     let out = {

@@ -254,9 +254,7 @@ impl<'a> Attempts<'a> {
             layer: self.layer,
             function: self.function,
             route: self.route,
-            provider: &self.project.tables.providers[target.provider].slug,
-            kind: &self.project.tables.providers[target.provider].kind,
-            compiled: &self.project.tables.providers[target.provider],
+            provider: &self.project.tables.providers[target.provider],
             model: &target.model,
             version: self.project.version,
             attempts,
@@ -326,7 +324,7 @@ impl<'a> Attempts<'a> {
                 health,
                 retries_done,
                 ttfb_us,
-                served.kind,
+                &served.provider.kind,
             ) {
                 Decision::Deliver => {
                     return TargetEnd::Deliver(Delivery::Failed(
@@ -382,7 +380,7 @@ impl<'a> Attempts<'a> {
                     "it answered with a redirect (HTTP {}), which the gateway does not follow",
                     answered.status.as_u16()
                 )),
-                served.provider,
+                &served.provider.slug,
             ),
             Ok(answered) if answered.status.as_u16() < 400 => {
                 self.tally.waited(Duration::from_micros(ttfb_us));
@@ -403,7 +401,7 @@ impl<'a> Attempts<'a> {
                 self.note(&served, None, Some(e.code.name()));
                 return Sent::End(TargetEnd::Next(Failure::Error(e), served));
             }
-            Err(e) => upstream_error(e, served.provider),
+            Err(e) => upstream_error(e, &served.provider.slug),
         };
         Sent::Failed(outcome, failure, served)
     }
@@ -446,7 +444,7 @@ impl<'a> Attempts<'a> {
     /// Notes a failed attempt for the record.
     fn note(&self, served: &Served<'_>, status: Option<u16>, error: Option<&str>) {
         self.failed.borrow_mut().push(FailedAttempt {
-            provider: served.provider.to_string(),
+            provider: served.provider.slug.clone(),
             model: served.model.to_string(),
             status,
             error: error.map(str::to_string),

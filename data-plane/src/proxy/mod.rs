@@ -249,7 +249,9 @@ async fn serve(
     }
     if let Some(t) = tally.as_mut() {
         let provider = match &delivery {
-            Delivery::Answer { served, .. } | Delivery::Failed(_, served, _) => served.kind,
+            Delivery::Answer { served, .. } | Delivery::Failed(_, served, _) => {
+                served.provider.kind.as_str()
+            }
             Delivery::Error(_) => labels::NONE,
         };
         let key = Key {

@@ -264,7 +264,7 @@ proptest! {
 }
 
 #[test]
-fn a_providers_address_is_found_once_and_used_for_urls_under_its_base() {
+fn a_providers_address_is_read_once_and_used_for_urls_under_its_base() {
     let p = super::CompiledProvider::new("p", "openai", "http://127.0.0.1:8080/v1", vec![]);
     assert_eq!(
         p.address_for("http://127.0.0.1:8080/v1/chat/completions"),
@@ -290,6 +290,9 @@ fn a_providers_address_is_found_once_and_used_for_urls_under_its_base() {
     );
     let compiled =
         compile(&snap(vec![provider("openai", &["gpt-4o"])], vec![], vec![])).expect("compiles");
-    let p = &compiled.providers[0];
-    assert_eq!((p.host.as_str(), p.port), ("openai.example", Some(443)));
+    assert_eq!(
+        *compiled.providers[0].trace_attrs(),
+        crate::otel::genai::ProviderAttrs::new("openai", "openai", "openai.example", Some(443)),
+        "the base URL's address"
+    );
 }
