@@ -8,6 +8,7 @@ pub mod config;
 pub mod cors;
 pub mod drain;
 pub mod error;
+pub mod handover;
 pub mod health;
 pub mod health_book;
 pub mod limits;

@@ -11,8 +11,8 @@ mod stream;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,8 @@ use to11_shared::record::{Batch, FailedAttempt, RequestRecord};
 use to11_shared::usage::{estimate, Usage, UsageSource};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use crate::handover::{flush_later, Backlog};
 
 pub use stream::Metered;
 
@@ -48,9 +50,8 @@ pub struct MeterStats {
 /// The bounded queue between the workers and the shipper, shared by all workers.
 pub struct Recorder {
     tx: Option<mpsc::UnboundedSender<Batch>>,
-    /// Records in the queue (handed over, not yet taken by the shipper).
-    waiting: AtomicUsize,
-    capacity: usize,
+    /// Records in the queue (handed over, not yet taken by the shipper), and how many it holds.
+    backlog: Backlog,
     /// How long the workers gather a batch.
     gather: Duration,
     pub stats: Arc<MeterStats>,
@@ -61,8 +62,7 @@ impl Recorder {
     pub fn off() -> Self {
         Recorder {
             tx: None,
-            waiting: AtomicUsize::new(0),
-            capacity: 0,
+            backlog: Backlog::new(0),
             gather: GATHER,
             stats: Arc::default(),
         }
@@ -75,8 +75,7 @@ impl Recorder {
         (
             Recorder {
                 tx: Some(tx),
-                waiting: AtomicUsize::new(0),
-                capacity: capacity.max(1),
+                backlog: Backlog::new(capacity),
                 gather,
                 stats: Arc::default(),
             },
@@ -93,30 +92,21 @@ impl Recorder {
         let (Some(tx), n) = (&self.tx, batch.len()) else {
             return;
         };
-        let room = self
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w + n <= self.capacity).then_some(w + n)
-            })
-            .is_ok();
-        if room && tx.send(batch).is_ok() {
+        if self.backlog.send(tx, batch, n) {
             self.stats.queued.fetch_add(n as u64, Ordering::Relaxed);
         } else {
-            if room {
-                self.waiting.fetch_sub(n, Ordering::AcqRel);
-            }
             self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
     /// Records in the queue (handed over, not yet taken by the shipper).
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.backlog.waiting()
     }
 
     /// The shipper took `n` records off the queue.
     fn taken(&self, n: usize) {
-        self.waiting.fetch_sub(n, Ordering::AcqRel);
+        self.backlog.taken(n);
     }
 }
 
@@ -162,15 +152,9 @@ impl Batcher {
         };
         if full {
             self.0.flush();
-        } else if !self.0.armed.replace(true) {
-            let weak: Weak<Gathering> = Rc::downgrade(&self.0);
+        } else {
             let gather = self.0.recorder.gather;
-            actix_rt::spawn(async move {
-                actix_rt::time::sleep(gather).await;
-                if let Some(g) = weak.upgrade() {
-                    g.flush();
-                }
-            });
+            flush_later(&self.0, &self.0.armed, gather, Gathering::flush);
         }
     }
 }

@@ -14,6 +14,7 @@ use to11_shared::otel::TraceSettings;
 use tokio::sync::mpsc;
 
 use super::{Spans, TraceStats};
+use crate::handover::Backlog;
 
 /// The instrumentation scope of the data plane's spans.
 pub fn scope() -> Scope<'static> {
@@ -28,12 +29,13 @@ pub fn spawn(
     settings: TraceSettings,
     head: Head,
     rx: mpsc::UnboundedReceiver<Spans>,
+    backlog: Arc<Backlog>,
     stats: Arc<TraceStats>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("to11-otlp".into())
         .spawn(move || {
-            actix_rt::System::new().block_on(run(settings, head, rx, stats));
+            actix_rt::System::new().block_on(run(settings, head, rx, backlog, stats));
         })
         .map(|_| ())
 }
@@ -42,6 +44,7 @@ async fn run(
     settings: TraceSettings,
     head: Head,
     mut rx: mpsc::UnboundedReceiver<Spans>,
+    backlog: Arc<Backlog>,
     stats: Arc<TraceStats>,
 ) {
     let client = to11_io::outbound::client(&to11_io::outbound::ClientOptions {
@@ -52,7 +55,7 @@ async fn run(
         allow_private: true,
     });
     while let Some(Spans { mut buf, count }) = rx.recv().await {
-        stats.waiting.fetch_sub(count, Ordering::AcqRel);
+        backlog.taken(count);
         let start = head.seal(&mut buf);
         // The batch's bytes become the body as they are (no copy).
         let body = bytes::Bytes::from(buf).slice(start..);

@@ -17,8 +17,8 @@
 pub mod export;
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ use to11_shared::otel::record::{Buffers, MAX_SPANS};
 use to11_shared::otel::{genai, Sampler, SpanId, Trace, TraceId, TraceParent};
 use to11_shared::upstream::Surface;
 use tokio::sync::mpsc;
+
+use crate::handover::{flush_later, Backlog};
 
 /// W3C trace context: read from the client, and sent to the upstream with the attempt's span.
 pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -45,8 +47,6 @@ pub struct TraceStats {
     pub dropped: AtomicU64,
     /// Exports that failed (no answer, or not 2xx).
     pub export_failures: AtomicU64,
-    /// Spans in the queue to the exporter (handed over by a worker, not yet taken).
-    pub waiting: AtomicUsize,
 }
 
 /// Ended traces' buffers a worker keeps for its next traces, at most, and the largest kept (a
@@ -66,8 +66,8 @@ pub struct Spans {
 pub struct Tracer {
     sampler: Sampler,
     queue: mpsc::UnboundedSender<Spans>,
-    /// Spans in the queue, at most (`stats.waiting`: how many now).
-    capacity: usize,
+    /// Spans in the queue (taken off by the exporter), and how many it holds.
+    backlog: Arc<Backlog>,
     /// Spans in a batch, at most; how long a batch gathers.
     max_batch: usize,
     delay: Duration,
@@ -77,22 +77,22 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// A tracer whose batches go to `queue` (`max_queue` spans at most), to be sealed with a head
-    /// of `room` bytes.
+    /// A tracer whose batches go to `queue` (`backlog`: `max_queue` spans at most), to be sealed
+    /// with a head of `room` bytes.
     pub fn new(
         settings: &to11_shared::otel::TraceSettings,
         queue: mpsc::UnboundedSender<Spans>,
+        backlog: Arc<Backlog>,
         room: usize,
         stats: Arc<TraceStats>,
     ) -> Self {
-        let capacity = settings.max_queue.max(1);
         Tracer {
             sampler: settings.sampler,
             queue,
-            capacity,
             // A batch is queued whole: one larger than the queue would never fit (the SDKs clamp
             // it the same way).
-            max_batch: settings.max_batch.clamp(1, capacity),
+            max_batch: settings.max_batch.clamp(1, backlog.capacity()),
+            backlog,
             delay: settings.delay,
             room,
             stats,
@@ -102,17 +102,7 @@ impl Tracer {
     /// Queues a worker's batch whole, or drops it whole (counted) when the queue has no room.
     fn offer(&self, spans: Spans) {
         let n = spans.count;
-        let room = self
-            .stats
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w + n <= self.capacity).then_some(w + n)
-            })
-            .is_ok();
-        if !room || self.queue.send(spans).is_err() {
-            if room {
-                self.stats.waiting.fetch_sub(n, Ordering::AcqRel);
-            }
+        if !self.backlog.send(&self.queue, spans, n) {
             self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
@@ -223,15 +213,8 @@ impl Gathering {
         };
         if full {
             self.flush();
-        } else if !self.armed.replace(true) {
-            let weak: Weak<Gathering> = Rc::downgrade(self);
-            let delay = self.tracer.delay;
-            actix_rt::spawn(async move {
-                actix_rt::time::sleep(delay).await;
-                if let Some(g) = weak.upgrade() {
-                    g.flush();
-                }
-            });
+        } else {
+            flush_later(self, &self.armed, self.tracer.delay, Gathering::flush);
         }
     }
 
@@ -347,9 +330,12 @@ pub fn start(settings: &to11_shared::otel::TraceSettings) -> std::io::Result<Arc
     let (tx, rx) = mpsc::unbounded_channel();
     let head = Head::new(&settings.resource, &export::scope());
     let stats = Arc::<TraceStats>::default();
+    let backlog = Arc::new(Backlog::new(settings.max_queue));
     let head_room = head.room();
-    export::spawn(settings.clone(), head, rx, stats.clone())?;
-    Ok(Arc::new(Tracer::new(settings, tx, head_room, stats)))
+    export::spawn(settings.clone(), head, rx, backlog.clone(), stats.clone())?;
+    Ok(Arc::new(Tracer::new(
+        settings, tx, backlog, head_room, stats,
+    )))
 }
 
 #[cfg(test)]
@@ -374,11 +360,25 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let tracer = Tracer::new(&settings, tx, ROOM, Arc::default());
+        let backlog = Arc::new(Backlog::new(max_queue));
+        let tracer = Tracer::new(&settings, tx, backlog, ROOM, Arc::default());
         (Batcher::new(Arc::new(tracer)), rx)
     }
 
     const ROOM: usize = 7;
+
+    /// A sampled request's trace, begun without a caller's context.
+    fn root(b: &Batcher) -> Box<Traced> {
+        b.begin(&HeaderMap::new(), Surface::Chat, 1)
+            .expect("sampled")
+    }
+
+    /// `n` requests traced and ended, without attempts.
+    fn ended(b: &Batcher, n: usize) {
+        for _ in 0..n {
+            root(b).end(200, None, false);
+        }
+    }
 
     fn decoded(s: &Spans) -> Vec<to11_shared::otel::read::Read> {
         assert_eq!(s.buf[..ROOM], [0; ROOM], "room kept for the head");
@@ -464,12 +464,7 @@ mod tests {
             None,
             "tracestate only with a valid traceparent"
         );
-        let c = b
-            .begin(&HeaderMap::new(), Surface::Chat, 1)
-            .expect("sampled");
-        let d = b
-            .begin(&HeaderMap::new(), Surface::Chat, 1)
-            .expect("sampled");
+        let (c, d) = (root(&b), root(&b));
         assert_ne!(a.trace.trace_id, c.trace.trace_id);
         a.end(200, None, false);
         c.end(502, Some("upstream_failure"), true);
@@ -480,7 +475,7 @@ mod tests {
             1,
             "the queue holds two"
         );
-        assert_eq!(stats.waiting.load(Ordering::Relaxed), 2);
+        assert_eq!(b.0.tracer.backlog.waiting(), 2);
         assert_eq!(decoded(&rx.try_recv().expect("first")).len(), 1);
         let second = decoded(&rx.try_recv().expect("second"));
         assert_eq!(second[0].error.as_deref(), Some("upstream_failure"));
@@ -490,12 +485,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_batch_larger_than_the_queue_is_made_to_fit_it() {
         let (b, mut rx) = batcher("always_on", 2, 10);
-        for _ in 0..2 {
-            let t = b
-                .begin(&HeaderMap::new(), Surface::Chat, 1)
-                .expect("sampled");
-            t.end(200, None, false);
-        }
+        ended(&b, 2);
         let got = rx
             .try_recv()
             .expect("a batch of the queue's size, handed over at once");
@@ -506,12 +496,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_worker_gathers_its_requests_spans_and_hands_them_over_after_the_delay() {
         let (b, mut rx) = batcher("always_on", 100, 10);
-        for _ in 0..3 {
-            let t = b
-                .begin(&HeaderMap::new(), Surface::Chat, 1)
-                .expect("sampled");
-            t.end(200, None, false);
-        }
+        ended(&b, 3);
         assert!(rx.try_recv().is_err(), "gathering");
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
@@ -521,12 +506,7 @@ mod tests {
         assert_eq!(decoded(&got).len(), 3);
         // Four traces of three spans each in batches of ten: three go at once (nine spans, the
         // fourth would make twelve), the fourth when the worker stops.
-        let mut traced: Vec<_> = (0..4)
-            .map(|_| {
-                b.begin(&HeaderMap::new(), Surface::Chat, 1)
-                    .expect("sampled")
-            })
-            .collect();
+        let mut traced: Vec<_> = (0..4).map(|_| root(&b)).collect();
         for t in &mut traced {
             for _ in 0..2 {
                 let provider = genai::ProviderAttrs::new("openai", "main", "h", None);
