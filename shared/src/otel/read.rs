@@ -152,6 +152,23 @@ fn span(b: &[u8]) -> Result<Read, String> {
     Ok(s)
 }
 
+/// The contents of `b`'s length-delimited fields numbered `n`, in order (for tests that walk the
+/// messages around the spans).
+pub fn contents(b: &[u8], n: u32) -> Result<Vec<&[u8]>, String> {
+    Ok(fields(b)?
+        .into_iter()
+        .filter_map(|f| match f {
+            Field::Bytes(number, v) if number == n => Some(v),
+            _ => None,
+        })
+        .collect())
+}
+
+/// How many fields `b` holds.
+pub fn count(b: &[u8]) -> Result<usize, String> {
+    fields(b).map(|f| f.len())
+}
+
 /// The spans of a run of `ScopeSpans.spans` fields (an ended `Trace::bytes`, or several joined).
 pub fn spans(b: &[u8]) -> Result<Vec<Read>, String> {
     fields(b)?
