@@ -232,6 +232,7 @@ async fn a_routed_request_with_a_failed_attempt_is_one_trace_continued_from_the_
         ("gen_ai.usage.output_tokens", json!(6)),
         ("gen_ai.usage.cache_read.input_tokens", json!(7)),
         ("gen_ai.usage.reasoning.output_tokens", json!(4)),
+        ("gen_ai.response.finish_reasons", json!(["stop"])),
         ("http.response.status_code", json!(200)),
         ("to11.layer", json!("route")),
         ("to11.route", json!("r")),
@@ -285,6 +286,32 @@ async fn a_routed_request_with_a_failed_attempt_is_one_trace_continued_from_the_
     assert_eq!(attempts[1]["status_code"], 0);
     assert!(attempts[1]["attributes"].get("error.type").is_none());
     counted(gw.info.gateway, "to11_trace_spans_exported_total", 3.0).await;
+
+    // A streamed answer: its finish reason is read from the stream as it passes.
+    let streamed = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let body_stream =
+        json!({"model": "r", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = post_chat(
+        gw.info.gateway,
+        &[
+            ("x-to11-authorization", &auth),
+            ("traceparent", &format!("00-{streamed}-{CLIENT_SPAN}-01")),
+        ],
+        &body_stream.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let spans = receiver.spans_of(streamed, 3);
+    let root = spans
+        .iter()
+        .find(|s| s["kind"] == 2)
+        .expect("a server span");
+    assert_eq!(attr(root, "gen_ai.request.stream"), true, "{root:#}");
+    assert_eq!(
+        attr(root, "gen_ai.response.finish_reasons"),
+        &json!(["stop"]),
+        "{root:#}"
+    );
 
     // The sampler's ratio is 0: a request without a sampled parent is not traced, and the
     // client's unsampled traceparent goes upstream as it came.

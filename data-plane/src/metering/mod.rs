@@ -258,6 +258,11 @@ impl Draft {
         self.0.trace.take()
     }
 
+    /// Whether the request is traced (its meter then reads the finish reasons too).
+    pub fn traced(&self) -> bool {
+        self.0.trace.is_some()
+    }
+
     /// The trace, to add to.
     pub fn traced_mut(&mut self) -> Option<&mut crate::otel::Traced> {
         self.0.trace.as_deref_mut()
@@ -393,6 +398,7 @@ impl Draft {
                 let estimated = source == UsageSource::Estimated;
                 to11_shared::otel::genai::usage(&mut t.trace, u, estimated);
             }
+            to11_shared::otel::genai::finish_reasons(&mut t.trace, &outcome.finish);
             t.end(status, self.0.record.error.as_deref(), outcome.cut);
         }
         self.submit();
@@ -422,6 +428,8 @@ pub struct Outcome {
     /// The answer did not reach its end (the client went away, or the stream was ended by a
     /// stall or a break).
     pub cut: bool,
+    /// Why the model stopped, as the answer said (read for traced requests only).
+    pub finish: Vec<String>,
 }
 
 #[cfg(test)]

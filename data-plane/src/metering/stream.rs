@@ -67,6 +67,7 @@ impl State {
                     chunks: self.meter.chunks(),
                     answer_bytes: self.answer_bytes,
                     cut,
+                    finish: self.meter.take_finish_reasons(),
                 },
             );
         }

@@ -179,9 +179,8 @@ where
             dropped(&mut out, prepared);
             out.insert_header((CONTENT_TYPE, "text/event-stream"));
             let mut converter = t.stream(&answer);
-            if draft.is_some() {
-                converter =
-                    converter.with_meter(Meter::new(prepared.usage, Body::Stream(t.framing)));
+            if let Some(d) = &draft {
+                converter = converter.with_meter(meter(prepared, Body::Stream(t.framing), d));
             }
             let status = upstream.status.as_u16();
             let mut r = out.streaming(
@@ -231,6 +230,16 @@ fn header_usage<B>(upstream: &Answered<B>, prepared: &Prepared) -> Option<Usage>
     }
     let h = |n: &HeaderName| upstream.headers.get(n).and_then(|v| v.to_str().ok());
     from_bedrock_headers(h(&INPUT), h(&OUTPUT))
+}
+
+/// The meter of an answer: its usage, and its finish reasons when the request is traced.
+fn meter(prepared: &Prepared, body: Body, draft: &Draft) -> Meter {
+    let m = Meter::new(prepared.usage, body);
+    if draft.traced() {
+        m.with_finish()
+    } else {
+        m
+    }
 }
 
 /// `x-to11-dropped`: the request hints the translation dropped (the target has no equivalent).
@@ -288,7 +297,7 @@ where
         (prepared.strip_usage && kind == Body::Stream(Framing::Sse)).then(UsageStrip::default);
     let fallback = header_usage(&upstream, prepared);
     let status = upstream.status.as_u16();
-    let meter = Meter::new(prepared.usage, kind);
+    let meter = meter(prepared, kind, &draft);
     pass_as(upstream, served, how, tally, move |b| {
         Metered::new(b, meter, strip, draft, status).with_fallback(fallback)
     })
@@ -370,7 +379,7 @@ where
     };
     let out = {
         if let Some(d) = draft {
-            let mut meter = Meter::new(prepared.usage, Body::Json);
+            let mut meter = meter(prepared, Body::Json, &d);
             meter.push(&body);
             d.finish(
                 upstream.status.as_u16(),
@@ -379,6 +388,7 @@ where
                     chunks: 0,
                     answer_bytes: body.len() as u64,
                     cut: false,
+                    finish: meter.take_finish_reasons(),
                 },
             );
         }

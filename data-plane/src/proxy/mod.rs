@@ -292,9 +292,7 @@ fn estimated_count<B>(
             200,
             crate::metering::Outcome {
                 reported: Some(Default::default()),
-                chunks: 0,
-                answer_bytes: 0,
-                cut: false,
+                ..Default::default()
             },
         );
     }

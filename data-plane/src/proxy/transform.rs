@@ -52,6 +52,9 @@ impl<S> Converted<S> {
                     chunks: meter.map(|m| m.chunks()).unwrap_or(0),
                     answer_bytes: self.answer_bytes,
                     cut,
+                    finish: meter
+                        .map(|m| m.finish_reasons().to_vec())
+                        .unwrap_or_default(),
                 },
             );
         }

@@ -171,6 +171,14 @@ pub fn usage(t: &mut Trace, u: &Usage, estimated: bool) {
     }
 }
 
+/// Why the model stopped, as the provider said it (`gen_ai.response.finish_reasons`: one per
+/// choice or candidate, distinct); nothing when the answer gave none.
+pub fn finish_reasons(t: &mut Trace, reasons: &[String]) {
+    if !reasons.is_empty() {
+        t.set(0, &FINISH_REASONS, Value::List(reasons));
+    }
+}
+
 /// One upstream attempt's target.
 pub struct Target<'a> {
     pub surface: Surface,

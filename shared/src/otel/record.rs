@@ -34,8 +34,8 @@ pub enum Value<'a> {
     Str(&'a str),
     Int(i64),
     Bool(bool),
-    /// A one-element array of strings (`gen_ai.response.finish_reasons`).
-    List(&'a str),
+    /// An array of strings (`gen_ai.response.finish_reasons`).
+    List(&'a [String]),
 }
 
 /// An attribute's key, encoded once (at compile time for constants): `KeyValue.key = 1` (its tag,
@@ -457,7 +457,7 @@ fn attribute(b: &mut Vec<u8>, key: &Key, value: Value<'_>) -> usize {
         Value::Str(s) => field_len(s.len()),
         Value::Int(i) => 1 + varint_len(i as u64),
         Value::Bool(_) => 2,
-        Value::List(s) => field_len(field_len(field_len(s.len()))),
+        Value::List(l) => field_len(list_len(l)),
     };
     // The key's bytes end with the value's tag.
     let kv = k + varint_len(any as u64) + any;
@@ -476,12 +476,20 @@ fn attribute(b: &mut Vec<u8>, key: &Key, value: Value<'_>) -> usize {
             return b.len();
         }
         Value::Str(s) => s,
-        Value::List(s) => {
+        Value::List(l) => {
+            // AnyValue.array_value = 5 → ArrayValue.values = 1 → AnyValue.string_value = 1.
             b.push(0x2a);
-            varint(b, field_len(field_len(s.len())) as u64);
-            b.push(0x0a);
-            varint(b, field_len(s.len()) as u64);
-            s
+            varint(b, list_len(l) as u64);
+            let mut at = b.len();
+            for s in l {
+                b.push(0x0a);
+                varint(b, field_len(s.len()) as u64);
+                b.push(0x0a);
+                varint(b, s.len() as u64);
+                at = b.len();
+                b.extend_from_slice(s.as_bytes());
+            }
+            return at;
         }
     };
     b.push(0x0a);
@@ -489,6 +497,11 @@ fn attribute(b: &mut Vec<u8>, key: &Key, value: Value<'_>) -> usize {
     let at = b.len();
     b.extend_from_slice(text.as_bytes());
     at
+}
+
+/// The encoded size of an `ArrayValue` of strings.
+fn list_len(l: &[String]) -> usize {
+    l.iter().map(|s| field_len(field_len(s.len()))).sum()
 }
 
 #[cfg(test)]
@@ -531,7 +544,7 @@ mod tests {
         t.set(
             b,
             &Key::new("gen_ai.response.finish_reasons"),
-            Value::List("stop"),
+            Value::List(&["stop".to_string(), "length".to_string()]),
         );
         assert!(t.bytes().is_empty(), "nothing until the request ends");
         t.end(0, 2_000, None);
@@ -580,7 +593,7 @@ mod tests {
             second.attrs,
             [(
                 "gen_ai.response.finish_reasons".to_string(),
-                "[stop]".to_string()
+                "[stop,length]".to_string()
             )]
         );
         assert_eq!(

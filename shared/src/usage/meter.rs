@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::counts::Counts;
 use super::extract::{self, BEDROCK_METRICS};
-use super::scan::{needles, Counter, Found, Key, Keys, Needles, Slot};
+use super::scan::{needles, Counter, Found, Key, Keys, Needles, Slot, MAX_REASON};
 use super::{Usage, UsageFormat};
 use crate::eventstream::{Decoder, Frame};
 use crate::translate::stream::{Event, Framing};
@@ -47,6 +47,8 @@ pub struct Meter {
     chunks: u64,
     read: Read,
     tally: Tally,
+    /// Whether finish reasons are read too (for a traced request).
+    finish: bool,
 }
 
 /// How bytes are read.
@@ -74,34 +76,100 @@ const METRICS: Key = Key {
     bytes: b"\"amazon-bedrock-invocationMetrics\"",
     slot: Slot::Metrics,
 };
+/// The counts of whole InvokeModel answers of Titan and Llama.
+const TITAN_IN: Key = Key {
+    bytes: b"\"inputTextTokenCount\"",
+    slot: Slot::Input,
+};
+const TITAN_OUT: Key = Key {
+    bytes: b"\"tokenCount\"",
+    slot: Slot::OutputAdd,
+};
+const LLAMA_IN: Key = Key {
+    bytes: b"\"prompt_token_count\"",
+    slot: Slot::Input,
+};
+const LLAMA_OUT: Key = Key {
+    bytes: b"\"generation_token_count\"",
+    slot: Slot::Output,
+};
+/// OpenAI's (chat and completions, one per choice).
+const FINISH_REASON: Key = Key {
+    bytes: b"\"finish_reason\"",
+    slot: Slot::Finish,
+};
+/// Anthropic's (and Llama's on Bedrock).
+const STOP_REASON: Key = Key {
+    bytes: b"\"stop_reason\"",
+    slot: Slot::Finish,
+};
+/// Gemini's (one per candidate).
+const FINISH_REASON_CAMEL: Key = Key {
+    bytes: b"\"finishReason\"",
+    slot: Slot::Finish,
+};
+/// Converse's whole answers (and Nova's on InvokeModel).
+const STOP_REASON_CAMEL: Key = Key {
+    bytes: b"\"stopReason\"",
+    slot: Slot::Finish,
+};
+/// Titan's.
+const COMPLETION_REASON: Key = Key {
+    bytes: b"\"completionReason\"",
+    slot: Slot::Finish,
+};
+
+/// The keys that hold usage, and with `finish` the finish reasons, per format.
+fn keys(format: UsageFormat, body: Body, finish: bool) -> &'static Needles<Key> {
+    if !finish {
+        return usage_keys(format, body);
+    }
+    const OPENAI: &[Key] = &[USAGE, FINISH_REASON];
+    const CONVERSE: &[Key] = &[USAGE, STOP_REASON_CAMEL];
+    const ANTHROPIC: &[Key] = &[USAGE, METRICS, STOP_REASON];
+    const GEMINI: &[Key] = &[USAGE_METADATA, FINISH_REASON_CAMEL];
+    const INVOKE: &[Key] = &[
+        METRICS,
+        USAGE,
+        STOP_REASON,
+        STOP_REASON_CAMEL,
+        COMPLETION_REASON,
+    ];
+    const INVOKE_WHOLE: &[Key] = &[
+        METRICS,
+        USAGE,
+        TITAN_IN,
+        TITAN_OUT,
+        LLAMA_IN,
+        LLAMA_OUT,
+        STOP_REASON,
+        STOP_REASON_CAMEL,
+        COMPLETION_REASON,
+    ];
+    static OPENAI_KEYS: Needles<Key> = needles!(OPENAI);
+    static CONVERSE_KEYS: Needles<Key> = needles!(CONVERSE);
+    static ANTHROPIC_KEYS: Needles<Key> = needles!(ANTHROPIC);
+    static GEMINI_KEYS: Needles<Key> = needles!(GEMINI);
+    static INVOKE_KEYS: Needles<Key> = needles!(INVOKE);
+    static INVOKE_WHOLE_KEYS: Needles<Key> = needles!(INVOKE_WHOLE);
+    match (format, body) {
+        (UsageFormat::OpenAi, _) => &OPENAI_KEYS,
+        (UsageFormat::Converse, _) => &CONVERSE_KEYS,
+        (UsageFormat::Anthropic, _) => &ANTHROPIC_KEYS,
+        (UsageFormat::Gemini, _) => &GEMINI_KEYS,
+        (UsageFormat::BedrockInvoke, Body::Json) => &INVOKE_WHOLE_KEYS,
+        (UsageFormat::BedrockInvoke, Body::Stream(_)) => &INVOKE_KEYS,
+    }
+}
 
 /// The keys that hold usage, per format.
-fn keys(format: UsageFormat, body: Body) -> &'static Needles<Key> {
+fn usage_keys(format: UsageFormat, body: Body) -> &'static Needles<Key> {
     const OPENAI: &[Key] = &[USAGE];
     const ANTHROPIC: &[Key] = &[USAGE, METRICS];
     const GEMINI: &[Key] = &[USAGE_METADATA];
     const INVOKE: &[Key] = &[METRICS, USAGE];
     // A whole InvokeModel answer of Titan or Llama has its counts at the top level.
-    const INVOKE_WHOLE: &[Key] = &[
-        METRICS,
-        USAGE,
-        Key {
-            bytes: b"\"inputTextTokenCount\"",
-            slot: Slot::Input,
-        },
-        Key {
-            bytes: b"\"tokenCount\"",
-            slot: Slot::OutputAdd,
-        },
-        Key {
-            bytes: b"\"prompt_token_count\"",
-            slot: Slot::Input,
-        },
-        Key {
-            bytes: b"\"generation_token_count\"",
-            slot: Slot::Output,
-        },
-    ];
+    const INVOKE_WHOLE: &[Key] = &[METRICS, USAGE, TITAN_IN, TITAN_OUT, LLAMA_IN, LLAMA_OUT];
     static OPENAI_KEYS: Needles<Key> = needles!(OPENAI);
     static ANTHROPIC_KEYS: Needles<Key> = needles!(ANTHROPIC);
     static GEMINI_KEYS: Needles<Key> = needles!(GEMINI);
@@ -144,7 +212,7 @@ impl Meter {
             Body::Json => Counter::new(&NONE),
             Body::Stream(_) => Counter::new(content(format)),
         };
-        let keys = Keys::new(keys(format, body));
+        let keys = Keys::new(keys(format, body, false));
         let read = match body {
             Body::Json | Body::Stream(Framing::Sse) => Read::Text { keys, content },
             Body::Stream(framing) => Read::Frames {
@@ -161,7 +229,19 @@ impl Meter {
             chunks: 0,
             read,
             tally: Tally::default(),
+            finish: false,
         }
+    }
+
+    /// The same meter, reading the finish reasons too (`finish_reasons`). Searching for one more
+    /// key costs a little on every chunk, so only traced requests ask. Call before the first push.
+    pub fn with_finish(mut self) -> Self {
+        let set = keys(self.format, self.body, true);
+        match &mut self.read {
+            Read::Text { keys, .. } | Read::Frames { keys, .. } => *keys = Keys::new(set),
+        }
+        self.finish = true;
+        self
     }
 
     /// Bytes of the upstream's answer as they pass (split anywhere).
@@ -200,6 +280,11 @@ impl Meter {
         let Event::Json { name, data } = e else {
             return;
         };
+        if self.finish {
+            for r in reasons(self.format, name.as_deref(), data) {
+                self.tally.reason(r);
+            }
+        }
         let merge = self.merges();
         let t = &mut self.tally;
         let object = |v: Option<&Value>| v.and_then(Counts::of).map(|c| Found::Object(Box::new(c)));
@@ -249,6 +334,17 @@ impl Meter {
         self.usage
     }
 
+    /// The distinct finish reasons read so far, in the order first seen (empty unless
+    /// `with_finish`).
+    pub fn finish_reasons(&self) -> &[String] {
+        &self.tally.reasons
+    }
+
+    /// The finish reasons, taken out of the meter.
+    pub fn take_finish_reasons(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.tally.reasons)
+    }
+
     /// Content chunks seen so far (for an estimate when no usage was reported).
     pub fn chunks(&self) -> u64 {
         self.chunks
@@ -296,9 +392,70 @@ fn frame(
                 0
             }
             "contentBlockDelta" => 1,
+            "messageStop" if keys.fills(Slot::Finish) => {
+                if let Ok(v) = serde_json::from_slice::<Value>(&f.payload) {
+                    if let Some(r) = v.get("stopReason").and_then(Value::as_str) {
+                        found(Slot::Finish, Found::Text(r.to_owned()));
+                    }
+                }
+                0
+            }
             _ => 0,
         },
     }
+}
+
+/// The finish reasons a decoded event carries, by format: OpenAI's `choices[].finish_reason`;
+/// Anthropic's `message_delta.delta.stop_reason` (or a whole message's `stop_reason`); Gemini's
+/// `candidates[].finishReason`; Converse's `messageStop.stopReason`; an InvokeModel chunk's
+/// Anthropic `delta.stop_reason`, Llama `stop_reason`, Titan `completionReason` or Nova
+/// `stopReason`.
+fn reasons<'a>(
+    format: UsageFormat,
+    name: Option<&str>,
+    data: &'a Value,
+) -> impl Iterator<Item = &'a str> {
+    let str_at = |v: &'a Value, k: &str| v.get(k).and_then(Value::as_str);
+    let list = |k: &str| data.get(k).and_then(Value::as_array).into_iter().flatten();
+    let (one, many): (Option<&str>, Vec<&str>) = match format {
+        UsageFormat::OpenAi => (
+            None,
+            list("choices")
+                .filter_map(|c| str_at(c, "finish_reason"))
+                .collect(),
+        ),
+        UsageFormat::Anthropic => (
+            data.get("delta")
+                .and_then(|d| str_at(d, "stop_reason"))
+                .or_else(|| data.get("message").and_then(|m| str_at(m, "stop_reason"))),
+            Vec::new(),
+        ),
+        UsageFormat::Gemini => (
+            None,
+            list("candidates")
+                .filter_map(|c| str_at(c, "finishReason"))
+                .collect(),
+        ),
+        UsageFormat::Converse => (
+            (name == Some("messageStop"))
+                .then(|| str_at(data, "stopReason"))
+                .flatten(),
+            Vec::new(),
+        ),
+        UsageFormat::BedrockInvoke => (
+            data.get("delta")
+                .and_then(|d| str_at(d, "stop_reason"))
+                .or_else(|| str_at(data, "stop_reason"))
+                .or_else(|| str_at(data, "completionReason"))
+                .or_else(|| str_at(data, "stopReason"))
+                .or_else(|| {
+                    data.get("messageStop")
+                        .and_then(|m| str_at(m, "stopReason"))
+                }),
+            Vec::new(),
+        ),
+    };
+    one.into_iter().chain(many)
 }
 
 /// The event a Bedrock `chunk` frame carries (`{"bytes":"<base64>", "p":…}`).
@@ -319,7 +476,12 @@ struct Tally {
     metrics: Option<Usage>,
     input: Option<u64>,
     output: Option<u64>,
+    /// Distinct finish reasons, at most `MAX_REASONS`.
+    reasons: Vec<String>,
 }
+
+/// Finish reasons kept per answer (one per choice or candidate, and choices mostly agree).
+const MAX_REASONS: usize = 8;
 
 impl Tally {
     fn found(&mut self, format: UsageFormat, merge: bool, slot: Slot, f: Found) {
@@ -350,7 +512,15 @@ impl Tally {
             (Slot::OutputAdd, Found::Number(n)) => {
                 self.output = Some(self.output.unwrap_or(0) + n);
             }
+            (Slot::Finish, Found::Text(r)) => self.reason(&r),
             _ => {}
+        }
+    }
+
+    fn reason(&mut self, r: &str) {
+        let fits = !r.is_empty() && r.len() <= MAX_REASON && self.reasons.len() < MAX_REASONS;
+        if fits && !self.reasons.iter().any(|x| x == r) {
+            self.reasons.push(r.to_owned());
         }
     }
 

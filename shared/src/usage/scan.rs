@@ -26,6 +26,9 @@ const TAIL: usize = 40;
 /// A value longer than this is not usage; the scan gives it up and goes on with the next push.
 const MAX_VALUE: usize = 64 * 1024;
 
+/// A finish reason longer than this is not one (they are short words); it is skipped.
+pub(super) const MAX_REASON: usize = 64;
+
 /// Where a found value goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Slot {
@@ -39,11 +42,25 @@ pub(super) enum Slot {
     Output,
     /// A count of output tokens to add up (Titan's `results[].tokenCount`).
     OutputAdd,
+    /// Why the model stopped (`finish_reason`, `stop_reason`, `finishReason`): a string.
+    Finish,
+}
+
+/// The kind of value a slot takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Object,
+    Number,
+    Text,
 }
 
 impl Slot {
-    fn number(self) -> bool {
-        matches!(self, Slot::Input | Slot::Output | Slot::OutputAdd)
+    fn kind(self) -> Kind {
+        match self {
+            Slot::Input | Slot::Output | Slot::OutputAdd => Kind::Number,
+            Slot::Finish => Kind::Text,
+            Slot::Usage | Slot::Metrics => Kind::Object,
+        }
     }
 }
 
@@ -98,6 +115,7 @@ impl Needle for &'static [u8] {
 pub(super) enum Found {
     Object(Box<Counts>),
     Number(u64),
+    Text(String),
 }
 
 /// The last bytes of the previous pushes, without an allocation per push.
@@ -163,7 +181,7 @@ enum Resolve {
 }
 
 /// Reads the value after a key, from `buf` (the bytes right after the key).
-fn resolve(buf: &[u8], number: bool) -> Resolve {
+fn resolve(buf: &[u8], kind: Kind) -> Resolve {
     let ws = |from: usize| {
         from + buf[from..]
             .iter()
@@ -182,7 +200,10 @@ fn resolve(buf: &[u8], number: bool) -> Resolve {
     if i == buf.len() {
         return Resolve::Pending;
     }
-    if number {
+    if kind == Kind::Text {
+        return text(buf, i);
+    }
+    if kind == Kind::Number {
         let digits = buf[i..].iter().take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 {
             return Resolve::Done(i, None);
@@ -213,6 +234,24 @@ fn resolve(buf: &[u8], number: bool) -> Resolve {
         Some(Err(_)) if !closes(&buf[i..]) => Resolve::Pending,
         // Not JSON after all: resume the search inside it.
         _ => Resolve::Done(i + 1, None),
+    }
+}
+
+/// A short string value starting at `buf[i]` (anything else, `null` included, reads as nothing).
+fn text(buf: &[u8], i: usize) -> Resolve {
+    if buf[i] != b'"' {
+        return Resolve::Done(i, None);
+    }
+    let body = &buf[i + 1..];
+    match memchr::memchr2(b'"', b'\\', body) {
+        Some(n) if body[n] == b'"' && n <= MAX_REASON => {
+            let s = std::str::from_utf8(&body[..n]).ok().map(str::to_owned);
+            Resolve::Done(i + 1 + n + 1, s.map(Found::Text))
+        }
+        // Escapes or a long string: not a finish reason; the search resumes inside it.
+        Some(_) => Resolve::Done(i + 1, None),
+        None if body.len() <= MAX_REASON => Resolve::Pending,
+        None => Resolve::Done(i + 1, None),
     }
 }
 
@@ -270,7 +309,7 @@ impl Keys {
         if let Some((slot, mut buf)) = self.value.take() {
             let before = buf.len();
             buf.extend_from_slice(bytes);
-            match resolve(&buf, slot.number()) {
+            match resolve(&buf, slot.kind()) {
                 Resolve::Pending => {
                     if buf.len() <= MAX_VALUE {
                         self.value = Some((slot, buf));
@@ -293,6 +332,11 @@ impl Keys {
         } else {
             self.tail = Tail::of(prev.bytes(), data);
         }
+    }
+
+    /// Whether one of the keys fills `slot`.
+    pub fn fills(&self, slot: Slot) -> bool {
+        self.keys.iter().any(|k| k.slot == slot)
     }
 
     /// Scans one whole document (a decoded Bedrock chunk): no seam, and a value cut at its end
@@ -356,7 +400,7 @@ impl Keys {
     /// Reads the value of key `i`, which ends at `end`.
     fn read(&self, i: usize, data: &[u8], end: usize, found: &mut impl FnMut(Slot, Found)) -> Step {
         let slot = self.keys[i].slot;
-        match resolve(&data[end..], slot.number()) {
+        match resolve(&data[end..], slot.kind()) {
             Resolve::Pending => Step::Pending(slot),
             Resolve::Done(n, f) => {
                 if let Some(f) = f {

@@ -258,3 +258,160 @@ fn event_pieces(c: &Case) -> Vec<&[u8]> {
     }
     out
 }
+
+/// The finish reasons in a JSON document, found by walking it: the string values of the keys
+/// the providers use, at any depth, distinct, in document order.
+fn reasons_in(v: &Value, out: &mut Vec<String>) {
+    const KEYS: [&str; 5] = [
+        "finish_reason",
+        "stop_reason",
+        "finishReason",
+        "stopReason",
+        "completionReason",
+    ];
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x.as_str() {
+                    Some(s) if KEYS.contains(&k.as_str()) && !out.iter().any(|o| o == s) => {
+                        out.push(s.to_string());
+                    }
+                    _ => reasons_in(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| reasons_in(x, out)),
+        _ => {}
+    }
+}
+
+/// What a case's finish reasons are, read from its decoded documents.
+fn want_reasons(c: &Case) -> Vec<String> {
+    let mut out = Vec::new();
+    match c.body {
+        Body::Json => reasons_in(&serde_json::from_slice(&c.bytes).expect("json"), &mut out),
+        Body::Stream(_) => {
+            for e in decode(c) {
+                if let Event::Json { data, .. } = e {
+                    reasons_in(&data, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run_finish(c: &Case, parts: &[&[u8]]) -> (Option<Usage>, u64, Vec<String>) {
+    let mut m = Meter::new(c.format, c.body).with_finish();
+    for p in parts {
+        m.push(p);
+    }
+    (m.usage(), m.chunks(), m.finish_reasons().to_vec())
+}
+
+#[test]
+fn finish_reasons_at_every_split_and_usage_unchanged() {
+    let cases: Vec<Case> = fixtures::whole_cases()
+        .into_iter()
+        .chain(streams::streams())
+        .collect();
+    let mut named = Vec::new();
+    for c in &cases {
+        let want = (c.want, c.chunks, want_reasons(c));
+        let b = &c.bytes;
+        for at in 0..=b.len() {
+            let (x, y) = b.split_at(at);
+            assert_eq!(run_finish(c, &[x, y]), want, "{}: split at {at}", c.name);
+        }
+        let bytes: Vec<&[u8]> = b.chunks(1).collect();
+        assert_eq!(run_finish(c, &bytes), want, "{}: byte by byte", c.name);
+        named.push((c.name, want.2));
+    }
+    // The walk above is the oracle; these pin that it finds what the providers sent.
+    for (name, want) in [
+        ("openai chat", &["tool_calls"][..]),
+        ("anthropic", &["tool_use"]),
+        ("converse", &["tool_use"]),
+        ("openai chat stream", &["stop"]),
+        ("anthropic stream", &["tool_use"]),
+        ("gemini stream", &["STOP"]),
+        ("converse stream", &["end_turn"]),
+        ("bedrock llama chunks", &["stop"]),
+        ("openai embeddings", &[]),
+    ] {
+        let got = named.iter().find(|(n, _)| *n == name).expect(name);
+        assert_eq!(got.1, want, "{name}");
+    }
+}
+
+#[test]
+fn finish_reasons_of_decoded_events_match_the_bytes() {
+    for c in streams::streams() {
+        let mut m = Meter::new(c.format, c.body).with_finish();
+        for e in decode(&c) {
+            m.event(&e);
+        }
+        assert_eq!(m.finish_reasons(), want_reasons(&c), "{}", c.name);
+    }
+}
+
+#[test]
+fn finish_reasons_are_read_only_when_asked() {
+    for c in streams::streams() {
+        let mut m = Meter::new(c.format, c.body);
+        m.push(&c.bytes);
+        for e in decode(&c) {
+            m.event(&e);
+        }
+        assert!(m.finish_reasons().is_empty(), "{}", c.name);
+    }
+}
+
+#[test]
+fn a_finish_reason_that_is_not_a_short_plain_string_is_skipped() {
+    let c = |bytes: &[u8]| Case {
+        name: "odd reasons",
+        format: crate::usage::UsageFormat::OpenAi,
+        body: Body::Json,
+        bytes: bytes.to_vec(),
+        want: None,
+        chunks: 0,
+        cut: None,
+    };
+    let long = format!(
+        r#"{{"choices":[{{"finish_reason":"{}"}}]}}"#,
+        "x".repeat(65)
+    );
+    for (bytes, want) in [
+        (
+            &br#"{"choices":[{"finish_reason":null},{"finish_reason":"length"}]}"#[..],
+            &["length"][..],
+        ),
+        (
+            br#"{"choices":[{"finish_reason":"st\"op"},{"finish_reason":"stop"}]}"#,
+            &["stop"],
+        ),
+        (
+            br#"{"text":"say \"finish_reason\":\"x\"","finish_reason":"stop"}"#,
+            &["stop"],
+        ),
+        (br#"{"type":"finish_reason","n":1}"#, &[]),
+        (long.as_bytes(), &[]),
+        (
+            br#"{"choices":[{"finish_reason":"stop"},{"finish_reason":"stop"}]}"#,
+            &["stop"],
+        ),
+    ] {
+        let c = c(bytes);
+        for at in 0..=bytes.len() {
+            let (x, y) = bytes.split_at(at);
+            let got = run_finish(&c, &[x, y]).2;
+            assert_eq!(
+                got,
+                want,
+                "{}: split at {at}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
