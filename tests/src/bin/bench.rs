@@ -34,8 +34,11 @@ struct Opts {
     changes: u64,
     rounds: usize,
     /// `BENCH_ONLY=metering` or `observability`: only those rounds (a quick check of their
-    /// cost).
+    /// cost); `hop`: only nginx and to11 closed loops (32 and 256 connections, streams).
     only: Option<String>,
+    /// `BENCH_SYSCALLS=1`: count each proxy's system calls per request with `perf stat` (closed
+    /// loops; needs `perf` and access to the `raw_syscalls` tracepoints).
+    syscalls: bool,
 }
 
 fn opts() -> Opts {
@@ -55,6 +58,7 @@ fn opts() -> Opts {
         changes: n("BENCH_CHANGES", 200),
         rounds: n("BENCH_METERING_ROUNDS", 8) as usize,
         only: std::env::var("BENCH_ONLY").ok().filter(|v| !v.is_empty()),
+        syscalls: n("BENCH_SYSCALLS", 0) == 1,
     }
 }
 
@@ -349,6 +353,76 @@ struct Row {
     cpu_us: Option<f64>,
     /// Answers that were not a 200 during the row's runs (warm-up included).
     errors: u64,
+    /// System calls per request, by name (`BENCH_SYSCALLS=1`), most frequent first.
+    syscalls: Vec<(String, f64)>,
+}
+
+/// The system calls counted by `perf stat` (tracepoints `syscalls:sys_enter_*`) while `pids`
+/// run; `None` where `perf` cannot count them.
+struct SyscallCount(Option<std::process::Child>);
+
+/// The calls a proxy's hop makes, counted one by one (the rest are summed as "other").
+const SYSCALLS: [&str; 14] = [
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendto",
+    "recvmsg",
+    "sendmsg",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_ctl",
+    "futex",
+    "accept4",
+    "close",
+];
+
+impl SyscallCount {
+    fn start(pids: &[u32], on: bool) -> SyscallCount {
+        if !on || pids.is_empty() {
+            return SyscallCount(None);
+        }
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let mut c = Command::new("perf");
+        c.args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter"]);
+        for name in SYSCALLS {
+            c.args(["-e", &format!("syscalls:sys_enter_{name}")]);
+        }
+        c.args(["-p", &list.join(",")]);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        SyscallCount(c.spawn().ok())
+    }
+
+    /// Stops counting; the counts per request of `n` requests.
+    fn per_request(self, n: u64) -> Vec<(String, f64)> {
+        let Some(child) = self.0 else {
+            return vec![];
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let Ok(out) = child.wait_with_output() else {
+            return vec![];
+        };
+        let text = String::from_utf8_lossy(&out.stderr);
+        let mut counts: Vec<(String, f64)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let count: f64 = f.first()?.parse().ok()?;
+                let name = f.get(2)?;
+                let name = name
+                    .strip_prefix("syscalls:sys_enter_")
+                    .or(name.strip_prefix("raw_syscalls:sys_enter").map(|_| "all"))?;
+                Some((name.to_string(), count / n.max(1) as f64))
+            })
+            .filter(|(_, c)| *c > 0.0)
+            .collect();
+        counts.sort_by(|a, b| b.1.total_cmp(&a.1));
+        counts
+    }
 }
 
 /// Closed loop at `conns` connections for `o.seconds` after a 1 s warm-up (connection pools):
@@ -357,6 +431,7 @@ async fn closed_row(t: Target<'_>, conns: usize, o: &Opts) -> Row {
     eprintln!("measuring {} at {}, {conns} connections", t.name, t.addr);
     let f0 = failures();
     closed_loop(t.addr, t.req, conns, Duration::from_secs(1)).await;
+    let counting = SyscallCount::start(t.pids, o.syscalls);
     let t0 = cpu_ticks(t.pids);
     let started = Instant::now();
     let ok = closed_loop(t.addr, t.req, conns, Duration::from_secs(o.seconds)).await;
@@ -370,6 +445,7 @@ async fn closed_row(t: Target<'_>, conns: usize, o: &Opts) -> Row {
         p99: None,
         cpu_us: cpu_us(t.pids, ticks, ok),
         errors: failures() - f0,
+        syscalls: counting.per_request(ok),
     }
 }
 
@@ -388,6 +464,7 @@ async fn rate_row(t: Target<'_>, rate: u64, o: &Opts) -> Row {
         p99: Some(pct(&lat, 0.99)),
         cpu_us: cpu_us(t.pids, ticks, lat.len() as u64),
         errors: failures() - f0,
+        syscalls: vec![],
     }
 }
 
@@ -898,6 +975,32 @@ async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
     }
 }
 
+/// `BENCH_ONLY=hop`: nginx and to11 in closed loops at `o.connections` and `o.high_connections`,
+/// and streams, with the ratios (a quick check of a change to the hop, about 1 minute).
+async fn hop_only(e: &Endpoints, o: &Opts) {
+    let reqs = e.hop_requests(BODY);
+    let hop = e.hop_targets(&reqs, HOP);
+    let stream_reqs = e.hop_requests(STREAM_BODY);
+    let streams = e.hop_targets(&stream_reqs, STREAMING);
+    for (title, targets, conns) in [
+        ("one proxy hop, closed loop", hop, o.connections),
+        ("many connections, closed loop", hop, o.high_connections),
+        ("streaming, closed loop", streams, o.connections),
+    ] {
+        let mut rows = vec![];
+        for t in &targets[1..] {
+            rows.push(closed_row(*t, conns, o).await);
+        }
+        let title = format!("{title}, {conns} connections, {} s", o.seconds);
+        print_table(&title, &rows.iter().collect::<Vec<_>>());
+        println!(
+            "to11 / nginx: CPU per request {:.2}×, throughput {:.2}×",
+            ratio(rows[1].cpu_us, rows[0].cpu_us),
+            ratio(rows[1].rps, rows[0].rps)
+        );
+    }
+}
+
 /// The stall check: `o.stall_requests` sequential requests on one connection to the paced
 /// upstream, direct and through to11: p50 and p99.
 async fn stall_rows(e: &Endpoints, o: &Opts) -> Vec<Row> {
@@ -918,6 +1021,7 @@ async fn stall_rows(e: &Endpoints, o: &Opts) -> Vec<Row> {
             p99: Some(pct(&lat, 0.99)),
             cpu_us: None,
             errors: failures() - f0,
+            syscalls: vec![],
         });
     }
     rows
@@ -1039,7 +1143,11 @@ fn main() {
             print_observability(&observability, &o, sys.block_on(e.spans()));
             return;
         }
-        Some(other) => panic!("BENCH_ONLY={other}: metering or observability"),
+        Some("hop") => {
+            sys.block_on(hop_only(&e, &o));
+            return;
+        }
+        Some(other) => panic!("BENCH_ONLY={other}: metering, observability or hop"),
         None => {}
     }
     let r = sys.block_on(run_phases(&e, &o));
@@ -1095,6 +1203,14 @@ fn print_table(title: &str, rows: &[&Row]) {
             "non-200 answers (left out of req/s and CPU per request, kept in latency): {}",
             failed.join(", ")
         );
+    }
+    for r in rows.iter().filter(|r| !r.syscalls.is_empty()) {
+        let calls: Vec<String> = r
+            .syscalls
+            .iter()
+            .map(|(name, n)| format!("{name} {n:.2}"))
+            .collect();
+        println!("system calls per request, {}: {}", r.name, calls.join(", "));
     }
 }
 
