@@ -3,7 +3,6 @@
 //! carry the client's own upstream key (BYOK); a to11 key found there is dropped, never forwarded.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
@@ -15,6 +14,7 @@ use to11_shared::ErrorCode;
 
 use crate::error::GatewayError;
 use crate::state::{KeyEntry, ProjectLive, State};
+use to11_shared::FastMap;
 
 pub const TO11_AUTH_HEADER: &str = "x-to11-authorization";
 /// The same, as a header name made at compile time: looking a `&str` up parses and validates
@@ -50,7 +50,7 @@ pub fn authenticate(
 /// keys that matched are kept, so guesses cannot fill it). A revoked key's hash no longer finds
 /// an entry in the live state, so remembering it grants nothing.
 #[derive(Default)]
-pub struct KeyHashes(RefCell<HashMap<Box<str>, KeyHash>>);
+pub struct KeyHashes(RefCell<FastMap<Box<str>, KeyHash>>);
 
 impl KeyHashes {
     const MAX: usize = 10_000;

@@ -2,9 +2,9 @@
 //! first byte. Lives beside the project's tables (so one tenant's failures never touch another's)
 //! and is carried over when a new snapshot of the same project is applied.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use to11_shared::FastMap;
 
 /// (provider slug, upstream model, credential id): what identifies a target across snapshots.
 pub type TargetKey = (String, String, String);
@@ -92,9 +92,9 @@ impl TargetHealth {
 /// Health of every route target of one project.
 #[derive(Default)]
 pub struct HealthBook {
-    by_key: HashMap<TargetKey, Arc<TargetHealth>>,
+    by_key: FastMap<TargetKey, Arc<TargetHealth>>,
     /// Route name → health of each of its targets, in the route's order.
-    routes: HashMap<String, Vec<Arc<TargetHealth>>>,
+    routes: FastMap<String, Vec<Arc<TargetHealth>>>,
 }
 
 impl HealthBook {

@@ -5,7 +5,7 @@
 //! Maps are persistent (`imbl`), so a change costs O(log n) in the number of projects and keys and
 //! work per change is proportional to the project that changed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -19,6 +19,7 @@ use to11_shared::resolve::{compile, Tables};
 use to11_shared::sigv4::AwsCredentials;
 use to11_shared::snapshot::{credential_owner, Snapshot};
 use to11_shared::upstream::ProviderApi;
+use to11_shared::FastMap;
 use uuid::Uuid;
 
 /// A credential ready to present upstream, in its provider's form.
@@ -87,7 +88,7 @@ pub struct ProjectLive {
     pub strict_translation: bool,
     pub tables: Tables,
     /// Per provider index: credential id → prepared auth.
-    pub credentials: Vec<HashMap<String, UpstreamAuth>>,
+    pub credentials: Vec<FastMap<String, UpstreamAuth>>,
     /// Per provider index: where and how its API is called.
     pub apis: Vec<ProviderApi>,
     /// Per provider index: the form its credentials (and clients' own keys) take.
@@ -152,12 +153,16 @@ pub struct KeyEntry {
     pub limits: Option<to11_shared::limits::Limits>,
 }
 
+/// The live state's persistent maps (shared structure between versions), hashed like `FastMap`.
+pub type SharedMap<K, V> =
+    imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+
 #[derive(Clone, Default)]
 pub struct State {
     /// True once the first full load from the source succeeded.
     pub loaded: bool,
-    pub projects: imbl::HashMap<Uuid, Arc<ProjectLive>>,
-    pub keys: imbl::HashMap<KeyHash, Arc<KeyEntry>>,
+    pub projects: SharedMap<Uuid, Arc<ProjectLive>>,
+    pub keys: SharedMap<KeyHash, Arc<KeyEntry>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +216,7 @@ pub fn prepare(s: &Snapshot, keyring: &Keyring) -> Result<Prepared, PrepareError
             .get("region")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        let mut map = HashMap::new();
+        let mut map = FastMap::default();
         for c in &p.credentials {
             let owner = credential_owner(&s.project.id, &p.slug, &c.id);
             let clear = keyring

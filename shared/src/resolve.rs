@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::FastMap;
+
 use serde::Serialize;
 
 use crate::model::{valid_alias, valid_slug, Strategy};
@@ -104,11 +106,11 @@ pub struct CompiledFunction {
 #[derive(Clone, Debug, Default)]
 pub struct Tables {
     pub providers: Vec<CompiledProvider>,
-    pub functions: HashMap<String, CompiledFunction>,
-    pub routes: HashMap<String, CompiledRoute>,
+    pub functions: FastMap<String, CompiledFunction>,
+    pub routes: FastMap<String, CompiledRoute>,
     /// Both `slug/model` and bare exposed names; a bare name shared by several providers maps to
     /// the first in provider order.
-    pub passthrough: HashMap<String, CompiledTarget>,
+    pub passthrough: FastMap<String, CompiledTarget>,
     /// Not errors: e.g. a bare model name exposed by several providers (who wins is stated).
     pub warnings: Vec<Problem>,
 }

@@ -3,7 +3,6 @@
 //! provider's form (`present`), the prepared body, the attempt's first-byte budget.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, HOST};
 use actix_web::http::{Method, Uri};
@@ -12,6 +11,7 @@ use awc::error::{ConnectError, SendRequestError};
 use super::attempt::{Answered, Attempt, SendError, Upstream};
 use super::present::present;
 use crate::Ctx;
+use to11_shared::FastMap;
 
 /// Request headers never forwarded upstream: hop-by-hop, framing, to11's own (`x-to11-*`), the
 /// client's credentials (re-added in the upstream's form), its encoding wishes (answers are read
@@ -56,7 +56,7 @@ const URIS_KEPT: usize = 4096;
 /// awc parses a URL given as text on every request and formats its host header (~2k
 /// instructions); a `Uri` and a `HeaderValue` are cloned by reference count.
 #[derive(Default)]
-pub struct Uris(RefCell<HashMap<String, (Uri, HeaderValue)>>);
+pub struct Uris(RefCell<FastMap<String, (Uri, HeaderValue)>>);
 
 impl Uris {
     /// The parsed URL and its host header; `None` for a URL awc would refuse (it is then given
