@@ -36,6 +36,9 @@ struct Opts {
     /// `BENCH_ONLY=metering` or `observability`: only those rounds (a quick check of their
     /// cost); `hop`: only nginx and to11 closed loops (32 and 256 connections, streams).
     only: Option<String>,
+    /// `BENCH_ONLY=builds`: this build's replica against `BENCH_BASELINE` (the path of another
+    /// build's `to11-data-plane`), in alternating rounds.
+    baseline: Option<std::path::PathBuf>,
     /// `BENCH_SYSCALLS=1`: count each proxy's system calls per request with `perf stat` (closed
     /// loops; needs `perf` and access to the `raw_syscalls` tracepoints).
     syscalls: bool,
@@ -59,6 +62,9 @@ fn opts() -> Opts {
         rounds: n("BENCH_METERING_ROUNDS", 8) as usize,
         only: std::env::var("BENCH_ONLY").ok().filter(|v| !v.is_empty()),
         syscalls: n("BENCH_SYSCALLS", 0) == 1,
+        baseline: std::env::var_os("BENCH_BASELINE")
+            .filter(|v| !v.is_empty())
+            .map(Into::into),
     }
 }
 
@@ -781,8 +787,17 @@ fn wait_port(addr: SocketAddr) {
 /// A data-plane replica on core 0 with the settings `env` (metering on unless it says
 /// `TO11_USAGE=false`: every request into the Redis stream).
 fn start_replica(redis: &RedisServer, env: &[(&str, String)]) -> (Kill, SocketAddr, u32) {
+    start_replica_of(&sibling("to11-data-plane"), redis, env)
+}
+
+/// `start_replica` with the binary at `program` (another build, for `BENCH_BASELINE`).
+fn start_replica_of(
+    program: &std::path::Path,
+    redis: &RedisServer,
+    env: &[(&str, String)],
+) -> (Kill, SocketAddr, u32) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let gw = pinned("0", &sibling("to11-data-plane"))
+    let gw = pinned("0", program)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("TO11_REDIS_URL", redis.url())
         .env("TO11_REDIS_PREFIX", "bench:")
@@ -1143,11 +1158,26 @@ fn main() {
             print_observability(&observability, &o, sys.block_on(e.spans()));
             return;
         }
+        Some("builds") => {
+            let Some(program) = o.baseline.as_deref() else {
+                panic!("BENCH_ONLY=builds needs BENCH_BASELINE=<another build's to11-data-plane>");
+            };
+            let (_old, old_addr, old_pid) = start_replica_of(program, &redis, &[usage(true)]);
+            sys.block_on(wait_applied(old_addr, &setup.project, setup.version));
+            let pair = sys.block_on(e.pair(
+                "this build vs the baseline",
+                (e.gw, e.gw_pid[0]),
+                (old_addr, old_pid),
+                &o,
+            ));
+            print_builds(&pair, &o, program);
+            return;
+        }
         Some("hop") => {
             sys.block_on(hop_only(&e, &o));
             return;
         }
-        Some(other) => panic!("BENCH_ONLY={other}: metering, observability or hop"),
+        Some(other) => panic!("BENCH_ONLY={other}: metering, observability, hop or builds"),
         None => {}
     }
     let r = sys.block_on(run_phases(&e, &o));
@@ -1231,6 +1261,22 @@ fn print_observability(pair: &(Vec<f64>, Vec<f64>), o: &Opts, (exported, dropped
         pair,
         o,
         &format!("{exported} spans exported to the mock collector, {dropped} dropped"),
+    );
+}
+
+/// `BENCH_ONLY=builds`: this build's rounds against the baseline's, and the median ratio.
+fn print_builds((new, old): &(Vec<f64>, Vec<f64>), o: &Opts, baseline: &std::path::Path) {
+    let ratios: Vec<f64> = new.iter().zip(old).map(|(a, b)| a / b).collect();
+    println!(
+        "\nthis build vs the baseline ({}), {} alternating rounds of {} s, metered replicas, CPU µs/req: \
+         this build {} | baseline {}\nthis build / baseline: CPU per request {:.3}× (median of rounds {})",
+        baseline.display(),
+        o.rounds,
+        o.seconds,
+        list(new, 1),
+        list(old, 1),
+        median(&ratios),
+        list(&ratios, 3),
     );
 }
 
