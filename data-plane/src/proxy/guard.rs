@@ -34,7 +34,12 @@ pub const RESPONSES_END: &[&[u8]] = &[
 pub struct Guarded<S> {
     inner: S,
     idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// The idle timer, made when the upstream first has nothing to give (an answer that arrives
+    /// with its head, as most whole answers do, never needs one) and moved on when it next has
+    /// nothing after a chunk: it measures the upstream's silence, not the client's pace.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A chunk came since the timer was set.
+    rearm: bool,
     sse: bool,
     dialect: Dialect,
     done: bool,
@@ -66,7 +71,8 @@ impl<S> Guarded<S> {
         Guarded {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
+            rearm: false,
             sse,
             dialect: Dialect::OpenAi,
             done: false,
@@ -209,8 +215,7 @@ where
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                let deadline = tokio::time::Instant::now() + self.idle;
-                self.timer.as_mut().reset(deadline);
+                self.rearm = true;
                 self.watch(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -251,8 +256,19 @@ impl<S> Guarded<S> {
 
     /// The idle timer, polled while the upstream has nothing.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let idle = self.idle;
+        let rearm = std::mem::take(&mut self.rearm);
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if rearm {
+                    t.as_mut().reset(tokio::time::Instant::now() + idle);
+                }
+                t
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep(idle))),
+        };
         {
-            match self.timer.as_mut().poll(cx) {
+            match timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     let msg = format!(
                         "the upstream sent nothing for {} ms; the answer was ended",
