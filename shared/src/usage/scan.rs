@@ -292,8 +292,17 @@ pub(super) struct Keys {
     value: Option<(Slot, Vec<u8>)>,
 }
 
+/// Most keys one format searches for (`Keys::next` keeps a match per key).
+const MAX_KEYS: usize = 12;
+/// `Keys::next`: a key not searched for yet, and one the rest of the text does not hold.
+const UNKNOWN: usize = usize::MAX;
+const NONE: usize = usize::MAX - 1;
+
 impl Keys {
+    /// Panics when `set` holds more than `MAX_KEYS` keys (every set is a constant, and the
+    /// meter's tests build each).
     pub fn new(set: &'static Needles<Key>) -> Keys {
+        assert!(set.items.len() <= MAX_KEYS, "at most {MAX_KEYS} keys");
         Keys {
             keys: set.items,
             finders: &set.finders,
@@ -370,7 +379,8 @@ impl Keys {
                 }
             }
         }
-        while let Some((i, start)) = self.next(data, pos) {
+        let mut ahead = [UNKNOWN; MAX_KEYS];
+        while let Some((i, start)) = self.next(data, pos, &mut ahead) {
             let end = start + self.keys[i].bytes.len();
             let before = match start {
                 0 => prev.last(),
@@ -387,14 +397,25 @@ impl Keys {
         None
     }
 
-    /// The first key at or after `pos`: its index and start.
-    fn next(&self, data: &[u8], pos: usize) -> Option<(usize, usize)> {
-        let rest = &data[pos..];
-        self.finders
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.find(rest).map(|at| (i, pos + at)))
-            .min_by_key(|&(_, at)| at)
+    /// The first key at or after `pos`: its index and start. `ahead` keeps each key's first
+    /// match found from an earlier position of the same walk: still the first at or after `pos`
+    /// when it is not before it, so each key's search runs again only once its match is passed.
+    fn next(
+        &self,
+        data: &[u8],
+        pos: usize,
+        ahead: &mut [usize; MAX_KEYS],
+    ) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, f) in self.finders.iter().enumerate() {
+            if ahead[i] == UNKNOWN || (ahead[i] != NONE && ahead[i] < pos) {
+                ahead[i] = f.find(&data[pos..]).map_or(NONE, |at| pos + at);
+            }
+            if ahead[i] != NONE && best.is_none_or(|(_, at)| ahead[i] < at) {
+                best = Some((i, ahead[i]));
+            }
+        }
+        best
     }
 
     /// Reads the value of key `i`, which ends at `end`.
