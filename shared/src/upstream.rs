@@ -456,6 +456,14 @@ fn with_query(mut url: String, query: Option<&str>, drop: &[&str]) -> String {
     url
 }
 
+/// `base` then `path`, in one allocation (`format!` costs several times more on every request).
+fn join(base: &str, path: &str) -> String {
+    let mut url = String::with_capacity(base.len() + path.len());
+    url.push_str(base);
+    url.push_str(path);
+    url
+}
+
 fn pass(url: String, body: BodyEdit) -> Plan {
     Plan {
         url,
@@ -477,11 +485,7 @@ fn native(
     let base = &p.base_url;
     Ok(match (p.family, surface) {
         (Family::OpenAi, s) if s.openai_path().is_some() => pass(
-            with_query(
-                format!("{base}{}", s.openai_path().unwrap_or("")),
-                query,
-                &[],
-            ),
+            with_query(join(base, s.openai_path().unwrap_or("")), query, &[]),
             BodyEdit::SetModel,
         ),
         (Family::Azure, s) if s.openai_path().is_some() => pass(
@@ -495,10 +499,7 @@ fn native(
             };
             Plan {
                 default_headers: ANTHROPIC_DEFAULTS,
-                ..pass(
-                    with_query(format!("{base}{path}"), query, &[]),
-                    BodyEdit::SetModel,
-                )
+                ..pass(with_query(join(base, path), query, &[]), BodyEdit::SetModel)
             }
         }
         (Family::Gemini | Family::Vertex, Surface::Google(method)) => {

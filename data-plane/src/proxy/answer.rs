@@ -44,6 +44,22 @@ pub(super) fn skip_response_header(name: &HeaderName) -> bool {
     )
 }
 
+/// `x-to11-config-version`'s value: made once per version and worker, not formatted into a new
+/// allocation on every answer (the version changes with the configuration, rarely).
+fn version_value(version: u64) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, HeaderValue)> =
+            const { std::cell::RefCell::new((0, HeaderValue::from_static("0"))) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != version {
+            *last = (version, version.into());
+        }
+        last.1.clone()
+    })
+}
+
 /// What a response says about how it was served.
 pub struct Served<'a> {
     pub request_id: &'a str,
@@ -96,7 +112,7 @@ impl Served<'_> {
                 n => n.into(),
             },
         );
-        h.insert(VERSION, self.version.into());
+        h.insert(VERSION, version_value(self.version));
     }
 
     /// `response` with the SPEC §4 headers.
@@ -194,7 +210,7 @@ where
                 .drain(how.drain.as_ref().map(|d| d.watch()))
                 .tally(tally),
             );
-            headers_into(r.headers_mut(), &upstream.headers, served, true);
+            headers_into(r.headers_mut(), upstream.headers, served, true);
             r
         }
         _ => pass(upstream, prepared, served, how, draft, tally),
@@ -253,25 +269,26 @@ fn dropped(out: &mut HttpResponseBuilder, prepared: &Prepared) {
     }
 }
 
-/// The answer's headers, written into `h` once its body is set: the upstream's (but hop-by-hop
-/// ones and, when `replaced`, its type and length), then the served-by headers. An upstream
-/// header replaces what the builder put under its name (`streaming` puts a default
-/// `application/octet-stream`); its further values are appended (a map yields a name's values
-/// together).
-fn headers_into(h: &mut HeaderMap, upstream: &HeaderMap, served: &Served<'_>, replaced: bool) {
-    h.reserve(upstream.len() + 8);
-    let mut last: Option<&HeaderName> = None;
-    for (name, value) in upstream {
+/// The answer's headers, set once its body is: the upstream's own map, moved rather than copied
+/// header by header (a provider's answer carries 10–20), without the hop-by-hop ones and, when
+/// `replaced`, its type and length; what the builder put in `h` (`streaming`'s default
+/// `application/octet-stream`, a converted stream's type, `x-to11-dropped`) stays where the
+/// upstream has no header of its name; then the served-by headers.
+fn headers_into(h: &mut HeaderMap, mut upstream: HeaderMap, served: &Served<'_>, replaced: bool) {
+    upstream.retain(|name, _| {
         let replaced = replaced && (name == CONTENT_TYPE || name == CONTENT_LENGTH);
-        if skip_response_header(name) || replaced {
-            continue;
+        !(skip_response_header(name) || replaced)
+    });
+    let mut built = std::mem::replace(h, upstream);
+    // A drained name comes with its first value only; `kept` is the name of the values that follow.
+    let mut kept: Option<HeaderName> = None;
+    for (name, value) in built.drain() {
+        if let Some(name) = name {
+            kept = (!h.contains_key(&name)).then_some(name);
         }
-        if last == Some(name) {
-            h.append(name.clone(), value.clone());
-        } else {
-            h.insert(name.clone(), value.clone());
+        if let Some(name) = &kept {
+            h.append(name.clone(), value);
         }
-        last = Some(name);
     }
     served.put(h);
 }
@@ -334,7 +351,7 @@ where
         Some(n) => out.body(SizedStream::new(n, body)),
         None => out.streaming(body),
     };
-    headers_into(r.headers_mut(), &upstream.headers, served, false);
+    headers_into(r.headers_mut(), upstream.headers, served, false);
     r
 }
 
@@ -487,7 +504,7 @@ mod tests {
         );
         let compiled = Served::example_provider();
         let served = Served::example(&compiled);
-        headers_into(&mut h, &upstream, &served, false);
+        headers_into(&mut h, upstream.clone(), &served, false);
         let all =
             |n: &str| -> Vec<&str> { h.get_all(n).map(|v| v.to_str().expect("ascii")).collect() };
         assert_eq!(all("content-type"), ["text/event-stream"]);
@@ -500,7 +517,7 @@ mod tests {
 
         let mut converted = HeaderMap::new();
         converted.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        headers_into(&mut converted, &upstream, &served, true);
+        headers_into(&mut converted, upstream, &served, true);
         assert_eq!(
             converted.get(CONTENT_TYPE).map(|v| v.as_bytes()),
             Some(&b"text/event-stream"[..]),

@@ -55,9 +55,17 @@ impl Batch {
     /// Appends one record's bytes.
     pub fn push(&mut self, r: &RequestRecord) {
         debug_assert_eq!(self.start, HEAD, "a sealed batch takes no more records");
-        // Room for the whole record first: no growth check fails inside it.
-        self.buf.reserve(room(r));
-        record(&mut self.buf, r);
+        // Room for the whole record first, then its fields written through a cursor over it:
+        // no capacity check and no length update per byte, as a `Vec`'s pushes make.
+        let start = self.buf.len();
+        self.buf.resize(start + room(r), 0);
+        let mut w = W {
+            buf: &mut self.buf[start..],
+            at: 0,
+        };
+        record(&mut w, r);
+        let end = start + w.at;
+        self.buf.truncate(end);
         self.count += 1;
         self.first.get_or_insert(r.time);
     }
@@ -86,11 +94,16 @@ impl Batch {
 
     /// Writes the head in the room before the records; `bytes` is then the whole batch.
     pub fn seal(&mut self) {
-        let mut head = Vec::with_capacity(HEAD);
-        head.push(BATCH_FORMAT);
-        varint(&mut head, self.count as u64);
-        self.start = HEAD - head.len();
-        self.buf[self.start..HEAD].copy_from_slice(&head);
+        let mut head = [0u8; HEAD];
+        let mut w = W {
+            buf: &mut head,
+            at: 0,
+        };
+        w.byte(BATCH_FORMAT);
+        varint(&mut w, self.count as u64);
+        let len = w.at;
+        self.start = HEAD - len;
+        self.buf[self.start..HEAD].copy_from_slice(&head[..len]);
     }
 
     /// The batch as the usage stream carries it (`decode_batch` reads it). Sealed first.
@@ -139,7 +152,28 @@ fn room(r: &RequestRecord) -> usize {
         + tags
 }
 
-fn record(out: &mut Vec<u8>, r: &RequestRecord) {
+/// A cursor over the room `room` reserved for one record: `room` is an upper bound, so a write
+/// past the end is a bug in it (and panics rather than writing a wrong record).
+struct W<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl W<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.at] = b;
+        self.at += 1;
+    }
+
+    #[inline(always)]
+    fn slice(&mut self, b: &[u8]) {
+        self.buf[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
+}
+
+fn record(out: &mut W<'_>, r: &RequestRecord) {
     // Destructured: a field added to `RequestRecord` must be written here too, in its place.
     let RequestRecord {
         id,
@@ -180,7 +214,7 @@ fn record(out: &mut Vec<u8>, r: &RequestRecord) {
     opt_text(out, provider.as_deref());
     opt_text(out, provider_kind.as_deref());
     opt_text(out, model.as_deref());
-    out.push(u8::from(*stream));
+    out.byte(u8::from(*stream));
     varint(out, u64::from(*status));
     opt_text(out, error.as_deref());
     varint(out, u64::from(*attempts));
@@ -192,35 +226,35 @@ fn record(out: &mut Vec<u8>, r: &RequestRecord) {
     opt_varint(out, *ttfb_us);
     match used {
         Some(u) => {
-            out.push(1);
+            out.byte(1);
             usage(out, u);
         }
-        None => out.push(0),
+        None => out.byte(0),
     }
     match usage_source {
         Some(s) => {
-            out.push(1);
-            out.push(match s {
+            out.byte(1);
+            out.byte(match s {
                 UsageSource::Reported => 0,
                 UsageSource::Estimated => 1,
             });
         }
-        None => out.push(0),
+        None => out.byte(0),
     }
-    out.push(u8::from(*cancelled));
+    out.byte(u8::from(*cancelled));
     opt_varint(out, *cost);
     opt_text(out, user.as_deref());
     tags(out, labels);
 }
 
-fn failed(out: &mut Vec<u8>, f: &FailedAttempt) {
+fn failed(out: &mut W<'_>, f: &FailedAttempt) {
     text(out, &f.provider);
     text(out, &f.model);
     opt_varint(out, f.status.map(u64::from));
     opt_text(out, f.error.as_deref());
 }
 
-fn usage(out: &mut Vec<u8>, u: &Usage) {
+fn usage(out: &mut W<'_>, u: &Usage) {
     // Destructured: a field added to `Usage` must be added here too.
     let Usage {
         input,
@@ -242,7 +276,7 @@ fn usage(out: &mut Vec<u8>, u: &Usage) {
     }
 }
 
-fn tags(out: &mut Vec<u8>, tags: &BTreeMap<String, String>) {
+fn tags(out: &mut W<'_>, tags: &BTreeMap<String, String>) {
     varint(out, tags.len() as u64);
     for (name, value) in tags {
         text(out, name);
@@ -251,20 +285,12 @@ fn tags(out: &mut Vec<u8>, tags: &BTreeMap<String, String>) {
 }
 
 #[inline(always)]
-fn varint(out: &mut Vec<u8>, mut n: u64) {
-    if n < 0x80 {
-        out.push(n as u8);
-        return;
-    }
-    let mut buf = [0u8; 10];
-    let mut i = 0;
+fn varint(out: &mut W<'_>, mut n: u64) {
     while n >= 0x80 {
-        buf[i] = (n as u8) | 0x80;
+        out.byte((n as u8) | 0x80);
         n >>= 7;
-        i += 1;
     }
-    buf[i] = n as u8;
-    out.extend_from_slice(&buf[..=i]);
+    out.byte(n as u8);
 }
 
 #[inline(always)]
@@ -273,34 +299,34 @@ fn zigzag(n: i64) -> u64 {
 }
 
 #[inline(always)]
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+fn bytes(out: &mut W<'_>, b: &[u8]) {
     varint(out, b.len() as u64);
-    out.extend_from_slice(b);
+    out.slice(b);
 }
 
 #[inline(always)]
-fn text(out: &mut Vec<u8>, s: &str) {
+fn text(out: &mut W<'_>, s: &str) {
     bytes(out, s.as_bytes());
 }
 
 #[inline(always)]
-fn opt_text(out: &mut Vec<u8>, s: Option<&str>) {
+fn opt_text(out: &mut W<'_>, s: Option<&str>) {
     match s {
         Some(s) => {
-            out.push(1);
+            out.byte(1);
             text(out, s);
         }
-        None => out.push(0),
+        None => out.byte(0),
     }
 }
 
 #[inline(always)]
-fn opt_varint(out: &mut Vec<u8>, n: Option<u64>) {
+fn opt_varint(out: &mut W<'_>, n: Option<u64>) {
     match n {
         Some(n) => {
-            out.push(1);
+            out.byte(1);
             varint(out, n);
         }
-        None => out.push(0),
+        None => out.byte(0),
     }
 }
