@@ -155,6 +155,10 @@ impl Tail {
 /// The first match of `needle` that starts in `prev` and ends in `data`: (start in `prev`, end
 /// in `data`). Both sides are cut to `needle.len() - 1` bytes, so a match must straddle.
 fn across(prev: &[u8], data: &[u8], finder: &Finder) -> Option<(usize, usize)> {
+    if prev.is_empty() || data.is_empty() {
+        // Nothing to straddle (an answer's first push, most whole answers' only one).
+        return None;
+    }
     let needle = finder.needle();
     let k = needle.len().saturating_sub(1).min(TAIL);
     let t = &prev[prev.len().saturating_sub(k)..];
