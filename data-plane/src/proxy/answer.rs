@@ -466,12 +466,6 @@ pub(super) fn failed(
     let translation = prepared.and_then(Prepared::answer_translation);
     let mut out =
         HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
-    for (name, value) in &headers {
-        let replaced = translation.is_some() && (name == CONTENT_TYPE || name == CONTENT_LENGTH);
-        if !skip_response_header(name) && !replaced {
-            out.append_header((name.clone(), value.clone()));
-        }
-    }
     let body: Bytes = match translation {
         Some(t) => {
             out.insert_header((CONTENT_TYPE, "application/json"));
@@ -479,7 +473,9 @@ pub(super) fn failed(
         }
         None => body,
     };
-    Ok(served.on(out.body(body)))
+    let mut r = out.body(body);
+    headers_into(r.headers_mut(), headers, served, translation.is_some());
+    Ok(r)
 }
 
 #[cfg(test)]
