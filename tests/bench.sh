@@ -9,7 +9,8 @@
 # (1000 req/s: added p99 and CPU at a fixed rate), BENCH_STALL_REQUESTS (500), BENCH_CHANGES (200
 # configuration changes), BENCH_METERING_ROUNDS (8: metering, observability and limits rounds).
 # BENCH_ONLY=metering runs only the metering rounds (about 90 s); BENCH_ONLY=observability only
-# metrics and traces of every request on vs both off (metering on in both; about 90 s).
+# metrics and traces of every request on vs both off (metering on in both; about 90 s). Both also
+# run at a fixed BENCH_PAIR_RATE (10000 req/s; 0 skips it), about 90 s more each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

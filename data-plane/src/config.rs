@@ -209,7 +209,7 @@ impl ReplicaConfig {
         }
         let log = log_filter(&mut r);
         let master_key = Secret::new(master_key.unwrap_or_default());
-        let usage_stream_max = r.number("TO11_USAGE_STREAM_MAX", 50_000);
+        let usage_stream_max = r.number("TO11_USAGE_STREAM_MAX", 20_000);
         r.finish(ReplicaConfig {
             gateway,
             redis,

@@ -42,7 +42,13 @@ impl Default for Batch {
 impl Batch {
     /// An empty batch with room for about `records` records.
     pub fn with_capacity(records: usize) -> Batch {
-        let mut buf = Vec::with_capacity(HEAD + records * 192);
+        Batch::with_room(records * 192)
+    }
+
+    /// An empty batch with room for `bytes` bytes of records (the room of a batch as large as
+    /// one that held `bytes_len()`).
+    pub fn with_room(bytes: usize) -> Batch {
+        let mut buf = Vec::with_capacity(HEAD + bytes);
         buf.resize(HEAD, 0);
         Batch {
             buf,
@@ -85,6 +91,11 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Bytes of the records (the head not counted).
+    pub fn bytes_len(&self) -> usize {
+        self.buf.len() - HEAD
     }
 
     /// The first record's time.

@@ -33,6 +33,11 @@ struct Opts {
     stall_requests: u64,
     changes: u64,
     rounds: usize,
+    /// `BENCH_PAIR_RATE` (10,000 req/s; 0: none): metering's and observability's rounds also at
+    /// this fixed rate, where both replicas are offered the same load (in a closed loop, a slower
+    /// replica leaves the load generator's core idle more often, and each wake-up of it costs the
+    /// replica more).
+    pair_rate: u64,
     /// `BENCH_ONLY=metering` or `observability`: only those rounds (a quick check of their
     /// cost); `hop`: only nginx and to11 closed loops (32 and 256 connections, streams).
     only: Option<String>,
@@ -60,6 +65,7 @@ fn opts() -> Opts {
         stall_requests: n("BENCH_STALL_REQUESTS", 500),
         changes: n("BENCH_CHANGES", 200),
         rounds: n("BENCH_METERING_ROUNDS", 8) as usize,
+        pair_rate: n("BENCH_PAIR_RATE", 10_000),
         only: std::env::var("BENCH_ONLY").ok().filter(|v| !v.is_empty()),
         syscalls: n("BENCH_SYSCALLS", 0) == 1,
         baseline: std::env::var_os("BENCH_BASELINE")
@@ -325,14 +331,20 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 /// utime + stime of a process and its threads, in clock ticks (1/100 s on Linux).
 fn cpu_ticks(pids: &[u32]) -> u64 {
+    let (user, system) = cpu_split(pids);
+    user + system
+}
+
+/// utime and stime of a process and its threads, in clock ticks.
+fn cpu_split(pids: &[u32]) -> (u64, u64) {
     pids.iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
         .filter_map(|s| {
             let rest = &s[s.rfind(')')? + 2..];
             let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            Some((f.get(11)?.parse::<u64>().ok()?, f.get(12)?.parse::<u64>().ok()?))
         })
-        .sum()
+        .fold((0, 0), |(u, s), (a, b)| (u + a, s + b))
 }
 
 /// CPU µs per request of `pids` for `ticks` clock ticks over `n` requests; None without pids.
@@ -496,11 +508,20 @@ async fn measure(t: Target<'_>, o: &Opts) -> Row {
 }
 
 /// CPU µs per request of `pids` over one closed-loop run of `o.seconds` against `addr`.
+/// (Printed to stderr split into user and system time.)
 async fn cpu_per_request(addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -> f64 {
-    let t0 = cpu_ticks(pids);
+    let (u0, s0) = cpu_split(pids);
     let ok = closed_loop(addr, req, o.connections, Duration::from_secs(o.seconds)).await;
     assert_answered(addr, ok);
-    (cpu_ticks(pids) - t0) as f64 * 10_000.0 / ok as f64
+    let (u1, s1) = cpu_split(pids);
+    let us = |ticks: u64| ticks as f64 * 10_000.0 / ok as f64;
+    eprintln!(
+        "  {addr}: {:.0} req/s, CPU µs per request: user {:.1}, system {:.1}",
+        ok as f64 / o.seconds as f64,
+        us(u1 - u0),
+        us(s1 - s0)
+    );
+    us(u1 - u0 + s1 - s0)
 }
 /// A feature's cost: the replica with it and the replica without measured in alternating rounds
 /// (the order flips each round), so drifts of a shared machine fall on both. Returns the
@@ -523,6 +544,45 @@ async fn paired_rounds(
         }
     }
     (with, without)
+}
+
+/// `paired_rounds` at the fixed rate `o.pair_rate` (open loop over `o.connections`): per-round
+/// CPU µs per request of each replica; empty when the rate is 0.
+async fn paired_rate_rounds(
+    what: &str,
+    on: (SocketAddr, &[u8], u32),
+    off: (SocketAddr, &[u8], u32),
+    o: &Opts,
+) -> (Vec<f64>, Vec<f64>) {
+    let one = |(addr, req, pid): (SocketAddr, &[u8], u32)| {
+        let req = req.to_vec();
+        async move {
+            let t0 = cpu_ticks(&[pid]);
+            let dur = Duration::from_secs(o.seconds);
+            let n = fixed_rate(addr, &req, o.connections, o.pair_rate, dur).await.len();
+            assert_answered(addr, n as u64);
+            (cpu_ticks(&[pid]) - t0) as f64 * 10_000.0 / n as f64
+        }
+    };
+    let (mut with, mut without) = (vec![], vec![]);
+    for round in 0..o.rounds.min(if o.pair_rate == 0 { 0 } else { usize::MAX }) {
+        eprintln!("{what} on/off at {} req/s, round {}", o.pair_rate, round + 1);
+        if round % 2 == 0 {
+            with.push(one(on).await);
+            without.push(one(off).await);
+        } else {
+            without.push(one(off).await);
+            with.push(one(on).await);
+        }
+    }
+    (with, without)
+}
+
+/// A feature's rounds, on and off: per-round CPU µs per request in closed loops, and at
+/// `o.pair_rate` (empty when 0).
+struct Paired {
+    closed: (Vec<f64>, Vec<f64>),
+    rate: (Vec<f64>, Vec<f64>),
 }
 
 /// One (limited, plain) pair per round.
@@ -839,7 +899,7 @@ impl Endpoints {
     }
 
     /// Metering's rounds: the same chat through the metered and the unmetered replica.
-    async fn metering(&self, o: &Opts) -> (Vec<f64>, Vec<f64>) {
+    async fn metering(&self, o: &Opts) -> Paired {
         self.pair(
             "metering",
             (self.gw, self.gw_pid[0]),
@@ -850,7 +910,7 @@ impl Endpoints {
     }
 
     /// Observability's rounds: metrics and traces on, and both off (metering on in both).
-    async fn observability(&self, o: &Opts) -> (Vec<f64>, Vec<f64>) {
+    async fn observability(&self, o: &Opts) -> Paired {
         self.pair("metrics and tracing", self.observed, self.bare, o)
             .await
     }
@@ -861,9 +921,11 @@ impl Endpoints {
         on: (SocketAddr, u32),
         off: (SocketAddr, u32),
         o: &Opts,
-    ) -> (Vec<f64>, Vec<f64>) {
+    ) -> Paired {
         let [a, b] = [on.0, off.0].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
-        paired_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await
+        let closed = paired_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
+        let rate = paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
+        Paired { closed, rate }
     }
 
     /// The traced replica's spans exported and dropped so far.
@@ -923,9 +985,9 @@ struct Results {
     /// direct and to11 against the paced upstream, sequential.
     stall: Vec<Row>,
     /// Per-round CPU µs per request, metering on and off.
-    metering: (Vec<f64>, Vec<f64>),
+    metering: Paired,
     /// Per-round CPU µs per request, metrics and traces on and both off.
-    observability: (Vec<f64>, Vec<f64>),
+    observability: Paired,
     /// Per-round (limited, plain) CPU µs per request and p99 at `rate`.
     limits: (Pairs, Pairs),
 }
@@ -1170,7 +1232,7 @@ fn main() {
                 (old_addr, old_pid),
                 &o,
             ));
-            print_builds(&pair, &o, program);
+            print_builds(&pair.closed, &o, program);
             return;
         }
         Some("hop") => {
@@ -1245,7 +1307,7 @@ fn print_table(title: &str, rows: &[&Row]) {
 }
 
 /// Metering's rounds: each round's CPU µs per request, on and off, and the median ratio.
-fn print_metering(pair: &(Vec<f64>, Vec<f64>), o: &Opts, (shipped, dropped): (u64, u64)) {
+fn print_metering(pair: &Paired, o: &Opts, (shipped, dropped): (u64, u64)) {
     print_pair(
         "metering",
         pair,
@@ -1255,7 +1317,7 @@ fn print_metering(pair: &(Vec<f64>, Vec<f64>), o: &Opts, (shipped, dropped): (u6
 }
 
 /// Observability's rounds, the same way.
-fn print_observability(pair: &(Vec<f64>, Vec<f64>), o: &Opts, (exported, dropped): (u64, u64)) {
+fn print_observability(pair: &Paired, o: &Opts, (exported, dropped): (u64, u64)) {
     print_pair(
         "metrics and tracing",
         pair,
@@ -1280,9 +1342,14 @@ fn print_builds((new, old): &(Vec<f64>, Vec<f64>), o: &Opts, baseline: &std::pat
     );
 }
 
-/// A feature's rounds: each round's CPU µs per request, on and off, and the median ratio.
-fn print_pair(what: &str, (with, without): &(Vec<f64>, Vec<f64>), o: &Opts, after: &str) {
-    let ratios: Vec<f64> = with.iter().zip(without).map(|(a, b)| a / b).collect();
+/// A feature's rounds: each round's CPU µs per request, on and off, and the median ratio; then
+/// the same at the fixed rate, when measured.
+fn print_pair(what: &str, p: &Paired, o: &Opts, after: &str) {
+    let ratios = |(with, without): &(Vec<f64>, Vec<f64>)| -> Vec<f64> {
+        with.iter().zip(without).map(|(a, b)| a / b).collect()
+    };
+    let (with, without) = &p.closed;
+    let r = ratios(&p.closed);
     println!(
         "\n{what} on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
          {what} on / off: CPU per request {:.3}× (median of rounds {}); {after}",
@@ -1290,9 +1357,23 @@ fn print_pair(what: &str, (with, without): &(Vec<f64>, Vec<f64>), o: &Opts, afte
         o.seconds,
         list(with, 1),
         list(without, 1),
-        median(&ratios),
-        list(&ratios, 3),
+        median(&r),
+        list(&r, 3),
     );
+    let (with, without) = &p.rate;
+    if !with.is_empty() {
+        let r = ratios(&p.rate);
+        println!(
+            "{what} at a fixed {} req/s, CPU µs/req: on {} | off {}\n\
+             {what} on / off at a fixed {} req/s: CPU per request {:.3}× (median of rounds {})",
+            o.pair_rate,
+            list(with, 1),
+            list(without, 1),
+            o.pair_rate,
+            median(&r),
+            list(&r, 3),
+        );
+    }
 }
 
 /// The original table and its comparisons: the hop at `o.connections`, metering on and off, the
