@@ -342,7 +342,10 @@ fn cpu_split(pids: &[u32]) -> (u64, u64) {
         .filter_map(|s| {
             let rest = &s[s.rfind(')')? + 2..];
             let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((f.get(11)?.parse::<u64>().ok()?, f.get(12)?.parse::<u64>().ok()?))
+            Some((
+                f.get(11)?.parse::<u64>().ok()?,
+                f.get(12)?.parse::<u64>().ok()?,
+            ))
         })
         .fold((0, 0), |(u, s), (a, b)| (u + a, s + b))
 }
@@ -559,14 +562,21 @@ async fn paired_rate_rounds(
         async move {
             let t0 = cpu_ticks(&[pid]);
             let dur = Duration::from_secs(o.seconds);
-            let n = fixed_rate(addr, &req, o.connections, o.pair_rate, dur).await.len();
+            let n = fixed_rate(addr, &req, o.connections, o.pair_rate, dur)
+                .await
+                .len();
             assert_answered(addr, n as u64);
             (cpu_ticks(&[pid]) - t0) as f64 * 10_000.0 / n as f64
         }
     };
     let (mut with, mut without) = (vec![], vec![]);
-    for round in 0..o.rounds.min(if o.pair_rate == 0 { 0 } else { usize::MAX }) {
-        eprintln!("{what} on/off at {} req/s, round {}", o.pair_rate, round + 1);
+    let rounds = if o.pair_rate == 0 { 0 } else { o.rounds };
+    for round in 0..rounds {
+        eprintln!(
+            "{what} on/off at {} req/s, round {}",
+            o.pair_rate,
+            round + 1
+        );
         if round % 2 == 0 {
             with.push(one(on).await);
             without.push(one(off).await);
