@@ -526,63 +526,67 @@ async fn cpu_per_request(addr: SocketAddr, req: &[u8], pids: &[u32], o: &Opts) -
     );
     us(u1 - u0 + s1 - s0)
 }
+
+/// A replica as a pair of rounds measures it: its address, the request, its process.
+type Side<'a> = (SocketAddr, &'a [u8], u32);
+
 /// A feature's cost: the replica with it and the replica without measured in alternating rounds
 /// (the order flips each round), so drifts of a shared machine fall on both. Returns the
 /// per-round CPU µs per request of each.
-async fn paired_rounds(
-    what: &str,
-    on: (SocketAddr, &[u8], u32),
-    off: (SocketAddr, &[u8], u32),
-    o: &Opts,
-) -> (Vec<f64>, Vec<f64>) {
-    let (mut with, mut without) = (vec![], vec![]);
-    for round in 0..o.rounds {
-        eprintln!("{what} on/off, round {}", round + 1);
-        if round % 2 == 0 {
-            with.push(cpu_per_request(on.0, on.1, &[on.2], o).await);
-            without.push(cpu_per_request(off.0, off.1, &[off.2], o).await);
-        } else {
-            without.push(cpu_per_request(off.0, off.1, &[off.2], o).await);
-            with.push(cpu_per_request(on.0, on.1, &[on.2], o).await);
-        }
-    }
-    (with, without)
+async fn paired_rounds(what: &str, on: Side<'_>, off: Side<'_>, o: &Opts) -> (Vec<f64>, Vec<f64>) {
+    alternate(
+        &format!("{what} on/off"),
+        o.rounds,
+        on,
+        off,
+        |(addr, req, pid)| async move { cpu_per_request(addr, req, &[pid], o).await },
+    )
+    .await
 }
 
 /// `paired_rounds` at the fixed rate `o.pair_rate` (open loop over `o.connections`): per-round
-/// CPU µs per request of each replica; empty when the rate is 0.
+/// CPU µs per request of each replica; none when the rate is 0.
 async fn paired_rate_rounds(
     what: &str,
-    on: (SocketAddr, &[u8], u32),
-    off: (SocketAddr, &[u8], u32),
+    on: Side<'_>,
+    off: Side<'_>,
     o: &Opts,
 ) -> (Vec<f64>, Vec<f64>) {
-    let one = |(addr, req, pid): (SocketAddr, &[u8], u32)| {
-        let req = req.to_vec();
-        async move {
-            let t0 = cpu_ticks(&[pid]);
-            let dur = Duration::from_secs(o.seconds);
-            let n = fixed_rate(addr, &req, o.connections, o.pair_rate, dur)
-                .await
-                .len();
-            assert_answered(addr, n as u64);
-            (cpu_ticks(&[pid]) - t0) as f64 * 10_000.0 / n as f64
-        }
-    };
-    let (mut with, mut without) = (vec![], vec![]);
     let rounds = if o.pair_rate == 0 { 0 } else { o.rounds };
+    let label = format!("{what} on/off at {} req/s", o.pair_rate);
+    alternate(&label, rounds, on, off, |(addr, req, pid)| async move {
+        let t0 = cpu_ticks(&[pid]);
+        let dur = Duration::from_secs(o.seconds);
+        let n = fixed_rate(addr, req, o.connections, o.pair_rate, dur)
+            .await
+            .len();
+        assert_answered(addr, n as u64);
+        (cpu_ticks(&[pid]) - t0) as f64 * 10_000.0 / n as f64
+    })
+    .await
+}
+
+/// `rounds` rounds of `measure` on each side, the order flipping each round.
+async fn alternate<'a, F, Fut>(
+    label: &str,
+    rounds: usize,
+    on: Side<'a>,
+    off: Side<'a>,
+    measure: F,
+) -> (Vec<f64>, Vec<f64>)
+where
+    F: Fn(Side<'a>) -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let (mut with, mut without) = (vec![], vec![]);
     for round in 0..rounds {
-        eprintln!(
-            "{what} on/off at {} req/s, round {}",
-            o.pair_rate,
-            round + 1
-        );
+        eprintln!("{label}, round {}", round + 1);
         if round % 2 == 0 {
-            with.push(one(on).await);
-            without.push(one(off).await);
+            with.push(measure(on).await);
+            without.push(measure(off).await);
         } else {
-            without.push(one(off).await);
-            with.push(one(on).await);
+            without.push(measure(off).await);
+            with.push(measure(on).await);
         }
     }
     (with, without)
