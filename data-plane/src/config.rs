@@ -187,7 +187,7 @@ pub struct ReplicaConfig {
     pub redis: RedisSettings,
     /// The control plane's master key (base64 of 32 bytes).
     pub master_key: Secret,
-    /// The usage stream's length cap, in entries (batches of up to 200 records).
+    /// The usage stream's length cap, in entries (batches of up to `MAX_BATCH` records).
     pub usage_stream_max: u64,
     pub log: String,
 }
