@@ -59,23 +59,46 @@ impl Backlog {
     }
 }
 
-/// Runs `flush` on `gathering` `delay` from now, unless one is scheduled already (`armed`, which
-/// `flush` clears); nothing happens if the gathering is gone by then. Must run inside the
-/// worker's runtime.
+/// A batch's timed hand-over: whether one is scheduled for the batch being gathered, and which
+/// batch that is (a count of batches handed over), so that a timer set for a batch that was
+/// handed over full does not cut the next one short.
+#[derive(Default)]
+pub struct Timer {
+    armed: Cell<bool>,
+    handed: Cell<u64>,
+}
+
+impl Timer {
+    /// The batch being gathered was handed over (full, timed or at the end): a flush scheduled
+    /// for it no longer applies.
+    pub fn handed_over(&self) {
+        self.armed.set(false);
+        self.handed.set(self.handed.get().wrapping_add(1));
+    }
+}
+
+/// Runs `flush` on `gathering` `delay` from now, unless one is scheduled already for the batch
+/// being gathered (`timer`, of the gathering, which `flush` must tell `handed_over`); nothing
+/// happens if the gathering is gone by then, or if that batch was handed over before. Must run
+/// inside the worker's runtime.
 pub fn flush_later<G: 'static>(
     gathering: &Rc<G>,
-    armed: &Cell<bool>,
+    timer: fn(&G) -> &Timer,
     delay: Duration,
     flush: fn(&G),
 ) {
-    if armed.replace(true) {
+    let t = timer(gathering);
+    if t.armed.replace(true) {
         return;
     }
+    let batch = t.handed.get();
     let weak = Rc::downgrade(gathering);
     actix_rt::spawn(async move {
         actix_rt::time::sleep(delay).await;
         if let Some(g) = weak.upgrade() {
-            flush(&g);
+            if timer(&g).handed.get() == batch {
+                flush(&g);
+            }
         }
     });
 }
@@ -103,5 +126,38 @@ mod tests {
             "a refused batch leaves no count behind"
         );
         assert_eq!(Backlog::new(0).capacity(), 1);
+    }
+
+    struct Gathered {
+        timer: Timer,
+        flushes: Cell<u32>,
+    }
+
+    impl Gathered {
+        fn flush(&self) {
+            self.timer.handed_over();
+            self.flushes.set(self.flushes.get() + 1);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_timer_set_for_a_batch_handed_over_full_leaves_the_next_batch_alone() {
+        let g = Rc::new(Gathered {
+            timer: Timer::default(),
+            flushes: Cell::new(0),
+        });
+        let timer: fn(&Gathered) -> &Timer = |g| &g.timer;
+        flush_later(&g, timer, Duration::from_millis(20), Gathered::flush);
+        flush_later(&g, timer, Duration::from_millis(20), Gathered::flush);
+        // The first batch fills up and is handed over; the next one is given its own time.
+        g.flush();
+        flush_later(&g, timer, Duration::from_secs(60), Gathered::flush);
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(g.flushes.get(), 1, "only the full batch's hand-over");
+        // A batch gathering alone is handed over on time.
+        g.flush();
+        flush_later(&g, timer, Duration::from_millis(20), Gathered::flush);
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(g.flushes.get(), 3);
     }
 }

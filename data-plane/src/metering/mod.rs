@@ -22,7 +22,7 @@ use to11_shared::usage::{estimate, Usage, UsageSource};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::handover::{flush_later, Backlog};
+use crate::handover::{flush_later, Backlog, Timer};
 
 pub use stream::Metered;
 
@@ -122,8 +122,8 @@ pub struct Batcher(Rc<Gathering>);
 struct Gathering {
     recorder: Arc<Recorder>,
     batch: RefCell<Batch>,
-    /// A flush is scheduled for the current batch.
-    armed: Cell<bool>,
+    /// The current batch's timed hand-over.
+    timer: Timer,
     /// Bytes of the last batch handed over: the next one's room, so that a busy worker's batch
     /// is made once at its size (not grown by doubling), and a quiet one's stays small.
     room: Cell<usize>,
@@ -134,7 +134,7 @@ impl Batcher {
         Batcher(Rc::new(Gathering {
             recorder,
             batch: RefCell::new(Batch::default()),
-            armed: Cell::new(false),
+            timer: Timer::default(),
             room: Cell::new(0),
         }))
     }
@@ -161,14 +161,14 @@ impl Batcher {
             self.0.flush();
         } else {
             let gather = self.0.recorder.gather;
-            flush_later(&self.0, &self.0.armed, gather, Gathering::flush);
+            flush_later(&self.0, |g| &g.timer, gather, Gathering::flush);
         }
     }
 }
 
 impl Gathering {
     fn flush(&self) {
-        self.armed.set(false);
+        self.timer.handed_over();
         let batch = std::mem::take(&mut *self.batch.borrow_mut());
         if !batch.is_empty() {
             self.room.set(batch.bytes_len());

@@ -16,7 +16,7 @@
 
 pub mod export;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use to11_shared::otel::{genai, Sampler, SpanId, Trace, TraceId, TraceParent};
 use to11_shared::upstream::Surface;
 use tokio::sync::mpsc;
 
-use crate::handover::{flush_later, Backlog};
+use crate::handover::{flush_later, Backlog, Timer};
 
 /// W3C trace context: read from the client, and sent to the upstream with the attempt's span.
 pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -118,8 +118,8 @@ struct Gathering {
     batch: RefCell<Spans>,
     /// Ended traces' buffers, for the next ones (`SPARE` at most).
     spare: RefCell<Vec<Buffers>>,
-    /// A hand-over is scheduled for the current batch.
-    armed: Cell<bool>,
+    /// The current batch's timed hand-over.
+    timer: Timer,
 }
 
 /// A sampled request's trace while it is served.
@@ -138,7 +138,7 @@ impl Batcher {
                 buf: Vec::new(),
                 count: 0,
             }),
-            armed: Cell::new(false),
+            timer: Timer::default(),
             spare: RefCell::default(),
         }))
     }
@@ -214,12 +214,12 @@ impl Gathering {
         if full {
             self.flush();
         } else {
-            flush_later(self, &self.armed, self.tracer.delay, Gathering::flush);
+            flush_later(self, |g| &g.timer, self.tracer.delay, Gathering::flush);
         }
     }
 
     fn flush(&self) {
-        self.armed.set(false);
+        self.timer.handed_over();
         let spans = std::mem::replace(
             &mut *self.batch.borrow_mut(),
             Spans {
