@@ -561,7 +561,7 @@ async fn paired_rate_rounds(
             .await
             .len();
         assert_answered(addr, n as u64);
-        (cpu_ticks(&[pid]) - t0) as f64 * 10_000.0 / n as f64
+        cpu_us(&[pid], cpu_ticks(&[pid]) - t0, n as u64).expect("one process")
     })
     .await
 }
@@ -918,6 +918,7 @@ impl Endpoints {
             "metering",
             (self.gw, self.gw_pid[0]),
             (self.plain, self.plain_pid[0]),
+            true,
             o,
         )
         .await
@@ -925,20 +926,27 @@ impl Endpoints {
 
     /// Observability's rounds: metrics and traces on, and both off (metering on in both).
     async fn observability(&self, o: &Opts) -> Paired {
-        self.pair("metrics and tracing", self.observed, self.bare, o)
+        self.pair("metrics and tracing", self.observed, self.bare, true, o)
             .await
     }
 
+    /// `what`'s rounds, the same chat through `on` and `off`: closed loops, and at the fixed rate
+    /// too when `at_rate`.
     async fn pair(
         &self,
         what: &str,
         on: (SocketAddr, u32),
         off: (SocketAddr, u32),
+        at_rate: bool,
         o: &Opts,
     ) -> Paired {
         let [a, b] = [on.0, off.0].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
         let closed = paired_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
-        let rate = paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
+        let rate = if at_rate {
+            paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await
+        } else {
+            Default::default()
+        };
         Paired { closed, rate }
     }
 
@@ -1244,6 +1252,7 @@ fn main() {
                 "this build vs the baseline",
                 (e.gw, e.gw_pid[0]),
                 (old_addr, old_pid),
+                false,
                 &o,
             ));
             print_builds(&pair.closed, &o, program);
@@ -1341,8 +1350,9 @@ fn print_observability(pair: &Paired, o: &Opts, (exported, dropped): (u64, u64))
 }
 
 /// `BENCH_ONLY=builds`: this build's rounds against the baseline's, and the median ratio.
-fn print_builds((new, old): &(Vec<f64>, Vec<f64>), o: &Opts, baseline: &std::path::Path) {
-    let ratios: Vec<f64> = new.iter().zip(old).map(|(a, b)| a / b).collect();
+fn print_builds(pair: &(Vec<f64>, Vec<f64>), o: &Opts, baseline: &std::path::Path) {
+    let (new, old) = pair;
+    let ratios = ratios(pair);
     println!(
         "\nthis build vs the baseline ({}), {} alternating rounds of {} s, metered replicas, CPU µs/req: \
          this build {} | baseline {}\nthis build / baseline: CPU per request {:.3}× (median of rounds {})",
@@ -1356,12 +1366,14 @@ fn print_builds((new, old): &(Vec<f64>, Vec<f64>), o: &Opts, baseline: &std::pat
     );
 }
 
+/// Each round's ratio of the first side's figure to the second's.
+fn ratios((with, without): &(Vec<f64>, Vec<f64>)) -> Vec<f64> {
+    with.iter().zip(without).map(|(a, b)| a / b).collect()
+}
+
 /// A feature's rounds: each round's CPU µs per request, on and off, and the median ratio; then
 /// the same at the fixed rate, when measured.
 fn print_pair(what: &str, p: &Paired, o: &Opts, after: &str) {
-    let ratios = |(with, without): &(Vec<f64>, Vec<f64>)| -> Vec<f64> {
-        with.iter().zip(without).map(|(a, b)| a / b).collect()
-    };
     let (with, without) = &p.closed;
     let r = ratios(&p.closed);
     println!(
