@@ -64,6 +64,7 @@ impl ProjectRegistry {
         reload
             .into_actor(self)
             .then(move |reloaded, act, _| {
+                let from_memory = matches!(reloaded, Ok(None));
                 let base = match reloaded {
                     Err(e) => Err(RegistryError::from(e)),
                     Ok(r) => {
@@ -80,6 +81,12 @@ impl ProjectRegistry {
                             .ok_or(RegistryError::NotFound)
                     }
                 };
+                // Not in memory: perhaps created on another control plane whose notification
+                // is not here yet. Read the store before answering 404.
+                if from_memory && base.is_err() && attempt < CONFLICT_ATTEMPTS {
+                    act.stale.insert(id);
+                    return act.delete(id, attempt + 1);
+                }
                 async move {
                     let base = base?;
                     let version = store.next_version().await?;
@@ -95,6 +102,7 @@ impl ProjectRegistry {
                     Ok::<_, RegistryError>(version)
                 }
                 .into_actor(act)
+                .boxed_local()
             })
             .then(move |res, act, _| {
                 match &res {

@@ -284,6 +284,79 @@ async fn a_write_that_conflicts_runs_again_on_the_stored_project_and_loses_nothi
 }
 
 #[actix_rt::test]
+async fn a_refusal_on_a_copy_another_plane_made_stale_is_decided_on_the_stored_project() {
+    let dir = dir();
+    let (addr, model, store) = registry(&dir).await;
+    let id = create(&addr, "acme").await.unwrap();
+    write_elsewhere(&store, id, "to11_mk_other_plane").await;
+    let key = store.load(id).await.unwrap().unwrap().management_keys[0].id;
+    // The model's copy has no such key: on memory alone this would be a 404.
+    assert!(model.project("acme").unwrap().management_keys.is_empty());
+    addr.send(RevokeManagementKey {
+        project: id,
+        id: key,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stored = store.load(id).await.unwrap().unwrap();
+    assert!(stored.management_keys.is_empty());
+    assert_eq!(model.project("acme").unwrap().version, stored.version);
+    // A refusal the stored project confirms is still a refusal, and changes nothing.
+    let e = addr
+        .send(RevokeManagementKey {
+            project: id,
+            id: key,
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::Domain(DomainError::NotFound(_))),
+        "{e:?}"
+    );
+    assert_eq!(
+        store.load(id).await.unwrap().unwrap().version,
+        stored.version
+    );
+}
+
+#[actix_rt::test]
+async fn a_delete_of_a_project_another_plane_created_reads_the_store_first() {
+    let dir = dir();
+    let (addr, model, store) = registry(&dir).await;
+    // Another plane's creation, committed behind this registry's back (its notification not
+    // here yet): on memory alone the delete would be a 404.
+    let mut s = new_project(
+        Uuid::new_v4(),
+        "elsewhere".into(),
+        "elsewhere",
+        ByokPolicy::Allowed,
+        Utc::now(),
+    );
+    s.version = store.next_version().await.unwrap();
+    let sealed = Snapshot::from_state(&s).seal(&keyring());
+    store
+        .commit(&s, &sealed, &crate::store::Base::default())
+        .await
+        .unwrap();
+    assert!(model.project("elsewhere").is_none());
+    let id = s.project.id;
+    addr.send(DeleteProject { project: id })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.load(id).await.unwrap().is_none());
+    // Gone from the store too: now a 404.
+    let e = addr
+        .send(DeleteProject { project: id })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::NotFound), "{e:?}");
+}
+
+#[actix_rt::test]
 async fn a_commit_on_an_older_version_is_refused_by_the_store() {
     let dir = dir();
     let (addr, _, store) = registry(&dir).await;

@@ -6,7 +6,10 @@
 //! and acknowledge (`settle`). A commit refused because another control plane changed the
 //! project first (`StoreError::Conflict`) marks the project stale and runs the command again on
 //! the reloaded project, at most `CONFLICT_ATTEMPTS` times in all, then answers
-//! `RegistryError::Conflict`; nothing acknowledged is ever overwritten.
+//! `RegistryError::Conflict`; nothing acknowledged is ever overwritten. A command refused on
+//! the in-memory copy (404, 409, 422) runs once more on the project read from the store before
+//! the refusal is answered: another control plane may have changed it and its notification may
+//! not be here yet.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -82,12 +85,26 @@ impl ProjectRegistry {
         self.reload_if_stale(project)
             .into_actor(self)
             .then(move |reloaded, act, _| {
+                // A refusal decided on the in-memory copy may come from a copy another control
+                // plane's write made stale (its notification not yet here): verified below.
+                let from_memory = matches!(reloaded, Ok(None));
                 let prepared = reloaded
                     .map_err(RegistryError::from)
                     .and_then(|r| act.prepare(project, r, create, command));
-                act.persist(prepared).into_actor(act)
+                let refused = from_memory && prepared.is_err();
+                act.persist(prepared)
+                    .into_actor(act)
+                    .map(move |res, _, _| (res, refused))
             })
-            .then(move |res, act, ctx| {
+            .then(move |(res, refused), act, ctx| {
+                if refused && attempt < CONFLICT_ATTEMPTS {
+                    // Refused on memory: read the project from the store and decide again there.
+                    // Costs a store read per refused write; never answers a refusal (404, 409,
+                    // 422) that the stored project would not give.
+                    act.stale.insert(project);
+                    let (command, create) = again;
+                    return act.attempt(project, create, command, attempt + 1);
+                }
                 if let Err(RegistryError::Store(StoreError::Conflict)) = &res {
                     // Another control plane changed the project first: read it again.
                     act.stale.insert(project);
@@ -138,7 +155,10 @@ impl ProjectRegistry {
         match reloaded {
             Some(Some(s)) => {
                 self.stale.remove(&project);
-                self.put(Arc::new(s));
+                // The same version as the model's is the same project: nothing to publish.
+                if self.model.get(&project).map(|m| m.version) != Some(s.version) {
+                    self.put(Arc::new(s));
+                }
             }
             Some(None) => {
                 self.stale.remove(&project);
