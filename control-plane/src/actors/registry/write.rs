@@ -162,7 +162,9 @@ impl ProjectRegistry {
             }
             Some(None) => {
                 self.stale.remove(&project);
-                self.remove(project);
+                if self.model.get(&project).is_some() {
+                    self.remove(project);
+                }
             }
             None => {}
         }
