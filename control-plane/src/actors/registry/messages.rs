@@ -68,13 +68,7 @@ impl ProjectRegistry {
                 let base = match reloaded {
                     Err(e) => Err(RegistryError::from(e)),
                     Ok(r) => {
-                        if let Some(r) = r {
-                            act.stale.remove(&id);
-                            match r {
-                                Some(s) => act.put(Arc::new(s)),
-                                None => act.remove(id),
-                            }
-                        }
+                        act.take_in(id, r);
                         act.model
                             .get(&id)
                             .map(|s| Base::of(s))

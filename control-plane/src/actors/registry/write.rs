@@ -143,6 +143,23 @@ impl ProjectRegistry {
         }
     }
 
+    /// Takes in what `reload_if_stale` read (nothing when it did not read): the project is no
+    /// longer stale, and the model holds what the store holds. Publishes the model only when
+    /// that changed it.
+    pub(super) fn take_in(&mut self, project: Uuid, reloaded: Option<Option<ProjectState>>) {
+        let Some(stored) = reloaded else {
+            return;
+        };
+        self.stale.remove(&project);
+        let held = self.model.get(&project).map(|m| m.version);
+        match stored {
+            // The same version as the model's is the same project.
+            Some(s) if held != Some(s.version) => self.put(Arc::new(s)),
+            None if held.is_some() => self.remove(project),
+            _ => {}
+        }
+    }
+
     /// Takes in a reloaded project, then applies the command to a copy of it (or to the project
     /// being created) and compiles the result.
     fn prepare<C: ProjectCommand>(
@@ -152,22 +169,7 @@ impl ProjectRegistry {
         create: Option<ProjectState>,
         command: C,
     ) -> Result<Prepared<C::Value>, RegistryError> {
-        match reloaded {
-            Some(Some(s)) => {
-                self.stale.remove(&project);
-                // The same version as the model's is the same project: nothing to publish.
-                if self.model.get(&project).map(|m| m.version) != Some(s.version) {
-                    self.put(Arc::new(s));
-                }
-            }
-            Some(None) => {
-                self.stale.remove(&project);
-                if self.model.get(&project).is_some() {
-                    self.remove(project);
-                }
-            }
-            None => {}
-        }
+        self.take_in(project, reloaded);
         let (mut next, before, base) = match (self.model.get(&project), create) {
             (Some(s), _) => (
                 ProjectState::clone(s),
