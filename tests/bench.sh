@@ -10,7 +10,8 @@
 # configuration changes), BENCH_METERING_ROUNDS (8: metering, observability and limits rounds).
 # BENCH_ONLY=metering runs only the metering rounds (about 90 s); BENCH_ONLY=observability only
 # metrics and traces of every request on vs both off (metering on in both; about 90 s). Both also
-# run at a fixed BENCH_PAIR_RATE (10000 req/s; 0 skips it), about 90 s more each.
+# run with the two replicas loaded together (about 50 s more each), and at a fixed BENCH_PAIR_RATE
+# (10000 req/s; 0 skips it), about 90 s more each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

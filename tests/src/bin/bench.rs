@@ -566,6 +566,52 @@ async fn paired_rate_rounds(
     .await
 }
 
+/// A feature's cost measured with both replicas loaded at the same time: each round drives `on`
+/// and `off` together, each through its own closed loop of `o.connections`, both replicas sharing
+/// core 0, and divides each one's CPU time by its own answers. Whatever a shared machine does
+/// during a round (a neighbour's burst, a slower clock, stolen time) falls on both alike, where
+/// alternating rounds put it on whichever side ran then: on this kind of machine their ratios
+/// spread from 0.85 to 1.38 around one value. Per-round CPU µs per request of each.
+async fn together_rounds(
+    what: &str,
+    on: Side<'_>,
+    off: Side<'_>,
+    o: &Opts,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut with, mut without) = (vec![], vec![]);
+    let dur = Duration::from_secs(o.seconds);
+    for round in 0..o.rounds {
+        eprintln!("{what} on and off together, round {}", round + 1);
+        // Warm both (connection pools, allocator), as the alternating rounds' first run does.
+        tokio::join!(
+            closed_loop(on.0, on.1, o.connections, Duration::from_millis(500)),
+            closed_loop(off.0, off.1, o.connections, Duration::from_millis(500)),
+        );
+        let t0 = [cpu_split(&[on.2]), cpu_split(&[off.2])];
+        let (a, b) = tokio::join!(
+            closed_loop(on.0, on.1, o.connections, dur),
+            closed_loop(off.0, off.1, o.connections, dur),
+        );
+        let t1 = [cpu_split(&[on.2]), cpu_split(&[off.2])];
+        assert_answered(on.0, a);
+        assert_answered(off.0, b);
+        let us = |i: usize, n: u64| {
+            let ((u0, s0), (u1, s1)) = (t0[i], t1[i]);
+            (u1 - u0 + s1 - s0) as f64 * 10_000.0 / n as f64
+        };
+        eprintln!(
+            "  on {}: {a} answers, {:.1} µs/req | off {}: {b} answers, {:.1} µs/req",
+            on.0,
+            us(0, a),
+            off.0,
+            us(1, b)
+        );
+        with.push(us(0, a));
+        without.push(us(1, b));
+    }
+    (with, without)
+}
+
 /// `rounds` rounds of `measure` on each side, the order flipping each round.
 async fn alternate<'a, F, Fut>(
     label: &str,
@@ -596,6 +642,8 @@ where
 /// `o.pair_rate` (empty when 0).
 struct Paired {
     closed: (Vec<f64>, Vec<f64>),
+    /// Both replicas loaded at once (`together_rounds`); empty for `BENCH_ONLY=builds`.
+    together: (Vec<f64>, Vec<f64>),
     rate: (Vec<f64>, Vec<f64>),
 }
 
@@ -930,8 +978,8 @@ impl Endpoints {
             .await
     }
 
-    /// `what`'s rounds, the same chat through `on` and `off`: closed loops, and at the fixed rate
-    /// too when `at_rate`.
+    /// `what`'s rounds, the same chat through `on` and `off`: closed loops in alternating rounds,
+    /// and when `at_rate` also both loaded together and at the fixed rate.
     async fn pair(
         &self,
         what: &str,
@@ -942,12 +990,19 @@ impl Endpoints {
     ) -> Paired {
         let [a, b] = [on.0, off.0].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
         let closed = paired_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
-        let rate = if at_rate {
-            paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await
+        let (together, rate) = if at_rate {
+            (
+                together_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await,
+                paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await,
+            )
         } else {
             Default::default()
         };
-        Paired { closed, rate }
+        Paired {
+            closed,
+            together,
+            rate,
+        }
     }
 
     /// The traced replica's spans exported and dropped so far.
@@ -1386,6 +1441,20 @@ fn print_pair(what: &str, p: &Paired, o: &Opts, after: &str) {
         median(&r),
         list(&r, 3),
     );
+    let (with, without) = &p.together;
+    if !with.is_empty() {
+        let r = ratios(&p.together);
+        println!(
+            "{what} on and off loaded together, {} rounds of {} s, both on core 0, CPU µs/req: on {} | off {}\n\
+             {what} on / off, loaded together: CPU per request {:.3}× (median of rounds {})",
+            o.rounds,
+            o.seconds,
+            list(with, 1),
+            list(without, 1),
+            median(&r),
+            list(&r, 3),
+        );
+    }
     let (with, without) = &p.rate;
     if !with.is_empty() {
         let r = ratios(&p.rate);
