@@ -512,16 +512,29 @@ impl Tally {
             (Slot::OutputAdd, Found::Number(n)) => {
                 self.output = Some(self.output.unwrap_or(0) + n);
             }
-            (Slot::Finish, Found::Text(r)) => self.reason(&r),
+            (Slot::Finish, Found::Text(r)) => self.found_reason(r),
             _ => {}
         }
     }
 
     fn reason(&mut self, r: &str) {
-        let fits = !r.is_empty() && r.len() <= MAX_REASON && self.reasons.len() < MAX_REASONS;
-        if fits && !self.reasons.iter().any(|x| x == r) {
+        if self.takes(r) {
             self.reasons.push(r.to_owned());
         }
+    }
+
+    /// `reason` for a reason the scan already copied out of the answer: kept as it is, not
+    /// copied again.
+    fn found_reason(&mut self, r: String) {
+        if self.takes(&r) {
+            self.reasons.push(r);
+        }
+    }
+
+    /// Whether `r` is a reason to keep: not empty, short, new, and room for it.
+    fn takes(&self, r: &str) -> bool {
+        let fits = !r.is_empty() && r.len() <= MAX_REASON && self.reasons.len() < MAX_REASONS;
+        fits && !self.reasons.iter().any(|x| x == r)
     }
 
     fn current(&self, format: UsageFormat) -> Option<Usage> {
