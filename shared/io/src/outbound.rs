@@ -247,4 +247,126 @@ mod tests {
             .expect_err("metadata");
         assert!(e.to_string().contains("metadata"), "{e}");
     }
+
+    /// The byte at `i` of answer `n`'s body: differs from one answer to the next, so that a
+    /// byte left over from an earlier exchange shows.
+    fn pattern(n: usize, i: usize) -> u8 {
+        b'a' + ((n * 7 + i) % 26) as u8
+    }
+
+    /// A keep-alive HTTP/1.1 server on loopback answering, for `/len/N`, N bytes of
+    /// `pattern(request number, i)` (chunked when the query says `chunked`), and 204 for
+    /// `/empty`; it reads each request's body (`content-length`) and counts its connections.
+    fn serve_sized() -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = l.local_addr().expect("addr");
+        let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = conns.clone();
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            for s in l.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                    let mut length = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h).expect("header");
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().expect("length");
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    r.read_exact(&mut body).expect("request body");
+                    n += 1;
+                    let answer = if path == "/empty" {
+                        b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()
+                    } else {
+                        let (p, q) = path.split_once('?').unwrap_or((&path, ""));
+                        let len: usize = p.trim_start_matches("/len/").parse().expect("len");
+                        let body: Vec<u8> = (0..len).map(|i| pattern(n, i)).collect();
+                        let mut a = Vec::new();
+                        if q == "chunked" {
+                            a.extend_from_slice(
+                                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                            );
+                            for c in body.chunks(5000) {
+                                a.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                                a.extend_from_slice(c);
+                                a.extend_from_slice(b"\r\n");
+                            }
+                            a.extend_from_slice(b"0\r\n\r\n");
+                        } else {
+                            a.extend_from_slice(
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")
+                                    .as_bytes(),
+                            );
+                            a.extend_from_slice(&body);
+                        }
+                        a
+                    };
+                    if w.write_all(&answer).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (addr, conns)
+    }
+
+    /// Exchanges in a row on one pooled connection, each framed with the buffers the one before
+    /// left (the vendored awc keeps them per thread): small and large answers (larger than the
+    /// 8 KiB buffers), chunked ones, an answer without a body, and large request bodies; every
+    /// answer arrives byte for byte, whatever the exchange before it held.
+    #[actix_rt::test]
+    async fn exchanges_in_a_row_reuse_framing_buffers_without_mixing_their_bytes() {
+        let (addr, conns) = serve_sized();
+        let c = client(&options(true));
+        let cases: [(&str, usize, usize); 9] = [
+            ("/len/{}", 3, 0),
+            ("/len/{}", 70_000, 0),
+            ("/len/{}", 5, 20_000),
+            ("/empty", 0, 0),
+            ("/len/{}?chunked", 23_456, 0),
+            ("/len/{}", 1, 0),
+            ("/len/{}", 9_000, 9_000),
+            ("/empty", 0, 100),
+            ("/len/{}", 0, 0),
+        ];
+        for round in 0..3 {
+            for (i, (path, len, sent)) in cases.iter().enumerate() {
+                let n = round * cases.len() + i + 1;
+                let url = format!("http://{addr}{}", path.replace("{}", &len.to_string()));
+                let body = vec![b'x'; *sent];
+                let mut r = c.post(&url).send_body(body).await.expect("exchange");
+                let got = r.body().limit(1 << 20).await.expect("body");
+                if *path == "/empty" {
+                    assert_eq!(r.status(), 204);
+                    assert!(got.is_empty());
+                    continue;
+                }
+                let want: Vec<u8> = (0..*len).map(|j| pattern(n, j)).collect();
+                assert_eq!(got.len(), want.len(), "exchange {n} ({url})");
+                assert!(got[..] == want[..], "exchange {n} ({url}): bytes differ");
+            }
+        }
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "every exchange on the one pooled connection"
+        );
+    }
 }

@@ -4,7 +4,9 @@ use std::{
     task::{Context, Poll},
 };
 
-use actix_codec::Framed;
+use std::cell::RefCell;
+
+use actix_codec::{Framed, FramedParts};
 use actix_http::{
     body::{BodySize, MessageBody},
     error::PayloadError,
@@ -16,7 +18,6 @@ use actix_utils::future::poll_fn;
 use bytes::{buf::BufMut, Bytes, BytesMut};
 use futures_core::{ready, Stream};
 use futures_util::SinkExt as _;
-use pin_project_lite::pin_project;
 
 use super::{
     connection::{ConnectionIo, H1Connection},
@@ -91,8 +92,9 @@ where
     }
 
     // create Framed and prepare sending request
-    // to11: one codec configuration per thread, not one per exchange (PATCHES.md).
-    let mut framed = Framed::new(io, h1::ClientCodec::new(codec_config()));
+    // to11: one codec configuration per thread, not one per exchange, and the framing buffers
+    // of an earlier exchange (PATCHES.md).
+    let mut framed = framed_reusing(io);
 
     // Check EXPECT header and enable expect handle flag accordingly.
     // See https://datatracker.ietf.org/doc/html/rfc7231#section-5.1.1
@@ -154,6 +156,7 @@ where
         h1::MessageType::None => {
             let keep_alive = pin_framed.codec_ref().keep_alive();
             pin_framed.io_mut().on_release(keep_alive);
+            keep_buffers(framed);
 
             Ok((head, Payload::None))
         }
@@ -235,18 +238,19 @@ where
     Ok(())
 }
 
-pin_project! {
-    pub(crate) struct PlStream<Io: ConnectionIo> {
-        #[pin]
-        framed: Framed<H1Connection<Io>, h1::ClientPayloadCodec>,
-    }
+// to11 (PATCHES.md): the framed transport is held in an `Option` (it is `Unpin`), so that the
+// end of the body can take it back and keep its buffers for the next exchange.
+pub(crate) struct PlStream<Io: ConnectionIo> {
+    framed: Option<Framed<H1Connection<Io>, h1::ClientPayloadCodec>>,
 }
 
 impl<Io: ConnectionIo> PlStream<Io> {
     fn new(framed: Framed<H1Connection<Io>, h1::ClientCodec>) -> Self {
         let framed = framed.into_map_codec(|codec| codec.into_payload_codec());
 
-        PlStream { framed }
+        PlStream {
+            framed: Some(framed),
+        }
     }
 }
 
@@ -254,17 +258,72 @@ impl<Io: ConnectionIo> Stream for PlStream<Io> {
     type Item = Result<Bytes, PayloadError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
+        let this = self.get_mut();
+        let Some(framed) = this.framed.as_mut() else {
+            return Poll::Ready(None);
+        };
 
-        match ready!(this.framed.as_mut().next_item(cx)?) {
+        match ready!(Pin::new(&mut *framed).next_item(cx)?) {
             Some(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
             Some(None) => {
-                let keep_alive = this.framed.codec_ref().keep_alive();
-                this.framed.io_mut().on_release(keep_alive);
+                let keep_alive = framed.codec_ref().keep_alive();
+                framed.io_mut().on_release(keep_alive);
+                if let Some(framed) = this.framed.take() {
+                    keep_buffers(framed);
+                }
                 Poll::Ready(None)
             }
             None => Poll::Ready(None),
         }
+    }
+}
+
+// to11 (PATCHES.md): `Framed::new` allocates an 8 KiB read buffer and an 8 KiB write buffer for
+// every exchange, freed when the exchange ends. An exchange that ended cleanly (its connection
+// already handed back, both buffers drained) leaves them here instead, and the next exchange of
+// the thread frames its connection with them. A buffer whose bytes were split off into the body's
+// chunks stays valid: `BytesMut` reclaims or reallocates its storage when it needs room, as
+// within one exchange.
+thread_local! {
+    static SPARE_BUFFERS: RefCell<Vec<(BytesMut, BytesMut)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most pairs of buffers a thread keeps: at most 2 MiB held idle per thread.
+const SPARE_MAX: usize = 64;
+/// Buffers larger than this (grown by a large request or head) are not kept.
+const SPARE_LARGEST: usize = 16 * 1024;
+
+/// `io` framed for an exchange, with a kept pair of buffers when the thread has one.
+fn framed_reusing<Io: ConnectionIo>(
+    io: H1Connection<Io>,
+) -> Framed<H1Connection<Io>, h1::ClientCodec> {
+    let codec = h1::ClientCodec::new(codec_config());
+    match SPARE_BUFFERS.with(|s| s.borrow_mut().pop()) {
+        Some((read_buf, write_buf)) => {
+            let mut parts = FramedParts::with_read_buf(io, codec, read_buf);
+            parts.write_buf = write_buf;
+            Framed::from_parts(parts)
+        }
+        None => Framed::new(io, codec),
+    }
+}
+
+/// Keeps the buffers of an exchange that ended, when both are empty (nothing unread, nothing
+/// unwritten) and not grown large; drops the rest of `framed` (its connection already released).
+fn keep_buffers<T, U>(framed: Framed<T, U>) {
+    let FramedParts {
+        read_buf,
+        write_buf,
+        ..
+    } = framed.into_parts();
+    let fits = |b: &BytesMut| b.is_empty() && b.capacity() <= SPARE_LARGEST;
+    if fits(&read_buf) && fits(&write_buf) {
+        SPARE_BUFFERS.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_MAX {
+                s.push((read_buf, write_buf));
+            }
+        });
     }
 }
 
