@@ -642,7 +642,7 @@ where
 /// `o.pair_rate` (empty when 0).
 struct Paired {
     closed: (Vec<f64>, Vec<f64>),
-    /// Both replicas loaded at once (`together_rounds`); empty for `BENCH_ONLY=builds`.
+    /// Both replicas loaded at once (`together_rounds`).
     together: (Vec<f64>, Vec<f64>),
     rate: (Vec<f64>, Vec<f64>),
 }
@@ -978,8 +978,8 @@ impl Endpoints {
             .await
     }
 
-    /// `what`'s rounds, the same chat through `on` and `off`: closed loops in alternating rounds,
-    /// and when `at_rate` also both loaded together and at the fixed rate.
+    /// `what`'s rounds, the same chat through `on` and `off`: closed loops in alternating rounds
+    /// and with both loaded together, and when `at_rate` also at the fixed rate.
     async fn pair(
         &self,
         what: &str,
@@ -990,11 +990,9 @@ impl Endpoints {
     ) -> Paired {
         let [a, b] = [on.0, off.0].map(|a| request_bytes(a, &Self::auth(&self.key), BODY));
         let closed = paired_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
-        let (together, rate) = if at_rate {
-            (
-                together_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await,
-                paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await,
-            )
+        let together = together_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await;
+        let rate = if at_rate {
+            paired_rate_rounds(what, (on.0, &a, on.1), (off.0, &b, off.1), o).await
         } else {
             Default::default()
         };
@@ -1310,7 +1308,7 @@ fn main() {
                 false,
                 &o,
             ));
-            print_builds(&pair.closed, &o, program);
+            print_builds(&pair, &o, program);
             return;
         }
         Some("hop") => {
@@ -1405,20 +1403,29 @@ fn print_observability(pair: &Paired, o: &Opts, (exported, dropped): (u64, u64))
 }
 
 /// `BENCH_ONLY=builds`: this build's rounds against the baseline's, and the median ratio.
-fn print_builds(pair: &(Vec<f64>, Vec<f64>), o: &Opts, baseline: &std::path::Path) {
-    let (new, old) = pair;
-    let ratios = ratios(pair);
-    println!(
-        "\nthis build vs the baseline ({}), {} alternating rounds of {} s, metered replicas, CPU µs/req: \
-         this build {} | baseline {}\nthis build / baseline: CPU per request {:.3}× (median of rounds {})",
-        baseline.display(),
-        o.rounds,
-        o.seconds,
-        list(new, 1),
-        list(old, 1),
-        median(&ratios),
-        list(&ratios, 3),
-    );
+fn print_builds(pair: &Paired, o: &Opts, baseline: &std::path::Path) {
+    for (rounds, how, which) in [
+        (&pair.closed, "alternating rounds", ""),
+        (
+            &pair.together,
+            "rounds loaded together",
+            ", loaded together",
+        ),
+    ] {
+        let (new, old) = rounds;
+        let ratios = ratios(rounds);
+        println!(
+            "\nthis build vs the baseline ({}), {} {how} of {} s, metered replicas, CPU µs/req: \
+             this build {} | baseline {}\nthis build / baseline{which}: CPU per request {:.3}× (median of rounds {})",
+            baseline.display(),
+            o.rounds,
+            o.seconds,
+            list(new, 1),
+            list(old, 1),
+            median(&ratios),
+            list(&ratios, 3),
+        );
+    }
 }
 
 /// Each round's ratio of the first side's figure to the second's.
