@@ -566,12 +566,15 @@ async fn paired_rate_rounds(
     .await
 }
 
-/// A feature's cost measured with both replicas loaded at the same time: each round drives `on`
-/// and `off` together, each through its own closed loop of `o.connections`, both replicas sharing
-/// core 0, and divides each one's CPU time by its own answers. Whatever a shared machine does
-/// during a round (a neighbour's burst, a slower clock, stolen time) falls on both alike, where
-/// alternating rounds put it on whichever side ran then: on this kind of machine their ratios
-/// spread from 0.85 to 1.38 around one value. Per-round CPU µs per request of each.
+/// A feature's cost measured with both replicas loaded at the same time (`loaded_together`, one
+/// call per round, `o.connections` each). Whatever a shared machine does during a round (a
+/// neighbour's burst, a slower clock, stolen time) falls on both alike, where alternating rounds
+/// put it on whichever side ran then: on this kind of machine their ratios spread from 0.85 to
+/// 1.38 around one value. Fit for two sides of about the same cost only: sharing a core, the
+/// dearer side answers fewer requests a second, and CPU per request depends on the rate (fewer
+/// requests per wake-up). nginx against to11 (twice the cost) measured this way gave 1.74×,
+/// 2.32× and 1.90× where alternating runs gave 1.5–2.3×, 1.6–1.9× and 1.8–1.9×: not used there.
+/// Per-round CPU µs per request of each.
 async fn together_rounds(
     what: &str,
     on: Side<'_>,
@@ -579,37 +582,54 @@ async fn together_rounds(
     o: &Opts,
 ) -> (Vec<f64>, Vec<f64>) {
     let (mut with, mut without) = (vec![], vec![]);
-    let dur = Duration::from_secs(o.seconds);
     for round in 0..o.rounds {
         eprintln!("{what} on and off together, round {}", round + 1);
-        // Warm both (connection pools, allocator), as the alternating rounds' first run does.
-        tokio::join!(
-            closed_loop(on.0, on.1, o.connections, Duration::from_millis(500)),
-            closed_loop(off.0, off.1, o.connections, Duration::from_millis(500)),
-        );
-        let t0 = [cpu_split(&[on.2]), cpu_split(&[off.2])];
-        let (a, b) = tokio::join!(
-            closed_loop(on.0, on.1, o.connections, dur),
-            closed_loop(off.0, off.1, o.connections, dur),
-        );
-        let t1 = [cpu_split(&[on.2]), cpu_split(&[off.2])];
-        assert_answered(on.0, a);
-        assert_answered(off.0, b);
-        let us = |i: usize, n: u64| {
-            let ((u0, s0), (u1, s1)) = (t0[i], t1[i]);
-            (u1 - u0 + s1 - s0) as f64 * 10_000.0 / n as f64
-        };
-        eprintln!(
-            "  on {}: {a} answers, {:.1} µs/req | off {}: {b} answers, {:.1} µs/req",
-            on.0,
-            us(0, a),
-            off.0,
-            us(1, b)
-        );
-        with.push(us(0, a));
-        without.push(us(1, b));
+        let (a, b) = loaded_together(
+            (on.0, on.1, &[on.2]),
+            (off.0, off.1, &[off.2]),
+            o.connections,
+            o,
+        )
+        .await;
+        with.push(a);
+        without.push(b);
     }
     (with, without)
+}
+
+/// One round of two proxies driven at the same time, both on core 0, each through its own closed
+/// loop of `conns` connections for `o.seconds` (after half a second warming both): each one's CPU
+/// µs per request, its processes' CPU time divided by its own answers.
+async fn loaded_together(
+    a: (SocketAddr, &[u8], &[u32]),
+    b: (SocketAddr, &[u8], &[u32]),
+    conns: usize,
+    o: &Opts,
+) -> (f64, f64) {
+    let dur = Duration::from_secs(o.seconds);
+    let warm = Duration::from_millis(500);
+    tokio::join!(
+        closed_loop(a.0, a.1, conns, warm),
+        closed_loop(b.0, b.1, conns, warm)
+    );
+    let t0 = [cpu_split(a.2), cpu_split(b.2)];
+    let (na, nb) = tokio::join!(
+        closed_loop(a.0, a.1, conns, dur),
+        closed_loop(b.0, b.1, conns, dur)
+    );
+    let t1 = [cpu_split(a.2), cpu_split(b.2)];
+    assert_answered(a.0, na);
+    assert_answered(b.0, nb);
+    let us = |i: usize, n: u64| {
+        let ((u0, s0), (u1, s1)) = (t0[i], t1[i]);
+        (u1 - u0 + s1 - s0) as f64 * 10_000.0 / n as f64
+    };
+    let (ca, cb) = (us(0, na), us(1, nb));
+    eprintln!(
+        "  {}: {na} answers, {ca:.1} µs/req | {}: {nb} answers, {cb:.1} µs/req",
+        a.0, b.0
+    );
+    (ca, cb)
 }
 
 /// `rounds` rounds of `measure` on each side, the order flipping each round.
