@@ -612,19 +612,16 @@ async fn loaded_together(
         closed_loop(a.0, a.1, conns, warm),
         closed_loop(b.0, b.1, conns, warm)
     );
-    let t0 = [cpu_split(a.2), cpu_split(b.2)];
+    let t0 = [cpu_ticks(a.2), cpu_ticks(b.2)];
     let (na, nb) = tokio::join!(
         closed_loop(a.0, a.1, conns, dur),
         closed_loop(b.0, b.1, conns, dur)
     );
-    let t1 = [cpu_split(a.2), cpu_split(b.2)];
+    let (ta, tb) = (cpu_ticks(a.2) - t0[0], cpu_ticks(b.2) - t0[1]);
     assert_answered(a.0, na);
     assert_answered(b.0, nb);
-    let us = |i: usize, n: u64| {
-        let ((u0, s0), (u1, s1)) = (t0[i], t1[i]);
-        (u1 - u0 + s1 - s0) as f64 * 10_000.0 / n as f64
-    };
-    let (ca, cb) = (us(0, na), us(1, nb));
+    let [ca, cb] = [(a.2, ta, na), (b.2, tb, nb)]
+        .map(|(pids, ticks, n)| cpu_us(pids, ticks, n).expect("the proxies' processes"));
     eprintln!(
         "  {}: {na} answers, {ca:.1} µs/req | {}: {nb} answers, {cb:.1} µs/req",
         a.0, b.0
@@ -1432,20 +1429,40 @@ fn print_builds(pair: &Paired, o: &Opts, baseline: &std::path::Path) {
             ", loaded together",
         ),
     ] {
-        let (new, old) = rounds;
-        let ratios = ratios(rounds);
-        println!(
-            "\nthis build vs the baseline ({}), {} {how} of {} s, metered replicas, CPU µs/req: \
-             this build {} | baseline {}\nthis build / baseline{which}: CPU per request {:.3}× (median of rounds {})",
-            baseline.display(),
-            o.rounds,
-            o.seconds,
-            list(new, 1),
-            list(old, 1),
-            median(&ratios),
-            list(&ratios, 3),
+        print_rounds(
+            &format!(
+                "\nthis build vs the baseline ({}), {} {how} of {} s, metered replicas",
+                baseline.display(),
+                o.rounds,
+                o.seconds
+            ),
+            ["this build", "baseline"],
+            &format!("this build / baseline{which}"),
+            rounds,
+            "",
         );
     }
+}
+
+/// Two lines for a pair's rounds: `head`, then each side's CPU µs per request by round (sides
+/// named `names`); then `ratio`, the median of the rounds' ratios and each one, and `after`.
+fn print_rounds(
+    head: &str,
+    names: [&str; 2],
+    ratio: &str,
+    rounds: &(Vec<f64>, Vec<f64>),
+    after: &str,
+) {
+    let r = ratios(rounds);
+    println!(
+        "{head}, CPU µs/req: {} {} | {} {}\n{ratio}: CPU per request {:.3}× (median of rounds {}){after}",
+        names[0],
+        list(&rounds.0, 1),
+        names[1],
+        list(&rounds.1, 1),
+        median(&r),
+        list(&r, 3),
+    );
 }
 
 /// Each round's ratio of the first side's figure to the second's.
@@ -1456,44 +1473,31 @@ fn ratios((with, without): &(Vec<f64>, Vec<f64>)) -> Vec<f64> {
 /// A feature's rounds: each round's CPU µs per request, on and off, and the median ratio; then
 /// the same at the fixed rate, when measured.
 fn print_pair(what: &str, p: &Paired, o: &Opts, after: &str) {
-    let (with, without) = &p.closed;
-    let r = ratios(&p.closed);
-    println!(
-        "\n{what} on vs off, {} alternating rounds of {} s, CPU µs/req: on {} | off {}\n\
-         {what} on / off: CPU per request {:.3}× (median of rounds {}); {after}",
-        o.rounds,
-        o.seconds,
-        list(with, 1),
-        list(without, 1),
-        median(&r),
-        list(&r, 3),
+    let (rounds, seconds) = (o.rounds, o.seconds);
+    print_rounds(
+        &format!("\n{what} on vs off, {rounds} alternating rounds of {seconds} s"),
+        ["on", "off"],
+        &format!("{what} on / off"),
+        &p.closed,
+        &format!("; {after}"),
     );
-    let (with, without) = &p.together;
-    if !with.is_empty() {
-        let r = ratios(&p.together);
-        println!(
-            "{what} on and off loaded together, {} rounds of {} s, both on core 0, CPU µs/req: on {} | off {}\n\
-             {what} on / off, loaded together: CPU per request {:.3}× (median of rounds {})",
-            o.rounds,
-            o.seconds,
-            list(with, 1),
-            list(without, 1),
-            median(&r),
-            list(&r, 3),
-        );
-    }
-    let (with, without) = &p.rate;
-    if !with.is_empty() {
-        let r = ratios(&p.rate);
-        println!(
-            "{what} at a fixed {} req/s, CPU µs/req: on {} | off {}\n\
-             {what} on / off at a fixed {} req/s: CPU per request {:.3}× (median of rounds {})",
-            o.pair_rate,
-            list(with, 1),
-            list(without, 1),
-            o.pair_rate,
-            median(&r),
-            list(&r, 3),
+    print_rounds(
+        &format!(
+            "{what} on and off loaded together, {rounds} rounds of {seconds} s, both on core 0"
+        ),
+        ["on", "off"],
+        &format!("{what} on / off, loaded together"),
+        &p.together,
+        "",
+    );
+    if !p.rate.0.is_empty() {
+        let rate = o.pair_rate;
+        print_rounds(
+            &format!("{what} at a fixed {rate} req/s"),
+            ["on", "off"],
+            &format!("{what} on / off at a fixed {rate} req/s"),
+            &p.rate,
+            "",
         );
     }
 }

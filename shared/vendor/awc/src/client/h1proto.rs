@@ -1,10 +1,9 @@
 use std::{
+    cell::RefCell,
     io::Write,
     pin::{pin, Pin},
     task::{Context, Poll},
 };
-
-use std::cell::RefCell;
 
 use actix_codec::{Framed, FramedParts};
 use actix_http::{
