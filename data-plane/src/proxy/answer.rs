@@ -155,8 +155,8 @@ pub(super) struct Answering {
     pub idle: Duration,
     /// The called API's error shape, for terminal events and gateway errors.
     pub dialect: Dialect,
-    /// Events one of which must end a stream in the called API (empty: none expected).
-    pub end: &'static [&'static [u8]],
+    /// Events one of which must end a stream in the called API (none expected: `None`).
+    pub end: Option<&'static super::guard::EndMarkers>,
     pub streaming: bool,
     /// The replica's drain: an answer still open at its timeout is ended.
     pub drain: Option<std::sync::Arc<crate::drain::Drain>>,

@@ -13,23 +13,59 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use memchr::memmem::Finder;
+use std::sync::OnceLock;
 
 use crate::error::Dialect;
 use crate::metrics::Tally;
 
 /// The events that end an OpenAI chat or completions stream: `[DONE]`, or its own error.
-pub const OPENAI_END: &[&[u8]] = &[b"data: [DONE]", b"data: {\"error\""];
+pub static OPENAI_END: EndMarkers = EndMarkers::new(&[b"data: [DONE]", b"data: {\"error\""]);
 /// The events that end an Anthropic Messages stream: `message_stop`, or its own error.
-pub const ANTHROPIC_END: &[&[u8]] = &[b"event: message_stop", b"event: error"];
+pub static ANTHROPIC_END: EndMarkers = EndMarkers::new(&[b"event: message_stop", b"event: error"]);
 /// The events that end a Responses API stream: its completion, incompletion or failure, or an
 /// error event.
-pub const RESPONSES_END: &[&[u8]] = &[
+pub static RESPONSES_END: EndMarkers = EndMarkers::new(&[
     b"event: response.completed",
     b"event: response.incomplete",
     b"event: response.failed",
     b"event: error",
     b"data: {\"error\"",
-];
+]);
+
+/// Lines one of which must end a stream, each found only at a line's start (as an SSE field is
+/// written), never inside one: a JSON string that quotes `data: [DONE]` ends no stream.
+pub struct EndMarkers {
+    markers: &'static [&'static [u8]],
+    /// Searchers for each marker after a `\n` and after a `\r`, built once per process (one built
+    /// per search cost more than the search: some 1,800 instructions per chunk).
+    finders: OnceLock<[Vec<Finder<'static>>; 2]>,
+}
+
+impl EndMarkers {
+    const fn new(markers: &'static [&'static [u8]]) -> EndMarkers {
+        EndMarkers {
+            markers,
+            finders: OnceLock::new(),
+        }
+    }
+
+    /// Whether a marker starts a line in `text` (a line starts after `\n` or `\r`; the text's
+    /// first byte does not count: callers put the byte before it first).
+    fn in_text(&self, text: &[u8]) -> bool {
+        let [after_lf, after_cr] = self.finders.get_or_init(|| {
+            [b'\n', b'\r'].map(|brk| {
+                self.markers
+                    .iter()
+                    .map(|m| Finder::new(&[&[brk], *m].concat()).into_owned())
+                    .collect()
+            })
+        });
+        after_lf.iter().any(|f| f.find(text).is_some())
+            || (memchr::memchr(b'\r', text).is_some()
+                && after_cr.iter().any(|f| f.find(text).is_some()))
+    }
+}
 
 pub struct Guarded<S> {
     inner: S,
@@ -46,10 +82,11 @@ pub struct Guarded<S> {
     /// Events one of which must end the stream (OpenAI's `[DONE]`, Anthropic's `message_stop`, or
     /// an error event of its own); ending without one is a truncation, even when the connection
     /// closed cleanly — awc reports a chunked body cut short by a clean close as a normal end.
-    /// Empty: no end marker is expected.
-    end_markers: &'static [&'static [u8]],
-    /// Whether an end marker went by; `tail` keeps the last bytes so a marker split across chunks
-    /// is still seen (chunks themselves are searched in place, never copied).
+    /// None: no end marker is expected.
+    end_markers: Option<&'static EndMarkers>,
+    /// Whether an end marker went by; `tail` keeps the last bytes seen (at first a line break:
+    /// the stream's start is a line's), so that a marker split across chunks is still seen
+    /// (chunks themselves are searched in place, never copied).
     terminal_seen: bool,
     tail: [u8; SEAM],
     tail_len: usize,
@@ -63,7 +100,8 @@ pub struct Guarded<S> {
     )>,
 }
 
-/// Longest end marker: the bytes of the previous chunk a marker split across two may start in.
+/// Longest end marker and the line break before it: the bytes of the previous chunk a marker
+/// split across two may start in.
 const SEAM: usize = 32;
 
 impl<S> Guarded<S> {
@@ -76,10 +114,10 @@ impl<S> Guarded<S> {
             sse,
             dialect: Dialect::OpenAi,
             done: false,
-            end_markers: &[],
+            end_markers: None,
             terminal_seen: false,
-            tail: [0; SEAM],
-            tail_len: 0,
+            tail: [b'\n'; SEAM],
+            tail_len: 1,
             tally: None,
             cut: None,
         }
@@ -99,13 +137,13 @@ impl<S> Guarded<S> {
 
     /// Requires the stream to end with `data: [DONE]` (or an error event).
     pub fn expect_done(self) -> Self {
-        self.expect_end(OPENAI_END)
+        self.expect_end(&OPENAI_END)
     }
 
     /// Requires one of `markers` before the stream ends (SSE only).
-    pub fn expect_end(mut self, markers: &'static [&'static [u8]]) -> Self {
+    pub fn expect_end(mut self, markers: impl Into<Option<&'static EndMarkers>>) -> Self {
         if self.sse {
-            self.end_markers = markers;
+            self.end_markers = markers.into();
         }
         self
     }
@@ -122,15 +160,21 @@ impl<S> Guarded<S> {
         self
     }
 
+    /// Looks for an end marker at a line's start in `chunk`, and across the seam with the bytes
+    /// before it.
     fn watch(&mut self, chunk: &[u8]) {
-        if self.end_markers.is_empty() || self.terminal_seen {
+        let Some(markers) = self.end_markers else {
+            return;
+        };
+        if self.terminal_seen || chunk.is_empty() {
             return;
         }
-        let tail = &self.tail[..self.tail_len];
-        self.terminal_seen = self
-            .end_markers
-            .iter()
-            .any(|m| memchr::memmem::find(chunk, m).is_some() || across_seam(tail, chunk, m));
+        let t = &self.tail[..self.tail_len];
+        let c = &chunk[..chunk.len().min(SEAM)];
+        let mut seam = [0u8; 2 * SEAM];
+        seam[..t.len()].copy_from_slice(t);
+        seam[t.len()..t.len() + c.len()].copy_from_slice(c);
+        self.terminal_seen = markers.in_text(chunk) || markers.in_text(&seam[..t.len() + c.len()]);
         self.keep_tail(chunk);
     }
 
@@ -188,17 +232,6 @@ impl<S> Guarded<S> {
     }
 }
 
-/// Whether `marker` starts in `tail` and ends in `chunk`.
-fn across_seam(tail: &[u8], chunk: &[u8], marker: &[u8]) -> bool {
-    let k = marker.len().saturating_sub(1).min(SEAM);
-    let t = &tail[tail.len().saturating_sub(k)..];
-    let c = &chunk[..chunk.len().min(k)];
-    let mut seam = [0u8; 2 * SEAM];
-    seam[..t.len()].copy_from_slice(t);
-    seam[t.len()..t.len() + c.len()].copy_from_slice(c);
-    memchr::memmem::find(&seam[..t.len() + c.len()], marker).is_some()
-}
-
 impl<S, E> Stream for Guarded<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -223,7 +256,7 @@ where
                 let msg = format!("the upstream failed midway through the answer: {e}");
                 self.end("upstream_failure", msg)
             }
-            Poll::Ready(None) if !self.end_markers.is_empty() && !self.terminal_seen => self.end(
+            Poll::Ready(None) if self.end_markers.is_some() && !self.terminal_seen => self.end(
                 "upstream_failure",
                 "the upstream ended the stream before it was complete".into(),
             ),
@@ -310,9 +343,12 @@ mod tests {
 
     #[actix_rt::test]
     async fn markers_are_seen_split_anywhere() {
-        for markers in [OPENAI_END, ANTHROPIC_END, RESPONSES_END] {
-            for m in markers {
-                assert!(m.len() <= SEAM);
+        for markers in [&OPENAI_END, &ANTHROPIC_END, &RESPONSES_END] {
+            for m in markers.markers {
+                assert!(
+                    m.len() < SEAM,
+                    "a marker and the line break before it fit the seam"
+                );
                 let text = [b"data: {\"x\":1}\n\n".as_slice(), m, b"\n\n"].concat();
                 for a in 0..=text.len() {
                     for b in a..=text.len() {
@@ -331,6 +367,32 @@ mod tests {
             g.watch(part);
         }
         assert!(!g.terminal_seen, "bytes between the halves");
+        // Only at a line's start: a model's text quoting a marker ends nothing, split or not.
+        let quoted = b"data: {\"choices\":[{\"delta\":{\"content\":\"data: [DONE] event: message_stop\"}}]}\n\n";
+        for markers in [&OPENAI_END, &ANTHROPIC_END] {
+            for cut in 0..=quoted.len() {
+                let mut g = Guarded::new((), Duration::from_secs(1), true).expect_end(markers);
+                g.watch(&quoted[..cut]);
+                g.watch(&quoted[cut..]);
+                assert!(!g.terminal_seen, "cut at {cut}");
+            }
+        }
+        // Lines ended by CR LF or by CR alone start lines too; a long line is no marker.
+        for text in [
+            b"data: 1\r\ndata: [DONE]\r\n".as_slice(),
+            b"data: 1\rdata: [DONE]\r",
+            b"data: [DONE]",
+        ] {
+            let mut g = Guarded::new((), Duration::from_secs(1), true).expect_done();
+            for byte in text.chunks(1) {
+                g.watch(byte);
+            }
+            assert!(g.terminal_seen, "{}", String::from_utf8_lossy(text));
+        }
+        let long = [b"x".repeat(100).as_slice(), b"data: [DONE]"].concat();
+        let mut g = Guarded::new((), Duration::from_secs(1), true).expect_done();
+        g.watch(&long);
+        assert!(!g.terminal_seen, "in a line's middle");
     }
 
     #[actix_rt::test]
@@ -378,7 +440,7 @@ mod tests {
             Duration::from_secs(5),
             true,
         )
-        .expect_end(ANTHROPIC_END)
+        .expect_end(&ANTHROPIC_END)
         .dialect(Dialect::Anthropic);
         let text = collect(cut).await;
         let (passed, end) = text.split_at(text.find("event: error").expect("an error event"));
@@ -406,7 +468,7 @@ mod tests {
             Duration::from_secs(5),
             true,
         )
-        .expect_end(ANTHROPIC_END)
+        .expect_end(&ANTHROPIC_END)
         .dialect(Dialect::Anthropic);
         assert_eq!(
             collect(whole).await,
@@ -448,7 +510,7 @@ mod tests {
         };
         let drain = std::sync::Arc::new(crate::drain::Drain::default());
         let mut g = Guarded::new(open(), Duration::from_secs(60), true)
-            .expect_end(ANTHROPIC_END)
+            .expect_end(&ANTHROPIC_END)
             .dialect(Dialect::Anthropic)
             .drain(Some(drain.watch()));
         g.next().await.unwrap().unwrap();

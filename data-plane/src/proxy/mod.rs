@@ -479,12 +479,12 @@ fn timeouts(
 /// How a complete stream of the called API ends: OpenAI chat and completions with `[DONE]`,
 /// Anthropic Messages with `message_stop`, the Responses API with `response.completed` (or
 /// `.incomplete`, `.failed`; or their own error events); others are not checked.
-fn end_markers(surface: Surface) -> &'static [&'static [u8]] {
+fn end_markers(surface: Surface) -> Option<&'static guard::EndMarkers> {
     match surface {
-        Surface::Chat | Surface::Completions => guard::OPENAI_END,
-        Surface::Messages => guard::ANTHROPIC_END,
-        Surface::Responses => guard::RESPONSES_END,
-        _ => &[],
+        Surface::Chat | Surface::Completions => Some(&guard::OPENAI_END),
+        Surface::Messages => Some(&guard::ANTHROPIC_END),
+        Surface::Responses => Some(&guard::RESPONSES_END),
+        _ => None,
     }
 }
 
