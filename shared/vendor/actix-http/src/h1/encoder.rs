@@ -1,6 +1,6 @@
 use std::{
     cmp,
-    io::{self, Write as _},
+    io,
     marker::PhantomData,
     ptr::copy_nonoverlapping,
     slice::from_raw_parts_mut,
@@ -418,6 +418,23 @@ enum TransferEncodingKind {
     Eof,
 }
 
+/// to11 patch: `len` in upper-case hex followed by CRLF, as `writeln!(_, "{:X}\r", len)` writes it,
+/// in the end of `line`.
+fn chunk_size_line(mut len: usize, line: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    line[16] = b'\r';
+    line[17] = b'\n';
+    let mut at = 16;
+    loop {
+        at -= 1;
+        line[at] = HEX[len & 0xf];
+        len >>= 4;
+        if len == 0 {
+            return &line[at..];
+        }
+    }
+}
+
 impl TransferEncoding {
     #[inline]
     pub fn empty() -> TransferEncoding {
@@ -465,10 +482,12 @@ impl TransferEncoding {
                     *eof = true;
                     buf.extend_from_slice(b"0\r\n\r\n");
                 } else {
-                    writeln!(helpers::MutWriter(buf), "{:X}\r", msg.len())
-                        .map_err(io::Error::other)?;
-
-                    buf.reserve(msg.len() + 2);
+                    // to11 patch: the size line is written digit by digit (`writeln!` through
+                    // `core::fmt` cost ~250 instructions per chunk); the bytes are the same.
+                    let mut line = [0u8; 18];
+                    let digits = chunk_size_line(msg.len(), &mut line);
+                    buf.reserve(digits.len() + msg.len() + 2);
+                    buf.extend_from_slice(digits);
                     buf.extend_from_slice(msg);
                     buf.extend_from_slice(b"\r\n");
                 }
