@@ -241,7 +241,19 @@ where
 // end of the body can take it back and keep its buffers for the next exchange.
 pub(crate) struct PlStream<Io: ConnectionIo> {
     framed: Option<Framed<H1Connection<Io>, h1::ClientPayloadCodec>>,
+    /// to11 (PATCHES.md): what the read after a joined chunk gave that could not join it.
+    held: Option<Held>,
 }
+
+/// to11: an outcome read while joining chunks, given on the next poll.
+enum Held {
+    Chunk(Bytes),
+    Failed(PayloadError),
+    Ended,
+}
+
+/// to11: chunks already received are joined up to this many bytes.
+const JOIN_MAX: usize = 16 * 1024;
 
 impl<Io: ConnectionIo> PlStream<Io> {
     fn new(framed: Framed<H1Connection<Io>, h1::ClientCodec>) -> Self {
@@ -249,7 +261,61 @@ impl<Io: ConnectionIo> PlStream<Io> {
 
         PlStream {
             framed: Some(framed),
+            held: None,
         }
+    }
+
+    /// The body's end: the connection goes back to the pool, the buffers to the thread.
+    fn release(&mut self) {
+        if let Some(mut framed) = self.framed.take() {
+            let keep_alive = framed.codec_ref().keep_alive();
+            framed.io_mut().on_release(keep_alive);
+            keep_buffers(framed);
+        }
+    }
+
+    /// to11 (PATCHES.md): `first`, with the chunks after it that are already in the read buffer
+    /// (a chunked answer whose chunks came in one read, as a burst of SSE events does), as one
+    /// chunk, up to `JOIN_MAX` bytes. Each chunk passed on costs every layer above a poll, and
+    /// the server an encoding and a write; nothing is waited for. What cannot join (a chunk too
+    /// large, an error, the end) is held for the next poll; the end releases the connection now.
+    fn join(&mut self, first: Bytes, cx: &mut Context<'_>) -> Bytes {
+        let mut joined: Option<BytesMut> = None;
+        while let Some(framed) = self.framed.as_mut() {
+            let len = joined.as_ref().map_or(first.len(), BytesMut::len);
+            if framed.is_read_buf_empty() || len >= JOIN_MAX {
+                break;
+            }
+            match Pin::new(&mut *framed).next_item(cx) {
+                Poll::Ready(Some(Ok(Some(chunk)))) if len + chunk.len() <= JOIN_MAX => {
+                    joined
+                        .get_or_insert_with(|| {
+                            let mut b = BytesMut::with_capacity(JOIN_MAX.min(4 * len + chunk.len()));
+                            b.extend_from_slice(&first);
+                            b
+                        })
+                        .extend_from_slice(&chunk);
+                }
+                Poll::Ready(Some(Ok(Some(chunk)))) => {
+                    self.held = Some(Held::Chunk(chunk));
+                    break;
+                }
+                Poll::Ready(Some(Ok(None))) => {
+                    self.release();
+                    break;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.held = Some(Held::Failed(e));
+                    break;
+                }
+                Poll::Ready(None) => {
+                    self.held = Some(Held::Ended);
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        joined.map_or(first, BytesMut::freeze)
     }
 }
 
@@ -258,18 +324,20 @@ impl<Io: ConnectionIo> Stream for PlStream<Io> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        match this.held.take() {
+            Some(Held::Chunk(chunk)) => return Poll::Ready(Some(Ok(this.join(chunk, cx)))),
+            Some(Held::Failed(e)) => return Poll::Ready(Some(Err(e))),
+            Some(Held::Ended) => return Poll::Ready(None),
+            None => {}
+        }
         let Some(framed) = this.framed.as_mut() else {
             return Poll::Ready(None);
         };
 
         match ready!(Pin::new(&mut *framed).next_item(cx)?) {
-            Some(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
+            Some(Some(chunk)) => Poll::Ready(Some(Ok(this.join(chunk, cx)))),
             Some(None) => {
-                let keep_alive = framed.codec_ref().keep_alive();
-                framed.io_mut().on_release(keep_alive);
-                if let Some(framed) = this.framed.take() {
-                    keep_buffers(framed);
-                }
+                this.release();
                 Poll::Ready(None)
             }
             None => Poll::Ready(None),
