@@ -12,7 +12,10 @@
 # baseline of "metrics and tracing on within 5 % of both off").
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # BENCH_CALLGRIND_ARGS: more options for callgrind (`--dump-instr=yes`: costs by instruction).
-# Builds the release binaries first; installs valgrind and redis-server when missing.
+# BENCH_STREAM=1: each request asks for an SSE stream with usage (the benchmark's stream row).
+# Builds the release binaries first, unless BENCH_BIN names a directory holding all three
+# (to11-data-plane, to11-control-plane, to11-mock-upstream: a copy of an earlier build, to compare
+# two builds in interleaved runs); installs valgrind and redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -23,8 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
-BIN=target/release
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release --locked --bins -p to11-tests -p to11-data-plane -p to11-control-plane
+  BIN=target/release
+fi
 N=${BENCH_REQUESTS:-3000}
 MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on plain:TO11_METRICS=false"}
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
