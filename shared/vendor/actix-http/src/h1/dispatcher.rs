@@ -841,6 +841,16 @@ where
                 // set dispatcher state to call service handler
                 let fut = this.flow.service.call(req);
                 this.state.set(State::ServiceCall { fut });
+
+                // to11 patch (PATCHES.md): a request whose body is still to be decoded is not
+                // polled yet. `poll_request` goes on decoding what the read buffer holds (most
+                // bodies came in the same read as their head) and `poll_response` polls the
+                // service right after, with the body fed. Polled here, the service found no
+                // body, waited for it (a handler's timer), and feeding it woke the task that
+                // was running, for one more poll of the whole dispatcher.
+                if this.payload.is_some() {
+                    return Ok(());
+                }
             };
         };
 
