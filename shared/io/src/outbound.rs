@@ -409,6 +409,60 @@ mod tests {
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
+    /// Chunked framing of every shape decodes to the same bytes, whether a size line comes whole
+    /// (the vendored actix-http takes a plain `HEX\r\n` line at once) or byte by byte, with
+    /// upper- and lower-case digits, leading zeros, extensions, whitespace before them, and
+    /// trailers after the last chunk.
+    #[actix_rt::test]
+    async fn chunked_framing_of_every_shape_decodes_to_the_same_bytes() {
+        use std::io::{Read, Write};
+        let data: Vec<u8> = (0..3000u32)
+            .map(|i| b"abcdefghij\r\n"[i as usize % 12])
+            .collect();
+        let mut framed = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        let sizes = [1usize, 15, 16, 255, 256, 4, 1000, 1453];
+        let lines = [
+            "{:x}\r\n",
+            "{:X}\r\n",
+            "000{:x}\r\n",
+            "{:x};ext=1\r\n",
+            "{:X} ;x\r\n",
+        ];
+        let mut at = 0;
+        for (n, len) in sizes.iter().enumerate() {
+            let line = lines[n % lines.len()].replace("{:x}", &format!("{len:x}"));
+            let line = line.replace("{:X}", &format!("{len:X}"));
+            framed.extend_from_slice(line.as_bytes());
+            framed.extend_from_slice(&data[at..at + len]);
+            framed.extend_from_slice(b"\r\n");
+            at += len;
+        }
+        assert_eq!(at, data.len());
+        framed.extend_from_slice(b"0\r\nx-trailer: 1\r\n\r\n");
+        for step in [framed.len(), 1, 3, 7] {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+            let addr = l.local_addr().expect("addr");
+            let answer = framed.clone();
+            std::thread::spawn(move || {
+                let (mut s, _) = l.accept().expect("accept");
+                s.set_nodelay(true).expect("nodelay");
+                let mut head = [0u8; 1024];
+                let _ = s.read(&mut head).expect("request");
+                for part in answer.chunks(step) {
+                    s.write_all(part).expect("write");
+                    if step < 8 {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                }
+            });
+            let got = pieces(&client(&options(true)), &format!("http://{addr}/")).await;
+            assert!(
+                got.concat() == data,
+                "written {step} bytes at a time: bytes differ"
+            );
+        }
+    }
+
     /// A chunk is given on as soon as it came: joining never waits for the next one.
     #[actix_rt::test]
     async fn a_chunk_is_not_held_back_for_the_next() {

@@ -581,6 +581,15 @@ impl Decoder for PayloadDecoder {
                 loop {
                     let mut buf = None;
 
+                    // to11 patch: a whole size line or chunk end at once, when it is a plain one
+                    if let Some(next) = state.fast_step(src, size) {
+                        *state = next;
+                        if src.is_empty() {
+                            return Ok(None);
+                        }
+                        continue;
+                    }
+
                     // advances the chunked state
                     *state = match state.step(src, size, &mut buf) {
                         Poll::Pending => return Ok(None),
