@@ -13,6 +13,8 @@
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # BENCH_CALLGRIND_ARGS: more options for callgrind (`--dump-instr=yes`: costs by instruction).
 # BENCH_STREAM=1: each request asks for an SSE stream with usage (the benchmark's stream row).
+# BENCH_CONNECTIONS=C: the counted requests (and the warm-up) are sent over C connections at once
+# (default 1: one after another), to count what a loaded replica does per request.
 # Builds the release binaries first, unless BENCH_BIN names a directory holding all three
 # (to11-data-plane, to11-control-plane, to11-mock-upstream: a copy of an earlier build, to compare
 # two builds in interleaved runs); installs valgrind and redis-server when missing.

@@ -372,6 +372,29 @@ mod tests {
         );
     }
 
+    /// The pool's key ignores the authority's case, as `Authority`'s equality does (the vendored
+    /// awc compares the bytes first and hashes with foldhash): exchanges to `localhost`,
+    /// `LOCALHOST` and `LocalHost` share one pooled connection (a key that missed would open
+    /// another; this server serves one connection at a time, so it would also time out).
+    #[actix_rt::test]
+    async fn pooled_connections_are_found_by_authority_whatever_its_case() {
+        let (addr, conns) = serve_sized();
+        let c = client(&options(true));
+        let port = addr.port();
+        for (n, host) in ["localhost", "LOCALHOST", "LocalHost", "localhost"]
+            .into_iter()
+            .enumerate()
+        {
+            let url = format!("http://{host}:{port}/len/10");
+            let mut r = c.post(&url).send().await.expect("exchange");
+            let got = r.body().await.expect("body");
+            let want: Vec<u8> = (0..10).map(|j| pattern(n + 1, j)).collect();
+            assert!(got[..] == want[..], "{url}: bytes differ");
+        }
+        let seen = conns.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(seen, 1, "one connection for every case of one authority");
+    }
+
     /// The pieces of an answer's body as awc gives them.
     async fn pieces(c: &awc::Client, url: &str) -> Vec<Vec<u8>> {
         use futures_util::StreamExt;

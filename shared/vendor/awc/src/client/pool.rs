@@ -31,10 +31,22 @@ use super::{
     Connect,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Key {
     authority: Authority,
 }
+
+// to11 patch: `Authority`'s equality compares byte by byte ignoring ASCII case; the pool's keys
+// are nearly always the same bytes (one base URL's authority), which one `memcmp` confirms.
+// Equal under the same relation as before.
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        let (a, b) = (self.authority.as_str(), other.authority.as_str());
+        a == b || a.eq_ignore_ascii_case(b)
+    }
+}
+
+impl Eq for Key {}
 
 // to11 patch: `Authority` hashes itself one `write_u8` per byte (lower-cased, as its equality
 // ignores case), which cost about 900 instructions per pooled request through the default
@@ -81,7 +93,7 @@ where
 {
     fn new(config: ConnectorConfig) -> Self {
         let permits = Arc::new(Semaphore::new(config.limit));
-        let available = RefCell::new(HashMap::new());
+        let available = RefCell::new(HashMap::default());
 
         Self(Rc::new(ConnectionPoolInnerPriv {
             config,
@@ -145,7 +157,9 @@ where
     Io: AsyncWrite + Unpin + 'static,
 {
     config: ConnectorConfig,
-    available: RefCell<HashMap<Key, VecDeque<PooledConnection<Io>>>>,
+    // to11 patch: foldhash (seeded per process), not SipHash: ~350 instructions less per lookup,
+    // two lookups per pooled request. The keys are configured base URLs' authorities.
+    available: RefCell<HashMap<Key, VecDeque<PooledConnection<Io>>, foldhash::fast::RandomState>>,
     permits: Arc<Semaphore>,
 }
 
