@@ -176,15 +176,16 @@ where
     B: Stream<Item = Result<Bytes, PayloadError>> + Unpin + 'static,
 {
     // Error answers never come here: the attempt loop reads them whole and scrubs them
-    // (`failed` delivers them).
-    let answer = Answer {
+    // (`failed` delivers them). Only a translated answer is written by the gateway, and only it
+    // reads the clock for its `created`.
+    let answer = || Answer {
         model: served.model,
         created: chrono::Utc::now().timestamp(),
         asked: prepared.asked,
     };
     match &prepared.translation {
         Some(t) if !t.answers_pass() && !how.streaming => {
-            let r = whole(upstream, t, &answer, prepared, served, how, draft).await;
+            let r = whole(upstream, t, &answer(), prepared, served, how, draft).await;
             if let Some(t) = tally {
                 t.end(r.status().as_u16());
             }
@@ -194,7 +195,7 @@ where
             let mut out = HttpResponse::build(upstream.status);
             dropped(&mut out, prepared);
             out.insert_header((CONTENT_TYPE, "text/event-stream"));
-            let mut converter = t.stream(&answer);
+            let mut converter = t.stream(&answer());
             if let Some(d) = &draft {
                 converter = converter.with_meter(meter(prepared, Body::Stream(t.framing), d));
             }
