@@ -8,6 +8,7 @@ pub mod config;
 pub mod cors;
 pub mod drain;
 pub mod error;
+mod front;
 pub mod handover;
 pub mod health;
 pub mod health_book;
@@ -84,43 +85,20 @@ fn upstream_client(s: &Settings) -> awc::Client {
     })
 }
 
-/// Routes of the gateway, shared by `main`, embedded mode and the tests.
+/// The routes actix-web's `App` serves: everything but the APIs' POSTs, which `front` sends to
+/// `proxy::forward` before the `App` sees them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use proxy::forward;
-    // Resources are tried in this order, and a path with a `{…}` segment is matched by a regex:
-    // the fixed paths of the APIs come first, so that a chat request is never tried against a
-    // pattern (two regex searches per request before).
-    cfg.route("/v1/chat/completions", web::post().to(forward))
-        .route("/v1/completions", web::post().to(forward))
-        .route("/v1/embeddings", web::post().to(forward))
-        .route("/v1/responses", web::post().to(forward))
-        .route("/v1/messages", web::post().to(forward))
-        .route("/v1/messages/count_tokens", web::post().to(forward))
-        .route("/healthz", web::get().to(health::healthz))
+    cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/v1/models", web::get().to(proxy::models::list_models))
-        .route(
-            "/v1/models/{id:.+}",
-            web::get().to(proxy::models::get_model),
-        )
-        .route(
-            "/v1beta/models/{id:.+}",
-            web::get().to(proxy::models::get_gemini_model),
-        )
-        // One resource per path, both methods: a resource matched by path answers 405 for a
-        // method it lacks rather than letting another resource try.
+        // One resource per path: a resource matched by path answers 405 for a method it lacks
+        // (a POST to these paths is an API call, `front`'s).
         .service(
-            web::resource("/v1beta/models/{call:.+}")
-                .route(web::post().to(forward))
+            web::resource("/v1beta/models/{id:.+}")
                 .route(web::get().to(proxy::models::get_gemini_model)),
         )
-        .service(
-            web::resource("/v1/models/{call:.+}")
-                .route(web::post().to(forward))
-                .route(web::get().to(proxy::models::get_model)),
-        )
-        .route("/model/{call:.+}", web::post().to(forward))
+        .service(web::resource("/v1/models/{id:.+}").route(web::get().to(proxy::models::get_model)))
         .default_service(web::to(health::not_found));
 }
 
@@ -214,9 +192,9 @@ pub fn start(
             limits: ctx.limiter.worker(),
             retries: Default::default(),
         });
-        App::new()
+        let app = App::new()
             .app_data(ctx.clone())
-            .app_data(worker)
+            .app_data(worker.clone())
             .configure(configure)
             .wrap_fn(move |req, srv| {
                 use actix_web::dev::Service;
@@ -236,7 +214,8 @@ pub fn start(
                         r.map_into_left_body()
                     })
                 }))
-            })
+            });
+        front::Front::new(app, ctx.clone(), worker)
     })
     .workers(workers)
     .backlog(4096)

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use actix_web::HttpRequest;
+use actix_web::dev::RequestHead;
 
 const WINDOW: Duration = Duration::from_secs(60);
 const LONGEST_BLOCK: Duration = Duration::from_secs(15 * 60);
@@ -99,7 +99,7 @@ impl Strikes {
 
 /// The address a request came from: the last value of `header` (the one the proxy in front
 /// appended) when one is configured, else the peer.
-pub fn source(req: &HttpRequest, header: Option<&str>) -> Option<IpAddr> {
+pub fn source(req: &RequestHead, header: Option<&str>) -> Option<IpAddr> {
     match header {
         Some(h) => req
             .headers()
@@ -107,7 +107,7 @@ pub fn source(req: &HttpRequest, header: Option<&str>) -> Option<IpAddr> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok()),
-        None => req.peer_addr().map(|a| a.ip()),
+        None => req.peer_addr.map(|a| a.ip()),
     }
 }
 

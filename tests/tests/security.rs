@@ -2,7 +2,9 @@
 //! Hostile upstreams and hostile callers against a running gateway: an upstream that echoes the
 //! credential it received never gets it back to a caller (any family, any form, translated or
 //! not, stored or the client's own); a to11 key in a non-canonical form never reaches an
-//! upstream; redirects are errors.
+//! upstream; redirects are errors. And the gateway's paths as a browser or a stray client meets
+//! them: API calls (served past actix-web's router, `data-plane/src/front.rs`) and every other
+//! answer carry the CORS headers, a path answers 404 or 405 for a method it lacks.
 
 use awc::http::Method;
 use bytes::Bytes;
@@ -518,4 +520,77 @@ async fn images_by_url_stay_within_the_memory_budget() {
         grew < 600,
         "resident memory grew by {grew} MiB ({statuses:?})"
     );
+}
+
+#[actix_rt::test]
+async fn paths_answer_by_method_and_every_answer_to_a_page_is_readable_by_it() {
+    let w = world().await;
+    let gw = w.gw.info.gateway;
+    let origin = ("origin", "https://app.example");
+    let allowed = |r: &GatewayResponse, what: &str| {
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{what}");
+        assert!(
+            r.header("access-control-expose-headers")
+                .is_some_and(|h| h.contains("x-to11-request-id")),
+            "{what}: {:?}",
+            r.headers
+        );
+    };
+    let served = w
+        .call("/v1/chat/completions", chat("openai/m"), &[origin])
+        .await;
+    assert_eq!(served.status, 200, "{:?}", served.body);
+    allowed(&served, "an API call");
+    let anonymous = gateway(
+        gw,
+        Method::POST,
+        "/v1/chat/completions",
+        &[origin],
+        Some(Bytes::from(chat("openai/m").to_string())),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    allowed(&anonymous, "a refused API call");
+    let plain = w.call("/v1/chat/completions", chat("openai/m"), &[]).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("access-control-allow-origin"),
+        None,
+        "no origin"
+    );
+    let preflight = gateway(
+        gw,
+        Method::OPTIONS,
+        "/v1/chat/completions",
+        &[
+            origin,
+            ("access-control-request-headers", "x-to11-authorization"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("x-to11-authorization")
+    );
+    // A path of an API with another method: no such endpoint; a model's path: GET only.
+    let get = gateway(gw, Method::GET, "/v1/chat/completions", &[origin], None).await;
+    assert_eq!(get.status, 404);
+    assert_eq!(get.error_code().as_deref(), Some("not_found"));
+    allowed(&get, "a 404");
+    let put = gateway(gw, Method::PUT, "/v1/models/openai/m", &[], None).await;
+    assert_eq!(put.status, 405);
+    // A POST to a model's path that names no API's method is the gateway's 404, after the key.
+    let no_api = w.call("/v1/models/openai/m", json!({}), &[]).await;
+    assert_eq!(no_api.status, 404, "{:?}", no_api.body);
+    assert!(
+        no_api.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("no API at /v1/models/openai/m")),
+        "{}",
+        no_api.json()
+    );
+    let trailing = w.call("/v1/chat/completions/", chat("openai/m"), &[]).await;
+    assert_eq!(trailing.status, 404);
 }

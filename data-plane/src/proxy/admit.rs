@@ -3,8 +3,8 @@
 //! to. Everything decided before the first attempt; admission control (limits and budgets)
 //! plugs in right after `resolve`.
 
+use actix_web::dev::RequestHead;
 use actix_web::http::header::HeaderName;
-use actix_web::HttpRequest;
 use to11_shared::body::Scan;
 use to11_shared::resolve::Resolution;
 use to11_shared::upstream::{inbound, Surface};
@@ -22,7 +22,7 @@ use crate::{Ctx, Worker};
 pub fn caller_backed_off(
     ctx: &Ctx,
     worker: &Worker,
-    req: &HttpRequest,
+    req: &RequestHead,
     now: std::time::Instant,
 ) -> Result<Caller, GatewayError> {
     let header = ctx.settings.client_ip_header.as_deref();
@@ -51,15 +51,15 @@ pub fn caller_backed_off(
 }
 
 /// The API a path calls, and the model when the path names it.
-pub fn surface(req: &HttpRequest) -> Result<(Surface, Option<String>), GatewayError> {
-    inbound(req.path())
-        .ok_or_else(|| GatewayError::new(ErrorCode::NotFound, format!("no API at {}", req.path())))
+pub fn surface(req: &RequestHead) -> Result<(Surface, Option<String>), GatewayError> {
+    let path = req.uri.path();
+    inbound(path).ok_or_else(|| GatewayError::new(ErrorCode::NotFound, format!("no API at {path}")))
 }
 
 /// The request's labels: its tags (`x-to11-tags`, refused with 400 when malformed) and its end
 /// user (`x-to11-user`).
 pub fn labels(
-    req: &HttpRequest,
+    req: &RequestHead,
 ) -> Result<(std::collections::BTreeMap<String, String>, Option<String>), GatewayError> {
     const TAGS: HeaderName = HeaderName::from_static("x-to11-tags");
     const USER: HeaderName = HeaderName::from_static("x-to11-user");

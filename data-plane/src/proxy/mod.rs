@@ -21,8 +21,11 @@ pub mod transform;
 
 use std::time::{Duration, Instant};
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{Payload, RequestHead, Response};
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header::ORIGIN;
+use actix_web::{web, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use to11_shared::body::Scan;
@@ -41,13 +44,15 @@ use attempt::{Attempts, Delivery};
 use prepare::{Preparer, Request};
 
 /// `POST /v1/{chat/completions,completions,embeddings,responses,messages}`, Gemini's and
-/// Bedrock's paths.
+/// Bedrock's paths (`crate::front` sends them here, past actix-web's `App`). The answer carries
+/// the CORS headers when the replica allows browsers and the request came from one.
 pub async fn forward(
-    req: HttpRequest,
-    payload: web::Payload,
+    mut req: actix_http::Request,
     ctx: web::Data<Ctx>,
     worker: web::Data<Worker>,
-) -> HttpResponse {
+) -> Result<Response<BoxBody>, actix_web::Error> {
+    let payload = req.take_payload();
+    let req = req.head();
     let uuid = new_request_uuid();
     let arrived = Arrival {
         id: uuid.to_string(),
@@ -59,7 +64,7 @@ pub async fn forward(
     let mut draft = None;
     let mut rate = None;
     let served = serve(
-        &req,
+        req,
         payload,
         &ctx,
         &worker,
@@ -92,13 +97,16 @@ pub async fn forward(
                 d.fail(e.code.status(), e.code.name());
             }
             e.with_request_id(&arrived.id)
-                .render(Dialect::of_path(req.path()))
+                .render(Dialect::of_path(req.uri.path()))
         }
     };
     if let Some(h) = rate {
         h.apply(response.headers_mut(), arrived.at.timestamp_millis());
     }
-    response
+    if ctx.settings.cors && req.headers.contains_key(ORIGIN) {
+        crate::cors::allow(response.headers_mut());
+    }
+    Ok(response.into())
 }
 
 /// What a request's stages report to besides its answer: its record, its metrics, and the
@@ -130,8 +138,8 @@ fn unresolved(surface: &'static str) -> Key<'static> {
 }
 
 async fn serve(
-    req: &HttpRequest,
-    payload: web::Payload,
+    req: &RequestHead,
+    payload: Payload,
     ctx: &Ctx,
     worker: &Worker,
     arrived: &Arrival,
@@ -232,13 +240,13 @@ async fn serve(
     let upstream = send::AwcUpstream {
         client: &worker.client,
         uris: &worker.uris,
-        method: req.method(),
-        headers: req.headers(),
+        method: &req.method,
+        headers: &req.headers,
         ctx,
     };
     let how = answer::Answering {
         idle,
-        dialect: Dialect::of_path(req.path()),
+        dialect: Dialect::of_path(req.uri.path()),
         end: end_markers(surface),
         streaming: call.streaming,
         drain: Some(ctx.drain.clone()),
@@ -422,7 +430,7 @@ fn served_draft(
 fn request<'a>(
     call: &Call<'a>,
     surface: Surface,
-    req: &'a HttpRequest,
+    req: &'a RequestHead,
     body: &'a Bytes,
     scan: &'a Scan<'a>,
 ) -> Request<'a> {
@@ -430,7 +438,7 @@ fn request<'a>(
         surface,
         model: call.model,
         streaming: call.streaming,
-        query: req.uri().query(),
+        query: req.uri.query(),
         body,
         scan,
         defaults: call.resolution.defaults,
@@ -502,8 +510,8 @@ fn new_request_uuid() -> uuid::Uuid {
 /// timeout between chunks or takes longer than the read timeout in all, and charged to the
 /// replica's memory budget before it is kept (503 `overloaded` when the budget stays full).
 pub async fn read_body<'b>(
-    req: &HttpRequest,
-    mut payload: web::Payload,
+    req: &RequestHead,
+    mut payload: Payload,
     ctx: &'b Ctx,
     started: Instant,
     charge: &mut Charge<'b>,
