@@ -395,6 +395,81 @@ mod tests {
         assert_eq!(seen, 1, "one connection for every case of one authority");
     }
 
+    /// A server that answers each `GET` with the number of the connection it came on (1, 2, …,
+    /// in the order they were accepted), and notes the number of every connection the client
+    /// closed.
+    fn serve_numbered() -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    ) {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = l.local_addr().expect("addr");
+        let closed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = closed.clone();
+        std::thread::spawn(move || {
+            for (i, s) in l.incoming().flatten().enumerate() {
+                let noted = noted.clone();
+                std::thread::spawn(move || {
+                    let mut w = s.try_clone().expect("clone");
+                    let mut r = BufReader::new(s);
+                    let body = (i + 1).to_string();
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            noted.lock().expect("lock").push(i + 1);
+                            return;
+                        }
+                        if line == "\r\n" {
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            let _ = w.write_all(format!("{head}{body}").as_bytes());
+                        }
+                    }
+                });
+            }
+        });
+        (addr, closed)
+    }
+
+    /// The pool hands out the connection released last (the vendored awc takes from the back,
+    /// as nginx's keepalive cache does: the socket most likely still in cache), and closes the
+    /// connections idle past the keep-alive when another is released rather than keeping them
+    /// open until a burst reaches back to them.
+    #[actix_rt::test]
+    async fn the_pool_reuses_the_connection_released_last_and_closes_stale_ones() {
+        let (addr, closed) = serve_numbered();
+        let c = awc::Client::builder()
+            .connector(awc::Connector::new().conn_keep_alive(Duration::from_millis(300)))
+            .finish();
+        let url = format!("http://{addr}/");
+        let number = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf-8");
+        // Two exchanges at once: two connections.
+        let (a, b) = futures_util::future::join(c.get(&url).send(), c.get(&url).send()).await;
+        let (mut a, mut b) = (a.expect("a"), b.expect("b"));
+        let first = number(&a.body().await.expect("body"));
+        drop(a);
+        let second = number(&b.body().await.expect("body"));
+        drop(b);
+        assert_ne!(first, second, "two connections");
+        let mut held = c.get(&url).send().await.expect("held");
+        // `first` idles past the keep-alive while `second` is in use; releasing `second`
+        // closes it.
+        actix_rt::time::sleep(Duration::from_millis(400)).await;
+        let again = number(&held.body().await.expect("body"));
+        assert_eq!(again, second, "the connection released last is used first");
+        drop(held);
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        let closed = closed.lock().expect("lock").clone();
+        assert_eq!(
+            closed.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            vec![first],
+            "the stale connection, and only it, was closed"
+        );
+    }
+
     /// The pieces of an answer's body as awc gives them.
     async fn pieces(c: &awc::Client, url: &str) -> Vec<Vec<u8>> {
         use futures_util::StreamExt;

@@ -225,7 +225,10 @@ where
                 if let Some(conns) = map.get_mut(&key) {
                     let now = Instant::now();
 
-                    while let Some(mut c) = conns.pop_front() {
+                    // to11 patch: the most recently released connection first (LIFO, as
+                    // nginx's upstream keepalive cache): its socket and buffers are the ones
+                    // still in cache, and the rest of the idle ones age out (`release`).
+                    while let Some(mut c) = conns.pop_back() {
                         let config = &inner.config;
                         let idle_dur = now - c.used;
                         let age = now - c.created;
@@ -393,16 +396,25 @@ impl<Io: ConnectionIo> Acquired<Io> {
     pub(super) fn release(&self, conn: ConnectionInnerType<Io>, created: Instant) {
         let Acquired { key, inner, .. } = self;
 
-        inner
-            .available
-            .borrow_mut()
-            .entry(key.clone())
-            .or_insert_with(VecDeque::new)
-            .push_back(PooledConnection {
-                conn,
-                created,
-                used: Instant::now(),
-            });
+        let now = Instant::now();
+        let mut available = inner.available.borrow_mut();
+        let conns = available.entry(key.clone()).or_insert_with(VecDeque::new);
+        // to11 patch: connections are taken from the back (`call`), so the front holds the
+        // longest idle; those idle past the keep-alive are closed here, not left open until a
+        // burst as large as the one that opened them reaches back to them.
+        while conns
+            .front()
+            .is_some_and(|c| now - c.used > inner.config.conn_keep_alive)
+        {
+            if let Some(c) = conns.pop_front() {
+                inner.close(c.conn);
+            }
+        }
+        conns.push_back(PooledConnection {
+            conn,
+            created,
+            used: now,
+        });
 
         let _ = &self.permit;
     }
