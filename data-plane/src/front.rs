@@ -93,11 +93,15 @@ where
 
     fn call(&self, req: Request) -> Answer {
         if is_api_call(req.method(), req.path()) {
-            return Box::pin(crate::proxy::forward(
-                req,
-                self.ctx.clone(),
-                self.worker.clone(),
-            ));
+            // The box is allocated first and the handler's future written into it: built into a
+            // temporary and then boxed, all of its 4 KiB were copied, though only its arguments
+            // are set before its first poll.
+            let slot = Box::new_uninit();
+            let answer = Box::write(
+                slot,
+                crate::proxy::forward(req, self.ctx.clone(), self.worker.clone()),
+            );
+            return Box::into_pin(answer);
         }
         let answer = self.app.call(req);
         Box::pin(async move { Ok(answer.await?.map_into_boxed_body().into()) })
