@@ -315,9 +315,9 @@ where
         (prepared.strip_usage && kind == Body::Stream(Framing::Sse)).then(UsageStrip::default);
     let fallback = header_usage(&upstream, prepared);
     let status = upstream.status.as_u16();
-    let meter = meter(prepared, kind, &draft);
+    let meter = (prepared.usage, kind, draft.traced());
     pass_as(upstream, served, how, tally, move |b| {
-        Metered::new(b, meter, strip, draft, status).with_fallback(fallback)
+        Metered::new(b, meter, strip, draft, status, fallback)
     })
 }
 
