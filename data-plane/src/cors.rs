@@ -24,6 +24,12 @@ pub fn preflight(req: &HttpRequest) -> HttpResponse {
     r.finish()
 }
 
+/// Whether a request comes from a page of another origin the replica answers as CORS asks
+/// (`enabled`: `TO11_CORS`): it names its `Origin`.
+pub fn cross_origin(enabled: bool, headers: &HeaderMap) -> bool {
+    enabled && headers.contains_key(header::ORIGIN)
+}
+
 /// Marks an answer to a cross-origin request as readable by the calling page.
 pub fn allow(headers: &mut HeaderMap) {
     headers.insert(

@@ -108,25 +108,11 @@ where
     }
 }
 
-/// A call of one of the gateway's APIs: `POST` to an OpenAI or Anthropic path, or to a model's
-/// path of Gemini (`/v1beta/models/…`, `/v1/models/…`) or Bedrock (`/model/…`). Which API, and
-/// whether the path names one at all, `proxy::forward` decides (`upstream::inbound`; 404 when
-/// none), as the `App`'s routes to it did.
+/// A call of one of the gateway's APIs: `POST` to one of their paths (`upstream::is_api_path`,
+/// the paths `upstream::inbound` reads). Which API, and whether a model's path names one at all,
+/// `proxy::forward` decides (404 when none), as the `App`'s routes to it did.
 fn is_api_call(method: &Method, path: &str) -> bool {
-    const FIXED: [&str; 6] = [
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/responses",
-        "/v1/messages",
-        "/v1/messages/count_tokens",
-    ];
-    const MODELS: [&str; 3] = ["/v1beta/models/", "/v1/models/", "/model/"];
-    *method == Method::POST
-        && (FIXED.contains(&path)
-            || MODELS
-                .iter()
-                .any(|p| path.strip_prefix(p).is_some_and(|rest| !rest.is_empty())))
+    *method == Method::POST && to11_shared::upstream::is_api_path(path)
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ pub fn start(
             .wrap_fn(move |req, srv| {
                 use actix_web::dev::Service;
                 use futures_util::future::{ready, Either, FutureExt};
-                let cross = cors && req.headers().contains_key(actix_web::http::header::ORIGIN);
+                let cross = cors::cross_origin(cors, req.headers());
                 if cross && req.method() == actix_web::http::Method::OPTIONS {
                     let answer = cors::preflight(req.request());
                     return Either::Left(ready(Ok(req

@@ -137,32 +137,52 @@ impl Surface {
     }
 }
 
+/// The APIs' fixed paths, and the surface each calls.
+const API_PATHS: [(&str, Surface); 6] = [
+    ("/v1/chat/completions", Surface::Chat),
+    ("/v1/completions", Surface::Completions),
+    ("/v1/embeddings", Surface::Embeddings),
+    ("/v1/responses", Surface::Responses),
+    ("/v1/messages", Surface::Messages),
+    ("/v1/messages/count_tokens", Surface::CountTokens),
+];
+
+/// Prefixes of the paths that name a model: Gemini's (`…/{model}:{method}`).
+const GEMINI_MODEL_PATHS: [&str; 2] = ["/v1beta/models/", "/v1/models/"];
+
+/// Prefix of Bedrock's paths (`/model/{model}/{operation}`).
+const BEDROCK_MODEL_PATH: &str = "/model/";
+
+/// Whether `path` is one of the APIs' paths: a fixed one, or one under a prefix that names a
+/// model (whether it names a model and an operation, `inbound` decides).
+pub fn is_api_path(path: &str) -> bool {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty())
+    };
+    API_PATHS.iter().any(|(p, _)| *p == path)
+        || GEMINI_MODEL_PATHS.into_iter().any(under)
+        || under(BEDROCK_MODEL_PATH)
+}
+
 /// Parses an inbound path. The model comes back when the path carries it (Gemini, Bedrock);
 /// otherwise it is in the body.
 pub fn inbound(path: &str) -> Option<(Surface, Option<String>)> {
-    let s = match path {
-        "/v1/chat/completions" => Surface::Chat,
-        "/v1/completions" => Surface::Completions,
-        "/v1/embeddings" => Surface::Embeddings,
-        "/v1/responses" => Surface::Responses,
-        "/v1/messages" => Surface::Messages,
-        "/v1/messages/count_tokens" => Surface::CountTokens,
-        _ => {
-            if let Some(rest) = path
-                .strip_prefix("/v1beta/models/")
-                .or_else(|| path.strip_prefix("/v1/models/"))
-            {
-                let (model, method) = rest.rsplit_once(':')?;
-                let method = GoogleMethod::parse(method)?;
-                return Some((Surface::Google(method), Some(decode_segment(model)?)));
-            }
-            let rest = path.strip_prefix("/model/")?;
-            let (model, op) = rest.rsplit_once('/')?;
-            let op = BedrockOp::parse(op)?;
-            return Some((Surface::Bedrock(op), Some(decode_segment(model)?)));
-        }
-    };
-    Some((s, None))
+    if let Some((_, s)) = API_PATHS.iter().find(|(p, _)| *p == path) {
+        return Some((*s, None));
+    }
+    if let Some(rest) = GEMINI_MODEL_PATHS
+        .into_iter()
+        .find_map(|p| path.strip_prefix(p))
+    {
+        let (model, method) = rest.rsplit_once(':')?;
+        let method = GoogleMethod::parse(method)?;
+        return Some((Surface::Google(method), Some(decode_segment(model)?)));
+    }
+    let rest = path.strip_prefix(BEDROCK_MODEL_PATH)?;
+    let (model, op) = rest.rsplit_once('/')?;
+    let op = BedrockOp::parse(op)?;
+    Some((Surface::Bedrock(op), Some(decode_segment(model)?)))
 }
 
 /// A percent-encoded path segment, decoded (`+` stays a plus); `None` when empty.

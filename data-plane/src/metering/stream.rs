@@ -34,7 +34,6 @@ impl<S> Metered<S> {
     /// `inner` metered by a `Meter` of `format` and `body` (reading finish reasons too when
     /// `finish`), built where it stays: in the state's box, written in place (a meter built
     /// first was moved there through several calls, ~450 bytes each time).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         inner: S,
         (format, body, finish): (UsageFormat, Body, bool),

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use actix_web::body::BoxBody;
 use actix_web::dev::{Payload, RequestHead, Response};
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::http::header::ORIGIN;
 use actix_web::{web, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -103,7 +102,7 @@ pub async fn forward(
     if let Some(h) = rate {
         h.apply(response.headers_mut(), arrived.at.timestamp_millis());
     }
-    if ctx.settings.cors && req.headers.contains_key(ORIGIN) {
+    if crate::cors::cross_origin(ctx.settings.cors, &req.headers) {
         crate::cors::allow(response.headers_mut());
     }
     Ok(response.into())
