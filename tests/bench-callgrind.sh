@@ -9,14 +9,16 @@
 # exported to the mock upstream, whose fast path answers 200 on /v1/traces too (`@MOCK@` in a
 # mode's values is the mock's address), with the SDK's default batching; a mode is counted once
 # its requests' spans were exported; `plain`: metering on, metrics off, no traces (the
-# baseline of "metrics and tracing on within 5 % of both off").
+# baseline of "metrics and tracing on within 5 % of both off"); `floor`: not to11 but
+# `to11-floor-proxy`, the same server and upstream client with none of to11's work (what the
+# stack itself costs a hop; its mode's variables are ignored).
 # BENCH_KEEP=PATH keeps each mode's callgrind file as PATH.<mode> (for callgrind_annotate).
 # BENCH_CALLGRIND_ARGS: more options for callgrind (`--dump-instr=yes`: costs by instruction).
 # BENCH_STREAM=1: each request asks for an SSE stream with usage (the benchmark's stream row).
 # BENCH_CONNECTIONS=C: the counted requests (and the warm-up) are sent over C connections at once
 # (default 1: one after another), to count what a loaded replica does per request.
 # Builds the release binaries first, unless BENCH_BIN names a directory holding all three
-# (to11-data-plane, to11-control-plane, to11-mock-upstream: a copy of an earlier build, to compare
+# (to11-data-plane, to11-control-plane, to11-mock-upstream, to11-floor-proxy: a copy of an earlier build, to compare
 # two builds in interleaved runs); installs valgrind and redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +37,7 @@ else
   BIN=target/release
 fi
 N=${BENCH_REQUESTS:-3000}
-MODES=${BENCH_MODES:-"metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on plain:TO11_METRICS=false"}
+MODES=${BENCH_MODES:-"floor: metered: limited: unmetered:TO11_USAGE=false no-metrics:TO11_METRICS=false,TO11_USAGE=false traced:OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://@MOCK@/v1/traces,OTEL_TRACES_SAMPLER=always_on plain:TO11_METRICS=false"}
 free() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 D=$(mktemp -d)
 RP=$(free); API=$(free)
@@ -77,14 +79,21 @@ for mode in $MODES; do
   vars=${mode#*:}
   vars=${vars//@MOCK@/$MA}
   GP=$(free)
-  (
-    IFS=, && for v in $vars; do [ -n "$v" ] && export "${v?}"; done
-    TO11_GATEWAY_LISTEN=127.0.0.1:$GP TO11_GATEWAY_WORKERS=1 exec valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} \
-      --callgrind-out-file="$D/cg.$name.%p" "$BIN/to11-data-plane" >"$D/gw.$name.log" 2>&1
-  ) &
-  GW=$!
-  # Ready (its configuration loaded), not only listening: a request before would be refused.
-  for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.2; done
+  if [ "$name" = floor ]; then
+    valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} --callgrind-out-file="$D/cg.$name.%p" \
+      "$BIN/to11-floor-proxy" "127.0.0.1:$GP" "http://$MA" >"$D/gw.$name.log" 2>&1 &
+    GW=$!
+    for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GP/" && break; sleep 0.2; done
+  else
+    (
+      IFS=, && for v in $vars; do [ -n "$v" ] && export "${v?}"; done
+      TO11_GATEWAY_LISTEN=127.0.0.1:$GP TO11_GATEWAY_WORKERS=1 exec valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} \
+        --callgrind-out-file="$D/cg.$name.%p" "$BIN/to11-data-plane" >"$D/gw.$name.log" 2>&1
+    ) &
+    GW=$!
+    # Ready (its configuration loaded), not only listening: a request before would be refused.
+    for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.2; done
+  fi
   K=$KEY
   [ "$name" = limited ] && K=$LKEY
   python3 tests/bench/callgrind_load.py 127.0.0.1 "$GP" "$K" 300
@@ -108,6 +117,9 @@ for mode in $MODES; do
   counted[$name]=$((T / N))
   printf '%-14s %8d instructions per request  (%s)\n' "$name" "${counted[$name]}" "${vars:-defaults}"
 done
+if [ -n "${counted[floor]:-}" ] && [ -n "${counted[unmetered]:-}" ]; then
+  python3 -c "print(f'to11 unmetered / floor: {${counted[unmetered]}/${counted[floor]}:.3f}x ({${counted[unmetered]}-${counted[floor]}} instructions of to11 per request)')"
+fi
 if [ -n "${counted[metered]:-}" ] && [ -n "${counted[unmetered]:-}" ]; then
   python3 -c "print(f'metering on / off: {${counted[metered]}/${counted[unmetered]}:.3f}x')"
 fi

@@ -3,7 +3,9 @@
 # side by side in one run. Builds in release mode and installs nginx and redis-server if missing.
 # Rows: the hop at BENCH_CONNECTIONS, at BENCH_HIGH_CONNECTIONS, at a fixed BENCH_FIXED_RATE, SSE
 # streams, OpenAI chat translated to an Anthropic upstream, an upstream writing headers and body
-# 1 ms apart (the stall check); then to11 / nginx against the targets. ~4-5 minutes.
+# 1 ms apart (the stall check), the floor (to11-floor-proxy: the same server and upstream client
+# as to11 and none of its work, at both connection counts and streaming); then to11 / nginx
+# against the targets. ~5 minutes.
 # Settings: BENCH_CONNECTIONS (32), BENCH_HIGH_CONNECTIONS (256), BENCH_SECONDS (5, every closed
 # loop and open loop), BENCH_RATE (5000 req/s for the main table's latency), BENCH_FIXED_RATE
 # (1000 req/s: added p99 and CPU at a fixed rate), BENCH_STALL_REQUESTS (500), BENCH_CHANGES (200

@@ -845,6 +845,25 @@ fn start_mock() -> (Kill, SocketAddr) {
     (Kill(child), line.trim().parse().expect("mock addr"))
 }
 
+/// `to11-floor-proxy` on core 0 in front of `upstream`: the stack's own cost of a hop (the same
+/// server and upstream client as a replica, none of to11's work).
+fn start_floor(upstream: SocketAddr) -> (Kill, SocketAddr, u32) {
+    let mut child = pinned("0", &sibling("to11-floor-proxy"))
+        .arg("127.0.0.1:0")
+        .arg(format!("http://{upstream}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("to11-floor-proxy");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("addr");
+    let pid = child.id();
+    (Kill(child), line.trim().parse().expect("floor addr"), pid)
+}
+
 /// A temporary directory removed on drop.
 struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
@@ -967,6 +986,9 @@ struct Endpoints {
     /// metrics off, no traces.
     observed: (SocketAddr, u32),
     bare: (SocketAddr, u32),
+    /// `to11-floor-proxy`.
+    floor: SocketAddr,
+    floor_pid: [u32; 1],
     key: String,
     limited_key: String,
 }
@@ -1045,6 +1067,16 @@ impl Endpoints {
         ]
     }
 
+    /// The floor's target for `body` (nginx's request: it forwards the upstream's key).
+    fn floor_target<'a>(&'a self, req: &'a [u8], name: &'static str) -> Target<'a> {
+        Target {
+            name,
+            addr: self.floor,
+            req,
+            pids: &self.floor_pid,
+        }
+    }
+
     /// The direct, nginx and to11 targets of [`Endpoints::hop_requests`], named `names`.
     fn hop_targets<'a>(
         &'a self,
@@ -1076,6 +1108,8 @@ struct Results {
     translated: Row,
     /// direct and to11 against the paced upstream, sequential.
     stall: Vec<Row>,
+    /// The floor at `connections`, at `high_connections`, and streaming.
+    floor: [Row; 3],
     /// Per-round CPU µs per request, metering on and off.
     metering: Paired,
     /// Per-round CPU µs per request, metrics and traces on and both off.
@@ -1086,6 +1120,8 @@ struct Results {
 
 const HOP: [&str; 3] = ["direct (no hop)", "nginx proxy_pass", "to11 data plane"];
 const STREAMING: [&str; 3] = ["direct, streaming", "nginx, streaming", "to11, streaming"];
+const FLOOR: &str = "floor (actix-http + awc)";
+const FLOOR_STREAMING: &str = "floor, streaming";
 
 /// Every phase, in order: the main table's rows, many connections, fixed rate, streaming,
 /// translated, the stall check, metering rounds, limits rounds.
@@ -1120,6 +1156,18 @@ async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
     for t in e.hop_targets(&stream_reqs, STREAMING) {
         stream.push(closed_row(t, o.connections, o).await);
     }
+    let floor_req = request_bytes(e.floor, "authorization: Bearer sk-mock", BODY);
+    let floor_stream = request_bytes(e.floor, "authorization: Bearer sk-mock", STREAM_BODY);
+    let floor = [
+        closed_row(e.floor_target(&floor_req, FLOOR), o.connections, o).await,
+        closed_row(e.floor_target(&floor_req, FLOOR), o.high_connections, o).await,
+        closed_row(
+            e.floor_target(&floor_stream, FLOOR_STREAMING),
+            o.connections,
+            o,
+        )
+        .await,
+    ];
     let translated_req = request_bytes(e.gw, &Endpoints::auth(&e.key), TRANSLATED_BODY);
     let translated = Target {
         name: "to11 translated (chat → Anthropic)",
@@ -1138,36 +1186,60 @@ async fn run_phases(e: &Endpoints, o: &Opts) -> Results {
         stream,
         translated,
         stall,
+        floor,
         metering,
         observability,
         limits,
     }
 }
 
-/// `BENCH_ONLY=hop`: nginx and to11 in closed loops at `o.connections` and `o.high_connections`,
-/// and streams, with the ratios (a quick check of a change to the hop, about 1 minute).
+/// `BENCH_ONLY=hop`: nginx, the floor and to11 in closed loops at `o.connections` and
+/// `o.high_connections`, and streams, with the ratios (a quick check of a change to the hop,
+/// about 90 s).
 async fn hop_only(e: &Endpoints, o: &Opts) {
     let reqs = e.hop_requests(BODY);
     let hop = e.hop_targets(&reqs, HOP);
     let stream_reqs = e.hop_requests(STREAM_BODY);
     let streams = e.hop_targets(&stream_reqs, STREAMING);
-    for (title, targets, conns) in [
-        ("one proxy hop, closed loop", hop, o.connections),
-        ("many connections, closed loop", hop, o.high_connections),
-        ("streaming, closed loop", streams, o.connections),
+    let floor_req = request_bytes(e.floor, "authorization: Bearer sk-mock", BODY);
+    let floor_stream = request_bytes(e.floor, "authorization: Bearer sk-mock", STREAM_BODY);
+    let floor = e.floor_target(&floor_req, FLOOR);
+    let floor_streams = e.floor_target(&floor_stream, FLOOR_STREAMING);
+    for (title, [_, nginx, to11], floor, conns) in [
+        ("one proxy hop, closed loop", hop, floor, o.connections),
+        (
+            "many connections, closed loop",
+            hop,
+            floor,
+            o.high_connections,
+        ),
+        (
+            "streaming, closed loop",
+            streams,
+            floor_streams,
+            o.connections,
+        ),
     ] {
         let mut rows = vec![];
-        for t in &targets[1..] {
-            rows.push(closed_row(*t, conns, o).await);
+        for t in [nginx, floor, to11] {
+            rows.push(closed_row(t, conns, o).await);
         }
         let title = format!("{title}, {conns} connections, {} s", o.seconds);
         print_table(&title, &rows.iter().collect::<Vec<_>>());
-        println!(
-            "to11 / nginx: CPU per request {:.2}×, throughput {:.2}×",
-            ratio(rows[1].cpu_us, rows[0].cpu_us),
-            ratio(rows[1].rps, rows[0].rps)
-        );
+        print_floor_ratios(&rows[0], &rows[1], &rows[2]);
     }
+}
+
+/// to11 / nginx, and how it splits: the stack's floor / nginx, and to11 / the floor.
+fn print_floor_ratios(nginx: &Row, floor: &Row, to11: &Row) {
+    println!(
+        "to11 / nginx: CPU per request {:.2}×, throughput {:.2}×; floor / nginx: CPU {:.2}×, throughput {:.2}×; to11 / floor: CPU {:.2}×",
+        ratio(to11.cpu_us, nginx.cpu_us),
+        ratio(to11.rps, nginx.rps),
+        ratio(floor.cpu_us, nginx.cpu_us),
+        ratio(floor.rps, nginx.rps),
+        ratio(to11.cpu_us, floor.cpu_us),
+    );
 }
 
 /// The stall check: `o.stall_requests` sequential requests on one connection to the paced
@@ -1276,6 +1348,7 @@ fn main() {
     );
     let (_bare, bare_addr, bare_pid) =
         start_replica(&redis, &[usage(true), ("TO11_METRICS", "false".into())]);
+    let (_floor, floor_addr, floor_pid) = start_floor(mock_addr);
 
     let prop = sys.block_on(async {
         wait_applied(gw_addr, &setup.project, setup.version).await;
@@ -1293,6 +1366,8 @@ fn main() {
         plain_pid: [plain_pid],
         observed: (observed_addr, observed_pid),
         bare: (bare_addr, bare_pid),
+        floor: floor_addr,
+        floor_pid: [floor_pid],
         key: setup.key,
         limited_key: setup.limited_key,
     };
@@ -1632,6 +1707,27 @@ fn print_new_rows(r: &Results, o: &Opts) {
         "\nadded p50 through to11: {:+.3} ms (without TCP_NODELAY this was ~40 ms)",
         stall_added_p50(r)
     );
+    print_table(
+        &format!("the floor: to11-floor-proxy, the same server and upstream client as to11 and none of its work ({} and {} connections, streaming at {}), closed loop",
+            o.connections, o.high_connections, o.connections),
+        &r.floor.iter().collect::<Vec<_>>(),
+    );
+    for (what, floor, rows) in [
+        (
+            format!("{} connections", o.connections),
+            &r.floor[0],
+            &r.main,
+        ),
+        (
+            format!("{} connections", o.high_connections),
+            &r.floor[1],
+            &r.high,
+        ),
+        ("streaming".to_string(), &r.floor[2], &r.stream),
+    ] {
+        print!("\n{what}: ");
+        print_floor_ratios(&rows[1], floor, &rows[2]);
+    }
 }
 
 /// A target of the issue for one measured number.
