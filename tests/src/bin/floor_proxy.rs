@@ -7,24 +7,60 @@
 //! to11: no authentication, no JSON scan of the body, no resolution, no metering, no metrics, no
 //! guard on the answer. A request's body is read whole (as to11 reads it) and sent to the
 //! upstream with the client's headers (hop-by-hop ones and `host` left out, as nginx does); the
-//! answer's status, headers (hop-by-hop ones left out) and body pass back as they come.
+//! answer's status, headers (hop-by-hop ones left out) and body pass back as they come. Where a
+//! replica saves work on its hop, the floor saves it too: the same allocator (mimalloc), and an
+//! upstream URI parsed once per path and worker, not per request.
 //!
 //! What to11 costs above this is to11's own work; what this costs above nginx is the stack's.
 //!
 //! Usage: `to11-floor-proxy LISTEN UPSTREAM` (`UPSTREAM` an `http://host:port` origin); prints the
 //! address it listens on.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use actix_http::body::{BoxBody, SizedStream};
-use actix_http::header::{HeaderName, CONTENT_LENGTH};
+use actix_http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use actix_http::Uri;
 use actix_http::{Request, Response};
 use actix_service::{fn_factory_with_config, fn_service};
 use actix_web::dev::AppConfig;
 use actix_web::HttpServer;
 use bytes::BytesMut;
 use futures_util::StreamExt;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One worker's upstream: its client, its origin, and the URIs it was sent to (parsed once), each
+/// with its `host` header.
+struct Upstream {
+    client: awc::Client,
+    origin: String,
+    uris: RefCell<HashMap<String, (Uri, HeaderValue)>>,
+}
+
+impl Upstream {
+    /// The URI and `host` of the origin's `path`.
+    fn uri(&self, path: &str) -> Result<(Uri, HeaderValue), actix_web::Error> {
+        if let Some(found) = self.uris.borrow().get(path) {
+            return Ok(found.clone());
+        }
+        let uri: Uri = format!("{}{path}", self.origin)
+            .parse()
+            .map_err(actix_web::error::ErrorBadRequest)?;
+        let host = uri.authority().map_or("", |a| a.as_str());
+        let host = HeaderValue::from_str(host).map_err(actix_web::error::ErrorBadRequest)?;
+        let mut uris = self.uris.borrow_mut();
+        if uris.len() >= 1024 {
+            uris.clear();
+        }
+        uris.insert(path.to_string(), (uri.clone(), host.clone()));
+        Ok((uri, host))
+    }
+}
 
 /// The headers that belong to one connection (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -45,8 +81,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 /// Forwards `req` to `origin` and its answer back.
 async fn forward(
     mut req: Request,
-    client: Rc<awc::Client>,
-    origin: Rc<str>,
+    up: Rc<Upstream>,
 ) -> Result<Response<BoxBody>, actix_web::Error> {
     let mut payload = req.take_payload();
     let mut body = BytesMut::new();
@@ -54,16 +89,16 @@ async fn forward(
         body.extend_from_slice(&chunk?);
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let mut url = String::with_capacity(origin.len() + path.len());
-    url.push_str(&origin);
-    url.push_str(path);
-    let mut up = client.request(req.method().clone(), url);
+    let (uri, host) = up.uri(path)?;
+    let mut out = up.client.request(req.method().clone(), uri);
+    let h = out.headers_mut();
+    h.insert(HOST, host);
     for (name, value) in req.head().headers.iter() {
         if !hop_by_hop(name) && name != CONTENT_LENGTH {
-            up = up.append_header((name.clone(), value.clone()));
+            h.append(name.clone(), value.clone());
         }
     }
-    let answer = match up.send_body(body.freeze()).await {
+    let answer = match out.send_body(body.freeze()).await {
         Ok(a) => a,
         Err(e) => {
             return Ok(Response::with_body(
@@ -104,27 +139,23 @@ fn main() -> std::io::Result<()> {
         );
         std::process::exit(2);
     };
-    let origin: Rc<str> = origin.trim_end_matches('/').into();
-    let origin = origin.to_string();
+    let origin = origin.trim_end_matches('/').to_string();
     actix_rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             // One client per worker, as a replica has (awc clients are not `Send`).
-            let client = Rc::new(to11_io::outbound::client(
-                &to11_io::outbound::ClientOptions {
+            let up = Rc::new(Upstream {
+                client: to11_io::outbound::client(&to11_io::outbound::ClientOptions {
                     connect_timeout: Duration::from_secs(10),
                     timeout: Duration::from_secs(600),
                     max_connections: 1024,
                     allow_private: true,
-                },
-            ));
-            let origin: Rc<str> = origin.as_str().into();
+                }),
+                origin: origin.clone(),
+                uris: RefCell::default(),
+            });
             fn_factory_with_config(move |_: AppConfig| {
-                let (client, origin) = (client.clone(), origin.clone());
-                async move {
-                    Ok::<_, ()>(fn_service(move |req: Request| {
-                        forward(req, client.clone(), origin.clone())
-                    }))
-                }
+                let up = up.clone();
+                async move { Ok::<_, ()>(fn_service(move |req: Request| forward(req, up.clone()))) }
             })
         })
         .workers(1)
