@@ -54,7 +54,7 @@ pub async fn forward(
     let req = req.head();
     let uuid = new_request_uuid();
     let arrived = Arrival {
-        id: uuid.to_string(),
+        id: request_id_text(uuid),
         uuid,
         at: chrono::Utc::now(),
         started: Instant::now(),
@@ -497,11 +497,32 @@ fn end_markers(surface: Surface) -> Option<&'static guard::EndMarkers> {
 
 /// A v4 UUID from the thread-local generator (no syscall per request).
 pub fn new_request_id() -> String {
-    new_request_uuid().to_string()
+    request_id_text(new_request_uuid())
+}
+
+/// A request id's text (hyphenated, lower case), written without `core::fmt`.
+fn request_id_text(id: uuid::Uuid) -> String {
+    let mut text = uuid::Uuid::encode_buffer();
+    String::from(&*id.hyphenated().encode_lower(&mut text))
+}
+
+thread_local! {
+    /// Request ids' randomness: xoshiro256++ (`SmallRng`), seeded once per thread from the OS.
+    /// An id must be unique, not secret (it is echoed to the client and names the request's
+    /// record; nothing is authorised by knowing one), and 122 random bits from a generator with
+    /// a 2^256 period seeded from the OS do not repeat. `rand::random` (ChaCha12, made to be
+    /// unpredictable) cost ~330 instructions per request; this costs a tenth of that.
+    static IDS: std::cell::RefCell<rand::rngs::SmallRng> =
+        std::cell::RefCell::new(rand::SeedableRng::from_os_rng());
 }
 
 fn new_request_uuid() -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+    use rand::RngCore;
+    let bits = IDS.with(|r| {
+        let mut r = r.borrow_mut();
+        (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64())
+    });
+    uuid::Builder::from_random_bytes(bits.to_le_bytes()).into_uuid()
 }
 
 /// Reads a request body: refused with 413 as soon as it exceeds the limit (a declared
@@ -587,3 +608,33 @@ fn body_timeout(s: &crate::config::Settings, total: bool) -> GatewayError {
 
 /// The first charge of a body of unknown length.
 const BODY_STEP: usize = 64 * 1024;
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_v4_uuids_written_as_uuid_writes_them_and_never_repeat() {
+        let per_thread = |n: usize| {
+            std::thread::spawn(move || {
+                (0..n)
+                    .map(|_| {
+                        let id = new_request_uuid();
+                        assert_eq!(id.get_version_num(), 4, "{id}");
+                        assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+                        assert_eq!(request_id_text(id), id.to_string());
+                        id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let (a, b) = (per_thread(50_000), per_thread(50_000));
+        let mut all: Vec<uuid::Uuid> = a.join().unwrap();
+        all.extend(b.join().unwrap());
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "two threads' ids collided");
+        assert_eq!(new_request_id().len(), 36);
+    }
+}
