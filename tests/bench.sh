@@ -10,6 +10,7 @@
 # loop and open loop), BENCH_RATE (5000 req/s for the main table's latency), BENCH_FIXED_RATE
 # (1000 req/s: added p99 and CPU at a fixed rate), BENCH_STALL_REQUESTS (500), BENCH_CHANGES (200
 # configuration changes), BENCH_METERING_ROUNDS (8: metering, observability and limits rounds).
+# BENCH_ONLY=limits runs only the limits rounds (a key with limits and a budget vs a plain one).
 # BENCH_ONLY=metering runs only the metering rounds (about 90 s); BENCH_ONLY=observability only
 # metrics and traces of every request on vs both off (metering on in both; about 90 s). Both also
 # run with the two replicas loaded together (about 50 s more each), and at a fixed BENCH_PAIR_RATE

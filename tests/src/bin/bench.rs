@@ -39,7 +39,8 @@ struct Opts {
     /// replica more).
     pair_rate: u64,
     /// `BENCH_ONLY=metering` or `observability`: only those rounds (a quick check of their
-    /// cost); `hop`: only nginx and to11 closed loops (32 and 256 connections, streams).
+    /// cost); `hop`: only nginx, the floor and to11 closed loops (32 and 256 connections,
+    /// streams); `limits`: only the rounds of a key with limits and a budget against a plain one.
     only: Option<String>,
     /// `BENCH_ONLY=builds`: this build's replica against `BENCH_BASELINE` (the path of another
     /// build's `to11-data-plane`), in alternating rounds.
@@ -1407,7 +1408,16 @@ fn main() {
             sys.block_on(hop_only(&e, &o));
             return;
         }
-        Some(other) => panic!("BENCH_ONLY={other}: metering, observability, hop or builds"),
+        Some("limits") => {
+            let limited = request_bytes(e.gw, &Endpoints::auth(&e.limited_key), BODY);
+            let plain = request_bytes(e.gw, &Endpoints::auth(&e.key), BODY);
+            let limits = sys.block_on(limits_rounds(e.gw, e.gw_pid[0], &limited, &plain, &o));
+            print_limits(&limits, &o);
+            return;
+        }
+        Some(other) => {
+            panic!("BENCH_ONLY={other}: metering, observability, hop, limits or builds")
+        }
         None => {}
     }
     let r = sys.block_on(run_phases(&e, &o));
@@ -1613,7 +1623,11 @@ fn print_main(
         pct(prop, 0.99),
         prop.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
     );
-    let (limit_cpu, limit_p99) = &r.limits;
+    print_limits(&r.limits, o);
+}
+
+/// The limits rounds: CPU per request and added p99 of the limited key against the plain one.
+fn print_limits((limit_cpu, limit_p99): &(Pairs, Pairs), o: &Opts) {
     let cpu_ratios: Vec<f64> = limit_cpu.iter().map(|(l, p)| l / p).collect();
     let p99_added: Vec<f64> = limit_p99.iter().map(|(l, p)| l - p).collect();
     println!(
