@@ -15,6 +15,25 @@ pub mod postgres;
 pub mod redis_server;
 pub mod sandbox;
 
+/// Starts `cmd` (its standard output piped) and reads the address it prints on its first line,
+/// as the mock upstream and the floor proxy do once they listen.
+pub fn spawn_listening(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("its address");
+    let addr = line.trim().parse().expect("an address on its first line");
+    (child, addr)
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `secs` seconds. Tests wait on
 /// signals (a replica's reported version, a recorded request) this way, never on fixed sleeps.
 pub async fn wait_until<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T

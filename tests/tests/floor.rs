@@ -4,8 +4,7 @@
 //! the client's request (its body and end-to-end headers, no hop-by-hop ones). A floor that
 //! skipped part of the hop would flatter the stack.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use awc::http::Method;
 use futures_util::StreamExt;
@@ -21,17 +20,10 @@ impl Drop for Floor {
 }
 
 fn floor(upstream: std::net::SocketAddr) -> Floor {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_to11-floor-proxy"))
-        .arg("127.0.0.1:0")
-        .arg(format!("http://{upstream}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("to11-floor-proxy");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("its address");
-    Floor(child, line.trim().to_string())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_to11-floor-proxy"));
+    cmd.arg("127.0.0.1:0").arg(format!("http://{upstream}"));
+    let (child, addr) = to11_tests::spawn_listening(cmd);
+    Floor(child, addr.to_string())
 }
 
 /// Status, content type and the whole body of `POST {base}{path}` with `body`.

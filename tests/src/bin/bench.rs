@@ -831,38 +831,20 @@ impl Drop for Kill {
 }
 
 fn start_mock() -> (Kill, SocketAddr) {
-    let mut child = pinned("1", &sibling("to11-mock-upstream"))
-        .arg("127.0.0.1:0")
-        .arg("--fast")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mock");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("addr");
-    (Kill(child), line.trim().parse().expect("mock addr"))
+    let mut cmd = pinned("1", &sibling("to11-mock-upstream"));
+    cmd.arg("127.0.0.1:0").arg("--fast");
+    let (child, addr) = to11_tests::spawn_listening(cmd);
+    (Kill(child), addr)
 }
 
 /// `to11-floor-proxy` on core 0 in front of `upstream`: the stack's own cost of a hop (the same
 /// server and upstream client as a replica, none of to11's work).
 fn start_floor(upstream: SocketAddr) -> (Kill, SocketAddr, u32) {
-    let mut child = pinned("0", &sibling("to11-floor-proxy"))
-        .arg("127.0.0.1:0")
-        .arg(format!("http://{upstream}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("to11-floor-proxy");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("addr");
+    let mut cmd = pinned("0", &sibling("to11-floor-proxy"));
+    cmd.arg("127.0.0.1:0").arg(format!("http://{upstream}"));
+    let (child, addr) = to11_tests::spawn_listening(cmd);
     let pid = child.id();
-    (Kill(child), line.trim().parse().expect("floor addr"), pid)
+    (Kill(child), addr, pid)
 }
 
 /// A temporary directory removed on drop.
