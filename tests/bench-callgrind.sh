@@ -17,9 +17,10 @@
 # BENCH_STREAM=1: each request asks for an SSE stream with usage (the benchmark's stream row).
 # BENCH_CONNECTIONS=C: the counted requests (and the warm-up) are sent over C connections at once
 # (default 1: one after another), to count what a loaded replica does per request.
-# Builds the release binaries first, unless BENCH_BIN names a directory holding all three
-# (to11-data-plane, to11-control-plane, to11-mock-upstream, to11-floor-proxy: a copy of an earlier build, to compare
-# two builds in interleaved runs); installs valgrind and redis-server when missing.
+# Builds the release binaries first, unless BENCH_BIN names a directory holding them
+# (to11-data-plane, to11-control-plane, to11-mock-upstream, and to11-floor-proxy for `floor`: a
+# copy of an earlier build, to compare two builds in interleaved runs); installs valgrind and
+# redis-server when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -76,7 +76,8 @@ pub struct Worker {
     pub retries: to11_shared::policy::budget::Window,
 }
 
-fn upstream_client(s: &Settings) -> awc::Client {
+/// A worker's upstream client, as `s` sets it (also the benchmark's floor proxy's).
+pub fn upstream_client(s: &Settings) -> awc::Client {
     to11_io::outbound::client(&to11_io::outbound::ClientOptions {
         connect_timeout: s.upstream_connect_timeout,
         timeout: s.upstream_timeout,

@@ -17,6 +17,10 @@ pub mod models;
 pub mod prepare;
 mod present;
 pub(crate) mod send;
+
+/// A worker's parsed upstream URLs (also the benchmark's floor proxy's, so that it saves what a
+/// replica saves).
+pub use send::Uris;
 pub mod transform;
 
 use std::time::{Duration, Instant};

@@ -61,7 +61,7 @@ pub struct Uris(RefCell<FastMap<String, (Uri, HeaderValue)>>);
 impl Uris {
     /// The parsed URL and its host header; `None` for a URL awc would refuse (it is then given
     /// as text, and awc reports why).
-    fn get(&self, url: &str) -> Option<(Uri, HeaderValue)> {
+    pub fn get(&self, url: &str) -> Option<(Uri, HeaderValue)> {
         if let Some(hit) = self.0.borrow().get(url) {
             return Some(hit.clone());
         }

@@ -2,64 +2,43 @@
 //! measured beside nginx and to11 by the benchmark (`tests/bench.sh`, `tests/bench-callgrind.sh`).
 //!
 //! The same server (actix-web's `HttpServer` settings: one worker, `TCP_NODELAY`, no half-closed
-//! connections) and the same upstream client (`to11_io::outbound::client`: the vendored awc with
-//! its pool, the SSRF-guarded connector and `TCP_NODELAY`) as a to11 replica, and nothing of
+//! connections) and the same upstream client (`to11_data_plane::upstream_client` with a replica's
+//! default settings: the vendored awc with its pool, the SSRF-guarded connector and
+//! `TCP_NODELAY`) as a to11 replica, and nothing of
 //! to11: no authentication, no JSON scan of the body, no resolution, no metering, no metrics, no
 //! guard on the answer. A request's body is read whole (as to11 reads it) and sent to the
 //! upstream with the client's headers (hop-by-hop ones and `host` left out, as nginx does); the
 //! answer's status, headers (hop-by-hop ones left out) and body pass back as they come. Where a
 //! replica saves work on its hop, the floor saves it too: the same allocator (mimalloc), and an
-//! upstream URI parsed once per path and worker, not per request.
+//! upstream URL parsed once per worker by the replica's own cache (`proxy::Uris`).
 //!
 //! What to11 costs above this is to11's own work; what this costs above nginx is the stack's.
 //!
 //! Usage: `to11-floor-proxy LISTEN UPSTREAM` (`UPSTREAM` an `http://host:port` origin); prints the
 //! address it listens on.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use actix_http::body::{BoxBody, SizedStream};
-use actix_http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
-use actix_http::Uri;
+use actix_http::header::{HeaderName, CONTENT_LENGTH, HOST};
 use actix_http::{Request, Response};
 use actix_service::{fn_factory_with_config, fn_service};
 use actix_web::dev::AppConfig;
 use actix_web::HttpServer;
 use bytes::BytesMut;
 use futures_util::StreamExt;
+use to11_data_plane::proxy::Uris;
+use to11_shared::config::Source;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// One worker's upstream: its client, its origin, and the URIs it was sent to (parsed once), each
-/// with its `host` header.
+/// One worker's upstream: its client and origin, and the URLs it was sent to, parsed once each by
+/// the replica's own cache (`to11_data_plane::proxy::Uris`).
 struct Upstream {
     client: awc::Client,
     origin: String,
-    uris: RefCell<HashMap<String, (Uri, HeaderValue)>>,
-}
-
-impl Upstream {
-    /// The URI and `host` of the origin's `path`.
-    fn uri(&self, path: &str) -> Result<(Uri, HeaderValue), actix_web::Error> {
-        if let Some(found) = self.uris.borrow().get(path) {
-            return Ok(found.clone());
-        }
-        let uri: Uri = format!("{}{path}", self.origin)
-            .parse()
-            .map_err(actix_web::error::ErrorBadRequest)?;
-        let host = uri.authority().map_or("", |a| a.as_str());
-        let host = HeaderValue::from_str(host).map_err(actix_web::error::ErrorBadRequest)?;
-        let mut uris = self.uris.borrow_mut();
-        if uris.len() >= 1024 {
-            uris.clear();
-        }
-        uris.insert(path.to_string(), (uri.clone(), host.clone()));
-        Ok((uri, host))
-    }
+    uris: Uris,
 }
 
 /// The headers that belong to one connection (RFC 9110 §7.6.1), never forwarded.
@@ -89,10 +68,20 @@ async fn forward(
         body.extend_from_slice(&chunk?);
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let (uri, host) = up.uri(path)?;
-    let mut out = up.client.request(req.method().clone(), uri);
+    // Joined per request, as a replica joins its upstream URL.
+    let mut url = String::with_capacity(up.origin.len() + path.len());
+    url.push_str(&up.origin);
+    url.push_str(path);
+    let mut out = match up.uris.get(&url) {
+        Some((uri, host)) => {
+            let mut out = up.client.request(req.method().clone(), uri);
+            out.headers_mut().insert(HOST, host);
+            out
+        }
+        // A URL the cache cannot parse goes as text (awc reports why), as a replica's does.
+        None => up.client.request(req.method().clone(), url.as_str()),
+    };
     let h = out.headers_mut();
-    h.insert(HOST, host);
     for (name, value) in req.head().headers.iter() {
         if !hop_by_hop(name) && name != CONTENT_LENGTH {
             h.append(name.clone(), value.clone());
@@ -140,18 +129,18 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     };
     let origin = origin.trim_end_matches('/').to_string();
+    // The replica's own settings (its defaults: timeouts, pool size), with loopback upstreams
+    // allowed as the benchmark's replicas have them.
+    let settings = to11_data_plane::Settings::read(
+        &mut Source::from_pairs(&[("TO11_ALLOW_PRIVATE_UPSTREAMS", "true")]).reader(),
+    );
     actix_rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             // One client per worker, as a replica has (awc clients are not `Send`).
             let up = Rc::new(Upstream {
-                client: to11_io::outbound::client(&to11_io::outbound::ClientOptions {
-                    connect_timeout: Duration::from_secs(10),
-                    timeout: Duration::from_secs(600),
-                    max_connections: 1024,
-                    allow_private: true,
-                }),
+                client: to11_data_plane::upstream_client(&settings),
                 origin: origin.clone(),
-                uris: RefCell::default(),
+                uris: Uris::default(),
             });
             fn_factory_with_config(move |_: AppConfig| {
                 let up = up.clone();
