@@ -3,6 +3,8 @@
 //! built into a DOM); the model replaced and a function's defaults added while every other byte
 //! stays as the client sent it.
 
+mod skim;
+
 use std::borrow::Cow;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -130,10 +132,7 @@ impl<'de> Visitor<'de> for ScanVisitor<'de> {
                 }
                 "stream_options" => {
                     let raw: &'de RawValue = map.next_value()?;
-                    scan.include_usage = serde_json::from_str::<StreamOptions>(raw.get())
-                        .ok()
-                        .and_then(|o| o.include_usage)
-                        .unwrap_or(false);
+                    scan.include_usage = include_usage(raw.get());
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -145,7 +144,16 @@ impl<'de> Visitor<'de> for ScanVisitor<'de> {
     }
 }
 
+/// Whether `stream_options` (its JSON text) asks for usage.
+fn include_usage(raw: &str) -> bool {
+    serde_json::from_str::<StreamOptions>(raw)
+        .ok()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false)
+}
+
 /// Reads just enough of a body to route it, in one pass; the whole body is validated as JSON.
+/// A plain body is read by hand (`skim`); serde_json reads the rest, and words every error.
 pub fn scan(body: &[u8]) -> Result<Scan<'_>, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -154,6 +162,14 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, BodyError> {
         return Err(BodyError::NotObject);
     }
     let text = std::str::from_utf8(body).map_err(|e| BodyError::Json(e.to_string()))?;
+    match skim::skim(text) {
+        Some(scan) => Ok(scan),
+        None => scan_with_serde(text),
+    }
+}
+
+/// `scan` by serde_json: the reference `skim` answers as, and the reader of what it leaves.
+fn scan_with_serde(text: &str) -> Result<Scan<'_>, BodyError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let scan = de
         .deserialize_map(ScanVisitor {
