@@ -395,6 +395,107 @@ mod tests {
         assert_eq!(seen, 1, "one connection for every case of one authority");
     }
 
+    /// A server that answers request `n` (1, 2, … on its connection) with the header `x-n: n`,
+    /// `x-odd: yes` when `n` is odd, and as its body the names of the request's headers that
+    /// start with `x-`, one per line.
+    fn serve_headers() -> std::net::SocketAddr {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                let (mut n, mut names) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line != "\r\n" {
+                        let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                        if name.starts_with("x-") {
+                            names.push_str(&name);
+                            names.push('\n');
+                        }
+                        continue;
+                    }
+                    n += 1;
+                    let odd = if n % 2 == 1 { "x-odd: yes\r\n" } else { "" };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nx-n: {n}\r\n{odd}content-length: {}\r\n\r\n",
+                        names.len()
+                    );
+                    if w.write_all(format!("{head}{names}").as_bytes()).is_err() {
+                        break;
+                    }
+                    names.clear();
+                }
+            }
+        });
+        addr
+    }
+
+    /// The vendored actix-http keeps dropped header maps of a head's size for the thread's next
+    /// head: a kept map comes back empty, and holds the room it had (a map grown to 56 headers
+    /// is handed out for a head that asked for 12, where a new one would have room for 14).
+    #[test]
+    fn a_dropped_header_map_is_reused_empty() {
+        use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
+        let mut grown = HeaderMap::new();
+        for i in 0..40 {
+            let name = HeaderName::try_from(format!("x-h{i}")).expect("name");
+            grown.insert(name, HeaderValue::from_static("v"));
+        }
+        let room = grown.capacity();
+        assert!((29..=56).contains(&room), "room for {room}");
+        drop(grown);
+        let reused = HeaderMap::with_capacity(12);
+        assert_eq!(reused.capacity(), room, "the dropped map, not a new one");
+        assert!(reused.is_empty());
+        assert_eq!(reused.iter().count(), 0);
+        // Nothing kept for it now: a new map, of the room asked for.
+        let fresh = HeaderMap::with_capacity(12);
+        assert_eq!(fresh.capacity(), 14);
+        // A map too large to keep is freed, not kept.
+        let mut huge = HeaderMap::with_capacity(200);
+        huge.insert(
+            HeaderName::from_static("x-a"),
+            HeaderValue::from_static("v"),
+        );
+        drop(huge);
+        assert_eq!(HeaderMap::with_capacity(12).capacity(), 14);
+    }
+
+    /// Exchanges in a row, whose request and answer heads are made from header maps the ones
+    /// before dropped: each answer has exactly its own headers, and the upstream receives exactly
+    /// each request's own.
+    #[actix_rt::test]
+    async fn reused_header_maps_carry_nothing_from_one_exchange_to_the_next() {
+        let addr = serve_headers();
+        let c = client(&options(true));
+        for n in 1..=12usize {
+            let mut req = c.get(format!("http://{addr}/"));
+            for j in 0..n % 4 {
+                req = req.insert_header((format!("x-req-{n}-{j}"), "v"));
+            }
+            let mut r = req.send().await.expect("exchange");
+            let got = r.body().await.expect("body");
+            let mut seen: Vec<&str> = std::str::from_utf8(&got).expect("text").lines().collect();
+            seen.sort_unstable();
+            let want: Vec<String> = (0..n % 4).map(|j| format!("x-req-{n}-{j}")).collect();
+            assert_eq!(seen, want, "exchange {n}: what the upstream received");
+            let h = r.headers();
+            assert_eq!(
+                h.get("x-n").and_then(|v| v.to_str().ok()),
+                Some(&*n.to_string())
+            );
+            assert_eq!(h.contains_key("x-odd"), n % 2 == 1, "exchange {n}");
+            let ours = h.keys().filter(|k| k.as_str().starts_with("x-")).count();
+            assert_eq!(ours, 1 + n % 2, "exchange {n}: {h:?}");
+        }
+    }
+
     /// A server that answers each `GET` with the number of the connection it came on (1, 2, …,
     /// in the order they were accepted), and notes the number of every connection the client
     /// closed.

@@ -115,6 +115,9 @@ impl HeaderMap {
     /// assert!(map.capacity() >= 16);
     /// ```
     pub fn with_capacity(capacity: usize) -> Self {
+        if let Some(map) = spare::take(capacity) {
+            return map;
+        }
         HeaderMap {
             inner: FoldHashMap::with_capacity(capacity),
         }
@@ -638,9 +641,75 @@ impl IntoIterator for HeaderMap {
     type IntoIter = IntoIter;
 
     #[inline]
-    fn into_iter(self) -> Self::IntoIter {
+    fn into_iter(mut self) -> Self::IntoIter {
         let len = self.len();
-        IntoIter::new(self.inner.into_iter(), len)
+        IntoIter::new(std::mem::take(&mut self.inner).into_iter(), len)
+    }
+}
+
+/// A map that dies with room for a head's headers is emptied and kept for the thread's next
+/// `with_capacity` (`spare`).
+impl Drop for HeaderMap {
+    fn drop(&mut self) {
+        spare::give(self);
+    }
+}
+
+/// This thread's spare maps (to11 patch). A proxy makes two maps per exchange it forwards (its
+/// upstream request's head and the upstream answer's head), each an allocation of about 1.5 KiB
+/// that hashbrown initialises, and drops as many; reusing them saves both. Only maps of a head's
+/// size are kept (room for 14 to 56 headers), at most `KEPT` of them; a kept map is empty.
+mod spare {
+    use std::cell::RefCell;
+
+    use super::HeaderMap;
+
+    const KEPT: usize = 32;
+    const MIN: usize = 14;
+    const MAX: usize = 56;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty map with room for at least `capacity` headers, if one is kept.
+    pub(super) fn take(capacity: usize) -> Option<HeaderMap> {
+        if capacity == 0 || capacity > MAX {
+            return None;
+        }
+        SPARE
+            .try_with(|s| {
+                let mut s = s.try_borrow_mut().ok()?;
+                match s.last() {
+                    Some(m) if m.inner.capacity() >= capacity => s.pop(),
+                    _ => None,
+                }
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `map`'s storage, emptied, when it is of a head's size and there is room.
+    /// Its room is read once it is empty: removals that leave tombstones lower a map's
+    /// `capacity()` without freeing anything, and clearing gives that room back.
+    pub(super) fn give(map: &mut HeaderMap) {
+        if map.inner.capacity() == 0 {
+            return;
+        }
+        map.inner.clear();
+        if !(MIN..=MAX).contains(&map.inner.capacity()) {
+            return;
+        }
+        let _ = SPARE.try_with(|s| {
+            let Ok(mut s) = s.try_borrow_mut() else {
+                return;
+            };
+            if s.len() < KEPT {
+                s.push(HeaderMap {
+                    inner: std::mem::take(&mut map.inner),
+                });
+            }
+        });
     }
 }
 

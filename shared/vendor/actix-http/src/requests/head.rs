@@ -29,7 +29,9 @@ impl Default for RequestHead {
             method: Method::default(),
             uri: Uri::default(),
             version: Version::HTTP_11,
-            headers: HeaderMap::with_capacity(16),
+            // 14, not 16: the size of a response head's map (hashbrown gives 16 buckets to both), so
+            // that a spare map of either fits the other (to11 patch; `header::map::spare`).
+            headers: HeaderMap::with_capacity(14),
             peer_addr: None,
             flags: Flags::empty(),
         }
