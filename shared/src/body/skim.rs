@@ -17,79 +17,68 @@ const MAX_DEPTH: usize = 100;
 
 /// The body's `Scan`, or `None`: serde_json decides.
 pub(super) fn skim(text: &str) -> Option<Scan<'_>> {
-    let mut r = Reader {
-        b: text.as_bytes(),
-        at: 0,
-    };
+    let mut r = Reader { text, at: 0 };
     let mut scan = Scan::default();
     let mut stream_seen = false;
     r.ws();
     r.eat(b'{')?;
-    r.ws();
-    if r.eat(b'}').is_none() {
-        loop {
-            let key = r.plain_string(text)?;
-            r.ws();
-            r.eat(b':')?;
-            r.ws();
-            let start = r.at;
-            match key {
-                "model" => {
-                    if scan.model.is_some() {
-                        return None;
-                    }
-                    if r.literal(b"null").is_none() {
-                        let model = r.plain_string(text)?;
-                        scan.model_span = Some((start, r.at));
-                        scan.model = Some(Cow::Borrowed(model));
-                    }
+    r.members(b'}', |r| {
+        let key = r.plain_string()?;
+        r.ws();
+        r.eat(b':')?;
+        r.ws();
+        let start = r.at;
+        match key {
+            "model" => {
+                if scan.model.is_some() {
+                    return None;
                 }
-                "stream" => {
-                    if std::mem::replace(&mut stream_seen, true) {
-                        return None;
-                    }
-                    scan.stream = if r.literal(b"true").is_some() {
-                        true
-                    } else if r.literal(b"false").is_some() || r.literal(b"null").is_some() {
-                        false
-                    } else {
-                        return None;
-                    };
+                if r.literal(b"null").is_none() {
+                    let model = r.plain_string()?;
+                    scan.model_span = Some((start, r.at));
+                    scan.model = Some(Cow::Borrowed(model));
                 }
-                "user" => {
-                    if r.peek() == Some(b'"') {
-                        scan.user = Some(Cow::Borrowed(r.plain_string(text)?));
-                    } else {
-                        r.value(0)?;
-                    }
-                }
-                "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
-                    r.value(0)?;
-                    if let Ok(n) = text[start..r.at].parse::<u64>() {
-                        scan.max_output = Some(scan.max_output.map_or(n, |m| m.min(n)));
-                    }
-                }
-                "stream_options" => {
-                    r.value(0)?;
-                    scan.include_usage = super::include_usage(&text[start..r.at]);
-                }
-                _ => r.value(0)?,
             }
-            scan.keys.push(Cow::Borrowed(key));
-            r.ws();
-            match r.next()? {
-                b',' => r.ws(),
-                b'}' => break,
-                _ => return None,
+            "stream" => {
+                if std::mem::replace(&mut stream_seen, true) {
+                    return None;
+                }
+                scan.stream = if r.literal(b"true").is_some() {
+                    true
+                } else if r.literal(b"false").is_some() || r.literal(b"null").is_some() {
+                    false
+                } else {
+                    return None;
+                };
             }
+            "user" => {
+                if r.peek() == Some(b'"') {
+                    scan.user = Some(Cow::Borrowed(r.plain_string()?));
+                } else {
+                    r.value(0)?;
+                }
+            }
+            "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
+                r.value(0)?;
+                if let Ok(n) = text[start..r.at].parse::<u64>() {
+                    scan.max_output = Some(scan.max_output.map_or(n, |m| m.min(n)));
+                }
+            }
+            "stream_options" => {
+                r.value(0)?;
+                scan.include_usage = super::include_usage(&text[start..r.at]);
+            }
+            _ => r.value(0)?,
         }
-    }
+        scan.keys.push(Cow::Borrowed(key));
+        Some(())
+    })?;
     r.ws();
-    (r.at == r.b.len()).then_some(scan)
+    (r.at == text.len()).then_some(scan)
 }
 
 struct Reader<'a> {
-    b: &'a [u8],
+    text: &'a str,
     at: usize,
 }
 
@@ -106,9 +95,13 @@ static STOPS: [bool; 256] = {
     t
 };
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn b(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.b.get(self.at).copied()
+        self.b().get(self.at).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -135,7 +128,7 @@ impl Reader<'_> {
         const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
         const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
         let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        let rest = &self.b[self.at..];
+        let rest = &self.b()[self.at..];
         let mut words = rest.chunks_exact(8);
         let mut i = 0;
         for w in &mut words {
@@ -156,19 +149,19 @@ impl Reader<'_> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.b[self.at..]
+        self.b()[self.at..]
             .starts_with(word)
             .then(|| self.at += word.len())
     }
 
-    /// A string without escapes, borrowed (from `text`, whose bytes these are).
-    fn plain_string<'t>(&mut self, text: &'t str) -> Option<&'t str> {
+    /// A string without escapes, borrowed from the text.
+    fn plain_string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
         self.at += self.run();
         let end = self.at;
         self.eat(b'"')?;
-        text.get(start..end)
+        self.text.get(start..end)
     }
 
     /// Any string, escapes checked as serde_json checks a string it skips (`\u` and four hex
@@ -182,7 +175,7 @@ impl Reader<'_> {
                 b'\\' => match self.next()? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                     b'u' => {
-                        let hex = self.b.get(self.at..self.at + 4)?;
+                        let hex = self.b().get(self.at..self.at + 4)?;
                         if !hex.iter().all(u8::is_ascii_hexdigit) {
                             return None;
                         }
@@ -247,18 +240,30 @@ impl Reader<'_> {
             return None;
         }
         self.at += 1;
+        self.members(close, |r| {
+            if keyed {
+                r.string()?;
+                r.ws();
+                r.eat(b':')?;
+                r.ws();
+            }
+            r.value(depth + 1)
+        })
+    }
+
+    /// A container's members, each read by `member`, separated by commas, up to `close`
+    /// (the opening bracket already read).
+    fn members(
+        &mut self,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         self.ws();
         if self.eat(close).is_some() {
             return Some(());
         }
         loop {
-            if keyed {
-                self.string()?;
-                self.ws();
-                self.eat(b':')?;
-                self.ws();
-            }
-            self.value(depth + 1)?;
+            member(self)?;
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
@@ -429,12 +434,22 @@ mod tests {
         /// byte-by-byte search does, from any offset.
         #[test]
         fn runs_end_at_the_first_stop(
-            bytes in proptest::collection::vec(
-                prop_oneof![any::<u8>(), Just(b'"'), Just(b'\\'), 0x20u8..0x7f], 0..40),
+            chars in proptest::collection::vec(
+                prop_oneof![
+                    any::<char>(),
+                    Just('"'),
+                    Just('\\'),
+                    proptest::char::range('\0', '\u{1f}'),
+                    proptest::char::range(' ', '~'),
+                ],
+                0..40,
+            ),
             at in any::<prop::sample::Index>(),
         ) {
+            let text: String = chars.into_iter().collect();
+            let bytes = text.as_bytes();
             let at = at.index(bytes.len() + 1);
-            let r = super::Reader { b: &bytes, at };
+            let r = super::Reader { text: &text, at };
             let want = bytes[at..]
                 .iter()
                 .position(|c| *c == b'"' || *c == b'\\' || *c < 0x20)

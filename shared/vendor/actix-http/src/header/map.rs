@@ -689,9 +689,9 @@ mod spare {
             .flatten()
     }
 
-    /// Keeps `map`'s storage, emptied, when it is of a head's size and there is room.
-    /// Its room is read once it is empty: removals that leave tombstones lower a map's
-    /// `capacity()` without freeing anything, and clearing gives that room back.
+    /// Keeps `map`'s storage, emptied, when it is of a head's size and there is room. The size
+    /// is read once the map is empty: removals that leave tombstones lower `capacity()` without
+    /// freeing anything, and clearing gives that room back.
     pub(super) fn give(map: &mut HeaderMap) {
         if map.inner.capacity() == 0 {
             return;
