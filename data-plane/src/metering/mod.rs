@@ -127,7 +127,14 @@ struct Gathering {
     /// Bytes of the last batch handed over: the next one's room, so that a busy worker's batch
     /// is made once at its size (not grown by doubling), and a quiet one's stays small.
     room: Cell<usize>,
+    /// Finished drafts, emptied, for the next requests (`SPARE_DRAFTS` at most): a draft's box
+    /// and its texts' room are made once per worker, not per request.
+    #[allow(clippy::vec_box)] // kept as the boxes a `Draft` is, to be handed out as they are
+    spare: RefCell<Vec<Box<Open>>>,
 }
+
+/// Emptied drafts a worker keeps for its next requests, at most.
+const SPARE_DRAFTS: usize = 64;
 
 impl Batcher {
     pub fn new(recorder: Arc<Recorder>) -> Self {
@@ -136,6 +143,7 @@ impl Batcher {
             batch: RefCell::new(Batch::default()),
             timer: Timer::default(),
             room: Cell::new(0),
+            spare: RefCell::new(Vec::new()),
         }))
     }
 
@@ -143,12 +151,32 @@ impl Batcher {
         self.0.recorder.enabled()
     }
 
+    /// Takes a finished record (`push` when metering is on).
+    #[cfg(test)]
+    fn submit(&self, r: &RequestRecord) {
+        if self.enabled() {
+            self.push(r);
+        }
+    }
+
+    /// A draft's box to fill: an emptied one kept from an earlier request, or a new one.
+    fn draft(&self) -> Option<Box<Open>> {
+        self.0.spare.borrow_mut().pop()
+    }
+
+    /// Keeps `open` (its record encoded) for a later request, emptied: its texts keep their
+    /// room, nothing else of the request stays.
+    fn keep(&self, mut open: Box<Open>) {
+        let mut spare = self.0.spare.borrow_mut();
+        if spare.len() < SPARE_DRAFTS {
+            open.empty();
+            spare.push(open);
+        }
+    }
+
     /// Takes a finished record (encoded into the batch at once). Must run inside the worker's
     /// runtime (it may schedule a flush).
-    fn submit(&self, r: &RequestRecord) {
-        if !self.enabled() {
-            return;
-        }
+    fn push(&self, r: &RequestRecord) {
         let full = {
             let mut batch = self.0.batch.borrow_mut();
             if batch.is_empty() {
@@ -191,7 +219,12 @@ struct Open {
     record: RequestRecord,
     started: Instant,
     request_bytes: u64,
-    records: Batcher,
+    /// `None` only while the emptied box waits in its worker's spare list (which it must not
+    /// keep alive).
+    records: Option<Batcher>,
+    /// The room of the record's optional texts (function, route, provider, provider kind,
+    /// model) while they are `None`: set again, they reuse it.
+    room: [String; 5],
     /// Where the request's tokens are counted (`/metrics`), once its series is known.
     tokens: Option<Arc<crate::metrics::Series>>,
     /// The usage limits the request reserved on, settled when it finishes (given back when it
@@ -218,6 +251,15 @@ impl Draft {
         surface: &'static str,
         tags: BTreeMap<String, String>,
     ) -> Draft {
+        if let Some(mut open) = records.draft() {
+            let r = &mut open.record;
+            (r.id, r.time, r.project, r.key) = (id, at, project, key);
+            r.surface = surface.into();
+            r.tags = tags;
+            open.started = started;
+            open.records = Some(records);
+            return Draft(open);
+        }
         Draft(Box::new(Open {
             record: RequestRecord {
                 id,
@@ -248,7 +290,8 @@ impl Draft {
             },
             started,
             request_bytes: 0,
-            records,
+            records: Some(records),
+            room: Default::default(),
             tokens: None,
             ticket: None,
             pricer: None,
@@ -285,7 +328,8 @@ impl Draft {
     pub fn body(&mut self, bytes: usize, model: Option<&str>, user: Option<String>, stream: bool) {
         self.0.request_bytes = bytes as u64;
         if let Some(m) = model {
-            self.0.record.requested_model = m.to_string();
+            self.0.record.requested_model.clear();
+            self.0.record.requested_model.push_str(m);
         }
         if self.0.record.user.is_none() {
             self.0.record.user = user;
@@ -302,9 +346,11 @@ impl Draft {
 
     /// How the model resolved.
     pub fn resolved(&mut self, layer: &'static str, function: Option<&str>, route: Option<&str>) {
-        self.0.record.layer = layer.into();
-        self.0.record.function = function.map(str::to_string);
-        self.0.record.route = route.map(str::to_string);
+        let open = &mut *self.0;
+        open.record.layer = layer.into();
+        let [f, r, ..] = &mut open.room;
+        set(&mut open.record.function, f, function);
+        set(&mut open.record.route, r, route);
     }
 
     /// Who answered, after how many attempts, and which targets failed before.
@@ -313,9 +359,15 @@ impl Draft {
         served: &crate::proxy::answer::Served<'_>,
         failed: Vec<FailedAttempt>,
     ) {
-        self.0.record.provider = Some(served.provider.slug.clone());
-        self.0.record.provider_kind = Some(served.provider.kind.clone());
-        self.0.record.model = Some(served.model.to_string());
+        let open = &mut *self.0;
+        let [_, _, p, k, m] = &mut open.room;
+        set(&mut open.record.provider, p, Some(&served.provider.slug));
+        set(
+            &mut open.record.provider_kind,
+            k,
+            Some(&served.provider.kind),
+        );
+        set(&mut open.record.model, m, Some(served.model));
         self.0.record.attempts = served.attempts;
         self.0.record.failed = failed;
         if let Some(t) = self.0.trace.as_mut() {
@@ -412,15 +464,81 @@ impl Draft {
         self.submit();
     }
 
-    fn submit(self) {
-        let Open {
-            mut record,
-            started,
-            records,
-            ..
-        } = *self.0;
-        record.latency_us = started.elapsed().as_micros() as u64;
-        records.submit(&record);
+    fn submit(mut self) {
+        let open = &mut *self.0;
+        open.record.latency_us = open.started.elapsed().as_micros() as u64;
+        if let Some(records) = open.records.take() {
+            if records.enabled() {
+                records.push(&open.record);
+            }
+            records.keep(self.0);
+        }
+    }
+}
+
+/// Sets `field` to `value` in the allocation it has, or else in `room`'s; emptied (`None`), its
+/// allocation goes to `room` (which is empty then: it was taken when the field was set).
+fn set(field: &mut Option<String>, room: &mut String, value: Option<&str>) {
+    match (field, value) {
+        (Some(s), Some(v)) => {
+            s.clear();
+            s.push_str(v);
+        }
+        (f @ None, Some(v)) => {
+            let mut s = std::mem::take(room);
+            s.clear();
+            s.push_str(v);
+            *f = Some(s);
+        }
+        (f @ Some(_), None) => {
+            if let Some(s) = f.take() {
+                *room = s;
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+impl Open {
+    /// Empties the draft for its next request: every field as `Draft::new` sets it, the texts'
+    /// allocations kept in `room` (and `requested_model`'s in place).
+    fn empty(&mut self) {
+        let r = &mut self.record;
+        let [f, ro, p, k, m] = &mut self.room;
+        for (field, room) in [
+            (&mut r.function, f),
+            (&mut r.route, ro),
+            (&mut r.provider, p),
+            (&mut r.provider_kind, k),
+            (&mut r.model, m),
+        ] {
+            set(field, room, None);
+        }
+        r.requested_model.clear();
+        r.layer = "".into();
+        r.stream = false;
+        r.status = 0;
+        r.error = None;
+        r.attempts = 0;
+        if !r.failed.is_empty() {
+            r.failed = Vec::new();
+        }
+        r.latency_us = 0;
+        r.ttfb_us = None;
+        r.usage = None;
+        r.usage_source = None;
+        r.cancelled = false;
+        r.cost = None;
+        r.user = None;
+        if !r.tags.is_empty() {
+            r.tags = BTreeMap::new();
+        }
+        self.request_bytes = 0;
+        self.records = None;
+        self.tokens = None;
+        self.ticket = None;
+        self.pricer = None;
+        self.trace = None;
     }
 }
 
@@ -558,5 +676,92 @@ mod tests {
             recorder.stats.queued.load(Ordering::Relaxed),
             MAX_BATCH as u64 + 4
         );
+    }
+    #[actix_rt::test]
+    async fn a_kept_draft_carries_nothing_of_its_last_request_into_the_next() {
+        use crate::proxy::answer::Served;
+        let (recorder, mut rx) = Recorder::new(10_000, Duration::from_millis(1));
+        let batcher = Batcher::new(Arc::new(recorder));
+        let new = |id: u128, tags: BTreeMap<String, String>| {
+            Draft::new(
+                batcher.clone(),
+                Uuid::from_u128(id),
+                Utc::now(),
+                Instant::now(),
+                Uuid::from_u128(id + 1),
+                Uuid::from_u128(id + 2),
+                "chat",
+                tags,
+            )
+        };
+        let compiled = Served::example_provider();
+        let served = Served::example(&compiled);
+        let mut first = new(1, BTreeMap::from([("team".to_string(), "a".to_string())]));
+        first.body(
+            100,
+            Some("a-long-requested-model-name"),
+            Some("u1".into()),
+            true,
+        );
+        first.resolved("route", Some("fn"), Some("the-route"));
+        first.served(&served, vec![]);
+        first.first_byte(Duration::from_millis(3));
+        first.finish(
+            200,
+            Outcome {
+                reported: Some(Usage {
+                    input: 7,
+                    output: 9,
+                    ..Usage::default()
+                }),
+                cut: true,
+                ..Outcome::default()
+            },
+        );
+        assert_eq!(batcher.0.spare.borrow().len(), 1, "the draft was kept");
+        let mut second = new(10, BTreeMap::new());
+        assert!(batcher.0.spare.borrow().is_empty(), "and taken again");
+        second.body(5, Some("m"), None, false);
+        second.fail(502, "no_upstream");
+        batcher.0.flush();
+        let records = {
+            let mut b = rx.try_recv().expect("a batch");
+            b.seal();
+            b.records().expect("decodes")
+        };
+        let [a, b] = &records[..] else {
+            panic!("two records: {records:?}")
+        };
+        assert_eq!(a.requested_model, "a-long-requested-model-name");
+        assert_eq!(a.route.as_deref(), Some("the-route"));
+        assert_eq!(a.provider.as_deref(), Some(compiled.slug.as_str()));
+        assert!(a.usage.is_some() && a.cancelled && a.user.is_some() && !a.tags.is_empty());
+        let ids = |n| {
+            (
+                Uuid::from_u128(n),
+                Uuid::from_u128(n + 1),
+                Uuid::from_u128(n + 2),
+            )
+        };
+        assert_eq!((b.id, b.project, b.key), ids(10));
+        // The second record is exactly what a new draft would have made.
+        let fresh = {
+            let mut d = Draft::new(
+                Batcher::new(Arc::new(Recorder::off())),
+                b.id,
+                b.time,
+                Instant::now(),
+                b.project,
+                b.key,
+                "chat",
+                BTreeMap::new(),
+            );
+            d.body(5, Some("m"), None, false);
+            d.0.record.status = 502;
+            d.0.record.error = Some("no_upstream".into());
+            d.0.record.latency_us = b.latency_us;
+            d.0.record.clone()
+        };
+        assert_eq!(b, &fresh);
     }
 }
