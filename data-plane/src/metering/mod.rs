@@ -478,6 +478,7 @@ impl Draft {
 
 /// Sets `field` to `value` in the allocation it has, or else in `room`'s; emptied (`None`), its
 /// allocation goes to `room` (which is empty then: it was taken when the field was set).
+#[inline]
 fn set(field: &mut Option<String>, room: &mut String, value: Option<&str>) {
     match (field, value) {
         (Some(s), Some(v)) => {

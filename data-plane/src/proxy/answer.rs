@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use actix_web::body::SizedStream;
+use actix_web::dev::ResponseHead;
 use actix_web::http::header::{
     HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
 };
@@ -44,22 +45,6 @@ pub(super) fn skip_response_header(name: &HeaderName) -> bool {
     )
 }
 
-/// `x-to11-config-version`'s value: made once per version and worker, not formatted into a new
-/// allocation on every answer (the version changes with the configuration, rarely).
-fn version_value(version: u64) -> HeaderValue {
-    thread_local! {
-        static LAST: std::cell::RefCell<(u64, HeaderValue)> =
-            const { std::cell::RefCell::new((0, HeaderValue::from_static("0"))) };
-    }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != version {
-            *last = (version, version.into());
-        }
-        last.1.clone()
-    })
-}
-
 /// What a response says about how it was served.
 pub struct Served<'a> {
     pub request_id: &'a str,
@@ -75,51 +60,72 @@ pub struct Served<'a> {
 }
 
 impl Served<'_> {
-    /// Writes the SPEC §4 headers into `h` (replacing any of the same name): request id, layer,
-    /// route or function, provider, upstream model, attempts and the configuration version.
-    /// Names are built at compile time and fixed values are static: this runs on every answer,
-    /// straight into the answer's own header map (building a map of them first and moving it
-    /// over cost 6,000 instructions per request; callgrind).
-    pub fn put(&self, h: &mut HeaderMap) {
-        const REQUEST_ID: HeaderName = HeaderName::from_static("x-to11-request-id");
-        const LAYER: HeaderName = HeaderName::from_static("x-to11-layer");
-        const FUNCTION: HeaderName = HeaderName::from_static("x-to11-function");
-        const ROUTE: HeaderName = HeaderName::from_static("x-to11-route");
-        const PROVIDER: HeaderName = HeaderName::from_static("x-to11-provider");
-        const MODEL: HeaderName = HeaderName::from_static("x-to11-upstream-model");
-        const ATTEMPTS: HeaderName = HeaderName::from_static("x-to11-attempts");
-        const VERSION: HeaderName = HeaderName::from_static("x-to11-config-version");
-        h.reserve(8);
-        let mut put = |name: HeaderName, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                h.insert(name, v);
+    /// Writes the SPEC §4 headers into `head`: request id, layer, route or function, provider,
+    /// upstream model, attempts and the configuration version, as header lines the encoder
+    /// copies after the map's headers (actix-http's eighth patch). This runs on every answer;
+    /// as a map insert, a `HeaderValue` and an encode per header it cost some 2,700
+    /// instructions per request (callgrind), as one allocation of lines about 300. A value that
+    /// is not visible ASCII (a model or route name can be anything) leaves its header out, as a
+    /// `HeaderValue` refuses it. The head's map must hold no `x-to11-` header (`headers_into`
+    /// drops an upstream's).
+    pub fn put(&self, head: &mut ResponseHead) {
+        let mut attempts = itoa::Buffer::new();
+        let mut version = itoa::Buffer::new();
+        let lines: [(&str, &str); 8] = [
+            ("x-to11-request-id: ", self.request_id),
+            ("x-to11-layer: ", self.layer.as_str()),
+            ("x-to11-function: ", self.function.unwrap_or_default()),
+            ("x-to11-route: ", self.route.unwrap_or_default()),
+            ("x-to11-provider: ", &self.provider.slug),
+            ("x-to11-upstream-model: ", self.model),
+            ("x-to11-attempts: ", attempts.format(self.attempts)),
+            ("x-to11-config-version: ", version.format(self.version)),
+        ];
+        let sent = lines.map(|(_, v)| !v.is_empty() && visible(v.as_bytes()));
+        let len: usize = lines
+            .iter()
+            .zip(sent)
+            .filter(|(_, sent)| *sent)
+            .map(|((n, v), _)| n.len() + v.len() + 2)
+            .sum();
+        // Exactly as long as the lines: a `Vec` whose length is its capacity becomes `Bytes`
+        // without a second allocation.
+        let mut out = Vec::with_capacity(len);
+        for ((name, value), sent) in lines.iter().zip(sent) {
+            if sent {
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-        };
-        put(REQUEST_ID, self.request_id);
-        if let Some(f) = self.function {
-            put(FUNCTION, f);
         }
-        if let Some(r) = self.route {
-            put(ROUTE, r);
-        }
-        put(PROVIDER, &self.provider.slug);
-        put(MODEL, self.model);
-        h.insert(LAYER, HeaderValue::from_static(self.layer.as_str()));
-        h.insert(
-            ATTEMPTS,
-            match self.attempts {
-                1 => HeaderValue::from_static("1"),
-                n => n.into(),
-            },
-        );
-        h.insert(VERSION, version_value(self.version));
+        head.set_header_lines(Bytes::from(out));
     }
 
     /// `response` with the SPEC §4 headers.
     pub fn on(&self, mut response: HttpResponse) -> HttpResponse {
-        self.put(response.headers_mut());
+        self.put(response.head_mut());
         response
     }
+}
+
+/// Whether `v` is what `HeaderValue::from_str` takes: visible ASCII and tabs. Eight bytes at a
+/// time: a word with no byte below 0x20 and none at or above 0x7f passes at once (the tests
+/// can flag a good byte after a bad one, never miss a bad one); a flagged word is checked byte
+/// by byte.
+fn visible(v: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let ok = |b: &u8| (0x20..0x7f).contains(b) || *b == b'\t';
+    let mut words = v.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let low = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let high = (x | x.wrapping_add(ONES)) & HIGH;
+        if low | high != 0 && !w.iter().all(ok) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(ok)
 }
 
 #[cfg(test)]
@@ -211,7 +217,7 @@ where
                 .drain(how.drain.as_ref().map(|d| d.watch()))
                 .tally(tally),
             );
-            headers_into(r.headers_mut(), upstream.headers, served, true);
+            headers_into(r.head_mut(), upstream.headers, served, true);
             r
         }
         _ => pass(upstream, prepared, served, how, draft, tally),
@@ -275,11 +281,19 @@ fn dropped(out: &mut HttpResponseBuilder, prepared: &Prepared) {
 /// `replaced`, its type and length; what the builder put in `h` (`streaming`'s default
 /// `application/octet-stream`, a converted stream's type, `x-to11-dropped`) stays where the
 /// upstream has no header of its name; then the served-by headers.
-fn headers_into(h: &mut HeaderMap, mut upstream: HeaderMap, served: &Served<'_>, replaced: bool) {
+fn headers_into(
+    head: &mut ResponseHead,
+    mut upstream: HeaderMap,
+    served: &Served<'_>,
+    replaced: bool,
+) {
     upstream.retain(|name, _| {
         let replaced = replaced && (name == CONTENT_TYPE || name == CONTENT_LENGTH);
-        !(skip_response_header(name) || replaced)
+        // The upstream's own served-by headers (another to11 in front of it) give way to ours.
+        let ours = name.as_str().starts_with("x-to11-");
+        !(skip_response_header(name) || replaced || ours)
     });
+    let h = &mut head.headers;
     let mut built = std::mem::replace(h, upstream);
     // A drained name comes with its first value only; `kept` is the name of the values that follow.
     let mut kept: Option<HeaderName> = None;
@@ -291,7 +305,7 @@ fn headers_into(h: &mut HeaderMap, mut upstream: HeaderMap, served: &Served<'_>,
             h.append(name.clone(), value);
         }
     }
-    served.put(h);
+    served.put(head);
 }
 
 /// Streams an upstream answer to the client as it arrives, guarded (and metered, when there is
@@ -352,7 +366,7 @@ where
         Some(n) => out.body(SizedStream::new(n, body)),
         None => out.streaming(body),
     };
-    headers_into(r.headers_mut(), upstream.headers, served, false);
+    headers_into(r.head_mut(), upstream.headers, served, false);
     r
 }
 
@@ -475,12 +489,12 @@ pub(super) fn failed(
         None => body,
     };
     let mut r = out.body(body);
-    headers_into(r.headers_mut(), headers, served, translation.is_some());
+    headers_into(r.head_mut(), headers, served, translation.is_some());
     Ok(r)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -494,14 +508,19 @@ mod tests {
             HeaderName::from_static("connection"),
             HeaderValue::from_static("close"),
         );
-        let mut h = HeaderMap::new();
-        h.insert(
+        upstream.insert(
+            HeaderName::from_static("x-to11-provider"),
+            HeaderValue::from_static("an-upstream-gateway"),
+        );
+        let mut head = ResponseHead::new(StatusCode::OK);
+        head.headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
         let compiled = Served::example_provider();
         let served = Served::example(&compiled);
-        headers_into(&mut h, upstream.clone(), &served, false);
+        headers_into(&mut head, upstream.clone(), &served, false);
+        let h = &head.headers;
         let all =
             |n: &str| -> Vec<&str> { h.get_all(n).map(|v| v.to_str().expect("ascii")).collect() };
         assert_eq!(all("content-type"), ["text/event-stream"]);
@@ -509,16 +528,90 @@ mod tests {
         m.sort_unstable();
         assert_eq!(m, ["a", "b"]);
         assert!(all("connection").is_empty());
-        assert_eq!(all("x-to11-provider"), ["main"]);
-        assert_eq!(all("x-to11-config-version"), ["7"]);
+        assert!(
+            all("x-to11-provider").is_empty(),
+            "the upstream's gives way"
+        );
+        let lines = served_lines(&head);
+        assert_eq!(
+            lines.get("x-to11-provider").map(String::as_str),
+            Some("main")
+        );
+        assert_eq!(
+            lines.get("x-to11-config-version").map(String::as_str),
+            Some("7")
+        );
 
-        let mut converted = HeaderMap::new();
-        converted.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        let mut converted = ResponseHead::new(StatusCode::OK);
+        converted
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers_into(&mut converted, upstream, &served, true);
         assert_eq!(
-            converted.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+            converted.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
             Some(&b"text/event-stream"[..]),
             "a converted answer keeps its own type"
         );
+    }
+
+    #[test]
+    fn served_by_lines_are_the_spec_headers_and_leave_out_values_a_header_cannot_carry() {
+        let compiled = Served::example_provider();
+        let mut served = Served::example(&compiled);
+        served.route = Some("fast-chat");
+        served.attempts = 3;
+        served.version = 1_234_567;
+        let mut head = ResponseHead::new(StatusCode::OK);
+        served.put(&mut head);
+        let raw = head.header_lines().expect("lines").clone();
+        assert_eq!(
+            std::str::from_utf8(&raw).expect("ascii"),
+            "x-to11-request-id: req-1\r\nx-to11-layer: passthrough\r\nx-to11-route: fast-chat\r\n\
+             x-to11-provider: main\r\nx-to11-upstream-model: gpt-4o\r\nx-to11-attempts: 3\r\n\
+             x-to11-config-version: 1234567\r\n"
+        );
+        // Every line is a header a `HeaderMap` takes as it is.
+        for (name, value) in served_lines(&head) {
+            HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            HeaderValue::from_str(&value).expect("a header value");
+        }
+        served.model = "mod\u{e8}le\nx-injected: 1";
+        served.route = Some("tab\tok");
+        served.put(&mut head);
+        let lines = served_lines(&head);
+        assert!(!lines.contains_key("x-to11-upstream-model"), "{lines:?}");
+        assert!(!lines.contains_key("x-injected"), "{lines:?}");
+        assert_eq!(
+            lines.get("x-to11-route").map(String::as_str),
+            Some("tab\tok")
+        );
+    }
+
+    #[test]
+    fn visible_is_what_a_header_value_takes() {
+        for len in [1, 7, 8, 9, 16, 17] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'a'; len];
+                    v[at] = b;
+                    let want = std::str::from_utf8(&v)
+                        .ok()
+                        .is_some_and(|s| HeaderValue::from_str(s).is_ok());
+                    assert_eq!(visible(&v), want, "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    /// The served-by lines of `head`, by name.
+    pub(crate) fn served_lines(head: &ResponseHead) -> std::collections::BTreeMap<String, String> {
+        let raw = head.header_lines().map(|b| b.to_vec()).unwrap_or_default();
+        let text = String::from_utf8(raw).expect("ascii");
+        text.split_terminator("\r\n")
+            .map(|l| {
+                let (n, v) = l.split_once(": ").expect("name: value");
+                (n.to_string(), v.to_string())
+            })
+            .collect()
     }
 }

@@ -194,11 +194,9 @@ async fn run_capped(
     let fake = Fake::new(script);
     let order: Vec<usize> = (0..r.targets.len()).collect();
     let served_attempts = |served: &super::super::answer::Served<'_>| {
-        let mut h = HeaderMap::new();
-        served.put(&mut h);
-        h.get("x-to11-attempts")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        let mut head = actix_web::dev::ResponseHead::new(actix_web::http::StatusCode::OK);
+        served.put(&mut head);
+        super::super::answer::tests::served_lines(&head).remove("x-to11-attempts")
     };
     let mut failure = None;
     let (delivered, attempts) = match attempts

@@ -49,6 +49,11 @@ pub(crate) trait MessageType: Sized {
 
     fn extra_headers(&self) -> Option<&HeaderMap>;
 
+    /// Patched (to11): lines written as they are after the headers (`ResponseHead::set_header_lines`).
+    fn header_lines(&self) -> &[u8] {
+        &[]
+    }
+
     fn camel_case(&self) -> bool {
         false
     }
@@ -239,6 +244,8 @@ pub(crate) trait MessageType: Sized {
             dst.advance_mut(pos);
         }
 
+        dst.extend_from_slice(self.header_lines());
+
         if !has_date {
             // optimized date header, write_date_header writes its own \r\n
             config.write_date_header(dst, camel_case);
@@ -284,6 +291,10 @@ impl MessageType for Response<()> {
 
     fn extra_headers(&self) -> Option<&HeaderMap> {
         None
+    }
+
+    fn header_lines(&self) -> &[u8] {
+        self.head().lines.as_deref().unwrap_or_default()
     }
 
     fn camel_case(&self) -> bool {

@@ -340,6 +340,23 @@ fn prepare_response(
         res.headers_mut().append(key, value.clone());
     }
 
+    // Patched (to11): the head's raw header lines, as headers (`ResponseHead::set_header_lines`).
+    if let Some(lines) = head.header_lines() {
+        for line in lines.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&line[..colon]),
+                HeaderValue::from_bytes(value),
+            ) {
+                res.headers_mut().append(name, value);
+            }
+        }
+    }
+
     // set date header
     if !has_date {
         let mut bytes = BytesMut::with_capacity(29);

@@ -15,6 +15,8 @@ pub struct ResponseHead {
     pub headers: HeaderMap,
     pub reason: Option<&'static str>,
     pub(crate) flags: Flags,
+    /// Patched (to11): header lines written as they are after `headers` (`set_header_lines`).
+    pub(crate) lines: Option<bytes::Bytes>,
 }
 
 impl ResponseHead {
@@ -27,7 +29,24 @@ impl ResponseHead {
             headers: HeaderMap::with_capacity(12),
             reason: None,
             flags: Flags::empty(),
+            lines: None,
         }
+    }
+
+    /// Patched (to11): header lines the HTTP/1 encoder writes as they are, after the map's
+    /// headers: each `name: value\r\n`, the name lowercase and a valid header name, the value a
+    /// valid header value, no name the map also has (nothing here checks it: the caller builds
+    /// them). For headers a server adds to every answer, this is one copy instead of a map
+    /// insert, a value, and an encode per header. HTTP/2 answers get them as headers.
+    #[inline]
+    pub fn set_header_lines(&mut self, lines: bytes::Bytes) {
+        self.lines = Some(lines);
+    }
+
+    /// Patched (to11): the lines `set_header_lines` set.
+    #[inline]
+    pub fn header_lines(&self) -> Option<&bytes::Bytes> {
+        self.lines.as_ref()
     }
 
     /// Read the message headers.
@@ -181,6 +200,7 @@ impl BoxedResponsePool {
             head.status = status;
             head.headers.clear();
             head.flags = Flags::empty();
+            head.lines = None;
             BoxedResponseHead { head: Some(head) }
         } else {
             BoxedResponseHead {
