@@ -96,7 +96,12 @@ pub fn authenticate_with(
         return Err(GatewayError::new(ErrorCode::MissingKey, msg));
     };
     let invalid = || GatewayError::new(ErrorCode::InvalidKey, "invalid to11 key");
-    let key = raw.to_str().map_err(|_| invalid())?;
+    // `HeaderValue::to_str` checks each byte for a visible one; a header value holds no control
+    // character but a tab and no DEL, so all ASCII is the same test, made a word at a time.
+    let key = std::str::from_utf8(raw.as_bytes())
+        .ok()
+        .filter(|k| k.is_ascii())
+        .ok_or_else(invalid)?;
     let key = strip_bearer(key);
     if key.is_empty() || key.len() > 256 {
         return Err(invalid());
@@ -218,6 +223,31 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.code, ErrorCode::InvalidKey);
+    }
+
+    #[test]
+    fn a_key_header_with_bytes_beyond_ascii_is_refused_as_to_str_refused_it() {
+        let (live, k) = setup(ByokPolicy::Allowed);
+        let s = live.load();
+        for raw in [
+            &b"Bearer to11_gk_good\xc2\xa0"[..], // a no-break space, which `trim` would drop
+            b"\xc2\xa0to11_gk_good",
+            b"Bearer to11_gk_g\xf6od",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_static(TO11_AUTH_HEADER),
+                HeaderValue::from_bytes(raw).unwrap(),
+            );
+            let err = authenticate(&s, &h, &k).err().expect("refused");
+            assert_eq!(err.code, ErrorCode::InvalidKey, "{raw:?}");
+        }
+        let tabbed = headers(&[(TO11_AUTH_HEADER, "Bearer\tto11_gk_good")]);
+        assert_eq!(
+            authenticate(&s, &tabbed, &k).err().map(|e| e.code),
+            Some(ErrorCode::InvalidKey),
+            "a tab is not the space after Bearer"
+        );
     }
 
     #[test]
