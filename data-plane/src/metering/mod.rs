@@ -151,25 +151,17 @@ impl Batcher {
         self.0.recorder.enabled()
     }
 
-    /// Takes a finished record (`push` when metering is on).
-    #[cfg(test)]
-    fn submit(&self, r: &RequestRecord) {
-        if self.enabled() {
-            self.push(r);
-        }
-    }
-
     /// A draft's box to fill: an emptied one kept from an earlier request, or a new one.
     fn draft(&self) -> Option<Box<Open>> {
         self.0.spare.borrow_mut().pop()
     }
 
-    /// Keeps `open` (its record encoded) for a later request, emptied: its texts keep their
-    /// room, nothing else of the request stays.
+    /// Keeps `open` (its record encoded) for a later request: its texts keep their room, and
+    /// `Draft::new` fills it anew.
     fn keep(&self, mut open: Box<Open>) {
         let mut spare = self.0.spare.borrow_mut();
         if spare.len() < SPARE_DRAFTS {
-            open.empty();
+            open.release();
             spare.push(open);
         }
     }
@@ -251,52 +243,24 @@ impl Draft {
         surface: &'static str,
         tags: BTreeMap<String, String>,
     ) -> Draft {
-        if let Some(mut open) = records.draft() {
-            let r = &mut open.record;
-            (r.id, r.time, r.project, r.key) = (id, at, project, key);
-            r.surface = surface.into();
-            r.tags = tags;
-            open.started = started;
-            open.records = Some(records);
-            return Draft(open);
-        }
-        Draft(Box::new(Open {
-            record: RequestRecord {
-                id,
-                time: at,
-                project,
-                key,
-                surface: surface.into(),
-                requested_model: String::new(),
-                layer: "".into(),
-                function: None,
-                route: None,
-                provider: None,
-                provider_kind: None,
-                model: None,
-                stream: false,
-                status: 0,
-                error: None,
-                attempts: 0,
-                failed: Vec::new(),
-                latency_us: 0,
-                ttfb_us: None,
-                usage: None,
-                usage_source: None,
-                cancelled: false,
-                cost: None,
-                user: None,
-                tags,
-            },
+        let arrival = Arrival {
+            id,
+            at,
             started,
-            request_bytes: 0,
-            records: Some(records),
-            room: Default::default(),
-            tokens: None,
-            ticket: None,
-            pricer: None,
-            trace: None,
-        }))
+            project,
+            key,
+            surface,
+            tags,
+        };
+        // A kept box is filled anew in place: only its texts' allocations carry over.
+        match records.draft() {
+            Some(mut open) => {
+                let texts = open.texts();
+                *open = Open::fresh(records, arrival, texts);
+                Draft(open)
+            }
+            None => Draft(Box::new(Open::fresh(records, arrival, Texts::default()))),
+        }
     }
 
     /// The request's trace (sampled), ended when the record is.
@@ -500,10 +464,82 @@ fn set(field: &mut Option<String>, room: &mut String, value: Option<&str>) {
     }
 }
 
+/// What `Draft::new` is told of a request.
+struct Arrival {
+    id: Uuid,
+    at: DateTime<Utc>,
+    started: Instant,
+    project: Uuid,
+    key: Uuid,
+    surface: &'static str,
+    tags: BTreeMap<String, String>,
+}
+
+/// A finished draft's text allocations, emptied, for the next draft in its box.
+#[derive(Default)]
+struct Texts {
+    requested_model: String,
+    room: [String; 5],
+}
+
 impl Open {
-    /// Empties the draft for its next request: every field as `Draft::new` sets it, the texts'
-    /// allocations kept in `room` (and `requested_model`'s in place).
-    fn empty(&mut self) {
+    /// The draft of a request that just arrived, every field as nothing has told it yet, its
+    /// texts written into `texts`' allocations.
+    fn fresh(records: Batcher, a: Arrival, texts: Texts) -> Open {
+        Open {
+            record: RequestRecord {
+                id: a.id,
+                time: a.at,
+                project: a.project,
+                key: a.key,
+                surface: a.surface.into(),
+                requested_model: texts.requested_model,
+                layer: "".into(),
+                function: None,
+                route: None,
+                provider: None,
+                provider_kind: None,
+                model: None,
+                stream: false,
+                status: 0,
+                error: None,
+                attempts: 0,
+                failed: Vec::new(),
+                latency_us: 0,
+                ttfb_us: None,
+                usage: None,
+                usage_source: None,
+                cancelled: false,
+                cost: None,
+                user: None,
+                tags: a.tags,
+            },
+            started: a.started,
+            request_bytes: 0,
+            records: Some(records),
+            room: texts.room,
+            tokens: None,
+            ticket: None,
+            pricer: None,
+            trace: None,
+        }
+    }
+
+    /// Takes the texts' allocations out, emptied (the optional ones from `room`, where
+    /// `release` put them).
+    fn texts(&mut self) -> Texts {
+        let mut requested_model = std::mem::take(&mut self.record.requested_model);
+        requested_model.clear();
+        Texts {
+            requested_model,
+            room: std::mem::take(&mut self.room),
+        }
+    }
+
+    /// Readies a finished draft to wait in its worker's spare list: its optional texts'
+    /// allocations go to `room`, and it lets go of what it shares with the request's worker and
+    /// meters (the spare list must not keep the worker's batcher alive).
+    fn release(&mut self) {
         let r = &mut self.record;
         let [f, ro, p, k, m] = &mut self.room;
         for (field, room) in [
@@ -515,26 +551,6 @@ impl Open {
         ] {
             set(field, room, None);
         }
-        r.requested_model.clear();
-        r.layer = "".into();
-        r.stream = false;
-        r.status = 0;
-        r.error = None;
-        r.attempts = 0;
-        if !r.failed.is_empty() {
-            r.failed = Vec::new();
-        }
-        r.latency_us = 0;
-        r.ttfb_us = None;
-        r.usage = None;
-        r.usage_source = None;
-        r.cancelled = false;
-        r.cost = None;
-        r.user = None;
-        if !r.tags.is_empty() {
-            r.tags = BTreeMap::new();
-        }
-        self.request_bytes = 0;
         self.records = None;
         self.tokens = None;
         self.ticket = None;
@@ -661,7 +677,7 @@ mod tests {
         let recorder = Arc::new(recorder);
         let batcher = Batcher::new(recorder.clone());
         for _ in 0..MAX_BATCH + 3 {
-            batcher.submit(&record());
+            batcher.push(&record());
         }
         assert_eq!(rx.try_recv().expect("full batch").len(), MAX_BATCH);
         assert!(rx.try_recv().is_err(), "the rest gathers");
@@ -670,7 +686,7 @@ mod tests {
             .expect("flushed after the gathering time")
             .expect("batch");
         assert_eq!(rest.len(), 3);
-        batcher.submit(&record());
+        batcher.push(&record());
         drop(batcher);
         assert_eq!(rx.try_recv().expect("flushed on drop").len(), 1);
         assert_eq!(
