@@ -398,6 +398,66 @@ async fn request_bodies_are_bounded_in_memory_and_time() {
     );
 }
 
+/// A body is forwarded as it came, whether it arrived with its head (taken as the connection's
+/// chunk, not copied) or in pieces with pauses between them (gathered): the upstream receives
+/// the same bytes, and the answers are the same.
+#[actix_rt::test]
+async fn a_body_in_pieces_and_a_body_in_one_piece_reach_the_upstream_byte_for_byte() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = world().await;
+    let body =
+        serde_json::to_vec(&chat_with("d\u{e9}j\u{e0} vu, \"quoted\"\n".repeat(40))).expect("json");
+    for pieces in [1, 3, 7] {
+        w.openai.reset();
+        let mut s = tokio::net::TcpStream::connect(w.gw.info.gateway)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-to11-authorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            w.key,
+            body.len()
+        );
+        if pieces == 1 {
+            s.write_all(&[head.as_bytes(), &body].concat())
+                .await
+                .expect("request");
+        } else {
+            s.write_all(head.as_bytes()).await.expect("head");
+            for part in body.chunks(body.len().div_ceil(pieces)) {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                s.write_all(part).await.expect("part");
+            }
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{pieces} pieces: {answer}"
+        );
+        let sent = w
+            .openai
+            .last_request("/v1/chat/completions")
+            .expect("forwarded");
+        let mut want: Value = serde_json::from_slice(&body).expect("json");
+        want["model"] = json!("m");
+        let got: Value = serde_json::from_slice(&sent.body).expect("the upstream got JSON");
+        assert_eq!(got, want, "{pieces} pieces");
+        let expected = String::from_utf8(body.clone())
+            .expect("utf-8")
+            .replace("\"openai/m\"", "\"m\"");
+        assert_eq!(
+            String::from_utf8_lossy(&sent.body),
+            expected,
+            "{pieces} pieces: byte for byte, but the model"
+        );
+    }
+}
+
 fn chat_with(content: String) -> Value {
     json!({"model": "openai/m", "messages": [{"role": "user", "content": content}]})
 }

@@ -94,10 +94,26 @@ pub struct Guarded<S> {
     tally: Option<Tally>,
     /// Ready when the replica's drain timeout passes (`crate::drain`), with the flag checked on
     /// every chunk (an upstream that never pauses is ended too).
-    cut: Option<(
-        std::sync::Arc<crate::drain::Drain>,
-        futures_util::future::LocalBoxFuture<'static, ()>,
-    )>,
+    cut: Option<(std::sync::Arc<crate::drain::Drain>, CutWait)>,
+}
+
+/// The drain's cut, waited on (its future boxed) only from the first time the upstream keeps
+/// the answer waiting: an answer that arrives whole with its head never allocates for it.
+struct CutWait {
+    cut: Option<crate::drain::Cut>,
+    wait: Option<futures_util::future::LocalBoxFuture<'static, ()>>,
+}
+
+impl CutWait {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(cut) = self.cut.take() {
+            self.wait = Some(Box::pin(cut.wait()));
+        }
+        match &mut self.wait {
+            Some(wait) => wait.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
 }
 
 /// Longest end marker and the line break before it: the bytes of the previous chunk a marker
@@ -129,7 +145,10 @@ impl<S> Guarded<S> {
             let flag = c.flag();
             (
                 flag,
-                Box::pin(c.wait()) as futures_util::future::LocalBoxFuture<'static, ()>,
+                CutWait {
+                    cut: Some(c),
+                    wait: None,
+                },
             )
         });
         self
@@ -268,7 +287,7 @@ where
             }
             Poll::Pending => {
                 if let Some((_, cut)) = self.cut.as_mut() {
-                    if cut.as_mut().poll(cx).is_ready() {
+                    if cut.poll(cx).is_ready() {
                         return self.drained();
                     }
                 }

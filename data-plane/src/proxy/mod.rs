@@ -57,8 +57,10 @@ pub async fn forward(
     let payload = req.take_payload();
     let req = req.head();
     let uuid = new_request_uuid();
+    // The id's text lives in this future, not in an allocation of its own.
+    let mut text = uuid::Uuid::encode_buffer();
     let arrived = Arrival {
-        id: request_id_text(uuid),
+        id: uuid.hyphenated().encode_lower(&mut text),
         uuid,
         at: chrono::Utc::now(),
         started: Instant::now(),
@@ -99,7 +101,7 @@ pub async fn forward(
             if let Some(d) = draft {
                 d.fail(e.code.status(), e.code.name());
             }
-            e.with_request_id(&arrived.id)
+            e.with_request_id(arrived.id)
                 .render(Dialect::of_path(req.uri.path()))
         }
     };
@@ -121,10 +123,10 @@ struct Taps<'a> {
 }
 
 /// When and as what a request arrived.
-struct Arrival {
+struct Arrival<'a> {
     /// The request id, and its text (`x-to11-request-id`).
     uuid: uuid::Uuid,
-    id: String,
+    id: &'a str,
     at: chrono::DateTime<chrono::Utc>,
     started: Instant,
 }
@@ -145,11 +147,11 @@ async fn serve(
     payload: Payload,
     ctx: &Ctx,
     worker: &Worker,
-    arrived: &Arrival,
+    arrived: &Arrival<'_>,
     taps: Taps<'_>,
 ) -> Result<HttpResponse, GatewayError> {
     let Taps { draft, tally, rate } = taps;
-    let request_id = arrived.id.as_str();
+    let request_id = arrived.id;
     let caller = admit::caller_backed_off(ctx, worker, req, arrived.started)?;
     let byok = caller.byok(req.headers())?;
     let (surface, path_model) = admit::surface(req)?;
@@ -173,7 +175,7 @@ async fn serve(
         limited || traced.is_some(),
     );
     if let (Some(d), Some(mut t)) = (draft.as_mut(), traced) {
-        crate::otel::identify(&mut t.trace, &caller.project.id, &arrived.id);
+        crate::otel::identify(&mut t.trace, &caller.project.id, arrived.id);
         d.trace(t);
     }
     let mut charge = Charge::default();
@@ -370,7 +372,7 @@ where
 /// leaves one.
 fn open_draft(
     worker: &Worker,
-    arrived: &Arrival,
+    arrived: &Arrival<'_>,
     caller: &crate::auth::Caller,
     surface: Surface,
     tags: std::collections::BTreeMap<String, String>,
@@ -453,10 +455,10 @@ fn request<'a>(
 fn order(
     call: &Call<'_>,
     health: &[std::sync::Arc<crate::health_book::TargetHealth>],
-) -> Vec<usize> {
+) -> std::borrow::Cow<'static, [usize]> {
     let r = &call.resolution;
     if r.targets.len() == 1 {
-        return vec![0];
+        return std::borrow::Cow::Borrowed(&[0]);
     }
     let now = now_ms();
     let views: Vec<TargetView> = (0..r.targets.len())
@@ -466,7 +468,7 @@ fn order(
             cooling: health.get(i).is_some_and(|h| h.cooling(now)),
         })
         .collect();
-    candidates(r.policy.and(r.strategy), &views, rand::random())
+    candidates(r.policy.and(r.strategy), &views, rand::random()).into()
 }
 
 /// First-byte timeout, idle gap and deadline: the route's policy, else the gateway's settings.
@@ -559,7 +561,11 @@ pub async fn read_body<'b>(
     }
     let first = declared.unwrap_or(BODY_STEP).min(limit);
     ctx.budget.charge(charge, first).await?;
-    let mut buf = BytesMut::with_capacity(first);
+    // A body that arrives as one chunk (nearly all: it came with its head) is that chunk, a
+    // slice of the connection's read buffer, neither copied nor allocated for; a second chunk
+    // starts a buffer of them all.
+    let mut only: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
     let deadline = tokio::time::Instant::from_std(started + s.body_read_timeout);
     loop {
         // A chunk already received is taken without a timer (most bodies arrive with their
@@ -580,7 +586,8 @@ pub async fn read_body<'b>(
                 GatewayError::new(ErrorCode::BadRequest, format!("reading request body: {e}"))
             })?,
         };
-        let len = buf.len() + chunk.len();
+        let had = only.as_ref().map_or(buf.len(), Bytes::len);
+        let len = had + chunk.len();
         if len > limit {
             return Err(too_large());
         }
@@ -589,9 +596,17 @@ pub async fn read_body<'b>(
             let target = len.max((2 * charge.bytes()).min(limit));
             ctx.budget.charge(charge, target - charge.bytes()).await?;
         }
+        if only.is_none() && buf.is_empty() {
+            only = Some(chunk);
+            continue;
+        }
+        if let Some(first) = only.take() {
+            buf.reserve(len.max(declared.unwrap_or(0)));
+            buf.extend_from_slice(&first);
+        }
         buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
+    Ok(only.unwrap_or_else(|| buf.freeze()))
 }
 
 /// A body that stalled (`total`: took too long in all).

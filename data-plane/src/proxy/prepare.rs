@@ -76,7 +76,8 @@ pub struct Preparer<'a> {
     images: Images<'a>,
     /// The client's body as a JSON object with the defaults in, for the first translation.
     parsed: Option<Map<String, Value>>,
-    done: Vec<(usize, &'a str, Rc<Prepared>)>,
+    /// Targets prepared so far (the first in place: most requests have one).
+    done: smallvec::SmallVec<[(usize, &'a str, Rc<Prepared>); 1]>,
 }
 
 impl<'a> Preparer<'a> {
@@ -87,7 +88,7 @@ impl<'a> Preparer<'a> {
             settings,
             images: Images::default(),
             parsed: None,
-            done: Vec::new(),
+            done: smallvec::SmallVec::new(),
         }
     }
 

@@ -49,7 +49,7 @@ pub(crate) trait MessageType: Sized {
 
     fn extra_headers(&self) -> Option<&HeaderMap>;
 
-    /// Patched (to11): lines written as they are after the headers (`ResponseHead::set_header_lines`).
+    /// Patched (to11): lines written as they are after the headers (`ResponseHead::header_lines_mut`).
     fn header_lines(&self) -> &[u8] {
         &[]
     }
@@ -294,7 +294,7 @@ impl MessageType for Response<()> {
     }
 
     fn header_lines(&self) -> &[u8] {
-        self.head().lines.as_deref().unwrap_or_default()
+        &self.head().lines
     }
 
     fn camel_case(&self) -> bool {

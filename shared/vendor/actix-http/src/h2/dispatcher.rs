@@ -340,8 +340,9 @@ fn prepare_response(
         res.headers_mut().append(key, value.clone());
     }
 
-    // Patched (to11): the head's raw header lines, as headers (`ResponseHead::set_header_lines`).
-    if let Some(lines) = head.header_lines() {
+    // Patched (to11): the head's raw header lines, as headers (`ResponseHead::header_lines_mut`).
+    let lines = head.header_lines();
+    if !lines.is_empty() {
         for line in lines.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let Some(colon) = line.iter().position(|&b| b == b':') else {

@@ -15,8 +15,9 @@ pub struct ResponseHead {
     pub headers: HeaderMap,
     pub reason: Option<&'static str>,
     pub(crate) flags: Flags,
-    /// Patched (to11): header lines written as they are after `headers` (`set_header_lines`).
-    pub(crate) lines: Option<bytes::Bytes>,
+    /// Patched (to11): header lines written as they are after `headers` (`header_lines_mut`);
+    /// emptied, not freed, when a pooled head is reused.
+    pub(crate) lines: Vec<u8>,
 }
 
 impl ResponseHead {
@@ -29,24 +30,25 @@ impl ResponseHead {
             headers: HeaderMap::with_capacity(12),
             reason: None,
             flags: Flags::empty(),
-            lines: None,
+            lines: Vec::new(),
         }
     }
 
     /// Patched (to11): header lines the HTTP/1 encoder writes as they are, after the map's
     /// headers: each `name: value\r\n`, the name lowercase and a valid header name, the value a
-    /// valid header value, no name the map also has (nothing here checks it: the caller builds
+    /// valid header value, no name the map also has (nothing here checks it: the caller writes
     /// them). For headers a server adds to every answer, this is one copy instead of a map
-    /// insert, a value, and an encode per header. HTTP/2 answers get them as headers.
+    /// insert, a value, and an encode per header. HTTP/2 answers get them as headers. The
+    /// buffer is the head's own: a head from the pool hands it out empty with the room it had.
     #[inline]
-    pub fn set_header_lines(&mut self, lines: bytes::Bytes) {
-        self.lines = Some(lines);
+    pub fn header_lines_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.lines
     }
 
-    /// Patched (to11): the lines `set_header_lines` set.
+    /// Patched (to11): the lines written through `header_lines_mut` (empty: none).
     #[inline]
-    pub fn header_lines(&self) -> Option<&bytes::Bytes> {
-        self.lines.as_ref()
+    pub fn header_lines(&self) -> &[u8] {
+        &self.lines
     }
 
     /// Read the message headers.
@@ -200,7 +202,7 @@ impl BoxedResponsePool {
             head.status = status;
             head.headers.clear();
             head.flags = Flags::empty();
-            head.lines = None;
+            head.lines.clear();
             BoxedResponseHead { head: Some(head) }
         } else {
             BoxedResponseHead {
