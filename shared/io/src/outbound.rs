@@ -201,6 +201,73 @@ mod tests {
         Some(local)
     }
 
+    /// Header names come from a per-thread table of the names seen last (actix-http's ninth
+    /// patch): differently cased spellings of one name are that name, names that differ in one
+    /// byte (`^` and `~` differ in the bit case would) or that share a slot of the table stay
+    /// apart, on the first answer and on the ones after it (which find the names in the table).
+    #[actix_rt::test]
+    async fn header_names_are_the_same_names_whatever_their_case_and_only_those() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut s in l.incoming().flatten() {
+                let mut b = [0u8; 4096];
+                let _ = s.read(&mut b);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Thing-Id: 1\r\nx-thing-id: 2\r\n\
+                      X-THING-ID: 3\r\nx-a^: caret\r\nx-a~: tilde\r\nX-A~: tilde too\r\n\
+                      Content-TYPE: text/plain\r\nx-ab-cz: 1\r\nx-bb-dz: 2\r\nX-AB-CZ: 3\r\n\
+                      x-bb-dz: 4\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        let url = format!("http://{addr}/");
+        for round in 0..3 {
+            let r = client(&options(true))
+                .get(&url)
+                .send()
+                .await
+                .expect("answer");
+            let h = r.headers();
+            let all = |name: &str| -> Vec<String> {
+                h.get_all(name)
+                    .map(|v| v.to_str().unwrap_or("").to_string())
+                    .collect()
+            };
+            assert_eq!(all("x-thing-id"), ["1", "2", "3"], "round {round}");
+            assert_eq!(all("x-a^"), ["caret"], "round {round}");
+            assert_eq!(all("x-a~"), ["tilde", "tilde too"], "round {round}");
+            assert_eq!(all("content-type"), ["text/plain"], "round {round}");
+            // Same length, first, middle and last byte: one slot of the table, two names.
+            assert_eq!(all("x-ab-cz"), ["1", "3"], "round {round}");
+            assert_eq!(all("x-bb-dz"), ["2", "4"], "round {round}");
+            for name in r.headers().keys() {
+                assert_eq!(name.as_str(), name.as_str().to_ascii_lowercase());
+            }
+        }
+    }
+
+    /// A URL without a host is refused before anything is sent, as awc refused it when it
+    /// looked for the host itself (awc's sixth patch asks only whether there is an authority).
+    #[actix_rt::test]
+    async fn a_url_without_a_host_is_refused_before_sending() {
+        for url in ["/v1/chat/completions", "/"] {
+            let e = client(&options(true))
+                .get(url)
+                .send()
+                .await
+                .expect_err("no host");
+            assert!(e.to_string().contains("Missing host name"), "{url}: {e}");
+        }
+        let e = client(&options(true))
+            .get("ftp://127.0.0.1/")
+            .send()
+            .await
+            .expect_err("scheme");
+        assert!(e.to_string().contains("Unknown URL scheme"), "{e}");
+    }
+
     fn options(allow_private: bool) -> ClientOptions {
         ClientOptions {
             connect_timeout: Duration::from_secs(2),

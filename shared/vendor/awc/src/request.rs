@@ -414,7 +414,9 @@ impl ClientRequest {
 
         // validate uri
         let uri = &self.head.uri;
-        if uri.host().is_none() {
+        // Patched (to11): `host()` is `None` exactly when there is no authority; it split the
+        // authority (for `@` and `:`) to find it, on every request.
+        if uri.authority().is_none() {
             return Err(InvalidUrl::MissingHost.into());
         } else if uri.scheme().is_none() {
             return Err(InvalidUrl::MissingScheme.into());

@@ -63,6 +63,52 @@ impl PayloadLength {
     }
 }
 
+/// Patched (to11): the `HeaderName` of a header's raw name, from a per-thread table of the names
+/// seen last (64 slots, by length and a few bytes), each kept with its raw bytes: a name that
+/// comes again spelled the same (byte for byte) is a clone of the kept one; any other is parsed
+/// as before and takes the slot. The same handful of names comes on every request and answer:
+/// `HeaderName::from_bytes` checks and lower-cases each byte through a table and matches the
+/// standard names, and allocates a copy of every other name (a clone of the kept one shares
+/// it). httparse has checked the bytes are a token.
+fn header_name(raw: &[u8]) -> HeaderName {
+    use std::cell::RefCell;
+    const SLOTS: usize = 64;
+    const LONGEST: usize = 32;
+    struct Kept {
+        len: usize,
+        raw: [u8; LONGEST],
+        name: HeaderName,
+    }
+    thread_local! {
+        static NAMES: RefCell<[Option<Kept>; SLOTS]> =
+            const { RefCell::new([const { None }; SLOTS]) };
+    }
+    let n = raw.len();
+    if n == 0 || n > LONGEST {
+        return HeaderName::from_bytes(raw).unwrap();
+    }
+    let mut padded = [0u8; LONGEST];
+    padded[..n].copy_from_slice(raw);
+    let slot = (n ^ usize::from(raw[0]).wrapping_mul(5) ^ usize::from(raw[n / 2]).wrapping_mul(11)
+        ^ usize::from(raw[n - 1]) << 2)
+        % SLOTS;
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(kept) = &names[slot] {
+            if kept.len == n && kept.raw == padded {
+                return kept.name.clone();
+            }
+        }
+        let name = HeaderName::from_bytes(raw).unwrap();
+        names[slot] = Some(Kept {
+            len: n,
+            raw: padded,
+            name: name.clone(),
+        });
+        name
+    })
+}
+
 pub(crate) trait MessageType: Sized {
     fn set_connection_type(&mut self, conn_type: Option<ConnectionType>);
 
@@ -90,7 +136,8 @@ pub(crate) trait MessageType: Sized {
             let headers = self.headers_mut();
 
             for idx in raw_headers.iter() {
-                let name = HeaderName::from_bytes(&slice[idx.name.0..idx.name.1]).unwrap();
+                // Patched (to11): names parsed once per thread (`header_name`).
+                let name = header_name(&slice[idx.name.0..idx.name.1]);
 
                 // SAFETY: httparse already checks header value is only visible ASCII bytes
                 // from_maybe_shared_unchecked contains debug assertions so they are omitted here
